@@ -1,1 +1,71 @@
-//! placeholder
+//! Attestation referrers: the storage formats and the stores they live in.
+//!
+//! An attestation is stored as a *referrer*: an OCI manifest whose `subject` is the image manifest.
+//! [`format`] turns a signed DSSE envelope into such a manifest (Sigstore bundle v0.3 as cosign 3
+//! writes it, or the RFC's bare DSSE layer); [`layout`] stores and lists referrers in an OCI image
+//! layout, the no-registry default.
+//!
+//! ```
+//! use cnb_referrers::{Digest, layout::OciLayout};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let layout = OciLayout::create(dir.path())?;
+//! let (digest, written) = layout.write_blob(b"{}")?;
+//! assert!(written);
+//! assert_eq!(digest, Digest::of(b"{}"));
+//! assert!(layout.referrers(&digest)?.is_empty());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::path::PathBuf;
+
+mod digest;
+pub mod format;
+pub mod layout;
+pub mod manifest;
+
+pub use digest::Digest;
+pub use format::{build_referrer, decode_layer, Referrer, ReferrerParts, StorageFormat};
+pub use manifest::{Descriptor, ImageConfig, ImageIndex, ImageManifest};
+
+/// What can go wrong storing or reading referrers.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A string that should be a `sha256:<hex>` digest is not one.
+    #[error("`{0}` is not a sha256 digest (sha256:<64 lowercase hex>)")]
+    BadDigest(String),
+    /// A storage format name is unknown.
+    #[error("unknown storage format `{0}` (known: bundle, dsse)")]
+    UnknownFormat(String),
+    /// A manifest, config, bundle or envelope is malformed.
+    #[error("malformed {0}")]
+    Malformed(String),
+    /// The OCI layout is not usable.
+    #[error("OCI layout {}: {reason}", path.display())]
+    Layout {
+        /// The file or directory at fault.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A file is larger than allowed.
+    #[error("{}: {size} bytes exceeds the {max}-byte limit", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// Its size (or the bytes read before stopping).
+        size: u64,
+        /// The limit.
+        max: u64,
+    },
+    /// An I/O error on a file.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+}

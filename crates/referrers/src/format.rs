@@ -1,0 +1,282 @@
+//! Storage formats: how one signed attestation becomes a referrer manifest and its blobs.
+//!
+//! * [`StorageFormat::Bundle`] (default): the layout cosign 3 writes and reads. One manifest per
+//!   attestation, `artifactType` `application/vnd.dev.sigstore.bundle.v0.3+json`, the OCI empty config,
+//!   one layer holding a Sigstore bundle v0.3 (the DSSE envelope plus verification material).
+//! * [`StorageFormat::Dsse`]: the RFC's own shape: one manifest whose single layer is the bare DSSE
+//!   envelope, `application/vnd.dsse.envelope.v1+json`.
+//!
+//! Both manifests carry the caller's annotations (the `io.buildpacks.*` selection hints) plus the
+//! format's own, and a `subject` pointing at the image manifest.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use cnb_dsse::Envelope;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+
+use crate::manifest::{Descriptor, ImageManifest, OCI_MANIFEST};
+use crate::Error;
+
+/// Media type (and artifact type) of a Sigstore bundle v0.3.
+pub const BUNDLE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// Media type of a bare DSSE envelope.
+pub const DSSE_ENVELOPE: &str = "application/vnd.dsse.envelope.v1+json";
+/// Bundle manifest annotation: what the bundle holds (`dsse-envelope`).
+pub const BUNDLE_CONTENT: &str = "dev.sigstore.bundle.content";
+/// Bundle manifest annotation: the statement's predicate type.
+pub const BUNDLE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
+/// The RFC's and cosign `.att`'s predicate type annotation.
+pub const PREDICATE_TYPE: &str = "predicateType";
+/// BuildKit's predicate type annotation on attestation layers.
+pub const INTOTO_PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+
+/// The largest bundle or envelope blob read back (the largest real CNB SBOM is about 1.2 MB; base64
+/// makes it 1.6 MB).
+pub const MAX_ATTESTATION_BLOB: u64 = 64 * 1024 * 1024;
+
+/// How an attestation is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum StorageFormat {
+    /// Sigstore bundle v0.3 referrer (cosign 3).
+    Bundle,
+    /// Bare DSSE envelope referrer (the RFC's shape).
+    Dsse,
+}
+
+impl StorageFormat {
+    /// The name used on the command line and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            StorageFormat::Bundle => "bundle",
+            StorageFormat::Dsse => "dsse",
+        }
+    }
+
+    /// The `artifactType` of this format's manifests.
+    pub fn artifact_type(self) -> &'static str {
+        match self {
+            StorageFormat::Bundle => BUNDLE_V03,
+            StorageFormat::Dsse => DSSE_ENVELOPE,
+        }
+    }
+
+    /// Recognises a referrer manifest written in one of these formats.
+    pub fn detect(manifest: &ImageManifest) -> Option<Self> {
+        let layer = manifest.layers.first()?;
+        match (
+            manifest.effective_artifact_type(),
+            layer.media_type.as_str(),
+        ) {
+            (BUNDLE_V03, BUNDLE_V03) => Some(StorageFormat::Bundle),
+            (DSSE_ENVELOPE, DSSE_ENVELOPE) => Some(StorageFormat::Dsse),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for StorageFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for StorageFormat {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "bundle" => Ok(StorageFormat::Bundle),
+            "dsse" => Ok(StorageFormat::Dsse),
+            other => Err(Error::UnknownFormat(other.to_string())),
+        }
+    }
+}
+
+/// A referrer ready to store: its manifest, the manifest's descriptor as a referrers list shows it
+/// (with `artifactType` and every manifest annotation), and the blobs it needs.
+#[derive(Debug, Clone)]
+pub struct Referrer {
+    /// The storage format.
+    pub format: StorageFormat,
+    /// The manifest.
+    pub manifest: ImageManifest,
+    /// The manifest's exact bytes.
+    pub manifest_bytes: Vec<u8>,
+    /// The descriptor of the manifest, as listed by the Referrers API or a tag-schema index.
+    pub descriptor: Descriptor,
+    /// The blobs the manifest references (config and layer), with their bytes.
+    pub blobs: Vec<(Descriptor, Vec<u8>)>,
+}
+
+/// What a referrer needs besides the envelope.
+#[derive(Debug, Clone)]
+pub struct ReferrerParts<'a> {
+    /// The image manifest the attestation is about.
+    pub subject: &'a Descriptor,
+    /// The statement's predicate type.
+    pub predicate_type: &'a str,
+    /// Selection annotations (`io.buildpacks.*`).
+    pub annotations: &'a BTreeMap<String, String>,
+    /// The signing key's hint (cosign 3: base64 of the SHA-256 of the SPKI DER).
+    pub key_hint: &'a str,
+    /// `org.opencontainers.image.created`, only when the caller has a reproducible time
+    /// (`SOURCE_DATE_EPOCH`); `None` keeps manifests byte-identical across runs.
+    pub created: Option<&'a str>,
+}
+
+/// Builds the referrer for one signed envelope.
+pub fn build_referrer(
+    format: StorageFormat,
+    envelope: &Envelope,
+    parts: &ReferrerParts<'_>,
+) -> Referrer {
+    let (layer_bytes, mut annotations) = match format {
+        StorageFormat::Bundle => (
+            bundle_json(envelope, parts.key_hint),
+            BTreeMap::from([
+                (BUNDLE_CONTENT.to_string(), "dsse-envelope".to_string()),
+                (
+                    BUNDLE_PREDICATE_TYPE.to_string(),
+                    parts.predicate_type.to_string(),
+                ),
+            ]),
+        ),
+        StorageFormat::Dsse => (
+            envelope.to_json(),
+            BTreeMap::from([(PREDICATE_TYPE.to_string(), parts.predicate_type.to_string())]),
+        ),
+    };
+    for (name, value) in parts.annotations {
+        annotations.insert(name.clone(), value.clone());
+    }
+    if let Some(created) = parts.created {
+        annotations.insert(crate::manifest::CREATED.to_string(), created.to_string());
+    }
+    let layer = Descriptor::for_bytes(format.artifact_type(), &layer_bytes);
+    let config = Descriptor::empty();
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(OCI_MANIFEST.to_string()),
+        artifact_type: Some(format.artifact_type().to_string()),
+        config: config.clone(),
+        layers: vec![layer.clone()],
+        subject: Some(parts.subject.bare()),
+        annotations: Some(annotations.clone()),
+    };
+    let manifest_bytes = manifest.to_json();
+    let mut descriptor = Descriptor::for_bytes(OCI_MANIFEST, &manifest_bytes);
+    descriptor.artifact_type = manifest.artifact_type.clone();
+    descriptor.annotations = Some(annotations);
+    Referrer {
+        format,
+        manifest,
+        manifest_bytes,
+        descriptor,
+        blobs: vec![
+            (config, crate::manifest::EMPTY_JSON.to_vec()),
+            (layer, layer_bytes),
+        ],
+    }
+}
+
+/// A Sigstore bundle v0.3 holding `envelope`, verified by the public key named by `key_hint`.
+///
+/// Written the way protobuf JSON writes it (sigstore-go, so cosign 3): empty lists and empty
+/// `keyid`s are left out, fields in declaration order.
+pub fn bundle_json(envelope: &Envelope, key_hint: &str) -> Vec<u8> {
+    let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut out = String::with_capacity(envelope.payload.len() * 4 / 3 + 512);
+    out.push_str("{\"mediaType\":");
+    out.push_str(&string(BUNDLE_V03));
+    out.push_str(",\"verificationMaterial\":{\"publicKey\":{\"hint\":");
+    out.push_str(&string(key_hint));
+    out.push_str("}},\"dsseEnvelope\":{\"payload\":\"");
+    out.push_str(&STANDARD.encode(&envelope.payload));
+    out.push_str("\",\"payloadType\":");
+    out.push_str(&string(&envelope.payload_type));
+    out.push_str(",\"signatures\":[");
+    for (i, signature) in envelope.signatures.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"sig\":\"");
+        out.push_str(&STANDARD.encode(&signature.sig));
+        out.push('"');
+        if !signature.keyid.is_empty() {
+            out.push_str(",\"keyid\":");
+            out.push_str(&string(&signature.keyid));
+        }
+        out.push('}');
+    }
+    out.push_str("]}}");
+    out.into_bytes()
+}
+
+/// What a stored attestation layer holds once decoded (nothing is verified yet).
+#[derive(Debug, Clone)]
+pub struct StoredEnvelope {
+    /// The envelope.
+    pub envelope: Envelope,
+    /// The public-key hint of a bundle, if any.
+    pub key_hint: Option<String>,
+}
+
+/// Decodes the layer of a referrer in `format`.
+pub fn decode_layer(format: StorageFormat, bytes: &[u8]) -> Result<StoredEnvelope, Error> {
+    match format {
+        StorageFormat::Dsse => Ok(StoredEnvelope {
+            envelope: Envelope::from_json(bytes)
+                .map_err(|e| Error::Malformed(format!("DSSE envelope: {e}")))?,
+            key_hint: None,
+        }),
+        StorageFormat::Bundle => {
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Bundle<'a> {
+                media_type: String,
+                #[serde(default)]
+                verification_material: Option<Material>,
+                #[serde(borrow)]
+                dsse_envelope: Option<&'a RawValue>,
+            }
+            #[derive(Deserialize)]
+            #[serde(rename_all = "camelCase")]
+            struct Material {
+                #[serde(default)]
+                public_key: Option<PublicKey>,
+            }
+            #[derive(Deserialize)]
+            struct PublicKey {
+                #[serde(default)]
+                hint: Option<String>,
+            }
+            let bundle: Bundle<'_> = serde_json::from_slice(bytes)
+                .map_err(|e| Error::Malformed(format!("Sigstore bundle: {e}")))?;
+            if !bundle
+                .media_type
+                .starts_with("application/vnd.dev.sigstore.bundle")
+            {
+                return Err(Error::Malformed(format!(
+                    "Sigstore bundle: unexpected mediaType `{}`",
+                    bundle.media_type
+                )));
+            }
+            let raw = bundle
+                .dsse_envelope
+                .ok_or_else(|| Error::Malformed("Sigstore bundle holds no DSSE envelope".into()))?;
+            let envelope = Envelope::from_json(raw.get().as_bytes())
+                .map_err(|e| Error::Malformed(format!("Sigstore bundle DSSE envelope: {e}")))?;
+            Ok(StoredEnvelope {
+                envelope,
+                key_hint: bundle
+                    .verification_material
+                    .and_then(|m| m.public_key)
+                    .and_then(|k| k.hint),
+            })
+        }
+    }
+}

@@ -1,0 +1,406 @@
+//! OCI image layouts as an attestation store (the no-registry default).
+//!
+//! Referrer manifests are stored as blobs and listed in `index.json` with their `artifactType` and
+//! annotations, as oras does, so any layout-aware tool (skopeo, oras, crane) keeps them and a later
+//! push can carry them to a registry. `index.json` is rewritten atomically (temporary file + rename)
+//! under an advisory lock on the layout directory, so two writers on one machine never lose each
+//! other's entries, and entries this crate does not understand are kept as they are.
+
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use crate::format::Referrer;
+use crate::manifest::{
+    Descriptor, ImageConfig, ImageIndex, ImageManifest, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
+    REF_NAME,
+};
+use crate::{Digest, Error};
+
+/// Largest `index.json` read.
+pub const MAX_INDEX_SIZE: u64 = 16 * 1024 * 1024;
+/// Largest manifest read (the common registry limit is 4 MiB).
+pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
+/// Largest image config read.
+pub const MAX_CONFIG_SIZE: u64 = 8 * 1024 * 1024;
+
+/// An OCI image layout directory.
+#[derive(Debug, Clone)]
+pub struct OciLayout {
+    root: PathBuf,
+}
+
+/// An image read from a layout: its manifest, config, labels and diffIDs.
+#[derive(Debug, Clone)]
+pub struct Image {
+    /// The manifest's descriptor (as the `subject` of referrers).
+    pub descriptor: Descriptor,
+    /// The manifest.
+    pub manifest: ImageManifest,
+    /// Labels and diffIDs from the config.
+    pub config: ImageConfig,
+}
+
+/// What storing one referrer did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreOutcome {
+    /// The manifest was new and is now listed.
+    Added,
+    /// An identical manifest (same digest) was already listed; nothing was written.
+    AlreadyPresent,
+}
+
+impl OciLayout {
+    /// Opens an existing layout, checking `oci-layout` and `index.json`.
+    pub fn open(path: &Path) -> Result<Self, Error> {
+        let layout = OciLayout {
+            root: path.to_path_buf(),
+        };
+        let marker = layout.read_bounded(&path.join("oci-layout"), 4096)?;
+        let marker: Value = serde_json::from_slice(&marker).map_err(|e| Error::Layout {
+            path: path.join("oci-layout"),
+            reason: format!("not JSON: {e}"),
+        })?;
+        if marker.get("imageLayoutVersion").and_then(Value::as_str) != Some("1.0.0") {
+            return Err(Error::Layout {
+                path: path.join("oci-layout"),
+                reason: "imageLayoutVersion is not 1.0.0".into(),
+            });
+        }
+        layout.index()?;
+        Ok(layout)
+    }
+
+    /// Creates an empty layout at `path` (which must not hold one already).
+    pub fn create(path: &Path) -> Result<Self, Error> {
+        let io = |e: std::io::Error| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        fs::create_dir_all(path.join("blobs").join("sha256")).map_err(io)?;
+        if path.join("index.json").exists() {
+            return Err(Error::Layout {
+                path: path.to_path_buf(),
+                reason: "already holds an index.json".into(),
+            });
+        }
+        let layout = OciLayout {
+            root: path.to_path_buf(),
+        };
+        layout.write_atomic(
+            &path.join("oci-layout"),
+            b"{\"imageLayoutVersion\":\"1.0.0\"}",
+        )?;
+        layout.write_atomic(
+            &path.join("index.json"),
+            b"{\"schemaVersion\":2,\"mediaType\":\"application/vnd.oci.image.index.v1+json\",\"manifests\":[]}",
+        )?;
+        Ok(layout)
+    }
+
+    /// The layout directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Reads `index.json`.
+    pub fn index(&self) -> Result<ImageIndex, Error> {
+        let path = self.root.join("index.json");
+        let bytes = self.read_bounded(&path, MAX_INDEX_SIZE)?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::Layout {
+            path,
+            reason: format!("malformed index.json: {e}"),
+        })
+    }
+
+    /// Finds the image to work on: `selector` is a tag (`org.opencontainers.image.ref.name`) or a
+    /// digest; with no selector the layout must hold exactly one tagged image manifest (or exactly
+    /// one manifest that is not a referrer).
+    pub fn resolve_image(&self, selector: Option<&str>) -> Result<Descriptor, Error> {
+        let index = self.index()?;
+        let is_manifest =
+            |d: &&Descriptor| d.media_type == OCI_MANIFEST || d.media_type == DOCKER_MANIFEST;
+        let found: Vec<&Descriptor> = match selector {
+            Some(s) if s.starts_with("sha256:") => {
+                let digest: Digest = s.parse()?;
+                index
+                    .manifests
+                    .iter()
+                    .filter(|d| d.digest == digest)
+                    .collect()
+            }
+            Some(tag) => index
+                .manifests
+                .iter()
+                .filter(|d| d.annotation(REF_NAME) == Some(tag))
+                .collect(),
+            None => {
+                let tagged: Vec<&Descriptor> = index
+                    .manifests
+                    .iter()
+                    .filter(|d| d.annotation(REF_NAME).is_some())
+                    .collect();
+                if tagged.is_empty() {
+                    index
+                        .manifests
+                        .iter()
+                        .filter(|d| d.artifact_type.is_none())
+                        .collect()
+                } else {
+                    tagged
+                }
+            }
+        };
+        let what = selector.unwrap_or("(no tag given)");
+        match found.as_slice() {
+            [one] if is_manifest(one) => Ok((*one).clone()),
+            [one] if one.media_type == OCI_INDEX => Err(Error::Layout {
+                path: self.root.clone(),
+                reason: format!("`{what}` is an image index; name one platform manifest by digest"),
+            }),
+            [one] => Err(Error::Layout {
+                path: self.root.clone(),
+                reason: format!("`{what}` has unsupported media type {}", one.media_type),
+            }),
+            [] => Err(Error::Layout {
+                path: self.root.clone(),
+                reason: format!("no image `{what}` in index.json"),
+            }),
+            many => Err(Error::Layout {
+                path: self.root.clone(),
+                reason: format!(
+                    "{} images match `{what}`; name one with :<tag> or @sha256:<digest>",
+                    many.len()
+                ),
+            }),
+        }
+    }
+
+    /// Reads the image manifest and config `descriptor` points at.
+    pub fn read_image(&self, descriptor: &Descriptor) -> Result<Image, Error> {
+        let manifest_bytes = self.read_blob(&descriptor.digest, MAX_MANIFEST_SIZE)?;
+        let manifest = ImageManifest::from_json(&manifest_bytes)?;
+        let config_bytes = self.read_blob(&manifest.config.digest, MAX_CONFIG_SIZE)?;
+        let config = ImageConfig::from_json(&config_bytes)?;
+        Ok(Image {
+            descriptor: descriptor.bare(),
+            manifest,
+            config,
+        })
+    }
+
+    /// The path of a blob. Built only from a validated digest.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("blobs")
+            .join(digest.algorithm())
+            .join(digest.hex())
+    }
+
+    /// Whether a blob is present.
+    pub fn has_blob(&self, digest: &Digest) -> bool {
+        fs::symlink_metadata(self.blob_path(digest))
+            .map(|m| m.is_file())
+            .unwrap_or(false)
+    }
+
+    /// Reads a blob, refusing more than `max` bytes and content that does not match its digest.
+    pub fn read_blob(&self, digest: &Digest, max: u64) -> Result<Vec<u8>, Error> {
+        let path = self.blob_path(digest);
+        let bytes = self.read_bounded(&path, max)?;
+        if Digest::of(&bytes) != *digest {
+            return Err(Error::Layout {
+                path,
+                reason: format!("content does not match digest {digest}"),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Writes a blob if it is not there yet; returns its digest and whether it was written.
+    pub fn write_blob(&self, bytes: &[u8]) -> Result<(Digest, bool), Error> {
+        let digest = Digest::of(bytes);
+        if self.has_blob(&digest) {
+            return Ok((digest, false));
+        }
+        self.write_atomic(&self.blob_path(&digest), bytes)?;
+        Ok((digest, true))
+    }
+
+    /// Manifests listed in `index.json` whose `subject` is `subject`, with the descriptor as listed.
+    pub fn referrers(&self, subject: &Digest) -> Result<Vec<(Descriptor, ImageManifest)>, Error> {
+        let mut out = Vec::new();
+        for descriptor in self.index()?.manifests {
+            if descriptor.media_type != OCI_MANIFEST || descriptor.size > MAX_MANIFEST_SIZE {
+                continue;
+            }
+            let manifest = match self
+                .read_blob(&descriptor.digest, MAX_MANIFEST_SIZE)
+                .and_then(|b| ImageManifest::from_json(&b))
+            {
+                Ok(m) => m,
+                // A manifest this crate cannot read is someone else's business, not a referrer of
+                // ours; listing must not fail because of it.
+                Err(_) => continue,
+            };
+            if manifest.subject.as_ref().map(|s| &s.digest) == Some(subject) {
+                out.push((descriptor, manifest));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores referrers: their blobs first, then ONE `index.json` update listing every new manifest.
+    /// A manifest already listed (same digest) is left alone, so storing twice adds nothing.
+    pub fn store_referrers(&self, referrers: &[Referrer]) -> Result<Vec<StoreOutcome>, Error> {
+        for referrer in referrers {
+            for (descriptor, bytes) in &referrer.blobs {
+                let (digest, _) = self.write_blob(bytes)?;
+                debug_assert_eq!(digest, descriptor.digest);
+            }
+            self.write_blob(&referrer.manifest_bytes)?;
+        }
+        let descriptors: Vec<Descriptor> = referrers.iter().map(|r| r.descriptor.clone()).collect();
+        self.add_to_index(&descriptors)
+    }
+
+    /// Lists `descriptors` in `index.json` in ONE atomic update under the layout lock. A descriptor
+    /// whose digest is already listed is left alone (and reported as [`StoreOutcome::AlreadyPresent`]);
+    /// every other entry, including ones this crate does not understand, is kept as it is.
+    pub fn add_to_index(&self, descriptors: &[Descriptor]) -> Result<Vec<StoreOutcome>, Error> {
+        let _lock = self.lock()?;
+        let path = self.root.join("index.json");
+        let bytes = self.read_bounded(&path, MAX_INDEX_SIZE)?;
+        let mut index: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Layout {
+            path: path.clone(),
+            reason: format!("malformed index.json: {e}"),
+        })?;
+        let manifests = index
+            .get_mut("manifests")
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| Error::Layout {
+                path: path.clone(),
+                reason: "index.json has no `manifests` array".into(),
+            })?;
+        let mut outcomes = Vec::with_capacity(descriptors.len());
+        let mut changed = false;
+        for descriptor in descriptors {
+            let digest = descriptor.digest.as_str();
+            let present = manifests
+                .iter()
+                .any(|m| m.get("digest").and_then(Value::as_str) == Some(digest));
+            if present {
+                outcomes.push(StoreOutcome::AlreadyPresent);
+            } else {
+                let value = serde_json::to_value(descriptor)
+                    .map_err(|e| Error::Malformed(format!("descriptor for {digest}: {e}")))?;
+                manifests.push(value);
+                outcomes.push(StoreOutcome::Added);
+                changed = true;
+            }
+        }
+        if changed {
+            let mut out = serde_json::to_vec(&index)
+                .map_err(|e| Error::Malformed(format!("index.json: {e}")))?;
+            out.push(b'\n');
+            self.write_atomic(&path, &out)?;
+        }
+        Ok(outcomes)
+    }
+
+    /// Takes an exclusive advisory lock on the layout directory for an `index.json` update.
+    fn lock(&self) -> Result<File, Error> {
+        let dir = File::open(&self.root).map_err(|e| Error::Io {
+            path: self.root.clone(),
+            source: e,
+        })?;
+        dir.lock().map_err(|e| Error::Io {
+            path: self.root.clone(),
+            source: e,
+        })?;
+        Ok(dir)
+    }
+
+    fn read_bounded(&self, path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+        read_regular_file(path, max)
+    }
+
+    /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
+    /// reader never sees a half-written file. Refuses to replace a symlink.
+    fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+        let io = |e: std::io::Error| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        };
+        if let Ok(meta) = fs::symlink_metadata(path) {
+            if !meta.is_file() {
+                return Err(Error::Layout {
+                    path: path.to_path_buf(),
+                    reason: "exists and is not a regular file; refusing to replace it".into(),
+                });
+            }
+        }
+        let dir = path.parent().ok_or_else(|| Error::Layout {
+            path: path.to_path_buf(),
+            reason: "has no parent directory".into(),
+        })?;
+        let mut suffix = [0u8; 8];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut suffix);
+        let tmp = dir.join(format!(".tmp-{}", hex::encode(suffix)));
+        let result = (|| {
+            let mut file = fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, path)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        result.map_err(io)
+    }
+}
+
+/// Reads a regular file (never a symlink, FIFO or device) of at most `max` bytes.
+pub(crate) fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
+    let meta = fs::symlink_metadata(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    if !meta.is_file() {
+        return Err(Error::Layout {
+            path: path.to_path_buf(),
+            reason: "is not a regular file".into(),
+        });
+    }
+    if meta.len() > max {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            size: meta.len(),
+            max,
+        });
+    }
+    let file = File::open(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e,
+    })?;
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| Error::Io {
+            path: path.to_path_buf(),
+            source: e,
+        })?;
+    if bytes.len() as u64 > max {
+        return Err(Error::TooLarge {
+            path: path.to_path_buf(),
+            size: bytes.len() as u64,
+            max,
+        });
+    }
+    Ok(bytes)
+}
