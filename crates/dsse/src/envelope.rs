@@ -1,0 +1,253 @@
+//! DSSE v1: the pre-authentication encoding and the JSON envelope.
+
+use serde_json::{Map, Value};
+
+use crate::error::Error;
+use crate::keys::{Signer, VerifyingKey};
+use crate::{b64, strict_json};
+
+/// The `payloadType` of an in-toto statement.
+pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
+
+/// The DSSE v1 pre-authentication encoding (PAE), the byte string that is actually signed:
+///
+/// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, where `LEN` is the length in bytes,
+/// written as ASCII decimal without leading zeros.
+///
+/// ```
+/// assert_eq!(
+///     cnb_dsse::pae("http://example.com/HelloWorld", b"hello world"),
+///     b"DSSEv1 29 http://example.com/HelloWorld 11 hello world"
+/// );
+/// ```
+pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let type_len = payload_type.len().to_string();
+    let body_len = payload.len().to_string();
+    let mut out = Vec::with_capacity(
+        b"DSSEv1 ".len() + type_len.len() + payload_type.len() + body_len.len() + payload.len() + 3,
+    );
+    out.extend_from_slice(b"DSSEv1 ");
+    out.extend_from_slice(type_len.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload_type.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(body_len.as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(payload);
+    out
+}
+
+/// A DSSE envelope: a payload, its type, and signatures over [`pae`] of the two.
+///
+/// The `payload_type` is authenticated by the signatures but not checked by [`Envelope::verify`]:
+/// callers must compare it with what they expect (usually [`IN_TOTO_PAYLOAD_TYPE`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// The media type of the payload, for example [`IN_TOTO_PAYLOAD_TYPE`].
+    pub payload_type: String,
+    /// The payload bytes (decoded; base64 only exists in the JSON form).
+    pub payload: Vec<u8>,
+    /// The signatures (at least one in any envelope read by [`Envelope::from_json`]).
+    pub signatures: Vec<Signature>,
+}
+
+/// One DSSE signature.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Signature {
+    /// An unauthenticated hint naming the key; cosign writes `""`, and so do we by default.
+    pub keyid: String,
+    /// The signature bytes; for ECDSA an ASN.1 DER `Ecdsa-Sig-Value`.
+    pub sig: Vec<u8>,
+}
+
+impl Envelope {
+    /// Signs `payload` with one signer: one signature over `pae(payload_type, payload)`, with the
+    /// signer's [`keyid`](Signer::keyid).
+    pub fn sign(payload_type: &str, payload: Vec<u8>, signer: &dyn Signer) -> Result<Self, Error> {
+        let sig = signer.sign(&pae(payload_type, &payload))?;
+        Ok(Envelope {
+            payload_type: payload_type.to_owned(),
+            payload,
+            signatures: vec![Signature {
+                keyid: signer.keyid().to_owned(),
+                sig,
+            }],
+        })
+    }
+
+    /// The envelope as compact JSON with a fixed key order,
+    /// `{"payloadType":…,"payload":…,"signatures":[{"keyid":…,"sig":…}]}`, binary fields in
+    /// standard base64 with padding. The same envelope always gives the same bytes.
+    pub fn to_json(&self) -> Vec<u8> {
+        let payload = b64::encode(&self.payload);
+        let mut out = String::with_capacity(payload.len() + 64 + 128 * self.signatures.len());
+        out.push_str("{\"payloadType\":");
+        push_json_string(&mut out, &self.payload_type);
+        out.push_str(",\"payload\":\"");
+        out.push_str(&payload);
+        out.push_str("\",\"signatures\":[");
+        for (i, signature) in self.signatures.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            out.push_str("{\"keyid\":");
+            push_json_string(&mut out, &signature.keyid);
+            out.push_str(",\"sig\":\"");
+            out.push_str(&b64::encode(&signature.sig));
+            out.push_str("\"}");
+        }
+        out.push_str("]}");
+        out.into_bytes()
+    }
+
+    /// Parses an envelope strictly.
+    ///
+    /// - The document must be one JSON object, and no object in it may repeat a key.
+    /// - `payloadType` (string), `payload` (base64 string) and `signatures` (non-empty array of
+    ///   objects with a base64 string `sig` and an optional string `keyid`) are required.
+    /// - Base64 may be standard or URL-safe, padded or not; anything else is rejected.
+    /// - Unknown fields are ignored.
+    ///
+    /// It does not check the payload type or any signature; see [`Envelope::verify`].
+    pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
+        strict_json::check_no_duplicate_keys(bytes).map_err(|e| invalid(e.to_string()))?;
+        let value: Value = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
+        let Value::Object(object) = value else {
+            return Err(invalid("the document is not a JSON object".into()));
+        };
+
+        let payload_type = required_string(&object, "payloadType", "payloadType")?.to_owned();
+        let payload = decode_field(required_string(&object, "payload", "payload")?, "payload")?;
+        let signatures = match object.get("signatures") {
+            None => return Err(invalid("missing field \"signatures\"".into())),
+            Some(Value::Array(items)) => items,
+            Some(_) => return Err(invalid("\"signatures\" is not an array".into())),
+        };
+        if signatures.is_empty() {
+            return Err(invalid("\"signatures\" is empty".into()));
+        }
+        let signatures = signatures
+            .iter()
+            .enumerate()
+            .map(|(i, item)| parse_signature(i, item))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        Ok(Envelope {
+            payload_type,
+            payload,
+            signatures,
+        })
+    }
+
+    /// Succeeds iff at least one signature verifies with `key` over
+    /// `pae(payload_type, payload)`. `keyid`s are ignored (they are unauthenticated hints).
+    ///
+    /// The error names the key's fingerprint, never the payload.
+    pub fn verify(&self, key: &VerifyingKey) -> Result<(), Error> {
+        let message = pae(&self.payload_type, &self.payload);
+        if self
+            .signatures
+            .iter()
+            .any(|signature| key.verify(&message, &signature.sig).is_ok())
+        {
+            Ok(())
+        } else {
+            Err(Error::NoValidSignature {
+                fingerprint: key.fingerprint(),
+                count: self.signatures.len(),
+            })
+        }
+    }
+}
+
+fn invalid(reason: String) -> Error {
+    Error::InvalidEnvelope { reason }
+}
+
+fn required_string<'a>(
+    object: &'a Map<String, Value>,
+    key: &str,
+    shown: &str,
+) -> Result<&'a str, Error> {
+    match object.get(key) {
+        None => Err(invalid(format!("missing field \"{shown}\""))),
+        Some(Value::String(s)) => Ok(s),
+        Some(_) => Err(invalid(format!("\"{shown}\" is not a string"))),
+    }
+}
+
+fn decode_field(text: &str, shown: &str) -> Result<Vec<u8>, Error> {
+    b64::decode(text).map_err(|e| invalid(format!("\"{shown}\" is not valid base64: {e}")))
+}
+
+fn parse_signature(index: usize, item: &Value) -> Result<Signature, Error> {
+    let Value::Object(object) = item else {
+        return Err(invalid(format!("signatures[{index}] is not an object")));
+    };
+    let keyid = match object.get("keyid") {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(_) => {
+            return Err(invalid(format!(
+                "signatures[{index}].keyid is not a string"
+            )))
+        }
+    };
+    let shown = format!("signatures[{index}].sig");
+    let sig = decode_field(required_string(object, "sig", &shown)?, &shown)?;
+    if sig.is_empty() {
+        return Err(invalid(format!("{shown} is empty")));
+    }
+    Ok(Signature { keyid, sig })
+}
+
+/// Appends `s` as a JSON string literal, escaped the way `serde_json` does it.
+fn push_json_string(out: &mut String, s: &str) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{08}' => out.push_str("\\b"),
+            '\u{0c}' => out.push_str("\\f"),
+            c if u32::from(c) < 0x20 => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn json_string_escaping_matches_serde_json() {
+        for s in [
+            "",
+            "plain",
+            "quote\" backslash\\ slash/",
+            "controls \u{0}\u{1}\u{8}\u{9}\u{a}\u{c}\u{d}\u{1f}\u{7f}",
+            "unicode é 😀 \u{2028}",
+        ] {
+            let mut ours = String::new();
+            push_json_string(&mut ours, s);
+            assert_eq!(ours, serde_json::to_string(s).unwrap(), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn pae_of_empty_type_and_payload() {
+        assert_eq!(pae("", b""), b"DSSEv1 0  0 ");
+    }
+
+    #[test]
+    fn pae_counts_bytes_not_chars() {
+        assert_eq!(pae("é", "ü".as_bytes()), "DSSEv1 2 é 2 ü".as_bytes());
+    }
+}
