@@ -1,1 +1,185 @@
-//! Shared helpers for the flow tests.
+//! Shared helpers for the flow tests: locating the built binaries and the independent test tools,
+//! fresh copies of the example, and snapshots that prove nothing was written.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use sha2::{Digest, Sha256};
+
+/// The workspace root.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// A binary of this workspace, built by `cargo build --workspace --bins` (the test script does it
+/// first; `cargo test --workspace` also builds every package's binaries before running tests).
+pub fn bin(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("current_exe");
+    // target/<profile>/deps/<test binary>
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test binary lives in target/<profile>/deps");
+    let path = profile_dir.join(name);
+    assert!(
+        path.is_file(),
+        "{} is not built; run `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
+/// Runs a command, returning its output (never panics on a non-zero exit).
+pub fn run(command: &mut Command) -> Output {
+    command
+        .output()
+        .unwrap_or_else(|e| panic!("could not start {command:?}: {e}"))
+}
+
+/// stdout + stderr of an output, as text.
+pub fn text(output: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    )
+}
+
+/// Asserts success and returns stdout.
+pub fn ok(output: Output) -> String {
+    assert!(
+        output.status.success(),
+        "command failed ({}):\n{}",
+        output.status,
+        text(&output)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Copies a directory tree (regular files and directories only).
+pub fn copy_dir(from: &Path, to: &Path) {
+    fs::create_dir_all(to).unwrap();
+    for entry in fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else if kind.is_file() {
+            fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A fresh, writable copy of the shipped example: `(layers dir, image layout dir)`.
+pub fn fresh_example(dir: &Path) -> (PathBuf, PathBuf) {
+    let root = workspace_root().join("examples/node-express");
+    let layers = dir.join("layers");
+    let image = dir.join("image");
+    copy_dir(&root.join("layers"), &layers);
+    copy_dir(&root.join("image"), &image);
+    (layers, image)
+}
+
+/// Every file under `dir` with the sha256 of its content (symlinks recorded by target).
+pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<PathBuf, String>) {
+    for entry in fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let path = entry.path();
+        let rel = path.strip_prefix(root).unwrap().to_path_buf();
+        let meta = fs::symlink_metadata(&path).unwrap();
+        if meta.is_dir() {
+            out.insert(rel, "dir".into());
+            walk(root, &path, out);
+        } else if meta.file_type().is_symlink() {
+            out.insert(
+                rel,
+                format!("-> {}", fs::read_link(&path).unwrap().display()),
+            );
+        } else {
+            out.insert(rel, hex::encode(Sha256::digest(fs::read(&path).unwrap())));
+        }
+    }
+}
+
+/// The SBOM files of a layers directory, `relative path -> bytes`, `sbom.legacy.json` excluded.
+pub fn sbom_files(layers: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    for (rel, _) in snapshot(&layers.join("sbom/launch")) {
+        let path = layers.join("sbom/launch").join(&rel);
+        let name = rel.to_string_lossy().into_owned();
+        if path.is_file() && name.ends_with(".json") && !name.ends_with("sbom.legacy.json") {
+            out.insert(name, fs::read(path).unwrap());
+        }
+    }
+    out
+}
+
+/// Where `scripts/install-test-tools` put the independent tools.
+pub fn tools_dir() -> PathBuf {
+    std::env::var_os("CNB_ATTEST_TOOLS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root().join(".ci/tools"))
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI")
+        .map(|v| v == "true" || v == "1")
+        .unwrap_or(false)
+}
+
+/// Handles a missing tool: under `CI=true` the test fails; locally it is skipped with the reason.
+pub fn missing(tool: &str) -> Option<PathBuf> {
+    assert!(
+        !in_ci(),
+        "{tool} is missing and CI=true: run scripts/install-test-tools"
+    );
+    eprintln!("SKIP: {tool} is missing (run scripts/install-test-tools)");
+    None
+}
+
+/// The Python of the test-tools venv.
+pub fn python() -> Option<PathBuf> {
+    let path = tools_dir().join("venv/bin/python");
+    if path.is_file() {
+        Some(path)
+    } else {
+        missing("the Python test venv (securesystemslib, cyclonedx, spdx-tools)")
+    }
+}
+
+/// The `node_modules` folder holding @sigstore/verify and @sigstore/bundle.
+pub fn node_modules() -> Option<PathBuf> {
+    let path = tools_dir().join("npm/node_modules");
+    if path.join("@sigstore/verify").is_dir() && which("node").is_some() {
+        Some(path)
+    } else {
+        missing("node with @sigstore/verify")
+    }
+}
+
+/// A program on PATH.
+pub fn which(program: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|p| p.join(program))
+            .find(|p| p.is_file())
+    })
+}
+
+/// An oracle script shipped in `tests/oracles/`.
+pub fn oracle(name: &str) -> PathBuf {
+    workspace_root().join("tests/oracles").join(name)
+}

@@ -1,1 +1,461 @@
-fn main() {}
+//! `cnb-attest`: sign, verify and list the SBOM attestations of a buildpacks-built image.
+//!
+//! Images are OCI image layouts for now: `oci:<dir>[:<tag>|@sha256:<hex>]` or a directory path.
+//! Exit codes are in `docs/exit-codes.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use cnb_attestation_config::AllowedRoots;
+use cnb_dsse::{PasswordSource, SigningKey, VerifyingKey};
+use cnb_phase::exit;
+use cnb_referrers::layout::{Image, OciLayout};
+use cnb_referrers::StorageFormat;
+use cnb_sbom_discovery::DiscoveryOptions;
+use cnb_signing::generate::{generate_config, lifecycle_label, GenerateInput};
+use cnb_signing::inspect::{self, Listed};
+use cnb_signing::{LayoutImage, SignOptions};
+
+/// Sign, verify and list the SBOM attestations of Cloud Native Buildpacks images.
+#[derive(Parser)]
+#[command(name = "cnb-attest", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Turn a build's SBOMs into signed in-toto attestations attached to the image.
+    Sign(SignArgs),
+    /// Verify every attestation of an image with a public key.
+    Verify(VerifyArgs),
+    /// List the attestations of an image.
+    Ls(LsArgs),
+    /// Write a cosign-compatible key pair (cosign.key, cosign.pub).
+    GenerateKeyPair(KeyPairArgs),
+}
+
+#[derive(Args)]
+struct SignArgs {
+    /// The image: `oci:<dir>[:<tag>|@sha256:<hex>]` or a layout directory.
+    image: String,
+    /// The build's layers directory: its SBOMs are discovered and attested.
+    #[arg(long, env = "CNB_LAYERS_DIR", conflicts_with = "config")]
+    layers: Option<PathBuf>,
+    /// A signer configuration to use instead of discovering SBOMs.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directories `uri`s in --config may point into (default: the configuration's directory).
+    #[arg(long = "allow-root")]
+    allow_roots: Vec<PathBuf>,
+    /// `group.toml` (default: `<layers>/group.toml` when present).
+    #[arg(long)]
+    group: Option<PathBuf>,
+    /// Subject name of the image (a repository, e.g. `registry.example/team/app`).
+    #[arg(long)]
+    name: Option<String>,
+    /// Private key: cosign encrypted key or PKCS#8 PEM. Without it a throw-away key is used.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// File holding the key's password (default: the COSIGN_PASSWORD environment variable).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// Where the throw-away key pair is kept (created on first use, reused afterwards).
+    #[arg(long, default_value = ".")]
+    throwaway_key_dir: PathBuf,
+    /// Storage format(s): bundle (cosign 3), dsse (the RFC's). Repeat or comma-separate.
+    #[arg(long, value_delimiter = ',', default_value = "bundle")]
+    format: Vec<String>,
+    /// in-toto Statement version to write: v1 or v0.1.
+    #[arg(long, default_value = "v1")]
+    statement_version: String,
+    /// Also attest `sbom/build` SBOMs.
+    #[arg(long)]
+    include_build_sboms: bool,
+    /// Also attest `sbom/cache` SBOMs.
+    #[arg(long)]
+    include_cache_sboms: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    /// The image.
+    image: String,
+    /// Public key (PEM), e.g. cosign.pub.
+    #[arg(long)]
+    key: PathBuf,
+    /// Print the verdicts as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct LsArgs {
+    /// The image.
+    image: String,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct KeyPairArgs {
+    /// Directory to write cosign.key and cosign.pub into.
+    #[arg(long, default_value = ".")]
+    output_dir: PathBuf,
+    /// File holding the password (default: COSIGN_PASSWORD, which must be set; it may be empty).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+}
+
+/// An error for the user: one line, a hint, an exit code.
+struct Failure {
+    message: String,
+    hint: Option<String>,
+    code: u8,
+}
+
+impl Failure {
+    fn new(code: u8, message: impl std::fmt::Display) -> Self {
+        Failure {
+            message: message.to_string(),
+            hint: None,
+            code,
+        }
+    }
+    fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse_from(cnb_phase::normalize_args(std::env::args_os())) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::INVALID_ARGS
+            } else {
+                exit::OK
+            });
+        }
+    };
+    let result = match cli.command {
+        Command::Sign(args) => sign(args),
+        Command::Verify(args) => verify(args),
+        Command::Ls(args) => ls(args),
+        Command::GenerateKeyPair(args) => generate_key_pair(args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(f) => {
+            eprintln!("error: {}", f.message);
+            if let Some(hint) = f.hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(f.code)
+        }
+    }
+}
+
+fn open_image(text: &str) -> Result<(LayoutImage, OciLayout, Image), Failure> {
+    let location = LayoutImage::parse(text).map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    let layout = OciLayout::open(&location.dir).map_err(|e| {
+        Failure::new(exit::FAILED, e).hint("images are OCI image layouts: oci:<dir>[:<tag>]")
+    })?;
+    let descriptor = layout
+        .resolve_image(location.selector.as_deref())
+        .map_err(|e| Failure::new(exit::FAILED, e))?;
+    let image = layout
+        .read_image(&descriptor)
+        .map_err(|e| Failure::new(exit::FAILED, e))?;
+    Ok((location, layout, image))
+}
+
+fn password_source(file: Option<&Path>) -> PasswordSource {
+    match file {
+        Some(path) => PasswordSource::File(path.to_path_buf()),
+        None => PasswordSource::default_env(),
+    }
+}
+
+/// Loads `--key`, or the throw-away key pair in `dir` (created unencrypted-equivalent: cosign format
+/// with an empty password, on first use).
+fn load_key(args: &SignArgs) -> Result<SigningKey, Failure> {
+    if let Some(path) = &args.key {
+        return cnb_dsse::read_private_key(path, &password_source(args.password_file.as_deref()))
+            .map_err(|e| Failure::new(exit::FAILED, e));
+    }
+    let dir = &args.throwaway_key_dir;
+    let key_path = dir.join("cnb-attest-throwaway.key");
+    let empty = PasswordSource::Value(String::new().into());
+    if key_path.exists() {
+        eprintln!(
+            "note: no --key given; signing with the throw-away key {}",
+            key_path.display()
+        );
+        return cnb_dsse::read_private_key(&key_path, &empty)
+            .map_err(|e| Failure::new(exit::FAILED, e));
+    }
+    let key = SigningKey::generate().map_err(|e| Failure::new(exit::FAILED, e))?;
+    let pem = key
+        .to_encrypted_pem(b"")
+        .map_err(|e| Failure::new(exit::FAILED, e))?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| Failure::new(exit::FAILED, format!("{}: {e}", dir.display())))?;
+    let pub_path = dir.join("cnb-attest-throwaway.pub");
+    write_new(&key_path, pem.as_bytes())?;
+    write_new(&pub_path, key.verifying_key().to_pem().as_bytes())?;
+    eprintln!(
+        "note: no --key given; created the throw-away key pair {} / {} (empty password)",
+        key_path.display(),
+        pub_path.display()
+    );
+    Ok(key)
+}
+
+fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options
+        .open(path)
+        .and_then(|mut f| f.write_all(bytes))
+        .map_err(|e| Failure::new(exit::FAILED, format!("{}: {e}", path.display())))
+}
+
+fn sign(args: SignArgs) -> Result<u8, Failure> {
+    let mut options = SignOptions::default()
+        .with_source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())
+        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    options.formats = args
+        .format
+        .iter()
+        .map(|f| f.parse::<StorageFormat>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    options.formats.sort();
+    options.formats.dedup();
+    options.statement_version = match args.statement_version.as_str() {
+        "v1" => cnb_signing::StatementVersion::V1,
+        "v0.1" => cnb_signing::StatementVersion::V0_1,
+        other => {
+            return Err(Failure::new(
+                exit::INVALID_ARGS,
+                format!("--statement-version `{other}`: expected v1 or v0.1"),
+            ))
+        }
+    };
+    let (location, layout, image) = open_image(&args.image)?;
+    let (config, roots) = match (&args.config, &args.layers) {
+        (Some(path), _) => {
+            let config =
+                cnb_attestation_config::load(path).map_err(|e| Failure::new(exit::FAILED, e))?;
+            let mut dirs = args.allow_roots.clone();
+            if dirs.is_empty() {
+                dirs.push(path.parent().unwrap_or(Path::new(".")).to_path_buf());
+            }
+            let roots = AllowedRoots::new(&dirs).map_err(|e| Failure::new(exit::FAILED, e))?;
+            (config, roots)
+        }
+        (None, Some(layers)) => {
+            let group_default = layers.join("group.toml");
+            let group = args
+                .group
+                .clone()
+                .or_else(|| group_default.exists().then_some(group_default));
+            let dir = std::fs::canonicalize(&location.dir).map_err(|e| {
+                Failure::new(exit::FAILED, format!("{}: {e}", location.dir.display()))
+            })?;
+            let reference = format!("oci:{}@{}", dir.display(), image.descriptor.digest);
+            let name = args
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("oci:{}", dir.display()));
+            let input = GenerateInput {
+                layers_dir: layers,
+                group: group.as_deref(),
+                reference: &reference,
+                subject_name: &name,
+                discovery: DiscoveryOptions {
+                    include_build: args.include_build_sboms,
+                    include_cache: args.include_cache_sboms,
+                    ..DiscoveryOptions::default()
+                },
+            };
+            let label = lifecycle_label(&image).map_err(|e| Failure::new(exit::FAILED, e))?;
+            let (config, _) = generate_config(&input, image.descriptor.digest.as_str(), label)
+                .map_err(|e| Failure::new(exit::FAILED, e))?;
+            let roots = AllowedRoots::new(std::slice::from_ref(layers))
+                .map_err(|e| Failure::new(exit::FAILED, e))?;
+            (config, roots)
+        }
+        (None, None) => {
+            return Err(Failure::new(
+                exit::INVALID_ARGS,
+                "nothing to sign: give --layers <dir> or --config <signer.toml>",
+            ))
+        }
+    };
+    let key = load_key(&args)?;
+    let report = cnb_signing::sign_layout(&layout, &image, &config, &roots, &key, &options)
+        .map_err(|e| Failure::new(exit::FAILED, e))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+    } else {
+        println!(
+            "{location}: {} attestation referrer(s) stored, {} already present, {} blob(s) written (key {})",
+            report.pushed,
+            report.already_present,
+            report.blobs_written,
+            &report.key_fingerprint[..16]
+        );
+        for a in &report.attestations {
+            println!(
+                "  {:<15} {:<6} {:<27} {}{}",
+                match a.status {
+                    cnb_signing::Status::Pushed => "pushed",
+                    cnb_signing::Status::AlreadyPresent => "already present",
+                },
+                a.format,
+                a.predicate_type,
+                a.buildpack.as_deref().unwrap_or("-"),
+                a.layer
+                    .as_deref()
+                    .map(|l| format!(":{l}"))
+                    .unwrap_or_default()
+            );
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn short(subject: &str) -> String {
+    match subject.split_once("@sha256:") {
+        Some((name, hex)) => format!("{name}@sha256:{}", &hex[..hex.len().min(12)]),
+        None => subject.to_string(),
+    }
+}
+
+fn print_listed(listed: &[Listed]) {
+    println!(
+        "{:<7} {:<27} {:<36} {:<16} {:>9}  SUBJECTS",
+        "FORMAT", "PREDICATE TYPE", "BUILDPACK", "LAYER", "SIZE"
+    );
+    for l in listed {
+        println!(
+            "{:<7} {:<27} {:<36} {:<16} {:>9}  {}",
+            l.format.as_deref().unwrap_or("other"),
+            l.predicate_type.as_deref().unwrap_or("-"),
+            l.buildpack.as_deref().unwrap_or("-"),
+            l.layer.as_deref().unwrap_or("-"),
+            l.size,
+            l.subjects
+                .iter()
+                .map(|s| short(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Some(problem) = &l.problem {
+            println!("        ! {problem}");
+        }
+    }
+}
+
+fn ls(args: LsArgs) -> Result<u8, Failure> {
+    let (location, layout, image) = open_image(&args.image)?;
+    let listed =
+        inspect::list_layout(&layout, &image).map_err(|e| Failure::new(exit::FAILED, e))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&listed).unwrap_or_default()
+        );
+    } else {
+        println!(
+            "{location}@{}: {} attestation(s)",
+            image.descriptor.digest,
+            listed.len()
+        );
+        print_listed(&listed);
+    }
+    Ok(if listed.is_empty() {
+        exit::NO_ATTESTATIONS
+    } else {
+        exit::OK
+    })
+}
+
+fn verify(args: VerifyArgs) -> Result<u8, Failure> {
+    let pem = std::fs::read_to_string(&args.key)
+        .map_err(|e| Failure::new(exit::FAILED, format!("{}: {e}", args.key.display())))?;
+    let key = VerifyingKey::from_pem(&pem)
+        .map_err(|e| Failure::new(exit::FAILED, format!("{}: {e}", args.key.display())))?;
+    let (location, layout, image) = open_image(&args.image)?;
+    let verdicts =
+        inspect::verify_layout(&layout, &image, &key).map_err(|e| Failure::new(exit::FAILED, e))?;
+    let failed = verdicts.iter().filter(|v| !v.ok()).count();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&verdicts).unwrap_or_default()
+        );
+    } else {
+        for v in &verdicts {
+            match &v.failure {
+                None => println!("verified  {}", v.name()),
+                Some(reason) => println!("FAILED    {}: {reason}", v.name()),
+            }
+        }
+    }
+    if verdicts.is_empty() {
+        return Err(Failure::new(
+            exit::NO_ATTESTATIONS,
+            format!("{location}: no attestations to verify"),
+        ));
+    }
+    if failed > 0 {
+        return Err(Failure::new(
+            exit::VERIFY_FAILED,
+            format!(
+                "{location}: {failed} of {} attestation(s) failed verification with key {}",
+                verdicts.len(),
+                &key.fingerprint()[..16]
+            ),
+        ));
+    }
+    eprintln!(
+        "{location}: all {} attestation(s) verified with key {}",
+        verdicts.len(),
+        &key.fingerprint()[..16]
+    );
+    Ok(exit::OK)
+}
+
+fn generate_key_pair(args: KeyPairArgs) -> Result<u8, Failure> {
+    let password = password_source(args.password_file.as_deref())
+        .resolve()
+        .map_err(|e| {
+            Failure::new(exit::INVALID_ARGS, e)
+                .hint("set COSIGN_PASSWORD (it may be empty) or pass --password-file")
+        })?;
+    let files = cnb_dsse::generate_key_pair(&args.output_dir, &password)
+        .map_err(|e| Failure::new(exit::FAILED, e))?;
+    println!("Private key written to {}", files.private_key.display());
+    println!("Public key written to {}", files.public_key.display());
+    Ok(exit::OK)
+}

@@ -1,1 +1,188 @@
-fn main() {}
+//! `exporter`: write the signer configuration for a build (the RFC's exporter addition).
+//!
+//! Finds every SBOM in `<layers>/sbom/launch/` (and `build/`, `cache/` on request), works out each
+//! file's buildpack, layer and scope, and writes the signer configuration TOML with one attestation per
+//! SBOM file. The image comes from an OCI layout (`-layout-image`) or from `report.toml` plus the
+//! image's lifecycle metadata label (`-image-label`). Exit codes: `docs/exit-codes.md`.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use cnb_phase::exit;
+use cnb_referrers::layout::OciLayout;
+use cnb_sbom_discovery::platform::Report;
+use cnb_sbom_discovery::DiscoveryOptions;
+use cnb_signing::generate::{generate_config, lifecycle_label, GenerateInput};
+use cnb_signing::LayoutImage;
+
+/// Write the signer configuration for a build's SBOMs.
+#[derive(Parser)]
+#[command(name = "exporter", version, about)]
+struct Cli {
+    /// The layers directory.
+    #[arg(long, env = "CNB_LAYERS_DIR", default_value = "/layers")]
+    layers: PathBuf,
+    /// group.toml (default `<layers>/group.toml`).
+    #[arg(long, env = "CNB_GROUP_PATH")]
+    group: Option<PathBuf>,
+    /// report.toml with the exported image's digest and tags (default `<layers>/report.toml`).
+    #[arg(long, env = "CNB_REPORT_PATH")]
+    report: Option<PathBuf>,
+    /// The exported image as an OCI layout: `oci:<dir>[:<tag>|@sha256:<hex>]`.
+    #[arg(long)]
+    layout_image: Option<String>,
+    /// With report.toml: a file holding the image's io.buildpacks.lifecycle.metadata label JSON.
+    #[arg(long)]
+    image_label: Option<PathBuf>,
+    /// The image name used for the image subject (default: the first tag in report.toml).
+    #[arg(long)]
+    image: Option<String>,
+    /// Where to write the signer configuration (default `<layers>/signer.toml`).
+    #[arg(long)]
+    signer_config: Option<PathBuf>,
+    /// Also attest `<layers>/sbom/build`.
+    #[arg(long)]
+    include_build_sboms: bool,
+    /// Also attest `<layers>/sbom/cache`.
+    #[arg(long)]
+    include_cache_sboms: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse_from(cnb_phase::normalize_args(std::env::args_os())) {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::INVALID_ARGS
+            } else {
+                exit::OK
+            });
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err((code, message)) => {
+            eprintln!("ERROR: {message}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// The repository part of an image reference: no tag, no digest.
+fn repository(reference: &str) -> &str {
+    let without_digest = reference.split('@').next().unwrap_or(reference);
+    match without_digest.rsplit_once(':') {
+        Some((repo, tag)) if !tag.contains('/') => repo,
+        _ => without_digest,
+    }
+}
+
+fn run(cli: Cli) -> Result<(), (u8, String)> {
+    let bad_image = |e: &dyn std::fmt::Display| (exit::EXPORT_BAD_IMAGE, e.to_string());
+    let (reference, name, digest, label) = if let Some(text) = &cli.layout_image {
+        let location = LayoutImage::parse(text).map_err(|e| (exit::INVALID_ARGS, e.to_string()))?;
+        let layout = OciLayout::open(&location.dir).map_err(|e| bad_image(&e))?;
+        let descriptor = layout
+            .resolve_image(location.selector.as_deref())
+            .map_err(|e| bad_image(&e))?;
+        let image = layout.read_image(&descriptor).map_err(|e| bad_image(&e))?;
+        let label = lifecycle_label(&image)
+            .map_err(|e| bad_image(&e))?
+            .to_string();
+        let dir = std::fs::canonicalize(&location.dir)
+            .map_err(|e| bad_image(&format!("{}: {e}", location.dir.display())))?;
+        let digest = image.descriptor.digest.to_string();
+        let name = match &cli.image {
+            Some(n) => repository(n).to_string(),
+            None => format!("oci:{}", dir.display()),
+        };
+        (
+            format!("oci:{}@{digest}", dir.display()),
+            name,
+            digest,
+            label,
+        )
+    } else {
+        let report_path = cli
+            .report
+            .clone()
+            .unwrap_or_else(|| cli.layers.join("report.toml"));
+        let report = Report::from_path(&report_path).map_err(|e| bad_image(&e))?;
+        let digest = report.image.digest.clone().ok_or_else(|| {
+            bad_image(&format!(
+                "{} has no [image] digest (daemon and layout exports have none); use -layout-image",
+                report_path.display()
+            ))
+        })?;
+        let name = match (&cli.image, report.image.tags.first()) {
+            (Some(n), _) => repository(n).to_string(),
+            (None, Some(tag)) => repository(tag).to_string(),
+            (None, None) => {
+                return Err(bad_image(&format!(
+                    "{} lists no tags; name the image with -image",
+                    report_path.display()
+                )))
+            }
+        };
+        let label_path = cli.image_label.as_ref().ok_or_else(|| {
+            bad_image(&"with report.toml, give the image's lifecycle metadata label with -image-label <file>")
+        })?;
+        let label = read_small(label_path).map_err(|e| bad_image(&e))?;
+        (format!("{name}@{digest}"), name, digest, label)
+    };
+    let group_default = cli.layers.join("group.toml");
+    let group = cli
+        .group
+        .clone()
+        .or_else(|| group_default.exists().then_some(group_default));
+    let input = GenerateInput {
+        layers_dir: &cli.layers,
+        group: group.as_deref(),
+        reference: &reference,
+        subject_name: &name,
+        discovery: DiscoveryOptions {
+            include_build: cli.include_build_sboms,
+            include_cache: cli.include_cache_sboms,
+            ..DiscoveryOptions::default()
+        },
+    };
+    let (config, discovery) = generate_config(&input, &digest, &label).map_err(|e| {
+        let code = match e {
+            cnb_signing::Error::Discovery(_) => exit::EXPORT_BAD_SBOM,
+            cnb_signing::Error::BadImage(_) => exit::EXPORT_BAD_IMAGE,
+            _ => exit::EXPORT_CONFIG,
+        };
+        (code, e.to_string())
+    })?;
+    for (path, reason) in &discovery.skipped {
+        eprintln!("Skipping {}: {reason}", path.display());
+    }
+    let out = cli
+        .signer_config
+        .clone()
+        .unwrap_or_else(|| cli.layers.join("signer.toml"));
+    config
+        .write(&out)
+        .map_err(|e| (exit::EXPORT_CONFIG, e.to_string()))?;
+    println!(
+        "Wrote {} attestation(s) for {digest} to {}",
+        config.attestations.len(),
+        out.display()
+    );
+    Ok(())
+}
+
+fn read_small(path: &Path) -> Result<String, String> {
+    use std::io::Read;
+    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut text = String::new();
+    file.take(4 * 1024 * 1024 + 1)
+        .read_to_string(&mut text)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if text.len() > 4 * 1024 * 1024 {
+        return Err(format!("{}: larger than 4 MiB", path.display()));
+    }
+    Ok(text)
+}

@@ -1,1 +1,352 @@
-//! placeholder
+//! The signing pipeline, shared by the `signer` phase and `cnb-attest sign`.
+//!
+//! A signer configuration (see `cnb-attestation-config`) lists attestations; [`prepare`] reads each
+//! predicate (bounded, inside the allowed roots), wraps it in an in-toto Statement and signs it into
+//! a DSSE envelope — all of them before anything is written, so bad input leaves the target as it was.
+//! [`sign_layout`] then stores one referrer per attestation and storage format in an OCI image
+//! layout, in one `index.json` update. [`inspect`] lists and verifies what is stored.
+//!
+//! Every step is deterministic (RFC 6979 signatures, fixed serialisation, no wall-clock time unless
+//! `SOURCE_DATE_EPOCH` provides one), so signing the same input twice stores nothing new.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::collections::BTreeMap;
+
+use cnb_attestation_config::{AllowedRoots, AttestationSpec, SignerConfig};
+use cnb_dsse::{Envelope, Signer, IN_TOTO_PAYLOAD_TYPE};
+use cnb_intoto::{Statement, Subject};
+use cnb_referrers::layout::{Image, OciLayout, StoreOutcome};
+use cnb_referrers::{build_referrer, ReferrerParts, StorageFormat};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+pub mod generate;
+pub mod inspect;
+pub mod location;
+
+pub use cnb_intoto::StatementVersion;
+pub use location::LayoutImage;
+
+/// The `io.buildpacks.*` annotation names, re-exported from the configuration crate.
+pub use cnb_attestation_config::annotations;
+
+pub use cnb_attestation_config::DEFAULT_MAX_PREDICATE_SIZE;
+
+/// What can go wrong in the pipeline. Each variant names the attestation or image concerned.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configuration is invalid.
+    #[error(transparent)]
+    Config(#[from] cnb_attestation_config::Error),
+    /// SBOM discovery or a platform file refused the input.
+    #[error(transparent)]
+    Discovery(#[from] cnb_sbom_discovery::Error),
+    /// An attestation could not be turned into a statement.
+    #[error("attestation #{index} ({what}): {source}")]
+    Statement {
+        /// Position in the configuration (1-based).
+        index: usize,
+        /// Predicate type or file.
+        what: String,
+        /// The cause.
+        source: cnb_intoto::Error,
+    },
+    /// Signing failed.
+    #[error("attestation #{index}: signing failed: {source}")]
+    Sign {
+        /// Position in the configuration (1-based).
+        index: usize,
+        /// The cause.
+        source: cnb_dsse::Error,
+    },
+    /// The image or storage failed.
+    #[error(transparent)]
+    Store(#[from] cnb_referrers::Error),
+    /// The image is not the one the configuration names, or cannot be named.
+    #[error("{0}")]
+    BadImage(String),
+}
+
+/// Choices for a signing run.
+#[derive(Debug, Clone)]
+pub struct SignOptions {
+    /// Storage formats to write (each attestation is stored once per format).
+    pub formats: Vec<StorageFormat>,
+    /// Statement version to write.
+    pub statement_version: StatementVersion,
+    /// `org.opencontainers.image.created` for the manifests; set only from `SOURCE_DATE_EPOCH`.
+    pub created: Option<String>,
+    /// Largest predicate read.
+    pub max_predicate_size: u64,
+}
+
+impl Default for SignOptions {
+    fn default() -> Self {
+        SignOptions {
+            formats: vec![StorageFormat::Bundle],
+            statement_version: StatementVersion::V1,
+            created: None,
+            max_predicate_size: DEFAULT_MAX_PREDICATE_SIZE,
+        }
+    }
+}
+
+impl SignOptions {
+    /// Reads `SOURCE_DATE_EPOCH` (seconds since 1970) into [`SignOptions::created`].
+    pub fn with_source_date_epoch(mut self, value: Option<&str>) -> Result<Self, Error> {
+        if let Some(v) = value {
+            let seconds: i64 = v.trim().parse().map_err(|_| {
+                Error::BadImage(format!("SOURCE_DATE_EPOCH `{v}` is not an integer"))
+            })?;
+            self.created = Some(rfc3339_utc(seconds));
+        }
+        Ok(self)
+    }
+}
+
+/// One attestation, signed and ready to store.
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    /// Position in the configuration (1-based).
+    pub index: usize,
+    /// The statement's predicate type.
+    pub predicate_type: String,
+    /// The configuration's annotations.
+    pub annotations: BTreeMap<String, String>,
+    /// The signed envelope.
+    pub envelope: Envelope,
+    /// sha256 (hex) of the predicate bytes.
+    pub predicate_sha256: String,
+}
+
+/// Reads, states and signs every attestation of `config`. Fails on the first bad one, before
+/// anything is stored.
+pub fn prepare(
+    config: &SignerConfig,
+    roots: &AllowedRoots,
+    signer: &dyn Signer,
+    options: &SignOptions,
+) -> Result<Vec<Prepared>, Error> {
+    config.validate(roots)?;
+    let mut out = Vec::with_capacity(config.attestations.len());
+    for (i, spec) in config.attestations.iter().enumerate() {
+        let index = i + 1;
+        let predicate = config.read_predicate(spec, roots, options.max_predicate_size)?;
+        let predicate_sha256 = hex::encode(Sha256::digest(&predicate));
+        let statement = Statement::new(
+            options.statement_version,
+            subjects_of(spec),
+            &spec.predicate.predicate_type,
+            predicate,
+        )
+        .map_err(|source| Error::Statement {
+            index,
+            what: describe(spec),
+            source,
+        })?;
+        let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, statement.to_json(), signer)
+            .map_err(|source| Error::Sign { index, source })?;
+        out.push(Prepared {
+            index,
+            predicate_type: spec.predicate.predicate_type.clone(),
+            annotations: spec.annotations.iter().cloned().collect(),
+            envelope,
+            predicate_sha256,
+        });
+    }
+    Ok(out)
+}
+
+fn subjects_of(spec: &AttestationSpec) -> Vec<Subject> {
+    spec.subjects
+        .iter()
+        .map(|s| Subject {
+            name: s.name.clone(),
+            digest: BTreeMap::from([(
+                s.digest.algorithm().to_string(),
+                s.digest.hex().to_string(),
+            )]),
+        })
+        .collect()
+}
+
+fn describe(spec: &AttestationSpec) -> String {
+    match &spec.predicate.source {
+        cnb_attestation_config::PredicateSource::Uri(path) => path.display().to_string(),
+        cnb_attestation_config::PredicateSource::Value(_) => {
+            format!("inline {}", spec.predicate.predicate_type)
+        }
+    }
+}
+
+/// Result of one stored referrer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Newly stored.
+    Pushed,
+    /// An identical referrer was already there.
+    AlreadyPresent,
+}
+
+/// One line of a signing report.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AttestationOutcome {
+    /// Position in the configuration (1-based).
+    pub index: usize,
+    /// Storage format.
+    pub format: String,
+    /// Predicate type.
+    pub predicate_type: String,
+    /// Buildpack ID, from the annotations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub buildpack: Option<String>,
+    /// Layer name, from the annotations.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layer: Option<String>,
+    /// The referrer manifest digest.
+    pub manifest_digest: String,
+    /// Size of the stored bundle or envelope.
+    pub size: u64,
+    /// What happened.
+    pub status: Status,
+}
+
+/// What a signing run did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SignReport {
+    /// The image signed.
+    pub image: String,
+    /// Its manifest digest.
+    pub image_digest: String,
+    /// SHA-256 fingerprint of the signing key's SPKI.
+    pub key_fingerprint: String,
+    /// Referrers newly stored.
+    pub pushed: usize,
+    /// Referrers that were already there.
+    pub already_present: usize,
+    /// Blobs written (0 on a re-run).
+    pub blobs_written: usize,
+    /// One entry per attestation and format.
+    pub attestations: Vec<AttestationOutcome>,
+}
+
+/// Signs `config`'s attestations and stores them as referrers of `image` in `layout`.
+///
+/// The configuration's `[image] reference` must name `image`'s digest: a configuration generated for
+/// one image is never applied to another.
+pub fn sign_layout(
+    layout: &OciLayout,
+    image: &Image,
+    config: &SignerConfig,
+    roots: &AllowedRoots,
+    signer: &dyn Signer,
+    options: &SignOptions,
+) -> Result<SignReport, Error> {
+    let image_digest = image.descriptor.digest.to_string();
+    let configured = config.image.digest()?;
+    if configured.to_string() != image_digest {
+        return Err(Error::BadImage(format!(
+            "the signer configuration is for image {configured}, but {} holds {image_digest}",
+            layout.root().display()
+        )));
+    }
+    let prepared = prepare(config, roots, signer, options)?;
+    let key = signer.public_key();
+    let hint = key.hint();
+    let mut referrers = Vec::new();
+    for p in &prepared {
+        for format in &options.formats {
+            let parts = ReferrerParts {
+                subject: &image.descriptor,
+                predicate_type: &p.predicate_type,
+                annotations: &p.annotations,
+                key_hint: &hint,
+                created: options.created.as_deref(),
+            };
+            referrers.push((p, build_referrer(*format, &p.envelope, &parts)));
+        }
+    }
+    let needed: std::collections::BTreeSet<_> = referrers
+        .iter()
+        .flat_map(|(_, r)| {
+            r.blobs
+                .iter()
+                .map(|(d, _)| d.digest.clone())
+                .chain(std::iter::once(r.descriptor.digest.clone()))
+        })
+        .collect();
+    let blobs_written = needed.iter().filter(|d| !layout.has_blob(d)).count();
+    let stored: Vec<_> = referrers.iter().map(|(_, r)| r.clone()).collect();
+    let outcomes = layout.store_referrers(&stored)?;
+    let attestations: Vec<AttestationOutcome> = referrers
+        .iter()
+        .zip(outcomes)
+        .map(|((p, r), outcome)| AttestationOutcome {
+            index: p.index,
+            format: r.format.name().to_string(),
+            predicate_type: p.predicate_type.clone(),
+            buildpack: p.annotations.get(annotations::BUILDPACK_ID).cloned(),
+            layer: p.annotations.get(annotations::LAYER_NAME).cloned(),
+            manifest_digest: r.descriptor.digest.to_string(),
+            size: r.manifest.layers.first().map(|l| l.size).unwrap_or(0),
+            status: match outcome {
+                StoreOutcome::Added => Status::Pushed,
+                StoreOutcome::AlreadyPresent => Status::AlreadyPresent,
+            },
+        })
+        .collect();
+    Ok(SignReport {
+        image: layout.root().display().to_string(),
+        image_digest,
+        key_fingerprint: key.fingerprint(),
+        pushed: attestations
+            .iter()
+            .filter(|a| a.status == Status::Pushed)
+            .count(),
+        already_present: attestations
+            .iter()
+            .filter(|a| a.status == Status::AlreadyPresent)
+            .count(),
+        blobs_written,
+        attestations,
+    })
+}
+
+/// Formats seconds since the epoch as an RFC 3339 UTC time (`1980-01-01T00:00:01Z`).
+pub fn rfc3339_utc(seconds: i64) -> String {
+    let days = seconds.div_euclid(86_400);
+    let secs = seconds.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm), valid for the proleptic Gregorian calendar.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        secs / 3600,
+        (secs % 3600) / 60,
+        secs % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_epoch_seconds_as_rfc3339() {
+        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
+        assert_eq!(rfc3339_utc(315_532_801), "1980-01-01T00:00:01Z");
+        assert_eq!(rfc3339_utc(1_795_219_200), "2026-11-20T00:00:00Z");
+        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
+    }
+}

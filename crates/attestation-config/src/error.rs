@@ -1,0 +1,210 @@
+//! The crate's single error type.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong with a signer configuration.
+///
+/// Parse errors name the file, the 1-based line and column, and the field path
+/// (`attestations[2].predicate[0].uri`). Validation errors name the field path. No error ever
+/// echoes the value of a secret-looking field.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A file could not be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A file is larger than its cap.
+    #[error("refusing {}: it is larger than the limit of {cap} bytes", path.display())]
+    TooLarge {
+        /// The file.
+        path: PathBuf,
+        /// The cap in bytes.
+        cap: u64,
+    },
+
+    /// A file that must be text is not UTF-8.
+    #[error("{}: not valid UTF-8 (at byte {offset})", path.display())]
+    NotUtf8 {
+        /// The file.
+        path: PathBuf,
+        /// Offset of the first invalid byte.
+        offset: usize,
+    },
+
+    /// The text is not TOML.
+    #[error("{file}:{line}:{column}: invalid TOML: {message}")]
+    Syntax {
+        /// The file (or `<input>`).
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// The parser's description.
+        message: String,
+    },
+
+    /// A key that looks like it holds a secret. Reported before any other field error.
+    #[error(
+        "secret-looking field `{key}` at {file}:{line}:{column} (`{field}`): secrets are never read from configuration; use COSIGN_PASSWORD or a password file"
+    )]
+    SecretField {
+        /// The key as written.
+        key: String,
+        /// Its full path, e.g. `attestations[0].password`.
+        field: String,
+        /// The file (or `<input>`).
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+
+    /// A key the schema does not know.
+    #[error("{file}:{line}:{column}: unknown field `{field}` (expected {expected})")]
+    UnknownField {
+        /// Its full path.
+        field: String,
+        /// The keys allowed there.
+        expected: String,
+        /// The file (or `<input>`).
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+
+    /// A known field is missing, has the wrong type, or has an invalid value.
+    #[error("{file}:{line}:{column}: `{field}`: {reason}")]
+    Field {
+        /// Its full path.
+        field: String,
+        /// What is wrong.
+        reason: String,
+        /// The file (or `<input>`).
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+    },
+
+    /// A configuration value (built in code or parsed) fails validation.
+    #[error("invalid signer configuration: `{field}`: {reason}")]
+    Invalid {
+        /// Its full path.
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A predicate `uri` is not acceptable (not absolute, `..`, outside the roots, a link, ...).
+    #[error("`{field}`: uri `{uri}` {reason}")]
+    Uri {
+        /// Its full path.
+        field: String,
+        /// The uri as given.
+        uri: String,
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// A string is not `sha256:` followed by 64 lowercase hex digits.
+    #[error("invalid digest `{value}`: {reason}")]
+    Digest {
+        /// The rejected text (shortened, control characters escaped).
+        value: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
+
+    /// A layer-scoped SBOM whose layer has no diffID in the lifecycle label.
+    #[error(
+        "{}: buildpack `{buildpack}` layer `{layer}` has an SBOM but no diffID in the io.buildpacks.lifecycle.metadata label",
+        path.display()
+    )]
+    LayerNotInLabel {
+        /// The real buildpack ID.
+        buildpack: String,
+        /// The layer name.
+        layer: String,
+        /// The SBOM file.
+        path: PathBuf,
+    },
+
+    /// A predicate file no longer has the digest recorded in `io.buildpacks.sbom.digest`.
+    #[error(
+        "refusing {}: its digest is {actual} but the configuration recorded {expected} (the file changed after the configuration was written)",
+        path.display()
+    )]
+    PredicateChanged {
+        /// The file.
+        path: PathBuf,
+        /// `io.buildpacks.sbom.digest` from the configuration.
+        expected: String,
+        /// The digest of the bytes read now.
+        actual: String,
+    },
+
+    /// Writing the configuration failed.
+    #[error("cannot write {}: {source}", path.display())]
+    Write {
+        /// The target file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Writing was refused before anything was written.
+    #[error("refusing to write {}: {reason}", path.display())]
+    WriteRefused {
+        /// The target file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+
+    /// An SBOM predicate failed the discovery crate's checks (invalid JSON, wrong format, ...).
+    #[error(transparent)]
+    Sbom(#[from] cnb_sbom_discovery::Error),
+}
+
+/// Escape control characters and shorten untrusted text for messages.
+pub(crate) fn sanitize(s: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i >= 200 {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// 1-based (line, column) of a byte offset; the column counts characters.
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}

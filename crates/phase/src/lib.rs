@@ -1,0 +1,97 @@
+//! Lifecycle phase conventions shared by the `exporter`, `signer` and `cnb-attest` binaries.
+//!
+//! The CNB lifecycle's phases take Go-style flags (`-layers /layers`); people also type
+//! `--layers`. [`normalize_args`] turns every single-dash long flag into its double-dash form so one
+//! clap definition accepts both. Exit codes live here so each binary's are documented in one place
+//! (`docs/exit-codes.md`).
+//!
+//! ```
+//! let args = cnb_phase::normalize_args(["signer", "-config", "c.toml", "--layers", "/l", "-", "-v"]);
+//! assert_eq!(args, ["signer", "--config", "c.toml", "--layers", "/l", "-", "-v"]);
+//! ```
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+use std::ffi::OsString;
+
+/// Rewrites `-name[=value]` (a single dash followed by two or more characters, not a number) to
+/// `--name[=value]`. Everything after a bare `--` is left alone, as are `-` and short flags like `-v`.
+pub fn normalize_args<I, S>(args: I) -> Vec<OsString>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<OsString>,
+{
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for (i, arg) in args.into_iter().enumerate() {
+        let arg: OsString = arg.into();
+        if i == 0 || passthrough {
+            out.push(arg);
+            continue;
+        }
+        if arg == "--" {
+            passthrough = true;
+            out.push(arg);
+            continue;
+        }
+        let rewritten = arg.to_str().and_then(|s| {
+            let rest = s.strip_prefix('-')?;
+            let name = rest.split('=').next().unwrap_or("");
+            let is_long_single_dash = !rest.starts_with('-')
+                && name.len() >= 2
+                && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
+            is_long_single_dash.then(|| OsString::from(format!("-{s}")))
+        });
+        out.push(rewritten.unwrap_or(arg));
+    }
+    out
+}
+
+/// Reads a boolean `CNB_*`-style environment value (`true`/`1`/`yes`, case-insensitive).
+pub fn env_flag(name: &str) -> bool {
+    std::env::var(name)
+        .map(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
+        .unwrap_or(false)
+}
+
+/// Exit codes. Each binary uses the common ones plus its own range; see `docs/exit-codes.md`.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A failure not covered by a more specific code.
+    pub const FAILED: u8 = 1;
+    /// Invalid arguments or environment.
+    pub const INVALID_ARGS: u8 = 2;
+
+    /// `cnb-attest verify`: at least one attestation failed verification.
+    pub const VERIFY_FAILED: u8 = 3;
+    /// `cnb-attest verify`/`ls`: the image has no attestations.
+    pub const NO_ATTESTATIONS: u8 = 4;
+
+    /// `exporter`: the layers directory holds input the discovery refuses (symlink, bad JSON, ...).
+    pub const EXPORT_BAD_SBOM: u8 = 65;
+    /// `exporter`: the image (report.toml, layout, label) cannot be read or does not match.
+    pub const EXPORT_BAD_IMAGE: u8 = 66;
+    /// `exporter`: the signer configuration could not be generated or written.
+    pub const EXPORT_CONFIG: u8 = 67;
+
+    /// `signer`: the signer configuration is invalid.
+    pub const SIGN_BAD_CONFIG: u8 = 90;
+    /// `signer`: the signing key cannot be read (missing, wrong password, corrupt).
+    pub const SIGN_BAD_KEY: u8 = 91;
+    /// `signer`: the image cannot be read or its digest does not match the configuration.
+    pub const SIGN_BAD_IMAGE: u8 = 92;
+    /// `signer`: signing or storing an attestation failed.
+    pub const SIGN_FAILED: u8 = 93;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn single_dash_long_flags_become_double_dash_and_values_stay() {
+        let args = normalize_args(["x", "-layers=/l", "-1", "-v", "--", "-keep"]);
+        assert_eq!(args, ["x", "--layers=/l", "-1", "-v", "--", "-keep"]);
+    }
+}

@@ -1,0 +1,268 @@
+//! Listing and verifying the attestations stored for an image.
+//!
+//! Listing decodes what it can without trusting it (it is a view for people); verification checks,
+//! for every referrer in a known format: the blob digest, the DSSE payload type, the signature over
+//! PAE with the given key, the statement's strict parse, that one subject is the image manifest
+//! digest, that every other subject is a layer (diffID) of this image, and that the manifest's
+//! selection annotations agree with the signed statement. Annotations never make a decision on their
+//! own; they can only make a verification fail.
+
+use cnb_dsse::{VerifyingKey, IN_TOTO_PAYLOAD_TYPE};
+use cnb_intoto::{Statement, Subject};
+use cnb_referrers::format::{
+    decode_layer, BUNDLE_PREDICATE_TYPE, MAX_ATTESTATION_BLOB, PREDICATE_TYPE,
+};
+use cnb_referrers::layout::{Image, OciLayout};
+use cnb_referrers::{Descriptor, ImageManifest, StorageFormat};
+use serde::Serialize;
+use sha2::{Digest as _, Sha256};
+
+use crate::annotations;
+use crate::Error;
+
+/// One referrer of an image, as stored (nothing verified).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Listed {
+    /// The referrer manifest digest.
+    pub manifest_digest: String,
+    /// Storage format, when it is one this project reads.
+    pub format: Option<String>,
+    /// The manifest's artifact type.
+    pub artifact_type: String,
+    /// Predicate type, from the statement when it decodes, else from the annotations.
+    pub predicate_type: Option<String>,
+    /// Buildpack ID annotation.
+    pub buildpack: Option<String>,
+    /// Layer name annotation.
+    pub layer: Option<String>,
+    /// SBOM media type annotation.
+    pub sbom_media_type: Option<String>,
+    /// Size of the attestation blob.
+    pub size: u64,
+    /// Subjects of the (unverified) statement, as `name@sha256:<hex>`.
+    pub subjects: Vec<String>,
+    /// Why the referrer could not be decoded, if it could not.
+    pub problem: Option<String>,
+}
+
+/// The verdict on one referrer.
+#[derive(Debug, Clone, Serialize)]
+pub struct Verdict {
+    /// What is stored.
+    #[serde(flatten)]
+    pub listed: Listed,
+    /// `None` when verified; the reason otherwise.
+    pub failure: Option<String>,
+}
+
+impl Verdict {
+    /// Whether verification passed.
+    pub fn ok(&self) -> bool {
+        self.failure.is_none()
+    }
+
+    /// A one-line name for the attestation, for messages.
+    pub fn name(&self) -> String {
+        describe(&self.listed)
+    }
+}
+
+/// A one-line name for a listed attestation: `<digest> (<buildpack>[:<layer>], <predicate type>, <format>)`.
+pub fn describe(listed: &Listed) -> String {
+    let who = match (&listed.buildpack, &listed.layer) {
+        (Some(bp), Some(layer)) => format!("{bp}:{layer}"),
+        (Some(bp), None) => bp.clone(),
+        _ => "no buildpack".into(),
+    };
+    format!(
+        "{} ({who}, {}, {})",
+        listed.manifest_digest,
+        listed
+            .predicate_type
+            .as_deref()
+            .unwrap_or("unknown predicate"),
+        listed.format.as_deref().unwrap_or(&listed.artifact_type)
+    )
+}
+
+fn listed_from(descriptor: &Descriptor, manifest: &ImageManifest) -> Listed {
+    let annotation = |name: &str| {
+        manifest
+            .annotation(name)
+            .or_else(|| descriptor.annotation(name))
+            .map(str::to_string)
+    };
+    Listed {
+        manifest_digest: descriptor.digest.to_string(),
+        format: StorageFormat::detect(manifest).map(|f| f.name().to_string()),
+        artifact_type: manifest.effective_artifact_type().to_string(),
+        predicate_type: annotation(BUNDLE_PREDICATE_TYPE).or_else(|| annotation(PREDICATE_TYPE)),
+        buildpack: annotation(annotations::BUILDPACK_ID),
+        layer: annotation(annotations::LAYER_NAME),
+        sbom_media_type: annotation(annotations::SBOM_MEDIA_TYPE),
+        size: manifest.layers.first().map(|l| l.size).unwrap_or(0),
+        subjects: Vec::new(),
+        problem: None,
+    }
+}
+
+/// Reads and decodes one referrer's statement without verifying it.
+fn decode(
+    layout: &OciLayout,
+    manifest: &ImageManifest,
+) -> Result<(StorageFormat, cnb_dsse::Envelope, Statement), String> {
+    let format = StorageFormat::detect(manifest).ok_or_else(|| {
+        format!(
+            "not an attestation format this tool reads (artifactType {})",
+            manifest.effective_artifact_type()
+        )
+    })?;
+    let layer = &manifest.layers[0];
+    if layer.size > MAX_ATTESTATION_BLOB {
+        return Err(format!(
+            "attestation blob of {} bytes exceeds the {MAX_ATTESTATION_BLOB}-byte limit",
+            layer.size
+        ));
+    }
+    let bytes = layout
+        .read_blob(&layer.digest, MAX_ATTESTATION_BLOB)
+        .map_err(|e| e.to_string())?;
+    let stored = decode_layer(format, &bytes).map_err(|e| e.to_string())?;
+    if stored.envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
+        return Err(format!(
+            "DSSE payloadType is `{}`, expected `{IN_TOTO_PAYLOAD_TYPE}`",
+            stored.envelope.payload_type
+        ));
+    }
+    let statement = Statement::from_json(&stored.envelope.payload).map_err(|e| e.to_string())?;
+    Ok((format, stored.envelope, statement))
+}
+
+fn subject_text(subject: &Subject) -> String {
+    match subject.sha256_digest() {
+        Some(d) => format!("{}@{d}", subject.name),
+        None => subject.name.clone(),
+    }
+}
+
+/// Lists every referrer of `image` stored in `layout`.
+pub fn list_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Listed>, Error> {
+    let mut out = Vec::new();
+    for (descriptor, manifest) in layout.referrers(&image.descriptor.digest)? {
+        let mut listed = listed_from(&descriptor, &manifest);
+        match decode(layout, &manifest) {
+            Ok((_, _, statement)) => {
+                listed.predicate_type = Some(statement.predicate_type().to_string());
+                listed.subjects = statement.subjects().iter().map(subject_text).collect();
+            }
+            Err(problem) => listed.problem = Some(problem),
+        }
+        out.push(listed);
+    }
+    Ok(out)
+}
+
+/// Verifies every referrer of `image` in a format this tool reads. Referrers in other formats are
+/// left out (they are someone else's); an empty result means there was nothing to verify.
+pub fn verify_layout(
+    layout: &OciLayout,
+    image: &Image,
+    key: &VerifyingKey,
+) -> Result<Vec<Verdict>, Error> {
+    let mut out = Vec::new();
+    for (descriptor, manifest) in layout.referrers(&image.descriptor.digest)? {
+        if StorageFormat::detect(&manifest).is_none() {
+            continue;
+        }
+        let mut listed = listed_from(&descriptor, &manifest);
+        let failure = match decode(layout, &manifest) {
+            Err(problem) => Some(problem),
+            Ok((_, envelope, statement)) => {
+                listed.subjects = statement.subjects().iter().map(subject_text).collect();
+                let annotated_type = listed.predicate_type.clone();
+                listed.predicate_type = Some(statement.predicate_type().to_string());
+                check(
+                    image,
+                    &manifest,
+                    &envelope,
+                    &statement,
+                    annotated_type.as_deref(),
+                    key,
+                )
+                .err()
+            }
+        };
+        out.push(Verdict { listed, failure });
+    }
+    Ok(out)
+}
+
+/// All checks on one decoded referrer.
+fn check(
+    image: &Image,
+    manifest: &ImageManifest,
+    envelope: &cnb_dsse::Envelope,
+    statement: &Statement,
+    annotated_predicate_type: Option<&str>,
+    key: &VerifyingKey,
+) -> Result<(), String> {
+    envelope
+        .verify(key)
+        .map_err(|e| format!("signature does not verify: {e}"))?;
+    if let Some(annotated) = annotated_predicate_type {
+        if annotated != statement.predicate_type() {
+            return Err(format!(
+                "manifest says predicate type `{annotated}` but the signed statement says `{}`",
+                statement.predicate_type()
+            ));
+        }
+    }
+    let image_hex = image.descriptor.digest.hex();
+    let mut has_image = false;
+    for subject in statement.subjects() {
+        let Some(hex) = subject.digest.get("sha256") else {
+            return Err(format!("subject `{}` has no sha256 digest", subject.name));
+        };
+        if hex == image_hex {
+            has_image = true;
+            continue;
+        }
+        let diff_id = format!("sha256:{hex}");
+        if !image.config.diff_ids.contains(&diff_id) {
+            return Err(format!(
+                "subject `{}` ({diff_id}) is neither this image ({}) nor one of its layers",
+                subject.name, image.descriptor.digest
+            ));
+        }
+        if let (Some(bp), Some(layer)) = (
+            manifest.annotation(annotations::BUILDPACK_ID),
+            manifest.annotation(annotations::LAYER_NAME),
+        ) {
+            if subject.name != format!("{bp}:{layer}") {
+                return Err(format!(
+                    "manifest annotations name layer `{bp}:{layer}` but the signed subject is `{}`",
+                    subject.name
+                ));
+            }
+        }
+    }
+    if !has_image {
+        return Err(format!(
+            "no subject is this image's digest {}",
+            image.descriptor.digest
+        ));
+    }
+    if let Some(annotated) = manifest.annotation(annotations::SBOM_DIGEST) {
+        let actual = format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(statement.predicate()))
+        );
+        if annotated != actual {
+            return Err(format!(
+                "manifest says SBOM digest {annotated} but the signed predicate has {actual}"
+            ));
+        }
+    }
+    Ok(())
+}

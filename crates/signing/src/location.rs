@@ -1,0 +1,110 @@
+//! Where an image is: for now an OCI image layout (`oci:<dir>[:<tag>|@sha256:<hex>]`, or a bare
+//! directory path); registry references arrive with the registry store.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::Error;
+
+/// An image in an OCI image layout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayoutImage {
+    /// The layout directory.
+    pub dir: PathBuf,
+    /// A tag (`org.opencontainers.image.ref.name`) or `sha256:<hex>` digest; `None` picks the only image.
+    pub selector: Option<String>,
+}
+
+impl LayoutImage {
+    /// Parses `oci:<dir>[:<tag>]`, `oci:<dir>@sha256:<hex>`, or a plain path to a layout directory.
+    ///
+    /// As with skopeo's `oci:` transport, a `:` followed by text without `/` ends the path and starts
+    /// the tag, so a directory whose name contains `:` must be written with a trailing `:<tag>`.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        let body = text.strip_prefix("oci:").unwrap_or(text);
+        if body.is_empty() {
+            return Err(Error::BadImage(format!("`{text}`: empty layout path")));
+        }
+        if let Some((dir, digest)) = body.rsplit_once('@') {
+            return Ok(LayoutImage {
+                dir: PathBuf::from(dir),
+                selector: Some(digest.to_string()),
+            });
+        }
+        if text.starts_with("oci:") {
+            if let Some((dir, tag)) = body.rsplit_once(':') {
+                if !tag.contains('/') && !dir.is_empty() {
+                    if tag.is_empty() {
+                        return Err(Error::BadImage(format!("`{text}`: empty tag")));
+                    }
+                    return Ok(LayoutImage {
+                        dir: PathBuf::from(dir),
+                        selector: Some(tag.to_string()),
+                    });
+                }
+            }
+        }
+        Ok(LayoutImage {
+            dir: PathBuf::from(body),
+            selector: None,
+        })
+    }
+
+    /// The same image, pinned to a digest.
+    pub fn pinned(dir: &Path, digest: &str) -> Self {
+        LayoutImage {
+            dir: dir.to_path_buf(),
+            selector: Some(digest.to_string()),
+        }
+    }
+}
+
+impl fmt::Display for LayoutImage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "oci:{}", self.dir.display())?;
+        match &self.selector {
+            Some(s) if s.starts_with("sha256:") => write!(f, "@{s}"),
+            Some(tag) => write!(f, ":{tag}"),
+            None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_tags_digests_and_bare_paths() {
+        let d = "sha256:".to_string() + &"a".repeat(64);
+        assert_eq!(
+            LayoutImage::parse("oci:/x/y:latest").unwrap(),
+            LayoutImage {
+                dir: "/x/y".into(),
+                selector: Some("latest".into())
+            }
+        );
+        assert_eq!(
+            LayoutImage::parse(&format!("oci:rel/dir@{d}")).unwrap(),
+            LayoutImage {
+                dir: "rel/dir".into(),
+                selector: Some(d.clone())
+            }
+        );
+        assert_eq!(
+            LayoutImage::parse("examples/img").unwrap(),
+            LayoutImage {
+                dir: "examples/img".into(),
+                selector: None
+            }
+        );
+        assert_eq!(
+            LayoutImage::parse(&format!("oci:/a@{d}"))
+                .unwrap()
+                .to_string(),
+            format!("oci:/a@{d}")
+        );
+        assert!(LayoutImage::parse("oci:").is_err());
+        assert!(LayoutImage::parse("oci:/x:").is_err());
+    }
+}

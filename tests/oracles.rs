@@ -1,0 +1,205 @@
+//! Interoperability: what cnb-attest stores is checked by tools this project did not write.
+//!
+//! * securesystemslib verifies every DSSE envelope (and rejects a tampered one);
+//! * @sigstore/verify verifies every Sigstore bundle with the public key (and rejects a tampered one);
+//! * every predicate read back is byte-identical to its SBOM file, and the CycloneDX and SPDX ones
+//!   pass cyclonedx-python-lib and spdx-tools validation.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cnb_attest_tests::{
+    bin, fresh_example, node_modules, ok, oracle, python, run, sbom_files, text,
+};
+use cnb_referrers::format::{decode_layer, MAX_ATTESTATION_BLOB};
+use cnb_referrers::layout::OciLayout;
+use cnb_referrers::StorageFormat;
+
+struct Signed {
+    _tmp: tempfile::TempDir,
+    layers: PathBuf,
+    layout: OciLayout,
+    public_key: PathBuf,
+    /// (format, layer blob path, decoded envelope)
+    stored: Vec<(
+        StorageFormat,
+        PathBuf,
+        cnb_dsse::Envelope,
+        BTreeMap<String, String>,
+    )>,
+}
+
+fn signed_example() -> Signed {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    ok(run(Command::new(bin("cnb-attest"))
+        .arg("sign")
+        .arg(format!("oci:{}", image.display()))
+        .arg("--layers")
+        .arg(&layers)
+        .arg("--throwaway-key-dir")
+        .arg(tmp.path())
+        .args(["--format", "bundle,dsse"])));
+    let layout = OciLayout::open(&image).unwrap();
+    let subject = layout.resolve_image(Some("latest")).unwrap();
+    let mut stored = Vec::new();
+    for (_, manifest) in layout.referrers(&subject.digest).unwrap() {
+        let format = StorageFormat::detect(&manifest).unwrap();
+        let layer = &manifest.layers[0];
+        let bytes = layout
+            .read_blob(&layer.digest, MAX_ATTESTATION_BLOB)
+            .unwrap();
+        let envelope = decode_layer(format, &bytes).unwrap().envelope;
+        stored.push((
+            format,
+            layout.blob_path(&layer.digest),
+            envelope,
+            manifest.annotations.clone().unwrap_or_default(),
+        ));
+    }
+    assert_eq!(stored.len(), 14);
+    Signed {
+        public_key: tmp.path().join("cnb-attest-throwaway.pub"),
+        layers,
+        layout,
+        stored,
+        _tmp: tmp,
+    }
+}
+
+fn blobs_of(signed: &Signed, format: StorageFormat) -> Vec<PathBuf> {
+    signed
+        .stored
+        .iter()
+        .filter(|(f, ..)| *f == format)
+        .map(|(_, path, ..)| path.clone())
+        .collect()
+}
+
+/// A copy of `path` with one byte of the signed payload changed (re-encoded, so it still parses).
+fn tampered_copy(path: &Path, dir: &Path, bundle: bool) -> PathBuf {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut value: serde_json::Value = serde_json::from_slice(&fs::read(path).unwrap()).unwrap();
+    let envelope = if bundle {
+        &mut value["dsseEnvelope"]
+    } else {
+        &mut value
+    };
+    let mut payload = b64.decode(envelope["payload"].as_str().unwrap()).unwrap();
+    let last = payload.len() - 2;
+    payload[last] ^= 0x20;
+    envelope["payload"] = serde_json::Value::String(b64.encode(payload));
+    let out = dir.join("tampered.json");
+    fs::write(&out, serde_json::to_vec(&value).unwrap()).unwrap();
+    out
+}
+
+#[test]
+fn securesystemslib_verifies_every_dsse_envelope_and_rejects_a_tampered_one() {
+    let Some(python) = python() else { return };
+    let signed = signed_example();
+    let envelopes = blobs_of(&signed, StorageFormat::Dsse);
+    assert_eq!(envelopes.len(), 7);
+    let out = ok(run(Command::new(&python)
+        .arg(oracle("dsse_verify.py"))
+        .arg(&signed.public_key)
+        .args(&envelopes)));
+    assert_eq!(out.matches("verified ").count(), 7, "{out}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tampered_copy(&envelopes[0], tmp.path(), false);
+    let out = run(Command::new(&python)
+        .arg(oracle("dsse_verify.py"))
+        .arg(&signed.public_key)
+        .arg(&bad));
+    assert!(
+        !out.status.success(),
+        "tampering went unnoticed: {}",
+        text(&out)
+    );
+    assert!(text(&out).contains("FAILED"), "{}", text(&out));
+}
+
+#[test]
+fn sigstore_verify_accepts_every_bundle_and_rejects_a_tampered_one() {
+    let Some(modules) = node_modules() else {
+        return;
+    };
+    let signed = signed_example();
+    let bundles = blobs_of(&signed, StorageFormat::Bundle);
+    assert_eq!(bundles.len(), 7);
+    let out = ok(run(Command::new("node")
+        .env("NODE_PATH", &modules)
+        .arg(oracle("verify_bundle.js"))
+        .arg(&signed.public_key)
+        .args(&bundles)));
+    assert_eq!(out.matches("verified ").count(), 7, "{out}");
+
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tampered_copy(&bundles[0], tmp.path(), true);
+    let out = run(Command::new("node")
+        .env("NODE_PATH", &modules)
+        .arg(oracle("verify_bundle.js"))
+        .arg(&signed.public_key)
+        .arg(&bad));
+    assert!(
+        !out.status.success(),
+        "tampering went unnoticed: {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn restored_predicates_are_byte_identical_and_valid_documents() {
+    let signed = signed_example();
+    let originals = sbom_files(&signed.layers);
+    assert_eq!(originals.len(), 7);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut restored = Vec::new();
+    for (format, _, envelope, annotations) in &signed.stored {
+        let statement = cnb_intoto::Statement::from_json(&envelope.payload).unwrap();
+        let bp = annotations["io.buildpacks.buildpack.id"].replace('/', "_");
+        let layer = &annotations["io.buildpacks.layer.name"];
+        let ext = match statement.predicate_type() {
+            "https://cyclonedx.org/bom" => "cdx.json",
+            "https://spdx.dev/Document" => "spdx.json",
+            "https://syft.dev/bom" => "syft.json",
+            other => panic!("unexpected predicate type {other}"),
+        };
+        let rel = format!("{bp}/{layer}/sbom.{ext}");
+        let original = originals
+            .get(&rel)
+            .unwrap_or_else(|| panic!("no original for {rel}"));
+        assert!(
+            statement.predicate() == original.as_slice(),
+            "{format} predicate for {rel} differs from the file"
+        );
+        if *format == StorageFormat::Bundle && ext != "syft.json" {
+            let out = tmp.path().join(format!("{bp}-{layer}.{ext}"));
+            fs::write(&out, statement.predicate()).unwrap();
+            restored.push(out);
+        }
+    }
+    assert_eq!(restored.len(), 4);
+    let Some(python) = python() else { return };
+    let out = ok(run(Command::new(&python)
+        .arg(oracle("validate_sbom.py"))
+        .args(&restored)));
+    assert_eq!(out.matches("valid ").count(), 4, "{out}");
+
+    // The validators can fail: a CycloneDX document with a wrong type must be rejected.
+    let broken = tmp.path().join("broken.cdx.json");
+    fs::write(
+        &broken,
+        br#"{"bomFormat":"CycloneDX","specVersion":"1.5","version":"one"}"#,
+    )
+    .unwrap();
+    let out = run(Command::new(&python)
+        .arg(oracle("validate_sbom.py"))
+        .arg(&broken));
+    assert!(!out.status.success(), "{}", text(&out));
+    let _ = signed.layout.root();
+}
