@@ -87,6 +87,25 @@ pub fn fresh_example(dir: &Path) -> (PathBuf, PathBuf) {
     (layers, image)
 }
 
+/// A fresh Paketo `spring-boot` build: its real SBOM tree as a layers directory (with `group.toml`)
+/// and an app image built from it by `cnb-fixtures`: `(layers dir, image layout dir)`.
+pub fn fresh_spring_boot(dir: &Path) -> (PathBuf, PathBuf) {
+    let layers = dir.join("layers");
+    let image = dir.join("image");
+    copy_dir(
+        &workspace_root().join("tests/fixtures/sboms/spring-boot/layers"),
+        &layers,
+    );
+    let spec = cnb_fixtures::spring_boot(&layers);
+    fs::write(
+        layers.join("group.toml"),
+        cnb_fixtures::group_toml(&spec.buildpacks),
+    )
+    .unwrap();
+    cnb_fixtures::build(&spec, &image).unwrap();
+    (layers, image)
+}
+
 /// Every file under `dir` with the sha256 of its content (symlinks recorded by target).
 pub fn snapshot(dir: &Path) -> BTreeMap<PathBuf, String> {
     let mut out = BTreeMap::new();

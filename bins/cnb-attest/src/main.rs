@@ -28,7 +28,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Turn a build's SBOMs into signed in-toto attestations attached to the image.
-    Sign(SignArgs),
+    Sign(Box<SignArgs>),
     /// Verify every attestation of an image with a public key.
     Verify(VerifyArgs),
     /// List the attestations of an image.
@@ -147,7 +147,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Sign(args) => sign(args),
+        Command::Sign(args) => sign(*args),
         Command::Verify(args) => verify(args),
         Command::Ls(args) => ls(args),
         Command::GenerateKeyPair(args) => generate_key_pair(args),

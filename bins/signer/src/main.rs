@@ -111,11 +111,13 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
         None if config.image.reference.starts_with("oci:") => {
             LayoutImage::parse(&config.image.reference).map_err(|e| bad_config(&e))?
         }
-        None => return Err(bad_image(&format!(
+        None => {
+            return Err(bad_image(&format!(
             "[image] reference `{}` is a registry image; this signer writes to OCI layouts only \
                  (oci:<dir>@sha256:<hex>) until the registry store lands",
             config.image.reference
-        ))),
+        )))
+        }
     };
     let layout = OciLayout::open(&target.dir).map_err(|e| bad_image(&e))?;
     let descriptor = layout

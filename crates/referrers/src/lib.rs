@@ -1,7 +1,7 @@
 //! Attestation referrers: the storage formats and the stores they live in.
 //!
 //! An attestation is stored as a *referrer*: an OCI manifest whose `subject` is the image manifest.
-//! [`format`] turns a signed DSSE envelope into such a manifest (Sigstore bundle v0.3 as cosign 3
+//! [`mod@format`] turns a signed DSSE envelope into such a manifest (Sigstore bundle v0.3 as cosign 3
 //! writes it, or the RFC's bare DSSE layer); [`layout`] stores and lists referrers in an OCI image
 //! layout, the no-registry default.
 //!

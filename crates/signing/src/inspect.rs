@@ -107,11 +107,11 @@ fn listed_from(descriptor: &Descriptor, manifest: &ImageManifest) -> Listed {
     }
 }
 
-/// Reads and decodes one referrer's statement without verifying it.
-fn decode(
+/// Reads and decodes one referrer's envelope (blob bounded and digest-checked; nothing verified).
+fn read_envelope(
     layout: &OciLayout,
     manifest: &ImageManifest,
-) -> Result<(StorageFormat, cnb_dsse::Envelope, Statement), String> {
+) -> Result<cnb_dsse::Envelope, String> {
     let format = StorageFormat::detect(manifest).ok_or_else(|| {
         format!(
             "not an attestation format this tool reads (artifactType {})",
@@ -135,8 +135,11 @@ fn decode(
             stored.envelope.payload_type
         ));
     }
-    let statement = Statement::from_json(&stored.envelope.payload).map_err(|e| e.to_string())?;
-    Ok((format, stored.envelope, statement))
+    Ok(stored.envelope)
+}
+
+fn parse_statement(envelope: &cnb_dsse::Envelope) -> Result<Statement, String> {
+    Statement::from_json(&envelope.payload).map_err(|e| e.to_string())
 }
 
 fn subject_text(subject: &Subject) -> String {
@@ -151,8 +154,8 @@ pub fn list_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Listed>, Err
     let mut out = Vec::new();
     for (descriptor, manifest) in layout.referrers(&image.descriptor.digest)? {
         let mut listed = listed_from(&descriptor, &manifest);
-        match decode(layout, &manifest) {
-            Ok((_, _, statement)) => {
+        match read_envelope(layout, &manifest).and_then(|e| parse_statement(&e)) {
+            Ok(statement) => {
                 listed.predicate_type = Some(statement.predicate_type().to_string());
                 listed.subjects = statement.subjects().iter().map(subject_text).collect();
             }
@@ -176,21 +179,20 @@ pub fn verify_layout(
             continue;
         }
         let mut listed = listed_from(&descriptor, &manifest);
-        let failure = match decode(layout, &manifest) {
+        let annotated_type = listed.predicate_type.clone();
+        let verified = read_envelope(layout, &manifest).and_then(|envelope| {
+            // The signature is checked before the payload is parsed: nothing unsigned is interpreted.
+            envelope
+                .verify(key)
+                .map_err(|e| format!("signature does not verify: {e}"))?;
+            parse_statement(&envelope)
+        });
+        let failure = match verified {
             Err(problem) => Some(problem),
-            Ok((_, envelope, statement)) => {
+            Ok(statement) => {
                 listed.subjects = statement.subjects().iter().map(subject_text).collect();
-                let annotated_type = listed.predicate_type.clone();
                 listed.predicate_type = Some(statement.predicate_type().to_string());
-                check(
-                    image,
-                    &manifest,
-                    &envelope,
-                    &statement,
-                    annotated_type.as_deref(),
-                    key,
-                )
-                .err()
+                check(image, &manifest, &statement, annotated_type.as_deref()).err()
             }
         };
         out.push(Verdict { listed, failure });
@@ -198,18 +200,13 @@ pub fn verify_layout(
     Ok(out)
 }
 
-/// All checks on one decoded referrer.
+/// The checks on a statement whose signature verified.
 fn check(
     image: &Image,
     manifest: &ImageManifest,
-    envelope: &cnb_dsse::Envelope,
     statement: &Statement,
     annotated_predicate_type: Option<&str>,
-    key: &VerifyingKey,
 ) -> Result<(), String> {
-    envelope
-        .verify(key)
-        .map_err(|e| format!("signature does not verify: {e}"))?;
     if let Some(annotated) = annotated_predicate_type {
         if annotated != statement.predicate_type() {
             return Err(format!(

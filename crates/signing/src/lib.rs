@@ -346,7 +346,7 @@ mod tests {
     fn formats_epoch_seconds_as_rfc3339() {
         assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
         assert_eq!(rfc3339_utc(315_532_801), "1980-01-01T00:00:01Z");
-        assert_eq!(rfc3339_utc(1_795_219_200), "2026-11-20T00:00:00Z");
+        assert_eq!(rfc3339_utc(1_795_132_800), "2026-11-20T00:00:00Z");
         assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
     }
 }
