@@ -4,7 +4,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cnb_attest_tests::{bin, fresh_example, ok, run, snapshot, text};
+use cnb_attest_tests::{bin, fresh_example, key_pair, run, snapshot, text};
 
 struct Case {
     _tmp: tempfile::TempDir,
@@ -135,10 +135,7 @@ fn write_config(c: &Case, body: &str) -> PathBuf {
 }
 
 fn signer_with(c: &Case, config: &Path) -> Output {
-    ok(run(Command::new(bin("cnb-attest"))
-        .args(["generate-key-pair", "--output-dir"])
-        .arg(&c.keys)
-        .env("COSIGN_PASSWORD", "")));
+    key_pair(&c.keys, "");
     run(Command::new(bin("signer"))
         .arg("-layers")
         .arg(&c.layers)
@@ -208,10 +205,7 @@ fn a_uri_with_dot_dot_is_refused() {
 #[test]
 fn a_wrong_key_password_is_refused_and_names_the_key_file() {
     let c = case();
-    ok(run(Command::new(bin("cnb-attest"))
-        .args(["generate-key-pair", "--output-dir"])
-        .arg(&c.keys)
-        .env("COSIGN_PASSWORD", "right")));
+    key_pair(&c.keys, "right");
     let key = c.keys.join("cosign.key");
     let message = refused(
         &c,
@@ -236,10 +230,7 @@ fn a_wrong_key_password_is_refused_and_names_the_key_file() {
 #[test]
 fn a_truncated_key_file_is_refused() {
     let c = case();
-    ok(run(Command::new(bin("cnb-attest"))
-        .args(["generate-key-pair", "--output-dir"])
-        .arg(&c.keys)
-        .env("COSIGN_PASSWORD", "")));
+    key_pair(&c.keys, "");
     let key = c.keys.join("cosign.key");
     let pem = fs::read(&key).unwrap();
     fs::write(&key, &pem[..pem.len() / 2]).unwrap();

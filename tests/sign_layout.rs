@@ -5,7 +5,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use cnb_attest_tests::{bin, fresh_example, ok, run, snapshot, text};
+use cnb_attest_tests::{bin, fresh_example, key_pair, ok, run, snapshot, text};
 use serde_json::Value;
 
 const PUB: &str = "cnb-attest-throwaway.pub";
@@ -179,10 +179,7 @@ fn exporter_then_signer_then_verify_with_a_cosign_key_pair() {
     let (layers, image) = fresh_example(tmp.path());
     let keys = tmp.path().join("keys");
     fs::create_dir(&keys).unwrap();
-    ok(run(Command::new(bin("cnb-attest"))
-        .args(["generate-key-pair", "--output-dir"])
-        .arg(&keys)
-        .env("COSIGN_PASSWORD", "correct horse")));
+    key_pair(&keys, "correct horse");
     let exported = ok(run(Command::new(bin("exporter"))
         .arg("-layers")
         .arg(&layers)
@@ -231,10 +228,7 @@ fn a_different_key_does_not_verify() {
     sign(&image, &layers, tmp.path(), &[]);
     let other = tmp.path().join("other");
     fs::create_dir(&other).unwrap();
-    ok(run(Command::new(bin("cnb-attest"))
-        .args(["generate-key-pair", "--output-dir"])
-        .arg(&other)
-        .env("COSIGN_PASSWORD", "")));
+    key_pair(&other, "");
     let out = verify(&image, &other.join("cosign.pub"));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert_eq!(text(&out).matches("signature does not verify").count(), 7);
@@ -260,10 +254,7 @@ fn verify_on_an_image_without_attestations_says_so() {
     let (_, image) = fresh_example(tmp.path());
     let keys = tmp.path().join("k");
     fs::create_dir(&keys).unwrap();
-    ok(run(Command::new(bin("cnb-attest"))
-        .args(["generate-key-pair", "--output-dir"])
-        .arg(&keys)
-        .env("COSIGN_PASSWORD", "")));
+    key_pair(&keys, "");
     let out = verify(&image, &keys.join("cosign.pub"));
     assert_eq!(out.status.code(), Some(4), "{}", text(&out));
     assert!(text(&out).contains("no attestations"), "{}", text(&out));

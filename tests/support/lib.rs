@@ -62,6 +62,15 @@ pub fn ok(output: Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
+/// Writes `cosign.key` / `cosign.pub` into `dir` with `cnb-attest generate-key-pair`.
+pub fn key_pair(dir: &Path, password: &str) {
+    fs::create_dir_all(dir).unwrap();
+    ok(run(Command::new(bin("cnb-attest"))
+        .args(["generate-key-pair", "--output-dir"])
+        .arg(dir)
+        .env("COSIGN_PASSWORD", password)));
+}
+
 /// Copies a directory tree (regular files and directories only).
 pub fn copy_dir(from: &Path, to: &Path) {
     fs::create_dir_all(to).unwrap();

@@ -9,9 +9,8 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use cnb_attestation_config::AllowedRoots;
 use cnb_dsse::{PasswordSource, SigningKey, VerifyingKey};
-use cnb_phase::exit;
+use cnb_phase::{exit, Failure};
 use cnb_referrers::layout::{Image, OciLayout};
-use cnb_referrers::StorageFormat;
 use cnb_sbom_discovery::DiscoveryOptions;
 use cnb_signing::generate::{generate_config, lifecycle_label, GenerateInput};
 use cnb_signing::inspect::{self, Listed};
@@ -113,55 +112,13 @@ struct KeyPairArgs {
     password_file: Option<PathBuf>,
 }
 
-/// An error for the user: one line, a hint, an exit code.
-struct Failure {
-    message: String,
-    hint: Option<String>,
-    code: u8,
-}
-
-impl Failure {
-    fn new(code: u8, message: impl std::fmt::Display) -> Self {
-        Failure {
-            message: message.to_string(),
-            hint: None,
-            code,
-        }
-    }
-    fn hint(mut self, hint: impl Into<String>) -> Self {
-        self.hint = Some(hint.into());
-        self
-    }
-}
-
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(cnb_phase::normalize_args(std::env::args_os())) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::INVALID_ARGS
-            } else {
-                exit::OK
-            });
-        }
-    };
-    let result = match cli.command {
+    cnb_phase::main(|cli: Cli| match cli.command {
         Command::Sign(args) => sign(*args),
         Command::Verify(args) => verify(args),
         Command::Ls(args) => ls(args),
         Command::GenerateKeyPair(args) => generate_key_pair(args),
-    };
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(f) => {
-            eprintln!("error: {}", f.message);
-            if let Some(hint) = f.hint {
-                eprintln!("hint: {hint}");
-            }
-            ExitCode::from(f.code)
-        }
-    }
+    })
 }
 
 fn open_image(text: &str) -> Result<(LayoutImage, OciLayout, Image), Failure> {
@@ -236,27 +193,12 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 }
 
 fn sign(args: SignArgs) -> Result<u8, Failure> {
-    let mut options = SignOptions::default()
-        .with_source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())
-        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
-    options.formats = args
-        .format
-        .iter()
-        .map(|f| f.parse::<StorageFormat>())
-        .collect::<Result<_, _>>()
-        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
-    options.formats.sort();
-    options.formats.dedup();
-    options.statement_version = match args.statement_version.as_str() {
-        "v1" => cnb_signing::StatementVersion::V1,
-        "v0.1" => cnb_signing::StatementVersion::V0_1,
-        other => {
-            return Err(Failure::new(
-                exit::INVALID_ARGS,
-                format!("--statement-version `{other}`: expected v1 or v0.1"),
-            ))
-        }
-    };
+    let options = SignOptions::from_flags(
+        &args.format,
+        &args.statement_version,
+        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+    )
+    .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
     let (location, layout, image) = open_image(&args.image)?;
     let (config, roots) = match (&args.config, &args.layers) {
         (Some(path), _) => {

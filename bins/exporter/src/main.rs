@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::Parser;
-use cnb_phase::exit;
+use cnb_phase::{exit, Failure};
 use cnb_referrers::layout::OciLayout;
 use cnb_sbom_discovery::platform::Report;
 use cnb_sbom_discovery::DiscoveryOptions;
@@ -50,24 +50,11 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(cnb_phase::normalize_args(std::env::args_os())) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::INVALID_ARGS
-            } else {
-                exit::OK
-            });
-        }
-    };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err((code, message)) => {
-            eprintln!("ERROR: {message}");
-            ExitCode::from(code)
-        }
-    }
+    cnb_phase::main(|cli: Cli| {
+        run(cli)
+            .map(|()| exit::OK)
+            .map_err(|(code, message)| Failure::new(code, message))
+    })
 }
 
 /// The repository part of an image reference: no tag, no digest.

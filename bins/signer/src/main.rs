@@ -11,10 +11,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use cnb_attestation_config::AllowedRoots;
 use cnb_dsse::PasswordSource;
-use cnb_phase::exit;
+use cnb_phase::{exit, Failure};
 use cnb_referrers::layout::OciLayout;
-use cnb_referrers::StorageFormat;
-use cnb_signing::{LayoutImage, SignOptions, StatementVersion};
+use cnb_signing::{LayoutImage, SignOptions};
 
 /// Sign a build's attestations and attach them to the image.
 #[derive(Parser)]
@@ -50,48 +49,21 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    let cli = match Cli::try_parse_from(cnb_phase::normalize_args(std::env::args_os())) {
-        Ok(cli) => cli,
-        Err(e) => {
-            let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                exit::INVALID_ARGS
-            } else {
-                exit::OK
-            });
-        }
-    };
-    match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err((code, message)) => {
-            eprintln!("ERROR: {message}");
-            ExitCode::from(code)
-        }
-    }
+    cnb_phase::main(|cli: Cli| {
+        run(cli)
+            .map(|()| exit::OK)
+            .map_err(|(code, message)| Failure::new(code, message))
+    })
 }
 
 fn run(cli: Cli) -> Result<(), (u8, String)> {
     let invalid = |e: &dyn std::fmt::Display| (exit::INVALID_ARGS, e.to_string());
-    let mut options = SignOptions::default()
-        .with_source_date_epoch(std::env::var("SOURCE_DATE_EPOCH").ok().as_deref())
-        .map_err(|e| invalid(&e))?;
-    options.formats = cli
-        .format
-        .iter()
-        .map(|f| f.parse::<StorageFormat>())
-        .collect::<Result<_, _>>()
-        .map_err(|e| invalid(&e))?;
-    options.formats.sort();
-    options.formats.dedup();
-    options.statement_version = match cli.statement_version.as_str() {
-        "v1" => StatementVersion::V1,
-        "v0.1" => StatementVersion::V0_1,
-        other => {
-            return Err(invalid(&format!(
-                "-statement-version `{other}`: expected v1 or v0.1"
-            )))
-        }
-    };
+    let options = SignOptions::from_flags(
+        &cli.format,
+        &cli.statement_version,
+        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
+    )
+    .map_err(|e| invalid(&e))?;
 
     let config_path = cli
         .config

@@ -13,6 +13,63 @@
 #![warn(missing_docs)]
 
 use std::ffi::OsString;
+use std::fmt;
+use std::process::ExitCode;
+
+/// An error for the user: one line, an optional hint, and the exit code it maps to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// The exit code (see [`exit`]).
+    pub code: u8,
+    /// What failed, and where.
+    pub message: String,
+    /// What to do about it.
+    pub hint: Option<String>,
+}
+
+impl Failure {
+    /// A failure with exit `code`.
+    pub fn new(code: u8, message: impl fmt::Display) -> Self {
+        Failure {
+            code,
+            message: message.to_string(),
+            hint: None,
+        }
+    }
+
+    /// Adds a hint.
+    pub fn hint(mut self, hint: impl Into<String>) -> Self {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+/// Runs a binary: parses the process arguments (after [`normalize_args`]) into `T`, calls `run`, and
+/// turns its result into the process exit code, printing a failure as `ERROR: <message>` and
+/// `hint: <hint>` on stderr. Usage errors exit with [`exit::INVALID_ARGS`].
+pub fn main<T: clap::Parser>(run: impl FnOnce(T) -> Result<u8, Failure>) -> ExitCode {
+    let parsed = match T::try_parse_from(normalize_args(std::env::args_os())) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() {
+                exit::INVALID_ARGS
+            } else {
+                exit::OK
+            });
+        }
+    };
+    match run(parsed) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) => {
+            eprintln!("ERROR: {}", failure.message);
+            if let Some(hint) = &failure.hint {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(failure.code)
+        }
+    }
+}
 
 /// Rewrites `-name[=value]` (a single dash followed by two or more characters, not a number) to
 /// `--name[=value]`. Everything after a bare `--` is left alone, as are `-` and short flags like `-v`.

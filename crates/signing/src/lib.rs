@@ -66,6 +66,9 @@ pub enum Error {
     /// The image is not the one the configuration names, or cannot be named.
     #[error("{0}")]
     BadImage(String),
+    /// A signing option is invalid.
+    #[error("{0}")]
+    BadOption(String),
 }
 
 /// Choices for a signing run.
@@ -93,15 +96,47 @@ impl Default for SignOptions {
 }
 
 impl SignOptions {
-    /// Reads `SOURCE_DATE_EPOCH` (seconds since 1970) into [`SignOptions::created`].
-    pub fn with_source_date_epoch(mut self, value: Option<&str>) -> Result<Self, Error> {
-        if let Some(v) = value {
-            let seconds: i64 = v.trim().parse().map_err(|_| {
-                Error::BadImage(format!("SOURCE_DATE_EPOCH `{v}` is not an integer"))
-            })?;
-            self.created = Some(rfc3339_utc(seconds));
+    /// Options from command-line values: storage format names (`bundle`, `dsse`), the statement
+    /// version (`v1`, `v0.1`) and `SOURCE_DATE_EPOCH` (seconds since 1970), shared by every binary.
+    pub fn from_flags(
+        formats: &[String],
+        statement_version: &str,
+        source_date_epoch: Option<&str>,
+    ) -> Result<Self, Error> {
+        let mut formats = formats
+            .iter()
+            .map(|f| f.parse::<StorageFormat>())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| Error::BadOption(e.to_string()))?;
+        formats.sort();
+        formats.dedup();
+        if formats.is_empty() {
+            return Err(Error::BadOption("no storage format given".into()));
         }
-        Ok(self)
+        let statement_version = match statement_version {
+            "v1" => StatementVersion::V1,
+            "v0.1" => StatementVersion::V0_1,
+            other => {
+                return Err(Error::BadOption(format!(
+                    "statement version `{other}`: expected v1 or v0.1"
+                )))
+            }
+        };
+        let created = match source_date_epoch {
+            Some(v) => {
+                let seconds: i64 = v.trim().parse().map_err(|_| {
+                    Error::BadOption(format!("SOURCE_DATE_EPOCH `{v}` is not an integer"))
+                })?;
+                Some(rfc3339_utc(seconds))
+            }
+            None => None,
+        };
+        Ok(SignOptions {
+            formats,
+            statement_version,
+            created,
+            ..SignOptions::default()
+        })
     }
 }
 
