@@ -2,6 +2,8 @@
 //! fresh copies of the example, and snapshots that prove nothing was written.
 #![forbid(unsafe_code)]
 
+pub mod registry;
+
 use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -8,13 +8,14 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use cnb_attestation_config::AllowedRoots;
-use cnb_dsse::{PasswordSource, SigningKey, VerifyingKey};
+use cnb_dsse::{PasswordSource, SigningKey};
 use cnb_phase::{exit, Failure};
 use cnb_referrers::layout::{Image, OciLayout};
+use cnb_registry::{AttachOptions, Client, ClientOptions, ImageRef, Keychain};
 use cnb_sbom_discovery::DiscoveryOptions;
 use cnb_signing::generate::{generate_config, lifecycle_label, GenerateInput};
 use cnb_signing::inspect::{self, Listed};
-use cnb_signing::{LayoutImage, SignOptions};
+use cnb_signing::{LayoutImage, SignOptions, Target};
 
 /// Sign, verify and list the SBOM attestations of Cloud Native Buildpacks images.
 #[derive(Parser)]
@@ -36,10 +37,20 @@ enum Command {
     GenerateKeyPair(KeyPairArgs),
 }
 
+/// How to reach registries.
+#[derive(Args, Clone)]
+struct RegistryArgs {
+    /// Registry (`host[:port]`) to reach over plain HTTP; repeatable. Also CNB_INSECURE_REGISTRIES.
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+}
+
 #[derive(Args)]
 struct SignArgs {
-    /// The image: `oci:<dir>[:<tag>|@sha256:<hex>]` or a layout directory.
+    /// The image: a registry reference, `oci:<dir>[:<tag>|@sha256:<hex>]` or a layout directory.
     image: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// The build's layers directory: its SBOMs are discovered and attested.
     #[arg(long, env = "CNB_LAYERS_DIR", conflicts_with = "config")]
     layers: Option<PathBuf>,
@@ -85,6 +96,8 @@ struct SignArgs {
 struct VerifyArgs {
     /// The image.
     image: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// Public key (PEM), e.g. cosign.pub.
     #[arg(long)]
     key: PathBuf,
@@ -97,6 +110,8 @@ struct VerifyArgs {
 struct LsArgs {
     /// The image.
     image: String,
+    #[command(flatten)]
+    registry: RegistryArgs,
     /// Print as JSON.
     #[arg(long)]
     json: bool,
@@ -121,18 +136,96 @@ fn main() -> ExitCode {
     })
 }
 
-fn open_image(text: &str) -> Result<(LayoutImage, OciLayout, Image), Failure> {
-    let location = LayoutImage::parse(text).map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
-    let layout = OciLayout::open(&location.dir).map_err(|e| {
-        Failure::new(exit::FAILED, e).hint("images are OCI image layouts: oci:<dir>[:<tag>]")
-    })?;
-    let descriptor = layout
-        .resolve_image(location.selector.as_deref())
-        .map_err(|e| Failure::new(exit::FAILED, e))?;
-    let image = layout
-        .read_image(&descriptor)
-        .map_err(|e| Failure::new(exit::FAILED, e))?;
-    Ok((location, layout, image))
+/// An opened image: where it is, and its manifest and config.
+enum Opened {
+    Layout {
+        location: LayoutImage,
+        layout: OciLayout,
+        image: Image,
+    },
+    Registry {
+        reference: ImageRef,
+        client: Box<Client>,
+        runtime: tokio::runtime::Runtime,
+        image: Image,
+    },
+}
+
+impl Opened {
+    fn image(&self) -> &Image {
+        match self {
+            Opened::Layout { image, .. } | Opened::Registry { image, .. } => image,
+        }
+    }
+
+    fn name(&self) -> String {
+        match self {
+            Opened::Layout { location, .. } => location.to_string(),
+            Opened::Registry { reference, .. } => reference.to_string(),
+        }
+    }
+
+    /// Every referrer of the image, with its attestation blob.
+    fn fetch(&self) -> Result<Vec<inspect::Fetched>, Failure> {
+        match self {
+            Opened::Layout { layout, image, .. } => inspect::fetch_layout(layout, image),
+            Opened::Registry {
+                reference,
+                client,
+                runtime,
+                image,
+            } => runtime.block_on(inspect::fetch_registry(
+                client,
+                &reference.repository,
+                image,
+            )),
+        }
+        .map_err(|e| Failure::new(exit::FAILED, e))
+    }
+}
+
+fn open(text: &str, registry: &RegistryArgs) -> Result<Opened, Failure> {
+    match Target::parse(text).map_err(|e| Failure::new(exit::INVALID_ARGS, e))? {
+        Target::Layout(location) => {
+            let layout =
+                OciLayout::open(&location.dir).map_err(|e| Failure::new(exit::FAILED, e))?;
+            let descriptor = layout
+                .resolve_image(location.selector.as_deref())
+                .map_err(|e| Failure::new(exit::FAILED, e))?;
+            let image = layout
+                .read_image(&descriptor)
+                .map_err(|e| Failure::new(exit::FAILED, e))?;
+            Ok(Opened::Layout {
+                location,
+                layout,
+                image,
+            })
+        }
+        Target::Registry(reference) => {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| {
+                    Failure::new(exit::FAILED, format!("cannot start the async runtime: {e}"))
+                })?;
+            let mut options = ClientOptions::default().with_insecure_from_env();
+            options
+                .insecure
+                .extend(registry.insecure_registries.iter().cloned());
+            let keychain = Keychain::from_env().map_err(|e| Failure::new(exit::FAILED, e))?;
+            let client =
+                Client::new(keychain, options).map_err(|e| Failure::new(exit::FAILED, e))?;
+            let image = runtime
+                .block_on(client.read_image(&reference))
+                .map_err(|e| Failure::new(exit::FAILED, e))?;
+            Ok(Opened::Registry {
+                reference,
+                client: Box::new(client),
+                runtime,
+                image,
+            })
+        }
+    }
 }
 
 fn password_source(file: Option<&Path>) -> PasswordSource {
@@ -199,7 +292,8 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
         std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
     )
     .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
-    let (location, layout, image) = open_image(&args.image)?;
+    let opened = open(&args.image, &args.registry)?;
+    let image = opened.image();
     let (config, roots) = match (&args.config, &args.layers) {
         (Some(path), _) => {
             let config =
@@ -217,14 +311,22 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
                 .group
                 .clone()
                 .or_else(|| group_default.exists().then_some(group_default));
-            let dir = std::fs::canonicalize(&location.dir).map_err(|e| {
-                Failure::new(exit::FAILED, format!("{}: {e}", location.dir.display()))
-            })?;
-            let reference = format!("oci:{}@{}", dir.display(), image.descriptor.digest);
-            let name = args
-                .name
-                .clone()
-                .unwrap_or_else(|| format!("oci:{}", dir.display()));
+            let (reference, default_name) = match &opened {
+                Opened::Layout { location, .. } => {
+                    let dir = std::fs::canonicalize(&location.dir).map_err(|e| {
+                        Failure::new(exit::FAILED, format!("{}: {e}", location.dir.display()))
+                    })?;
+                    (
+                        format!("oci:{}@{}", dir.display(), image.descriptor.digest),
+                        format!("oci:{}", dir.display()),
+                    )
+                }
+                Opened::Registry { reference, .. } => (
+                    format!("{}@{}", reference.repository, image.descriptor.digest),
+                    reference.repository.to_string(),
+                ),
+            };
+            let name = args.name.clone().unwrap_or(default_name);
             let input = GenerateInput {
                 layers_dir: layers,
                 group: group.as_deref(),
@@ -236,7 +338,7 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
                     ..DiscoveryOptions::default()
                 },
             };
-            let label = lifecycle_label(&image).map_err(|e| Failure::new(exit::FAILED, e))?;
+            let label = lifecycle_label(image).map_err(|e| Failure::new(exit::FAILED, e))?;
             let (config, _) = generate_config(&input, image.descriptor.digest.as_str(), label)
                 .map_err(|e| Failure::new(exit::FAILED, e))?;
             let roots = AllowedRoots::new(std::slice::from_ref(layers))
@@ -251,8 +353,28 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
         }
     };
     let key = load_key(&args)?;
-    let report = cnb_signing::sign_layout(&layout, &image, &config, &roots, &key, &options)
-        .map_err(|e| Failure::new(exit::FAILED, e))?;
+    let report = match &opened {
+        Opened::Layout { layout, .. } => {
+            cnb_signing::sign_layout(layout, image, &config, &roots, &key, &options)
+        }
+        Opened::Registry {
+            reference,
+            client,
+            runtime,
+            ..
+        } => runtime.block_on(cnb_signing::sign_registry(
+            client,
+            reference,
+            image,
+            &config,
+            &roots,
+            &key,
+            &options,
+            &AttachOptions::default(),
+        )),
+    }
+    .map_err(|e| Failure::new(exit::FAILED, e))?;
+    let location = opened.name();
     if args.json {
         println!(
             "{}",
@@ -282,6 +404,30 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
                     .unwrap_or_default()
             );
         }
+        if let Some(requests) = report.requests {
+            println!(
+                "  {requests} registry request(s); referrers {}",
+                if report.referrers_api == Some(true) {
+                    "API".to_string()
+                } else {
+                    format!(
+                        "tag-schema index ({} write(s))",
+                        report.index_writes.unwrap_or(0)
+                    )
+                }
+            );
+        }
+    }
+    if !report.all_discoverable() {
+        let missing = report
+            .attestations
+            .iter()
+            .filter(|a| !a.discoverable)
+            .count();
+        return Err(Failure::new(
+            exit::NOT_DISCOVERABLE,
+            format!("{location}: {missing} attestation(s) were stored but are not listed where readers look"),
+        ));
     }
     Ok(exit::OK)
 }
@@ -319,9 +465,9 @@ fn print_listed(listed: &[Listed]) {
 }
 
 fn ls(args: LsArgs) -> Result<u8, Failure> {
-    let (location, layout, image) = open_image(&args.image)?;
-    let listed =
-        inspect::list_layout(&layout, &image).map_err(|e| Failure::new(exit::FAILED, e))?;
+    let opened = open(&args.image, &args.registry)?;
+    let listed = inspect::list(&opened.fetch()?);
+    let (location, image) = (opened.name(), opened.image());
     if args.json {
         println!(
             "{}",
@@ -343,13 +489,10 @@ fn ls(args: LsArgs) -> Result<u8, Failure> {
 }
 
 fn verify(args: VerifyArgs) -> Result<u8, Failure> {
-    let pem = std::fs::read_to_string(&args.key)
-        .map_err(|e| Failure::new(exit::FAILED, format!("{}: {e}", args.key.display())))?;
-    let key = VerifyingKey::from_pem(&pem)
-        .map_err(|e| Failure::new(exit::FAILED, format!("{}: {e}", args.key.display())))?;
-    let (location, layout, image) = open_image(&args.image)?;
-    let verdicts =
-        inspect::verify_layout(&layout, &image, &key).map_err(|e| Failure::new(exit::FAILED, e))?;
+    let key = cnb_dsse::read_public_key(&args.key).map_err(|e| Failure::new(exit::FAILED, e))?;
+    let opened = open(&args.image, &args.registry)?;
+    let verdicts = inspect::verify(opened.image(), &opened.fetch()?, &key);
+    let location = opened.name();
     let failed = verdicts.iter().filter(|v| !v.ok()).count();
     if args.json {
         println!(

@@ -162,14 +162,10 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
 }
 
 fn read_small(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    let mut text = String::new();
-    file.take(4 * 1024 * 1024 + 1)
-        .read_to_string(&mut text)
+    let bytes = cnb_bounded_read::read(path, MAX_LABEL_FILE, cnb_bounded_read::Links::Follow)
         .map_err(|e| format!("{}: {e}", path.display()))?;
-    if text.len() > 4 * 1024 * 1024 {
-        return Err(format!("{}: larger than 4 MiB", path.display()));
-    }
-    Ok(text)
+    String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8", path.display()))
 }
+
+/// Largest label file read.
+const MAX_LABEL_FILE: u64 = 4 * 1024 * 1024;

@@ -1,10 +1,9 @@
 //! Reading the RFC's TOML shape, with file, line, column and field path in every error.
 
-use std::fs::File;
-use std::io::Read;
 use std::ops::Range;
 use std::path::Path;
 
+use cnb_bounded_read::Links;
 use toml::de::{DeArray, DeString, DeTable, DeValue};
 use toml::Spanned;
 
@@ -14,6 +13,7 @@ use crate::error::{line_col, sanitize, Error};
 use crate::model::{
     AttestationSpec, ImageSection, PredicateSource, PredicateSpec, SignerConfig, SubjectSpec,
 };
+use crate::validate::read_error;
 
 /// Largest configuration file [`load`] reads: 16 MiB.
 pub const MAX_CONFIG_SIZE: u64 = 16 * 1024 * 1024;
@@ -194,32 +194,8 @@ pub fn parse(text: &str, origin: &Path) -> Result<SignerConfig, Error> {
 
 /// Read and [`parse`] a configuration file (at most [`MAX_CONFIG_SIZE`] bytes).
 pub fn load(path: &Path) -> Result<SignerConfig, Error> {
-    let read_err = |source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    let file = File::open(path).map_err(read_err)?;
-    let meta = file.metadata().map_err(read_err)?;
-    let too_large = || Error::TooLarge {
-        path: path.to_path_buf(),
-        cap: MAX_CONFIG_SIZE,
-    };
-    if !meta.is_file() {
-        return Err(Error::Read {
-            path: path.to_path_buf(),
-            source: std::io::Error::other("not a regular file"),
-        });
-    }
-    if meta.len() > MAX_CONFIG_SIZE {
-        return Err(too_large());
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_CONFIG_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_err)?;
-    if bytes.len() as u64 > MAX_CONFIG_SIZE {
-        return Err(too_large());
-    }
+    let bytes = cnb_bounded_read::read(path, MAX_CONFIG_SIZE, Links::Follow)
+        .map_err(read_error(path, MAX_CONFIG_SIZE))?;
     let text = String::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
         path: path.to_path_buf(),
         offset: e.utf8_error().valid_up_to(),

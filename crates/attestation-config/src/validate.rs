@@ -1,9 +1,9 @@
 //! Validation against the file system, and reading predicates safely.
 
-use std::fs::{self, File, Metadata};
-use std::io::Read;
+use std::fs::{self, Metadata};
 use std::path::{Component, Path, PathBuf};
 
+use cnb_bounded_read::ReadError;
 use cnb_sbom_discovery::SbomFormat;
 
 use crate::annotations;
@@ -274,41 +274,21 @@ impl AttestationSpec {
 /// Read a file whose link-free metadata was just taken, bounded, and make sure the opened
 /// file is that file.
 fn read_checked(path: &Path, checked: &Metadata, cap: u64) -> Result<Vec<u8>, Error> {
-    let too_large = || Error::TooLarge {
-        path: path.to_path_buf(),
-        cap,
-    };
-    let read_err = |source| Error::Read {
-        path: path.to_path_buf(),
-        source,
-    };
-    if checked.len() > cap {
-        return Err(too_large());
-    }
-    let file = File::open(path).map_err(read_err)?;
-    let opened = file.metadata().map_err(read_err)?;
-    if !opened.is_file() || !same_file(checked, &opened) {
-        return Err(read_err(std::io::Error::other(
-            "the file was replaced while it was being read",
-        )));
-    }
-    let mut bytes = Vec::with_capacity(opened.len().min(cap) as usize);
-    file.take(cap.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(read_err)?;
-    if bytes.len() as u64 > cap {
-        return Err(too_large());
-    }
-    Ok(bytes)
+    cnb_bounded_read::read_checked(path, cap, checked).map_err(read_error(path, cap))
 }
 
-#[cfg(unix)]
-fn same_file(a: &Metadata, b: &Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.dev() == b.dev() && a.ino() == b.ino()
-}
-
-#[cfg(not(unix))]
-fn same_file(_: &Metadata, _: &Metadata) -> bool {
-    true
+/// The crate's error for a failed bounded read of `path` (capped at `cap`): `TooLarge`, or
+/// `Read` with the I/O error or the refusal ("not a regular file", "the file was replaced
+/// while it was being read").
+pub(crate) fn read_error(path: &Path, cap: u64) -> impl FnOnce(ReadError) -> Error + '_ {
+    move |e| match e {
+        ReadError::TooLarge { .. } => Error::TooLarge {
+            path: path.to_path_buf(),
+            cap,
+        },
+        e => Error::Read {
+            path: path.to_path_buf(),
+            source: e.into(),
+        },
+    }
 }

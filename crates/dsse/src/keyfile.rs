@@ -13,9 +13,10 @@
 //! Every read is bounded ([`MAX_KEY_FILE_SIZE`]), and the scrypt parameters of a file are bounded
 //! before any work is done, so a hostile key file cannot exhaust memory or CPU.
 
-use std::io::{Read as _, Write as _};
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
+use cnb_bounded_read::{Links, ReadError};
 use crypto_secretbox::aead::{Aead as _, KeyInit as _};
 use crypto_secretbox::XSalsa20Poly1305;
 use rand_core::{OsRng, RngCore as _};
@@ -381,23 +382,20 @@ fn describe_pem_error(e: &pem::PemError) -> String {
     }
 }
 
-/// Reads at most `limit` bytes of `path`; more is an error.
+/// Reads at most `limit` bytes of `path`; more is an error. Links are followed (mounted
+/// secrets are links), but the file must be a regular file.
 fn read_bounded(path: &Path, limit: u64) -> Result<Zeroizing<Vec<u8>>, Error> {
-    let read_error = |source| Error::Read {
-        path: owned(path),
-        source,
-    };
-    let file = std::fs::File::open(path).map_err(read_error)?;
     let mut bytes = Zeroizing::new(Vec::new());
-    file.take(limit + 1)
-        .read_to_end(&mut bytes)
-        .map_err(read_error)?;
-    if bytes.len() as u64 > limit {
-        return Err(Error::TooLarge {
+    cnb_bounded_read::read_into(path, limit, Links::Follow, &mut bytes).map_err(|e| match e {
+        ReadError::TooLarge { .. } => Error::TooLarge {
             path: owned(path),
             limit,
-        });
-    }
+        },
+        e => Error::Read {
+            path: owned(path),
+            source: e.into(),
+        },
+    })?;
     Ok(bytes)
 }
 

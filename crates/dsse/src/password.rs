@@ -1,9 +1,9 @@
 //! Where the password of an encrypted key comes from.
 
 use std::fmt;
-use std::io::Read as _;
 use std::path::PathBuf;
 
+use cnb_bounded_read::Links;
 use zeroize::Zeroizing;
 
 use crate::error::{owned, Error};
@@ -50,16 +50,14 @@ impl PasswordSource {
                     path: owned(path),
                     reason,
                 };
-                let file = std::fs::File::open(path).map_err(|e| file_error(e.to_string()))?;
                 let mut bytes = Zeroizing::new(Vec::new());
-                file.take(MAX_PASSWORD_FILE_SIZE + 1)
-                    .read_to_end(&mut bytes)
-                    .map_err(|e| file_error(e.to_string()))?;
-                if bytes.len() as u64 > MAX_PASSWORD_FILE_SIZE {
-                    return Err(file_error(format!(
-                        "larger than the {MAX_PASSWORD_FILE_SIZE}-byte limit"
-                    )));
-                }
+                cnb_bounded_read::read_into(
+                    path,
+                    MAX_PASSWORD_FILE_SIZE,
+                    Links::Follow,
+                    &mut bytes,
+                )
+                .map_err(|e| file_error(e.to_string()))?;
                 let strip = if bytes.ends_with(b"\r\n") {
                     2
                 } else if bytes.ends_with(b"\n") {

@@ -125,6 +125,9 @@ pub mod exit {
     /// `cnb-attest verify`/`ls`: the image has no attestations.
     pub const NO_ATTESTATIONS: u8 = 4;
 
+    /// `cnb-attest sign`: attestations were stored but are not listed where readers look.
+    pub const NOT_DISCOVERABLE: u8 = 5;
+
     /// `exporter`: the layers directory holds input the discovery refuses (symlink, bad JSON, ...).
     pub const EXPORT_BAD_SBOM: u8 = 65;
     /// `exporter`: the image (report.toml, layout, label) cannot be read or does not match.

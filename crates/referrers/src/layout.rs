@@ -7,9 +7,10 @@
 //! other's entries, and entries this crate does not understand are kept as they are.
 
 use std::fs::{self, File};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use cnb_bounded_read::{Links, ReadError};
 use serde_json::Value;
 
 use crate::format::Referrer;
@@ -367,40 +368,23 @@ impl OciLayout {
 
 /// Reads a regular file (never a symlink, FIFO or device) of at most `max` bytes.
 pub(crate) fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
-    let meta = fs::symlink_metadata(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    if !meta.is_file() {
-        return Err(Error::Layout {
+    cnb_bounded_read::read(path, max, Links::Refuse).map_err(|e| match e {
+        ReadError::Io(source) => Error::Io {
+            path: path.to_path_buf(),
+            source,
+        },
+        ReadError::Symlink | ReadError::NotRegular => Error::Layout {
             path: path.to_path_buf(),
             reason: "is not a regular file".into(),
-        });
-    }
-    if meta.len() > max {
-        return Err(Error::TooLarge {
+        },
+        ReadError::TooLarge { size, .. } => Error::TooLarge {
             path: path.to_path_buf(),
-            size: meta.len(),
+            size,
             max,
-        });
-    }
-    let file = File::open(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e,
-    })?;
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::Io {
+        },
+        ReadError::Replaced => Error::Layout {
             path: path.to_path_buf(),
-            source: e,
-        })?;
-    if bytes.len() as u64 > max {
-        return Err(Error::TooLarge {
-            path: path.to_path_buf(),
-            size: bytes.len() as u64,
-            max,
-        });
-    }
-    Ok(bytes)
+            reason: "was replaced while it was being read".into(),
+        },
+    })
 }

@@ -2,10 +2,10 @@
 
 use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, File, FileType, Metadata};
-use std::io::Read;
+use std::fs::{self, FileType, Metadata};
 use std::path::{Path, PathBuf};
 
+use cnb_bounded_read::ReadError;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{sanitize, Error};
@@ -436,38 +436,20 @@ impl Walker<'_> {
 /// Read a regular file that `lstat` already vetted, at most `cap` bytes, and make sure the
 /// file opened is the file that was checked (no link or other file swapped in meanwhile).
 fn read_checked(path: &Path, checked: &Metadata, cap: u64) -> Result<Vec<u8>, Error> {
-    let too_large = || Error::TooLarge {
-        path: path.to_path_buf(),
-        cap,
-    };
-    if checked.len() > cap {
-        return Err(too_large());
-    }
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let opened = file.metadata().map_err(|e| Error::io(path, e))?;
-    if !opened.is_file() || !same_file(checked, &opened) {
-        return Err(Error::refused(
-            path,
-            "the file was replaced while it was being read",
-        ));
-    }
-    let mut bytes = Vec::with_capacity(opened.len().min(cap) as usize);
-    file.take(cap.saturating_add(1))
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > cap {
-        return Err(too_large());
-    }
-    Ok(bytes)
+    cnb_bounded_read::read_checked(path, cap, checked).map_err(read_error(path, cap))
 }
 
-#[cfg(unix)]
-fn same_file(a: &Metadata, b: &Metadata) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    a.dev() == b.dev() && a.ino() == b.ino()
-}
-
-#[cfg(not(unix))]
-fn same_file(_: &Metadata, _: &Metadata) -> bool {
-    true
+/// The crate's error for a failed bounded read of `path` (capped at `cap`).
+pub(crate) fn read_error(path: &Path, cap: u64) -> impl FnOnce(ReadError) -> Error + '_ {
+    move |e| match e {
+        ReadError::Io(source) => Error::io(path, source),
+        ReadError::TooLarge { .. } => Error::TooLarge {
+            path: path.to_path_buf(),
+            cap,
+        },
+        ReadError::Symlink | ReadError::NotRegular => {
+            Error::refused(path, "it is not a regular file")
+        }
+        ReadError::Replaced => Error::refused(path, e),
+    }
 }

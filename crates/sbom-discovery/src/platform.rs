@@ -29,13 +29,13 @@
 //! ```
 
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::io::Read;
 use std::path::Path;
 use std::str::FromStr;
 
+use cnb_bounded_read::Links;
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::discover::read_error;
 use crate::error::Error;
 use crate::ids::BuildpackId;
 use crate::LayerName;
@@ -53,27 +53,8 @@ const INPUT_ORIGIN: &str = "<input>";
 /// Links are followed here: platform files are platform input (Kubernetes mounts them through
 /// links).
 fn read_platform_file(path: &Path) -> Result<String, Error> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let meta = file.metadata().map_err(|e| Error::io(path, e))?;
-    if !meta.is_file() {
-        return Err(Error::refused(path, "it is not a regular file"));
-    }
-    if meta.len() > MAX_PLATFORM_FILE_SIZE {
-        return Err(Error::TooLarge {
-            path: path.to_path_buf(),
-            cap: MAX_PLATFORM_FILE_SIZE,
-        });
-    }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(MAX_PLATFORM_FILE_SIZE + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| Error::io(path, e))?;
-    if bytes.len() as u64 > MAX_PLATFORM_FILE_SIZE {
-        return Err(Error::TooLarge {
-            path: path.to_path_buf(),
-            cap: MAX_PLATFORM_FILE_SIZE,
-        });
-    }
+    let bytes = cnb_bounded_read::read(path, MAX_PLATFORM_FILE_SIZE, Links::Follow)
+        .map_err(read_error(path, MAX_PLATFORM_FILE_SIZE))?;
     String::from_utf8(bytes).map_err(|e| Error::Platform {
         origin: path.display().to_string(),
         reason: format!("not valid UTF-8 (at byte {})", e.utf8_error().valid_up_to()),

@@ -107,28 +107,116 @@ fn listed_from(descriptor: &Descriptor, manifest: &ImageManifest) -> Listed {
     }
 }
 
-/// Reads and decodes one referrer's envelope (blob bounded and digest-checked; nothing verified).
-fn read_envelope(
-    layout: &OciLayout,
-    manifest: &ImageManifest,
-) -> Result<cnb_dsse::Envelope, String> {
-    let format = StorageFormat::detect(manifest).ok_or_else(|| {
-        format!(
+/// One referrer of an image as fetched from a store: its descriptor as listed, its manifest, and
+/// its attestation blob (or why it could not be had). Listing and verification work on these, so
+/// they are the same whatever the store.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// The descriptor as listed (layout index, Referrers API or tag-schema index).
+    pub descriptor: Descriptor,
+    /// The referrer manifest.
+    pub manifest: ImageManifest,
+    /// The attestation blob (bounded and digest-checked by the store), or the reason it is missing.
+    pub layer: Result<Vec<u8>, String>,
+}
+
+/// Why a referrer's layer is not fetched, or `None` when it should be.
+fn skip_reason(manifest: &ImageManifest) -> Option<String> {
+    if StorageFormat::detect(manifest).is_none() {
+        return Some(format!(
             "not an attestation format this tool reads (artifactType {})",
             manifest.effective_artifact_type()
-        )
-    })?;
-    let layer = &manifest.layers[0];
-    if layer.size > MAX_ATTESTATION_BLOB {
-        return Err(format!(
-            "attestation blob of {} bytes exceeds the {MAX_ATTESTATION_BLOB}-byte limit",
-            layer.size
         ));
     }
-    let bytes = layout
-        .read_blob(&layer.digest, MAX_ATTESTATION_BLOB)
-        .map_err(|e| e.to_string())?;
-    let stored = decode_layer(format, &bytes).map_err(|e| e.to_string())?;
+    let layer = &manifest.layers[0];
+    (layer.size > MAX_ATTESTATION_BLOB).then(|| {
+        format!(
+            "attestation blob of {} bytes exceeds the {MAX_ATTESTATION_BLOB}-byte limit",
+            layer.size
+        )
+    })
+}
+
+/// Every referrer of `image` in `layout`, with its attestation blob.
+pub fn fetch_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Fetched>, Error> {
+    Ok(layout
+        .referrers(&image.descriptor.digest)?
+        .into_iter()
+        .map(|(descriptor, manifest)| {
+            let layer = match skip_reason(&manifest) {
+                Some(reason) => Err(reason),
+                None => layout
+                    .read_blob(&manifest.layers[0].digest, MAX_ATTESTATION_BLOB)
+                    .map_err(|e| e.to_string()),
+            };
+            Fetched {
+                descriptor,
+                manifest,
+                layer,
+            }
+        })
+        .collect())
+}
+
+/// Every referrer of `image` in a registry (Referrers API, else the tag-schema index), with its
+/// attestation blob.
+pub async fn fetch_registry(
+    client: &cnb_registry::Client,
+    repo: &cnb_registry::Repository,
+    image: &Image,
+) -> Result<Vec<Fetched>, Error> {
+    let subject = &image.descriptor.digest;
+    let listed: Vec<Descriptor> = match client.referrers(repo, subject).await? {
+        Some(list) => list,
+        None => match client.fallback_index(repo, subject).await? {
+            Some((index, _)) => {
+                serde_json::from_value::<cnb_referrers::ImageIndex>(index)
+                    .map_err(|e| {
+                        Error::BadImage(format!("{repo}:{}: {e}", subject.fallback_tag()))
+                    })?
+                    .manifests
+            }
+            None => Vec::new(),
+        },
+    };
+    let mut out = Vec::new();
+    for descriptor in listed {
+        let Some(fetched) = client
+            .get_manifest(repo, descriptor.digest.as_str())
+            .await?
+        else {
+            continue;
+        };
+        let manifest = match ImageManifest::from_json(&fetched.bytes) {
+            Ok(m) => m,
+            Err(_) => continue,
+        };
+        // A listed referrer whose manifest names another subject is not this image's.
+        if manifest.subject.as_ref().map(|s| &s.digest) != Some(subject) {
+            continue;
+        }
+        let layer = match skip_reason(&manifest) {
+            Some(reason) => Err(reason),
+            None => client
+                .get_blob(repo, &manifest.layers[0].digest, MAX_ATTESTATION_BLOB)
+                .await
+                .map_err(|e| e.to_string()),
+        };
+        out.push(Fetched {
+            descriptor,
+            manifest,
+            layer,
+        });
+    }
+    Ok(out)
+}
+
+/// Decodes a fetched referrer's envelope (nothing verified).
+fn envelope_of(fetched: &Fetched) -> Result<cnb_dsse::Envelope, String> {
+    let format = StorageFormat::detect(&fetched.manifest)
+        .ok_or_else(|| "not an attestation format this tool reads".to_string())?;
+    let bytes = fetched.layer.as_ref().map_err(Clone::clone)?;
+    let stored = decode_layer(format, bytes).map_err(|e| e.to_string())?;
     if stored.envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(format!(
             "DSSE payloadType is `{}`, expected `{IN_TOTO_PAYLOAD_TYPE}`",
@@ -149,38 +237,35 @@ fn subject_text(subject: &Subject) -> String {
     }
 }
 
-/// Lists every referrer of `image` stored in `layout`.
-pub fn list_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Listed>, Error> {
-    let mut out = Vec::new();
-    for (descriptor, manifest) in layout.referrers(&image.descriptor.digest)? {
-        let mut listed = listed_from(&descriptor, &manifest);
-        match read_envelope(layout, &manifest).and_then(|e| parse_statement(&e)) {
-            Ok(statement) => {
-                listed.predicate_type = Some(statement.predicate_type().to_string());
-                listed.subjects = statement.subjects().iter().map(subject_text).collect();
+/// Lists fetched referrers, decoding what can be decoded (nothing is verified).
+pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
+    fetched
+        .iter()
+        .map(|f| {
+            let mut listed = listed_from(&f.descriptor, &f.manifest);
+            match envelope_of(f).and_then(|e| parse_statement(&e)) {
+                Ok(statement) => {
+                    listed.predicate_type = Some(statement.predicate_type().to_string());
+                    listed.subjects = statement.subjects().iter().map(subject_text).collect();
+                }
+                Err(problem) => listed.problem = Some(problem),
             }
-            Err(problem) => listed.problem = Some(problem),
-        }
-        out.push(listed);
-    }
-    Ok(out)
+            listed
+        })
+        .collect()
 }
 
-/// Verifies every referrer of `image` in a format this tool reads. Referrers in other formats are
-/// left out (they are someone else's); an empty result means there was nothing to verify.
-pub fn verify_layout(
-    layout: &OciLayout,
-    image: &Image,
-    key: &VerifyingKey,
-) -> Result<Vec<Verdict>, Error> {
+/// Verifies every fetched referrer in a format this tool reads. Referrers in other formats are left
+/// out (they are someone else's); an empty result means there was nothing to verify.
+pub fn verify(image: &Image, fetched: &[Fetched], key: &VerifyingKey) -> Vec<Verdict> {
     let mut out = Vec::new();
-    for (descriptor, manifest) in layout.referrers(&image.descriptor.digest)? {
-        if StorageFormat::detect(&manifest).is_none() {
+    for f in fetched {
+        if StorageFormat::detect(&f.manifest).is_none() {
             continue;
         }
-        let mut listed = listed_from(&descriptor, &manifest);
+        let mut listed = listed_from(&f.descriptor, &f.manifest);
         let annotated_type = listed.predicate_type.clone();
-        let verified = read_envelope(layout, &manifest).and_then(|envelope| {
+        let verified = envelope_of(f).and_then(|envelope| {
             // The signature is checked before the payload is parsed: nothing unsigned is interpreted.
             envelope
                 .verify(key)
@@ -192,12 +277,26 @@ pub fn verify_layout(
             Ok(statement) => {
                 listed.subjects = statement.subjects().iter().map(subject_text).collect();
                 listed.predicate_type = Some(statement.predicate_type().to_string());
-                check(image, &manifest, &statement, annotated_type.as_deref()).err()
+                check(image, &f.manifest, &statement, annotated_type.as_deref()).err()
             }
         };
         out.push(Verdict { listed, failure });
     }
-    Ok(out)
+    out
+}
+
+/// Lists every referrer of `image` stored in `layout`.
+pub fn list_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Listed>, Error> {
+    Ok(list(&fetch_layout(layout, image)?))
+}
+
+/// Verifies every referrer of `image` stored in `layout` (see [`verify`]).
+pub fn verify_layout(
+    layout: &OciLayout,
+    image: &Image,
+    key: &VerifyingKey,
+) -> Result<Vec<Verdict>, Error> {
+    Ok(verify(image, &fetch_layout(layout, image)?, key))
 }
 
 /// The checks on a statement whose signature verified.

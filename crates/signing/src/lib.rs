@@ -17,7 +17,7 @@ use cnb_attestation_config::{AllowedRoots, AttestationSpec, SignerConfig};
 use cnb_dsse::{Envelope, Signer, IN_TOTO_PAYLOAD_TYPE};
 use cnb_intoto::{Statement, Subject};
 use cnb_referrers::layout::{Image, OciLayout, StoreOutcome};
-use cnb_referrers::{build_referrer, ReferrerParts, StorageFormat};
+use cnb_referrers::{build_referrer, Referrer, ReferrerParts, StorageFormat};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -26,7 +26,7 @@ pub mod inspect;
 pub mod location;
 
 pub use cnb_intoto::StatementVersion;
-pub use location::LayoutImage;
+pub use location::{LayoutImage, Target};
 
 /// The `io.buildpacks.*` annotation names, re-exported from the configuration crate.
 pub use cnb_attestation_config::annotations;
@@ -66,6 +66,9 @@ pub enum Error {
     /// The image is not the one the configuration names, or cannot be named.
     #[error("{0}")]
     BadImage(String),
+    /// The registry failed.
+    #[error(transparent)]
+    Registry(#[from] cnb_registry::Error),
     /// A signing option is invalid.
     #[error("{0}")]
     BadOption(String),
@@ -247,6 +250,9 @@ pub struct AttestationOutcome {
     pub size: u64,
     /// What happened.
     pub status: Status,
+    /// Whether readers find it through the path they use (the layout index, the Referrers API or
+    /// the tag-schema index).
+    pub discoverable: bool,
 }
 
 /// What a signing run did.
@@ -263,10 +269,123 @@ pub struct SignReport {
     pub pushed: usize,
     /// Referrers that were already there.
     pub already_present: usize,
-    /// Blobs written (0 on a re-run).
+    /// Blobs written or uploaded (0 on a re-run).
     pub blobs_written: usize,
+    /// Registry only: whether the registry indexes referrers itself (Referrers API).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub referrers_api: Option<bool>,
+    /// Registry only: writes of the `sha256-<hex>` fallback index.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_writes: Option<u32>,
+    /// Registry only: HTTP requests sent, in all and by kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests: Option<u64>,
+    /// Registry only: requests by kind.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub requests_by_kind: Option<BTreeMap<String, u64>>,
     /// One entry per attestation and format.
     pub attestations: Vec<AttestationOutcome>,
+}
+
+impl SignReport {
+    /// Whether every attestation is discoverable by readers.
+    pub fn all_discoverable(&self) -> bool {
+        self.attestations.iter().all(|a| a.discoverable)
+    }
+}
+
+/// One attestation in one storage format, signed and built, ready to store.
+#[derive(Debug, Clone)]
+pub struct Planned {
+    /// The signed attestation.
+    pub prepared: Prepared,
+    /// Its referrer.
+    pub referrer: Referrer,
+}
+
+impl Planned {
+    fn outcome(&self, status: Status, discoverable: bool) -> AttestationOutcome {
+        let p = &self.prepared;
+        let r = &self.referrer;
+        AttestationOutcome {
+            index: p.index,
+            format: r.format.name().to_string(),
+            predicate_type: p.predicate_type.clone(),
+            buildpack: p.annotations.get(annotations::BUILDPACK_ID).cloned(),
+            layer: p.annotations.get(annotations::LAYER_NAME).cloned(),
+            manifest_digest: r.descriptor.digest.to_string(),
+            size: r.manifest.layers.first().map(|l| l.size).unwrap_or(0),
+            status,
+            discoverable,
+        }
+    }
+}
+
+/// Checks that `config` is for `image`, then signs every attestation and builds its referrer(s).
+/// `location` names the image in messages.
+pub fn plan(
+    image: &Image,
+    location: &str,
+    config: &SignerConfig,
+    roots: &AllowedRoots,
+    signer: &dyn Signer,
+    options: &SignOptions,
+) -> Result<Vec<Planned>, Error> {
+    let image_digest = image.descriptor.digest.to_string();
+    let configured = config.image.digest()?;
+    if configured.to_string() != image_digest {
+        return Err(Error::BadImage(format!(
+            "the signer configuration is for image {configured}, but {location} is {image_digest}"
+        )));
+    }
+    let prepared = prepare(config, roots, signer, options)?;
+    let hint = signer.public_key().hint();
+    let mut out = Vec::new();
+    for p in prepared {
+        for format in &options.formats {
+            let parts = ReferrerParts {
+                subject: &image.descriptor,
+                predicate_type: &p.predicate_type,
+                annotations: &p.annotations,
+                key_hint: &hint,
+                created: options.created.as_deref(),
+            };
+            let referrer = build_referrer(*format, &p.envelope, &parts);
+            out.push(Planned {
+                prepared: p.clone(),
+                referrer,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn report(
+    image: String,
+    image_digest: String,
+    signer: &dyn Signer,
+    attestations: Vec<AttestationOutcome>,
+    blobs_written: usize,
+) -> SignReport {
+    SignReport {
+        image,
+        image_digest,
+        key_fingerprint: signer.public_key().fingerprint(),
+        pushed: attestations
+            .iter()
+            .filter(|a| a.status == Status::Pushed)
+            .count(),
+        already_present: attestations
+            .iter()
+            .filter(|a| a.status == Status::AlreadyPresent)
+            .count(),
+        blobs_written,
+        referrers_api: None,
+        index_writes: None,
+        requests: None,
+        requests_by_kind: None,
+        attestations,
+    }
 }
 
 /// Signs `config`'s attestations and stores them as referrers of `image` in `layout`.
@@ -281,74 +400,94 @@ pub fn sign_layout(
     signer: &dyn Signer,
     options: &SignOptions,
 ) -> Result<SignReport, Error> {
-    let image_digest = image.descriptor.digest.to_string();
-    let configured = config.image.digest()?;
-    if configured.to_string() != image_digest {
-        return Err(Error::BadImage(format!(
-            "the signer configuration is for image {configured}, but {} holds {image_digest}",
-            layout.root().display()
-        )));
-    }
-    let prepared = prepare(config, roots, signer, options)?;
-    let key = signer.public_key();
-    let hint = key.hint();
-    let mut referrers = Vec::new();
-    for p in &prepared {
-        for format in &options.formats {
-            let parts = ReferrerParts {
-                subject: &image.descriptor,
-                predicate_type: &p.predicate_type,
-                annotations: &p.annotations,
-                key_hint: &hint,
-                created: options.created.as_deref(),
-            };
-            referrers.push((p, build_referrer(*format, &p.envelope, &parts)));
-        }
-    }
-    let needed: std::collections::BTreeSet<_> = referrers
+    let location = layout.root().display().to_string();
+    let planned = plan(image, &location, config, roots, signer, options)?;
+    let needed: std::collections::BTreeSet<_> = planned
         .iter()
-        .flat_map(|(_, r)| {
-            r.blobs
+        .flat_map(|p| {
+            p.referrer
+                .blobs
                 .iter()
                 .map(|(d, _)| d.digest.clone())
-                .chain(std::iter::once(r.descriptor.digest.clone()))
+                .chain(std::iter::once(p.referrer.descriptor.digest.clone()))
         })
         .collect();
     let blobs_written = needed.iter().filter(|d| !layout.has_blob(d)).count();
-    let stored: Vec<_> = referrers.iter().map(|(_, r)| r.clone()).collect();
-    let outcomes = layout.store_referrers(&stored)?;
-    let attestations: Vec<AttestationOutcome> = referrers
+    let referrers: Vec<Referrer> = planned.iter().map(|p| p.referrer.clone()).collect();
+    let outcomes = layout.store_referrers(&referrers)?;
+    let attestations = planned
         .iter()
         .zip(outcomes)
-        .map(|((p, r), outcome)| AttestationOutcome {
-            index: p.index,
-            format: r.format.name().to_string(),
-            predicate_type: p.predicate_type.clone(),
-            buildpack: p.annotations.get(annotations::BUILDPACK_ID).cloned(),
-            layer: p.annotations.get(annotations::LAYER_NAME).cloned(),
-            manifest_digest: r.descriptor.digest.to_string(),
-            size: r.manifest.layers.first().map(|l| l.size).unwrap_or(0),
-            status: match outcome {
-                StoreOutcome::Added => Status::Pushed,
-                StoreOutcome::AlreadyPresent => Status::AlreadyPresent,
-            },
+        .map(|(p, outcome)| {
+            p.outcome(
+                match outcome {
+                    StoreOutcome::Added => Status::Pushed,
+                    StoreOutcome::AlreadyPresent => Status::AlreadyPresent,
+                },
+                true,
+            )
         })
         .collect();
-    Ok(SignReport {
-        image: layout.root().display().to_string(),
-        image_digest,
-        key_fingerprint: key.fingerprint(),
-        pushed: attestations
-            .iter()
-            .filter(|a| a.status == Status::Pushed)
-            .count(),
-        already_present: attestations
-            .iter()
-            .filter(|a| a.status == Status::AlreadyPresent)
-            .count(),
-        blobs_written,
+    Ok(report(
+        location,
+        image.descriptor.digest.to_string(),
+        signer,
         attestations,
-    })
+        blobs_written,
+    ))
+}
+
+/// Signs `config`'s attestations and attaches them to `image` in a registry: every referrer
+/// pushed by digest, listed through the Referrers API or the tag-schema index (see
+/// [`cnb_registry::attach`]). Nothing is pushed unless every attestation could be signed.
+#[allow(clippy::too_many_arguments)]
+pub async fn sign_registry(
+    client: &cnb_registry::Client,
+    reference: &cnb_registry::ImageRef,
+    image: &Image,
+    config: &SignerConfig,
+    roots: &AllowedRoots,
+    signer: &dyn Signer,
+    options: &SignOptions,
+    attach_options: &cnb_registry::AttachOptions,
+) -> Result<SignReport, Error> {
+    let location = reference.to_string();
+    let planned = plan(image, &location, config, roots, signer, options)?;
+    let referrers: Vec<Referrer> = planned.iter().map(|p| p.referrer.clone()).collect();
+    let before = client.stats().total();
+    let attached = cnb_registry::attach(
+        client,
+        &reference.repository,
+        &image.descriptor,
+        &referrers,
+        attach_options,
+    )
+    .await?;
+    let attestations = planned
+        .iter()
+        .zip(&attached.outcomes)
+        .map(|(p, o)| {
+            p.outcome(
+                match o.status {
+                    cnb_registry::attach::Status::Pushed => Status::Pushed,
+                    cnb_registry::attach::Status::AlreadyPresent => Status::AlreadyPresent,
+                },
+                o.discoverable,
+            )
+        })
+        .collect();
+    let mut out = report(
+        location,
+        image.descriptor.digest.to_string(),
+        signer,
+        attestations,
+        attached.blobs_uploaded,
+    );
+    out.referrers_api = Some(attached.referrers_api);
+    out.index_writes = Some(attached.index_writes);
+    out.requests = Some(client.stats().total() - before);
+    out.requests_by_kind = Some(client.stats().by_kind());
+    Ok(out)
 }
 
 /// Formats seconds since the epoch as an RFC 3339 UTC time (`1980-01-01T00:00:01Z`).

@@ -108,3 +108,26 @@ mod tests {
         assert!(LayoutImage::parse("oci:/x:").is_err());
     }
 }
+
+/// Where an image is: an OCI layout or a registry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// An image in an OCI image layout.
+    Layout(LayoutImage),
+    /// An image in a registry.
+    Registry(cnb_registry::ImageRef),
+}
+
+impl Target {
+    /// `oci:<dir>...` or an existing directory is a layout; `docker://<ref>` or any other text is a
+    /// registry reference.
+    pub fn parse(text: &str) -> Result<Self, Error> {
+        if text.starts_with("oci:") || Path::new(text).is_dir() {
+            return LayoutImage::parse(text).map(Target::Layout);
+        }
+        let reference = text.strip_prefix("docker://").unwrap_or(text);
+        cnb_registry::ImageRef::parse(reference)
+            .map(Target::Registry)
+            .map_err(|e| Error::BadImage(format!("{e} (an OCI layout is written oci:<dir>)")))
+    }
+}

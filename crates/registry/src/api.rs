@@ -1,0 +1,498 @@
+//! Registry operations on manifests, blobs and referrers (OCI distribution spec v1.1).
+
+use bytes::Bytes;
+use cnb_referrers::manifest::{Descriptor, ImageIndex, OCI_INDEX, OCI_MANIFEST};
+use cnb_referrers::Digest;
+use reqwest::header::{
+    HeaderMap, HeaderValue, ACCEPT, CONTENT_LENGTH, CONTENT_TYPE, ETAG, LOCATION,
+};
+use reqwest::{Method, StatusCode};
+
+use crate::client::{read_bounded, Client, Request};
+use crate::reference::Repository;
+use crate::Error;
+
+/// Largest manifest read (the common registry limit).
+pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
+/// Referrer pages followed (`Link: rel="next"`) before giving up.
+pub const MAX_REFERRER_PAGES: usize = 16;
+/// Bodies up to this size may be sent in a single `POST ...?digest=` while it is unknown whether
+/// the registry completes uploads that way (a registry that does not may drop the body).
+pub const SINGLE_POST_PROBE_MAX: usize = 4096;
+
+/// Media types accepted when fetching manifests.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
+
+/// A manifest as fetched.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    /// Exact bytes.
+    pub bytes: Vec<u8>,
+    /// `Content-Type`.
+    pub media_type: String,
+    /// Digest of the bytes.
+    pub digest: Digest,
+    /// `ETag`, when the registry sent one (for `If-Match`).
+    pub etag: Option<String>,
+}
+
+/// What a manifest `PUT` said.
+#[derive(Debug, Clone)]
+pub struct Put {
+    /// The `OCI-Subject` header: the registry processed the `subject` for the Referrers API.
+    pub oci_subject: Option<String>,
+}
+
+fn header(
+    name: &'static str,
+    value: &str,
+) -> Result<(reqwest::header::HeaderName, HeaderValue), Error> {
+    Ok((
+        reqwest::header::HeaderName::from_static(name),
+        HeaderValue::from_str(value)
+            .map_err(|_| Error::Http(format!("bad {name} header value")))?,
+    ))
+}
+
+impl Client {
+    /// Fetches a manifest by tag or digest; `None` when it does not exist. A digest reference is
+    /// checked against the bytes received.
+    pub async fn get_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+    ) -> Result<Option<Fetched>, Error> {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
+        let response = self
+            .send(Request {
+                method: Method::GET,
+                url: format!("{}/manifests/{reference}", self.base(repo)),
+                headers,
+                body: None,
+                kind: "GET manifest",
+                repo,
+                push: false,
+                retry: true,
+            })
+            .await?;
+        if response.status() == StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !response.status().is_success() {
+            return Err(
+                Client::failure(&format!("GET manifest {repo}:{reference}"), response).await,
+            );
+        }
+        let media_type = response
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        let etag = response
+            .headers()
+            .get(ETAG)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = read_bounded(response, MAX_MANIFEST_SIZE).await?;
+        let digest = Digest::of(&bytes);
+        if reference.starts_with("sha256:") && digest.as_str() != reference {
+            return Err(Error::DigestMismatch {
+                what: format!("manifest {repo}@{reference}"),
+                actual: digest.to_string(),
+            });
+        }
+        Ok(Some(Fetched {
+            bytes,
+            media_type,
+            digest,
+            etag,
+        }))
+    }
+
+    /// Pushes manifest bytes under `reference` (a tag or their digest). With `if_match`, the push
+    /// is conditional; a registry that honours it answers 412 when the tag moved
+    /// ([`Error::PreconditionFailed`]).
+    pub async fn put_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+        if_match: Option<&str>,
+    ) -> Result<Put, Error> {
+        let mut headers = HeaderMap::new();
+        let (k, v) = header("content-type", media_type)?;
+        headers.insert(k, v);
+        if let Some(etag) = if_match {
+            let (k, v) = header("if-match", etag)?;
+            headers.insert(k, v);
+        }
+        let response = self
+            .send(Request {
+                method: Method::PUT,
+                url: format!("{}/manifests/{reference}", self.base(repo)),
+                headers,
+                body: Some(Bytes::copy_from_slice(bytes)),
+                kind: "PUT manifest",
+                repo,
+                push: true,
+                retry: true,
+            })
+            .await?;
+        if response.status() == StatusCode::PRECONDITION_FAILED {
+            return Err(Error::PreconditionFailed(format!("{repo}:{reference}")));
+        }
+        if !response.status().is_success() {
+            return Err(
+                Client::failure(&format!("PUT manifest {repo}:{reference}"), response).await,
+            );
+        }
+        Ok(Put {
+            oci_subject: response
+                .headers()
+                .get("oci-subject")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        })
+    }
+
+    /// Whether a blob exists (`HEAD`).
+    pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
+        let response = self
+            .send(Request {
+                method: Method::HEAD,
+                url: format!("{}/blobs/{digest}", self.base(repo)),
+                headers: HeaderMap::new(),
+                body: None,
+                kind: "HEAD blob",
+                repo,
+                push: true,
+                retry: true,
+            })
+            .await?;
+        match response.status() {
+            s if s.is_success() => Ok(true),
+            StatusCode::NOT_FOUND => Ok(false),
+            _ => Err(Client::failure(&format!("HEAD blob {repo}@{digest}"), response).await),
+        }
+    }
+
+    /// Fetches a blob, refusing more than `max` bytes or content that does not match `digest`.
+    pub async fn get_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        max: u64,
+    ) -> Result<Vec<u8>, Error> {
+        let response = self
+            .send(Request {
+                method: Method::GET,
+                url: format!("{}/blobs/{digest}", self.base(repo)),
+                headers: HeaderMap::new(),
+                body: None,
+                kind: "GET blob",
+                repo,
+                push: false,
+                retry: true,
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(Client::failure(&format!("GET blob {repo}@{digest}"), response).await);
+        }
+        let bytes = read_bounded(response, max).await?;
+        let actual = Digest::of(&bytes);
+        if actual != *digest {
+            return Err(Error::DigestMismatch {
+                what: format!("blob {repo}@{digest}"),
+                actual: actual.to_string(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Uploads a blob. One `POST ...?digest=` with the body when the registry is known to complete
+    /// uploads that way (learned on the first small blob of the run), else `POST` + `PUT`. A failed
+    /// upload restarts its session from the `POST`, under the retry policy.
+    pub async fn upload_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        bytes: Bytes,
+    ) -> Result<(), Error> {
+        let policy = self.retry_policy().clone();
+        let mut attempt = 0;
+        loop {
+            match self.upload_once(repo, digest, bytes.clone()).await {
+                Ok(()) => return Ok(()),
+                Err(e) if e.is_retriable() && attempt + 1 < policy.max_attempts => {
+                    self.note_retry();
+                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn upload_once(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        bytes: Bytes,
+    ) -> Result<(), Error> {
+        let single = match self.single_post(&repo.host) {
+            Some(known) => known,
+            None => bytes.len() <= SINGLE_POST_PROBE_MAX,
+        };
+        let mut headers = HeaderMap::new();
+        let body = if single {
+            headers.insert(
+                CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            Some(bytes.clone())
+        } else {
+            headers.insert(CONTENT_LENGTH, HeaderValue::from_static("0"));
+            None
+        };
+        let url = if single {
+            format!("{}/blobs/uploads/?digest={digest}", self.base(repo))
+        } else {
+            format!("{}/blobs/uploads/", self.base(repo))
+        };
+        let response = self
+            .send(Request {
+                method: Method::POST,
+                url,
+                headers,
+                body,
+                kind: "POST upload",
+                repo,
+                push: true,
+                retry: false,
+            })
+            .await?;
+        let status = response.status();
+        if status == StatusCode::CREATED && single {
+            self.set_single_post(&repo.host, true);
+            return Ok(());
+        }
+        if status != StatusCode::ACCEPTED {
+            return Err(Client::failure(&format!("POST upload {repo}@{digest}"), response).await);
+        }
+        if single {
+            // 202: the registry started a session and ignored the body (distribution 2.8 does).
+            self.set_single_post(&repo.host, false);
+        }
+        let location = response
+            .headers()
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| Error::Http(format!("upload to {repo}: 202 without Location")))?;
+        let base = reqwest::Url::parse(&self.base(repo))
+            .map_err(|_| Error::Http(format!("bad registry URL for {repo}")))?;
+        let mut url = base
+            .join(location)
+            .map_err(|_| Error::Http(format!("upload to {repo}: bad Location")))?;
+        url.query_pairs_mut().append_pair("digest", digest.as_str());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let response = self
+            .send(Request {
+                method: Method::PUT,
+                url: url.to_string(),
+                headers,
+                body: Some(bytes),
+                kind: "PUT upload",
+                repo,
+                push: true,
+                retry: false,
+            })
+            .await?;
+        if response.status() != StatusCode::CREATED {
+            return Err(Client::failure(&format!("PUT upload {repo}@{digest}"), response).await);
+        }
+        Ok(())
+    }
+
+    /// The Referrers API: every referrer of `subject`, following `Link` pages (bounded). `None` when
+    /// the registry does not serve the API (404).
+    pub async fn referrers(
+        &self,
+        repo: &Repository,
+        subject: &Digest,
+    ) -> Result<Option<Vec<Descriptor>>, Error> {
+        let mut url = format!("{}/referrers/{subject}", self.base(repo));
+        let mut out = Vec::new();
+        for page in 0..MAX_REFERRER_PAGES {
+            let mut headers = HeaderMap::new();
+            headers.insert(ACCEPT, HeaderValue::from_static(OCI_INDEX));
+            let response = self
+                .send(Request {
+                    method: Method::GET,
+                    url: url.clone(),
+                    headers,
+                    body: None,
+                    kind: "GET referrers",
+                    repo,
+                    push: false,
+                    retry: true,
+                })
+                .await?;
+            let status = response.status();
+            if page == 0
+                && (status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED)
+            {
+                return Ok(None);
+            }
+            if !status.is_success() {
+                return Err(
+                    Client::failure(&format!("GET referrers {repo}@{subject}"), response).await,
+                );
+            }
+            let next = response
+                .headers()
+                .get("link")
+                .and_then(|v| v.to_str().ok())
+                .and_then(next_link);
+            let bytes = read_bounded(response, MAX_MANIFEST_SIZE).await?;
+            let index: ImageIndex = serde_json::from_slice(&bytes)
+                .map_err(|e| Error::Malformed(format!("referrers of {repo}@{subject}: {e}")))?;
+            out.extend(index.manifests);
+            match next {
+                Some(link) => {
+                    let base = reqwest::Url::parse(&url)
+                        .map_err(|_| Error::Http("bad referrers URL".into()))?;
+                    url = base
+                        .join(&link)
+                        .map_err(|_| Error::Http("bad referrers Link".into()))?
+                        .to_string();
+                }
+                None => return Ok(Some(out)),
+            }
+        }
+        Err(Error::Malformed(format!(
+            "referrers of {repo}@{subject}: more than {MAX_REFERRER_PAGES} pages"
+        )))
+    }
+
+    /// The Referrers Tag Schema index `sha256-<hex>` of `subject` as raw JSON (so a rewrite keeps
+    /// entries and fields this client does not model), with its ETag; `None` when absent. Refuses a
+    /// tag that holds anything but an image index, including the subject itself (one registry
+    /// resolves `sha256-<hex>` to the digest).
+    pub async fn fallback_index(
+        &self,
+        repo: &Repository,
+        subject: &Digest,
+    ) -> Result<Option<(serde_json::Value, Option<String>)>, Error> {
+        let tag = subject.fallback_tag();
+        let Some(fetched) = self.get_manifest(repo, &tag).await? else {
+            return Ok(None);
+        };
+        if fetched.digest == *subject {
+            return Err(Error::FallbackTagTaken(format!(
+                "{repo}:{tag} resolves to the image {subject} itself, not to a referrers index; this registry treats the tag as a digest, so the tag schema cannot be used"
+            )));
+        }
+        let value: serde_json::Value = serde_json::from_slice(&fetched.bytes)
+            .map_err(|e| Error::Malformed(format!("{repo}:{tag}: {e}")))?;
+        let media_type = value
+            .get("mediaType")
+            .and_then(|v| v.as_str())
+            .unwrap_or(&fetched.media_type);
+        if media_type != OCI_INDEX || value.get("manifests").is_none() {
+            return Err(Error::FallbackTagTaken(format!(
+                "{repo}:{tag} holds a {media_type} ({}), not a referrers index; refusing to overwrite it",
+                fetched.digest
+            )));
+        }
+        if !value["manifests"].is_array() {
+            return Err(Error::Malformed(format!(
+                "{repo}:{tag}: `manifests` is not an array"
+            )));
+        }
+        Ok(Some((value, fetched.etag)))
+    }
+}
+
+/// The target of a `Link: <url>; rel="next"` header.
+fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        params.contains("rel=\"next\"").then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+    })
+}
+
+/// An `OCI_MANIFEST` constant re-export for callers building descriptors.
+pub const MANIFEST_MEDIA_TYPE: &str = OCI_MANIFEST;
+
+/// Largest image config read.
+pub const MAX_CONFIG_SIZE: u64 = 8 * 1024 * 1024;
+
+impl Client {
+    /// Reads an image manifest (by tag or digest) and its config. An index is refused with a
+    /// message: attestations attach to one platform manifest.
+    pub async fn read_image(
+        &self,
+        image: &crate::ImageRef,
+    ) -> Result<cnb_referrers::layout::Image, Error> {
+        let repo = &image.repository;
+        let fetched = self
+            .get_manifest(repo, image.reference())
+            .await?
+            .ok_or_else(|| Error::Status {
+                what: format!("GET manifest {image}"),
+                status: 404,
+                detail: "no such image".into(),
+            })?;
+        if fetched.media_type == OCI_INDEX
+            || fetched.media_type == cnb_referrers::manifest::DOCKER_MANIFEST_LIST
+        {
+            return Err(Error::Malformed(format!(
+                "{image} is an image index ({}); name one platform manifest by digest",
+                fetched.digest
+            )));
+        }
+        let manifest = cnb_referrers::ImageManifest::from_json(&fetched.bytes)
+            .map_err(|e| Error::Malformed(format!("{image}: {e}")))?;
+        let config_bytes = self
+            .get_blob(repo, &manifest.config.digest, MAX_CONFIG_SIZE)
+            .await?;
+        let config = cnb_referrers::ImageConfig::from_json(&config_bytes)
+            .map_err(|e| Error::Malformed(format!("{image}: {e}")))?;
+        let media_type = if fetched.media_type.is_empty() {
+            manifest
+                .media_type
+                .clone()
+                .unwrap_or_else(|| OCI_MANIFEST.to_string())
+        } else {
+            fetched.media_type.clone()
+        };
+        Ok(cnb_referrers::layout::Image {
+            descriptor: Descriptor {
+                media_type,
+                digest: fetched.digest,
+                size: fetched.bytes.len() as u64,
+                artifact_type: None,
+                annotations: None,
+            },
+            manifest,
+            config,
+        })
+    }
+}

@@ -1,0 +1,305 @@
+//! Attaching referrers to an image: the Referrers API, or the Referrers Tag Schema where a
+//! registry lacks it, batched, concurrent and idempotent.
+//!
+//! 1. Find what is already attached: `GET /referrers/<subject>` (which also probes the API), or on
+//!    404 the `sha256-<hex>` index. Referrers are content-addressed and deterministic, so one already
+//!    listed is skipped entirely: a re-run uploads nothing and creates nothing.
+//! 2. Upload the blobs of the new referrers, concurrently (bounded). The first, smallest blob (the
+//!    2-byte empty config) learns whether the registry completes single-`POST` uploads.
+//! 3. Push each new manifest by digest, concurrently. The registry's `OCI-Subject` answer on *every*
+//!    push, plus a successful probe, means it indexes referrers itself.
+//! 4. Otherwise update the `sha256-<hex>` index ONCE for the run: union-merge with what is there
+//!    (never dropping others' entries), `If-Match` when the registry offers an ETag, then read it
+//!    back after a short settle delay and repair if a concurrent writer lost our entries (bounded).
+//!    A settle delay far longer than one read-modify-write means a writer whose stale merge drops our
+//!    entries does so before we look again, so we notice and repair.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use bytes::Bytes;
+use cnb_referrers::manifest::{Descriptor, OCI_INDEX, OCI_MANIFEST};
+use cnb_referrers::{Digest, Referrer};
+use futures_util::stream::{self, StreamExt, TryStreamExt};
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::client::Client;
+use crate::reference::Repository;
+use crate::Error;
+
+/// Blobs at least this large are checked with `HEAD` before upload; smaller ones are uploaded
+/// directly, which costs the same requests as checking and keeps re-uploads cheap.
+pub const HEAD_BEFORE_UPLOAD: usize = 4 * 1024 * 1024;
+
+/// Settings for [`attach`].
+#[derive(Debug, Clone)]
+pub struct AttachOptions {
+    /// Uploads and manifest pushes in flight at once.
+    pub concurrency: usize,
+    /// Wait before reading the fallback index back.
+    pub settle: Duration,
+    /// Fallback index rewrites allowed before giving up.
+    pub max_index_writes: u32,
+}
+
+impl Default for AttachOptions {
+    fn default() -> Self {
+        AttachOptions {
+            concurrency: 8,
+            settle: Duration::from_millis(1500),
+            max_index_writes: 12,
+        }
+    }
+}
+
+/// What happened to one referrer.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Newly pushed.
+    Pushed,
+    /// Already attached before this run.
+    AlreadyPresent,
+}
+
+/// One referrer's result.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Outcome {
+    /// The referrer manifest digest.
+    pub digest: String,
+    /// What happened.
+    pub status: Status,
+    /// Whether readers find it through the path they will use (API or fallback index).
+    pub discoverable: bool,
+}
+
+/// What [`attach`] did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct AttachReport {
+    /// The registry indexes referrers itself (Referrers API with `OCI-Subject`).
+    pub referrers_api: bool,
+    /// Writes of the `sha256-<hex>` index (0 on the API path and on a re-run).
+    pub index_writes: u32,
+    /// Blobs uploaded.
+    pub blobs_uploaded: usize,
+    /// Manifests pushed.
+    pub manifests_created: usize,
+    /// Per referrer, in input order.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl AttachReport {
+    /// Whether every referrer is discoverable.
+    pub fn all_discoverable(&self) -> bool {
+        self.outcomes.iter().all(|o| o.discoverable)
+    }
+}
+
+/// Attaches `referrers` (all with `subject` as their subject) to the image in `repo`.
+pub async fn attach(
+    client: &Client,
+    repo: &Repository,
+    subject: &Descriptor,
+    referrers: &[Referrer],
+    options: &AttachOptions,
+) -> Result<AttachReport, Error> {
+    // 1. What is attached already.
+    let api_listing = client.referrers(repo, &subject.digest).await?;
+    let probe_ok = api_listing.is_some();
+    let mut fallback = None;
+    let existing: BTreeSet<String> = match &api_listing {
+        Some(list) => list.iter().map(|d| d.digest.to_string()).collect(),
+        None => {
+            let index = client.fallback_index(repo, &subject.digest).await?;
+            let digests = index
+                .as_ref()
+                .map(|(value, _)| entry_digests(value))
+                .unwrap_or_default();
+            fallback = Some(index);
+            digests
+        }
+    };
+    let mut seen = BTreeSet::new();
+    let new: Vec<&Referrer> = referrers
+        .iter()
+        .filter(|r| {
+            let d = r.descriptor.digest.to_string();
+            !existing.contains(&d) && seen.insert(d)
+        })
+        .collect();
+
+    // 2. Blobs, smallest first so the empty config probes single-POST support.
+    let mut blobs: BTreeMap<Digest, Bytes> = BTreeMap::new();
+    for r in &new {
+        for (descriptor, bytes) in &r.blobs {
+            blobs
+                .entry(descriptor.digest.clone())
+                .or_insert_with(|| Bytes::copy_from_slice(bytes));
+        }
+    }
+    let mut ordered: Vec<(Digest, Bytes)> = blobs.into_iter().collect();
+    ordered.sort_by_key(|(_, b)| b.len());
+    let mut blobs_uploaded = 0;
+    let mut rest = ordered.into_iter();
+    if let Some((digest, bytes)) = rest.next() {
+        blobs_uploaded += upload(client, repo, &digest, bytes).await? as usize;
+    }
+    blobs_uploaded += stream::iter(
+        rest.map(|(digest, bytes)| async move { upload(client, repo, &digest, bytes).await }),
+    )
+    .buffer_unordered(options.concurrency.max(1))
+    .try_fold(
+        0usize,
+        |n, uploaded| async move { Ok(n + uploaded as usize) },
+    )
+    .await?;
+
+    // 3. Manifests by digest.
+    let subjects_seen: Vec<bool> = stream::iter(new.iter().map(|r| async move {
+        let put = client
+            .put_manifest(
+                repo,
+                r.descriptor.digest.as_str(),
+                &r.manifest_bytes,
+                OCI_MANIFEST,
+                None,
+            )
+            .await?;
+        Ok::<bool, Error>(put.oci_subject.as_deref() == Some(subject.digest.as_str()))
+    }))
+    .buffer_unordered(options.concurrency.max(1))
+    .try_collect()
+    .await?;
+    let referrers_api = probe_ok && subjects_seen.iter().all(|s| *s);
+
+    // 4. The tag-schema index, when the registry does not index referrers itself.
+    let mut index_writes = 0;
+    let mut listed = existing.clone();
+    if !referrers_api {
+        let ours: Vec<&Descriptor> = referrers.iter().map(|r| &r.descriptor).collect();
+        let initial = match fallback {
+            Some(index) => index,
+            None => client.fallback_index(repo, &subject.digest).await?,
+        };
+        let (final_digests, writes) =
+            update_fallback_index(client, repo, &subject.digest, &ours, initial, options).await?;
+        index_writes = writes;
+        listed = final_digests;
+    } else {
+        listed.extend(new.iter().map(|r| r.descriptor.digest.to_string()));
+    }
+
+    let outcomes = referrers
+        .iter()
+        .map(|r| {
+            let digest = r.descriptor.digest.to_string();
+            Outcome {
+                status: if existing.contains(&digest) {
+                    Status::AlreadyPresent
+                } else {
+                    Status::Pushed
+                },
+                discoverable: listed.contains(&digest),
+                digest,
+            }
+        })
+        .collect();
+    Ok(AttachReport {
+        referrers_api,
+        index_writes,
+        blobs_uploaded,
+        manifests_created: new.len(),
+        outcomes,
+    })
+}
+
+async fn upload(
+    client: &Client,
+    repo: &Repository,
+    digest: &Digest,
+    bytes: Bytes,
+) -> Result<bool, Error> {
+    if bytes.len() >= HEAD_BEFORE_UPLOAD && client.blob_exists(repo, digest).await? {
+        return Ok(false);
+    }
+    client.upload_blob(repo, digest, bytes).await?;
+    Ok(true)
+}
+
+fn entry_digests(index: &Value) -> BTreeSet<String> {
+    index
+        .get("manifests")
+        .and_then(Value::as_array)
+        .map(|m| {
+            m.iter()
+                .filter_map(|e| e.get("digest").and_then(Value::as_str).map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Read-merge-write of the `sha256-<hex>` index until every one of `ours` is listed and stays
+/// listed after a settle delay. Returns the digests finally listed and the number of writes.
+async fn update_fallback_index(
+    client: &Client,
+    repo: &Repository,
+    subject: &Digest,
+    ours: &[&Descriptor],
+    initial: Option<(Value, Option<String>)>,
+    options: &AttachOptions,
+) -> Result<(BTreeSet<String>, u32), Error> {
+    let tag = subject.fallback_tag();
+    let mut current = initial;
+    let mut writes = 0u32;
+    loop {
+        let (mut index, etag) = current.take().unwrap_or_else(|| {
+            (
+                serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}),
+                None,
+            )
+        });
+        let present = entry_digests(&index);
+        let missing: Vec<&&Descriptor> = ours
+            .iter()
+            .filter(|d| !present.contains(d.digest.as_str()))
+            .collect();
+        if missing.is_empty() {
+            return Ok((present, writes));
+        }
+        if writes >= options.max_index_writes {
+            return Err(Error::IndexContention(format!(
+                "{repo}:{tag}: {} referrer(s) still missing after {writes} writes",
+                missing.len()
+            )));
+        }
+        let entries = index
+            .get_mut("manifests")
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| Error::Malformed(format!("{repo}:{tag} has no manifests array")))?;
+        for descriptor in missing {
+            entries.push(
+                serde_json::to_value(descriptor)
+                    .map_err(|e| Error::Malformed(format!("descriptor: {e}")))?,
+            );
+        }
+        if let Some(object) = index.as_object_mut() {
+            object.insert("mediaType".into(), Value::String(OCI_INDEX.into()));
+        }
+        let bytes =
+            serde_json::to_vec(&index).map_err(|e| Error::Malformed(format!("index: {e}")))?;
+        match client
+            .put_manifest(repo, &tag, &bytes, OCI_INDEX, etag.as_deref())
+            .await
+        {
+            Ok(_) => writes += 1,
+            // Someone else wrote first: start again from a fresh read.
+            Err(Error::PreconditionFailed(_)) => writes += 1,
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(client.retry_policy().jitter(options.settle)).await;
+        current = client.fallback_index(repo, subject).await?;
+    }
+}

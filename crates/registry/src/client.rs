@@ -1,0 +1,536 @@
+//! The HTTP core: one place where every registry request is authenticated, retried, bounded and
+//! counted.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::{
+    HeaderMap, HeaderValue, AUTHORIZATION, LOCATION, RETRY_AFTER, WWW_AUTHENTICATE,
+};
+use reqwest::{Method, StatusCode};
+use zeroize::Zeroizing;
+
+use crate::auth::{Challenge, Credential, Keychain};
+use crate::reference::Repository;
+use crate::retry::RetryPolicy;
+use crate::Error;
+
+/// Largest token response read.
+const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;
+/// Largest error body read (for messages).
+const MAX_ERROR_BODY: u64 = 8 * 1024;
+/// Redirects followed for one request.
+const MAX_REDIRECTS: usize = 5;
+
+/// Client settings.
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    /// Registries (`host[:port]`) reached over plain HTTP. Everything else is HTTPS.
+    pub insecure: HashSet<String>,
+    /// Retry policy for 408/429/5xx and connection failures.
+    pub retry: RetryPolicy,
+    /// Connect timeout.
+    pub connect_timeout: Duration,
+    /// Timeout for one request.
+    pub request_timeout: Duration,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            insecure: HashSet::new(),
+            retry: RetryPolicy::default(),
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+impl ClientOptions {
+    /// Adds the registries named in `CNB_INSECURE_REGISTRIES` (comma-separated `host[:port]`).
+    pub fn with_insecure_from_env(mut self) -> Self {
+        if let Ok(list) = std::env::var("CNB_INSECURE_REGISTRIES") {
+            self.insecure.extend(
+                list.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string),
+            );
+        }
+        self
+    }
+}
+
+/// Request counts by kind, for reports and budgets.
+#[derive(Debug, Default)]
+pub struct Stats {
+    counts: Mutex<BTreeMap<&'static str, u64>>,
+    total: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl Stats {
+    fn count(&self, kind: &'static str) {
+        self.total.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut counts) = self.counts.lock() {
+            *counts.entry(kind).or_default() += 1;
+        }
+    }
+
+    /// Requests sent (including retries and token requests).
+    pub fn total(&self) -> u64 {
+        self.total.load(Ordering::Relaxed)
+    }
+
+    /// Retries made after a retriable failure.
+    pub fn retries(&self) -> u64 {
+        self.retries.load(Ordering::Relaxed)
+    }
+
+    /// Requests by kind (`GET manifest`, `PUT manifest`, `POST upload`, ...).
+    pub fn by_kind(&self) -> BTreeMap<String, u64> {
+        self.counts
+            .lock()
+            .map(|c| c.iter().map(|(k, v)| (k.to_string(), *v)).collect())
+            .unwrap_or_default()
+    }
+}
+
+#[derive(Default)]
+struct HostState {
+    credential: Option<Credential>,
+    /// Send Basic credentials up front (the registry asked for Basic once).
+    basic: bool,
+    /// Bearer tokens by scope, with expiry.
+    tokens: HashMap<String, (Zeroizing<String>, Instant)>,
+    /// Whether `POST ...?digest=` with a body completes an upload (201), learned once per run.
+    single_post: Option<bool>,
+}
+
+/// One request to make.
+pub(crate) struct Request<'a> {
+    pub method: Method,
+    pub url: String,
+    pub headers: HeaderMap,
+    pub body: Option<Bytes>,
+    pub kind: &'static str,
+    pub repo: &'a Repository,
+    pub push: bool,
+    /// Retry this request on retriable failures (uploads retry at the session level instead).
+    pub retry: bool,
+}
+
+/// A registry client: authentication, retries, bounded reads, request accounting.
+pub struct Client {
+    http: reqwest::Client,
+    keychain: Keychain,
+    options: ClientOptions,
+    hosts: Mutex<HashMap<String, HostState>>,
+    stats: Stats,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("keychain", &self.keychain)
+            .field("options", &self.options)
+            .finish()
+    }
+}
+
+impl Client {
+    /// A client with the given credentials and options.
+    pub fn new(keychain: Keychain, options: ClientOptions) -> Result<Self, Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .connect_timeout(options.connect_timeout)
+            .timeout(options.request_timeout)
+            .user_agent(concat!("cnb-attest/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| Error::Http(format!("cannot build the HTTP client: {e}")))?;
+        Ok(Client {
+            http,
+            keychain,
+            options,
+            hosts: Mutex::new(HashMap::new()),
+            stats: Stats::default(),
+        })
+    }
+
+    /// Request statistics so far.
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    /// `http` for registries named insecure, `https` otherwise.
+    pub fn scheme(&self, host: &str) -> &'static str {
+        if self.options.insecure.contains(host) {
+            "http"
+        } else {
+            "https"
+        }
+    }
+
+    /// The base URL of a repository's API: `<scheme>://<host>/v2/<name>`.
+    pub fn base(&self, repo: &Repository) -> String {
+        format!(
+            "{}://{}/v2/{}",
+            self.scheme(&repo.host),
+            repo.host,
+            repo.name
+        )
+    }
+
+    pub(crate) fn single_post(&self, host: &str) -> Option<bool> {
+        self.hosts
+            .lock()
+            .ok()
+            .and_then(|h| h.get(host).and_then(|s| s.single_post))
+    }
+
+    pub(crate) fn set_single_post(&self, host: &str, value: bool) {
+        if let Ok(mut hosts) = self.hosts.lock() {
+            hosts.entry(host.to_string()).or_default().single_post = Some(value);
+        }
+    }
+
+    pub(crate) fn retry_policy(&self) -> &RetryPolicy {
+        &self.options.retry
+    }
+
+    pub(crate) fn note_retry(&self) {
+        self.stats.retries.fetch_add(1, Ordering::Relaxed);
+    }
+
+    fn credential(&self, host: &str) -> Credential {
+        let mut hosts = match self.hosts.lock() {
+            Ok(h) => h,
+            Err(_) => return Credential::Anonymous,
+        };
+        let state = hosts.entry(host.to_string()).or_default();
+        state
+            .credential
+            .get_or_insert_with(|| self.keychain.resolve(host))
+            .clone()
+    }
+
+    fn scope(repo: &Repository, push: bool) -> String {
+        format!(
+            "repository:{}:{}",
+            repo.name,
+            if push { "pull,push" } else { "pull" }
+        )
+    }
+
+    /// The `Authorization` header to send up front, if any is known for this host and scope.
+    fn auth_header(&self, repo: &Repository, push: bool) -> Option<Zeroizing<String>> {
+        let credential = self.credential(&repo.host);
+        let hosts = self.hosts.lock().ok()?;
+        let state = hosts.get(&repo.host)?;
+        if let Some((token, expiry)) = state.tokens.get(&Self::scope(repo, push)) {
+            if *expiry > Instant::now() {
+                return Some(Zeroizing::new(format!("Bearer {}", token.as_str())));
+            }
+        }
+        if state.basic {
+            return credential.basic_header().or(match credential {
+                Credential::Header(h) => Some(h),
+                _ => None,
+            });
+        }
+        None
+    }
+
+    /// Answers a 401: learns Basic, or fetches a bearer token for the scope. Returns whether a
+    /// retry with credentials makes sense.
+    async fn authenticate(
+        &self,
+        repo: &Repository,
+        push: bool,
+        challenge: Option<&str>,
+    ) -> Result<bool, Error> {
+        let credential = self.credential(&repo.host);
+        let Some(challenge) = challenge.and_then(Challenge::parse) else {
+            return Ok(false);
+        };
+        match &challenge {
+            Challenge::Basic => {
+                if credential.basic_header().is_none()
+                    && !matches!(credential, Credential::Header(_))
+                {
+                    return Ok(false);
+                }
+                if let Ok(mut hosts) = self.hosts.lock() {
+                    let state = hosts.entry(repo.host.clone()).or_default();
+                    if state.basic {
+                        return Ok(false);
+                    }
+                    state.basic = true;
+                }
+                Ok(true)
+            }
+            Challenge::Bearer { realm, service, .. } => {
+                let scope = Self::scope(repo, push);
+                let mut url = reqwest::Url::parse(realm)
+                    .map_err(|_| Error::Auth(format!("token realm `{realm}` is not a URL")))?;
+                {
+                    let mut query = url.query_pairs_mut();
+                    if let Some(service) = service {
+                        query.append_pair("service", service);
+                    }
+                    query.append_pair("scope", &scope);
+                }
+                let mut request = self.http.get(url.clone());
+                if challenge.may_receive(&repo.host) {
+                    match &credential {
+                        Credential::Basic { .. } => {
+                            if let Some(h) = credential.basic_header() {
+                                request = request.header(AUTHORIZATION, h.as_str());
+                            }
+                        }
+                        Credential::Header(h) => {
+                            request = request.header(AUTHORIZATION, h.as_str());
+                        }
+                        _ => {}
+                    }
+                }
+                self.stats.count("GET token");
+                let response = request.send().await.map_err(|e| {
+                    Error::Http(format!(
+                        "token request to {}: {e}",
+                        url.host_str().unwrap_or("?")
+                    ))
+                })?;
+                if !response.status().is_success() {
+                    return Err(Error::Auth(format!(
+                        "token realm {} answered {} for scope {scope}",
+                        url.host_str().unwrap_or("?"),
+                        response.status()
+                    )));
+                }
+                let body = read_bounded(response, MAX_TOKEN_RESPONSE).await?;
+                #[derive(serde::Deserialize)]
+                struct TokenResponse {
+                    token: Option<String>,
+                    access_token: Option<String>,
+                    expires_in: Option<u64>,
+                }
+                let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
+                    Error::Auth("token realm answered something that is not a token".into())
+                })?;
+                let token = parsed
+                    .token
+                    .or(parsed.access_token)
+                    .ok_or_else(|| Error::Auth("token realm answered no token".into()))?;
+                // Tokens are reused until shortly before they expire (default lifetime 60 s).
+                let lifetime = parsed.expires_in.unwrap_or(60).saturating_sub(5).max(1);
+                if let Ok(mut hosts) = self.hosts.lock() {
+                    hosts.entry(repo.host.clone()).or_default().tokens.insert(
+                        scope,
+                        (
+                            Zeroizing::new(token),
+                            Instant::now() + Duration::from_secs(lifetime),
+                        ),
+                    );
+                }
+                Ok(true)
+            }
+        }
+    }
+
+    /// Sends a request: authenticates on 401 (once), retries 408/429/5xx and connection failures
+    /// per the policy (honouring `Retry-After`), follows redirects itself (never sending
+    /// credentials to another host). Returns the final response whatever its status.
+    pub(crate) async fn send(&self, request: Request<'_>) -> Result<reqwest::Response, Error> {
+        let policy = self.options.retry.clone();
+        let mut attempt = 0u32;
+        let mut authenticated = false;
+        loop {
+            let result = self.send_once(&request).await;
+            match result {
+                Ok(response) if response.status() == StatusCode::UNAUTHORIZED && !authenticated => {
+                    authenticated = true;
+                    let challenge = response
+                        .headers()
+                        .get(WWW_AUTHENTICATE)
+                        .and_then(|v| v.to_str().ok())
+                        .map(str::to_string);
+                    if self
+                        .authenticate(request.repo, request.push, challenge.as_deref())
+                        .await?
+                    {
+                        continue;
+                    }
+                    return Ok(response);
+                }
+                Ok(response) if request.retry && is_retriable(response.status()) => {
+                    if attempt + 1 >= policy.max_attempts {
+                        return Ok(response);
+                    }
+                    let wait = policy.delay(attempt, retry_after(response.headers()));
+                    self.note_retry();
+                    attempt += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                Ok(response) => return Ok(response),
+                Err(e) if request.retry && attempt + 1 < policy.max_attempts => {
+                    let _ = e;
+                    self.note_retry();
+                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn send_once(&self, request: &Request<'_>) -> Result<reqwest::Response, Error> {
+        let mut url = reqwest::Url::parse(&request.url)
+            .map_err(|_| Error::Http(format!("bad URL {}", request.url)))?;
+        let origin = url_host(&url);
+        let mut method = request.method.clone();
+        for _ in 0..=MAX_REDIRECTS {
+            let mut builder = self.http.request(method.clone(), url.clone());
+            for (name, value) in &request.headers {
+                builder = builder.header(name, value);
+            }
+            // Credentials go only to the registry's own host.
+            if url_host(&url) == origin {
+                if let Some(h) = self.auth_header(request.repo, request.push) {
+                    let mut value = HeaderValue::from_str(h.as_str()).map_err(|_| {
+                        Error::Auth("credential is not a valid header value".into())
+                    })?;
+                    value.set_sensitive(true);
+                    builder = builder.header(AUTHORIZATION, value);
+                }
+            }
+            if let Some(body) = &request.body {
+                builder = builder.body(body.clone());
+            }
+            self.stats.count(request.kind);
+            let response = builder.send().await.map_err(|e| {
+                Error::Http(format!(
+                    "{} {}: {}",
+                    method,
+                    redact_url(&url),
+                    error_chain(&e)
+                ))
+            })?;
+            let status = response.status();
+            if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+                let location = response
+                    .headers()
+                    .get(LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .ok_or_else(|| {
+                        Error::Http(format!(
+                            "{status} without Location from {}",
+                            redact_url(&url)
+                        ))
+                    })?;
+                url = url.join(location).map_err(|_| {
+                    Error::Http(format!("bad redirect Location from {}", redact_url(&url)))
+                })?;
+                if status == StatusCode::SEE_OTHER {
+                    method = Method::GET;
+                }
+                continue;
+            }
+            return Ok(response);
+        }
+        Err(Error::Http(format!(
+            "more than {MAX_REDIRECTS} redirects for {}",
+            redact_url(&url)
+        )))
+    }
+
+    /// Turns a non-success response into an error naming the operation.
+    pub(crate) async fn failure(what: &str, response: reqwest::Response) -> Error {
+        let status = response.status();
+        let body = read_bounded(response, MAX_ERROR_BODY)
+            .await
+            .unwrap_or_default();
+        let text = String::from_utf8_lossy(&body);
+        let detail: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
+        match status {
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Denied {
+                what: what.to_string(),
+                status: status.as_u16(),
+            },
+            _ => Error::Status {
+                what: what.to_string(),
+                status: status.as_u16(),
+                detail,
+            },
+        }
+    }
+}
+
+fn url_host(url: &reqwest::Url) -> String {
+    match url.port() {
+        Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
+        None => url.host_str().unwrap_or("").to_string(),
+    }
+}
+
+/// A URL without query (upload URLs carry session state; signed URLs carry credentials).
+fn redact_url(url: &reqwest::Url) -> String {
+    let mut u = url.clone();
+    u.set_query(None);
+    let _ = u.set_password(None);
+    let _ = u.set_username("");
+    u.to_string()
+}
+
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+fn is_retriable(status: StatusCode) -> bool {
+    status == StatusCode::REQUEST_TIMEOUT
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status.is_server_error()
+}
+
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
+    value.parse::<u64>().ok().map(Duration::from_secs)
+}
+
+/// Reads a response body, refusing more than `max` bytes (checked while streaming, not trusting
+/// `Content-Length`).
+pub(crate) async fn read_bounded(
+    mut response: reqwest::Response,
+    max: u64,
+) -> Result<Vec<u8>, Error> {
+    if let Some(len) = response.content_length() {
+        if len > max {
+            return Err(Error::TooLarge { size: len, max });
+        }
+    }
+    let mut out = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|e| Error::Http(format!("reading a response body: {}", error_chain(&e))))?
+    {
+        if out.len() as u64 + chunk.len() as u64 > max {
+            return Err(Error::TooLarge {
+                size: out.len() as u64 + chunk.len() as u64,
+                max,
+            });
+        }
+        out.extend_from_slice(&chunk);
+    }
+    Ok(out)
+}

@@ -1,0 +1,182 @@
+//! Real registries started by the tests on 127.0.0.1: Debian's `docker-registry` (CNCF
+//! Distribution 2.8: no Referrers API, htpasswd basic auth) and `ferro-oci-server` (the OCI 1.1
+//! Referrers API, no auth). Each owns a temporary storage directory and is stopped on drop.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::{missing, tools_dir, which};
+
+/// User name of the htpasswd-protected registry.
+pub const USER: &str = "cnb";
+/// Its password (a test credential, also used to check nothing prints it).
+pub const PASSWORD: &str = "cnb-test-password";
+/// bcrypt of [`PASSWORD`] (cost 5).
+const HTPASSWD: &str = "cnb:$2b$05$HbexRwN00IA93Xio/WwmqeENCVGXrFvB26a7NEgdLN0ZeiDuduKta\n";
+
+/// Which server.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// CNCF Distribution 2.8 with htpasswd: the tag-schema fallback path.
+    Distribution,
+    /// ferro-oci-server: the Referrers API path.
+    Ferro,
+}
+
+/// A running registry.
+pub struct Registry {
+    /// Which server it is.
+    pub kind: Kind,
+    /// `127.0.0.1:<port>`.
+    pub host: String,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Starts a registry of `kind`, or returns `None` (skipping, or failing under CI) when the
+    /// server is not installed.
+    pub fn start(kind: Kind) -> Option<Registry> {
+        let dir = tempfile::tempdir().unwrap();
+        let port = free_port();
+        let host = format!("127.0.0.1:{port}");
+        let child = match kind {
+            Kind::Distribution => {
+                let binary = which("docker-registry").or_else(|| missing("docker-registry"))?;
+                std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
+                let config = format!(
+                    "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: {host}}}\nauth: {{htpasswd: {{realm: cnb-test, path: {}}}}}\n",
+                    dir.path().join("data").display(),
+                    dir.path().join("htpasswd").display()
+                );
+                let path = dir.path().join("config.yml");
+                std::fs::write(&path, config).unwrap();
+                Command::new(binary)
+                    .arg("serve")
+                    .arg(&path)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            }
+            Kind::Ferro => {
+                let binary: PathBuf = tools_dir().join("ferro/bin/ferro-oci-server");
+                if !binary.is_file() {
+                    missing("ferro-oci-server")?;
+                }
+                Command::new(binary)
+                    .env("FERRO_OCI_LISTEN", &host)
+                    .env("FERRO_OCI_STORAGE_DIR", dir.path().join("data"))
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap()
+            }
+        };
+        let registry = Registry {
+            kind,
+            host,
+            child,
+            _dir: dir,
+        };
+        registry.wait_ready();
+        Some(registry)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(&self.host).is_ok() {
+                let out = Command::new("curl")
+                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+                    .arg(format!("http://{}/v2/", self.host))
+                    .output();
+                if let Ok(out) = out {
+                    let code = String::from_utf8_lossy(&out.stdout).to_string();
+                    if code == "200" || code == "401" {
+                        return;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("{:?} registry on {} did not start", self.kind, self.host);
+    }
+
+    /// The `user:password` for skopeo and curl, if the registry needs one.
+    pub fn creds(&self) -> Option<String> {
+        (self.kind == Kind::Distribution).then(|| format!("{USER}:{PASSWORD}"))
+    }
+
+    /// `CNB_REGISTRY_AUTH` for this registry.
+    pub fn cnb_registry_auth(&self) -> String {
+        use base64::Engine as _;
+        match self.creds() {
+            Some(c) => format!(
+                "{{\"{}\": \"Basic {}\"}}",
+                self.host,
+                base64::engine::general_purpose::STANDARD.encode(c)
+            ),
+            None => "{}".to_string(),
+        }
+    }
+
+    /// Copies an OCI layout image into this registry with skopeo (an independent writer), keeping
+    /// digests. Returns the pushed reference `<host>/<repo>:<tag>`.
+    pub fn push_layout(&self, layout: &std::path::Path, repo: &str, tag: &str) -> String {
+        let reference = format!("{}/{repo}:{tag}", self.host);
+        let mut command = Command::new("skopeo");
+        command
+            .args([
+                "copy",
+                "-q",
+                "--preserve-digests",
+                "--dest-tls-verify=false",
+            ])
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("docker://{reference}"));
+        if let Some(creds) = self.creds() {
+            command.arg("--dest-creds").arg(creds);
+        }
+        crate::ok(crate::run(&mut command));
+        reference
+    }
+
+    /// GET `path` on the registry with curl (an independent reader), returning the body.
+    pub fn curl(&self, path: &str, accept: &str) -> (u16, String) {
+        let mut command = Command::new("curl");
+        command
+            .args(["-s", "-w", "\n%{http_code}", "-H"])
+            .arg(format!("Accept: {accept}"))
+            .arg(format!("http://{}{path}", self.host));
+        if let Some(creds) = self.creds() {
+            command.arg("-u").arg(creds);
+        }
+        let out = crate::run(&mut command);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
+        (code.trim().parse().unwrap_or(0), body.to_string())
+    }
+
+    /// Stops the server (as a crash would) without removing its storage.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
