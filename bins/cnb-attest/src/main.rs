@@ -365,7 +365,7 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
         } => runtime.block_on(cnb_signing::sign_registry(
             client,
             reference,
-            image,
+            &image.descriptor,
             &config,
             &roots,
             &key,

@@ -1,10 +1,12 @@
 //! `signer`: the RFC's new lifecycle phase. Reads the signer configuration the exporter wrote,
-//! signs every attestation and attaches them to the image, and writes a report.
+//! signs every attestation, attaches them to the image, and writes a report.
 //!
-//! Target: the image named by the configuration's `[image] reference`, which for now must be an OCI
-//! layout (`oci:<dir>@sha256:<hex>`, as the exporter writes for `-layout-image`); `-layout-image`
-//! points at a layout explicitly. Exit codes: `docs/exit-codes.md`.
+//! Target: the image the configuration's `[image] reference` names. A registry reference
+//! (`<registry>/<repo>@sha256:<hex>`) is attached in that repository and in every other repository
+//! `report.toml` lists a tag in (same digest); `oci:<dir>@sha256:<hex>` (or `-layout-image`) is an
+//! OCI layout. Exit codes: `docs/exit-codes.md`.
 
+use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -13,7 +15,9 @@ use cnb_attestation_config::AllowedRoots;
 use cnb_dsse::PasswordSource;
 use cnb_phase::{exit, Failure};
 use cnb_referrers::layout::OciLayout;
-use cnb_signing::{LayoutImage, SignOptions};
+use cnb_registry::{AttachOptions, Client, ClientOptions, ImageRef, Keychain};
+use cnb_sbom_discovery::platform::Report;
+use cnb_signing::{LayoutImage, SignOptions, SignReport, Target};
 
 /// Sign a build's attestations and attach them to the image.
 #[derive(Parser)]
@@ -28,6 +32,10 @@ struct Cli {
     /// The signer configuration (default `<layers>/signer.toml`).
     #[arg(long)]
     config: Option<PathBuf>,
+    /// The lifecycle's report.toml: every repository it lists a tag in gets the attestations
+    /// (default `<layers>/report.toml`, when present).
+    #[arg(long, env = "CNB_REPORT_PATH")]
+    report: Option<PathBuf>,
     /// The image's OCI layout, overriding the configuration's reference: `oci:<dir>`.
     #[arg(long)]
     layout_image: Option<String>,
@@ -43,33 +51,34 @@ struct Cli {
     /// in-toto Statement version: v1 or v0.1.
     #[arg(long, default_value = "v1")]
     statement_version: String,
+    /// Registry (`host[:port]`) reached over plain HTTP; repeatable. Also CNB_INSECURE_REGISTRIES.
+    #[arg(long = "insecure-registry")]
+    insecure_registries: Vec<String>,
+    /// Log every registry request (method, URL, status; never headers or bodies) to stderr.
+    #[arg(long)]
+    debug: bool,
     /// Where to write the signer report (default `<layers>/signer-report.toml`).
     #[arg(long)]
-    report: Option<PathBuf>,
+    signer_report: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
-    cnb_phase::main(|cli: Cli| {
-        run(cli)
-            .map(|()| exit::OK)
-            .map_err(|(code, message)| Failure::new(code, message))
-    })
+    cnb_phase::main(run)
 }
 
-fn run(cli: Cli) -> Result<(), (u8, String)> {
-    let invalid = |e: &dyn std::fmt::Display| (exit::INVALID_ARGS, e.to_string());
+fn run(cli: Cli) -> Result<u8, Failure> {
     let options = SignOptions::from_flags(
         &cli.format,
         &cli.statement_version,
         std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
     )
-    .map_err(|e| invalid(&e))?;
+    .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
 
+    let bad_config = |e: &dyn std::fmt::Display| Failure::new(exit::SIGN_BAD_CONFIG, e);
     let config_path = cli
         .config
         .clone()
         .unwrap_or_else(|| cli.layers.join("signer.toml"));
-    let bad_config = |e: &dyn std::fmt::Display| (exit::SIGN_BAD_CONFIG, e.to_string());
     let config = cnb_attestation_config::load(&config_path).map_err(|e| bad_config(&e))?;
     let mut root_dirs = vec![cli.layers.clone()];
     if cli.platform.is_dir() {
@@ -77,56 +86,182 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
     }
     let roots = AllowedRoots::new(&root_dirs).map_err(|e| bad_config(&e))?;
 
-    let bad_image = |e: &dyn std::fmt::Display| (exit::SIGN_BAD_IMAGE, e.to_string());
-    let target = match &cli.layout_image {
-        Some(text) => LayoutImage::parse(text).map_err(|e| invalid(&e))?,
-        None if config.image.reference.starts_with("oci:") => {
-            LayoutImage::parse(&config.image.reference).map_err(|e| bad_config(&e))?
-        }
-        None => {
-            return Err(bad_image(&format!(
-            "[image] reference `{}` is a registry image; this signer writes to OCI layouts only \
-                 (oci:<dir>@sha256:<hex>) until the registry store lands",
-            config.image.reference
-        )))
-        }
-    };
-    let layout = OciLayout::open(&target.dir).map_err(|e| bad_image(&e))?;
-    let descriptor = layout
-        .resolve_image(target.selector.as_deref())
-        .map_err(|e| bad_image(&e))?;
-    let image = layout.read_image(&descriptor).map_err(|e| bad_image(&e))?;
-
     let password = match &cli.password_file {
         Some(path) => PasswordSource::File(path.clone()),
         None => PasswordSource::default_env(),
     };
     let key = cnb_dsse::read_private_key(&cli.key, &password)
-        .map_err(|e| (exit::SIGN_BAD_KEY, e.to_string()))?;
+        .map_err(|e| Failure::new(exit::SIGN_BAD_KEY, e))?;
 
-    let report = cnb_signing::sign_layout(&layout, &image, &config, &roots, &key, &options)
-        .map_err(|e| {
-            let code = match e {
-                cnb_signing::Error::Config(_) => exit::SIGN_BAD_CONFIG,
-                cnb_signing::Error::BadImage(_) => exit::SIGN_BAD_IMAGE,
-                _ => exit::SIGN_FAILED,
-            };
-            (code, e.to_string())
-        })?;
+    let bad_image = |e: &dyn std::fmt::Display| Failure::new(exit::SIGN_BAD_IMAGE, e);
+    let target = match &cli.layout_image {
+        Some(text) => Target::Layout(
+            LayoutImage::parse(text).map_err(|e| Failure::new(exit::INVALID_ARGS, e))?,
+        ),
+        None => Target::parse(&config.image.reference).map_err(|e| bad_config(&e))?,
+    };
+    let failed = |e: cnb_signing::Error| {
+        let code = match e {
+            cnb_signing::Error::Config(_) => exit::SIGN_BAD_CONFIG,
+            cnb_signing::Error::BadImage(_) => exit::SIGN_BAD_IMAGE,
+            _ => exit::SIGN_FAILED,
+        };
+        Failure::new(code, e)
+    };
+
+    let reports: Vec<SignReport> = match target {
+        Target::Layout(location) => {
+            let layout = OciLayout::open(&location.dir).map_err(|e| bad_image(&e))?;
+            let descriptor = layout
+                .resolve_image(location.selector.as_deref())
+                .map_err(|e| bad_image(&e))?;
+            let image = layout.read_image(&descriptor).map_err(|e| bad_image(&e))?;
+            vec![
+                cnb_signing::sign_layout(&layout, &image, &config, &roots, &key, &options)
+                    .map_err(failed)?,
+            ]
+        }
+        Target::Registry(reference) => {
+            let references = repositories(&cli, &config.image.reference, &reference)?;
+            let mut client_options = ClientOptions::default().with_insecure_from_env();
+            client_options
+                .insecure
+                .extend(cli.insecure_registries.iter().cloned());
+            client_options.debug = cli.debug;
+            let keychain = Keychain::from_env().map_err(|e| Failure::new(exit::FAILED, e))?;
+            let client =
+                Client::new(keychain, client_options).map_err(|e| Failure::new(exit::FAILED, e))?;
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .map_err(|e| Failure::new(exit::FAILED, format!("async runtime: {e}")))?;
+            let mut reports = Vec::new();
+            for reference in references {
+                let report = runtime.block_on(async {
+                    let subject = client
+                        .subject(&reference)
+                        .await
+                        .map_err(|e| bad_image(&e))?;
+                    cnb_signing::sign_registry(
+                        &client,
+                        &reference,
+                        &subject,
+                        &config,
+                        &roots,
+                        &key,
+                        &options,
+                        &AttachOptions::default(),
+                    )
+                    .await
+                    .map_err(failed)
+                })?;
+                reports.push(report);
+            }
+            reports
+        }
+    };
+
+    let report_path = cli
+        .signer_report
+        .clone()
+        .unwrap_or_else(|| cli.layers.join("signer-report.toml"));
+    #[derive(serde::Serialize)]
+    struct Reports<'a> {
+        image: &'a [SignReport],
+    }
+    let text = toml::to_string(&Reports { image: &reports })
+        .map_err(|e| Failure::new(exit::SIGN_FAILED, e))?;
+    write_report(&report_path, &text)?;
+    let mut undiscoverable = 0;
+    for report in &reports {
+        println!(
+            "Attached {} attestation referrer(s) to {}@{} ({} already present, {} blob(s) uploaded{})",
+            report.pushed,
+            report.image,
+            report.image_digest,
+            report.already_present,
+            report.blobs_written,
+            report
+                .requests
+                .map(|r| format!(", {r} request(s)"))
+                .unwrap_or_default()
+        );
+        undiscoverable += report
+            .attestations
+            .iter()
+            .filter(|a| !a.discoverable)
+            .count();
+    }
+    println!("Report: {}", report_path.display());
+    if undiscoverable > 0 {
+        return Err(Failure::new(
+            exit::SIGN_NOT_DISCOVERABLE,
+            format!(
+                "{undiscoverable} attestation(s) were pushed but are not listed where readers look"
+            ),
+        ));
+    }
+    Ok(exit::OK)
+}
+
+/// The registry images to attach to: the configuration's, plus one per other repository that
+/// `report.toml` lists a tag in, all at the configuration's digest.
+fn repositories(
+    cli: &Cli,
+    configured: &str,
+    reference: &ImageRef,
+) -> Result<Vec<ImageRef>, Failure> {
+    let digest = reference.digest.clone().ok_or_else(|| {
+        Failure::new(
+            exit::SIGN_BAD_CONFIG,
+            format!("[image] reference `{configured}` is not pinned by digest"),
+        )
+    })?;
+    let mut seen = BTreeSet::from([reference.repository.to_string()]);
+    let mut out = vec![reference.clone()];
     let report_path = cli
         .report
         .clone()
-        .unwrap_or_else(|| cli.layers.join("signer-report.toml"));
-    let text = toml::to_string(&report).map_err(|e| (exit::SIGN_FAILED, e.to_string()))?;
-    std::fs::write(&report_path, text)
-        .map_err(|e| (exit::SIGN_FAILED, format!("{}: {e}", report_path.display())))?;
-    println!(
-        "Attached {} attestation referrer(s) to {} ({} already present, {} blob(s) written); report: {}",
-        report.pushed,
-        image.descriptor.digest,
-        report.already_present,
-        report.blobs_written,
-        report_path.display()
-    );
-    Ok(())
+        .unwrap_or_else(|| cli.layers.join("report.toml"));
+    if cli.report.is_none() && !report_path.is_file() {
+        return Ok(out);
+    }
+    let report =
+        Report::from_path(&report_path).map_err(|e| Failure::new(exit::SIGN_BAD_IMAGE, e))?;
+    if let Some(reported) = &report.image.digest {
+        if *reported != digest {
+            return Err(Failure::new(
+                exit::SIGN_BAD_IMAGE,
+                format!(
+                    "{} records digest {reported}, but the signer configuration is for {digest}",
+                    report_path.display()
+                ),
+            ));
+        }
+    }
+    for tag in &report.image.tags {
+        let tagged = ImageRef::parse(tag).map_err(|e| Failure::new(exit::SIGN_BAD_IMAGE, e))?;
+        if seen.insert(tagged.repository.to_string()) {
+            out.push(ImageRef {
+                repository: tagged.repository,
+                tag: None,
+                digest: Some(digest.clone()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn write_report(path: &std::path::Path, text: &str) -> Result<(), Failure> {
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(std::path::Path::new("."));
+    let tmp = dir.join(format!(".signer-report-{}.tmp", std::process::id()));
+    std::fs::write(&tmp, text)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Failure::new(exit::SIGN_FAILED, format!("{}: {e}", path.display()))
+        })
 }

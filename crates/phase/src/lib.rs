@@ -143,6 +143,8 @@ pub mod exit {
     pub const SIGN_BAD_IMAGE: u8 = 92;
     /// `signer`: signing or storing an attestation failed.
     pub const SIGN_FAILED: u8 = 93;
+    /// `signer`: attestations were pushed but are not listed where readers look.
+    pub const SIGN_NOT_DISCOVERABLE: u8 = 94;
 }
 
 #[cfg(test)]

@@ -445,6 +445,20 @@ pub const MANIFEST_MEDIA_TYPE: &str = OCI_MANIFEST;
 pub const MAX_CONFIG_SIZE: u64 = 8 * 1024 * 1024;
 
 impl Client {
+    /// The descriptor of an image manifest (by tag or digest): what a referrer's `subject` holds.
+    /// One request. An index is refused: attestations attach to one platform manifest.
+    pub async fn subject(&self, image: &crate::ImageRef) -> Result<Descriptor, Error> {
+        let fetched = self
+            .get_manifest(&image.repository, image.reference())
+            .await?
+            .ok_or_else(|| Error::Status {
+                what: format!("GET manifest {image}"),
+                status: 404,
+                detail: "no such image".into(),
+            })?;
+        subject_descriptor(image, fetched).map(|(d, _)| d)
+    }
+
     /// Reads an image manifest (by tag or digest) and its config. An index is refused with a
     /// message: attestations attach to one platform manifest.
     pub async fn read_image(
@@ -460,39 +474,50 @@ impl Client {
                 status: 404,
                 detail: "no such image".into(),
             })?;
-        if fetched.media_type == OCI_INDEX
-            || fetched.media_type == cnb_referrers::manifest::DOCKER_MANIFEST_LIST
-        {
-            return Err(Error::Malformed(format!(
-                "{image} is an image index ({}); name one platform manifest by digest",
-                fetched.digest
-            )));
-        }
-        let manifest = cnb_referrers::ImageManifest::from_json(&fetched.bytes)
-            .map_err(|e| Error::Malformed(format!("{image}: {e}")))?;
+        let (descriptor, manifest) = subject_descriptor(image, fetched)?;
         let config_bytes = self
             .get_blob(repo, &manifest.config.digest, MAX_CONFIG_SIZE)
             .await?;
         let config = cnb_referrers::ImageConfig::from_json(&config_bytes)
             .map_err(|e| Error::Malformed(format!("{image}: {e}")))?;
-        let media_type = if fetched.media_type.is_empty() {
-            manifest
-                .media_type
-                .clone()
-                .unwrap_or_else(|| OCI_MANIFEST.to_string())
-        } else {
-            fetched.media_type.clone()
-        };
         Ok(cnb_referrers::layout::Image {
-            descriptor: Descriptor {
-                media_type,
-                digest: fetched.digest,
-                size: fetched.bytes.len() as u64,
-                artifact_type: None,
-                annotations: None,
-            },
+            descriptor,
             manifest,
             config,
         })
     }
+}
+
+fn subject_descriptor(
+    image: &crate::ImageRef,
+    fetched: Fetched,
+) -> Result<(Descriptor, cnb_referrers::ImageManifest), Error> {
+    if fetched.media_type == OCI_INDEX
+        || fetched.media_type == cnb_referrers::manifest::DOCKER_MANIFEST_LIST
+    {
+        return Err(Error::Malformed(format!(
+            "{image} is an image index ({}); name one platform manifest by digest",
+            fetched.digest
+        )));
+    }
+    let manifest = cnb_referrers::ImageManifest::from_json(&fetched.bytes)
+        .map_err(|e| Error::Malformed(format!("{image}: {e}")))?;
+    let media_type = if fetched.media_type.is_empty() {
+        manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| OCI_MANIFEST.to_string())
+    } else {
+        fetched.media_type.clone()
+    };
+    Ok((
+        Descriptor {
+            media_type,
+            digest: fetched.digest,
+            size: fetched.bytes.len() as u64,
+            artifact_type: None,
+            annotations: None,
+        },
+        manifest,
+    ))
 }

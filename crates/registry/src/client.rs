@@ -36,6 +36,9 @@ pub struct ClientOptions {
     pub connect_timeout: Duration,
     /// Timeout for one request.
     pub request_timeout: Duration,
+    /// Print one line per request to stderr (method, URL without query, status, time). Never
+    /// prints headers or bodies, so no credential can appear.
+    pub debug: bool,
 }
 
 impl Default for ClientOptions {
@@ -45,6 +48,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(300),
+            debug: false,
         }
     }
 }
@@ -104,6 +108,8 @@ struct HostState {
     credential: Option<Credential>,
     /// Send Basic credentials up front (the registry asked for Basic once).
     basic: bool,
+    /// The registry answered with a Bearer challenge: Basic is never sent up front again.
+    bearer: bool,
     /// Bearer tokens by scope, with expiry.
     tokens: HashMap<String, (Zeroizing<String>, Instant)>,
     /// Whether `POST ...?digest=` with a body completes an upload (201), learned once per run.
@@ -235,13 +241,16 @@ impl Client {
                 return Some(Zeroizing::new(format!("Bearer {}", token.as_str())));
             }
         }
-        if state.basic {
-            return credential.basic_header().or(match credential {
-                Credential::Header(h) => Some(h),
-                _ => None,
-            });
+        // Credentials configured for this very host are sent from the first request on, which saves
+        // a 401 round trip per run: Basic from a user name and password, or a CNB_REGISTRY_AUTH
+        // header as the platform gave it. Once the host asks for Bearer, only tokens are sent.
+        if state.bearer {
+            return None;
         }
-        None
+        match credential {
+            Credential::Header(h) => Some(h),
+            other => other.basic_header(),
+        }
     }
 
     /// Answers a 401: learns Basic, or fetches a bearer token for the scope. Returns whether a
@@ -273,6 +282,9 @@ impl Client {
                 Ok(true)
             }
             Challenge::Bearer { realm, service, .. } => {
+                if let Ok(mut hosts) = self.hosts.lock() {
+                    hosts.entry(repo.host.clone()).or_default().bearer = true;
+                }
                 let scope = Self::scope(repo, push);
                 let mut url = reqwest::Url::parse(realm)
                     .map_err(|_| Error::Auth(format!("token realm `{realm}` is not a URL")))?;
@@ -298,6 +310,9 @@ impl Client {
                     }
                 }
                 self.stats.count("GET token");
+                if self.options.debug {
+                    eprintln!("DEBUG GET {} (token, scope {scope})", redact_url(&url));
+                }
                 let response = request.send().await.map_err(|e| {
                     Error::Http(format!(
                         "token request to {}: {e}",
@@ -411,7 +426,11 @@ impl Client {
                 builder = builder.body(body.clone());
             }
             self.stats.count(request.kind);
+            let started = Instant::now();
             let response = builder.send().await.map_err(|e| {
+                if self.options.debug {
+                    eprintln!("DEBUG {method} {} -> error", redact_url(&url));
+                }
                 Error::Http(format!(
                     "{} {}: {}",
                     method,
@@ -420,6 +439,14 @@ impl Client {
                 ))
             })?;
             let status = response.status();
+            if self.options.debug {
+                eprintln!(
+                    "DEBUG {method} {} -> {} ({} ms)",
+                    redact_url(&url),
+                    status.as_u16(),
+                    started.elapsed().as_millis()
+                );
+            }
             if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
                 let location = response
                     .headers()

@@ -17,7 +17,7 @@ use cnb_attestation_config::{AllowedRoots, AttestationSpec, SignerConfig};
 use cnb_dsse::{Envelope, Signer, IN_TOTO_PAYLOAD_TYPE};
 use cnb_intoto::{Statement, Subject};
 use cnb_referrers::layout::{Image, OciLayout, StoreOutcome};
-use cnb_referrers::{build_referrer, Referrer, ReferrerParts, StorageFormat};
+use cnb_referrers::{build_referrer, Descriptor, Referrer, ReferrerParts, StorageFormat};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
@@ -277,7 +277,7 @@ pub struct SignReport {
     /// Registry only: writes of the `sha256-<hex>` fallback index.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub index_writes: Option<u32>,
-    /// Registry only: HTTP requests sent, in all and by kind.
+    /// Registry only: HTTP requests the client sent in this run so far (reading the image included).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub requests: Option<u64>,
     /// Registry only: requests by kind.
@@ -321,17 +321,17 @@ impl Planned {
     }
 }
 
-/// Checks that `config` is for `image`, then signs every attestation and builds its referrer(s).
-/// `location` names the image in messages.
+/// Checks that `config` is for the image manifest `subject`, then signs every attestation and builds
+/// its referrer(s). `location` names the image in messages.
 pub fn plan(
-    image: &Image,
+    subject: &Descriptor,
     location: &str,
     config: &SignerConfig,
     roots: &AllowedRoots,
     signer: &dyn Signer,
     options: &SignOptions,
 ) -> Result<Vec<Planned>, Error> {
-    let image_digest = image.descriptor.digest.to_string();
+    let image_digest = subject.digest.to_string();
     let configured = config.image.digest()?;
     if configured.to_string() != image_digest {
         return Err(Error::BadImage(format!(
@@ -344,7 +344,7 @@ pub fn plan(
     for p in prepared {
         for format in &options.formats {
             let parts = ReferrerParts {
-                subject: &image.descriptor,
+                subject,
                 predicate_type: &p.predicate_type,
                 annotations: &p.annotations,
                 key_hint: &hint,
@@ -401,7 +401,7 @@ pub fn sign_layout(
     options: &SignOptions,
 ) -> Result<SignReport, Error> {
     let location = layout.root().display().to_string();
-    let planned = plan(image, &location, config, roots, signer, options)?;
+    let planned = plan(&image.descriptor, &location, config, roots, signer, options)?;
     let needed: std::collections::BTreeSet<_> = planned
         .iter()
         .flat_map(|p| {
@@ -444,7 +444,7 @@ pub fn sign_layout(
 pub async fn sign_registry(
     client: &cnb_registry::Client,
     reference: &cnb_registry::ImageRef,
-    image: &Image,
+    subject: &Descriptor,
     config: &SignerConfig,
     roots: &AllowedRoots,
     signer: &dyn Signer,
@@ -452,13 +452,12 @@ pub async fn sign_registry(
     attach_options: &cnb_registry::AttachOptions,
 ) -> Result<SignReport, Error> {
     let location = reference.to_string();
-    let planned = plan(image, &location, config, roots, signer, options)?;
+    let planned = plan(subject, &location, config, roots, signer, options)?;
     let referrers: Vec<Referrer> = planned.iter().map(|p| p.referrer.clone()).collect();
-    let before = client.stats().total();
     let attached = cnb_registry::attach(
         client,
         &reference.repository,
-        &image.descriptor,
+        subject,
         &referrers,
         attach_options,
     )
@@ -478,14 +477,14 @@ pub async fn sign_registry(
         .collect();
     let mut out = report(
         location,
-        image.descriptor.digest.to_string(),
+        subject.digest.to_string(),
         signer,
         attestations,
         attached.blobs_uploaded,
     );
     out.referrers_api = Some(attached.referrers_api);
     out.index_writes = Some(attached.index_writes);
-    out.requests = Some(client.stats().total() - before);
+    out.requests = Some(client.stats().total());
     out.requests_by_kind = Some(client.stats().by_kind());
     Ok(out)
 }
