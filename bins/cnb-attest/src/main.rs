@@ -43,6 +43,9 @@ struct RegistryArgs {
     /// Registry (`host[:port]`) to reach over plain HTTP; repeatable. Also CNB_INSECURE_REGISTRIES.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// Log every registry request (method, URL, status; never headers or bodies) to stderr.
+    #[arg(long)]
+    debug: bool,
 }
 
 #[derive(Args)]
@@ -212,6 +215,7 @@ fn open(text: &str, registry: &RegistryArgs) -> Result<Opened, Failure> {
             options
                 .insecure
                 .extend(registry.insecure_registries.iter().cloned());
+            options.debug = registry.debug;
             let keychain = Keychain::from_env().map_err(|e| Failure::new(exit::FAILED, e))?;
             let client =
                 Client::new(keychain, options).map_err(|e| Failure::new(exit::FAILED, e))?;
@@ -300,7 +304,8 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
                 cnb_attestation_config::load(path).map_err(|e| Failure::new(exit::FAILED, e))?;
             let mut dirs = args.allow_roots.clone();
             if dirs.is_empty() {
-                dirs.push(path.parent().unwrap_or(Path::new(".")).to_path_buf());
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+                dirs.push(parent.unwrap_or(Path::new(".")).to_path_buf());
             }
             let roots = AllowedRoots::new(&dirs).map_err(|e| Failure::new(exit::FAILED, e))?;
             (config, roots)

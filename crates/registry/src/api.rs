@@ -240,6 +240,46 @@ impl Client {
         }
     }
 
+    /// Learns whether the registry completes single-`POST` uploads without committing anything:
+    /// `POST ...?digest=` with `bytes` (which must be small and already stored): 201 means yes; 202
+    /// means no, and the session it opened is left to expire (completing it would rewrite the blob's
+    /// link, which Distribution does non-atomically).
+    pub async fn probe_single_post(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        bytes: Bytes,
+    ) -> Result<bool, Error> {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("application/octet-stream"),
+        );
+        let response = self
+            .send(Request {
+                method: Method::POST,
+                url: format!("{}/blobs/uploads/?digest={digest}", self.base(repo)),
+                headers,
+                body: Some(bytes),
+                kind: "POST upload",
+                repo,
+                push: true,
+                retry: true,
+            })
+            .await?;
+        let single = match response.status() {
+            StatusCode::CREATED => true,
+            StatusCode::ACCEPTED => false,
+            _ => {
+                return Err(
+                    Client::failure(&format!("POST upload {repo}@{digest}"), response).await,
+                )
+            }
+        };
+        self.set_single_post(&repo.host, single);
+        Ok(single)
+    }
+
     async fn upload_once(
         &self,
         repo: &Repository,

@@ -145,7 +145,20 @@ pub async fn attach(
     let mut blobs_uploaded = 0;
     let mut rest = ordered.into_iter();
     if let Some((digest, bytes)) = rest.next() {
-        blobs_uploaded += upload(client, repo, &digest, bytes).await? as usize;
+        // The smallest blob is the 2-byte empty config every referrer shares, so every signer of
+        // every image uploads it: check first and never re-upload it (a re-upload rewrites its link
+        // in the repository, and Distribution does that non-atomically, so a concurrent signer's
+        // manifest push can find the blob "unknown"). It still teaches single-POST support.
+        if client.blob_exists(repo, &digest).await? {
+            if client.single_post(&repo.host).is_none()
+                && bytes.len() <= crate::api::SINGLE_POST_PROBE_MAX
+            {
+                client.probe_single_post(repo, &digest, bytes).await?;
+            }
+        } else {
+            client.upload_blob(repo, &digest, bytes).await?;
+            blobs_uploaded += 1;
+        }
     }
     blobs_uploaded += stream::iter(
         rest.map(|(digest, bytes)| async move { upload(client, repo, &digest, bytes).await }),
@@ -159,15 +172,27 @@ pub async fn attach(
 
     // 3. Manifests by digest.
     let subjects_seen: Vec<bool> = stream::iter(new.iter().map(|r| async move {
-        let put = client
-            .put_manifest(
-                repo,
-                r.descriptor.digest.as_str(),
-                &r.manifest_bytes,
-                OCI_MANIFEST,
-                None,
-            )
-            .await?;
+        let mut attempt = 0;
+        let put = loop {
+            match client
+                .put_manifest(
+                    repo,
+                    r.descriptor.digest.as_str(),
+                    &r.manifest_bytes,
+                    OCI_MANIFEST,
+                    None,
+                )
+                .await
+            {
+                // We uploaded every blob this manifest names; "unknown" is the registry catching up.
+                Err(e) if e.is_blob_unknown() && attempt < 4 => {
+                    client.note_retry();
+                    tokio::time::sleep(client.retry_policy().delay(attempt, None)).await;
+                    attempt += 1;
+                }
+                other => break other?,
+            }
+        };
         Ok::<bool, Error>(put.oci_subject.as_deref() == Some(subject.digest.as_str()))
     }))
     .buffer_unordered(options.concurrency.max(1))

@@ -190,7 +190,8 @@ impl Client {
         )
     }
 
-    pub(crate) fn single_post(&self, host: &str) -> Option<bool> {
+    /// Whether the registry at `host` completes single-`POST` uploads, once learned this run.
+    pub fn single_post(&self, host: &str) -> Option<bool> {
         self.hosts
             .lock()
             .ok()

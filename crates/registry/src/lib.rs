@@ -96,6 +96,12 @@ pub enum Error {
 }
 
 impl Error {
+    /// Whether a manifest push failed because the registry does not (yet) see a blob it references:
+    /// after our own upload this is a registry race or eventual consistency, worth a retry.
+    pub fn is_blob_unknown(&self) -> bool {
+        matches!(self, Error::Status { status: 400 | 404, detail, .. } if detail.contains("BLOB_UNKNOWN"))
+    }
+
     /// Whether retrying the operation may help.
     pub fn is_retriable(&self) -> bool {
         match self {

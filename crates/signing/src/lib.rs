@@ -259,7 +259,7 @@ pub struct AttestationOutcome {
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct SignReport {
-    /// The image signed.
+    /// The image signed: a layout directory, or `<registry>/<repository>[:<tag>]`.
     pub image: String,
     /// Its manifest digest.
     pub image_digest: String,
@@ -451,7 +451,10 @@ pub async fn sign_registry(
     options: &SignOptions,
     attach_options: &cnb_registry::AttachOptions,
 ) -> Result<SignReport, Error> {
-    let location = reference.to_string();
+    let location = match &reference.tag {
+        Some(tag) => format!("{}:{tag}", reference.repository),
+        None => reference.repository.to_string(),
+    };
     let planned = plan(subject, &location, config, roots, signer, options)?;
     let referrers: Vec<Referrer> = planned.iter().map(|p| p.referrer.clone()).collect();
     let attached = cnb_registry::attach(

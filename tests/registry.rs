@@ -1,0 +1,414 @@
+//! The signer's real job against real registries started by the tests: Debian's `docker-registry`
+//! (Distribution 2.8.2, htpasswd basic auth, no Referrers API: the tag-schema fallback) and
+//! `ferro-oci-server` (the Referrers API). Independent readers (curl) check what is stored.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use cnb_attest_tests::registry::{Kind, Registry, PASSWORD, USER};
+use cnb_attest_tests::{bin, fresh_example, fresh_spring_boot, key_pair, ok, run, text};
+use serde_json::Value;
+
+const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+
+fn registries() -> Vec<Registry> {
+    [Kind::Distribution, Kind::Ferro]
+        .into_iter()
+        .filter_map(Registry::start)
+        .collect()
+}
+
+fn with_registry_env<'a>(command: &'a mut Command, registry: &Registry) -> &'a mut Command {
+    command
+        .env("CNB_REGISTRY_AUTH", registry.cnb_registry_auth())
+        .env("CNB_INSECURE_REGISTRIES", &registry.host)
+        .env("DOCKER_CONFIG", "/nonexistent")
+}
+
+fn sign(registry: &Registry, reference: &str, layers: &Path, keys: &Path, extra: &[&str]) -> Value {
+    let out = ok(run(with_registry_env(
+        Command::new(bin("cnb-attest"))
+            .args(["sign", reference, "--json", "--layers"])
+            .arg(layers)
+            .arg("--key")
+            .arg(keys.join("cosign.key"))
+            .args(extra)
+            .env("COSIGN_PASSWORD", ""),
+        registry,
+    )));
+    serde_json::from_str(&out).unwrap()
+}
+
+fn digest_of(registry: &Registry, reference: &str) -> String {
+    let mut command = Command::new("skopeo");
+    command
+        .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+        .arg(format!("docker://{reference}"));
+    if let Some(creds) = registry.creds() {
+        command.arg("--creds").arg(creds);
+    }
+    ok(run(&mut command)).trim().to_string()
+}
+
+/// What an independent reader sees: the raw Referrers API answer, or the raw `sha256-<hex>` index.
+fn listed_by_plain_http(registry: &Registry, repo: &str, digest: &str) -> Vec<Value> {
+    let accept = "application/vnd.oci.image.index.v1+json";
+    let (status, body) = match registry.kind {
+        Kind::Ferro => registry.curl(&format!("/v2/{repo}/referrers/{digest}"), accept),
+        Kind::Distribution => registry.curl(
+            &format!("/v2/{repo}/manifests/sha256-{}", &digest[7..]),
+            accept,
+        ),
+    };
+    assert_eq!(status, 200, "{body}");
+    let index: Value = serde_json::from_str(&body).unwrap();
+    index["manifests"].as_array().unwrap().clone()
+}
+
+#[test]
+fn signs_on_both_registries_and_plain_http_readers_see_every_attestation() {
+    for registry in registries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (layers, image) = fresh_example(tmp.path());
+        key_pair(&tmp.path().join("k"), "");
+        let reference = registry.push_layout(&image, "demo/app", "1.0");
+        let digest = digest_of(&registry, &reference);
+        let report = sign(&registry, &reference, &layers, &tmp.path().join("k"), &[]);
+        let kind = registry.kind;
+        assert_eq!(report["pushed"], 7, "{kind:?}: {report:#}");
+        assert_eq!(report["referrers-api"], kind == Kind::Ferro, "{kind:?}");
+        assert_eq!(
+            report["index-writes"],
+            if kind == Kind::Ferro { 0 } else { 1 }
+        );
+
+        let listed = listed_by_plain_http(&registry, "demo/app", &digest);
+        assert_eq!(listed.len(), 7, "{kind:?}: {listed:#?}");
+        let ours: Vec<&str> = report["attestations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["manifest-digest"].as_str().unwrap())
+            .collect();
+        for entry in &listed {
+            assert!(ours.contains(&entry["digest"].as_str().unwrap()), "{entry}");
+            assert_eq!(entry["artifactType"], BUNDLE);
+            let annotations = &entry["annotations"];
+            for name in [
+                "dev.sigstore.bundle.content",
+                "dev.sigstore.bundle.predicateType",
+                "io.buildpacks.buildpack.id",
+                "io.buildpacks.layer.name",
+                "io.buildpacks.sbom.media-type",
+                "io.buildpacks.sbom.digest",
+            ] {
+                assert!(
+                    annotations[name].is_string(),
+                    "{kind:?}: {name} missing in {entry}"
+                );
+            }
+        }
+
+        let verified = run(with_registry_env(
+            Command::new(bin("cnb-attest"))
+                .args(["verify", &reference, "--key"])
+                .arg(tmp.path().join("k/cosign.pub")),
+            &registry,
+        ));
+        assert!(verified.status.success(), "{kind:?}: {}", text(&verified));
+        assert_eq!(text(&verified).matches("verified  sha256:").count(), 7);
+
+        // Re-running uploads nothing and creates nothing.
+        let again = sign(&registry, &reference, &layers, &tmp.path().join("k"), &[]);
+        assert_eq!(again["pushed"], 0, "{kind:?}: {again:#}");
+        assert_eq!(again["already-present"], 7);
+        assert_eq!(again["blobs-written"], 0);
+        assert_eq!(again["index-writes"], 0);
+        let kinds = &again["requests-by-kind"];
+        assert!(
+            kinds["PUT manifest"].is_null() && kinds["POST upload"].is_null(),
+            "{kinds}"
+        );
+        assert_eq!(
+            listed_by_plain_http(&registry, "demo/app", &digest).len(),
+            7
+        );
+    }
+}
+
+/// The phase flow on the Paketo spring-boot tree (10 attestations): exporter from report.toml +
+/// label, then signer. Prints the request figure and holds it to the budget: at most 3 per
+/// attestation + 8 on the fallback registry (two-request uploads), 2 + 8 on the Referrers API one.
+#[test]
+fn signer_request_budget_for_the_spring_boot_tree() {
+    for registry in registries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (layers, image) = fresh_spring_boot(tmp.path());
+        key_pair(&tmp.path().join("k"), "pw");
+        let reference = registry.push_layout(&image, "demo/spring", "1.0");
+        let digest = digest_of(&registry, &reference);
+        phase_flow(
+            &registry,
+            &layers,
+            &image,
+            &[&reference],
+            &digest,
+            tmp.path(),
+        );
+        let report: Value = toml_to_json(&layers.join("signer-report.toml"));
+        let image_report = &report["image"][0];
+        let requests = image_report["requests"].as_u64().unwrap();
+        let kind = registry.kind;
+        eprintln!(
+            "{kind:?}: {requests} requests for 10 attestations: {}",
+            image_report["requests-by-kind"]
+        );
+        assert_eq!(image_report["pushed"], 10, "{image_report:#}");
+        match kind {
+            Kind::Distribution => assert!(requests <= 3 * 10 + 8, "{requests}"),
+            Kind::Ferro => {
+                assert!(requests <= 2 * 10 + 8, "{requests}");
+                assert_eq!(image_report["index-writes"], 0);
+            }
+        }
+    }
+}
+
+/// report.toml tags in two repositories: both get the attestations.
+#[test]
+fn every_repository_in_report_toml_gets_the_attestations() {
+    for registry in registries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (layers, image) = fresh_example(tmp.path());
+        key_pair(&tmp.path().join("k"), "pw");
+        let first = registry.push_layout(&image, "team-a/app", "1.0");
+        let second = registry.push_layout(&image, "team-b/mirror", "latest");
+        let digest = digest_of(&registry, &first);
+        phase_flow(
+            &registry,
+            &layers,
+            &image,
+            &[&first, &second],
+            &digest,
+            tmp.path(),
+        );
+        for repo in ["team-a/app", "team-b/mirror"] {
+            assert_eq!(
+                listed_by_plain_http(&registry, repo, &digest).len(),
+                7,
+                "{:?} {repo}",
+                registry.kind
+            );
+        }
+    }
+}
+
+/// exporter (report.toml + label file) then signer, with `tags` in report.toml.
+fn phase_flow(
+    registry: &Registry,
+    layers: &Path,
+    image: &Path,
+    tags: &[&str],
+    digest: &str,
+    tmp: &Path,
+) {
+    let layout = cnb_referrers::layout::OciLayout::open(image).unwrap();
+    let descriptor = layout.resolve_image(None).unwrap();
+    let label = layout.read_image(&descriptor).unwrap().config.labels
+        ["io.buildpacks.lifecycle.metadata"]
+        .clone();
+    let label_path = tmp.join("label.json");
+    fs::write(&label_path, label).unwrap();
+    let tags_toml: Vec<String> = tags.iter().map(|t| format!("\"{t}\"")).collect();
+    fs::write(
+        layers.join("report.toml"),
+        format!(
+            "[image]\n  tags = [{}]\n  digest = \"{digest}\"\n  manifest-size = 2000\n",
+            tags_toml.join(", ")
+        ),
+    )
+    .unwrap();
+    let exported = ok(run(Command::new(bin("exporter"))
+        .arg("-layers")
+        .arg(layers)
+        .arg("-image-label")
+        .arg(&label_path)));
+    assert!(exported.contains("Wrote"), "{exported}");
+    ok(run(with_registry_env(
+        Command::new(bin("signer"))
+            .arg("-layers")
+            .arg(layers)
+            .arg("-key")
+            .arg(tmp.join("k/cosign.key"))
+            .env("COSIGN_PASSWORD", "pw"),
+        registry,
+    )));
+}
+
+fn toml_to_json(path: &PathBuf) -> Value {
+    // The report is TOML; python's tomllib reads it without a new Rust dependency in the tests.
+    let out = ok(run(Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys,tomllib;print(json.dumps(tomllib.load(open(sys.argv[1],'rb'))))",
+        ])
+        .arg(path)));
+    serde_json::from_str(&out).unwrap()
+}
+
+/// 8 signer processes at once on the same image, each with its own attestation, against the
+/// fallback registry: every run, the final `sha256-<hex>` index lists all 8. 20 runs in a row.
+#[test]
+fn eight_concurrent_signers_lose_no_update_twenty_runs_in_a_row() {
+    let Some(registry) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    let reference = registry.push_layout(&image, "race/app", "1.0");
+    let digest = digest_of(&registry, &reference);
+    let mut all_expected = Vec::new();
+    for round in 0..20 {
+        let children: Vec<_> = (0..8)
+            .map(|i| {
+                let config = tmp.path().join(format!("c-{round}-{i}.toml"));
+                fs::write(
+                    &config,
+                    format!(
+                        "[image]\nreference = \"{}/race/app@{digest}\"\n\n[[attestations]]\n  [[attestations.predicate]]\n  type = \"https://cyclonedx.org/bom\"\n  value = '{{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.5\",\"version\":1,\"serialNumber\":\"urn:uuid:00000000-0000-4000-8000-{round:06}{i:06}\"}}'\n  [[attestations.statement.subject]]\n  name = \"{}/race/app\"\n  digest = \"{digest}\"\n",
+                        registry.host, registry.host
+                    ),
+                )
+                .unwrap();
+                with_registry_env(
+                    Command::new(bin("cnb-attest"))
+                        .args(["sign", &reference, "--json", "--config"])
+                        .arg(&config)
+                        .arg("--key")
+                        .arg(tmp.path().join("k/cosign.key"))
+                        .env("COSIGN_PASSWORD", ""),
+                    &registry,
+                )
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out: Output = child.wait_with_output().unwrap();
+            let report: Value = serde_json::from_str(&ok(out)).unwrap();
+            all_expected.push(
+                report["attestations"][0]["manifest-digest"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            );
+        }
+        let listed: Vec<String> = listed_by_plain_http(&registry, "race/app", &digest)
+            .iter()
+            .map(|e| e["digest"].as_str().unwrap().to_string())
+            .collect();
+        for expected in &all_expected {
+            assert!(
+                listed.contains(expected),
+                "round {round}: {expected} lost; index has {}",
+                listed.len()
+            );
+        }
+        assert_eq!(
+            listed.len(),
+            all_expected.len(),
+            "round {round}: duplicates or strangers"
+        );
+    }
+}
+
+#[test]
+fn credentials_never_appear_in_the_most_verbose_output() {
+    use base64::Engine as _;
+    let Some(registry) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "key-password-xyz");
+    let reference = registry.push_layout(&image, "demo/app", "1.0");
+    let digest = digest_of(&registry, &reference);
+    let label_dir = tmp.path().join("label");
+    fs::create_dir(&label_dir).unwrap();
+    // Through docker's config.json this time, the other credential source.
+    let docker_config = tmp.path().join("docker");
+    fs::create_dir(&docker_config).unwrap();
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    fs::write(
+        docker_config.join("config.json"),
+        format!(
+            "{{\"auths\":{{\"{}\":{{\"auth\":\"{auth}\"}}}}}}",
+            registry.host
+        ),
+    )
+    .unwrap();
+    let out = run(Command::new(bin("cnb-attest"))
+        .args(["sign", &reference, "--layers"])
+        .arg(&layers)
+        .arg("--key")
+        .arg(tmp.path().join("k/cosign.key"))
+        .env("COSIGN_PASSWORD", "key-password-xyz")
+        .env("CNB_INSECURE_REGISTRIES", &registry.host)
+        .env("DOCKER_CONFIG", &docker_config)
+        .env("RUST_LOG", "trace"));
+    let all = text(&out);
+    assert!(out.status.success(), "{all}");
+    let _ = digest;
+    // The signer phase with --debug logs every request.
+    fs::write(
+        layers.join("report.toml"),
+        format!("[image]\n  tags = [\"{reference}\"]\n  digest = \"{digest}\"\n"),
+    )
+    .unwrap();
+    let verbose = run(Command::new(bin("cnb-attest"))
+        .args(["ls", &reference])
+        .env("CNB_INSECURE_REGISTRIES", &registry.host)
+        .env("DOCKER_CONFIG", &docker_config));
+    let mut everything = all.clone();
+    everything.push_str(&text(&verbose));
+    let label_path = label_dir.join("l.json");
+    let layout = cnb_referrers::layout::OciLayout::open(&image).unwrap();
+    let descriptor = layout.resolve_image(None).unwrap();
+    fs::write(
+        &label_path,
+        &layout.read_image(&descriptor).unwrap().config.labels["io.buildpacks.lifecycle.metadata"],
+    )
+    .unwrap();
+    ok(run(Command::new(bin("exporter"))
+        .arg("-layers")
+        .arg(&layers)
+        .arg("-image-label")
+        .arg(&label_path)));
+    let signer = run(Command::new(bin("signer"))
+        .arg("-layers")
+        .arg(&layers)
+        .arg("-key")
+        .arg(tmp.path().join("k/cosign.key"))
+        .arg("-debug")
+        .env("COSIGN_PASSWORD", "key-password-xyz")
+        .env("CNB_INSECURE_REGISTRIES", &registry.host)
+        .env("DOCKER_CONFIG", &docker_config));
+    assert!(signer.status.success(), "{}", text(&signer));
+    assert!(
+        text(&signer).contains("DEBUG GET http://"),
+        "debug log missing: {}",
+        text(&signer)
+    );
+    everything.push_str(&text(&signer));
+    everything.push_str(&fs::read_to_string(layers.join("signer-report.toml")).unwrap());
+    for secret in [PASSWORD, auth.as_str(), "key-password-xyz"] {
+        assert!(
+            !everything.contains(secret),
+            "`{secret}` leaked:\n{everything}"
+        );
+    }
+}
