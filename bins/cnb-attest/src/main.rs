@@ -11,6 +11,7 @@ use cnb_attestation_config::AllowedRoots;
 use cnb_dsse::{PasswordSource, SigningKey};
 use cnb_phase::{exit, Failure};
 use cnb_referrers::layout::{Image, OciLayout};
+use cnb_referrers::manifest::REF_NAME;
 use cnb_registry::{AttachOptions, Client, ClientOptions, ImageRef, Keychain};
 use cnb_sbom_discovery::DiscoveryOptions;
 use cnb_signing::generate::{generate_config, lifecycle_label, GenerateInput};
@@ -317,13 +318,24 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
                 .clone()
                 .or_else(|| group_default.exists().then_some(group_default));
             let (reference, default_name) = match &opened {
-                Opened::Layout { location, .. } => {
+                Opened::Layout {
+                    location, layout, ..
+                } => {
                     let dir = std::fs::canonicalize(&location.dir).map_err(|e| {
                         Failure::new(exit::FAILED, format!("{}: {e}", location.dir.display()))
                     })?;
+                    let ref_name = layout
+                        .index()
+                        .ok()
+                        .and_then(|i| {
+                            i.manifests
+                                .into_iter()
+                                .find(|d| d.digest == image.descriptor.digest)
+                        })
+                        .and_then(|d| d.annotation(REF_NAME).map(str::to_string));
                     (
                         format!("oci:{}@{}", dir.display(), image.descriptor.digest),
-                        format!("oci:{}", dir.display()),
+                        location.default_subject_name(ref_name.as_deref()),
                     )
                 }
                 Opened::Registry { reference, .. } => (
@@ -371,6 +383,7 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
             client,
             reference,
             &image.descriptor,
+            Some(&image.config.diff_ids),
             &config,
             &roots,
             &key,

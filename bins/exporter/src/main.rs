@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cnb_phase::{exit, Failure};
 use cnb_referrers::layout::OciLayout;
+use cnb_referrers::manifest::REF_NAME;
 use cnb_sbom_discovery::platform::Report;
 use cnb_sbom_discovery::DiscoveryOptions;
 use cnb_signing::generate::{generate_config, lifecycle_label, GenerateInput};
@@ -83,7 +84,7 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
         let digest = image.descriptor.digest.to_string();
         let name = match &cli.image {
             Some(n) => repository(n).to_string(),
-            None => format!("oci:{}", dir.display()),
+            None => location.default_subject_name(descriptor.annotation(REF_NAME)),
         };
         (
             format!("oci:{}@{digest}", dir.display()),

@@ -26,9 +26,11 @@ struct Cli {
     /// The layers directory (an allowed root for predicate `uri`s).
     #[arg(long, env = "CNB_LAYERS_DIR", default_value = "/layers")]
     layers: PathBuf,
-    /// The platform directory (an allowed root for predicate `uri`s).
-    #[arg(long, env = "CNB_PLATFORM_DIR", default_value = "/platform")]
-    platform: PathBuf,
+    /// More directories predicate `uri`s may point into (e.g. where the platform put a run-image
+    /// SBOM); repeatable. The platform directory as a whole is not allowed by default: it holds
+    /// service-binding secrets (`<platform>/bindings`), which must never end up in an attestation.
+    #[arg(long = "allow-root")]
+    allow_roots: Vec<PathBuf>,
     /// The signer configuration (default `<layers>/signer.toml`).
     #[arg(long)]
     config: Option<PathBuf>,
@@ -81,9 +83,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         .unwrap_or_else(|| cli.layers.join("signer.toml"));
     let config = cnb_attestation_config::load(&config_path).map_err(|e| bad_config(&e))?;
     let mut root_dirs = vec![cli.layers.clone()];
-    if cli.platform.is_dir() {
-        root_dirs.push(cli.platform.clone());
-    }
+    root_dirs.extend(cli.allow_roots.iter().cloned());
     let roots = AllowedRoots::new(&root_dirs).map_err(|e| bad_config(&e))?;
 
     let password = match &cli.password_file {
@@ -146,6 +146,9 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                         &client,
                         &reference,
                         &subject,
+                        // The exporter generated the layer subjects from the image's own label;
+                        // the signer reads only the manifest, to keep the request budget.
+                        None,
                         &config,
                         &roots,
                         &key,

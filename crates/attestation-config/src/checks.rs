@@ -109,15 +109,45 @@ pub(crate) fn subject_name(s: &str) -> Result<(), String> {
     }
 }
 
-/// An annotation name: non-empty, no whitespace or control characters.
+/// An annotation name: non-empty, no whitespace or control characters, not secret-looking
+/// ([`is_secret_key`]) and not reserved for the storage formats ([`is_reserved_annotation`]).
+/// The reason never contains the annotation's value.
 pub(crate) fn annotation_name(s: &str) -> Result<(), String> {
     if s.is_empty() {
         Err("must not be empty".into())
     } else if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
         Err("must not contain whitespace or control characters".into())
+    } else if is_secret_key(s) {
+        Err(format!(
+            "secret-looking annotation name `{}`: secrets are never read from configuration; use COSIGN_PASSWORD or a password file",
+            sanitize(s)
+        ))
+    } else if is_reserved_annotation(s) {
+        Err(format!(
+            "annotation name `{}` is reserved for the storage formats (`dev.sigstore.*`, `dev.cosignproject.*`, `predicateType`, `in-toto.io/predicate-type`, `org.opencontainers.image.created`)",
+            sanitize(s)
+        ))
     } else {
         Ok(())
     }
+}
+
+/// Whether an annotation name belongs to the storage formats (`cnb-referrers` writes these
+/// itself): anything starting with `dev.sigstore.` or `dev.cosignproject.`, `predicateType`,
+/// `in-toto.io/predicate-type` and `org.opencontainers.image.created`. ASCII case is ignored, so
+/// look-alikes such as `Dev.Sigstore.bundle.content` are refused too.
+pub(crate) fn is_reserved_annotation(name: &str) -> bool {
+    const PREFIXES: [&str; 2] = ["dev.sigstore.", "dev.cosignproject."];
+    const NAMES: [&str; 3] = [
+        "predicateType",
+        "in-toto.io/predicate-type",
+        "org.opencontainers.image.created",
+    ];
+    let starts_with = |prefix: &str| {
+        name.len() >= prefix.len()
+            && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    };
+    PREFIXES.iter().any(|p| starts_with(p)) || NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
 }
 
 /// Tracks annotation names for uniqueness.
@@ -248,6 +278,44 @@ mod tests {
             "monkeydata",
         ] {
             assert!(!is_secret_key(k), "{k}");
+        }
+    }
+
+    #[test]
+    fn annotation_names() {
+        for ok in [
+            "io.buildpacks.buildpack.id",
+            "io.buildpacks.sbom.digest",
+            "io.buildpacks.layer.digest-kind",
+            "org.opencontainers.image.source",
+            "dev.sigstore",
+            "dev.sigstorex.y",
+            "predicateType2",
+        ] {
+            assert_eq!(annotation_name(ok), Ok(()), "{ok}");
+        }
+        for secret in ["password", "cosign.password", "io.example.apiKey", "token"] {
+            let reason = annotation_name(secret).unwrap_err();
+            assert!(
+                reason.starts_with("secret-looking annotation name"),
+                "{reason}"
+            );
+        }
+        for reserved in [
+            "dev.sigstore.bundle.predicateType",
+            "dev.sigstore.bundle.content",
+            "dev.cosignproject.cosign/signature",
+            "Dev.Sigstore.bundle.content",
+            "predicateType",
+            "PREDICATETYPE",
+            "in-toto.io/predicate-type",
+            "org.opencontainers.image.created",
+        ] {
+            let reason = annotation_name(reserved).unwrap_err();
+            assert!(
+                reason.contains("is reserved for the storage formats"),
+                "{reason}"
+            );
         }
     }
 

@@ -140,7 +140,9 @@ fn article(type_str: &str) -> String {
 /// schema (unknown fields, types, required fields) and every check that needs no file system:
 /// digests, the reference pinned by digest, absolute predicate types, exactly one of
 /// `uri`/`value`, `uri` absolute without `.`/`..`, inline `value` a JSON object, at least one
-/// subject, annotation names non-empty and unique.
+/// subject, annotation names non-empty, unique, not secret-looking and not reserved for the
+/// storage formats (`dev.sigstore.*`, `dev.cosignproject.*`, `predicateType`,
+/// `in-toto.io/predicate-type`, `org.opencontainers.image.created`).
 pub fn parse(text: &str, origin: &Path) -> Result<SignerConfig, Error> {
     let ctx = Ctx {
         text,

@@ -340,6 +340,117 @@ fn other_structural_errors() {
     assert!(m.starts_with("/platform/signer.toml:2:"), "{m}");
 }
 
+/// A valid configuration with one annotation `name = "<name>"` (line 11, value at column 10) whose
+/// value is a recognisable marker that must never appear in a message.
+fn with_annotation(name: &str) -> String {
+    format!(
+        "{}  [[attestations.annotations]]\n  name = \"{name}\"\n  value = \"hunter2-do-not-echo\"\n",
+        with_predicate("  type = \"x:y\"\n  value = '{}'")
+    )
+}
+
+#[test]
+fn secret_looking_annotation_names_are_refused() {
+    for name in ["cosign.password", "io.example.token", "registry-api-key"] {
+        let (e, m) = err(&with_annotation(name));
+        assert!(
+            matches!(
+                e,
+                Error::Field {
+                    line: 11,
+                    column: 10,
+                    ..
+                }
+            ),
+            "{m}"
+        );
+        assert_eq!(
+            m,
+            format!(
+                "/platform/signer.toml:11:10: `attestations[0].annotations[0].name`: secret-looking annotation name `{name}`: secrets are never read from configuration; use COSIGN_PASSWORD or a password file"
+            )
+        );
+    }
+}
+
+#[test]
+fn reserved_annotation_names_are_refused() {
+    for name in [
+        "dev.sigstore.bundle.predicateType",
+        "dev.sigstore.bundle.content",
+        "dev.sigstore.anything-else",
+        "dev.cosignproject.cosign/signature",
+        "Dev.Sigstore.Bundle.PredicateType",
+        "predicateType",
+        "in-toto.io/predicate-type",
+        "org.opencontainers.image.created",
+    ] {
+        let (e, m) = err(&with_annotation(name));
+        assert!(
+            matches!(
+                e,
+                Error::Field {
+                    line: 11,
+                    column: 10,
+                    ..
+                }
+            ),
+            "{m}"
+        );
+        assert!(
+            m.starts_with(&format!(
+                "/platform/signer.toml:11:10: `attestations[0].annotations[0].name`: annotation name `{name}` is reserved for the storage formats"
+            )),
+            "{m}"
+        );
+        assert!(!m.contains("hunter2"), "{m}");
+    }
+    // Names next to the reserved ones are fine.
+    for name in [
+        "io.buildpacks.buildpack.id",
+        "dev.sigstore",
+        "org.opencontainers.image.source",
+    ] {
+        parse(&with_annotation(name), origin()).unwrap();
+    }
+}
+
+#[test]
+fn validate_refuses_secret_and_reserved_annotation_names_built_in_code() {
+    let (_tmp, layers, _) = tree();
+    let roots = AllowedRoots::new(&[&layers]).unwrap();
+    let mut c = config_with_uri(&layers.join("sbom/launch/bp/lay/sbom.cdx.json"));
+    let value = "hunter2-do-not-echo".to_string();
+    c.attestations[0].annotations = vec![
+        ("io.buildpacks.buildpack.id".into(), "bp".into()),
+        ("cosignPassword".into(), value.clone()),
+    ];
+    let m = c.validate(&roots).unwrap_err().to_string();
+    assert_eq!(
+        m,
+        "invalid signer configuration: `attestations[0].annotations[1].name`: secret-looking annotation name `cosignPassword`: secrets are never read from configuration; use COSIGN_PASSWORD or a password file"
+    );
+    for name in [
+        "dev.sigstore.bundle.predicateType",
+        "dev.cosignproject.cosign/signature",
+        "predicateType",
+        "in-toto.io/predicate-type",
+        "org.opencontainers.image.created",
+    ] {
+        c.attestations[0].annotations = vec![(name.into(), value.clone())];
+        let e = c.validate(&roots).unwrap_err();
+        let m = e.to_string();
+        assert!(matches!(e, Error::Invalid { .. }), "{m}");
+        assert!(
+            m.starts_with(&format!(
+                "invalid signer configuration: `attestations[0].annotations[0].name`: annotation name `{name}` is reserved for the storage formats"
+            )),
+            "{m}"
+        );
+        assert!(!m.contains("hunter2"), "{m}");
+    }
+}
+
 fn tree() -> (tempfile::TempDir, PathBuf, PathBuf) {
     let tmp = tempfile::tempdir().unwrap();
     let layers = tmp.path().join("layers");

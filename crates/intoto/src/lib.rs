@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -271,7 +272,7 @@ impl Statement {
             std::str::from_utf8(bytes).map_err(|e| Error::Malformed(format!("not UTF-8: {e}")))?;
         let raw: RawStatement<'_> =
             serde_json::from_str(text).map_err(|e| Error::Malformed(e.to_string()))?;
-        let version = StatementVersion::from_type_uri(raw.type_uri)?;
+        let version = StatementVersion::from_type_uri(&raw.type_uri)?;
         let predicate = raw
             .predicate
             .ok_or_else(|| Error::Malformed("missing `predicate`".into()))?;
@@ -346,9 +347,10 @@ fn whitespace_span(outer: &str, inner: &str) -> Result<(usize, usize), Error> {
     Ok((begin, end))
 }
 
-/// The statement as read: borrowed so the predicate's position in the input is known.
+/// The statement as read: the predicate is borrowed so its position in the input is known.
+/// `_type` is borrowed when it has no escapes and owned when it has (`"https:\/\/..."`).
 struct RawStatement<'a> {
-    type_uri: &'a str,
+    type_uri: Cow<'a, str>,
     subjects: Vec<Subject>,
     predicate_type: Option<String>,
     predicate: Option<&'a RawValue>,
@@ -363,7 +365,7 @@ impl<'de> Deserialize<'de> for RawStatement<'de> {
                 f.write_str("an in-toto statement object")
             }
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-                let mut type_uri: Option<&'de str> = None;
+                let mut type_uri: Option<Cow<'de, str>> = None;
                 let mut subjects: Option<Vec<Subject>> = None;
                 let mut predicate_type: Option<String> = None;
                 let mut predicate: Option<&'de RawValue> = None;
@@ -373,7 +375,7 @@ impl<'de> Deserialize<'de> for RawStatement<'de> {
                         return Err(de::Error::custom(format!("duplicate key `{key}`")));
                     }
                     match key.as_str() {
-                        "_type" => type_uri = Some(map.next_value()?),
+                        "_type" => type_uri = Some(map.next_value::<CowStr<'de>>()?.0),
                         "subject" => subjects = Some(map.next_value::<SubjectList>()?.0),
                         "predicateType" => predicate_type = Some(map.next_value()?),
                         "predicate" => predicate = Some(map.next_value()?),
@@ -392,6 +394,32 @@ impl<'de> Deserialize<'de> for RawStatement<'de> {
             }
         }
         deserializer.deserialize_map(StatementVisitor)
+    }
+}
+
+/// A JSON string, borrowed from the input when it has no escapes, owned otherwise. (serde's own
+/// `Cow<str>` impl always allocates, and `&str` fails on escapes.)
+struct CowStr<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for CowStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct CowVisitor;
+        impl<'de> Visitor<'de> for CowVisitor {
+            type Value = CowStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Self::Value, E> {
+                Ok(CowStr(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(CowVisitor)
     }
 }
 
@@ -540,6 +568,25 @@ mod tests {
         assert_eq!(
             s.subjects()[0].sha256_digest().unwrap(),
             format!("sha256:{HEX_A}")
+        );
+    }
+
+    #[test]
+    fn reads_escaped_type_and_predicate_type() {
+        // Valid JSON from another writer: `/` escaped as `\/`, a letter as `\u0065`.
+        let text = format!(
+            "{{\"_type\":\"https:\\/\\/in-toto.io\\/Statement\\/v1\",\"subject\":[{{\"name\":\"x\",\"digest\":{{\"sha256\":\"{HEX_A}\"}}}}],\"predicateType\":\"https:\\/\\/cyclon\\u0065dx.org\\/bom\",\"predicate\": {{\"a\":\"\\/\"}} }}"
+        );
+        assert!(text.contains(r#""_type":"https:\/\/in-toto.io\/Statement\/v1""#));
+        let s = Statement::from_json(text.as_bytes()).unwrap();
+        assert_eq!(s.version(), StatementVersion::V1);
+        assert_eq!(s.predicate_type(), "https://cyclonedx.org/bom");
+        assert_eq!(s.predicate(), br#" {"a":"\/"} "#);
+        // v0.1 with an escaped `_type` too.
+        let v01 = text.replace("Statement\\/v1", "Statement\\/v0.1");
+        assert_eq!(
+            Statement::from_json(v01.as_bytes()).unwrap().version(),
+            StatementVersion::V0_1
         );
     }
 

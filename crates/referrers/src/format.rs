@@ -7,7 +7,8 @@
 //!   envelope, `application/vnd.dsse.envelope.v1+json`.
 //!
 //! Both manifests carry the caller's annotations (the `io.buildpacks.*` selection hints) plus the
-//! format's own, and a `subject` pointing at the image manifest.
+//! format's own, and a `subject` pointing at the image manifest. The format's own annotations always
+//! win: a caller annotation with a [reserved name](is_reserved_annotation) is dropped.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -34,6 +35,23 @@ pub const BUNDLE_PREDICATE_TYPE: &str = "dev.sigstore.bundle.predicateType";
 pub const PREDICATE_TYPE: &str = "predicateType";
 /// BuildKit's predicate type annotation on attestation layers.
 pub const INTOTO_PREDICATE_TYPE: &str = "in-toto.io/predicate-type";
+
+/// Whether `name` is reserved for the storage formats: `dev.sigstore.*`, `dev.cosignproject.*`,
+/// [`PREDICATE_TYPE`], [`INTOTO_PREDICATE_TYPE`] and `org.opencontainers.image.created` (ASCII case
+/// ignored). [`build_referrer`] never takes these from the caller's annotations.
+pub fn is_reserved_annotation(name: &str) -> bool {
+    const PREFIXES: [&str; 2] = ["dev.sigstore.", "dev.cosignproject."];
+    const NAMES: [&str; 3] = [
+        PREDICATE_TYPE,
+        INTOTO_PREDICATE_TYPE,
+        crate::manifest::CREATED,
+    ];
+    let starts_with = |prefix: &str| {
+        name.len() >= prefix.len()
+            && name.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+    };
+    PREFIXES.iter().any(|p| starts_with(p)) || NAMES.iter().any(|n| name.eq_ignore_ascii_case(n))
+}
 
 /// The largest bundle or envelope blob read back (the largest real CNB SBOM is about 1.2 MB; base64
 /// makes it 1.6 MB).
@@ -119,7 +137,8 @@ pub struct ReferrerParts<'a> {
     pub subject: &'a Descriptor,
     /// The statement's predicate type.
     pub predicate_type: &'a str,
-    /// Selection annotations (`io.buildpacks.*`).
+    /// Selection annotations (`io.buildpacks.*`). Names reserved for the formats
+    /// ([`is_reserved_annotation`]) are ignored.
     pub annotations: &'a BTreeMap<String, String>,
     /// The signing key's hint (cosign 3: base64 of the SHA-256 of the SPKI DER).
     pub key_hint: &'a str,
@@ -129,29 +148,35 @@ pub struct ReferrerParts<'a> {
 }
 
 /// Builds the referrer for one signed envelope.
+///
+/// The caller's annotations go in first (minus reserved names), then the format's own and
+/// `created`, so the format's always win.
 pub fn build_referrer(
     format: StorageFormat,
     envelope: &Envelope,
     parts: &ReferrerParts<'_>,
 ) -> Referrer {
-    let (layer_bytes, mut annotations) = match format {
+    let mut annotations: BTreeMap<String, String> = parts
+        .annotations
+        .iter()
+        .filter(|(name, _)| !is_reserved_annotation(name))
+        .map(|(name, value)| (name.clone(), value.clone()))
+        .collect();
+    let (layer_bytes, own) = match format {
         StorageFormat::Bundle => (
             bundle_json(envelope, parts.key_hint),
-            BTreeMap::from([
-                (BUNDLE_CONTENT.to_string(), "dsse-envelope".to_string()),
-                (
-                    BUNDLE_PREDICATE_TYPE.to_string(),
-                    parts.predicate_type.to_string(),
-                ),
-            ]),
+            vec![
+                (BUNDLE_CONTENT, "dsse-envelope"),
+                (BUNDLE_PREDICATE_TYPE, parts.predicate_type),
+            ],
         ),
         StorageFormat::Dsse => (
             envelope.to_json(),
-            BTreeMap::from([(PREDICATE_TYPE.to_string(), parts.predicate_type.to_string())]),
+            vec![(PREDICATE_TYPE, parts.predicate_type)],
         ),
     };
-    for (name, value) in parts.annotations {
-        annotations.insert(name.clone(), value.clone());
+    for (name, value) in own {
+        annotations.insert(name.to_string(), value.to_string());
     }
     if let Some(created) = parts.created {
         annotations.insert(crate::manifest::CREATED.to_string(), created.to_string());
@@ -277,6 +302,111 @@ pub fn decode_layer(format: StorageFormat, bytes: &[u8]) -> Result<StoredEnvelop
                     .and_then(|m| m.public_key)
                     .and_then(|k| k.hint),
             })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::CREATED;
+
+    fn envelope() -> Envelope {
+        Envelope {
+            payload_type: "application/vnd.in-toto+json".into(),
+            payload: b"{}".to_vec(),
+            signatures: vec![cnb_dsse::Signature {
+                keyid: String::new(),
+                sig: vec![1, 2, 3],
+            }],
+        }
+    }
+
+    fn build(
+        format: StorageFormat,
+        annotations: &[(&str, &str)],
+        created: Option<&str>,
+    ) -> Referrer {
+        let subject = Descriptor::for_bytes(OCI_MANIFEST, b"{}");
+        let annotations: BTreeMap<String, String> = annotations
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        let parts = ReferrerParts {
+            subject: &subject,
+            predicate_type: "https://cyclonedx.org/bom",
+            annotations: &annotations,
+            key_hint: "hint",
+            created,
+        };
+        build_referrer(format, &envelope(), &parts)
+    }
+
+    #[test]
+    fn caller_annotations_cannot_override_the_formats_own() {
+        let evil = [
+            (BUNDLE_PREDICATE_TYPE, "https://evil.example"),
+            (BUNDLE_CONTENT, "message-signature"),
+            (PREDICATE_TYPE, "https://evil.example"),
+            (INTOTO_PREDICATE_TYPE, "https://evil.example"),
+            (CREATED, "1970-01-01T00:00:00Z"),
+            ("dev.cosignproject.cosign/signature", "x"),
+            ("DEV.SIGSTORE.bundle.predicateType", "https://evil.example"),
+            ("io.buildpacks.buildpack.id", "bp"),
+        ];
+        let created = "2024-01-01T00:00:00Z";
+        let r = build(StorageFormat::Bundle, &evil, Some(created));
+        for annotations in [
+            r.manifest.annotations.as_ref().unwrap(),
+            r.descriptor.annotations.as_ref().unwrap(),
+        ] {
+            let expected = BTreeMap::from([
+                (BUNDLE_CONTENT.to_string(), "dsse-envelope".to_string()),
+                (
+                    BUNDLE_PREDICATE_TYPE.to_string(),
+                    "https://cyclonedx.org/bom".to_string(),
+                ),
+                (CREATED.to_string(), created.to_string()),
+                ("io.buildpacks.buildpack.id".to_string(), "bp".to_string()),
+            ]);
+            assert_eq!(annotations, &expected);
+        }
+        // The other format's names do not slip through either, and without a `created` the
+        // caller's is not used.
+        let r = build(StorageFormat::Dsse, &evil, None);
+        let expected = BTreeMap::from([
+            (
+                PREDICATE_TYPE.to_string(),
+                "https://cyclonedx.org/bom".to_string(),
+            ),
+            ("io.buildpacks.buildpack.id".to_string(), "bp".to_string()),
+        ]);
+        assert_eq!(r.manifest.annotations.as_ref().unwrap(), &expected);
+        assert_eq!(r.descriptor.annotations.as_ref().unwrap(), &expected);
+    }
+
+    #[test]
+    fn reserved_annotation_names() {
+        for name in [
+            "dev.sigstore.bundle.content",
+            "dev.sigstore.anything",
+            "Dev.Cosignproject.cosign/signature",
+            "predicateType",
+            "predicatetype",
+            "in-toto.io/predicate-type",
+            "org.opencontainers.image.created",
+        ] {
+            assert!(is_reserved_annotation(name), "{name}");
+        }
+        for name in [
+            "io.buildpacks.buildpack.id",
+            "dev.sigstore",
+            "dev.sigstorex",
+            "org.opencontainers.image.source",
+            "predicateType2",
+            "é",
+        ] {
+            assert!(!is_reserved_annotation(name), "{name}");
         }
     }
 }

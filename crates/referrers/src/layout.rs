@@ -182,11 +182,26 @@ impl OciLayout {
     /// Reads the image manifest and config `descriptor` points at.
     pub fn read_image(&self, descriptor: &Descriptor) -> Result<Image, Error> {
         let manifest_bytes = self.read_blob(&descriptor.digest, MAX_MANIFEST_SIZE)?;
+        if manifest_bytes.len() as u64 != descriptor.size {
+            return Err(Error::Layout {
+                path: self.blob_path(&descriptor.digest),
+                reason: format!(
+                    "manifest is {} bytes but index.json lists {}",
+                    manifest_bytes.len(),
+                    descriptor.size
+                ),
+            });
+        }
         let manifest = ImageManifest::from_json(&manifest_bytes)?;
         let config_bytes = self.read_blob(&manifest.config.digest, MAX_CONFIG_SIZE)?;
         let config = ImageConfig::from_json(&config_bytes)?;
+        // The subject every referrer will carry comes from the bytes read, not from index.json.
+        let media_type = manifest
+            .media_type
+            .clone()
+            .unwrap_or_else(|| descriptor.media_type.clone());
         Ok(Image {
-            descriptor: descriptor.bare(),
+            descriptor: Descriptor::for_bytes(&media_type, &manifest_bytes),
             manifest,
             config,
         })
@@ -232,22 +247,57 @@ impl OciLayout {
 
     /// Manifests listed in `index.json` whose `subject` is `subject`, with the descriptor as listed.
     pub fn referrers(&self, subject: &Digest) -> Result<Vec<(Descriptor, ImageManifest)>, Error> {
+        Ok(self
+            .listed_referrers(subject)?
+            .into_iter()
+            .filter_map(|(d, m)| m.ok().map(|m| (d, m)))
+            .collect())
+    }
+
+    /// Like [`OciLayout::referrers`], but also returns, as errors, the listed artifacts (entries
+    /// with an `artifactType`, as referrers are listed) whose manifest cannot be read: missing,
+    /// corrupt, oversized, or not matching its listed size. A verifier must count those as
+    /// failures, or deleting or corrupting a referrer would hide it. Unreadable entries without an
+    /// `artifactType` (for example the missing base-image blobs of a sparse layout) are left out.
+    #[allow(clippy::type_complexity)]
+    pub fn listed_referrers(
+        &self,
+        subject: &Digest,
+    ) -> Result<Vec<(Descriptor, Result<ImageManifest, String>)>, Error> {
         let mut out = Vec::new();
         for descriptor in self.index()?.manifests {
-            if descriptor.media_type != OCI_MANIFEST || descriptor.size > MAX_MANIFEST_SIZE {
+            if descriptor.media_type != OCI_MANIFEST {
                 continue;
             }
-            let manifest = match self
-                .read_blob(&descriptor.digest, MAX_MANIFEST_SIZE)
-                .and_then(|b| ImageManifest::from_json(&b))
-            {
-                Ok(m) => m,
-                // A manifest this crate cannot read is someone else's business, not a referrer of
-                // ours; listing must not fail because of it.
-                Err(_) => continue,
+            let read = if descriptor.size > MAX_MANIFEST_SIZE {
+                Err(format!(
+                    "listed manifest of {} bytes exceeds the {MAX_MANIFEST_SIZE}-byte limit",
+                    descriptor.size
+                ))
+            } else {
+                self.read_blob(&descriptor.digest, MAX_MANIFEST_SIZE)
+                    .and_then(|b| {
+                        if b.len() as u64 != descriptor.size {
+                            return Err(Error::Malformed(format!(
+                                "manifest {} is {} bytes but listed as {}",
+                                descriptor.digest,
+                                b.len(),
+                                descriptor.size
+                            )));
+                        }
+                        ImageManifest::from_json(&b)
+                    })
+                    .map_err(|e| e.to_string())
             };
-            if manifest.subject.as_ref().map(|s| &s.digest) == Some(subject) {
-                out.push((descriptor, manifest));
+            match read {
+                Ok(manifest) if manifest.subject.as_ref().map(|s| &s.digest) == Some(subject) => {
+                    out.push((descriptor, Ok(manifest)))
+                }
+                Ok(_) => {}
+                Err(problem) if descriptor.artifact_type.is_some() => {
+                    out.push((descriptor, Err(problem)))
+                }
+                Err(_) => {}
             }
         }
         Ok(out)

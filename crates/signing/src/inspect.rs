@@ -86,22 +86,30 @@ pub fn describe(listed: &Listed) -> String {
     )
 }
 
-fn listed_from(descriptor: &Descriptor, manifest: &ImageManifest) -> Listed {
+fn listed_from(descriptor: &Descriptor, manifest: Option<&ImageManifest>) -> Listed {
     let annotation = |name: &str| {
         manifest
-            .annotation(name)
+            .and_then(|m| m.annotation(name))
             .or_else(|| descriptor.annotation(name))
             .map(str::to_string)
     };
     Listed {
         manifest_digest: descriptor.digest.to_string(),
-        format: StorageFormat::detect(manifest).map(|f| f.name().to_string()),
-        artifact_type: manifest.effective_artifact_type().to_string(),
+        format: manifest
+            .and_then(StorageFormat::detect)
+            .map(|f| f.name().to_string()),
+        artifact_type: manifest
+            .map(|m| m.effective_artifact_type().to_string())
+            .or_else(|| descriptor.artifact_type.clone())
+            .unwrap_or_default(),
         predicate_type: annotation(BUNDLE_PREDICATE_TYPE).or_else(|| annotation(PREDICATE_TYPE)),
         buildpack: annotation(annotations::BUILDPACK_ID),
         layer: annotation(annotations::LAYER_NAME),
         sbom_media_type: annotation(annotations::SBOM_MEDIA_TYPE),
-        size: manifest.layers.first().map(|l| l.size).unwrap_or(0),
+        size: manifest
+            .and_then(|m| m.layers.first())
+            .map(|l| l.size)
+            .unwrap_or(0),
         subjects: Vec::new(),
         problem: None,
     }
@@ -114,8 +122,8 @@ fn listed_from(descriptor: &Descriptor, manifest: &ImageManifest) -> Listed {
 pub struct Fetched {
     /// The descriptor as listed (layout index, Referrers API or tag-schema index).
     pub descriptor: Descriptor,
-    /// The referrer manifest.
-    pub manifest: ImageManifest,
+    /// The referrer manifest, or why it could not be read although it is listed.
+    pub manifest: Result<ImageManifest, String>,
     /// The attestation blob (bounded and digest-checked by the store), or the reason it is missing.
     pub layer: Result<Vec<u8>, String>,
 }
@@ -140,14 +148,17 @@ fn skip_reason(manifest: &ImageManifest) -> Option<String> {
 /// Every referrer of `image` in `layout`, with its attestation blob.
 pub fn fetch_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Fetched>, Error> {
     Ok(layout
-        .referrers(&image.descriptor.digest)?
+        .listed_referrers(&image.descriptor.digest)?
         .into_iter()
         .map(|(descriptor, manifest)| {
-            let layer = match skip_reason(&manifest) {
-                Some(reason) => Err(reason),
-                None => layout
-                    .read_blob(&manifest.layers[0].digest, MAX_ATTESTATION_BLOB)
-                    .map_err(|e| e.to_string()),
+            let layer = match &manifest {
+                Err(problem) => Err(problem.clone()),
+                Ok(manifest) => match skip_reason(manifest) {
+                    Some(reason) => Err(reason),
+                    None => layout
+                        .read_blob(&manifest.layers[0].digest, MAX_ATTESTATION_BLOB)
+                        .map_err(|e| e.to_string()),
+                },
             };
             Fetched {
                 descriptor,
@@ -181,26 +192,33 @@ pub async fn fetch_registry(
     };
     let mut out = Vec::new();
     for descriptor in listed {
-        let Some(fetched) = client
-            .get_manifest(repo, descriptor.digest.as_str())
-            .await?
-        else {
-            continue;
-        };
-        let manifest = match ImageManifest::from_json(&fetched.bytes) {
-            Ok(m) => m,
-            Err(_) => continue,
+        // Every listed entry claims to refer to this image: one that cannot be read is reported,
+        // never silently dropped.
+        let manifest = match client.get_manifest(repo, descriptor.digest.as_str()).await {
+            Ok(Some(fetched)) => {
+                ImageManifest::from_json(&fetched.bytes).map_err(|e| e.to_string())
+            }
+            Ok(None) => Err(format!(
+                "listed referrer {} does not exist",
+                descriptor.digest
+            )),
+            Err(e) => Err(e.to_string()),
         };
         // A listed referrer whose manifest names another subject is not this image's.
-        if manifest.subject.as_ref().map(|s| &s.digest) != Some(subject) {
-            continue;
+        if let Ok(m) = &manifest {
+            if m.subject.as_ref().map(|s| &s.digest) != Some(subject) {
+                continue;
+            }
         }
-        let layer = match skip_reason(&manifest) {
-            Some(reason) => Err(reason),
-            None => client
-                .get_blob(repo, &manifest.layers[0].digest, MAX_ATTESTATION_BLOB)
-                .await
-                .map_err(|e| e.to_string()),
+        let layer = match &manifest {
+            Err(problem) => Err(problem.clone()),
+            Ok(manifest) => match skip_reason(manifest) {
+                Some(reason) => Err(reason),
+                None => client
+                    .get_blob(repo, &manifest.layers[0].digest, MAX_ATTESTATION_BLOB)
+                    .await
+                    .map_err(|e| e.to_string()),
+            },
         };
         out.push(Fetched {
             descriptor,
@@ -213,7 +231,8 @@ pub async fn fetch_registry(
 
 /// Decodes a fetched referrer's envelope (nothing verified).
 fn envelope_of(fetched: &Fetched) -> Result<cnb_dsse::Envelope, String> {
-    let format = StorageFormat::detect(&fetched.manifest)
+    let manifest = fetched.manifest.as_ref().map_err(Clone::clone)?;
+    let format = StorageFormat::detect(manifest)
         .ok_or_else(|| "not an attestation format this tool reads".to_string())?;
     let bytes = fetched.layer.as_ref().map_err(Clone::clone)?;
     let stored = decode_layer(format, bytes).map_err(|e| e.to_string())?;
@@ -242,7 +261,7 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
     fetched
         .iter()
         .map(|f| {
-            let mut listed = listed_from(&f.descriptor, &f.manifest);
+            let mut listed = listed_from(&f.descriptor, f.manifest.as_ref().ok());
             match envelope_of(f).and_then(|e| parse_statement(&e)) {
                 Ok(statement) => {
                     listed.predicate_type = Some(statement.predicate_type().to_string());
@@ -260,10 +279,18 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
 pub fn verify(image: &Image, fetched: &[Fetched], key: &VerifyingKey) -> Vec<Verdict> {
     let mut out = Vec::new();
     for f in fetched {
-        if StorageFormat::detect(&f.manifest).is_none() {
-            continue;
-        }
-        let mut listed = listed_from(&f.descriptor, &f.manifest);
+        let manifest = match &f.manifest {
+            Ok(m) if StorageFormat::detect(m).is_none() => continue,
+            Ok(m) => m,
+            Err(problem) => {
+                out.push(Verdict {
+                    listed: listed_from(&f.descriptor, None),
+                    failure: Some(format!("listed referrer cannot be read: {problem}")),
+                });
+                continue;
+            }
+        };
+        let mut listed = listed_from(&f.descriptor, Some(manifest));
         let annotated_type = listed.predicate_type.clone();
         let verified = envelope_of(f).and_then(|envelope| {
             // The signature is checked before the payload is parsed: nothing unsigned is interpreted.
@@ -277,7 +304,7 @@ pub fn verify(image: &Image, fetched: &[Fetched], key: &VerifyingKey) -> Vec<Ver
             Ok(statement) => {
                 listed.subjects = statement.subjects().iter().map(subject_text).collect();
                 listed.predicate_type = Some(statement.predicate_type().to_string());
-                check(image, &f.manifest, &statement, annotated_type.as_deref()).err()
+                check(image, manifest, &statement, annotated_type.as_deref()).err()
             }
         };
         out.push(Verdict { listed, failure });

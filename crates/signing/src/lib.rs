@@ -196,6 +196,40 @@ pub fn prepare(
     Ok(out)
 }
 
+/// The checks verification will apply to subjects, applied before signing: an attestation that
+/// would never verify is refused instead of stored.
+fn check_subjects(
+    config: &SignerConfig,
+    image_digest: &str,
+    diff_ids: Option<&[String]>,
+    location: &str,
+) -> Result<(), Error> {
+    for (i, spec) in config.attestations.iter().enumerate() {
+        let digests: Vec<String> = spec.subjects.iter().map(|s| s.digest.to_string()).collect();
+        if !digests.iter().any(|d| d == image_digest) {
+            return Err(Error::BadImage(format!(
+                "attestation #{} ({}) names no subject with the image digest {image_digest}; \
+                 cosign verify-attestation and `cnb-attest verify` would reject it",
+                i + 1,
+                describe(spec)
+            )));
+        }
+        if let Some(diff_ids) = diff_ids {
+            for (s, digest) in spec.subjects.iter().zip(&digests) {
+                if digest != image_digest && !diff_ids.contains(digest) {
+                    return Err(Error::BadImage(format!(
+                        "attestation #{} ({}): subject `{}` ({digest}) is not a layer of {location}",
+                        i + 1,
+                        describe(spec),
+                        s.name
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
 fn subjects_of(spec: &AttestationSpec) -> Vec<Subject> {
     spec.subjects
         .iter()
@@ -321,10 +355,14 @@ impl Planned {
     }
 }
 
-/// Checks that `config` is for the image manifest `subject`, then signs every attestation and builds
-/// its referrer(s). `location` names the image in messages.
+/// Checks that `config` is for the image manifest `subject` and that every attestation would pass
+/// verification against it (one subject is the image digest; with `diff_ids`, every other subject
+/// is a layer of the image), then signs every attestation and builds its referrer(s). Nothing is
+/// signed when any check fails. `location` names the image in messages.
+#[allow(clippy::too_many_arguments)]
 pub fn plan(
     subject: &Descriptor,
+    diff_ids: Option<&[String]>,
     location: &str,
     config: &SignerConfig,
     roots: &AllowedRoots,
@@ -338,6 +376,7 @@ pub fn plan(
             "the signer configuration is for image {configured}, but {location} is {image_digest}"
         )));
     }
+    check_subjects(config, &image_digest, diff_ids, location)?;
     let prepared = prepare(config, roots, signer, options)?;
     let hint = signer.public_key().hint();
     let mut out = Vec::new();
@@ -401,7 +440,15 @@ pub fn sign_layout(
     options: &SignOptions,
 ) -> Result<SignReport, Error> {
     let location = layout.root().display().to_string();
-    let planned = plan(&image.descriptor, &location, config, roots, signer, options)?;
+    let planned = plan(
+        &image.descriptor,
+        Some(&image.config.diff_ids),
+        &location,
+        config,
+        roots,
+        signer,
+        options,
+    )?;
     let needed: std::collections::BTreeSet<_> = planned
         .iter()
         .flat_map(|p| {
@@ -439,12 +486,14 @@ pub fn sign_layout(
 
 /// Signs `config`'s attestations and attaches them to `image` in a registry: every referrer
 /// pushed by digest, listed through the Referrers API or the tag-schema index (see
-/// [`cnb_registry::attach`]). Nothing is pushed unless every attestation could be signed.
+/// [`cnb_registry::attach`]). Nothing is pushed unless every attestation could be signed. With
+/// `diff_ids` (the image config's `rootfs.diff_ids`), layer subjects are checked against them.
 #[allow(clippy::too_many_arguments)]
 pub async fn sign_registry(
     client: &cnb_registry::Client,
     reference: &cnb_registry::ImageRef,
     subject: &Descriptor,
+    diff_ids: Option<&[String]>,
     config: &SignerConfig,
     roots: &AllowedRoots,
     signer: &dyn Signer,
@@ -455,7 +504,7 @@ pub async fn sign_registry(
         Some(tag) => format!("{}:{tag}", reference.repository),
         None => reference.repository.to_string(),
     };
-    let planned = plan(subject, &location, config, roots, signer, options)?;
+    let planned = plan(subject, diff_ids, &location, config, roots, signer, options)?;
     let referrers: Vec<Referrer> = planned.iter().map(|p| p.referrer.clone()).collect();
     let attached = cnb_registry::attach(
         client,

@@ -50,6 +50,26 @@ impl LayoutImage {
         })
     }
 
+    /// The image subject's name when none is given: the layout's
+    /// `org.opencontainers.image.ref.name` when it is a full reference (`registry/repo:tag`), else
+    /// the layout directory's own name. Never a filesystem path: statements are signed and
+    /// published, and must not change when the layout is moved or carry the build host's paths.
+    pub fn default_subject_name(&self, ref_name: Option<&str>) -> String {
+        if let Some(name) = ref_name.filter(|n| n.contains('/')) {
+            let without_digest = name.split('@').next().unwrap_or(name);
+            return match without_digest.rsplit_once(':') {
+                Some((repo, tag)) if !tag.contains('/') => repo.to_string(),
+                _ => without_digest.to_string(),
+            };
+        }
+        self.dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .filter(|n| !n.is_empty() && *n != "." && *n != "..")
+            .unwrap_or("image")
+            .to_string()
+    }
+
     /// The same image, pinned to a digest.
     pub fn pinned(dir: &Path, digest: &str) -> Self {
         LayoutImage {
@@ -105,6 +125,12 @@ mod tests {
             format!("oci:/a@{d}")
         );
         assert!(LayoutImage::parse("oci:").is_err());
+        let l = LayoutImage::parse("/builds/42/out/app").unwrap();
+        assert_eq!(l.default_subject_name(Some("latest")), "app");
+        assert_eq!(
+            l.default_subject_name(Some("registry.example/team/app:1.0")),
+            "registry.example/team/app"
+        );
         assert!(LayoutImage::parse("oci:/x:").is_err());
     }
 }
