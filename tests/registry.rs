@@ -412,3 +412,42 @@ fn credentials_never_appear_in_the_most_verbose_output() {
         );
     }
 }
+
+/// `cnb-attest doctor` tells the two registries apart by behaviour.
+#[test]
+fn doctor_reports_what_each_registry_really_supports() {
+    for registry in registries() {
+        let out = ok(run(with_registry_env(
+            Command::new(bin("cnb-attest")).args(["doctor", &registry.host, "--json"]),
+            &registry,
+        )));
+        let diagnosis: Value = serde_json::from_str(&out).unwrap();
+        let supported = |name: &str| {
+            diagnosis["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|c| c["name"] == name)
+                .unwrap_or_else(|| panic!("no check {name}: {diagnosis:#}"))["supported"]
+                .clone()
+        };
+        let api = registry.kind == Kind::Ferro;
+        assert_eq!(supported("Referrers API"), api, "{diagnosis:#}");
+        assert_eq!(
+            supported("OCI-Subject header on push"),
+            api,
+            "{diagnosis:#}"
+        );
+        assert_eq!(supported("single-POST blob upload"), api, "{diagnosis:#}");
+        assert_eq!(supported("manifest DELETE"), true, "{diagnosis:#}");
+        assert_eq!(supported("sha256-<hex> tag free for the tag schema"), true);
+        assert!(diagnosis["signer-path"]
+            .as_str()
+            .unwrap()
+            .starts_with(if api {
+                "Referrers API"
+            } else {
+                "Referrers Tag Schema"
+            }));
+    }
+}

@@ -36,6 +36,21 @@ enum Command {
     Ls(LsArgs),
     /// Write a cosign-compatible key pair (cosign.key, cosign.pub).
     GenerateKeyPair(KeyPairArgs),
+    /// Find out what a registry supports (Referrers API, OCI-Subject, If-Match, DELETE, sizes).
+    Doctor(DoctorArgs),
+}
+
+#[derive(Args)]
+struct DoctorArgs {
+    /// `host[:port]`, or `host[:port]/repository` to use that repository as the scratch space
+    /// (default `<host>/cnb-attest/doctor`). Test manifests are written there and deleted where the
+    /// registry allows it.
+    registry: String,
+    #[command(flatten)]
+    registry_args: RegistryArgs,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 /// How to reach registries.
@@ -137,6 +152,7 @@ fn main() -> ExitCode {
         Command::Verify(args) => verify(args),
         Command::Ls(args) => ls(args),
         Command::GenerateKeyPair(args) => generate_key_pair(args),
+        Command::Doctor(args) => doctor(args),
     })
 }
 
@@ -188,6 +204,57 @@ impl Opened {
     }
 }
 
+/// A registry client and a runtime to drive it, configured from the flags and environment.
+fn registry_client(registry: &RegistryArgs) -> Result<(Client, tokio::runtime::Runtime), Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(exit::FAILED, format!("cannot start the async runtime: {e}")))?;
+    let mut options = ClientOptions::default().with_insecure_from_env();
+    options
+        .insecure
+        .extend(registry.insecure_registries.iter().cloned());
+    options.debug = registry.debug;
+    let keychain = Keychain::from_env().map_err(|e| Failure::new(exit::FAILED, e))?;
+    let client = Client::new(keychain, options).map_err(|e| Failure::new(exit::FAILED, e))?;
+    Ok((client, runtime))
+}
+
+fn doctor(args: DoctorArgs) -> Result<u8, Failure> {
+    let text = if args.registry.contains('/') {
+        args.registry.clone()
+    } else {
+        format!("{}/cnb-attest/doctor", args.registry)
+    };
+    let reference = ImageRef::parse(&text).map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    let (client, runtime) = registry_client(&args.registry_args)?;
+    let diagnosis = runtime
+        .block_on(cnb_registry::doctor::diagnose(
+            &client,
+            &reference.repository,
+        ))
+        .map_err(|e| Failure::new(exit::FAILED, e))?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&diagnosis).unwrap_or_default()
+        );
+    } else {
+        println!("{} (scratch repository)", diagnosis.repository);
+        for check in &diagnosis.checks {
+            let verdict = match check.supported {
+                Some(true) => "yes",
+                Some(false) => "no",
+                None => "unknown",
+            };
+            println!("  {:<42} {:<8} {}", check.name, verdict, check.evidence);
+        }
+        println!("signer path: {}", diagnosis.signer_path);
+        println!("({} request(s))", client.stats().total());
+    }
+    Ok(exit::OK)
+}
+
 fn open(text: &str, registry: &RegistryArgs) -> Result<Opened, Failure> {
     match Target::parse(text).map_err(|e| Failure::new(exit::INVALID_ARGS, e))? {
         Target::Layout(location) => {
@@ -206,20 +273,7 @@ fn open(text: &str, registry: &RegistryArgs) -> Result<Opened, Failure> {
             })
         }
         Target::Registry(reference) => {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| {
-                    Failure::new(exit::FAILED, format!("cannot start the async runtime: {e}"))
-                })?;
-            let mut options = ClientOptions::default().with_insecure_from_env();
-            options
-                .insecure
-                .extend(registry.insecure_registries.iter().cloned());
-            options.debug = registry.debug;
-            let keychain = Keychain::from_env().map_err(|e| Failure::new(exit::FAILED, e))?;
-            let client =
-                Client::new(keychain, options).map_err(|e| Failure::new(exit::FAILED, e))?;
+            let (client, runtime) = registry_client(registry)?;
             let image = runtime
                 .block_on(client.read_image(&reference))
                 .map_err(|e| Failure::new(exit::FAILED, e))?;
