@@ -442,7 +442,10 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
             &roots,
             &key,
             &options,
-            &AttachOptions::default(),
+            &AttachOptions {
+                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                ..AttachOptions::default()
+            },
         )),
     }
     .map_err(|e| Failure::new(exit::FAILED, e))?;

@@ -153,7 +153,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                         &roots,
                         &key,
                         &options,
-                        &AttachOptions::default(),
+                        &AttachOptions {
+                            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+                            ..AttachOptions::default()
+                        },
                     )
                     .await
                     .map_err(failed)

@@ -15,6 +15,7 @@
 //!    entries does so before we look again, so we notice and repair.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -41,6 +42,8 @@ pub struct AttachOptions {
     pub settle: Duration,
     /// Fallback index rewrites allowed before giving up.
     pub max_index_writes: u32,
+    /// Show upload progress on stderr (set it when stderr is a terminal; CI stays quiet).
+    pub progress: bool,
 }
 
 impl Default for AttachOptions {
@@ -49,6 +52,7 @@ impl Default for AttachOptions {
             concurrency: 8,
             settle: Duration::from_millis(1500),
             max_index_writes: 12,
+            progress: false,
         }
     }
 }
@@ -98,6 +102,58 @@ impl AttachReport {
     }
 }
 
+/// One status line on stderr, rewritten in place.
+struct Progress {
+    enabled: bool,
+    blobs: (AtomicUsize, usize),
+    manifests: (AtomicUsize, usize),
+    bytes: (AtomicUsize, usize),
+}
+
+impl Progress {
+    fn new(enabled: bool, blobs: usize, manifests: usize, bytes: usize) -> Self {
+        Progress {
+            enabled,
+            blobs: (AtomicUsize::new(0), blobs),
+            manifests: (AtomicUsize::new(0), manifests),
+            bytes: (AtomicUsize::new(0), bytes),
+        }
+    }
+
+    fn blob(&self, size: usize) {
+        self.blobs.0.fetch_add(1, Ordering::Relaxed);
+        self.bytes.0.fetch_add(size, Ordering::Relaxed);
+        self.draw();
+    }
+
+    fn manifest(&self) {
+        self.manifests.0.fetch_add(1, Ordering::Relaxed);
+        self.draw();
+    }
+
+    fn draw(&self) {
+        if !self.enabled {
+            return;
+        }
+        let kib = |n: usize| n.div_ceil(1024);
+        eprint!(
+            "\r  blobs {}/{} ({}/{} KiB), manifests {}/{}   ",
+            self.blobs.0.load(Ordering::Relaxed),
+            self.blobs.1,
+            kib(self.bytes.0.load(Ordering::Relaxed)),
+            kib(self.bytes.1),
+            self.manifests.0.load(Ordering::Relaxed),
+            self.manifests.1
+        );
+    }
+
+    fn finish(&self) {
+        if self.enabled && (self.blobs.1 > 0 || self.manifests.1 > 0) {
+            eprintln!();
+        }
+    }
+}
+
 /// Attaches `referrers` (all with `subject` as their subject) to the image in `repo`.
 pub async fn attach(
     client: &Client,
@@ -142,6 +198,13 @@ pub async fn attach(
     }
     let mut ordered: Vec<(Digest, Bytes)> = blobs.into_iter().collect();
     ordered.sort_by_key(|(_, b)| b.len());
+    let progress = Progress::new(
+        options.progress,
+        ordered.len(),
+        new.len(),
+        ordered.iter().map(|(_, b)| b.len()).sum(),
+    );
+    let progress = &progress;
     let mut blobs_uploaded = 0;
     let mut rest = ordered.into_iter();
     if let Some((digest, bytes)) = rest.next() {
@@ -156,13 +219,18 @@ pub async fn attach(
                 client.probe_single_post(repo, &digest, bytes).await?;
             }
         } else {
+            let size = bytes.len();
             client.upload_blob(repo, &digest, bytes).await?;
             blobs_uploaded += 1;
+            progress.blob(size);
         }
     }
-    blobs_uploaded += stream::iter(
-        rest.map(|(digest, bytes)| async move { upload(client, repo, &digest, bytes).await }),
-    )
+    blobs_uploaded += stream::iter(rest.map(|(digest, bytes)| async move {
+        let size = bytes.len();
+        let uploaded = upload(client, repo, &digest, bytes).await?;
+        progress.blob(size);
+        Ok::<bool, Error>(uploaded)
+    }))
     .buffer_unordered(options.concurrency.max(1))
     .try_fold(
         0usize,
@@ -193,11 +261,13 @@ pub async fn attach(
                 other => break other?,
             }
         };
+        progress.manifest();
         Ok::<bool, Error>(put.oci_subject.as_deref() == Some(subject.digest.as_str()))
     }))
     .buffer_unordered(options.concurrency.max(1))
     .try_collect()
     .await?;
+    progress.finish();
     let referrers_api = probe_ok && subjects_seen.iter().all(|s| *s);
 
     // 4. The tag-schema index, when the registry does not index referrers itself.
