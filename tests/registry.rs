@@ -451,3 +451,162 @@ fn doctor_reports_what_each_registry_really_supports() {
             }));
     }
 }
+
+/// cosign 2's `.att` tag: our entries are appended, another writer's layer is kept, every format
+/// verifies, and a re-run adds nothing.
+#[test]
+fn cosign_legacy_att_tag_is_appended_without_dropping_others() {
+    let Some(registry) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    let reference = registry.push_layout(&image, "legacy/app", "1.0");
+    let digest = digest_of(&registry, &reference);
+    // Someone else's .att tag with one layer (the empty JSON blob stands in for their envelope).
+    let foreign_layer = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    let config =
+        br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
+    for blob in [&b"{}"[..], &config[..]] {
+        upload_with_curl(&registry, "legacy/app", blob);
+    }
+    let att = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": sha256(config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.dsse.envelope.v1+json", "digest": foreign_layer, "size": 2,
+                    "annotations": {"predicateType": "https://example.com/other"}}]
+    });
+    let tag = format!("sha256-{}.att", &digest[7..]);
+    put_manifest_with_curl(
+        &registry,
+        "legacy/app",
+        &tag,
+        &serde_json::to_vec(&att).unwrap(),
+    );
+
+    let report = sign(
+        &registry,
+        &reference,
+        &layers,
+        &tmp.path().join("k"),
+        &["--format", "bundle,cosign-legacy"],
+    );
+    assert_eq!(report["pushed"], 14, "{report:#}");
+    let (status, body) = registry.curl(
+        &format!("/v2/legacy/app/manifests/{tag}"),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    assert_eq!(status, 200);
+    let manifest: Value = serde_json::from_str(&body).unwrap();
+    let digests: Vec<&str> = manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(digests.len(), 8, "{manifest:#}");
+    assert_eq!(
+        digests[0], foreign_layer,
+        "the other writer's layer must stay first and intact"
+    );
+    assert_eq!(
+        manifest["layers"][0]["annotations"]["predicateType"],
+        "https://example.com/other"
+    );
+    for layer in &manifest["layers"].as_array().unwrap()[1..] {
+        assert_eq!(
+            layer["annotations"]["dev.cosignproject.cosign/signature"],
+            ""
+        );
+        assert!(layer["annotations"]["io.buildpacks.buildpack.id"].is_string());
+    }
+    let ls = ok(run(with_registry_env(
+        Command::new(bin("cnb-attest")).args(["ls", &reference, "--json"]),
+        &registry,
+    )));
+    let listed: Vec<Value> = serde_json::from_str(&ls).unwrap();
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|l| l["format"] == "cosign-legacy")
+            .count(),
+        8
+    );
+    let again = sign(
+        &registry,
+        &reference,
+        &layers,
+        &tmp.path().join("k"),
+        &["--format", "bundle,cosign-legacy"],
+    );
+    assert_eq!(again["pushed"], 0, "{again:#}");
+    assert_eq!(again["index-writes"], 0);
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::{Digest as _, Sha256};
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+fn upload_with_curl(registry: &Registry, repo: &str, blob: &[u8]) {
+    let path = tempfile::NamedTempFile::new().unwrap();
+    fs::write(path.path(), blob).unwrap();
+    let mut post = Command::new("curl");
+    post.args(["-s", "-o", "/dev/null", "-D", "-", "-X", "POST"])
+        .arg(format!("http://{}/v2/{repo}/blobs/uploads/", registry.host));
+    if let Some(c) = registry.creds() {
+        post.arg("-u").arg(c);
+    }
+    let headers = ok(run(&mut post));
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut put = Command::new("curl");
+    put.args([
+        "-s",
+        "-f",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+    ])
+    .arg(format!("@{}", path.path().display()))
+    .arg(format!("{location}&digest={}", sha256(blob)));
+    if let Some(c) = registry.creds() {
+        put.arg("-u").arg(c);
+    }
+    ok(run(&mut put));
+}
+
+fn put_manifest_with_curl(registry: &Registry, repo: &str, reference: &str, bytes: &[u8]) {
+    let path = tempfile::NamedTempFile::new().unwrap();
+    fs::write(path.path(), bytes).unwrap();
+    let mut put = Command::new("curl");
+    put.args([
+        "-s",
+        "-f",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+    ])
+    .arg(format!("@{}", path.path().display()))
+    .arg(format!(
+        "http://{}/v2/{repo}/manifests/{reference}",
+        registry.host
+    ));
+    if let Some(c) = registry.creds() {
+        put.arg("-u").arg(c);
+    }
+    ok(run(&mut put));
+}

@@ -64,6 +64,8 @@ pub enum StorageFormat {
     Bundle,
     /// Bare DSSE envelope referrer (the RFC's shape).
     Dsse,
+    /// A layer of cosign 2's `sha256-<hex>.att` tag manifest (registries only).
+    CosignLegacy,
 }
 
 impl StorageFormat {
@@ -72,14 +74,20 @@ impl StorageFormat {
         match self {
             StorageFormat::Bundle => "bundle",
             StorageFormat::Dsse => "dsse",
+            StorageFormat::CosignLegacy => "cosign-legacy",
         }
+    }
+
+    /// Whether this format is stored as a referrer manifest (not as a layer of a cosign tag).
+    pub fn is_referrer(self) -> bool {
+        !matches!(self, StorageFormat::CosignLegacy)
     }
 
     /// The `artifactType` of this format's manifests.
     pub fn artifact_type(self) -> &'static str {
         match self {
             StorageFormat::Bundle => BUNDLE_V03,
-            StorageFormat::Dsse => DSSE_ENVELOPE,
+            StorageFormat::Dsse | StorageFormat::CosignLegacy => DSSE_ENVELOPE,
         }
     }
 
@@ -109,6 +117,7 @@ impl FromStr for StorageFormat {
         match s {
             "bundle" => Ok(StorageFormat::Bundle),
             "dsse" => Ok(StorageFormat::Dsse),
+            "cosign-legacy" => Ok(StorageFormat::CosignLegacy),
             other => Err(Error::UnknownFormat(other.to_string())),
         }
     }
@@ -170,7 +179,9 @@ pub fn build_referrer(
                 (BUNDLE_PREDICATE_TYPE, parts.predicate_type),
             ],
         ),
-        StorageFormat::Dsse => (
+        // A cosign-legacy entry is a layer, not a referrer (see `legacy_attestation_layer`); asked
+        // for a referrer anyway, it gets the bare-DSSE one, which holds the same layer.
+        StorageFormat::Dsse | StorageFormat::CosignLegacy => (
             envelope.to_json(),
             vec![(PREDICATE_TYPE, parts.predicate_type)],
         ),
@@ -253,7 +264,7 @@ pub struct StoredEnvelope {
 /// Decodes the layer of a referrer in `format`.
 pub fn decode_layer(format: StorageFormat, bytes: &[u8]) -> Result<StoredEnvelope, Error> {
     match format {
-        StorageFormat::Dsse => Ok(StoredEnvelope {
+        StorageFormat::Dsse | StorageFormat::CosignLegacy => Ok(StoredEnvelope {
             envelope: Envelope::from_json(bytes)
                 .map_err(|e| Error::Malformed(format!("DSSE envelope: {e}")))?,
             key_hint: None,
@@ -409,4 +420,43 @@ mod tests {
             assert!(!is_reserved_annotation(name), "{name}");
         }
     }
+}
+
+/// cosign's layer annotation holding a signature (empty on attestation layers).
+pub const COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+/// Media type of a cosign simple-signing payload (`.sig` layers).
+pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+
+/// One layer of a cosign 2 `sha256-<hex>.att` manifest: the bare DSSE envelope, annotated as cosign
+/// annotates it (`predicateType`, an empty `dev.cosignproject.cosign/signature`) plus the selection
+/// annotations.
+pub fn legacy_attestation_layer(
+    envelope: &Envelope,
+    predicate_type: &str,
+    annotations: &BTreeMap<String, String>,
+) -> (Descriptor, Vec<u8>) {
+    let bytes = envelope.to_json();
+    let mut all: BTreeMap<String, String> = annotations
+        .iter()
+        .filter(|(name, _)| !is_reserved_annotation(name))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    all.insert(PREDICATE_TYPE.into(), predicate_type.into());
+    all.insert(COSIGN_SIGNATURE.into(), String::new());
+    let mut descriptor = Descriptor::for_bytes(DSSE_ENVELOPE, &bytes);
+    descriptor.annotations = Some(all);
+    (descriptor, bytes)
+}
+
+/// The image config cosign writes for its `.sig`/`.att` manifests: one diffID per layer.
+pub fn legacy_config(layer_digests: &[String]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "",
+        "created": "0001-01-01T00:00:00Z",
+        "history": layer_digests.iter().map(|_| serde_json::json!({"created": "0001-01-01T00:00:00Z"})).collect::<Vec<_>>(),
+        "os": "",
+        "rootfs": {"type": "layers", "diff_ids": layer_digests},
+        "config": {},
+    }))
+    .unwrap_or_default()
 }

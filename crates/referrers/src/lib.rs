@@ -37,7 +37,7 @@ pub enum Error {
     #[error("`{0}` is not a sha256 digest (sha256:<64 lowercase hex>)")]
     BadDigest(String),
     /// A storage format name is unknown.
-    #[error("unknown storage format `{0}` (known: bundle, dsse)")]
+    #[error("unknown storage format `{0}` (known: bundle, dsse, cosign-legacy)")]
     UnknownFormat(String),
     /// A manifest, config, bundle or envelope is malformed.
     #[error("malformed {0}")]

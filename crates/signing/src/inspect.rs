@@ -86,7 +86,9 @@ pub fn describe(listed: &Listed) -> String {
     )
 }
 
-fn listed_from(descriptor: &Descriptor, manifest: Option<&ImageManifest>) -> Listed {
+fn listed_from(fetched: &Fetched) -> Listed {
+    let descriptor = &fetched.descriptor;
+    let manifest = fetched.manifest.as_ref().ok();
     let annotation = |name: &str| {
         manifest
             .and_then(|m| m.annotation(name))
@@ -95,9 +97,13 @@ fn listed_from(descriptor: &Descriptor, manifest: Option<&ImageManifest>) -> Lis
     };
     Listed {
         manifest_digest: descriptor.digest.to_string(),
-        format: manifest
-            .and_then(StorageFormat::detect)
-            .map(|f| f.name().to_string()),
+        format: if fetched.source == "cosign-att" {
+            Some(StorageFormat::CosignLegacy.name().to_string())
+        } else {
+            manifest
+                .and_then(StorageFormat::detect)
+                .map(|f| f.name().to_string())
+        },
         artifact_type: manifest
             .map(|m| m.effective_artifact_type().to_string())
             .or_else(|| descriptor.artifact_type.clone())
@@ -126,6 +132,9 @@ pub struct Fetched {
     pub manifest: Result<ImageManifest, String>,
     /// The attestation blob (bounded and digest-checked by the store), or the reason it is missing.
     pub layer: Result<Vec<u8>, String>,
+    /// Where it was found: `referrer` (layout index, Referrers API, tag-schema index) or
+    /// `cosign-att` (a layer of cosign 2's `sha256-<hex>.att` manifest).
+    pub source: &'static str,
 }
 
 /// Why a referrer's layer is not fetched, or `None` when it should be.
@@ -164,6 +173,7 @@ pub fn fetch_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Fetched>, E
                 descriptor,
                 manifest,
                 layer,
+                source: "referrer",
             }
         })
         .collect())
@@ -224,6 +234,40 @@ pub async fn fetch_registry(
             descriptor,
             manifest,
             layer,
+            source: "referrer",
+        });
+    }
+    // cosign 2's tag: each layer of `sha256-<hex>.att` is one DSSE envelope, presented as a one-layer
+    // manifest so listing and verification treat it like any referrer.
+    for layer in cnb_registry::cosign_tag::entries(client, repo, subject, "att").await? {
+        if layer.media_type != cnb_referrers::format::DSSE_ENVELOPE {
+            continue;
+        }
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: None,
+            artifact_type: Some(cnb_referrers::format::DSSE_ENVELOPE.into()),
+            config: Descriptor::empty(),
+            layers: vec![layer.clone()],
+            subject: Some(image.descriptor.clone()),
+            annotations: layer.annotations.clone(),
+        };
+        let blob = if layer.size > MAX_ATTESTATION_BLOB {
+            Err(format!(
+                "attestation blob of {} bytes exceeds the {MAX_ATTESTATION_BLOB}-byte limit",
+                layer.size
+            ))
+        } else {
+            client
+                .get_blob(repo, &layer.digest, MAX_ATTESTATION_BLOB)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        out.push(Fetched {
+            descriptor: layer,
+            manifest: Ok(manifest),
+            layer: blob,
+            source: "cosign-att",
         });
     }
     Ok(out)
@@ -261,7 +305,7 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
     fetched
         .iter()
         .map(|f| {
-            let mut listed = listed_from(&f.descriptor, f.manifest.as_ref().ok());
+            let mut listed = listed_from(f);
             match envelope_of(f).and_then(|e| parse_statement(&e)) {
                 Ok(statement) => {
                     listed.predicate_type = Some(statement.predicate_type().to_string());
@@ -284,13 +328,13 @@ pub fn verify(image: &Image, fetched: &[Fetched], key: &VerifyingKey) -> Vec<Ver
             Ok(m) => m,
             Err(problem) => {
                 out.push(Verdict {
-                    listed: listed_from(&f.descriptor, None),
+                    listed: listed_from(f),
                     failure: Some(format!("listed referrer cannot be read: {problem}")),
                 });
                 continue;
             }
         };
-        let mut listed = listed_from(&f.descriptor, Some(manifest));
+        let mut listed = listed_from(f);
         let annotated_type = listed.predicate_type.clone();
         let verified = envelope_of(f).and_then(|envelope| {
             // The signature is checked before the payload is parsed: nothing unsigned is interpreted.

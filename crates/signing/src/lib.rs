@@ -333,22 +333,60 @@ impl SignReport {
 pub struct Planned {
     /// The signed attestation.
     pub prepared: Prepared,
-    /// Its referrer.
-    pub referrer: Referrer,
+    /// How it is stored.
+    pub stored: Stored,
+}
+
+/// How one planned attestation is stored.
+#[derive(Debug, Clone)]
+pub enum Stored {
+    /// A referrer manifest (`bundle`, `dsse`).
+    Referrer(Referrer),
+    /// A layer of cosign 2's `sha256-<hex>.att` manifest (`cosign-legacy`).
+    CosignTagLayer(Descriptor, Vec<u8>),
+}
+
+impl Stored {
+    fn format_name(&self) -> &'static str {
+        match self {
+            Stored::Referrer(r) => r.format.name(),
+            Stored::CosignTagLayer(..) => StorageFormat::CosignLegacy.name(),
+        }
+    }
+
+    fn digest(&self) -> String {
+        match self {
+            Stored::Referrer(r) => r.descriptor.digest.to_string(),
+            Stored::CosignTagLayer(d, _) => d.digest.to_string(),
+        }
+    }
+
+    fn size(&self) -> u64 {
+        match self {
+            Stored::Referrer(r) => r.manifest.layers.first().map(|l| l.size).unwrap_or(0),
+            Stored::CosignTagLayer(d, _) => d.size,
+        }
+    }
+
+    fn referrer(&self) -> Option<&Referrer> {
+        match self {
+            Stored::Referrer(r) => Some(r),
+            Stored::CosignTagLayer(..) => None,
+        }
+    }
 }
 
 impl Planned {
     fn outcome(&self, status: Status, discoverable: bool) -> AttestationOutcome {
         let p = &self.prepared;
-        let r = &self.referrer;
         AttestationOutcome {
             index: p.index,
-            format: r.format.name().to_string(),
+            format: self.stored.format_name().to_string(),
             predicate_type: p.predicate_type.clone(),
             buildpack: p.annotations.get(annotations::BUILDPACK_ID).cloned(),
             layer: p.annotations.get(annotations::LAYER_NAME).cloned(),
-            manifest_digest: r.descriptor.digest.to_string(),
-            size: r.manifest.layers.first().map(|l| l.size).unwrap_or(0),
+            manifest_digest: self.stored.digest(),
+            size: self.stored.size(),
             status,
             discoverable,
         }
@@ -389,10 +427,19 @@ pub fn plan(
                 key_hint: &hint,
                 created: options.created.as_deref(),
             };
-            let referrer = build_referrer(*format, &p.envelope, &parts);
+            let stored = if format.is_referrer() {
+                Stored::Referrer(build_referrer(*format, &p.envelope, &parts))
+            } else {
+                let (descriptor, bytes) = cnb_referrers::format::legacy_attestation_layer(
+                    &p.envelope,
+                    &p.predicate_type,
+                    &p.annotations,
+                );
+                Stored::CosignTagLayer(descriptor, bytes)
+            };
             out.push(Planned {
                 prepared: p.clone(),
-                referrer,
+                stored,
             });
         }
     }
@@ -440,6 +487,12 @@ pub fn sign_layout(
     options: &SignOptions,
 ) -> Result<SignReport, Error> {
     let location = layout.root().display().to_string();
+    if options.formats.iter().any(|f| !f.is_referrer()) {
+        return Err(Error::BadOption(
+            "cosign-legacy entries live in registry tags; an OCI layout takes bundle and dsse"
+                .into(),
+        ));
+    }
     let planned = plan(
         &image.descriptor,
         Some(&image.config.diff_ids),
@@ -451,16 +504,19 @@ pub fn sign_layout(
     )?;
     let needed: std::collections::BTreeSet<_> = planned
         .iter()
-        .flat_map(|p| {
-            p.referrer
-                .blobs
+        .filter_map(|p| p.stored.referrer())
+        .flat_map(|r| {
+            r.blobs
                 .iter()
                 .map(|(d, _)| d.digest.clone())
-                .chain(std::iter::once(p.referrer.descriptor.digest.clone()))
+                .chain(std::iter::once(r.descriptor.digest.clone()))
         })
         .collect();
     let blobs_written = needed.iter().filter(|d| !layout.has_blob(d)).count();
-    let referrers: Vec<Referrer> = planned.iter().map(|p| p.referrer.clone()).collect();
+    let referrers: Vec<Referrer> = planned
+        .iter()
+        .filter_map(|p| p.stored.referrer().cloned())
+        .collect();
     let outcomes = layout.store_referrers(&referrers)?;
     let attestations = planned
         .iter()
@@ -505,7 +561,10 @@ pub async fn sign_registry(
         None => reference.repository.to_string(),
     };
     let planned = plan(subject, diff_ids, &location, config, roots, signer, options)?;
-    let referrers: Vec<Referrer> = planned.iter().map(|p| p.referrer.clone()).collect();
+    let referrers: Vec<Referrer> = planned
+        .iter()
+        .filter_map(|p| p.stored.referrer().cloned())
+        .collect();
     let attached = cnb_registry::attach(
         client,
         &reference.repository,
@@ -514,28 +573,68 @@ pub async fn sign_registry(
         attach_options,
     )
     .await?;
-    let attestations = planned
+    let layers: Vec<(Descriptor, Vec<u8>)> = planned
         .iter()
-        .zip(&attached.outcomes)
-        .map(|(p, o)| {
-            p.outcome(
-                match o.status {
-                    cnb_registry::attach::Status::Pushed => Status::Pushed,
-                    cnb_registry::attach::Status::AlreadyPresent => Status::AlreadyPresent,
-                },
-                o.discoverable,
-            )
+        .filter_map(|p| match &p.stored {
+            Stored::CosignTagLayer(d, b) => Some((d.clone(), b.clone())),
+            Stored::Referrer(_) => None,
         })
         .collect();
+    let tag = if layers.is_empty() {
+        None
+    } else {
+        Some(
+            cnb_registry::cosign_tag::append(
+                client,
+                &reference.repository,
+                &subject.digest,
+                "att",
+                &layers,
+                attach_options,
+            )
+            .await?,
+        )
+    };
+    let mut referrer_outcomes = attached.outcomes.iter();
+    let attestations = planned
+        .iter()
+        .map(|p| match &p.stored {
+            Stored::Referrer(_) => {
+                let o = referrer_outcomes
+                    .next()
+                    .expect("one outcome per referrer, in order");
+                p.outcome(
+                    match o.status {
+                        cnb_registry::attach::Status::Pushed => Status::Pushed,
+                        cnb_registry::attach::Status::AlreadyPresent => Status::AlreadyPresent,
+                    },
+                    o.discoverable,
+                )
+            }
+            Stored::CosignTagLayer(d, _) => {
+                let tag = tag.as_ref().expect("layers were appended");
+                let digest = d.digest.to_string();
+                p.outcome(
+                    if tag.present_before.contains(&digest) {
+                        Status::AlreadyPresent
+                    } else {
+                        Status::Pushed
+                    },
+                    tag.present_after.contains(&digest),
+                )
+            }
+        })
+        .collect();
+    let blobs = attached.blobs_uploaded + tag.as_ref().map(|t| t.blobs_uploaded).unwrap_or(0);
     let mut out = report(
         location,
         subject.digest.to_string(),
         signer,
         attestations,
-        attached.blobs_uploaded,
+        blobs,
     );
     out.referrers_api = Some(attached.referrers_api);
-    out.index_writes = Some(attached.index_writes);
+    out.index_writes = Some(attached.index_writes + tag.map(|t| t.writes).unwrap_or(0));
     out.requests = Some(client.stats().total());
     out.requests_by_kind = Some(client.stats().by_kind());
     Ok(out)

@@ -1,0 +1,160 @@
+//! cosign 2's tag layout: `sha256-<hex>.att` (attestations) and `sha256-<hex>.sig` (signatures),
+//! ONE manifest per image whose layers are the entries. Adding an entry is a read-modify-write of
+//! that tag, racing other writers exactly like the referrers tag schema, so it gets the same
+//! treatment: append only what is missing, keep every layer others wrote (as raw JSON), `If-Match`
+//! when an ETag is offered, read back after a settle delay and repair, bounded.
+
+use std::collections::BTreeSet;
+
+use bytes::Bytes;
+use cnb_referrers::format::legacy_config;
+use cnb_referrers::manifest::{Descriptor, OCI_IMAGE_CONFIG, OCI_MANIFEST};
+use cnb_referrers::Digest;
+use serde_json::Value;
+
+use crate::attach::AttachOptions;
+use crate::client::Client;
+use crate::reference::Repository;
+use crate::Error;
+
+/// cosign refuses more layers than this in one `.sig`/`.att` manifest.
+pub const MAX_LAYERS: usize = 1000;
+
+/// What appending to a cosign tag did.
+#[derive(Debug, Clone, Default)]
+pub struct TagReport {
+    /// Layer digests that were already in the tag before this run.
+    pub present_before: BTreeSet<String>,
+    /// Layer digests in the tag at the end.
+    pub present_after: BTreeSet<String>,
+    /// Blobs uploaded (layers and configs).
+    pub blobs_uploaded: usize,
+    /// Writes of the tag.
+    pub writes: u32,
+}
+
+/// Appends `layers` to the `sha256-<hex>.<suffix>` manifest of `subject` in `repo`.
+pub async fn append(
+    client: &Client,
+    repo: &Repository,
+    subject: &Digest,
+    suffix: &str,
+    layers: &[(Descriptor, Vec<u8>)],
+    options: &AttachOptions,
+) -> Result<TagReport, Error> {
+    let tag = format!("{}.{suffix}", subject.fallback_tag());
+    let mut report = TagReport::default();
+    let mut first = true;
+    loop {
+        let current = client.get_manifest(repo, &tag).await?;
+        let (mut manifest, etag) = match current {
+            Some(fetched) => {
+                let value: Value = serde_json::from_slice(&fetched.bytes)
+                    .map_err(|e| Error::Malformed(format!("{repo}:{tag}: {e}")))?;
+                if !value["layers"].is_array() || !value["config"].is_object() {
+                    return Err(Error::FallbackTagTaken(format!(
+                        "{repo}:{tag} is not a cosign {suffix} manifest; refusing to overwrite it"
+                    )));
+                }
+                (value, fetched.etag)
+            }
+            None => (
+                serde_json::json!({"schemaVersion": 2, "mediaType": OCI_MANIFEST, "config": {}, "layers": []}),
+                None,
+            ),
+        };
+        let present: BTreeSet<String> = manifest["layers"]
+            .as_array()
+            .map(|ls| {
+                ls.iter()
+                    .filter_map(|l| l["digest"].as_str().map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default();
+        if first {
+            report.present_before = present.clone();
+            first = false;
+        }
+        let missing: Vec<&(Descriptor, Vec<u8>)> = layers
+            .iter()
+            .filter(|(d, _)| !present.contains(d.digest.as_str()))
+            .collect();
+        if missing.is_empty() {
+            report.present_after = present;
+            return Ok(report);
+        }
+        if report.writes >= options.max_index_writes {
+            return Err(Error::IndexContention(format!(
+                "{repo}:{tag}: {} entr(ies) still missing after {} writes",
+                missing.len(),
+                report.writes
+            )));
+        }
+        let entries = manifest["layers"]
+            .as_array_mut()
+            .ok_or_else(|| Error::Malformed(format!("{repo}:{tag}: layers")))?;
+        if entries.len() + missing.len() > MAX_LAYERS {
+            return Err(Error::Malformed(format!(
+                "{repo}:{tag} would hold more than cosign's {MAX_LAYERS} layers"
+            )));
+        }
+        for (descriptor, bytes) in &missing {
+            // The same envelope may already be up as a `dsse` referrer's layer: never re-upload (a
+            // re-upload rewrites the blob's link, see `attach`).
+            if !client.blob_exists(repo, &descriptor.digest).await? {
+                client
+                    .upload_blob(repo, &descriptor.digest, Bytes::copy_from_slice(bytes))
+                    .await?;
+                report.blobs_uploaded += 1;
+            }
+            entries.push(
+                serde_json::to_value(descriptor)
+                    .map_err(|e| Error::Malformed(format!("layer descriptor: {e}")))?,
+            );
+        }
+        let diff_ids: Vec<String> = entries
+            .iter()
+            .filter_map(|l| l["digest"].as_str().map(str::to_string))
+            .collect();
+        let config = legacy_config(&diff_ids);
+        let config_descriptor = Descriptor::for_bytes(OCI_IMAGE_CONFIG, &config);
+        if !client.blob_exists(repo, &config_descriptor.digest).await? {
+            client
+                .upload_blob(repo, &config_descriptor.digest, Bytes::from(config))
+                .await?;
+            report.blobs_uploaded += 1;
+        }
+        manifest["config"] = serde_json::to_value(&config_descriptor)
+            .map_err(|e| Error::Malformed(format!("config descriptor: {e}")))?;
+        let media_type = manifest["mediaType"]
+            .as_str()
+            .unwrap_or(OCI_MANIFEST)
+            .to_string();
+        let bytes = serde_json::to_vec(&manifest)
+            .map_err(|e| Error::Malformed(format!("{repo}:{tag}: {e}")))?;
+        match client
+            .put_manifest(repo, &tag, &bytes, &media_type, etag.as_deref())
+            .await
+        {
+            Ok(_) | Err(Error::PreconditionFailed(_)) => report.writes += 1,
+            Err(e) => return Err(e),
+        }
+        tokio::time::sleep(client.retry_policy().jitter(options.settle)).await;
+    }
+}
+
+/// The entries of a cosign tag: `(layer descriptor, manifest)`, empty when the tag is absent.
+pub async fn entries(
+    client: &Client,
+    repo: &Repository,
+    subject: &Digest,
+    suffix: &str,
+) -> Result<Vec<Descriptor>, Error> {
+    let tag = format!("{}.{suffix}", subject.fallback_tag());
+    let Some(fetched) = client.get_manifest(repo, &tag).await? else {
+        return Ok(Vec::new());
+    };
+    let manifest = cnb_referrers::ImageManifest::from_json(&fetched.bytes)
+        .map_err(|e| Error::Malformed(format!("{repo}:{tag}: {e}")))?;
+    Ok(manifest.layers)
+}
