@@ -317,6 +317,45 @@ pub fn decode_layer(format: StorageFormat, bytes: &[u8]) -> Result<StoredEnvelop
     }
 }
 
+/// cosign's layer annotation holding a signature (empty on attestation layers).
+pub const COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
+/// Media type of a cosign simple-signing payload (`.sig` layers).
+pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
+
+/// One layer of a cosign 2 `sha256-<hex>.att` manifest: the bare DSSE envelope, annotated as cosign
+/// annotates it (`predicateType`, an empty `dev.cosignproject.cosign/signature`) plus the selection
+/// annotations.
+pub fn legacy_attestation_layer(
+    envelope: &Envelope,
+    predicate_type: &str,
+    annotations: &BTreeMap<String, String>,
+) -> (Descriptor, Vec<u8>) {
+    let bytes = envelope.to_json();
+    let mut all: BTreeMap<String, String> = annotations
+        .iter()
+        .filter(|(name, _)| !is_reserved_annotation(name))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    all.insert(PREDICATE_TYPE.into(), predicate_type.into());
+    all.insert(COSIGN_SIGNATURE.into(), String::new());
+    let mut descriptor = Descriptor::for_bytes(DSSE_ENVELOPE, &bytes);
+    descriptor.annotations = Some(all);
+    (descriptor, bytes)
+}
+
+/// The image config cosign writes for its `.sig`/`.att` manifests: one diffID per layer.
+pub fn legacy_config(layer_digests: &[String]) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "architecture": "",
+        "created": "0001-01-01T00:00:00Z",
+        "history": layer_digests.iter().map(|_| serde_json::json!({"created": "0001-01-01T00:00:00Z"})).collect::<Vec<_>>(),
+        "os": "",
+        "rootfs": {"type": "layers", "diff_ids": layer_digests},
+        "config": {},
+    }))
+    .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -420,43 +459,4 @@ mod tests {
             assert!(!is_reserved_annotation(name), "{name}");
         }
     }
-}
-
-/// cosign's layer annotation holding a signature (empty on attestation layers).
-pub const COSIGN_SIGNATURE: &str = "dev.cosignproject.cosign/signature";
-/// Media type of a cosign simple-signing payload (`.sig` layers).
-pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+json";
-
-/// One layer of a cosign 2 `sha256-<hex>.att` manifest: the bare DSSE envelope, annotated as cosign
-/// annotates it (`predicateType`, an empty `dev.cosignproject.cosign/signature`) plus the selection
-/// annotations.
-pub fn legacy_attestation_layer(
-    envelope: &Envelope,
-    predicate_type: &str,
-    annotations: &BTreeMap<String, String>,
-) -> (Descriptor, Vec<u8>) {
-    let bytes = envelope.to_json();
-    let mut all: BTreeMap<String, String> = annotations
-        .iter()
-        .filter(|(name, _)| !is_reserved_annotation(name))
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    all.insert(PREDICATE_TYPE.into(), predicate_type.into());
-    all.insert(COSIGN_SIGNATURE.into(), String::new());
-    let mut descriptor = Descriptor::for_bytes(DSSE_ENVELOPE, &bytes);
-    descriptor.annotations = Some(all);
-    (descriptor, bytes)
-}
-
-/// The image config cosign writes for its `.sig`/`.att` manifests: one diffID per layer.
-pub fn legacy_config(layer_digests: &[String]) -> Vec<u8> {
-    serde_json::to_vec(&serde_json::json!({
-        "architecture": "",
-        "created": "0001-01-01T00:00:00Z",
-        "history": layer_digests.iter().map(|_| serde_json::json!({"created": "0001-01-01T00:00:00Z"})).collect::<Vec<_>>(),
-        "os": "",
-        "rootfs": {"type": "layers", "diff_ids": layer_digests},
-        "config": {},
-    }))
-    .unwrap_or_default()
 }
