@@ -341,7 +341,7 @@ pub struct Planned {
 #[derive(Debug, Clone)]
 pub enum Stored {
     /// A referrer manifest (`bundle`, `dsse`).
-    Referrer(Referrer),
+    Referrer(Box<Referrer>),
     /// A layer of cosign 2's `sha256-<hex>.att` manifest (`cosign-legacy`).
     CosignTagLayer(Descriptor, Vec<u8>),
 }
@@ -428,7 +428,7 @@ pub fn plan(
                 created: options.created.as_deref(),
             };
             let stored = if format.is_referrer() {
-                Stored::Referrer(build_referrer(*format, &p.envelope, &parts))
+                Stored::Referrer(Box::new(build_referrer(*format, &p.envelope, &parts)))
             } else {
                 let (descriptor, bytes) = cnb_referrers::format::legacy_attestation_layer(
                     &p.envelope,
