@@ -1,0 +1,666 @@
+//! Registry faults and credential safety, against real registries behind a fault-injecting proxy
+//! (`support/proxy.rs`): the client talks to the proxy, the proxy decides per request whether to
+//! forward it to the real registry, answer it itself, reset it or redirect it, and records
+//! everything. Setup (pushing the example image) goes to the registry directly; what the signer
+//! left behind is read back with plain HTTP requests (curl), independent of our client.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use base64::Engine as _;
+use cnb_attest_tests::proxy::{Action, Plan, Proxy, Recorded, RequestInfo};
+use cnb_attest_tests::registry::{Kind, Registry, PASSWORD, USER};
+use cnb_attest_tests::{bin, fresh_example, key_pair, ok, run, text};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+const REPO: &str = "demo/app";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+
+/// The example image pushed to a fresh registry, with its build's layers and a key pair.
+struct Pushed {
+    registry: Registry,
+    _tmp: tempfile::TempDir,
+    layers: PathBuf,
+    keys: PathBuf,
+    digest: String,
+}
+
+impl Pushed {
+    fn start(kind: Kind) -> Option<Pushed> {
+        let registry = Registry::start(kind)?;
+        let tmp = tempfile::tempdir().unwrap();
+        let (layers, image) = fresh_example(tmp.path());
+        let keys = tmp.path().join("k");
+        key_pair(&keys, "");
+        let reference = registry.push_layout(&image, REPO, "1.0");
+        let digest = digest_of(&registry, &reference);
+        Some(Pushed {
+            registry,
+            _tmp: tmp,
+            layers,
+            keys,
+            digest,
+        })
+    }
+
+    /// `sha256-<hex>`: the Referrers Tag Schema tag of the image.
+    fn fallback_tag(&self) -> String {
+        format!("sha256-{}", &self.digest[7..])
+    }
+
+    /// The path of the fallback tag's manifest.
+    fn fallback_path(&self) -> String {
+        format!("/v2/{REPO}/manifests/{}", self.fallback_tag())
+    }
+
+    /// What a plain HTTP reader finds in the `sha256-<hex>` index (None: no index).
+    fn listed(&self) -> Option<Vec<String>> {
+        let (status, body) = self.registry.curl(&self.fallback_path(), OCI_INDEX);
+        if status == 404 {
+            return None;
+        }
+        assert_eq!(status, 200, "{body}");
+        let index: Value = serde_json::from_str(&body).unwrap();
+        Some(
+            index["manifests"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["digest"].as_str().unwrap().to_string())
+                .collect(),
+        )
+    }
+
+    /// `cnb-attest sign <proxy>/demo/app:1.0 --json --debug`, credentials keyed by the proxy host.
+    fn sign_through(&self, proxy: &Proxy) -> Output {
+        run(through(
+            Command::new(bin("cnb-attest"))
+                .args(["sign", &format!("{}/{REPO}:1.0", proxy.host)])
+                .args(["--json", "--debug", "--layers"])
+                .arg(&self.layers)
+                .arg("--key")
+                .arg(self.keys.join("cosign.key"))
+                .env("COSIGN_PASSWORD", ""),
+            proxy,
+        ))
+    }
+
+    /// Asserts the index lists exactly the report's attestations, once each.
+    fn assert_exactly_ours_listed(&self, report: &Value) {
+        let mut listed = self.listed().expect("no sha256-<hex> index");
+        let mut ours = manifest_digests(report);
+        listed.sort();
+        ours.sort();
+        assert_eq!(ours.len(), 7, "{report:#}");
+        assert_eq!(listed, ours, "the index must list our 7, once each");
+    }
+}
+
+fn basic() -> String {
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
+    )
+}
+
+/// The environment of a client that reaches the registry through `proxy`.
+fn through<'a>(command: &'a mut Command, proxy: &Proxy) -> &'a mut Command {
+    command
+        .env("CNB_REGISTRY_AUTH", proxy.registry_auth(&basic()))
+        .env("CNB_INSECURE_REGISTRIES", &proxy.host)
+        .env("DOCKER_CONFIG", "/nonexistent")
+}
+
+fn digest_of(registry: &Registry, reference: &str) -> String {
+    let mut command = Command::new("skopeo");
+    command
+        .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+        .arg(format!("docker://{reference}"));
+    if let Some(creds) = registry.creds() {
+        command.arg("--creds").arg(creds);
+    }
+    ok(run(&mut command)).trim().to_string()
+}
+
+fn report_of(out: Output) -> Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+fn manifest_digests(report: &Value) -> Vec<String> {
+    report["attestations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["manifest-digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn is_manifest_put_by_digest(r: &RequestInfo) -> bool {
+    r.method == "PUT" && r.path().contains("/manifests/sha256:")
+}
+
+fn unavailable() -> Action {
+    Action::Respond {
+        status: 503,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: br#"{"errors":[{"code":"UNAVAILABLE","message":"service unavailable"}]}"#.to_vec(),
+    }
+}
+
+fn statuses(records: &[Recorded]) -> Vec<Option<u16>> {
+    records.iter().map(|r| r.status).collect()
+}
+
+/// Debug log lines (`DEBUG <method> <url> -> <status>`) for `method` answered with `status`.
+fn debug_lines(out: &Output, method: &str, status: u16) -> usize {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| {
+            l.starts_with(&format!("DEBUG {method} ")) && l.contains(&format!("-> {status} "))
+        })
+        .count()
+}
+
+/// 503 twice on the same manifest push and twice on the index push, then success: the run
+/// succeeds, every attestation is listed once, and the report and the debug log show the retries.
+#[test]
+fn a_registry_answering_503_twice_then_succeeding() {
+    let Some(image) = Pushed::start(Kind::Distribution) else {
+        return;
+    };
+    let index_path = image.fallback_path();
+    let first_put: Arc<Mutex<Option<String>>> = Arc::default();
+    let plan = Plan::new()
+        .on(
+            move |r| r.method == "PUT" && r.path() == index_path,
+            |_, n| {
+                if n < 2 {
+                    unavailable()
+                } else {
+                    Action::Forward
+                }
+            },
+        )
+        .on(
+            move |r| {
+                is_manifest_put_by_digest(r)
+                    && first_put
+                        .lock()
+                        .unwrap()
+                        .get_or_insert_with(|| r.path().to_string())
+                        == r.path()
+            },
+            |_, n| {
+                if n < 2 {
+                    unavailable()
+                } else {
+                    Action::Forward
+                }
+            },
+        );
+    let proxy = Proxy::start(&image.registry.host, plan);
+    let out = image.sign_through(&proxy);
+    let log = text(&out);
+    let report = report_of(out.clone());
+    assert_eq!(report["pushed"], 7, "{report:#}\n{}", proxy.summary());
+    image.assert_exactly_ours_listed(&report);
+
+    let index_puts = proxy.matching(|r| r.method == "PUT" && r.path() == image.fallback_path());
+    assert_eq!(
+        statuses(&index_puts),
+        [Some(503), Some(503), Some(201)],
+        "{}",
+        proxy.summary()
+    );
+    let first_path = proxy
+        .matching(is_manifest_put_by_digest)
+        .iter()
+        .find(|r| r.status == Some(503))
+        .map(|r| r.request.path().to_string())
+        .unwrap_or_else(|| panic!("no manifest push got a 503:\n{}", proxy.summary()));
+    let same = proxy.matching(|r| r.method == "PUT" && r.path() == first_path);
+    assert_eq!(
+        statuses(&same),
+        [Some(503), Some(503), Some(201)],
+        "{}",
+        proxy.summary()
+    );
+    // 7 referrers + 1 index, plus 2 + 2 retries.
+    assert_eq!(report["requests-by-kind"]["PUT manifest"], 12, "{report:#}");
+    assert_eq!(debug_lines(&out, "PUT", 503), 4, "{log}");
+}
+
+/// 429 with `Retry-After: 1` once: the run succeeds, and the retry arrived at least a second after
+/// the 429 was sent (the policy's own first backoff is at most 200 ms).
+#[test]
+fn a_registry_answering_429_with_retry_after() {
+    let Some(image) = Pushed::start(Kind::Distribution) else {
+        return;
+    };
+    let plan = Plan::new().on(is_manifest_put_by_digest, |_, n| {
+        if n == 0 {
+            Action::Respond {
+                status: 429,
+                headers: vec![("Retry-After".into(), "1".into())],
+                body: br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"slow down"}]}"#.to_vec(),
+            }
+        } else {
+            Action::Forward
+        }
+    });
+    let proxy = Proxy::start(&image.registry.host, plan);
+    let report = report_of(image.sign_through(&proxy));
+    assert_eq!(report["pushed"], 7, "{report:#}");
+    image.assert_exactly_ours_listed(&report);
+
+    let all = proxy.requests();
+    let limited = all
+        .iter()
+        .find(|r| r.status == Some(429))
+        .unwrap_or_else(|| panic!("no 429 sent:\n{}", proxy.summary()));
+    let retry = all
+        .iter()
+        .find(|r| {
+            r.request.seq > limited.request.seq
+                && r.request.method == "PUT"
+                && r.request.target == limited.request.target
+        })
+        .unwrap_or_else(|| panic!("the 429'd request was not retried:\n{}", proxy.summary()));
+    let waited = retry.request.at - limited.answered_at.unwrap();
+    assert!(
+        waited >= Duration::from_secs(1),
+        "retried {waited:?} after a 429 with Retry-After: 1"
+    );
+    assert_eq!(retry.status, Some(201), "{}", proxy.summary());
+}
+
+/// The `digest=` parameter of an upload `PUT`.
+fn upload_digest(r: &RequestInfo) -> Option<String> {
+    r.query()
+        .split('&')
+        .find_map(|p| p.strip_prefix("digest="))
+        .map(|d| d.replace("%3A", ":").replace("%3a", ":"))
+}
+
+/// The connection drops halfway through the first upload of a real (≥ 1 KiB) blob: the upload
+/// restarts from a new session (`POST`), the blob arrives intact, and every attestation is listed.
+#[test]
+fn a_connection_reset_in_the_middle_of_an_upload() {
+    let Some(image) = Pushed::start(Kind::Distribution) else {
+        return;
+    };
+    let plan = Plan::new().on(
+        |r| r.method == "PUT" && r.path().contains("/blobs/uploads/") && r.content_length >= 1024,
+        |_, n| {
+            if n == 0 {
+                Action::ResetMidBody
+            } else {
+                Action::Forward
+            }
+        },
+    );
+    let proxy = Proxy::start(&image.registry.host, plan);
+    let out = image.sign_through(&proxy);
+    let log = text(&out);
+    let report = report_of(out);
+    assert_eq!(report["pushed"], 7, "{report:#}");
+    image.assert_exactly_ours_listed(&report);
+
+    let all = proxy.requests();
+    let reset = all
+        .iter()
+        .find(|r| r.action == "reset")
+        .unwrap_or_else(|| panic!("no upload was reset:\n{}", proxy.summary()));
+    assert!(
+        !reset.body.is_empty() && reset.body.len() < reset.request.content_length,
+        "the reset came mid-body"
+    );
+    let digest = upload_digest(&reset.request).expect("upload PUT without digest");
+    let completed = all
+        .iter()
+        .find(|r| {
+            r.request.seq > reset.request.seq
+                && r.request.method == "PUT"
+                && upload_digest(&r.request).as_deref() == Some(digest.as_str())
+        })
+        .unwrap_or_else(|| panic!("{digest} was not uploaded again:\n{}", proxy.summary()));
+    assert_eq!(completed.status, Some(201), "{}", proxy.summary());
+    assert_ne!(
+        completed.request.path(),
+        reset.request.path(),
+        "the retry must open a new upload session, not reuse the broken one"
+    );
+    assert!(
+        all.iter().any(|r| r.request.seq > reset.request.seq
+            && r.request.seq < completed.request.seq
+            && r.request.method == "POST"
+            && r.request.path().ends_with("/blobs/uploads/")),
+        "no new upload session between the reset and the retry:\n{}",
+        proxy.summary()
+    );
+    // The blob is there, intact, for a plain reader.
+    let (status, blob) = image
+        .registry
+        .curl(&format!("/v2/{REPO}/blobs/{digest}"), "*/*");
+    assert_eq!(status, 200);
+    assert_eq!(
+        format!("sha256:{}", hex::encode(Sha256::digest(blob.as_bytes()))),
+        digest
+    );
+    assert!(log.contains("DEBUG PUT "), "{log}");
+}
+
+/// The registry goes away after the first manifest push (every later connection is closed
+/// unanswered): the run fails, non-zero, naming the registry and the operation; once it is back, a
+/// re-run completes, and the index lists each attestation exactly once; a third run stores nothing.
+#[test]
+fn a_registry_that_stops_in_the_middle_of_a_run() {
+    let Some(image) = Pushed::start(Kind::Distribution) else {
+        return;
+    };
+    let down = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&down);
+    let armed = AtomicBool::new(true);
+    let plan = Plan::all(move |r, _| {
+        if flag.load(Ordering::SeqCst) {
+            return Action::Drop;
+        }
+        // The first manifest push goes through; the registry is gone right after it.
+        if is_manifest_put_by_digest(r) && armed.swap(false, Ordering::SeqCst) {
+            flag.store(true, Ordering::SeqCst);
+        }
+        Action::Forward
+    });
+    let proxy = Proxy::start(&image.registry.host, plan);
+
+    let failed = image.sign_through(&proxy);
+    let message = String::from_utf8_lossy(&failed.stderr).into_owned();
+    assert!(
+        !failed.status.success(),
+        "a run against a vanished registry must fail:\n{}",
+        text(&failed)
+    );
+    let error = message
+        .lines()
+        .find(|l| l.starts_with("ERROR:"))
+        .unwrap_or_else(|| panic!("no ERROR line:\n{message}"));
+    assert!(
+        error.contains(&proxy.host) && (error.contains("PUT") || error.contains("GET")),
+        "the error must name the registry and the operation: {error}"
+    );
+    let forwarded_puts = proxy
+        .matching(is_manifest_put_by_digest)
+        .iter()
+        .filter(|r| r.action == "forward")
+        .count();
+    assert_eq!(forwarded_puts, 1, "{}", proxy.summary());
+    assert!(
+        proxy
+            .requests()
+            .iter()
+            .filter(|r| r.action == "drop")
+            .count()
+            >= 5,
+        "the client gave up without retrying:\n{}",
+        proxy.summary()
+    );
+    assert_eq!(
+        image.listed(),
+        None,
+        "no index may be written by the failed run"
+    );
+
+    down.store(false, Ordering::SeqCst);
+    let report = report_of(image.sign_through(&proxy));
+    assert_eq!(report["pushed"], 7, "{report:#}");
+    assert_eq!(report["index-writes"], 1, "{report:#}");
+    image.assert_exactly_ours_listed(&report);
+
+    let again = report_of(image.sign_through(&proxy));
+    assert_eq!(again["pushed"], 0, "{again:#}");
+    assert_eq!(again["already-present"], 7);
+    assert_eq!(again["blobs-written"], 0);
+    image.assert_exactly_ours_listed(&again);
+}
+
+/// A registry that resolves the `sha256-<hex>` tag to the image itself (as one treats the tag as a
+/// digest): signing refuses with a message saying so, and never writes the tag.
+#[test]
+fn a_fallback_tag_that_resolves_to_the_subject_itself() {
+    let Some(image) = Pushed::start(Kind::Distribution) else {
+        return;
+    };
+    let (status, manifest) = image.registry.curl(
+        &format!("/v2/{REPO}/manifests/{}", image.digest),
+        OCI_MANIFEST,
+    );
+    assert_eq!(status, 200);
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            hex::encode(Sha256::digest(manifest.as_bytes()))
+        ),
+        image.digest
+    );
+    let index_path = image.fallback_path();
+    let digest = image.digest.clone();
+    let plan = Plan::new().on(
+        move |r| (r.method == "GET" || r.method == "HEAD") && r.path() == index_path,
+        move |_, _| Action::Rewrite {
+            status: Some(200),
+            headers: vec![
+                ("Content-Type".into(), OCI_MANIFEST.into()),
+                ("Docker-Content-Digest".into(), digest.clone()),
+            ],
+            body: manifest.clone().into_bytes(),
+        },
+    );
+    let proxy = Proxy::start(&image.registry.host, plan);
+    let out = image.sign_through(&proxy);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("resolves to the image") && all.contains(&image.digest),
+        "the message must say the tag resolves to the image itself:\n{all}"
+    );
+    let writes = proxy.matching(|r| r.method == "PUT" && r.path() == image.fallback_path());
+    assert!(
+        writes.is_empty(),
+        "the tag was written:\n{}",
+        proxy.summary()
+    );
+    assert!(
+        proxy
+            .matching(|r| r.method == "GET" && r.path() == image.fallback_path())
+            .len()
+            == 1,
+        "{}",
+        proxy.summary()
+    );
+    assert_eq!(image.listed(), None, "nothing may be stored at the tag");
+}
+
+/// Whether any header of `r` is `Authorization` or carries the test credential.
+fn carries_credentials(r: &RequestInfo) -> bool {
+    let encoded = basic();
+    r.headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("authorization") || v.contains(PASSWORD) || v.contains(&encoded[6..])
+    })
+}
+
+/// Blob GETs redirected (307) to another host, as registries do to their storage: `ls` and
+/// `verify` follow, and the other host never receives the registry's credentials.
+#[test]
+fn credentials_are_not_sent_to_another_host_after_a_redirect() {
+    let Some(image) = Pushed::start(Kind::Distribution) else {
+        return;
+    };
+    ok(run(Command::new(bin("cnb-attest"))
+        .args([
+            "sign",
+            &format!("{}/{REPO}:1.0", image.registry.host),
+            "--layers",
+        ])
+        .arg(&image.layers)
+        .arg("--key")
+        .arg(image.keys.join("cosign.key"))
+        .env("COSIGN_PASSWORD", "")
+        .env("CNB_REGISTRY_AUTH", image.registry.cnb_registry_auth())
+        .env("CNB_INSECURE_REGISTRIES", &image.registry.host)
+        .env("DOCKER_CONFIG", "/nonexistent")));
+
+    // The "storage" host serves the blobs it is redirected to (fetching them from the registry
+    // with its own access, as a signed storage URL would grant).
+    let registry_host = image.registry.host.clone();
+    let creds = image.registry.creds().unwrap();
+    let storage = Proxy::other_host(Plan::all(move |r, _| {
+        if r.method != "GET" || !r.path().contains("/blobs/sha256:") {
+            return Action::status(404);
+        }
+        let out = Command::new("curl")
+            .args(["-s", "-f", "-u", &creds])
+            .arg(format!("http://{registry_host}{}", r.path()))
+            .output();
+        match out {
+            Ok(out) if out.status.success() => Action::Respond {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/octet-stream".into())],
+                body: out.stdout,
+            },
+            _ => Action::status(502),
+        }
+    }));
+    let storage_host = storage.host.clone();
+    let proxy = Proxy::start(
+        &image.registry.host,
+        Plan::new().on(
+            |r| r.method == "GET" && r.path().contains("/blobs/sha256:"),
+            move |r, _| Action::redirect(format!("http://{storage_host}{}", r.target)),
+        ),
+    );
+    let reference = format!("{}/{REPO}:1.0", proxy.host);
+    let listed = run(through(
+        Command::new(bin("cnb-attest")).args(["ls", &reference, "--debug"]),
+        &proxy,
+    ));
+    let verified = run(through(
+        Command::new(bin("cnb-attest"))
+            .args(["verify", &reference, "--key"])
+            .arg(image.keys.join("cosign.pub")),
+        &proxy,
+    ));
+
+    let received = storage.requests();
+    // config + 7 attestation blobs, for each of ls and verify
+    assert!(
+        received.len() >= 16,
+        "the redirects were not followed:\n{}\n{}",
+        proxy.summary(),
+        text(&listed)
+    );
+    for r in &received {
+        assert!(
+            !carries_credentials(&r.request),
+            "{} {} on the other host carried credentials: {:?}",
+            r.request.method,
+            r.request.target,
+            r.request.headers
+        );
+    }
+    // The credentials were in play: the registry's own host received them.
+    assert!(
+        proxy
+            .requests()
+            .iter()
+            .any(|r| r.request.header("authorization") == Some(basic().as_str())),
+        "{}",
+        proxy.summary()
+    );
+    assert!(listed.status.success(), "{}", text(&listed));
+    assert!(
+        text(&listed).contains(": 7 attestation(s)"),
+        "{}",
+        text(&listed)
+    );
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert_eq!(text(&verified).matches("verified  sha256:").count(), 7);
+}
+
+/// A Bearer challenge whose token realm is on another host: the token is fetched there without the
+/// registry's credentials, and the run works with the token.
+#[test]
+fn credentials_are_not_sent_to_a_token_realm_on_another_host() {
+    let Some(image) = Pushed::start(Kind::Ferro) else {
+        return;
+    };
+    let realm = Proxy::other_host(Plan::all(|r, _| {
+        if r.path() == "/token" {
+            Action::Respond {
+                status: 200,
+                headers: vec![("Content-Type".into(), "application/json".into())],
+                body: br#"{"token":"t","expires_in":300}"#.to_vec(),
+            }
+        } else {
+            Action::status(404)
+        }
+    }));
+    let challenge = format!("Bearer realm=\"http://{}/token\",service=\"x\"", realm.host);
+    let proxy = Proxy::start(
+        &image.registry.host,
+        Plan::new().on(
+            |r| r.header("authorization") != Some("Bearer t"),
+            move |_, _| Action::Respond {
+                status: 401,
+                headers: vec![
+                    ("WWW-Authenticate".into(), challenge.clone()),
+                    ("Content-Type".into(), "application/json".into()),
+                ],
+                body:
+                    br#"{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}"#
+                        .to_vec(),
+            },
+        ),
+    );
+    let out = image.sign_through(&proxy);
+    let log = text(&out);
+    let tokens = realm.requests();
+    assert!(
+        !tokens.is_empty(),
+        "no token was requested:\n{}\n{log}",
+        proxy.summary()
+    );
+    for r in &tokens {
+        assert_eq!(r.request.path(), "/token");
+        assert!(
+            r.request.query().contains("service=x") && r.request.query().contains("scope="),
+            "{}",
+            r.request.target
+        );
+        assert!(
+            !carries_credentials(&r.request),
+            "the token request to another host carried credentials: {:?}",
+            r.request.headers
+        );
+    }
+    let report = report_of(out);
+    assert_eq!(report["pushed"], 7, "{report:#}");
+    let seen = proxy.requests();
+    assert!(
+        seen.iter()
+            .any(|r| r.request.header("authorization") == Some(basic().as_str())),
+        "the credentials were never offered to the registry itself, so the test proves nothing:\n{}",
+        proxy.summary()
+    );
+    assert!(
+        seen.iter()
+            .any(|r| r.request.header("authorization") == Some("Bearer t")
+                && r.status.is_some_and(|s| s < 300)),
+        "{}",
+        proxy.summary()
+    );
+}

@@ -1,0 +1,252 @@
+//! Interoperability with independent tools on real registries: `@sigstore/cli attach` (another
+//! referrer writer) and skopeo (copies the attested image and a referrer out by digest).
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use cnb_attest_tests::registry::{Kind, Registry, PASSWORD, USER};
+use cnb_attest_tests::{
+    bin, copy_dir, fresh_example, key_pair, missing, ok, run, text, tools_dir, which,
+};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const BUNDLE_PREFIX: &str = "application/vnd.dev.sigstore.bundle";
+
+fn with_registry_env<'a>(command: &'a mut Command, registry: &Registry) -> &'a mut Command {
+    command
+        .env("CNB_REGISTRY_AUTH", registry.cnb_registry_auth())
+        .env("CNB_INSECURE_REGISTRIES", &registry.host)
+        .env("DOCKER_CONFIG", "/nonexistent")
+}
+
+fn sign(registry: &Registry, reference: &str, layers: &Path, keys: &Path) -> Value {
+    let out = ok(run(with_registry_env(
+        Command::new(bin("cnb-attest"))
+            .args(["sign", reference, "--json", "--layers"])
+            .arg(layers)
+            .arg("--key")
+            .arg(keys.join("cosign.key"))
+            .env("COSIGN_PASSWORD", ""),
+        registry,
+    )));
+    serde_json::from_str(&out).unwrap()
+}
+
+fn skopeo() -> Option<PathBuf> {
+    which("skopeo").or_else(|| missing("skopeo"))
+}
+
+fn digest_of(registry: &Registry, reference: &str) -> String {
+    let mut command = Command::new("skopeo");
+    command
+        .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+        .arg(format!("docker://{reference}"));
+    if let Some(creds) = registry.creds() {
+        command.arg("--creds").arg(creds);
+    }
+    ok(run(&mut command)).trim().to_string()
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// The raw `sha256-<hex>` index entries, as a plain HTTP reader sees them.
+fn fallback_entries(registry: &Registry, repo: &str, digest: &str) -> Vec<Value> {
+    let (status, body) = registry.curl(
+        &format!("/v2/{repo}/manifests/sha256-{}", &digest[7..]),
+        OCI_INDEX,
+    );
+    assert_eq!(status, 200, "{body}");
+    let index: Value = serde_json::from_str(&body).unwrap();
+    index["manifests"].as_array().unwrap().clone()
+}
+
+/// The first Sigstore bundle blob of a signed OCI layout.
+fn bundle_blob(layout: &Path) -> Vec<u8> {
+    let mut names: Vec<_> = fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    names.sort();
+    names
+        .into_iter()
+        .filter_map(|path| fs::read(path).ok())
+        .find(|bytes| {
+            serde_json::from_slice::<Value>(bytes)
+                .ok()
+                .and_then(|v| {
+                    v["mediaType"]
+                        .as_str()
+                        .map(|m| m.starts_with(BUNDLE_PREFIX))
+                })
+                .unwrap_or(false)
+        })
+        .expect("a bundle blob in the signed layout")
+}
+
+/// `@sigstore/cli attach` (an independent writer) attaches a bundle to the image first; then
+/// cnb-attest signs it: the `sha256-<hex>` index lists both the other tool's entry, untouched,
+/// and all 7 of ours, and `cnb-attest ls` shows all 8 referrers.
+#[test]
+fn sigstore_cli_attach_then_cnb_attest_both_are_listed() {
+    let sigstore = tools_dir().join("npm/node_modules/.bin/sigstore");
+    if !sigstore.is_file() || which("node").is_none() {
+        missing("@sigstore/cli (sigstore attach) with node");
+        return;
+    }
+    let Some(registry) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    key_pair(&tmp.path().join("other"), "");
+    let repo = "interop/app";
+    let reference = registry.push_layout(&image, repo, "1.0");
+    let digest = digest_of(&registry, &reference);
+
+    // The bundle @sigstore/cli attaches: one signed offline with another key, in a copy.
+    let copy = tmp.path().join("copy");
+    copy_dir(&image, &copy);
+    ok(run(Command::new(bin("cnb-attest"))
+        .arg("sign")
+        .arg(format!("oci:{}", copy.display()))
+        .arg("--layers")
+        .arg(&layers)
+        .arg("--key")
+        .arg(tmp.path().join("other/cosign.key"))
+        .env("COSIGN_PASSWORD", "")));
+    let bundle = tmp.path().join("bundle.json");
+    fs::write(&bundle, bundle_blob(&copy)).unwrap();
+
+    let attached = run(Command::new(&sigstore)
+        .args(["attach", "--attestation"])
+        .arg(&bundle)
+        .args(["-u", USER, "-p", PASSWORD, &reference]));
+    assert!(
+        attached.status.success(),
+        "sigstore attach failed:\n{}",
+        text(&attached)
+    );
+    let before = fallback_entries(&registry, repo, &digest);
+    assert_eq!(before.len(), 1, "{before:#?}");
+    let theirs = before[0].clone();
+    assert!(
+        theirs["artifactType"]
+            .as_str()
+            .is_some_and(|t| t.starts_with(BUNDLE_PREFIX)),
+        "{theirs}"
+    );
+
+    let report = sign(&registry, &reference, &layers, &tmp.path().join("k"));
+    assert_eq!(report["pushed"], 7, "{report:#}");
+    let after = fallback_entries(&registry, repo, &digest);
+    assert_eq!(after.len(), 8, "{after:#?}");
+    assert!(
+        after.contains(&theirs),
+        "@sigstore/cli's entry was dropped or altered:\n{after:#?}"
+    );
+    let listed: Vec<&str> = after
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap())
+        .collect();
+    for attestation in report["attestations"].as_array().unwrap() {
+        let ours = attestation["manifest-digest"].as_str().unwrap();
+        assert_eq!(
+            listed.iter().filter(|d| **d == ours).count(),
+            1,
+            "{ours} not listed exactly once: {listed:?}"
+        );
+    }
+
+    let ls = run(with_registry_env(
+        Command::new(bin("cnb-attest")).args(["ls", &reference]),
+        &registry,
+    ));
+    assert!(ls.status.success(), "{}", text(&ls));
+    assert!(
+        text(&ls).contains(": 8 attestation(s)"),
+        "cnb-attest ls must show all 8 referrers:\n{}",
+        text(&ls)
+    );
+    let json = ok(run(with_registry_env(
+        Command::new(bin("cnb-attest")).args(["ls", &reference, "--json"]),
+        &registry,
+    )));
+    let shown: Vec<String> = serde_json::from_str::<Vec<Value>>(&json)
+        .unwrap()
+        .iter()
+        .map(|l| l["manifest-digest"].as_str().unwrap().to_string())
+        .collect();
+    let mut expected: Vec<String> = listed.iter().map(|d| d.to_string()).collect();
+    expected.sort();
+    let mut shown_sorted = shown.clone();
+    shown_sorted.sort();
+    assert_eq!(shown_sorted, expected, "ls --json");
+}
+
+/// Copies `docker://<host>/<repo>@<digest>` into a fresh OCI layout with `--preserve-digests`;
+/// returns the copied manifest's digest and bytes.
+fn skopeo_copy(registry: &Registry, repo: &str, digest: &str, dir: &Path) -> (String, Vec<u8>) {
+    let mut command = Command::new("skopeo");
+    command
+        .args(["copy", "-q", "--preserve-digests", "--src-tls-verify=false"])
+        .arg(format!("docker://{}/{repo}@{digest}", registry.host))
+        .arg(format!("oci:{}:copied", dir.display()));
+    if let Some(creds) = registry.creds() {
+        command.arg("--src-creds").arg(creds);
+    }
+    ok(run(&mut command));
+    let index: Value = serde_json::from_slice(&fs::read(dir.join("index.json")).unwrap()).unwrap();
+    let copied = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let bytes = fs::read(dir.join("blobs/sha256").join(&copied[7..])).unwrap();
+    (copied, bytes)
+}
+
+/// skopeo copies the attested image out by digest with `--preserve-digests`: same digest (attaching
+/// did not touch the image); a referrer copied the same way has byte-identical manifest bytes.
+#[test]
+fn skopeo_copies_the_attested_image_and_a_referrer_unchanged() {
+    if skopeo().is_none() {
+        return;
+    }
+    for kind in [Kind::Distribution, Kind::Ferro] {
+        let Some(registry) = Registry::start(kind) else {
+            continue;
+        };
+        let tmp = tempfile::tempdir().unwrap();
+        let (layers, image) = fresh_example(tmp.path());
+        key_pair(&tmp.path().join("k"), "");
+        let repo = "interop/copy";
+        let reference = registry.push_layout(&image, repo, "1.0");
+        let digest = digest_of(&registry, &reference);
+        let report = sign(&registry, &reference, &layers, &tmp.path().join("k"));
+        assert_eq!(report["pushed"], 7, "{kind:?}: {report:#}");
+
+        let (copied, bytes) = skopeo_copy(&registry, repo, &digest, &tmp.path().join("img"));
+        assert_eq!(copied, digest, "{kind:?}: the image changed");
+        assert_eq!(sha256(&bytes), digest);
+
+        let referrer = report["attestations"][0]["manifest-digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (copied, bytes) = skopeo_copy(&registry, repo, &referrer, &tmp.path().join("ref"));
+        assert_eq!(copied, referrer, "{kind:?}");
+        let (status, stored) =
+            registry.curl(&format!("/v2/{repo}/manifests/{referrer}"), OCI_MANIFEST);
+        assert_eq!(status, 200, "{kind:?}: {stored}");
+        assert_eq!(bytes, stored.as_bytes(), "{kind:?}: manifest bytes differ");
+        assert_eq!(sha256(&bytes), referrer);
+        let manifest: Value = serde_json::from_slice(&bytes).unwrap();
+        assert_eq!(manifest["subject"]["digest"], digest.as_str(), "{kind:?}");
+    }
+}

@@ -1,0 +1,685 @@
+//! A fault-injecting HTTP/1.1 proxy in front of a real registry, and a recording "other host"
+//! server on 127.0.0.2, for the fault and credential-safety tests. Plain std threads and sockets.
+//!
+//! Every accepted connection carries one request: the proxy reads its head (at most 64 KiB) and its
+//! body (`Content-Length` or chunked), asks the [`Plan`] what to do, does it, and closes the
+//! connection (`Connection: close` both ways), so every request the client makes is seen and
+//! decided on its own. Every request is recorded (method, target, headers, body, the status sent
+//! and when) for the test to assert on.
+//!
+//! ```no_run
+//! use cnb_attest_tests::proxy::{Action, Plan, Proxy};
+//! // 503 to the first two manifest PUTs, everything else forwarded.
+//! let proxy = Proxy::start("127.0.0.1:5000", Plan::new().on(
+//!     |r| r.method == "PUT" && r.path().contains("/manifests/"),
+//!     |_, n| if n < 2 { Action::status(503) } else { Action::Forward },
+//! ));
+//! ```
+
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Largest request head read.
+const MAX_HEAD: usize = 64 * 1024;
+/// Largest request or upstream response body read.
+const MAX_BODY: usize = 256 * 1024 * 1024;
+/// How long a connection may sit idle.
+const IO_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A request as the proxy received it (the body is in [`Recorded`]).
+#[derive(Debug, Clone)]
+pub struct RequestInfo {
+    /// Position among all requests this server received (0-based).
+    pub seq: usize,
+    /// When its head had arrived.
+    pub at: Instant,
+    /// `GET`, `PUT`, ...
+    pub method: String,
+    /// The request target: path and query.
+    pub target: String,
+    /// Headers in the order received (names as sent).
+    pub headers: Vec<(String, String)>,
+    /// The announced body length (`Content-Length`; 0 when absent or chunked).
+    pub content_length: usize,
+}
+
+impl RequestInfo {
+    /// The path without the query.
+    pub fn path(&self) -> &str {
+        self.target.split('?').next().unwrap_or("")
+    }
+
+    /// The query, without `?`.
+    pub fn query(&self) -> &str {
+        self.target.split_once('?').map(|(_, q)| q).unwrap_or("")
+    }
+
+    /// A header's value (case-insensitive name; the first one).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// A request and what became of it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The request.
+    pub request: RequestInfo,
+    /// The body bytes received (only part of it for [`Action::ResetMidBody`]).
+    pub body: Vec<u8>,
+    /// What the proxy did: `forward`, `respond`, `reset`, `redirect`, `rewrite`, `drop`, `error`.
+    pub action: &'static str,
+    /// The status sent to the client, if one was.
+    pub status: Option<u16>,
+    /// When the answer had been written (or the connection dropped), before the proxy waits for
+    /// the client to close.
+    pub answered_at: Option<Instant>,
+}
+
+/// What to do with one request.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Send it upstream on a new connection (`Host` rewritten, `Connection: close`) and relay the
+    /// full response (`Location` headers pointing upstream are pointed back at the proxy).
+    Forward,
+    /// Answer without asking upstream.
+    Respond {
+        /// Status code.
+        status: u16,
+        /// Extra headers.
+        headers: Vec<(String, String)>,
+        /// Body.
+        body: Vec<u8>,
+    },
+    /// Read only part of the body (half of `Content-Length`), then drop the connection unanswered.
+    ResetMidBody,
+    /// Answer a redirect to an absolute URL.
+    Redirect {
+        /// 301, 302, 303, 307 or 308.
+        status: u16,
+        /// The `Location`.
+        location: String,
+    },
+    /// Forward, then replace the response: the status (when given), these headers (added or
+    /// replacing same-named ones) and the body.
+    Rewrite {
+        /// New status, or keep upstream's.
+        status: Option<u16>,
+        /// Headers to set.
+        headers: Vec<(String, String)>,
+        /// The new body.
+        body: Vec<u8>,
+    },
+    /// Close the connection without answering (the request head has been read; the body is not).
+    Drop,
+}
+
+impl Action {
+    /// A bodiless answer with `status`.
+    pub fn status(status: u16) -> Action {
+        Action::Respond {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
+    }
+
+    /// A 307 to `location`.
+    pub fn redirect(location: impl Into<String>) -> Action {
+        Action::Redirect {
+            status: 307,
+            location: location.into(),
+        }
+    }
+}
+
+type Matcher = Box<dyn Fn(&RequestInfo) -> bool + Send + Sync>;
+type Decider = Box<dyn Fn(&RequestInfo, usize) -> Action + Send + Sync>;
+
+struct Rule {
+    matches: Matcher,
+    decide: Decider,
+    seen: AtomicUsize,
+}
+
+/// Rules, tried in order: the first whose matcher accepts a request decides, given how many
+/// earlier requests that rule decided (0 for the first). No rule: [`Action::Forward`] when there is
+/// an upstream, else 404.
+#[derive(Default)]
+pub struct Plan {
+    rules: Vec<Rule>,
+}
+
+impl Plan {
+    /// No rules: forward everything.
+    pub fn new() -> Plan {
+        Plan::default()
+    }
+
+    /// Adds a rule.
+    pub fn on(
+        mut self,
+        matches: impl Fn(&RequestInfo) -> bool + Send + Sync + 'static,
+        decide: impl Fn(&RequestInfo, usize) -> Action + Send + Sync + 'static,
+    ) -> Plan {
+        self.rules.push(Rule {
+            matches: Box::new(matches),
+            decide: Box::new(decide),
+            seen: AtomicUsize::new(0),
+        });
+        self
+    }
+
+    /// Answers every request with `decide` (for the other-host server).
+    pub fn all(decide: impl Fn(&RequestInfo, usize) -> Action + Send + Sync + 'static) -> Plan {
+        Plan::new().on(|_| true, decide)
+    }
+
+    fn decide(&self, request: &RequestInfo, upstream: bool) -> Action {
+        for rule in &self.rules {
+            if (rule.matches)(request) {
+                let n = rule.seen.fetch_add(1, Ordering::SeqCst);
+                return (rule.decide)(request, n);
+            }
+        }
+        if upstream {
+            Action::Forward
+        } else {
+            Action::status(404)
+        }
+    }
+}
+
+struct Shared {
+    host: String,
+    upstream: Option<String>,
+    plan: Plan,
+    log: Mutex<Vec<Recorded>>,
+    seq: AtomicUsize,
+    stop: AtomicBool,
+}
+
+/// A running proxy (or other-host server); stopped on drop.
+pub struct Proxy {
+    /// `<ip>:<port>` it listens on.
+    pub host: String,
+    shared: Arc<Shared>,
+}
+
+impl Proxy {
+    /// A proxy on 127.0.0.1 (a free port) in front of `upstream` (`host:port`).
+    pub fn start(upstream: &str, plan: Plan) -> Proxy {
+        Proxy::serve("127.0.0.1", Some(upstream.to_string()), plan)
+    }
+
+    /// A recording server on 127.0.0.2, a different host from the registry's 127.0.0.1: answers
+    /// as `plan` says (404 by default) and records what it receives.
+    pub fn other_host(plan: Plan) -> Proxy {
+        Proxy::serve("127.0.0.2", None, plan)
+    }
+
+    fn serve(ip: &str, upstream: Option<String>, plan: Plan) -> Proxy {
+        let listener = TcpListener::bind((ip, 0)).expect("bind the proxy");
+        let host = format!("{ip}:{}", listener.local_addr().unwrap().port());
+        let shared = Arc::new(Shared {
+            host: host.clone(),
+            upstream,
+            plan,
+            log: Mutex::new(Vec::new()),
+            seq: AtomicUsize::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let accept_shared = Arc::clone(&shared);
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if accept_shared.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(stream) = stream else { continue };
+                let shared = Arc::clone(&accept_shared);
+                std::thread::spawn(move || handle(&shared, stream));
+            }
+        });
+        Proxy { host, shared }
+    }
+
+    /// Every request so far, in arrival order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        let mut all = self.shared.log.lock().unwrap().clone();
+        all.sort_by_key(|r| r.request.seq);
+        all
+    }
+
+    /// The requests so far that `filter` accepts.
+    pub fn matching(&self, filter: impl Fn(&RequestInfo) -> bool) -> Vec<Recorded> {
+        self.requests()
+            .into_iter()
+            .filter(|r| filter(&r.request))
+            .collect()
+    }
+
+    /// `METHOD target -> status` per request, for failure messages.
+    pub fn summary(&self) -> String {
+        self.requests()
+            .iter()
+            .map(|r| {
+                format!(
+                    "{:>3} {} {} -> {} {}\n",
+                    r.request.seq,
+                    r.request.method,
+                    r.request.path(),
+                    r.action,
+                    r.status.map(|s| s.to_string()).unwrap_or_default()
+                )
+            })
+            .collect()
+    }
+
+    /// `CNB_REGISTRY_AUTH` giving `authorization` (a full header value) for this proxy's host.
+    pub fn registry_auth(&self, authorization: &str) -> String {
+        format!("{{\"{}\": \"{authorization}\"}}", self.host)
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::SeqCst);
+        // Wake the accept loop so it sees the flag.
+        let _ = TcpStream::connect(&self.host);
+    }
+}
+
+/// A connection with a read buffer.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn fill(&mut self) -> io::Result<usize> {
+        let mut chunk = [0u8; 16 * 1024];
+        let n = self.stream.read(&mut chunk)?;
+        self.buf.extend_from_slice(&chunk[..n]);
+        Ok(n)
+    }
+
+    /// The request or response head, up to and without the blank line.
+    fn head(&mut self) -> io::Result<String> {
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                self.buf.drain(..end + 4);
+                return Ok(head);
+            }
+            if self.buf.len() > MAX_HEAD {
+                return Err(io::Error::other("head too large"));
+            }
+            if self.fill()? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+    }
+
+    fn exact(&mut self, n: usize) -> io::Result<Vec<u8>> {
+        if n > MAX_BODY {
+            return Err(io::Error::other("body too large"));
+        }
+        while self.buf.len() < n {
+            if self.fill()? == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+        }
+        Ok(self.buf.drain(..n).collect())
+    }
+
+    fn line(&mut self) -> io::Result<String> {
+        loop {
+            if let Some(end) = find(&self.buf, b"\r\n") {
+                let line = String::from_utf8_lossy(&self.buf[..end]).into_owned();
+                self.buf.drain(..end + 2);
+                return Ok(line);
+            }
+            if self.buf.len() > MAX_HEAD || self.fill()? == 0 {
+                return Err(io::Error::other("bad chunked encoding"));
+            }
+        }
+    }
+
+    fn chunked(&mut self) -> io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        loop {
+            let size_line = self.line()?;
+            let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+                .map_err(|_| io::Error::other("bad chunk size"))?;
+            if size == 0 {
+                // Trailers, up to the blank line.
+                while !self.line()?.is_empty() {}
+                return Ok(out);
+            }
+            if out.len() + size > MAX_BODY {
+                return Err(io::Error::other("body too large"));
+            }
+            out.extend(self.exact(size)?);
+            self.line()?;
+        }
+    }
+
+    fn until_eof(&mut self) -> io::Result<Vec<u8>> {
+        while self.fill()? > 0 {
+            if self.buf.len() > MAX_BODY {
+                return Err(io::Error::other("body too large"));
+            }
+        }
+        Ok(std::mem::take(&mut self.buf))
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+fn parse_headers<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_string(), v.trim().to_string()))
+        .collect()
+}
+
+fn has_header(headers: &[(String, String)], name: &str, value_contains: &str) -> bool {
+    headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case(name) && v.to_ascii_lowercase().contains(value_contains)
+    })
+}
+
+fn handle(shared: &Shared, stream: TcpStream) {
+    let _ = stream.set_read_timeout(Some(IO_TIMEOUT));
+    let _ = stream.set_write_timeout(Some(IO_TIMEOUT));
+    let mut conn = Conn {
+        stream,
+        buf: Vec::new(),
+    };
+    let Ok(head) = conn.head() else { return };
+    let mut lines = head.split("\r\n");
+    let request_line = lines.next().unwrap_or("");
+    let mut parts = request_line.split(' ');
+    let method = parts.next().unwrap_or("").to_string();
+    let target = parts.next().unwrap_or("").to_string();
+    let headers = parse_headers(lines);
+    let content_length = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse().ok())
+        .unwrap_or(0);
+    let request = RequestInfo {
+        seq: shared.seq.fetch_add(1, Ordering::SeqCst),
+        at: Instant::now(),
+        method,
+        target,
+        headers,
+        content_length,
+    };
+    let index = {
+        let mut log = shared.log.lock().unwrap();
+        log.push(Recorded {
+            request: request.clone(),
+            body: Vec::new(),
+            action: "error",
+            status: None,
+            answered_at: None,
+        });
+        log.len() - 1
+    };
+    let action = shared.plan.decide(&request, shared.upstream.is_some());
+    let (name, status, body, answered_at) = act(shared, &mut conn, &request, action);
+    let mut log = shared.log.lock().unwrap();
+    let entry = &mut log[index];
+    entry.action = name;
+    entry.status = status;
+    entry.body = body;
+    entry.answered_at = Some(answered_at);
+}
+
+/// Carries out `action`; returns what was done, the status sent, the body received and when the
+/// answer was written.
+fn act(
+    shared: &Shared,
+    conn: &mut Conn,
+    request: &RequestInfo,
+    action: Action,
+) -> (&'static str, Option<u16>, Vec<u8>, Instant) {
+    match action {
+        Action::Drop => {
+            let _ = conn.stream.shutdown(Shutdown::Both);
+            ("drop", None, Vec::new(), Instant::now())
+        }
+        Action::ResetMidBody => {
+            let half = request.content_length / 2;
+            let body = conn.exact(half).unwrap_or_default();
+            // Unread data in the receive buffer makes the kernel answer the close with a RST.
+            ("reset", None, body, Instant::now())
+        }
+        other => {
+            let body = if has_header(&request.headers, "transfer-encoding", "chunked") {
+                conn.chunked()
+            } else {
+                conn.exact(request.content_length)
+            };
+            let Ok(body) = body else {
+                return ("error", None, Vec::new(), Instant::now());
+            };
+            let (name, response) = match other {
+                Action::Respond {
+                    status,
+                    headers,
+                    body,
+                } => (
+                    "respond",
+                    Response {
+                        status,
+                        headers,
+                        body,
+                    },
+                ),
+                Action::Redirect { status, location } => (
+                    "redirect",
+                    Response {
+                        status,
+                        headers: vec![("Location".into(), location)],
+                        body: Vec::new(),
+                    },
+                ),
+                Action::Forward => match forward(shared, request, &body) {
+                    Ok(r) => ("forward", r),
+                    Err(e) => ("forward", error_response(&e)),
+                },
+                Action::Rewrite {
+                    status,
+                    headers,
+                    body: new_body,
+                } => match forward(shared, request, &body) {
+                    Ok(mut r) => {
+                        if let Some(status) = status {
+                            r.status = status;
+                        }
+                        for (name, value) in headers {
+                            r.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
+                            r.headers.push((name, value));
+                        }
+                        r.body = new_body;
+                        ("rewrite", r)
+                    }
+                    Err(e) => ("rewrite", error_response(&e)),
+                },
+                Action::Drop | Action::ResetMidBody => unreachable!(),
+            };
+            let status = response.status;
+            let head_only = request.method == "HEAD";
+            let _ = write_response(&mut conn.stream, &response, head_only);
+            let answered_at = Instant::now();
+            let _ = conn.stream.shutdown(Shutdown::Write);
+            // Let the client close first, so that nothing it sent late turns our close into a RST.
+            let _ = conn
+                .stream
+                .set_read_timeout(Some(Duration::from_millis(500)));
+            let mut sink = [0u8; 1024];
+            while matches!(conn.stream.read(&mut sink), Ok(n) if n > 0) {}
+            (name, Some(status), body, answered_at)
+        }
+    }
+}
+
+struct Response {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+fn error_response(e: &io::Error) -> Response {
+    Response {
+        status: 502,
+        headers: Vec::new(),
+        body: format!("proxy: upstream failed: {e}").into_bytes(),
+    }
+}
+
+fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        408 => "Request Timeout",
+        412 => "Precondition Failed",
+        429 => "Too Many Requests",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        _ => "Status",
+    }
+}
+
+fn write_response(stream: &mut TcpStream, response: &Response, head_only: bool) -> io::Result<()> {
+    let mut out = format!(
+        "HTTP/1.1 {} {}\r\n",
+        response.status,
+        reason(response.status)
+    );
+    let mut has_length = false;
+    for (name, value) in &response.headers {
+        let lower = name.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "connection" | "keep-alive" | "transfer-encoding"
+        ) {
+            continue;
+        }
+        if lower == "content-length" {
+            // A HEAD answer keeps upstream's length of the body it does not send.
+            if !head_only {
+                continue;
+            }
+            has_length = true;
+        }
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if !head_only || !has_length {
+        out.push_str(&format!("Content-Length: {}\r\n", response.body.len()));
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    stream.write_all(out.as_bytes())?;
+    if !head_only {
+        stream.write_all(&response.body)?;
+    }
+    stream.flush()
+}
+
+/// Sends the request upstream on a fresh connection and reads the whole response.
+fn forward(shared: &Shared, request: &RequestInfo, body: &[u8]) -> io::Result<Response> {
+    let upstream = shared
+        .upstream
+        .as_deref()
+        .ok_or_else(|| io::Error::other("no upstream"))?;
+    let mut stream = TcpStream::connect(upstream)?;
+    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut out = format!("{} {} HTTP/1.1\r\n", request.method, request.target);
+    for (name, value) in &request.headers {
+        let lower = name.to_ascii_lowercase();
+        if matches!(
+            lower.as_str(),
+            "host"
+                | "connection"
+                | "keep-alive"
+                | "proxy-connection"
+                | "transfer-encoding"
+                | "content-length"
+                | "expect"
+        ) {
+            continue;
+        }
+        out.push_str(&format!("{name}: {value}\r\n"));
+    }
+    out.push_str(&format!("Host: {upstream}\r\n"));
+    if !body.is_empty() || request.header("content-length").is_some() {
+        out.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
+    out.push_str("Connection: close\r\n\r\n");
+    stream.write_all(out.as_bytes())?;
+    stream.write_all(body)?;
+    stream.flush()?;
+
+    let mut conn = Conn {
+        stream,
+        buf: Vec::new(),
+    };
+    let head = conn.head()?;
+    let mut lines = head.split("\r\n");
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| io::Error::other("bad upstream status line"))?;
+    let mut headers = parse_headers(lines);
+    let bodiless = request.method == "HEAD" || status == 204 || status == 304 || status < 200;
+    let body = if bodiless {
+        Vec::new()
+    } else if has_header(&headers, "transfer-encoding", "chunked") {
+        conn.chunked()?
+    } else if let Some(length) = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+    {
+        conn.exact(length)?
+    } else {
+        conn.until_eof()?
+    };
+    // Absolute URLs the registry built from our Host header point back at the proxy.
+    let from = format!("http://{upstream}");
+    let to = format!("http://{}", shared.host);
+    for (name, value) in headers.iter_mut() {
+        if name.eq_ignore_ascii_case("location") && value.starts_with(&from) {
+            *value = format!("{to}{}", &value[from.len()..]);
+        }
+    }
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
