@@ -100,6 +100,10 @@ struct SignArgs {
     /// in-toto Statement version to write: v1 or v0.1.
     #[arg(long, default_value = "v1")]
     statement_version: String,
+    /// How the image itself is signed: bundle (cosign 3: a sign/v1 statement in a bundle
+    /// referrer), simple-signing (cosign 2's .sig tag; registries only) or none.
+    #[arg(long, default_value = "bundle")]
+    image_signature: String,
     /// Also attest `sbom/build` SBOMs.
     #[arg(long)]
     include_build_sboms: bool,
@@ -348,6 +352,7 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
     let options = SignOptions::from_flags(
         &args.format,
         &args.statement_version,
+        &args.image_signature,
         std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
     )
     .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
@@ -549,10 +554,14 @@ fn ls(args: LsArgs) -> Result<u8, Failure> {
             serde_json::to_string_pretty(&listed).unwrap_or_default()
         );
     } else {
+        let signatures = listed
+            .iter()
+            .filter(|l| l.predicate_type.as_deref() == Some(cnb_signing::COSIGN_SIGN_V1))
+            .count();
         println!(
-            "{location}@{}: {} attestation(s)",
+            "{location}@{}: {} attestation(s), {signatures} image signature(s)",
             image.descriptor.digest,
-            listed.len()
+            listed.len() - signatures
         );
         print_listed(&listed);
     }

@@ -53,6 +53,10 @@ struct Cli {
     /// in-toto Statement version: v1 or v0.1.
     #[arg(long, default_value = "v1")]
     statement_version: String,
+    /// How the image itself is signed: bundle (cosign 3: a sign/v1 statement in a bundle
+    /// referrer), simple-signing (cosign 2's .sig tag; registries only) or none.
+    #[arg(long, default_value = "bundle")]
+    image_signature: String,
     /// Registry (`host[:port]`) reached over plain HTTP; repeatable. Also CNB_INSECURE_REGISTRIES.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
@@ -72,6 +76,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let options = SignOptions::from_flags(
         &cli.format,
         &cli.statement_version,
+        &cli.image_signature,
         std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
     )
     .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;

@@ -48,6 +48,7 @@ impl Failure {
 /// turns its result into the process exit code, printing a failure as `ERROR: <message>` and
 /// `hint: <hint>` on stderr. Usage errors exit with [`exit::INVALID_ARGS`].
 pub fn main<T: clap::Parser>(run: impl FnOnce(T) -> Result<u8, Failure>) -> ExitCode {
+    quiet_on_closed_stdout();
     let parsed = match T::try_parse_from(normalize_args(std::env::args_os())) {
         Ok(parsed) => parsed,
         Err(e) => {
@@ -102,6 +103,24 @@ where
         out.push(rewritten.unwrap_or(arg));
     }
     out
+}
+
+/// `cnb-attest ls | head` closes stdout early; `println!` then panics. Exit as a Unix tool does on
+/// SIGPIPE (status 141), silently, instead of printing a panic.
+fn quiet_on_closed_stdout() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("");
+        if message.contains("failed printing to stdout") && message.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        default(info);
+    }));
 }
 
 /// Reads a boolean `CNB_*`-style environment value (`true`/`1`/`yes`, case-insensitive).

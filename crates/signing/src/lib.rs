@@ -85,6 +85,37 @@ pub struct SignOptions {
     pub created: Option<String>,
     /// Largest predicate read.
     pub max_predicate_size: u64,
+    /// How the image itself is signed.
+    pub image_signature: ImageSignature,
+}
+
+/// `https://sigstore.dev/cosign/sign/v1`: the predicate type of a cosign 3 image signature.
+pub const COSIGN_SIGN_V1: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// How the image itself is signed, beside its attestations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSignature {
+    /// cosign 3: an in-toto statement with predicate type [`COSIGN_SIGN_V1`], an empty predicate
+    /// and the image digest as subject, in a Sigstore bundle referrer (the default).
+    Bundle,
+    /// cosign 2: a simple-signing payload appended to the `sha256-<hex>.sig` tag (registries only).
+    SimpleSigning,
+    /// No image signature.
+    None,
+}
+
+impl std::str::FromStr for ImageSignature {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self, Error> {
+        match s {
+            "bundle" => Ok(ImageSignature::Bundle),
+            "simple-signing" => Ok(ImageSignature::SimpleSigning),
+            "none" => Ok(ImageSignature::None),
+            other => Err(Error::BadOption(format!(
+                "image signature `{other}`: expected bundle, simple-signing or none"
+            ))),
+        }
+    }
 }
 
 impl Default for SignOptions {
@@ -94,6 +125,7 @@ impl Default for SignOptions {
             statement_version: StatementVersion::V1,
             created: None,
             max_predicate_size: DEFAULT_MAX_PREDICATE_SIZE,
+            image_signature: ImageSignature::Bundle,
         }
     }
 }
@@ -104,6 +136,7 @@ impl SignOptions {
     pub fn from_flags(
         formats: &[String],
         statement_version: &str,
+        image_signature: &str,
         source_date_epoch: Option<&str>,
     ) -> Result<Self, Error> {
         let mut formats = formats
@@ -138,6 +171,7 @@ impl SignOptions {
             formats,
             statement_version,
             created,
+            image_signature: image_signature.parse()?,
             ..SignOptions::default()
         })
     }
@@ -344,6 +378,8 @@ pub enum Stored {
     Referrer(Box<Referrer>),
     /// A layer of cosign 2's `sha256-<hex>.att` manifest (`cosign-legacy`).
     CosignTagLayer(Descriptor, Vec<u8>),
+    /// A simple-signing layer of cosign 2's `sha256-<hex>.sig` manifest (the image signature).
+    CosignSigLayer(Descriptor, Vec<u8>),
 }
 
 impl Stored {
@@ -351,27 +387,28 @@ impl Stored {
         match self {
             Stored::Referrer(r) => r.format.name(),
             Stored::CosignTagLayer(..) => StorageFormat::CosignLegacy.name(),
+            Stored::CosignSigLayer(..) => "simple-signing",
         }
     }
 
     fn digest(&self) -> String {
         match self {
             Stored::Referrer(r) => r.descriptor.digest.to_string(),
-            Stored::CosignTagLayer(d, _) => d.digest.to_string(),
+            Stored::CosignTagLayer(d, _) | Stored::CosignSigLayer(d, _) => d.digest.to_string(),
         }
     }
 
     fn size(&self) -> u64 {
         match self {
             Stored::Referrer(r) => r.manifest.layers.first().map(|l| l.size).unwrap_or(0),
-            Stored::CosignTagLayer(d, _) => d.size,
+            Stored::CosignTagLayer(d, _) | Stored::CosignSigLayer(d, _) => d.size,
         }
     }
 
     fn referrer(&self) -> Option<&Referrer> {
         match self {
             Stored::Referrer(r) => Some(r),
-            Stored::CosignTagLayer(..) => None,
+            Stored::CosignTagLayer(..) | Stored::CosignSigLayer(..) => None,
         }
     }
 }
@@ -443,7 +480,121 @@ pub fn plan(
             });
         }
     }
+    if let Some(signature) = image_signature(subject, config, signer, options, &hint)? {
+        out.push(signature);
+    }
     Ok(out)
+}
+
+/// The image signature, as [`SignOptions::image_signature`] asks. Deterministic like every other
+/// attestation, so a re-run finds it already present.
+fn image_signature(
+    subject: &Descriptor,
+    config: &SignerConfig,
+    signer: &dyn Signer,
+    options: &SignOptions,
+    hint: &str,
+) -> Result<Option<Planned>, Error> {
+    let digest = subject.digest.to_string();
+    // The image's name as the attestations call it, else the configured repository.
+    let name = config
+        .attestations
+        .iter()
+        .flat_map(|a| &a.subjects)
+        .find(|s| s.digest.to_string() == digest)
+        .map(|s| s.name.clone())
+        .unwrap_or_else(|| config.image.repository().to_string());
+    let sign_error = |source| Error::Sign { index: 0, source };
+    match options.image_signature {
+        ImageSignature::None => Ok(None),
+        ImageSignature::Bundle => {
+            let statement = Statement::new(
+                StatementVersion::V1,
+                vec![
+                    Subject::sha256(&name, subject.digest.hex()).map_err(|source| {
+                        Error::Statement {
+                            index: 0,
+                            what: "image signature".into(),
+                            source,
+                        }
+                    })?,
+                ],
+                COSIGN_SIGN_V1,
+                b"{}".to_vec(),
+            )
+            .map_err(|source| Error::Statement {
+                index: 0,
+                what: "image signature".into(),
+                source,
+            })?;
+            let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, statement.to_json(), signer)
+                .map_err(sign_error)?;
+            let prepared = Prepared {
+                index: 0,
+                predicate_type: COSIGN_SIGN_V1.into(),
+                annotations: BTreeMap::new(),
+                envelope,
+                predicate_sha256: hex::encode(Sha256::digest(b"{}")),
+            };
+            let referrer = build_referrer(
+                StorageFormat::Bundle,
+                &prepared.envelope,
+                &ReferrerParts {
+                    subject,
+                    predicate_type: COSIGN_SIGN_V1,
+                    annotations: &prepared.annotations,
+                    key_hint: hint,
+                    created: options.created.as_deref(),
+                },
+            );
+            Ok(Some(Planned {
+                prepared,
+                stored: Stored::Referrer(Box::new(referrer)),
+            }))
+        }
+        ImageSignature::SimpleSigning => {
+            // cosign's simple-signing payload, fields in the order cosign writes them.
+            let payload = serde_json::to_vec(&serde_json::json!({
+                "critical": {
+                    "identity": {"docker-reference": name},
+                    "image": {"docker-manifest-digest": digest},
+                    "type": "cosign container image signature",
+                },
+                "optional": null,
+            }))
+            .map_err(|e| Error::BadOption(format!("simple-signing payload: {e}")))?;
+            let signature = signer.sign(&payload).map_err(sign_error)?;
+            let mut descriptor =
+                Descriptor::for_bytes(cnb_referrers::format::SIMPLE_SIGNING, &payload);
+            descriptor.annotations = Some(BTreeMap::from([(
+                cnb_referrers::format::COSIGN_SIGNATURE.to_string(),
+                base64_standard(&signature),
+            )]));
+            let prepared = Prepared {
+                index: 0,
+                predicate_type: "cosign container image signature".into(),
+                annotations: BTreeMap::new(),
+                envelope: Envelope {
+                    payload_type: cnb_referrers::format::SIMPLE_SIGNING.into(),
+                    payload: payload.clone(),
+                    signatures: vec![cnb_dsse::Signature {
+                        keyid: String::new(),
+                        sig: signature,
+                    }],
+                },
+                predicate_sha256: hex::encode(Sha256::digest(&payload)),
+            };
+            Ok(Some(Planned {
+                prepared,
+                stored: Stored::CosignSigLayer(descriptor, payload),
+            }))
+        }
+    }
+}
+
+fn base64_standard(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 fn report(
@@ -577,9 +728,31 @@ pub async fn sign_registry(
         .iter()
         .filter_map(|p| match &p.stored {
             Stored::CosignTagLayer(d, b) => Some((d.clone(), b.clone())),
-            Stored::Referrer(_) => None,
+            _ => None,
         })
         .collect();
+    let sig_layers: Vec<(Descriptor, Vec<u8>)> = planned
+        .iter()
+        .filter_map(|p| match &p.stored {
+            Stored::CosignSigLayer(d, b) => Some((d.clone(), b.clone())),
+            _ => None,
+        })
+        .collect();
+    let sig = if sig_layers.is_empty() {
+        None
+    } else {
+        Some(
+            cnb_registry::cosign_tag::append(
+                client,
+                &reference.repository,
+                &subject.digest,
+                "sig",
+                &sig_layers,
+                attach_options,
+            )
+            .await?,
+        )
+    };
     let tag = if layers.is_empty() {
         None
     } else {
@@ -611,8 +784,13 @@ pub async fn sign_registry(
                     o.discoverable,
                 )
             }
-            Stored::CosignTagLayer(d, _) => {
-                let tag = tag.as_ref().expect("layers were appended");
+            Stored::CosignTagLayer(d, _) | Stored::CosignSigLayer(d, _) => {
+                let tag = if matches!(p.stored, Stored::CosignSigLayer(..)) {
+                    sig.as_ref()
+                } else {
+                    tag.as_ref()
+                }
+                .expect("layers were appended");
                 let digest = d.digest.to_string();
                 p.outcome(
                     if tag.present_before.contains(&digest) {
@@ -625,7 +803,9 @@ pub async fn sign_registry(
             }
         })
         .collect();
-    let blobs = attached.blobs_uploaded + tag.as_ref().map(|t| t.blobs_uploaded).unwrap_or(0);
+    let blobs = attached.blobs_uploaded
+        + tag.as_ref().map(|t| t.blobs_uploaded).unwrap_or(0)
+        + sig.as_ref().map(|t| t.blobs_uploaded).unwrap_or(0);
     let mut out = report(
         location,
         subject.digest.to_string(),
@@ -634,7 +814,11 @@ pub async fn sign_registry(
         blobs,
     );
     out.referrers_api = Some(attached.referrers_api);
-    out.index_writes = Some(attached.index_writes + tag.map(|t| t.writes).unwrap_or(0));
+    out.index_writes = Some(
+        attached.index_writes
+            + tag.map(|t| t.writes).unwrap_or(0)
+            + sig.map(|t| t.writes).unwrap_or(0),
+    );
     out.requests = Some(client.stats().total());
     out.requests_by_kind = Some(client.stats().by_kind());
     Ok(out)
