@@ -33,6 +33,13 @@ struct Cli {
     /// The exported image as an OCI layout: `oci:<dir>[:<tag>|@sha256:<hex>]`.
     #[arg(long)]
     layout_image: Option<String>,
+    /// Find the image in the lifecycle's layout directory (`-layout-dir`), from its name
+    /// (experimental, as in the lifecycle: needs CNB_EXPERIMENTAL_MODE=warn or quiet).
+    #[arg(long, env = "CNB_USE_LAYOUT")]
+    layout: bool,
+    /// The lifecycle's OCI layout directory.
+    #[arg(long, env = "CNB_LAYOUT_DIR")]
+    layout_dir: Option<PathBuf>,
     /// With report.toml: a file holding the image's io.buildpacks.lifecycle.metadata label JSON.
     #[arg(long)]
     image_label: Option<PathBuf>,
@@ -51,6 +58,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    if let Err(f) = cnb_phase::check_platform_api() {
+        eprintln!("ERROR: {}", f.message);
+        return ExitCode::from(f.code);
+    }
     cnb_phase::main(|cli: Cli| {
         run(cli)
             .map(|()| exit::OK)
@@ -69,8 +80,29 @@ fn repository(reference: &str) -> &str {
 
 fn run(cli: Cli) -> Result<(), (u8, String)> {
     let bad_image = |e: &dyn std::fmt::Display| (exit::EXPORT_BAD_IMAGE, e.to_string());
-    let (reference, name, digest, label) = if let Some(text) = &cli.layout_image {
-        let location = LayoutImage::parse(text).map_err(|e| (exit::INVALID_ARGS, e.to_string()))?;
+    let layout_location = match (&cli.layout_image, cli.layout) {
+        (Some(text), _) => {
+            Some(LayoutImage::parse(text).map_err(|e| (exit::INVALID_ARGS, e.to_string()))?)
+        }
+        (None, true) => {
+            cnb_phase::guard_experimental("exporting to an OCI layout").map_err(|f| {
+                let hint = f.hint.map(|h| format!(" ({h})")).unwrap_or_default();
+                (f.code, format!("{}{hint}", f.message))
+            })?;
+            let dir = cli.layout_dir.clone().ok_or((
+                exit::INVALID_ARGS,
+                "-layout needs -layout-dir (CNB_LAYOUT_DIR)".to_string(),
+            ))?;
+            let image = cli.image.clone().ok_or((
+                exit::INVALID_ARGS,
+                "-layout needs the image name (-image) to find it in the layout directory"
+                    .to_string(),
+            ))?;
+            Some(LayoutImage::in_layout_dir(&dir, &image).map_err(|e| bad_image(&e))?)
+        }
+        (None, false) => None,
+    };
+    let (reference, name, digest, label) = if let Some(location) = layout_location {
         let layout = OciLayout::open(&location.dir).map_err(|e| bad_image(&e))?;
         let descriptor = layout
             .resolve_image(location.selector.as_deref())

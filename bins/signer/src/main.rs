@@ -69,6 +69,10 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
+    if let Err(f) = cnb_phase::check_platform_api() {
+        eprintln!("ERROR: {}", f.message);
+        return ExitCode::from(f.code);
+    }
     cnb_phase::main(run)
 }
 

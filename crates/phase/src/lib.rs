@@ -123,6 +123,48 @@ fn quiet_on_closed_stdout() {
     }));
 }
 
+/// Platform API versions the phases accept: 0.8 introduced the SBOM layout they read, 0.15 is the
+/// newest published.
+pub const SUPPORTED_PLATFORM_APIS: std::ops::RangeInclusive<(u32, u32)> = (0, 8)..=(0, 15);
+
+/// Checks `CNB_PLATFORM_API` (when set) before anything else, as lifecycle phases do.
+pub fn check_platform_api() -> Result<(), Failure> {
+    let Ok(value) = std::env::var("CNB_PLATFORM_API") else {
+        return Ok(());
+    };
+    let parsed = value
+        .trim()
+        .split_once('.')
+        .and_then(|(major, minor)| Some((major.parse::<u32>().ok()?, minor.parse::<u32>().ok()?)));
+    match parsed {
+        Some(version) if SUPPORTED_PLATFORM_APIS.contains(&version) => Ok(()),
+        _ => Err(Failure::new(
+            exit::INCOMPATIBLE_PLATFORM_API,
+            format!("CNB_PLATFORM_API `{value}` is not supported (supported: 0.8 to 0.15)"),
+        )),
+    }
+}
+
+/// The lifecycle's guard for experimental features (`CNB_EXPERIMENTAL_MODE`: `quiet`, `warn`,
+/// `error`; the lifecycle's default is `error`).
+pub fn guard_experimental(feature: &str) -> Result<(), Failure> {
+    match std::env::var("CNB_EXPERIMENTAL_MODE")
+        .unwrap_or_default()
+        .to_ascii_lowercase()
+        .as_str()
+    {
+        "quiet" => Ok(()),
+        "warn" => {
+            eprintln!("Warning: {feature} is experimental");
+            Ok(())
+        }
+        _ => Err(
+            Failure::new(exit::INVALID_ARGS, format!("{feature} is experimental"))
+                .hint("set CNB_EXPERIMENTAL_MODE=warn (or quiet) to use it, as with the lifecycle"),
+        ),
+    }
+}
+
 /// Reads a boolean `CNB_*`-style environment value (`true`/`1`/`yes`, case-insensitive).
 pub fn env_flag(name: &str) -> bool {
     std::env::var(name)
@@ -138,6 +180,9 @@ pub mod exit {
     pub const FAILED: u8 = 1;
     /// Invalid arguments or environment.
     pub const INVALID_ARGS: u8 = 2;
+
+    /// Phases: `CNB_PLATFORM_API` names a version they do not support (the lifecycle's code).
+    pub const INCOMPATIBLE_PLATFORM_API: u8 = 11;
 
     /// `cnb-attest verify`: at least one attestation failed verification.
     pub const VERIFY_FAILED: u8 = 3;

@@ -70,6 +70,31 @@ impl LayoutImage {
             .to_string()
     }
 
+    /// Where the lifecycle keeps `image` in an OCI layout directory (`-layout-dir`,
+    /// `CNB_LAYOUT_DIR`): `<dir>/<registry>/<repository>/<tag>`, or
+    /// `<dir>/<registry>/<repository>/sha256/<hex>` for a digest reference, with docker's
+    /// normalisation (`index.docker.io`, `library/`), as imgutil's `ParseRefToPath` does.
+    pub fn in_layout_dir(layout_dir: &Path, image: &str) -> Result<Self, Error> {
+        let reference =
+            cnb_registry::ImageRef::parse(image).map_err(|e| Error::BadImage(e.to_string()))?;
+        let mut dir = layout_dir.join(&reference.repository.host);
+        for part in reference.repository.name.split('/') {
+            dir.push(part);
+        }
+        match (&reference.digest, &reference.tag) {
+            (Some(digest), _) => {
+                let (algorithm, hex) = digest.split_once(':').unwrap_or(("sha256", digest));
+                dir.push(algorithm);
+                dir.push(hex);
+            }
+            (None, tag) => dir.push(tag.as_deref().unwrap_or("latest")),
+        }
+        Ok(LayoutImage {
+            dir,
+            selector: None,
+        })
+    }
+
     /// The same image, pinned to a digest.
     pub fn pinned(dir: &Path, digest: &str) -> Self {
         LayoutImage {
@@ -125,6 +150,18 @@ mod tests {
             format!("oci:/a@{d}")
         );
         assert!(LayoutImage::parse("oci:").is_err());
+        assert_eq!(
+            LayoutImage::in_layout_dir(Path::new("/layout"), "team/app:1.0")
+                .unwrap()
+                .dir,
+            PathBuf::from("/layout/index.docker.io/team/app/1.0")
+        );
+        assert_eq!(
+            LayoutImage::in_layout_dir(Path::new("/l"), &format!("reg.example:5000/a/b@{d}"))
+                .unwrap()
+                .dir,
+            PathBuf::from(format!("/l/reg.example:5000/a/b/sha256/{}", "a".repeat(64)))
+        );
         let l = LayoutImage::parse("/builds/42/out/app").unwrap();
         assert_eq!(l.default_subject_name(Some("latest")), "app");
         assert_eq!(
