@@ -297,7 +297,36 @@ impl Client {
                     query.append_pair("scope", &scope);
                 }
                 let mut request = self.http.get(url.clone());
-                if challenge.may_receive(&repo.host) {
+                // A docker identity token is an OAuth2 refresh token: POST it to the realm
+                // (distribution's token spec), and only to a realm on the registry's own host.
+                if let (Credential::IdentityToken(refresh), true) =
+                    (&credential, challenge.may_receive(&repo.host))
+                {
+                    let mut form = vec![
+                        ("grant_type", "refresh_token".to_string()),
+                        ("refresh_token", refresh.to_string()),
+                        ("client_id", "cnb-attest".to_string()),
+                        ("scope", scope.clone()),
+                    ];
+                    if let Some(service) = service {
+                        form.push(("service", service.clone()));
+                    }
+                    let body = form
+                        .iter()
+                        .map(|(k, v)| format!("{k}={}", form_escape(v)))
+                        .collect::<Vec<_>>()
+                        .join("&");
+                    let mut base = url.clone();
+                    base.set_query(None);
+                    request = self
+                        .http
+                        .post(base)
+                        .header(
+                            reqwest::header::CONTENT_TYPE,
+                            "application/x-www-form-urlencoded",
+                        )
+                        .body(body);
+                } else if challenge.may_receive(&repo.host) {
                     match &credential {
                         Credential::Basic { .. } => {
                             if let Some(h) = credential.basic_header() {
@@ -495,6 +524,20 @@ impl Client {
             },
         }
     }
+}
+
+/// `application/x-www-form-urlencoded` escaping of one value.
+fn form_escape(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            b' ' => "+".to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
 }
 
 fn url_host(url: &reqwest::Url) -> String {
