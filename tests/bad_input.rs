@@ -270,3 +270,27 @@ fn a_config_for_another_image_is_refused() {
     assert!(message.contains(&other), "{message}");
     assert_eq!(snapshot(&c.image), image_before);
 }
+
+#[test]
+fn registry_only_formats_are_refused_for_a_layout_before_anything_is_written() {
+    for flags in [
+        ["--format", "cosign-legacy"],
+        ["--image-signature", "simple-signing"],
+    ] {
+        let c = case();
+        refused(
+            &c,
+            |c| {
+                run(Command::new(bin("cnb-attest"))
+                    .arg("sign")
+                    .arg(format!("oci:{}", c.image.display()))
+                    .arg("--layers")
+                    .arg(&c.layers)
+                    .arg("--throwaway-key-dir")
+                    .arg(&c.keys)
+                    .args(flags))
+            },
+            &["registry tags", "OCI"],
+        );
+    }
+}

@@ -3,6 +3,9 @@
 //! forward it to the real registry, answer it itself, reset it or redirect it, and records
 //! everything. Setup (pushing the example image) goes to the registry directly; what the signer
 //! left behind is read back with plain HTTP requests (curl), independent of our client.
+//!
+//! Signing stores 8 referrers for the example: its 7 SBOM attestations and the image signature
+//! (cosign 3's sign/v1 bundle, the default).
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
@@ -13,7 +16,9 @@ use std::time::Duration;
 use base64::Engine as _;
 use cnb_attest_tests::proxy::{Action, Plan, Proxy, Recorded, RequestInfo};
 use cnb_attest_tests::registry::{Kind, Registry, PASSWORD, USER};
-use cnb_attest_tests::{bin, fresh_example, key_pair, ok, run, text};
+use cnb_attest_tests::{
+    bin, fresh_example, key_pair, ok, run, split_image_signatures, text, COSIGN_SIGN_V1,
+};
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
@@ -90,14 +95,21 @@ impl Pushed {
         ))
     }
 
-    /// Asserts the index lists exactly the report's attestations, once each.
+    /// Asserts the index lists exactly the report's referrers (7 attestations + the image
+    /// signature), once each.
     fn assert_exactly_ours_listed(&self, report: &Value) {
         let mut listed = self.listed().expect("no sha256-<hex> index");
+        let (attestations, signatures) =
+            split_image_signatures(report["attestations"].as_array().unwrap());
+        assert_eq!(attestations.len(), 7, "{report:#}");
+        assert_eq!(signatures.len(), 1, "{report:#}");
         let mut ours = manifest_digests(report);
         listed.sort();
         ours.sort();
-        assert_eq!(ours.len(), 7, "{report:#}");
-        assert_eq!(listed, ours, "the index must list our 7, once each");
+        assert_eq!(
+            listed, ours,
+            "the index must list our 7 attestations and the image signature, once each"
+        );
     }
 }
 
@@ -207,7 +219,8 @@ fn a_registry_answering_503_twice_then_succeeding() {
     let out = image.sign_through(&proxy);
     let log = text(&out);
     let report = report_of(out.clone());
-    assert_eq!(report["pushed"], 7, "{report:#}\n{}", proxy.summary());
+    // 7 attestations + the image signature.
+    assert_eq!(report["pushed"], 8, "{report:#}\n{}", proxy.summary());
     image.assert_exactly_ours_listed(&report);
 
     let index_puts = proxy.matching(|r| r.method == "PUT" && r.path() == image.fallback_path());
@@ -230,8 +243,8 @@ fn a_registry_answering_503_twice_then_succeeding() {
         "{}",
         proxy.summary()
     );
-    // 7 referrers + 1 index, plus 2 + 2 retries.
-    assert_eq!(report["requests-by-kind"]["PUT manifest"], 12, "{report:#}");
+    // 8 referrers (7 attestations + the image signature) + 1 index, plus 2 + 2 retries.
+    assert_eq!(report["requests-by-kind"]["PUT manifest"], 13, "{report:#}");
     assert_eq!(debug_lines(&out, "PUT", 503), 4, "{log}");
 }
 
@@ -255,7 +268,7 @@ fn a_registry_answering_429_with_retry_after() {
     });
     let proxy = Proxy::start(&image.registry.host, plan);
     let report = report_of(image.sign_through(&proxy));
-    assert_eq!(report["pushed"], 7, "{report:#}");
+    assert_eq!(report["pushed"], 8, "{report:#}");
     image.assert_exactly_ours_listed(&report);
 
     let all = proxy.requests();
@@ -308,7 +321,7 @@ fn a_connection_reset_in_the_middle_of_an_upload() {
     let out = image.sign_through(&proxy);
     let log = text(&out);
     let report = report_of(out);
-    assert_eq!(report["pushed"], 7, "{report:#}");
+    assert_eq!(report["pushed"], 8, "{report:#}");
     image.assert_exactly_ours_listed(&report);
 
     let all = proxy.requests();
@@ -417,13 +430,16 @@ fn a_registry_that_stops_in_the_middle_of_a_run() {
 
     down.store(false, Ordering::SeqCst);
     let report = report_of(image.sign_through(&proxy));
-    assert_eq!(report["pushed"], 7, "{report:#}");
+    assert_eq!(report["pushed"], 8, "{report:#}");
     assert_eq!(report["index-writes"], 1, "{report:#}");
     image.assert_exactly_ours_listed(&report);
 
     let again = report_of(image.sign_through(&proxy));
     assert_eq!(again["pushed"], 0, "{again:#}");
-    assert_eq!(again["already-present"], 7);
+    assert_eq!(
+        again["already-present"], 8,
+        "7 attestations + the image signature"
+    );
     assert_eq!(again["blobs-written"], 0);
     image.assert_exactly_ours_listed(&again);
 }
@@ -556,9 +572,9 @@ fn credentials_are_not_sent_to_another_host_after_a_redirect() {
     ));
 
     let received = storage.requests();
-    // config + 7 attestation blobs, for each of ls and verify
+    // config + 7 attestation blobs + the image signature's, for each of ls and verify
     assert!(
-        received.len() >= 16,
+        received.len() >= 18,
         "the redirects were not followed:\n{}\n{}",
         proxy.summary(),
         text(&listed)
@@ -583,12 +599,23 @@ fn credentials_are_not_sent_to_another_host_after_a_redirect() {
     );
     assert!(listed.status.success(), "{}", text(&listed));
     assert!(
-        text(&listed).contains(": 7 attestation(s)"),
+        text(&listed).contains(": 7 attestation(s), 1 image signature(s)"),
         "{}",
         text(&listed)
     );
     assert!(verified.status.success(), "{}", text(&verified));
-    assert_eq!(text(&verified).matches("verified  sha256:").count(), 7);
+    let verdicts = text(&verified);
+    assert_eq!(
+        verdicts.matches("verified  sha256:").count(),
+        8,
+        "7 attestations + the image signature: {verdicts}"
+    );
+    assert!(
+        verdicts
+            .lines()
+            .any(|l| l.starts_with("verified  ") && l.contains(COSIGN_SIGN_V1)),
+        "{verdicts}"
+    );
 }
 
 /// A Bearer challenge whose token realm is on another host: the token is fetched there without the
@@ -648,7 +675,7 @@ fn credentials_are_not_sent_to_a_token_realm_on_another_host() {
         );
     }
     let report = report_of(out);
-    assert_eq!(report["pushed"], 7, "{report:#}");
+    assert_eq!(report["pushed"], 8, "{report:#}");
     let seen = proxy.requests();
     assert!(
         seen.iter()

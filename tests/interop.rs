@@ -7,7 +7,8 @@ use std::process::Command;
 
 use cnb_attest_tests::registry::{Kind, Registry, PASSWORD, USER};
 use cnb_attest_tests::{
-    bin, copy_dir, fresh_example, key_pair, missing, ok, run, text, tools_dir, which,
+    bin, copy_dir, fresh_example, key_pair, missing, ok, run, split_image_signatures, text,
+    tools_dir, which, COSIGN_SIGN_V1,
 };
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -66,8 +67,17 @@ fn fallback_entries(registry: &Registry, repo: &str, digest: &str) -> Vec<Value>
     index["manifests"].as_array().unwrap().clone()
 }
 
-/// The first Sigstore bundle blob of a signed OCI layout.
+/// The first Sigstore bundle blob of a signed OCI layout that holds an SBOM attestation (not the
+/// image signature, which is a bundle too).
 fn bundle_blob(layout: &Path) -> Vec<u8> {
+    use base64::Engine as _;
+    let predicate_type = |bundle: &Value| -> Option<String> {
+        let payload = base64::engine::general_purpose::STANDARD
+            .decode(bundle["dsseEnvelope"]["payload"].as_str()?)
+            .ok()?;
+        let statement: Value = serde_json::from_slice(&payload).ok()?;
+        statement["predicateType"].as_str().map(str::to_string)
+    };
     let mut names: Vec<_> = fs::read_dir(layout.join("blobs/sha256"))
         .unwrap()
         .map(|e| e.unwrap().path())
@@ -79,19 +89,21 @@ fn bundle_blob(layout: &Path) -> Vec<u8> {
         .find(|bytes| {
             serde_json::from_slice::<Value>(bytes)
                 .ok()
-                .and_then(|v| {
+                .filter(|v| {
                     v["mediaType"]
                         .as_str()
-                        .map(|m| m.starts_with(BUNDLE_PREFIX))
+                        .is_some_and(|m| m.starts_with(BUNDLE_PREFIX))
                 })
-                .unwrap_or(false)
+                .and_then(|v| predicate_type(&v))
+                .is_some_and(|t| t != COSIGN_SIGN_V1)
         })
-        .expect("a bundle blob in the signed layout")
+        .expect("an SBOM attestation bundle blob in the signed layout")
 }
 
 /// `@sigstore/cli attach` (an independent writer) attaches a bundle to the image first; then
 /// cnb-attest signs it: the `sha256-<hex>` index lists both the other tool's entry, untouched,
-/// and all 7 of ours, and `cnb-attest ls` shows all 8 referrers.
+/// and all 8 of ours (7 attestations + the image signature), and `cnb-attest ls` shows all 9
+/// referrers: 8 attestations and 1 image signature.
 #[test]
 fn sigstore_cli_attach_then_cnb_attest_both_are_listed() {
     let sigstore = tools_dir().join("npm/node_modules/.bin/sigstore");
@@ -144,9 +156,12 @@ fn sigstore_cli_attach_then_cnb_attest_both_are_listed() {
     );
 
     let report = sign(&registry, &reference, &layers, &tmp.path().join("k"));
-    assert_eq!(report["pushed"], 7, "{report:#}");
+    let (attestations, signatures) =
+        split_image_signatures(report["attestations"].as_array().unwrap());
+    assert_eq!((attestations.len(), signatures.len()), (7, 1), "{report:#}");
+    assert_eq!(report["pushed"], 8, "{report:#}");
     let after = fallback_entries(&registry, repo, &digest);
-    assert_eq!(after.len(), 8, "{after:#?}");
+    assert_eq!(after.len(), 1 + 8, "theirs + our 8: {after:#?}");
     assert!(
         after.contains(&theirs),
         "@sigstore/cli's entry was dropped or altered:\n{after:#?}"
@@ -170,8 +185,8 @@ fn sigstore_cli_attach_then_cnb_attest_both_are_listed() {
     ));
     assert!(ls.status.success(), "{}", text(&ls));
     assert!(
-        text(&ls).contains(": 8 attestation(s)"),
-        "cnb-attest ls must show all 8 referrers:\n{}",
+        text(&ls).contains(": 8 attestation(s), 1 image signature(s)"),
+        "cnb-attest ls must show their attestation, our 7 and our image signature:\n{}",
         text(&ls)
     );
     let json = ok(run(with_registry_env(
@@ -229,24 +244,28 @@ fn skopeo_copies_the_attested_image_and_a_referrer_unchanged() {
         let reference = registry.push_layout(&image, repo, "1.0");
         let digest = digest_of(&registry, &reference);
         let report = sign(&registry, &reference, &layers, &tmp.path().join("k"));
-        assert_eq!(report["pushed"], 7, "{kind:?}: {report:#}");
+        // 7 attestations + the image signature.
+        assert_eq!(report["pushed"], 8, "{kind:?}: {report:#}");
+        let (attestations, signatures) =
+            split_image_signatures(report["attestations"].as_array().unwrap());
+        assert_eq!(signatures.len(), 1, "{kind:?}: {report:#}");
 
         let (copied, bytes) = skopeo_copy(&registry, repo, &digest, &tmp.path().join("img"));
         assert_eq!(copied, digest, "{kind:?}: the image changed");
         assert_eq!(sha256(&bytes), digest);
 
-        let referrer = report["attestations"][0]["manifest-digest"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        let (copied, bytes) = skopeo_copy(&registry, repo, &referrer, &tmp.path().join("ref"));
-        assert_eq!(copied, referrer, "{kind:?}");
-        let (status, stored) =
-            registry.curl(&format!("/v2/{repo}/manifests/{referrer}"), OCI_MANIFEST);
-        assert_eq!(status, 200, "{kind:?}: {stored}");
-        assert_eq!(bytes, stored.as_bytes(), "{kind:?}: manifest bytes differ");
-        assert_eq!(sha256(&bytes), referrer);
-        let manifest: Value = serde_json::from_slice(&bytes).unwrap();
-        assert_eq!(manifest["subject"]["digest"], digest.as_str(), "{kind:?}");
+        // An SBOM attestation and the image signature, each copied out the same way.
+        for (dir, entry) in [("ref", &attestations[0]), ("sig", &signatures[0])] {
+            let referrer = entry["manifest-digest"].as_str().unwrap().to_string();
+            let (copied, bytes) = skopeo_copy(&registry, repo, &referrer, &tmp.path().join(dir));
+            assert_eq!(copied, referrer, "{kind:?}");
+            let (status, stored) =
+                registry.curl(&format!("/v2/{repo}/manifests/{referrer}"), OCI_MANIFEST);
+            assert_eq!(status, 200, "{kind:?}: {stored}");
+            assert_eq!(bytes, stored.as_bytes(), "{kind:?}: manifest bytes differ");
+            assert_eq!(sha256(&bytes), referrer);
+            let manifest: Value = serde_json::from_slice(&bytes).unwrap();
+            assert_eq!(manifest["subject"]["digest"], digest.as_str(), "{kind:?}");
+        }
     }
 }

@@ -4,6 +4,9 @@
 //! * @sigstore/verify verifies every Sigstore bundle with the public key (and rejects a tampered one);
 //! * every predicate read back is byte-identical to its SBOM file, and the CycloneDX and SPDX ones
 //!   pass cyclonedx-python-lib and spdx-tools validation.
+//!
+//! The image signature signing also stores (a sign/v1 bundle) is told apart by predicate type: both
+//! verifiers check it as well; the predicate checks are for the SBOM attestations only.
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -12,6 +15,7 @@ use std::process::Command;
 
 use cnb_attest_tests::{
     bin, fresh_example, fresh_spring_boot, node_modules, ok, oracle, python, run, sbom_files, text,
+    COSIGN_SIGN_V1,
 };
 use cnb_referrers::format::{decode_layer, MAX_ATTESTATION_BLOB};
 use cnb_referrers::layout::OciLayout;
@@ -21,13 +25,15 @@ struct Signed {
     _tmp: tempfile::TempDir,
     layers: PathBuf,
     public_key: PathBuf,
-    /// (format, layer blob path, decoded envelope)
+    /// The SBOM attestations: (format, layer blob path, decoded envelope, manifest annotations)
     stored: Vec<(
         StorageFormat,
         PathBuf,
         cnb_dsse::Envelope,
         BTreeMap<String, String>,
     )>,
+    /// The image signature's bundle: its layer blob path and decoded envelope.
+    image_signature: (PathBuf, cnb_dsse::Envelope),
 }
 
 fn signed_example() -> Signed {
@@ -48,6 +54,7 @@ fn signed(make: fn(&Path) -> (PathBuf, PathBuf)) -> Signed {
     let layout = OciLayout::open(&image).unwrap();
     let subject = layout.resolve_image(Some("latest")).unwrap();
     let mut stored = Vec::new();
+    let mut signatures = Vec::new();
     for (_, manifest) in layout.referrers(&subject.digest).unwrap() {
         let format = StorageFormat::detect(&manifest).unwrap();
         let layer = &manifest.layers[0];
@@ -55,18 +62,40 @@ fn signed(make: fn(&Path) -> (PathBuf, PathBuf)) -> Signed {
             .read_blob(&layer.digest, MAX_ATTESTATION_BLOB)
             .unwrap();
         let envelope = decode_layer(format, &bytes).unwrap().envelope;
-        stored.push((
-            format,
-            layout.blob_path(&layer.digest),
-            envelope,
-            manifest.annotations.clone().unwrap_or_default(),
-        ));
+        let annotations = manifest.annotations.clone().unwrap_or_default();
+        let statement = cnb_intoto::Statement::from_json(&envelope.payload).unwrap();
+        if statement.predicate_type() == COSIGN_SIGN_V1 {
+            // The image signature: a bundle (whatever --format says) of an empty predicate about
+            // the image alone, with no buildpacks annotation.
+            assert_eq!(format, StorageFormat::Bundle);
+            assert_eq!(statement.predicate(), b"{}");
+            let subjects = statement.subjects();
+            assert_eq!(subjects.len(), 1);
+            assert_eq!(
+                subjects[0].digest.get("sha256").map(String::as_str),
+                Some(subject.digest.hex())
+            );
+            assert!(
+                annotations.keys().all(|k| !k.starts_with("io.buildpacks.")),
+                "{annotations:?}"
+            );
+            signatures.push((layout.blob_path(&layer.digest), envelope));
+        } else {
+            stored.push((
+                format,
+                layout.blob_path(&layer.digest),
+                envelope,
+                annotations,
+            ));
+        }
     }
     assert_eq!(stored.len(), 2 * sbom_files(&layers).len());
+    assert_eq!(signatures.len(), 1, "exactly one image signature");
     Signed {
         public_key: tmp.path().join("cnb-attest-throwaway.pub"),
         layers,
         stored,
+        image_signature: signatures.remove(0),
         _tmp: tmp,
     }
 }
@@ -105,11 +134,39 @@ fn securesystemslib_verifies_every_dsse_envelope_and_rejects_a_tampered_one() {
     let signed = signed_example();
     let envelopes = blobs_of(&signed, StorageFormat::Dsse);
     assert_eq!(envelopes.len(), 7);
+    // The image signature is stored only as a bundle: its DSSE envelope, taken out of the bundle,
+    // is checked by securesystemslib too.
+    let tmp = tempfile::tempdir().unwrap();
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&fs::read(&signed.image_signature.0).unwrap()).unwrap();
+    let mut envelope = bundle["dsseEnvelope"].clone();
+    // A bundle's envelope omits the empty `keyid` (protobuf JSON), which securesystemslib
+    // requires; `keyid` is not covered by the signature.
+    for signature in envelope["signatures"].as_array_mut().unwrap() {
+        if signature.get("keyid").is_none() {
+            signature["keyid"] = serde_json::Value::from("");
+        }
+    }
+    let signature_envelope = tmp.path().join("image-signature.dsse.json");
+    fs::write(&signature_envelope, serde_json::to_vec(&envelope).unwrap()).unwrap();
     let out = ok(run(Command::new(&python)
         .arg(oracle("dsse_verify.py"))
         .arg(&signed.public_key)
-        .args(&envelopes)));
-    assert_eq!(out.matches("verified ").count(), 7, "{out}");
+        .args(&envelopes)
+        .arg(&signature_envelope)));
+    assert_eq!(
+        out.matches("verified ").count(),
+        8,
+        "7 attestations + the image signature: {out}"
+    );
+    assert!(
+        out.contains(&format!("verified {}", signature_envelope.display())),
+        "{out}"
+    );
+    assert_eq!(
+        signed.image_signature.1.payload_type,
+        "application/vnd.in-toto+json"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let bad = tampered_copy(&envelopes[0], tmp.path(), false);
@@ -123,6 +180,16 @@ fn securesystemslib_verifies_every_dsse_envelope_and_rejects_a_tampered_one() {
         text(&out)
     );
     assert!(text(&out).contains("FAILED"), "{}", text(&out));
+    let bad = tampered_copy(&signature_envelope, tmp.path(), false);
+    let out = run(Command::new(&python)
+        .arg(oracle("dsse_verify.py"))
+        .arg(&signed.public_key)
+        .arg(&bad));
+    assert!(
+        !out.status.success() && text(&out).contains("FAILED"),
+        "a tampered image signature went unnoticed: {}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -133,12 +200,22 @@ fn sigstore_verify_accepts_every_bundle_and_rejects_a_tampered_one() {
     let signed = signed_example();
     let bundles = blobs_of(&signed, StorageFormat::Bundle);
     assert_eq!(bundles.len(), 7);
+    let signature = &signed.image_signature.0;
     let out = ok(run(Command::new("node")
         .env("NODE_PATH", &modules)
         .arg(oracle("verify_bundle.js"))
         .arg(&signed.public_key)
-        .args(&bundles)));
-    assert_eq!(out.matches("verified ").count(), 7, "{out}");
+        .args(&bundles)
+        .arg(signature)));
+    assert_eq!(
+        out.matches("verified ").count(),
+        8,
+        "7 attestations + the image signature: {out}"
+    );
+    assert!(
+        out.contains(&format!("verified {}", signature.display())),
+        "{out}"
+    );
 
     let tmp = tempfile::tempdir().unwrap();
     let bad = tampered_copy(&bundles[0], tmp.path(), true);
@@ -150,6 +227,17 @@ fn sigstore_verify_accepts_every_bundle_and_rejects_a_tampered_one() {
     assert!(
         !out.status.success(),
         "tampering went unnoticed: {}",
+        text(&out)
+    );
+    let bad = tampered_copy(signature, tmp.path(), true);
+    let out = run(Command::new("node")
+        .env("NODE_PATH", &modules)
+        .arg(oracle("verify_bundle.js"))
+        .arg(&signed.public_key)
+        .arg(&bad));
+    assert!(
+        !out.status.success(),
+        "a tampered image signature went unnoticed: {}",
         text(&out)
     );
 }

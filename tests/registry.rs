@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use cnb_attest_tests::registry::{Kind, Registry, PASSWORD, USER};
-use cnb_attest_tests::{bin, fresh_example, fresh_spring_boot, key_pair, ok, run, text};
+use cnb_attest_tests::{
+    bin, fresh_example, fresh_spring_boot, is_image_signature, key_pair, ok, run,
+    split_image_signatures, text, COSIGN_SIGN_V1,
+};
 use serde_json::Value;
 
 const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
@@ -76,7 +79,15 @@ fn signs_on_both_registries_and_plain_http_readers_see_every_attestation() {
         let digest = digest_of(&registry, &reference);
         let report = sign(&registry, &reference, &layers, &tmp.path().join("k"), &[]);
         let kind = registry.kind;
-        assert_eq!(report["pushed"], 7, "{kind:?}: {report:#}");
+        // 7 SBOM attestations + the image signature, each its own bundle referrer.
+        assert_eq!(report["pushed"], 8, "{kind:?}: {report:#}");
+        let (attestations, signatures) =
+            split_image_signatures(report["attestations"].as_array().unwrap());
+        assert_eq!(attestations.len(), 7, "{kind:?}: {report:#}");
+        assert_eq!(signatures.len(), 1, "{kind:?}: {report:#}");
+        assert_eq!(signatures[0]["index"], 0);
+        assert_eq!(signatures[0]["format"], "bundle");
+        assert!(signatures[0]["buildpack"].is_null() && signatures[0]["layer"].is_null());
         assert_eq!(report["referrers-api"], kind == Kind::Ferro, "{kind:?}");
         assert_eq!(
             report["index-writes"],
@@ -84,7 +95,7 @@ fn signs_on_both_registries_and_plain_http_readers_see_every_attestation() {
         );
 
         let listed = listed_by_plain_http(&registry, "demo/app", &digest);
-        assert_eq!(listed.len(), 7, "{kind:?}: {listed:#?}");
+        assert_eq!(listed.len(), 8, "{kind:?}: {listed:#?}");
         let ours: Vec<&str> = report["attestations"]
             .as_array()
             .unwrap()
@@ -95,6 +106,21 @@ fn signs_on_both_registries_and_plain_http_readers_see_every_attestation() {
             assert!(ours.contains(&entry["digest"].as_str().unwrap()), "{entry}");
             assert_eq!(entry["artifactType"], BUNDLE);
             let annotations = &entry["annotations"];
+            if annotations["dev.sigstore.bundle.predicateType"] == COSIGN_SIGN_V1 {
+                assert_eq!(
+                    entry["digest"], signatures[0]["manifest-digest"],
+                    "{kind:?}"
+                );
+                assert!(
+                    annotations
+                        .as_object()
+                        .unwrap()
+                        .keys()
+                        .all(|k| !k.starts_with("io.buildpacks.")),
+                    "{kind:?}: the image signature carries buildpacks annotations: {entry}"
+                );
+                continue;
+            }
             for name in [
                 "dev.sigstore.bundle.content",
                 "dev.sigstore.bundle.predicateType",
@@ -117,12 +143,22 @@ fn signs_on_both_registries_and_plain_http_readers_see_every_attestation() {
             &registry,
         ));
         assert!(verified.status.success(), "{kind:?}: {}", text(&verified));
-        assert_eq!(text(&verified).matches("verified  sha256:").count(), 7);
+        let verdicts = text(&verified);
+        assert_eq!(
+            verdicts.matches("verified  sha256:").count(),
+            8,
+            "{kind:?}: 7 attestations + the image signature: {verdicts}"
+        );
+        let signature_line = format!(
+            "verified  {} (no buildpack, {COSIGN_SIGN_V1}, bundle)",
+            signatures[0]["manifest-digest"].as_str().unwrap()
+        );
+        assert!(verdicts.contains(&signature_line), "{kind:?}: {verdicts}");
 
         // Re-running uploads nothing and creates nothing.
         let again = sign(&registry, &reference, &layers, &tmp.path().join("k"), &[]);
         assert_eq!(again["pushed"], 0, "{kind:?}: {again:#}");
-        assert_eq!(again["already-present"], 7);
+        assert_eq!(again["already-present"], 8);
         assert_eq!(again["blobs-written"], 0);
         assert_eq!(again["index-writes"], 0);
         let kinds = &again["requests-by-kind"];
@@ -132,14 +168,15 @@ fn signs_on_both_registries_and_plain_http_readers_see_every_attestation() {
         );
         assert_eq!(
             listed_by_plain_http(&registry, "demo/app", &digest).len(),
-            7
+            8
         );
     }
 }
 
-/// The phase flow on the Paketo spring-boot tree (10 attestations): exporter from report.toml +
-/// label, then signer. Prints the request figure and holds it to the budget: at most 3 per
-/// attestation + 8 on the fallback registry (two-request uploads), 2 + 8 on the Referrers API one.
+/// The phase flow on the Paketo spring-boot tree (10 attestations, plus the image signature: 11
+/// referrers): exporter from report.toml + label, then signer. Prints the request figure and holds
+/// it to the budget, which is per referrer pushed: at most 3 per referrer + 8 on the fallback
+/// registry (two-request uploads), 2 + 8 on the Referrers API one.
 #[test]
 fn signer_request_budget_for_the_spring_boot_tree() {
     for registry in registries() {
@@ -160,22 +197,30 @@ fn signer_request_budget_for_the_spring_boot_tree() {
         let image_report = &report["image"][0];
         let requests = image_report["requests"].as_u64().unwrap();
         let kind = registry.kind;
+        let (attestations, signatures) =
+            split_image_signatures(image_report["attestations"].as_array().unwrap());
+        assert_eq!(attestations.len(), 10, "{image_report:#}");
+        assert_eq!(signatures.len(), 1, "{image_report:#}");
+        // The budget is per referrer pushed: the 10 attestations and the image signature.
+        let referrers = (attestations.len() + signatures.len()) as u64;
         eprintln!(
-            "{kind:?}: {requests} requests for 10 attestations: {}",
+            "{kind:?}: {requests} requests for {referrers} referrers (10 attestations + 1 image signature): {}",
             image_report["requests-by-kind"]
         );
-        assert_eq!(image_report["pushed"], 10, "{image_report:#}");
-        match kind {
-            Kind::Distribution => assert!(requests <= 3 * 10 + 8, "{requests}"),
-            Kind::Ferro => {
-                assert!(requests <= 2 * 10 + 8, "{requests}");
-                assert_eq!(image_report["index-writes"], 0);
-            }
+        assert_eq!(image_report["pushed"], referrers, "{image_report:#}");
+        let per_referrer = if kind == Kind::Distribution { 3 } else { 2 };
+        assert!(
+            requests <= per_referrer * referrers + 8,
+            "{kind:?}: {requests} requests, over the budget of {per_referrer} per referrer \
+             ({referrers} = 10 attestations + 1 image signature) + 8"
+        );
+        if kind == Kind::Ferro {
+            assert_eq!(image_report["index-writes"], 0);
         }
     }
 }
 
-/// report.toml tags in two repositories: both get the attestations.
+/// report.toml tags in two repositories: both get the attestations and the image signature.
 #[test]
 fn every_repository_in_report_toml_gets_the_attestations() {
     for registry in registries() {
@@ -194,10 +239,15 @@ fn every_repository_in_report_toml_gets_the_attestations() {
             tmp.path(),
         );
         for repo in ["team-a/app", "team-b/mirror"] {
+            let listed = listed_by_plain_http(&registry, repo, &digest);
+            let signatures = listed
+                .iter()
+                .filter(|e| e["annotations"]["dev.sigstore.bundle.predicateType"] == COSIGN_SIGN_V1)
+                .count();
             assert_eq!(
-                listed_by_plain_http(&registry, repo, &digest).len(),
-                7,
-                "{:?} {repo}",
+                (listed.len() - signatures, signatures),
+                (7, 1),
+                "{:?} {repo}: 7 attestations and 1 image signature expected: {listed:#?}",
                 registry.kind
             );
         }
@@ -259,6 +309,8 @@ fn toml_to_json(path: &PathBuf) -> Value {
 
 /// 8 signer processes at once on the same image, each with its own attestation, against the
 /// fallback registry: every run, the final `sha256-<hex>` index lists all 8. 20 runs in a row.
+/// Every process also signs the image itself; with the same key and image that signature is the
+/// same deterministic referrer for all of them, so the index holds 8 per round + 1.
 #[test]
 fn eight_concurrent_signers_lose_no_update_twenty_runs_in_a_row() {
     let Some(registry) = Registry::start(Kind::Distribution) else {
@@ -270,6 +322,7 @@ fn eight_concurrent_signers_lose_no_update_twenty_runs_in_a_row() {
     let reference = registry.push_layout(&image, "race/app", "1.0");
     let digest = digest_of(&registry, &reference);
     let mut all_expected = Vec::new();
+    let mut image_signature: Option<String> = None;
     for round in 0..20 {
         let children: Vec<_> = (0..8)
             .map(|i| {
@@ -300,18 +353,29 @@ fn eight_concurrent_signers_lose_no_update_twenty_runs_in_a_row() {
         for child in children {
             let out: Output = child.wait_with_output().unwrap();
             let report: Value = serde_json::from_str(&ok(out)).unwrap();
+            let (attestations, signatures) =
+                split_image_signatures(report["attestations"].as_array().unwrap());
+            assert_eq!(attestations.len(), 1, "{report:#}");
+            assert_eq!(signatures.len(), 1, "{report:#}");
             all_expected.push(
-                report["attestations"][0]["manifest-digest"]
+                attestations[0]["manifest-digest"]
                     .as_str()
                     .unwrap()
                     .to_string(),
+            );
+            let signature = signatures[0]["manifest-digest"].as_str().unwrap();
+            let first = image_signature.get_or_insert_with(|| signature.to_string());
+            assert_eq!(
+                first, signature,
+                "round {round}: same key and image, yet a different image signature"
             );
         }
         let listed: Vec<String> = listed_by_plain_http(&registry, "race/app", &digest)
             .iter()
             .map(|e| e["digest"].as_str().unwrap().to_string())
             .collect();
-        for expected in &all_expected {
+        let signature = image_signature.as_ref().unwrap();
+        for expected in all_expected.iter().chain([signature]) {
             assert!(
                 listed.contains(expected),
                 "round {round}: {expected} lost; index has {}",
@@ -320,8 +384,8 @@ fn eight_concurrent_signers_lose_no_update_twenty_runs_in_a_row() {
         }
         assert_eq!(
             listed.len(),
-            all_expected.len(),
-            "round {round}: duplicates or strangers"
+            all_expected.len() + 1,
+            "round {round}: duplicates or strangers (expected 8 per round + the one image signature)"
         );
     }
 }
@@ -493,7 +557,12 @@ fn cosign_legacy_att_tag_is_appended_without_dropping_others() {
         &tmp.path().join("k"),
         &["--format", "bundle,cosign-legacy"],
     );
-    assert_eq!(report["pushed"], 14, "{report:#}");
+    // 7 attestations in 2 formats, and the image signature once, as a bundle referrer (never an
+    // `.att` layer: cosign-legacy is a format for attestations).
+    assert_eq!(report["pushed"], 7 * 2 + 1, "{report:#}");
+    let (_, signatures) = split_image_signatures(report["attestations"].as_array().unwrap());
+    assert_eq!(signatures.len(), 1, "{report:#}");
+    assert_eq!(signatures[0]["format"], "bundle", "{report:#}");
     let (status, body) = registry.curl(
         &format!("/v2/legacy/app/manifests/{tag}"),
         "application/vnd.oci.image.manifest.v1+json",
@@ -534,6 +603,14 @@ fn cosign_legacy_att_tag_is_appended_without_dropping_others() {
             .count(),
         8
     );
+    assert_eq!(
+        listed
+            .iter()
+            .filter(|l| is_image_signature(l))
+            .map(|l| l["format"].as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["bundle"]
+    );
     let again = sign(
         &registry,
         &reference,
@@ -543,6 +620,149 @@ fn cosign_legacy_att_tag_is_appended_without_dropping_others() {
     );
     assert_eq!(again["pushed"], 0, "{again:#}");
     assert_eq!(again["index-writes"], 0);
+}
+
+/// Checks an ECDSA P-256 / SHA-256 signature (ASN.1 DER, base64) over `payload` with the PEM public
+/// key in `public_key`, using Python's `cryptography` (independent of cnb-attest).
+fn cryptography_verifies(
+    python: &Path,
+    public_key: &Path,
+    payload: &[u8],
+    signature: &str,
+) -> bool {
+    const SCRIPT: &str = r#"
+import base64, sys
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+key = serialization.load_pem_public_key(open(sys.argv[1], "rb").read())
+assert isinstance(key, ec.EllipticCurvePublicKey) and key.curve.name == "secp256r1", key
+payload = open(sys.argv[2], "rb").read()
+key.verify(base64.b64decode(sys.argv[3], validate=True), payload, ec.ECDSA(hashes.SHA256()))
+print("verified")
+"#;
+    let file = tempfile::NamedTempFile::new().unwrap();
+    fs::write(file.path(), payload).unwrap();
+    let out = run(Command::new(python)
+        .arg("-c")
+        .arg(SCRIPT)
+        .arg(public_key)
+        .arg(file.path())
+        .arg(signature));
+    out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "verified"
+}
+
+/// `--image-signature simple-signing`: cosign 2's `sha256-<hex>.sig` tag gets one simple-signing
+/// layer whose payload names the image digest and whose annotation is an ECDSA signature over the
+/// exact payload bytes (checked with Python's `cryptography`); no sign/v1 referrer is written, and
+/// a re-run adds no layer.
+#[test]
+fn image_signature_simple_signing_appends_to_the_sig_tag() {
+    let Some(registry) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let Some(python) = cnb_attest_tests::python() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    let keys = tmp.path().join("k");
+    key_pair(&keys, "");
+    let repo = "simple/app";
+    let reference = registry.push_layout(&image, repo, "1.0");
+    let digest = digest_of(&registry, &reference);
+    let flags = ["--image-signature", "simple-signing"];
+
+    let report = sign(&registry, &reference, &layers, &keys, &flags);
+    assert_eq!(
+        report["pushed"], 8,
+        "7 bundles + the .sig layer: {report:#}"
+    );
+    let (attestations, signatures) =
+        split_image_signatures(report["attestations"].as_array().unwrap());
+    assert!(signatures.is_empty(), "no sign/v1 bundle: {report:#}");
+    let simple: Vec<&Value> = attestations
+        .iter()
+        .filter(|a| a["format"] == "simple-signing")
+        .collect();
+    assert_eq!(simple.len(), 1, "{report:#}");
+    assert_eq!(simple[0]["index"], 0);
+    assert_eq!(attestations.len(), 8, "{report:#}");
+    // The referrers index holds the 7 attestations only.
+    let listed = listed_by_plain_http(&registry, repo, &digest);
+    assert_eq!(listed.len(), 7, "{listed:#?}");
+    assert!(listed
+        .iter()
+        .all(|e| e["annotations"]["dev.sigstore.bundle.predicateType"] != COSIGN_SIGN_V1));
+
+    let sig_path = format!("/v2/{repo}/manifests/sha256-{}.sig", &digest[7..]);
+    let accept =
+        "application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+    let (status, body) = registry.curl(&sig_path, accept);
+    assert_eq!(status, 200, "{body}");
+    let manifest: Value = serde_json::from_str(&body).unwrap();
+    let layers_of_sig = manifest["layers"].as_array().unwrap();
+    assert_eq!(layers_of_sig.len(), 1, "{manifest:#}");
+    let layer = &layers_of_sig[0];
+    assert_eq!(
+        layer["mediaType"],
+        "application/vnd.dev.cosign.simplesigning.v1+json"
+    );
+    let signature = layer["annotations"]["dev.cosignproject.cosign/signature"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no signature annotation: {layer}"));
+    let layer_digest = layer["digest"].as_str().unwrap();
+    let (status, payload) = registry.curl(&format!("/v2/{repo}/blobs/{layer_digest}"), "*/*");
+    assert_eq!(status, 200, "{payload}");
+    let payload = payload.into_bytes();
+    assert_eq!(sha256(&payload), layer_digest, "the blob is the layer");
+    assert_eq!(layer["size"], payload.len());
+    let simple_signing: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(
+        simple_signing["critical"]["image"]["docker-manifest-digest"],
+        digest.as_str(),
+        "{simple_signing:#}"
+    );
+    assert_eq!(
+        simple_signing["critical"]["type"],
+        "cosign container image signature"
+    );
+
+    let public_key = keys.join("cosign.pub");
+    assert!(
+        cryptography_verifies(&python, &public_key, &payload, signature),
+        "cryptography does not accept the signature over the payload"
+    );
+    // The check can fail: one payload byte changed, or another key.
+    let mut tampered = payload.clone();
+    let last = tampered.len() - 2;
+    tampered[last] ^= 0x01;
+    assert!(!cryptography_verifies(
+        &python,
+        &public_key,
+        &tampered,
+        signature
+    ));
+    key_pair(&tmp.path().join("other"), "");
+    assert!(!cryptography_verifies(
+        &python,
+        &tmp.path().join("other/cosign.pub"),
+        &payload,
+        signature
+    ));
+
+    // A re-run stores nothing and leaves the `.sig` manifest as it was.
+    let again = sign(&registry, &reference, &layers, &keys, &flags);
+    assert_eq!(again["pushed"], 0, "{again:#}");
+    assert_eq!(again["already-present"], 8, "{again:#}");
+    let (status, body_again) = registry.curl(&sig_path, accept);
+    assert_eq!(status, 200);
+    let manifest_again: Value = serde_json::from_str(&body_again).unwrap();
+    assert_eq!(
+        manifest_again["layers"].as_array().unwrap().len(),
+        1,
+        "{manifest_again:#}"
+    );
+    assert_eq!(body_again, body, "the .sig manifest changed on a re-run");
 }
 
 fn sha256(bytes: &[u8]) -> String {

@@ -5,7 +5,9 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
-use cnb_attest_tests::{bin, fresh_example, key_pair, ok, run, snapshot, text};
+use cnb_attest_tests::{
+    bin, fresh_example, key_pair, ok, run, snapshot, split_image_signatures, text, COSIGN_SIGN_V1,
+};
 use serde_json::Value;
 
 const PUB: &str = "cnb-attest-throwaway.pub";
@@ -46,8 +48,15 @@ fn signs_the_example_with_a_throwaway_key_and_lists_one_attestation_per_sbom_fil
     let (layers, image) = fresh_example(tmp.path());
     sign(&image, &layers, tmp.path(), &[]);
     let listed = ls_json(&image);
-    assert_eq!(listed.len(), 7, "{listed:#?}");
-    let mut seen: Vec<(String, String, String)> = listed
+    // By default the image itself is signed too: 7 SBOM attestations + 1 image signature.
+    let (attestations, signatures) = split_image_signatures(&listed);
+    assert_eq!(attestations.len(), 7, "{listed:#?}");
+    assert_eq!(
+        signatures.len(),
+        1,
+        "exactly one image signature: {listed:#?}"
+    );
+    let mut seen: Vec<(String, String, String)> = attestations
         .iter()
         .map(|l| {
             assert_eq!(l["format"], "bundle");
@@ -105,16 +114,115 @@ fn signs_the_example_with_a_throwaway_key_and_lists_one_attestation_per_sbom_fil
     .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()));
     assert_eq!(seen, expected);
 
+    // The image signature: a bundle whose only subject is the image (the attestations' first
+    // subject), with no buildpack or layer.
+    let signature = &signatures[0];
+    assert_eq!(signature["format"], "bundle", "{signature}");
+    assert!(signature["problem"].is_null(), "{signature}");
+    assert!(signature["buildpack"].is_null() && signature["layer"].is_null());
+    assert!(signature["sbom-media-type"].is_null(), "{signature}");
+    let image_subject = &attestations[0]["subjects"][0];
+    assert!(attestations
+        .iter()
+        .all(|a| &a["subjects"][0] == image_subject));
+    assert_eq!(
+        signature["subjects"],
+        Value::Array(vec![image_subject.clone()]),
+        "{signature}"
+    );
+    assert_image_signature_as_stored(&image, signature);
+
     let verified = verify(&image, &tmp.path().join(PUB));
     assert!(verified.status.success(), "{}", text(&verified));
-    assert_eq!(text(&verified).matches("verified  sha256:").count(), 7);
+    let report = text(&verified);
+    assert_eq!(
+        report.matches("verified  sha256:").count(),
+        8,
+        "7 attestations + the image signature: {report}"
+    );
+    let signature_line = format!(
+        "verified  {} (no buildpack, {COSIGN_SIGN_V1}, bundle)",
+        signature["manifest-digest"].as_str().unwrap()
+    );
+    assert!(report.contains(&signature_line), "{report}");
+}
+
+/// Reads the image signature back from the layout by hand (no cnb-attest code): its `index.json`
+/// entry and manifest carry no `io.buildpacks.*` annotation, and the bundle's signed statement has
+/// predicate type sign/v1, the predicate `{}` and the image digest as its single subject.
+fn assert_image_signature_as_stored(image: &Path, signature: &Value) {
+    use base64::Engine as _;
+    let digest = signature["manifest-digest"].as_str().unwrap();
+    let index: Value =
+        serde_json::from_slice(&fs::read(image.join("index.json")).unwrap()).unwrap();
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["digest"] == digest)
+        .unwrap_or_else(|| panic!("{digest} not in index.json"));
+    let image_digest = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"].is_string())
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest: Value =
+        serde_json::from_slice(&fs::read(image.join("blobs/sha256").join(&digest[7..])).unwrap())
+            .unwrap();
+    assert_eq!(manifest["subject"]["digest"], image_digest.as_str());
+    for annotations in [&entry["annotations"], &manifest["annotations"]] {
+        let names: Vec<&String> = annotations
+            .as_object()
+            .map(|a| a.keys().collect())
+            .unwrap_or_default();
+        assert!(
+            names.iter().all(|n| !n.starts_with("io.buildpacks.")),
+            "{names:?}"
+        );
+    }
+    assert_eq!(
+        entry["annotations"]["dev.sigstore.bundle.predicateType"],
+        COSIGN_SIGN_V1
+    );
+    assert_eq!(manifest["layers"].as_array().unwrap().len(), 1);
+    let layer = &manifest["layers"][0]["digest"].as_str().unwrap()[7..];
+    let bundle: Value =
+        serde_json::from_slice(&fs::read(image.join("blobs/sha256").join(layer)).unwrap()).unwrap();
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(statement["_type"], "https://in-toto.io/Statement/v1");
+    assert_eq!(statement["predicateType"], COSIGN_SIGN_V1);
+    assert_eq!(statement["predicate"], serde_json::json!({}));
+    let subjects = statement["subject"].as_array().unwrap();
+    assert_eq!(subjects.len(), 1, "{statement}");
+    assert_eq!(
+        format!(
+            "sha256:{}",
+            subjects[0]["digest"]["sha256"].as_str().unwrap()
+        ),
+        image_digest
+    );
 }
 
 #[test]
 fn signing_twice_adds_nothing() {
     let tmp = tempfile::tempdir().unwrap();
     let (layers, image) = fresh_example(tmp.path());
-    sign(&image, &layers, tmp.path(), &["--format", "bundle,dsse"]);
+    let first = sign(
+        &image,
+        &layers,
+        tmp.path(),
+        &["--format", "bundle,dsse", "--json"],
+    );
+    let first: Value = serde_json::from_str(&first).unwrap();
+    // 7 attestations in 2 formats, and the image signature once (always a bundle).
+    assert_eq!(first["pushed"], 7 * 2 + 1, "{first:#}");
     let index_after_first = fs::read(image.join("index.json")).unwrap();
     let tree_after_first = snapshot(&image);
     let report = sign(
@@ -125,8 +233,30 @@ fn signing_twice_adds_nothing() {
     );
     let report: Value = serde_json::from_str(&report).unwrap();
     assert_eq!(report["pushed"], 0, "{report:#}");
-    assert_eq!(report["already-present"], 14);
+    assert_eq!(
+        report["already-present"],
+        7 * 2 + 1,
+        "7 attestations × 2 formats + 1 image signature"
+    );
     assert_eq!(report["blobs-written"], 0);
+    let (attestations, signatures) =
+        split_image_signatures(report["attestations"].as_array().unwrap());
+    assert_eq!(attestations.len(), 14, "{report:#}");
+    for format in ["bundle", "dsse"] {
+        assert_eq!(
+            attestations
+                .iter()
+                .filter(|a| a["format"] == format)
+                .count(),
+            7,
+            "{report:#}"
+        );
+    }
+    assert_eq!(signatures.len(), 1, "{report:#}");
+    assert_eq!(signatures[0]["format"], "bundle");
+    assert_eq!(signatures[0]["index"], 0);
+    assert_eq!(signatures[0]["status"], "already-present");
+    assert!(signatures[0]["buildpack"].is_null() && signatures[0]["layer"].is_null());
     assert_eq!(
         fs::read(image.join("index.json")).unwrap(),
         index_after_first
@@ -170,7 +300,16 @@ fn flipping_one_byte_of_a_stored_envelope_fails_verification_and_names_it() {
         "{report}"
     );
     assert!(failed[0].contains("https://spdx.dev/Document"), "{report}");
-    assert_eq!(report.matches("verified  sha256:").count(), 6);
+    // The 6 untouched attestations and the image signature still verify.
+    assert_eq!(report.matches("verified  sha256:").count(), 7, "{report}");
+    assert_eq!(
+        report
+            .lines()
+            .filter(|l| l.starts_with("verified  ") && l.contains(COSIGN_SIGN_V1))
+            .count(),
+        1,
+        "{report}"
+    );
 }
 
 #[test]
@@ -204,21 +343,36 @@ fn exporter_then_signer_then_verify_with_a_cosign_key_pair() {
         .arg(keys.join("cosign.key"))
         .args(["-format", "dsse"])
         .env("COSIGN_PASSWORD", "correct horse")));
+    // 7 dsse attestations + the image signature (a bundle whatever `-format` says).
     assert!(
-        signed.contains("Attached 7 attestation referrer(s)"),
+        signed.contains("Attached 8 attestation referrer(s)"),
         "{signed}"
     );
     let report = fs::read_to_string(layers.join("signer-report.toml")).unwrap();
-    assert_eq!(report.matches("status = \"pushed\"").count(), 7, "{report}");
+    assert_eq!(report.matches("status = \"pushed\"").count(), 8, "{report}");
+    assert_eq!(
+        report
+            .matches(&format!("predicate-type = \"{COSIGN_SIGN_V1}\""))
+            .count(),
+        1,
+        "{report}"
+    );
 
     let out = verify(&image, &keys.join("cosign.pub"));
     assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(text(&out).matches("verified  sha256:").count(), 8);
     let listed = ls_json(&image);
-    assert!(listed.iter().all(|l| l["format"] == "dsse"));
+    let (attestations, signatures) = split_image_signatures(&listed);
+    assert_eq!(attestations.len(), 7, "{listed:#?}");
+    assert!(attestations.iter().all(|l| l["format"] == "dsse"));
+    assert_eq!(signatures.len(), 1, "{listed:#?}");
+    assert_eq!(signatures[0]["format"], "bundle");
+    // Every subject naming the image uses the configured name, the signature's too.
     assert!(listed.iter().all(|l| l["subjects"][0]
         .as_str()
         .unwrap()
         .starts_with("registry.example/team/node-express@sha256:")));
+    assert_eq!(signatures[0]["subjects"].as_array().unwrap().len(), 1);
 }
 
 #[test]
@@ -231,7 +385,16 @@ fn a_different_key_does_not_verify() {
     key_pair(&other, "");
     let out = verify(&image, &other.join("cosign.pub"));
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert_eq!(text(&out).matches("signature does not verify").count(), 7);
+    let report = text(&out);
+    // 7 attestations + the image signature, all signed with the other key.
+    assert_eq!(report.matches("signature does not verify").count(), 8);
+    assert!(
+        report
+            .lines()
+            .any(|l| l.starts_with("FAILED") && l.contains(COSIGN_SIGN_V1)),
+        "{report}"
+    );
+    assert!(!report.contains("verified  "), "{report}");
 }
 
 #[test]

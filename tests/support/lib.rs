@@ -12,6 +12,27 @@ use std::process::{Command, Output};
 
 use sha2::{Digest, Sha256};
 
+/// The predicate type of cosign 3's image signature (`cosign sign` with the new bundle format): an
+/// in-toto statement with an empty predicate whose one subject is the image digest. Spelled out
+/// here rather than imported from the product, so the tests hold the product to the published name.
+pub const COSIGN_SIGN_V1: &str = "https://sigstore.dev/cosign/sign/v1";
+
+/// Whether a report entry (`sign --json`, `signer-report.toml`) or an `ls --json` entry is the
+/// image signature rather than an SBOM attestation: told apart by predicate type.
+pub fn is_image_signature(entry: &serde_json::Value) -> bool {
+    entry["predicate-type"] == COSIGN_SIGN_V1
+}
+
+/// Splits report or `ls --json` entries into `(SBOM attestations, image signatures)`.
+pub fn split_image_signatures(
+    entries: &[serde_json::Value],
+) -> (Vec<serde_json::Value>, Vec<serde_json::Value>) {
+    entries
+        .iter()
+        .cloned()
+        .partition(|e| !is_image_signature(e))
+}
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

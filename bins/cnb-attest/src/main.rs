@@ -428,6 +428,26 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
             ))
         }
     };
+    // Everything that can be checked without the key is checked before a throw-away key is made.
+    if matches!(opened, Opened::Layout { .. }) {
+        options
+            .check_layout_target()
+            .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    }
+    let configured = config
+        .image
+        .digest()
+        .map_err(|e| Failure::new(exit::FAILED, e))?;
+    if configured.to_string() != image.descriptor.digest.to_string() {
+        return Err(Failure::new(
+            exit::FAILED,
+            format!(
+                "the signer configuration is for image {configured}, but {} is {}",
+                opened.name(),
+                image.descriptor.digest
+            ),
+        ));
+    }
     let key = load_key(&args)?;
     let report = match &opened {
         Opened::Layout { layout, .. } => {

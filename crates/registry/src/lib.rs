@@ -5,7 +5,7 @@
 //! (Basic, or bearer tokens reused per scope until they expire), retries 408/429/5xx and connection
 //! failures with jittered exponential backoff honouring `Retry-After`, follows redirects without
 //! carrying credentials to another host, bounds every body it reads, and counts requests by kind.
-//! On top of it, [`attach`] attaches referrers through the Referrers API or the Referrers Tag
+//! On top of it, [`attach()`] attaches referrers through the Referrers API or the Referrers Tag
 //! Schema, race-safely and idempotently.
 //!
 //! ```no_run

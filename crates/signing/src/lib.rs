@@ -131,6 +131,20 @@ impl Default for SignOptions {
 }
 
 impl SignOptions {
+    /// Refuses what only a registry can store (cosign tags) when the target is an OCI layout.
+    pub fn check_layout_target(&self) -> Result<(), Error> {
+        if self.formats.iter().any(|f| !f.is_referrer())
+            || self.image_signature == ImageSignature::SimpleSigning
+        {
+            return Err(Error::BadOption(
+                "cosign-legacy entries and simple-signing image signatures live in registry tags; \
+                 an OCI layout takes bundle and dsse"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Options from command-line values: storage format names (`bundle`, `dsse`), the statement
     /// version (`v1`, `v0.1`) and `SOURCE_DATE_EPOCH` (seconds since 1970), shared by every binary.
     pub fn from_flags(
@@ -638,12 +652,7 @@ pub fn sign_layout(
     options: &SignOptions,
 ) -> Result<SignReport, Error> {
     let location = layout.root().display().to_string();
-    if options.formats.iter().any(|f| !f.is_referrer()) {
-        return Err(Error::BadOption(
-            "cosign-legacy entries live in registry tags; an OCI layout takes bundle and dsse"
-                .into(),
-        ));
-    }
+    options.check_layout_target()?;
     let planned = plan(
         &image.descriptor,
         Some(&image.config.diff_ids),
@@ -693,7 +702,7 @@ pub fn sign_layout(
 
 /// Signs `config`'s attestations and attaches them to `image` in a registry: every referrer
 /// pushed by digest, listed through the Referrers API or the tag-schema index (see
-/// [`cnb_registry::attach`]). Nothing is pushed unless every attestation could be signed. With
+/// [`cnb_registry::attach()`]). Nothing is pushed unless every attestation could be signed. With
 /// `diff_ids` (the image config's `rootfs.diff_ids`), layer subjects are checked against them.
 #[allow(clippy::too_many_arguments)]
 pub async fn sign_registry(
