@@ -43,7 +43,7 @@ impl Pushed {
         let keys = tmp.path().join("k");
         key_pair(&keys, "");
         let reference = registry.push_layout(&image, REPO, "1.0");
-        let digest = digest_of(&registry, &reference);
+        let digest = registry.digest_of(&reference);
         Some(Pushed {
             registry,
             _tmp: tmp,
@@ -126,17 +126,6 @@ fn through<'a>(command: &'a mut Command, proxy: &Proxy) -> &'a mut Command {
         .env("CNB_REGISTRY_AUTH", proxy.registry_auth(&basic()))
         .env("CNB_INSECURE_REGISTRIES", &proxy.host)
         .env("DOCKER_CONFIG", "/nonexistent")
-}
-
-fn digest_of(registry: &Registry, reference: &str) -> String {
-    let mut command = Command::new("skopeo");
-    command
-        .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
-        .arg(format!("docker://{reference}"));
-    if let Some(creds) = registry.creds() {
-        command.arg("--creds").arg(creds);
-    }
-    ok(run(&mut command)).trim().to_string()
 }
 
 fn report_of(out: Output) -> Value {

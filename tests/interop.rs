@@ -7,11 +7,10 @@ use std::process::Command;
 
 use cnb_attest_tests::registry::{Kind, Registry, PASSWORD, USER};
 use cnb_attest_tests::{
-    bin, copy_dir, fresh_example, key_pair, missing, ok, run, split_image_signatures, text,
+    bin, copy_dir, fresh_example, key_pair, missing, ok, run, sha256, split_image_signatures, text,
     tools_dir, which, COSIGN_SIGN_V1,
 };
 use serde_json::Value;
-use sha2::{Digest as _, Sha256};
 
 const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -39,21 +38,6 @@ fn sign(registry: &Registry, reference: &str, layers: &Path, keys: &Path) -> Val
 
 fn skopeo() -> Option<PathBuf> {
     which("skopeo").or_else(|| missing("skopeo"))
-}
-
-fn digest_of(registry: &Registry, reference: &str) -> String {
-    let mut command = Command::new("skopeo");
-    command
-        .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
-        .arg(format!("docker://{reference}"));
-    if let Some(creds) = registry.creds() {
-        command.arg("--creds").arg(creds);
-    }
-    ok(run(&mut command)).trim().to_string()
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// The raw `sha256-<hex>` index entries, as a plain HTTP reader sees them.
@@ -120,7 +104,7 @@ fn sigstore_cli_attach_then_cnb_attest_both_are_listed() {
     key_pair(&tmp.path().join("other"), "");
     let repo = "interop/app";
     let reference = registry.push_layout(&image, repo, "1.0");
-    let digest = digest_of(&registry, &reference);
+    let digest = registry.digest_of(&reference);
 
     // The bundle @sigstore/cli attaches: one signed offline with another key, in a copy.
     let copy = tmp.path().join("copy");
@@ -242,7 +226,7 @@ fn skopeo_copies_the_attested_image_and_a_referrer_unchanged() {
         key_pair(&tmp.path().join("k"), "");
         let repo = "interop/copy";
         let reference = registry.push_layout(&image, repo, "1.0");
-        let digest = digest_of(&registry, &reference);
+        let digest = registry.digest_of(&reference);
         let report = sign(&registry, &reference, &layers, &tmp.path().join("k"));
         // 7 attestations + the image signature.
         assert_eq!(report["pushed"], 8, "{kind:?}: {report:#}");

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use cnb_attest_tests::registry::{Kind, Registry, PASSWORD, USER};
 use cnb_attest_tests::{
-    bin, fresh_example, fresh_spring_boot, is_image_signature, key_pair, ok, run,
+    bin, fresh_example, fresh_spring_boot, is_image_signature, key_pair, ok, run, sha256,
     split_image_signatures, text, COSIGN_SIGN_V1,
 };
 use serde_json::Value;
@@ -43,17 +43,6 @@ fn sign(registry: &Registry, reference: &str, layers: &Path, keys: &Path, extra:
     serde_json::from_str(&out).unwrap()
 }
 
-fn digest_of(registry: &Registry, reference: &str) -> String {
-    let mut command = Command::new("skopeo");
-    command
-        .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
-        .arg(format!("docker://{reference}"));
-    if let Some(creds) = registry.creds() {
-        command.arg("--creds").arg(creds);
-    }
-    ok(run(&mut command)).trim().to_string()
-}
-
 /// What an independent reader sees: the raw Referrers API answer, or the raw `sha256-<hex>` index.
 fn listed_by_plain_http(registry: &Registry, repo: &str, digest: &str) -> Vec<Value> {
     let accept = "application/vnd.oci.image.index.v1+json";
@@ -76,7 +65,7 @@ fn signs_on_both_registries_and_plain_http_readers_see_every_attestation() {
         let (layers, image) = fresh_example(tmp.path());
         key_pair(&tmp.path().join("k"), "");
         let reference = registry.push_layout(&image, "demo/app", "1.0");
-        let digest = digest_of(&registry, &reference);
+        let digest = registry.digest_of(&reference);
         let report = sign(&registry, &reference, &layers, &tmp.path().join("k"), &[]);
         let kind = registry.kind;
         // 7 SBOM attestations + the image signature, each its own bundle referrer.
@@ -184,7 +173,7 @@ fn signer_request_budget_for_the_spring_boot_tree() {
         let (layers, image) = fresh_spring_boot(tmp.path());
         key_pair(&tmp.path().join("k"), "pw");
         let reference = registry.push_layout(&image, "demo/spring", "1.0");
-        let digest = digest_of(&registry, &reference);
+        let digest = registry.digest_of(&reference);
         phase_flow(
             &registry,
             &layers,
@@ -229,7 +218,7 @@ fn every_repository_in_report_toml_gets_the_attestations() {
         key_pair(&tmp.path().join("k"), "pw");
         let first = registry.push_layout(&image, "team-a/app", "1.0");
         let second = registry.push_layout(&image, "team-b/mirror", "latest");
-        let digest = digest_of(&registry, &first);
+        let digest = registry.digest_of(&first);
         phase_flow(
             &registry,
             &layers,
@@ -320,7 +309,7 @@ fn eight_concurrent_signers_lose_no_update_twenty_runs_in_a_row() {
     let (_, image) = fresh_example(tmp.path());
     key_pair(&tmp.path().join("k"), "");
     let reference = registry.push_layout(&image, "race/app", "1.0");
-    let digest = digest_of(&registry, &reference);
+    let digest = registry.digest_of(&reference);
     let mut all_expected = Vec::new();
     let mut image_signature: Option<String> = None;
     for round in 0..20 {
@@ -400,7 +389,7 @@ fn credentials_never_appear_in_the_most_verbose_output() {
     let (layers, image) = fresh_example(tmp.path());
     key_pair(&tmp.path().join("k"), "key-password-xyz");
     let reference = registry.push_layout(&image, "demo/app", "1.0");
-    let digest = digest_of(&registry, &reference);
+    let digest = registry.digest_of(&reference);
     let label_dir = tmp.path().join("label");
     fs::create_dir(&label_dir).unwrap();
     // Through docker's config.json this time, the other credential source.
@@ -527,7 +516,7 @@ fn cosign_legacy_att_tag_is_appended_without_dropping_others() {
     let (layers, image) = fresh_example(tmp.path());
     key_pair(&tmp.path().join("k"), "");
     let reference = registry.push_layout(&image, "legacy/app", "1.0");
-    let digest = digest_of(&registry, &reference);
+    let digest = registry.digest_of(&reference);
     // Someone else's .att tag with one layer (the empty JSON blob stands in for their envelope).
     let foreign_layer = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
     let config =
@@ -669,7 +658,7 @@ fn image_signature_simple_signing_appends_to_the_sig_tag() {
     key_pair(&keys, "");
     let repo = "simple/app";
     let reference = registry.push_layout(&image, repo, "1.0");
-    let digest = digest_of(&registry, &reference);
+    let digest = registry.digest_of(&reference);
     let flags = ["--image-signature", "simple-signing"];
 
     let report = sign(&registry, &reference, &layers, &keys, &flags);
@@ -763,11 +752,6 @@ fn image_signature_simple_signing_appends_to_the_sig_tag() {
         "{manifest_again:#}"
     );
     assert_eq!(body_again, body, "the .sig manifest changed on a re-run");
-}
-
-fn sha256(bytes: &[u8]) -> String {
-    use sha2::{Digest as _, Sha256};
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 fn upload_with_curl(registry: &Registry, repo: &str, blob: &[u8]) {

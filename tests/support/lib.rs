@@ -179,6 +179,11 @@ pub fn sbom_files(layers: &Path) -> BTreeMap<String, Vec<u8>> {
     out
 }
 
+/// `sha256:<hex>` of `bytes`.
+pub fn sha256(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
 /// Where `scripts/install-test-tools` put the independent tools.
 pub fn tools_dir() -> PathBuf {
     std::env::var_os("CNB_ATTEST_TOOLS")

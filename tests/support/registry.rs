@@ -144,6 +144,18 @@ impl Registry {
         reference
     }
 
+    /// The manifest digest `reference` resolves to, as skopeo (an independent reader) sees it.
+    pub fn digest_of(&self, reference: &str) -> String {
+        let mut command = Command::new("skopeo");
+        command
+            .args(["inspect", "--tls-verify=false", "--format", "{{.Digest}}"])
+            .arg(format!("docker://{reference}"));
+        if let Some(creds) = self.creds() {
+            command.arg("--creds").arg(creds);
+        }
+        crate::ok(crate::run(&mut command)).trim().to_string()
+    }
+
     /// GET `path` on the registry with curl (an independent reader), returning the body.
     pub fn curl(&self, path: &str, accept: &str) -> (u16, String) {
         let mut command = Command::new("curl");

@@ -12,11 +12,12 @@ use cnb_dsse::{PasswordSource, SigningKey};
 use cnb_phase::{exit, Failure};
 use cnb_referrers::layout::{Image, OciLayout};
 use cnb_referrers::manifest::REF_NAME;
-use cnb_registry::{AttachOptions, Client, ClientOptions, ImageRef, Keychain};
+use cnb_registry::{AttachOptions, Client, ImageRef};
 use cnb_sbom_discovery::DiscoveryOptions;
+use cnb_signing::cli::{RegistryFlags, SignFlags};
 use cnb_signing::generate::{generate_config, lifecycle_label, GenerateInput};
 use cnb_signing::inspect::{self, Listed};
-use cnb_signing::{LayoutImage, SignOptions, Target};
+use cnb_signing::{LayoutImage, Target};
 
 /// Sign, verify and list the SBOM attestations of Cloud Native Buildpacks images.
 #[derive(Parser)]
@@ -47,21 +48,10 @@ struct DoctorArgs {
     /// registry allows it.
     registry: String,
     #[command(flatten)]
-    registry_args: RegistryArgs,
+    registry_args: RegistryFlags,
     /// Print as JSON.
     #[arg(long)]
     json: bool,
-}
-
-/// How to reach registries.
-#[derive(Args, Clone)]
-struct RegistryArgs {
-    /// Registry (`host[:port]`) to reach over plain HTTP; repeatable. Also CNB_INSECURE_REGISTRIES.
-    #[arg(long = "insecure-registry")]
-    insecure_registries: Vec<String>,
-    /// Log every registry request (method, URL, status; never headers or bodies) to stderr.
-    #[arg(long)]
-    debug: bool,
 }
 
 #[derive(Args)]
@@ -69,7 +59,7 @@ struct SignArgs {
     /// The image: a registry reference, `oci:<dir>[:<tag>|@sha256:<hex>]` or a layout directory.
     image: String,
     #[command(flatten)]
-    registry: RegistryArgs,
+    registry: RegistryFlags,
     /// The build's layers directory: its SBOMs are discovered and attested.
     #[arg(long, env = "CNB_LAYERS_DIR", conflicts_with = "config")]
     layers: Option<PathBuf>,
@@ -94,16 +84,8 @@ struct SignArgs {
     /// Where the throw-away key pair is kept (created on first use, reused afterwards).
     #[arg(long, default_value = ".")]
     throwaway_key_dir: PathBuf,
-    /// Storage format(s): bundle (cosign 3), dsse (the RFC's). Repeat or comma-separate.
-    #[arg(long, value_delimiter = ',', default_value = "bundle")]
-    format: Vec<String>,
-    /// in-toto Statement version to write: v1 or v0.1.
-    #[arg(long, default_value = "v1")]
-    statement_version: String,
-    /// How the image itself is signed: bundle (cosign 3: a sign/v1 statement in a bundle
-    /// referrer), simple-signing (cosign 2's .sig tag; registries only) or none.
-    #[arg(long, default_value = "bundle")]
-    image_signature: String,
+    #[command(flatten)]
+    signing: SignFlags,
     /// Also attest `sbom/build` SBOMs.
     #[arg(long)]
     include_build_sboms: bool,
@@ -120,7 +102,7 @@ struct VerifyArgs {
     /// The image.
     image: String,
     #[command(flatten)]
-    registry: RegistryArgs,
+    registry: RegistryFlags,
     /// Public key (PEM), e.g. cosign.pub.
     #[arg(long)]
     key: PathBuf,
@@ -134,7 +116,7 @@ struct LsArgs {
     /// The image.
     image: String,
     #[command(flatten)]
-    registry: RegistryArgs,
+    registry: RegistryFlags,
     /// Print as JSON.
     #[arg(long)]
     json: bool,
@@ -209,18 +191,14 @@ impl Opened {
 }
 
 /// A registry client and a runtime to drive it, configured from the flags and environment.
-fn registry_client(registry: &RegistryArgs) -> Result<(Client, tokio::runtime::Runtime), Failure> {
+fn registry_client(registry: &RegistryFlags) -> Result<(Client, tokio::runtime::Runtime), Failure> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::new(exit::FAILED, format!("cannot start the async runtime: {e}")))?;
-    let mut options = ClientOptions::default().with_insecure_from_env();
-    options
-        .insecure
-        .extend(registry.insecure_registries.iter().cloned());
-    options.debug = registry.debug;
-    let keychain = Keychain::from_env().map_err(|e| Failure::new(exit::FAILED, e))?;
-    let client = Client::new(keychain, options).map_err(|e| Failure::new(exit::FAILED, e))?;
+    let client = registry
+        .client()
+        .map_err(|e| Failure::new(exit::FAILED, e))?;
     Ok((client, runtime))
 }
 
@@ -259,7 +237,7 @@ fn doctor(args: DoctorArgs) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
-fn open(text: &str, registry: &RegistryArgs) -> Result<Opened, Failure> {
+fn open(text: &str, registry: &RegistryFlags) -> Result<Opened, Failure> {
     match Target::parse(text).map_err(|e| Failure::new(exit::INVALID_ARGS, e))? {
         Target::Layout(location) => {
             let layout =
@@ -349,13 +327,10 @@ fn write_new(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 }
 
 fn sign(args: SignArgs) -> Result<u8, Failure> {
-    let options = SignOptions::from_flags(
-        &args.format,
-        &args.statement_version,
-        &args.image_signature,
-        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
-    )
-    .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    let options = args
+        .signing
+        .options()
+        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
     let opened = open(&args.image, &args.registry)?;
     let image = opened.image();
     let (config, roots) = match (&args.config, &args.layers) {

@@ -15,9 +15,10 @@ use cnb_attestation_config::AllowedRoots;
 use cnb_dsse::PasswordSource;
 use cnb_phase::{exit, Failure};
 use cnb_referrers::layout::OciLayout;
-use cnb_registry::{AttachOptions, Client, ClientOptions, ImageRef, Keychain};
+use cnb_registry::{AttachOptions, ImageRef};
 use cnb_sbom_discovery::platform::Report;
-use cnb_signing::{LayoutImage, SignOptions, SignReport, Target};
+use cnb_signing::cli::{RegistryFlags, SignFlags};
+use cnb_signing::{LayoutImage, SignReport, Target};
 
 /// Sign a build's attestations and attach them to the image.
 #[derive(Parser)]
@@ -47,22 +48,10 @@ struct Cli {
     /// File holding the key's password (default: the COSIGN_PASSWORD environment variable).
     #[arg(long, env = "CNB_SIGNING_PASSWORD_FILE")]
     password_file: Option<PathBuf>,
-    /// Storage format(s): bundle (cosign 3), dsse (the RFC's). Repeat or comma-separate.
-    #[arg(long, value_delimiter = ',', default_value = "bundle")]
-    format: Vec<String>,
-    /// in-toto Statement version: v1 or v0.1.
-    #[arg(long, default_value = "v1")]
-    statement_version: String,
-    /// How the image itself is signed: bundle (cosign 3: a sign/v1 statement in a bundle
-    /// referrer), simple-signing (cosign 2's .sig tag; registries only) or none.
-    #[arg(long, default_value = "bundle")]
-    image_signature: String,
-    /// Registry (`host[:port]`) reached over plain HTTP; repeatable. Also CNB_INSECURE_REGISTRIES.
-    #[arg(long = "insecure-registry")]
-    insecure_registries: Vec<String>,
-    /// Log every registry request (method, URL, status; never headers or bodies) to stderr.
-    #[arg(long)]
-    debug: bool,
+    #[command(flatten)]
+    signing: SignFlags,
+    #[command(flatten)]
+    registry: RegistryFlags,
     /// Where to write the signer report (default `<layers>/signer-report.toml`).
     #[arg(long)]
     signer_report: Option<PathBuf>,
@@ -77,13 +66,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
-    let options = SignOptions::from_flags(
-        &cli.format,
-        &cli.statement_version,
-        &cli.image_signature,
-        std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
-    )
-    .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    let options = cli
+        .signing
+        .options()
+        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
 
     let bad_config = |e: &dyn std::fmt::Display| Failure::new(exit::SIGN_BAD_CONFIG, e);
     let config_path = cli
@@ -132,14 +118,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Target::Registry(reference) => {
             let references = repositories(&cli, &config.image.reference, &reference)?;
-            let mut client_options = ClientOptions::default().with_insecure_from_env();
-            client_options
-                .insecure
-                .extend(cli.insecure_registries.iter().cloned());
-            client_options.debug = cli.debug;
-            let keychain = Keychain::from_env().map_err(|e| Failure::new(exit::FAILED, e))?;
-            let client =
-                Client::new(keychain, client_options).map_err(|e| Failure::new(exit::FAILED, e))?;
+            let client = cli
+                .registry
+                .client()
+                .map_err(|e| Failure::new(exit::FAILED, e))?;
             let runtime = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()

@@ -21,6 +21,8 @@ use cnb_referrers::{build_referrer, Descriptor, Referrer, ReferrerParts, Storage
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod generate;
 pub mod inspect;
 pub mod location;
