@@ -123,6 +123,15 @@ fn attestation(image: &ImageDescription, file: &SbomFile) -> Result<AttestationS
         annotations::BUILDPACK_ID.to_string(),
         file.buildpack.to_string(),
     )];
+    if file.scope == Scope::Image {
+        // An image-scoped SBOM also names its buildpack in a signed subject (the buildpack ID, with
+        // the image digest): a restore places the file from signed data, never from an annotation
+        // anyone with push access could rewrite. Layer subjects carry it as `<bp-id>:<layer>`.
+        subjects.push(SubjectSpec {
+            name: file.buildpack.to_string(),
+            digest: image.digest.clone(),
+        });
+    }
     if let Scope::Layer(layer) = &file.scope {
         notes.push((annotations::LAYER_NAME.to_string(), layer.to_string()));
         if file.kind == SbomKind::Launch {

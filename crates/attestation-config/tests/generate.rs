@@ -187,7 +187,13 @@ fn spring_boot_round_trip_with_launcher_and_image_scope() {
         .collect();
     assert_eq!(jar.len(), 2);
     for a in jar {
-        assert_eq!(a.subjects.len(), 1, "image scope: only the image subject");
+        assert_eq!(
+            a.subjects.len(),
+            2,
+            "image scope: the image, and the buildpack ID with the image digest"
+        );
+        assert_eq!(a.subjects[1].name, "paketo-buildpacks/executable-jar");
+        assert_eq!(a.subjects[1].digest, a.subjects[0].digest);
         assert_eq!(a.annotation(annotations::LAYER_NAME), None);
         assert_eq!(a.annotation(annotations::LAYER_DIGEST_KIND), None);
     }
@@ -231,8 +237,8 @@ fn synthetic_tree_with_build_and_cache_round_trips() {
     assert_eq!(build.annotation(annotations::LAYER_DIGEST_KIND), None);
     assert_eq!(
         config.attestations[0].subjects.len(),
-        1,
-        "image scope first"
+        2,
+        "image scope first: the image and the buildpack"
     );
     assert_eq!(config.attestations[1].subjects.len(), 2);
 
