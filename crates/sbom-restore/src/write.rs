@@ -1,0 +1,160 @@
+//! Writing restored files: every path is built from validated components, nothing at or above the
+//! target is a symlink that gets followed, and each file appears whole (temporary file + rename).
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::path::SbomPath;
+use crate::Error;
+
+/// One file to write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Restored {
+    /// Where it goes under `sbom/launch/`.
+    pub path: SbomPath,
+    /// Its exact bytes.
+    pub bytes: Vec<u8>,
+    /// Where it came from (an attestation digest, or `sbom-layer`), for reports.
+    pub source: String,
+}
+
+/// Writes `files` under `<root>/sbom/launch/`, where `root` is a layers directory (the analyzer) or
+/// `<out>/layers` (a download). `root` and every directory below it must be real directories,
+/// never symlinks; existing files are replaced atomically, never written through.
+/// Returns the paths written.
+pub fn write_tree(root: &Path, files: &[Restored]) -> Result<Vec<PathBuf>, Error> {
+    ensure_dir(root, true)?;
+    let mut written = Vec::with_capacity(files.len());
+    for file in files {
+        let relative = Path::new("sbom").join("launch").join(file.path.relative());
+        let mut dir = root.to_path_buf();
+        let parents: Vec<_> = relative
+            .parent()
+            .into_iter()
+            .flat_map(|p| p.components())
+            .collect();
+        for component in parents {
+            dir.push(component);
+            ensure_dir(&dir, true)?;
+        }
+        let target = root.join(&relative);
+        write_atomic(&target, &file.bytes)?;
+        written.push(target);
+    }
+    Ok(written)
+}
+
+/// Makes sure `dir` is a directory that is not a symlink (creating it when `create`).
+fn ensure_dir(dir: &Path, create: bool) -> Result<(), Error> {
+    match fs::symlink_metadata(dir) {
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::Unsafe {
+            path: dir.to_path_buf(),
+            reason: "is a symbolic link; refusing to write through it".into(),
+        }),
+        Ok(meta) if meta.is_dir() => Ok(()),
+        Ok(_) => Err(Error::Unsafe {
+            path: dir.to_path_buf(),
+            reason: "exists and is not a directory".into(),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && create => fs::create_dir(dir)
+            .map_err(|e| Error::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            }),
+        Err(e) => Err(Error::Io {
+            path: dir.to_path_buf(),
+            source: e,
+        }),
+    }
+}
+
+fn write_atomic(target: &Path, bytes: &[u8]) -> Result<(), Error> {
+    if let Ok(meta) = fs::symlink_metadata(target) {
+        if !meta.is_file() {
+            return Err(Error::Unsafe {
+                path: target.to_path_buf(),
+                reason: "exists and is not a regular file (a symlink or special file); refusing to replace it".into(),
+            });
+        }
+    }
+    let dir = target.parent().ok_or_else(|| Error::Unsafe {
+        path: target.to_path_buf(),
+        reason: "has no parent directory".into(),
+    })?;
+    let mut suffix = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut suffix);
+    let tmp = dir.join(format!(".restore-{}.tmp", hex::encode(suffix)));
+    let result = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, target)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    result.map_err(|e| Error::Io {
+        path: target.to_path_buf(),
+        source: e,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cnb_sbom_discovery::{BuildpackId, LayerName, SbomFormat};
+
+    fn file() -> Restored {
+        Restored {
+            path: SbomPath::Sbom {
+                buildpack: BuildpackId::new("acme/node").unwrap(),
+                layer: Some(LayerName::new("node").unwrap()),
+                format: SbomFormat::CycloneDx,
+            },
+            bytes: b"{}\\n".to_vec(),
+            source: "test".into(),
+        }
+    }
+
+    #[test]
+    fn writes_the_lifecycle_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let written = write_tree(dir.path(), &[file()]).unwrap();
+        assert_eq!(
+            written,
+            [dir.path().join("sbom/launch/acme_node/node/sbom.cdx.json")]
+        );
+        assert_eq!(fs::read(&written[0]).unwrap(), b"{}\\n");
+    }
+
+    #[test]
+    fn refuses_a_symlink_planted_anywhere_on_the_way() {
+        for planted in [
+            "sbom",
+            "sbom/launch",
+            "sbom/launch/acme_node",
+            "sbom/launch/acme_node/node/sbom.cdx.json",
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let outside = tempfile::tempdir().unwrap();
+            let link = dir.path().join(planted);
+            fs::create_dir_all(link.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(outside.path(), &link).unwrap();
+            let err = write_tree(dir.path(), &[file()]).unwrap_err();
+            assert!(
+                err.to_string().contains("symbolic link")
+                    || err.to_string().contains("not a regular file"),
+                "{planted}: {err}"
+            );
+            assert_eq!(
+                fs::read_dir(outside.path()).unwrap().count(),
+                0,
+                "{planted}: wrote outside"
+            );
+        }
+    }
+}
