@@ -14,9 +14,9 @@ use cnb_referrers::layout::{Image, OciLayout};
 use cnb_referrers::manifest::REF_NAME;
 use cnb_registry::{AttachOptions, Client, ImageRef};
 use cnb_sbom_discovery::DiscoveryOptions;
+use cnb_sbom_restore::inspect::{self, Listed};
 use cnb_signing::cli::{RegistryFlags, SignFlags};
 use cnb_signing::generate::{generate_config, lifecycle_label, GenerateInput};
-use cnb_signing::inspect::{self, Listed};
 use cnb_signing::{LayoutImage, Target};
 
 /// Sign, verify and list the SBOM attestations of Cloud Native Buildpacks images.
@@ -39,6 +39,35 @@ enum Command {
     GenerateKeyPair(KeyPairArgs),
     /// Find out what a registry supports (Referrers API, OCI-Subject, If-Match, DELETE, sizes).
     Doctor(DoctorArgs),
+    /// Verify an image's SBOM attestations and write the SBOMs as `pack sbom download` does:
+    /// `<out>/layers/sbom/launch/<buildpack>/[<layer>/]sbom.<ext>`.
+    Download(DownloadArgs),
+}
+
+#[derive(Args)]
+struct DownloadArgs {
+    /// The image.
+    image: String,
+    #[command(flatten)]
+    registry: RegistryFlags,
+    /// Output directory (the SBOMs go to `<dir>/layers/sbom/launch/`).
+    #[arg(short = 'o', long = "output-dir", default_value = ".")]
+    output_dir: PathBuf,
+    /// Public key (PEM) the attestations must be signed with.
+    #[arg(long)]
+    key: PathBuf,
+    /// Only this buildpack's SBOMs (its real ID, e.g. paketo-buildpacks/node-engine).
+    #[arg(long)]
+    buildpack: Option<String>,
+    /// Only this format: cdx, spdx or syft.
+    #[arg(long)]
+    format: Option<String>,
+    /// Fail unless every launch layer of each SBOM-producing buildpack has a verified SBOM.
+    #[arg(long)]
+    require_all_layers: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -139,6 +168,7 @@ fn main() -> ExitCode {
         Command::Ls(args) => ls(args),
         Command::GenerateKeyPair(args) => generate_key_pair(args),
         Command::Doctor(args) => doctor(args),
+        Command::Download(args) => download(args),
     })
 }
 
@@ -200,6 +230,129 @@ fn registry_client(registry: &RegistryFlags) -> Result<(Client, tokio::runtime::
         .client()
         .map_err(|e| Failure::new(exit::FAILED, e))?;
     Ok((client, runtime))
+}
+
+fn download(args: DownloadArgs) -> Result<u8, Failure> {
+    use cnb_sbom_discovery::platform::LifecycleMetadata;
+    use cnb_sbom_discovery::{BuildpackId, SbomFormat};
+    use cnb_sbom_restore::select::{missing_layers, plan_restore, Request};
+
+    let key = cnb_dsse::read_public_key(&args.key).map_err(|e| Failure::new(exit::FAILED, e))?;
+    let request = Request {
+        buildpack: args
+            .buildpack
+            .as_deref()
+            .map(BuildpackId::new)
+            .transpose()
+            .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?,
+        format: args
+            .format
+            .as_deref()
+            .map(|f| {
+                SbomFormat::from_extension(&format!("{f}.json"))
+                    .or_else(|| SbomFormat::from_media_type(f))
+                    .ok_or_else(|| {
+                        Failure::new(
+                            exit::INVALID_ARGS,
+                            format!("--format `{f}`: expected cdx, spdx or syft"),
+                        )
+                    })
+            })
+            .transpose()?,
+    };
+    let opened = open(&args.image, &args.registry)?;
+    let image = opened.image();
+    let label = lifecycle_label(image).map_err(|e| Failure::new(exit::FAILED, e))?;
+    let metadata =
+        LifecycleMetadata::from_json(label).map_err(|e| Failure::new(exit::FAILED, e))?;
+    let select = |d: &cnb_referrers::Descriptor| request.wants(d);
+    let fetched = match &opened {
+        Opened::Layout { layout, image, .. } => {
+            inspect::fetch_layout_selected(layout, image, &select)
+        }
+        Opened::Registry {
+            reference,
+            client,
+            runtime,
+            image,
+        } => runtime.block_on(inspect::fetch_registry_selected(
+            client,
+            &reference.repository,
+            image,
+            &select,
+        )),
+    }
+    .map_err(|e| Failure::new(exit::FAILED, e))?;
+    let plan = plan_restore(image, &metadata, &fetched, &key, &request);
+    // The output directory is the user's to name (and may sit below a symlink they chose); from
+    // `<out>/layers` down, write_tree creates every directory itself and follows no symlink.
+    std::fs::create_dir_all(&args.output_dir)
+        .map_err(|e| Failure::new(exit::FAILED, format!("{}: {e}", args.output_dir.display())))?;
+    let root = args.output_dir.join("layers");
+    let written = cnb_sbom_restore::write_tree(&root, &plan.files)
+        .map_err(|e| Failure::new(exit::FAILED, e))?;
+    let missing = if args.require_all_layers {
+        missing_layers(&plan, &metadata)
+    } else {
+        Vec::new()
+    };
+    let requests = match &opened {
+        Opened::Registry { client, .. } => Some(client.stats().total()),
+        Opened::Layout { .. } => None,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "plan": plan,
+                "written": written,
+                "missing-layers": missing,
+                "requests": requests,
+            }))
+            .unwrap_or_default()
+        );
+    } else {
+        for path in &written {
+            println!("{}", path.display());
+        }
+        for (name, reason) in &plan.failures {
+            eprintln!("FAILED {name}: {reason}");
+        }
+    }
+    let location = opened.name();
+    if !plan.failures.is_empty() {
+        return Err(Failure::new(
+            exit::VERIFY_FAILED,
+            format!(
+                "{location}: {} attestation(s) failed verification; nothing was written for them",
+                plan.failures.len()
+            ),
+        ));
+    }
+    if plan.files.is_empty() {
+        return Err(Failure::new(
+            exit::NO_ATTESTATIONS,
+            format!("{location}: no verified SBOM attestation matches"),
+        ));
+    }
+    if !missing.is_empty() {
+        return Err(Failure::new(
+            exit::VERIFY_FAILED,
+            format!(
+                "{location}: launch layers without a verified SBOM: {}",
+                missing.join(", ")
+            ),
+        ));
+    }
+    eprintln!(
+        "{location}: {} verified SBOM(s) written under {}{}",
+        written.len(),
+        root.join("sbom").join("launch").display(),
+        requests
+            .map(|r| format!(" ({r} request(s))"))
+            .unwrap_or_default()
+    );
+    Ok(exit::OK)
 }
 
 fn doctor(args: DoctorArgs) -> Result<u8, Failure> {

@@ -14,7 +14,9 @@
 
 use std::path::PathBuf;
 
+pub mod inspect;
 pub mod path;
+pub mod select;
 pub mod write;
 
 pub use path::SbomPath;
@@ -50,4 +52,13 @@ pub enum Error {
     /// The SBOM layer or an archive is malformed or too large.
     #[error("{0}")]
     Malformed(String),
+    /// An OCI layout or a stored document failed.
+    #[error(transparent)]
+    Store(#[from] cnb_referrers::Error),
+    /// A registry failed.
+    #[error(transparent)]
+    Registry(#[from] cnb_registry::Error),
+    /// The image is not usable.
+    #[error("{0}")]
+    BadImage(String),
 }

@@ -24,7 +24,6 @@ use sha2::{Digest as _, Sha256};
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod generate;
-pub mod inspect;
 pub mod location;
 
 pub use cnb_intoto::StatementVersion;

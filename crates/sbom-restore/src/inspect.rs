@@ -17,7 +17,8 @@ use cnb_referrers::{Descriptor, ImageManifest, StorageFormat};
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::annotations;
+use cnb_attestation_config::annotations;
+
 use crate::Error;
 
 /// One referrer of an image, as stored (nothing verified).
@@ -156,9 +157,20 @@ fn skip_reason(manifest: &ImageManifest) -> Option<String> {
 
 /// Every referrer of `image` in `layout`, with its attestation blob.
 pub fn fetch_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Fetched>, Error> {
+    fetch_layout_selected(layout, image, &|_| true)
+}
+
+/// Like [`fetch_layout`], reading the attestation blob only of referrers `select` accepts (from
+/// their listed descriptor: annotations and artifact type, unsigned hints).
+pub fn fetch_layout_selected(
+    layout: &OciLayout,
+    image: &Image,
+    select: &dyn Fn(&Descriptor) -> bool,
+) -> Result<Vec<Fetched>, Error> {
     Ok(layout
         .listed_referrers(&image.descriptor.digest)?
         .into_iter()
+        .filter(|(descriptor, _)| select(descriptor))
         .map(|(descriptor, manifest)| {
             let layer = match &manifest {
                 Err(problem) => Err(problem.clone()),
@@ -186,6 +198,18 @@ pub async fn fetch_registry(
     repo: &cnb_registry::Repository,
     image: &Image,
 ) -> Result<Vec<Fetched>, Error> {
+    fetch_registry_selected(client, repo, image, &|_| true).await
+}
+
+/// Like [`fetch_registry`], fetching the manifest and blob only of referrers `select` accepts
+/// (from their listed descriptor: annotations and artifact type, unsigned hints), so asking for one
+/// buildpack's SBOMs downloads only those.
+pub async fn fetch_registry_selected(
+    client: &cnb_registry::Client,
+    repo: &cnb_registry::Repository,
+    image: &Image,
+    select: &(dyn Fn(&Descriptor) -> bool + Sync),
+) -> Result<Vec<Fetched>, Error> {
     let subject = &image.descriptor.digest;
     let listed: Vec<Descriptor> = match client.referrers(repo, subject).await? {
         Some(list) => list,
@@ -201,7 +225,7 @@ pub async fn fetch_registry(
         },
     };
     let mut out = Vec::new();
-    for descriptor in listed {
+    for descriptor in listed.into_iter().filter(|d| select(d)) {
         // Every listed entry claims to refer to this image: one that cannot be read is reported,
         // never silently dropped.
         let manifest = match client.get_manifest(repo, descriptor.digest.as_str()).await {
@@ -240,7 +264,7 @@ pub async fn fetch_registry(
     // cosign 2's tag: each layer of `sha256-<hex>.att` is one DSSE envelope, presented as a one-layer
     // manifest so listing and verification treat it like any referrer.
     for layer in cnb_registry::cosign_tag::entries(client, repo, subject, "att").await? {
-        if layer.media_type != cnb_referrers::format::DSSE_ENVELOPE {
+        if layer.media_type != cnb_referrers::format::DSSE_ENVELOPE || !select(&layer) {
             continue;
         }
         let manifest = ImageManifest {
@@ -321,16 +345,31 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
 /// Verifies every fetched referrer in a format this tool reads. Referrers in other formats are left
 /// out (they are someone else's); an empty result means there was nothing to verify.
 pub fn verify(image: &Image, fetched: &[Fetched], key: &VerifyingKey) -> Vec<Verdict> {
+    verify_each(image, fetched, key)
+        .into_iter()
+        .map(|(verdict, _)| verdict)
+        .collect()
+}
+
+/// Like [`verify`], also returning each verified statement (`None` when verification failed).
+pub fn verify_each(
+    image: &Image,
+    fetched: &[Fetched],
+    key: &VerifyingKey,
+) -> Vec<(Verdict, Option<Statement>)> {
     let mut out = Vec::new();
     for f in fetched {
         let manifest = match &f.manifest {
             Ok(m) if StorageFormat::detect(m).is_none() => continue,
             Ok(m) => m,
             Err(problem) => {
-                out.push(Verdict {
-                    listed: listed_from(f),
-                    failure: Some(format!("listed referrer cannot be read: {problem}")),
-                });
+                out.push((
+                    Verdict {
+                        listed: listed_from(f),
+                        failure: Some(format!("listed referrer cannot be read: {problem}")),
+                    },
+                    None,
+                ));
                 continue;
             }
         };
@@ -343,15 +382,18 @@ pub fn verify(image: &Image, fetched: &[Fetched], key: &VerifyingKey) -> Vec<Ver
                 .map_err(|e| format!("signature does not verify: {e}"))?;
             parse_statement(&envelope)
         });
-        let failure = match verified {
-            Err(problem) => Some(problem),
+        let (failure, statement) = match verified {
+            Err(problem) => (Some(problem), None),
             Ok(statement) => {
                 listed.subjects = statement.subjects().iter().map(subject_text).collect();
                 listed.predicate_type = Some(statement.predicate_type().to_string());
-                check(image, manifest, &statement, annotated_type.as_deref()).err()
+                match check(image, manifest, &statement, annotated_type.as_deref()) {
+                    Ok(()) => (None, Some(statement)),
+                    Err(problem) => (Some(problem), None),
+                }
             }
         };
-        out.push(Verdict { listed, failure });
+        out.push((Verdict { listed, failure }, statement));
     }
     out
 }

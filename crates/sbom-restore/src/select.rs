@@ -1,0 +1,268 @@
+//! From verified attestations to files: which SBOMs were asked for, and where each one goes.
+//!
+//! Selection happens twice. Before anything is downloaded, [`Request::wants`] reads the unsigned
+//! annotations of each listed referrer, to skip blobs that cannot be what was asked for. After
+//! verification, [`place`] decides from signed data alone: the predicate type gives the format, and
+//! the subjects give the buildpack and layer. The image's own label is the cross-check: the
+//! buildpack must be in it, and a layer subject's diffID must be the one the label records for that
+//! layer.
+
+use std::collections::BTreeMap;
+
+use cnb_dsse::VerifyingKey;
+use cnb_intoto::Statement;
+use cnb_referrers::format::{BUNDLE_PREDICATE_TYPE, PREDICATE_TYPE};
+use cnb_referrers::layout::Image;
+use cnb_referrers::Descriptor;
+use cnb_sbom_discovery::platform::LifecycleMetadata;
+use cnb_sbom_discovery::{BuildpackId, LayerName, SbomFormat};
+use serde::Serialize;
+
+use cnb_attestation_config::annotations;
+
+use crate::inspect::{self, Fetched};
+use crate::path::SbomPath;
+use crate::write::Restored;
+
+/// What to restore: everything, or one buildpack's, or one format's SBOMs.
+#[derive(Debug, Clone, Default)]
+pub struct Request {
+    /// Only this buildpack's SBOMs.
+    pub buildpack: Option<BuildpackId>,
+    /// Only this format.
+    pub format: Option<SbomFormat>,
+}
+
+impl Request {
+    /// Whether a listed referrer may hold a requested SBOM, judged from its (unsigned) annotations.
+    /// Missing annotations mean "cannot tell", so the referrer is fetched; a mismatch skips it. The
+    /// signed statement decides again after verification.
+    pub fn wants(&self, descriptor: &Descriptor) -> bool {
+        let predicate = descriptor
+            .annotation(BUNDLE_PREDICATE_TYPE)
+            .or_else(|| descriptor.annotation(PREDICATE_TYPE));
+        if let Some(predicate) = predicate {
+            match SbomFormat::from_predicate_type(predicate) {
+                None => return false,
+                Some(format) if self.format.is_some_and(|f| f != format) => return false,
+                Some(_) => {}
+            }
+        }
+        if let (Some(wanted), Some(annotated)) = (
+            &self.buildpack,
+            descriptor.annotation(annotations::BUILDPACK_ID),
+        ) {
+            if wanted.as_str() != annotated {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn accepts(&self, path: &SbomPath) -> bool {
+        match path {
+            SbomPath::Sbom {
+                buildpack, format, ..
+            } => {
+                self.buildpack.as_ref().is_none_or(|b| b == buildpack)
+                    && self.format.is_none_or(|f| f == *format)
+            }
+            SbomPath::Legacy => self.buildpack.is_none() && self.format.is_none(),
+        }
+    }
+}
+
+/// Where a verified SBOM statement's predicate goes, from signed data and the image's label only.
+/// `Ok(None)` for a statement that is not an SBOM (an image signature, provenance).
+pub fn place(
+    statement: &Statement,
+    image: &Image,
+    metadata: &LifecycleMetadata,
+) -> Result<Option<SbomPath>, String> {
+    let Some(format) = SbomFormat::from_predicate_type(statement.predicate_type()) else {
+        return Ok(None);
+    };
+    let image_hex = image.descriptor.digest.hex();
+    let in_label: Vec<BuildpackId> = metadata.buildpack_ids().map_err(|e| e.to_string())?;
+    let known = |id: &BuildpackId| id.is_lifecycle() || in_label.contains(id);
+    let mut placed: Option<(BuildpackId, Option<LayerName>)> = None;
+    let mut set = |candidate: (BuildpackId, Option<LayerName>)| -> Result<(), String> {
+        match &placed {
+            Some(existing) if *existing != candidate => Err(format!(
+                "the statement names two places: {} and {}",
+                describe(existing),
+                describe(&candidate)
+            )),
+            _ => {
+                placed = Some(candidate);
+                Ok(())
+            }
+        }
+    };
+    for subject in statement.subjects() {
+        let Some(hex) = subject.digest.get("sha256") else {
+            continue;
+        };
+        if hex != image_hex {
+            // A layer subject: `<bp-id>:<layer>` whose diffID the label records for that layer.
+            let (bp, layer) = subject.name.rsplit_once(':').ok_or_else(|| {
+                format!(
+                    "layer subject `{}` is not <buildpack>:<layer>",
+                    subject.name
+                )
+            })?;
+            let buildpack = BuildpackId::new(bp).map_err(|e| e.to_string())?;
+            let layer = LayerName::new(layer).map_err(|e| e.to_string())?;
+            if !known(&buildpack) {
+                return Err(format!(
+                    "buildpack `{buildpack}` is not in the image's label"
+                ));
+            }
+            let recorded = if buildpack.is_lifecycle() && layer.as_str() == "launcher" {
+                metadata.launcher_diff_id()
+            } else {
+                metadata.layer_diff_id(&buildpack, &layer)
+            };
+            let diff_id = format!("sha256:{hex}");
+            if recorded != Some(diff_id.as_str()) {
+                return Err(format!(
+                    "subject `{}` ({diff_id}) is not the layer the image's label records for it ({})",
+                    subject.name,
+                    recorded.unwrap_or("none")
+                ));
+            }
+            set((buildpack, Some(layer)))?;
+        } else if let Ok(buildpack) = BuildpackId::new(subject.name.as_str()) {
+            // An image-scoped SBOM names its buildpack in a subject with the image digest; the
+            // image's own subject (its repository) is not a buildpack of the label.
+            if known(&buildpack) && !subject.name.contains(':') {
+                set((buildpack, None))?;
+            }
+        }
+    }
+    let (buildpack, layer) = placed.ok_or_else(|| {
+        "no signed subject names a buildpack of this image: cannot tell where the SBOM goes"
+            .to_string()
+    })?;
+    Ok(Some(SbomPath::Sbom {
+        buildpack,
+        layer,
+        format,
+    }))
+}
+
+fn describe(place: &(BuildpackId, Option<LayerName>)) -> String {
+    match &place.1 {
+        Some(layer) => format!("{}:{layer}", place.0),
+        None => place.0.to_string(),
+    }
+}
+
+/// What a restore decided.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Plan {
+    /// Verified files to write.
+    #[serde(skip)]
+    pub files: Vec<Restored>,
+    /// Files to write, for reports: relative path -> attestation digests it came from.
+    pub restored: BTreeMap<String, Vec<String>>,
+    /// Attestations that failed, with the reason; nothing is written for them.
+    pub failures: Vec<(String, String)>,
+    /// Verified referrers that are not SBOMs (image signatures, provenance), or not requested.
+    pub skipped: usize,
+}
+
+/// Verifies `fetched` and decides the files to restore. Several verified attestations of the same
+/// SBOM (one per storage format) collapse into one file; different bytes for the same place fail
+/// closed, naming both.
+pub fn plan_restore(
+    image: &Image,
+    metadata: &LifecycleMetadata,
+    fetched: &[Fetched],
+    key: &VerifyingKey,
+    request: &Request,
+) -> Plan {
+    let mut plan = Plan::default();
+    let mut chosen: BTreeMap<SbomPath, (Vec<u8>, Vec<String>)> = BTreeMap::new();
+    let mut conflicted: Vec<SbomPath> = Vec::new();
+    for (verdict, statement) in inspect::verify_each(image, fetched, key) {
+        let name = verdict.name();
+        let digest = verdict.listed.manifest_digest.clone();
+        let (Some(statement), None) = (statement, &verdict.failure) else {
+            let reason = verdict.failure.clone().unwrap_or_default();
+            plan.failures.push((name, reason));
+            continue;
+        };
+        match place(&statement, image, metadata) {
+            Err(reason) => plan.failures.push((name, reason)),
+            Ok(None) => plan.skipped += 1,
+            Ok(Some(path)) if !request.accepts(&path) => plan.skipped += 1,
+            Ok(Some(path)) => {
+                let bytes = statement.into_predicate();
+                match chosen.get_mut(&path) {
+                    Some((existing, sources)) if *existing == bytes => sources.push(digest),
+                    Some((_, sources)) => {
+                        plan.failures.push((
+                            name,
+                            format!(
+                                "conflicts with {} for {}: two different signed SBOMs for one place",
+                                sources.join(", "),
+                                path.relative().display()
+                            ),
+                        ));
+                        conflicted.push(path);
+                    }
+                    None => {
+                        chosen.insert(path, (bytes, vec![digest]));
+                    }
+                }
+            }
+        }
+    }
+    for path in conflicted {
+        chosen.remove(&path);
+    }
+    for (path, (bytes, sources)) in chosen {
+        plan.restored
+            .insert(path.relative().display().to_string(), sources.clone());
+        plan.files.push(Restored {
+            path,
+            bytes,
+            source: sources.join(","),
+        });
+    }
+    plan
+}
+
+/// `--require-all-layers`: the launch layers of SBOM-producing buildpacks (those with at least one
+/// restored SBOM) that have no restored SBOM, as `<bp-id>:<layer>`.
+pub fn missing_layers(plan: &Plan, metadata: &LifecycleMetadata) -> Vec<String> {
+    let mut producing = std::collections::BTreeSet::new();
+    let mut covered = std::collections::BTreeSet::new();
+    for file in &plan.files {
+        if let SbomPath::Sbom {
+            buildpack, layer, ..
+        } = &file.path
+        {
+            producing.insert(buildpack.to_string());
+            if let Some(layer) = layer {
+                covered.insert(format!("{buildpack}:{layer}"));
+            }
+        }
+    }
+    let mut missing = Vec::new();
+    for bp in &metadata.buildpacks {
+        if !producing.contains(bp.key.as_str()) {
+            continue;
+        }
+        for (name, layer) in &bp.layers {
+            let launch = layer.launch;
+            let id = format!("{}:{name}", bp.key);
+            if launch && !covered.contains(&id) {
+                missing.push(id);
+            }
+        }
+    }
+    missing
+}
