@@ -192,6 +192,17 @@ pub mod exit {
     /// `cnb-attest sign`: attestations were stored but are not listed where readers look.
     pub const NOT_DISCOVERABLE: u8 = 5;
 
+    /// `analyzer`: the previous image cannot be read (or is not a buildpacks image).
+    pub const ANALYZE_BAD_IMAGE: u8 = 34;
+    /// `analyzer`: an attestation failed verification; nothing was restored.
+    pub const ANALYZE_VERIFY_FAILED: u8 = 35;
+    /// `analyzer`: no SBOM could be restored (strict mode, or no SBOM layer either).
+    pub const ANALYZE_NO_SBOMS: u8 = 36;
+    /// `analyzer`: `-require-all-layers` found a launch layer without a verified SBOM.
+    pub const ANALYZE_COVERAGE: u8 = 37;
+    /// `analyzer`: the layers directory is not safe to write (a planted symlink, say).
+    pub const ANALYZE_WRITE: u8 = 38;
+
     /// `exporter`: the layers directory holds input the discovery refuses (symlink, bad JSON, ...).
     pub const EXPORT_BAD_SBOM: u8 = 65;
     /// `exporter`: the image (report.toml, layout, label) cannot be read or does not match.

@@ -1,0 +1,202 @@
+//! The consumer side: sign, then download (the verified `pack sbom download`) gives back the input
+//! SBOM tree byte for byte, on an OCI layout and on both registries, for both Paketo trees; asking
+//! for one buildpack downloads only its blobs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::Command;
+
+use cnb_attest_tests::registry::{Kind, Registry};
+use cnb_attest_tests::{
+    bin, fresh_example, fresh_spring_boot, key_pair, ok, run, sbom_files, text,
+};
+use serde_json::Value;
+
+type Make = fn(&Path) -> (std::path::PathBuf, std::path::PathBuf);
+
+fn env<'a>(command: &'a mut Command, registry: Option<&Registry>) -> &'a mut Command {
+    if let Some(registry) = registry {
+        command
+            .env("CNB_REGISTRY_AUTH", registry.cnb_registry_auth())
+            .env("CNB_INSECURE_REGISTRIES", &registry.host);
+    }
+    command.env("DOCKER_CONFIG", "/nonexistent")
+}
+
+fn sign(image: &str, layers: &Path, keys: &Path, registry: Option<&Registry>) {
+    ok(run(env(
+        Command::new(bin("cnb-attest"))
+            .args(["sign", image, "--format", "bundle,dsse", "--layers"])
+            .arg(layers)
+            .arg("--key")
+            .arg(keys.join("cosign.key"))
+            .env("COSIGN_PASSWORD", ""),
+        registry,
+    )));
+}
+
+fn download(
+    image: &str,
+    out: &Path,
+    keys: &Path,
+    registry: Option<&Registry>,
+    extra: &[&str],
+) -> Value {
+    let stdout = ok(run(env(
+        Command::new(bin("cnb-attest"))
+            .args(["download", image, "--json", "-o"])
+            .arg(out)
+            .arg("--key")
+            .arg(keys.join("cosign.pub"))
+            .args(extra),
+        registry,
+    )));
+    serde_json::from_str(&stdout).unwrap()
+}
+
+/// `relative path -> bytes` of a downloaded tree (`<out>/layers/sbom/launch`).
+fn downloaded(out: &Path) -> BTreeMap<String, Vec<u8>> {
+    sbom_files(&out.join("layers"))
+}
+
+#[test]
+fn download_gives_back_both_paketo_trees_byte_for_byte_from_a_layout() {
+    for make in [fresh_example as Make, fresh_spring_boot] {
+        let tmp = tempfile::tempdir().unwrap();
+        let (layers, image) = make(tmp.path());
+        key_pair(&tmp.path().join("k"), "");
+        let reference = format!("oci:{}", image.display());
+        sign(&reference, &layers, &tmp.path().join("k"), None);
+        let out = tmp.path().join("out");
+        let report = download(
+            &reference,
+            &out,
+            &tmp.path().join("k"),
+            None,
+            &["--require-all-layers"],
+        );
+        let expected = sbom_files(&layers);
+        assert_eq!(downloaded(&out), expected, "{report:#}");
+        assert!(report["plan"]["failures"].as_array().unwrap().is_empty());
+        // Each file came from two verified attestations (bundle and dsse) that agree.
+        for sources in report["plan"]["restored"].as_object().unwrap().values() {
+            assert_eq!(sources.as_array().unwrap().len(), 2, "{report:#}");
+        }
+    }
+}
+
+#[test]
+fn download_gives_back_both_paketo_trees_byte_for_byte_from_both_registries() {
+    for registry in [Kind::Distribution, Kind::Ferro]
+        .into_iter()
+        .filter_map(Registry::start)
+    {
+        for (i, make) in [fresh_example as Make, fresh_spring_boot]
+            .into_iter()
+            .enumerate()
+        {
+            let tmp = tempfile::tempdir().unwrap();
+            let (layers, image) = make(tmp.path());
+            key_pair(&tmp.path().join("k"), "");
+            let reference = registry.push_layout(&image, &format!("restore/app{i}"), "1.0");
+            sign(&reference, &layers, &tmp.path().join("k"), Some(&registry));
+            let out = tmp.path().join("out");
+            download(
+                &reference,
+                &out,
+                &tmp.path().join("k"),
+                Some(&registry),
+                &[],
+            );
+            assert_eq!(
+                downloaded(&out),
+                sbom_files(&layers),
+                "{:?} tree {i}",
+                registry.kind
+            );
+        }
+    }
+}
+
+/// The 10 spring-boot attestations are listed; asking for one buildpack fetches the manifests and
+/// blobs of its attestations only (the listing's annotations select, the signed statements decide).
+#[test]
+fn downloading_one_buildpack_fetches_only_that_buildpacks_blobs() {
+    let Some(registry) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_spring_boot(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    let reference = registry.push_layout(&image, "restore/spring", "1.0");
+    ok(run(env(
+        Command::new(bin("cnb-attest"))
+            .args(["sign", &reference, "--layers"])
+            .arg(&layers)
+            .arg("--key")
+            .arg(tmp.path().join("k/cosign.key"))
+            .env("COSIGN_PASSWORD", ""),
+        Some(&registry),
+    )));
+    let all = download(
+        &reference,
+        &tmp.path().join("all"),
+        &tmp.path().join("k"),
+        Some(&registry),
+        &[],
+    );
+    let one = download(
+        &reference,
+        &tmp.path().join("one"),
+        &tmp.path().join("k"),
+        Some(&registry),
+        &["--buildpack", "paketo-buildpacks/bellsoft-liberica"],
+    );
+    let files: Vec<String> = downloaded(&tmp.path().join("one")).into_keys().collect();
+    assert_eq!(
+        files,
+        [
+            "paketo-buildpacks_bellsoft-liberica/helper/sbom.syft.json",
+            "paketo-buildpacks_bellsoft-liberica/jre/sbom.syft.json"
+        ]
+    );
+    let (all, one) = (
+        all["requests"].as_u64().unwrap(),
+        one["requests"].as_u64().unwrap(),
+    );
+    eprintln!("requests: all 10 SBOMs {all}, one buildpack (2 SBOMs) {one}");
+    // Reading the image (manifest + config), the referrers probe, the sha256-<hex> index and the
+    // .att tag: 5; then one manifest and one blob per selected attestation.
+    assert_eq!(one, 5 + 2 * 2, "one buildpack");
+    assert_eq!(
+        all,
+        5 + 2 * 10,
+        "all SBOMs (the image signature is not fetched either)"
+    );
+}
+
+#[test]
+fn a_signed_statement_of_another_format_is_not_restored_under_a_format_filter() {
+    // --format cdx: the SPDX and Syft attestations are skipped by their annotations; nothing but
+    // CycloneDX files is written, and what is written is what the signed predicate type says.
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    let reference = format!("oci:{}", image.display());
+    sign(&reference, &layers, &tmp.path().join("k"), None);
+    let out = tmp.path().join("out");
+    let report = download(
+        &reference,
+        &out,
+        &tmp.path().join("k"),
+        None,
+        &["--format", "cdx"],
+    );
+    let files: Vec<String> = downloaded(&out).into_keys().collect();
+    assert_eq!(files.len(), 2, "{report:#}");
+    assert!(
+        files.iter().all(|f| f.ends_with("sbom.cdx.json")),
+        "{files:?}"
+    );
+    let _ = text;
+}
