@@ -14,9 +14,12 @@
 
 use std::path::PathBuf;
 
+pub mod archive;
 pub mod inspect;
+pub mod layer;
 pub mod path;
 pub mod select;
+pub mod tar;
 pub mod write;
 
 pub use path::SbomPath;
