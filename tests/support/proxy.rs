@@ -80,6 +80,9 @@ pub struct Recorded {
     /// When the answer had been written (or the connection dropped), before the proxy waits for
     /// the client to close.
     pub answered_at: Option<Instant>,
+    /// Response body bytes the client's socket accepted (for [`Action::Stream`]: how much of the
+    /// endless or oversized body went out before the client stopped reading).
+    pub sent: u64,
 }
 
 /// What to do with one request.
@@ -118,6 +121,20 @@ pub enum Action {
     },
     /// Close the connection without answering (the request head has been read; the body is not).
     Drop,
+    /// Answer without asking upstream with a body of spaces (JSON whitespace) that is larger than
+    /// any client should read: the head announces `length` as `Content-Length` (it may lie), or,
+    /// with `None`, a chunked body with no end. Bytes are written until `limit` have gone out or the
+    /// client stops reading and closes; [`Recorded::sent`] says how many its socket accepted.
+    Stream {
+        /// Status code.
+        status: u16,
+        /// Extra headers (`Content-Length` and `Transfer-Encoding` are the proxy's).
+        headers: Vec<(String, String)>,
+        /// The announced length, or `None` for chunked.
+        length: Option<u64>,
+        /// The most body bytes to write.
+        limit: u64,
+    },
 }
 
 impl Action {
@@ -432,37 +449,51 @@ fn handle(shared: &Shared, stream: TcpStream) {
             action: "error",
             status: None,
             answered_at: None,
+            sent: 0,
         });
         log.len() - 1
     };
     let action = shared.plan.decide(&request, shared.upstream.is_some());
-    let (name, status, body, answered_at) = act(shared, &mut conn, &request, action);
+    let (name, status, body, answered_at, sent) = act(shared, &mut conn, &request, action);
     let mut log = shared.log.lock().unwrap();
     let entry = &mut log[index];
     entry.action = name;
     entry.status = status;
     entry.body = body;
     entry.answered_at = Some(answered_at);
+    entry.sent = sent;
 }
 
-/// Carries out `action`; returns what was done, the status sent, the body received and when the
-/// answer was written.
+/// Carries out `action`; returns what was done, the status sent, the body received, when the
+/// answer was written and how many response body bytes went out.
 fn act(
     shared: &Shared,
     conn: &mut Conn,
     request: &RequestInfo,
     action: Action,
-) -> (&'static str, Option<u16>, Vec<u8>, Instant) {
+) -> (&'static str, Option<u16>, Vec<u8>, Instant, u64) {
     match action {
         Action::Drop => {
             let _ = conn.stream.shutdown(Shutdown::Both);
-            ("drop", None, Vec::new(), Instant::now())
+            ("drop", None, Vec::new(), Instant::now(), 0)
         }
         Action::ResetMidBody => {
             let half = request.content_length / 2;
             let body = conn.exact(half).unwrap_or_default();
             // Unread data in the receive buffer makes the kernel answer the close with a RST.
-            ("reset", None, body, Instant::now())
+            ("reset", None, body, Instant::now(), 0)
+        }
+        Action::Stream {
+            status,
+            headers,
+            length,
+            limit,
+        } => {
+            let body = conn.exact(request.content_length).unwrap_or_default();
+            let sent = stream_body(&mut conn.stream, status, &headers, length, limit);
+            let answered_at = Instant::now();
+            let _ = conn.stream.shutdown(Shutdown::Both);
+            ("stream", Some(status), body, answered_at, sent)
         }
         other => {
             let body = if has_header(&request.headers, "transfer-encoding", "chunked") {
@@ -471,7 +502,7 @@ fn act(
                 conn.exact(request.content_length)
             };
             let Ok(body) = body else {
-                return ("error", None, Vec::new(), Instant::now());
+                return ("error", None, Vec::new(), Instant::now(), 0);
             };
             let (name, response) = match other {
                 Action::Respond {
@@ -516,11 +547,14 @@ fn act(
                     }
                     Err(e) => ("rewrite", error_response(&e)),
                 },
-                Action::Drop | Action::ResetMidBody => unreachable!(),
+                Action::Drop | Action::ResetMidBody | Action::Stream { .. } => unreachable!(),
             };
             let status = response.status;
             let head_only = request.method == "HEAD";
-            let _ = write_response(&mut conn.stream, &response, head_only);
+            let sent = match write_response(&mut conn.stream, &response, head_only) {
+                Ok(()) if !head_only => response.body.len() as u64,
+                _ => 0,
+            };
             let answered_at = Instant::now();
             let _ = conn.stream.shutdown(Shutdown::Write);
             // Let the client close first, so that nothing it sent late turns our close into a RST.
@@ -529,9 +563,57 @@ fn act(
                 .set_read_timeout(Some(Duration::from_millis(500)));
             let mut sink = [0u8; 1024];
             while matches!(conn.stream.read(&mut sink), Ok(n) if n > 0) {}
-            (name, Some(status), body, answered_at)
+            (name, Some(status), body, answered_at, sent)
         }
     }
+}
+
+/// Writes the head of an [`Action::Stream`] answer, then spaces until `limit` bytes are out or a
+/// write fails (the client closed); returns the body bytes written.
+fn stream_body(
+    stream: &mut TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    length: Option<u64>,
+    limit: u64,
+) -> u64 {
+    let mut head = format!("HTTP/1.1 {status} {}\r\n", reason(status));
+    for (name, value) in headers {
+        let lower = name.to_ascii_lowercase();
+        if !matches!(
+            lower.as_str(),
+            "connection" | "keep-alive" | "transfer-encoding" | "content-length"
+        ) {
+            head.push_str(&format!("{name}: {value}\r\n"));
+        }
+    }
+    match length {
+        Some(length) => head.push_str(&format!("Content-Length: {length}\r\n")),
+        None => head.push_str("Transfer-Encoding: chunked\r\n"),
+    }
+    head.push_str("Connection: close\r\n\r\n");
+    if stream.write_all(head.as_bytes()).is_err() {
+        return 0;
+    }
+    const CHUNK: usize = 64 * 1024;
+    let spaces = [b' '; CHUNK];
+    let mut sent = 0u64;
+    while sent < limit {
+        let n = CHUNK.min((limit - sent) as usize);
+        let ok = match length {
+            Some(_) => stream.write_all(&spaces[..n]),
+            None => stream
+                .write_all(format!("{n:x}\r\n").as_bytes())
+                .and_then(|()| stream.write_all(&spaces[..n]))
+                .and_then(|()| stream.write_all(b"\r\n")),
+        };
+        if ok.is_err() {
+            break;
+        }
+        sent += n as u64;
+    }
+    let _ = stream.flush();
+    sent
 }
 
 struct Response {

@@ -42,6 +42,57 @@ pub struct Image {
     pub manifest: ImageManifest,
     /// Labels and diffIDs from the config.
     pub config: ImageConfig,
+    /// BuildKit attestation manifests for this image, when it was reached through an image index
+    /// that holds them (`vnd.docker.reference.type: attestation-manifest` entries whose
+    /// `vnd.docker.reference.digest` is this manifest).
+    pub buildkit: Vec<Descriptor>,
+}
+
+/// BuildKit's annotation on the index entry of an attestation manifest.
+pub const BUILDKIT_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
+/// BuildKit's annotation naming the platform manifest an attestation manifest is about.
+pub const BUILDKIT_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
+
+/// In an image index: the one platform manifest (an entry that is not a BuildKit attestation
+/// manifest; with several, the `linux/amd64` one, else an error naming them) and the BuildKit
+/// attestation manifests about it.
+pub fn platform_of(index: &crate::ImageIndex) -> Result<(Descriptor, Vec<Descriptor>), String> {
+    let is_attestation =
+        |d: &&Descriptor| d.annotation(BUILDKIT_REFERENCE_TYPE) == Some("attestation-manifest");
+    let platforms: Vec<&Descriptor> = index
+        .manifests
+        .iter()
+        .filter(|d| !is_attestation(d))
+        .filter(|d| d.media_type == OCI_MANIFEST || d.media_type == DOCKER_MANIFEST)
+        .collect();
+    let chosen = match platforms.as_slice() {
+        [one] => (*one).clone(),
+        [] => return Err("the image index holds no platform manifest".into()),
+        many => {
+            let amd64 = many.iter().find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
+            });
+            match amd64 {
+                Some(d) => (*d).clone(),
+                None => {
+                    return Err(format!(
+                        "the image index holds {} platform manifests; name one by digest",
+                        many.len()
+                    ))
+                }
+            }
+        }
+    };
+    let attestations = index
+        .manifests
+        .iter()
+        .filter(|d| is_attestation(d))
+        .filter(|d| d.annotation(BUILDKIT_REFERENCE_DIGEST) == Some(chosen.digest.as_str()))
+        .cloned()
+        .collect();
+    Ok((chosen, attestations))
 }
 
 /// What storing one referrer did.
@@ -157,10 +208,20 @@ impl OciLayout {
         let what = selector.unwrap_or("(no tag given)");
         match found.as_slice() {
             [one] if is_manifest(one) => Ok((*one).clone()),
-            [one] if one.media_type == OCI_INDEX => Err(Error::Layout {
-                path: self.root.clone(),
-                reason: format!("`{what}` is an image index; name one platform manifest by digest"),
-            }),
+            [one] if one.media_type == OCI_INDEX => {
+                let bytes = self.read_blob(&one.digest, MAX_MANIFEST_SIZE)?;
+                let index: ImageIndex =
+                    serde_json::from_slice(&bytes).map_err(|e| Error::Layout {
+                        path: self.blob_path(&one.digest),
+                        reason: format!("malformed image index: {e}"),
+                    })?;
+                platform_of(&index)
+                    .map(|(platform, _)| platform)
+                    .map_err(|reason| Error::Layout {
+                        path: self.root.clone(),
+                        reason: format!("`{what}`: {reason}"),
+                    })
+            }
             [one] => Err(Error::Layout {
                 path: self.root.clone(),
                 reason: format!("`{what}` has unsupported media type {}", one.media_type),
@@ -177,6 +238,28 @@ impl OciLayout {
                 ),
             }),
         }
+    }
+
+    /// The BuildKit attestation manifests about `platform` in any image index listed in
+    /// `index.json` (bounded reads; unreadable indexes are skipped).
+    pub fn buildkit_attestations(&self, platform: &Digest) -> Result<Vec<Descriptor>, Error> {
+        let mut out = Vec::new();
+        for entry in self.index()?.manifests {
+            if entry.media_type != OCI_INDEX || entry.size > MAX_MANIFEST_SIZE {
+                continue;
+            }
+            let Ok(bytes) = self.read_blob(&entry.digest, MAX_MANIFEST_SIZE) else {
+                continue;
+            };
+            let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) else {
+                continue;
+            };
+            out.extend(index.manifests.into_iter().filter(|d| {
+                d.annotation(BUILDKIT_REFERENCE_TYPE) == Some("attestation-manifest")
+                    && d.annotation(BUILDKIT_REFERENCE_DIGEST) == Some(platform.as_str())
+            }));
+        }
+        Ok(out)
     }
 
     /// Reads the image manifest and config `descriptor` points at.
@@ -204,6 +287,7 @@ impl OciLayout {
             descriptor: Descriptor::for_bytes(&media_type, &manifest_bytes),
             manifest,
             config,
+            buildkit: Vec::new(),
         })
     }
 

@@ -46,6 +46,21 @@ pub struct Descriptor {
     /// Annotations (ordered, so serialisation is deterministic).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub annotations: Option<BTreeMap<String, String>>,
+    /// The platform of an image index entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+/// An index entry's platform.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    /// `architecture`.
+    pub architecture: String,
+    /// `os`.
+    pub os: String,
+    /// `variant`, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 impl Descriptor {
@@ -57,6 +72,7 @@ impl Descriptor {
             size: bytes.len() as u64,
             artifact_type: None,
             annotations: None,
+            platform: None,
         }
     }
 
@@ -78,6 +94,7 @@ impl Descriptor {
             size: self.size,
             artifact_type: None,
             annotations: None,
+            platform: None,
         }
     }
 }

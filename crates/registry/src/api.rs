@@ -514,6 +514,27 @@ impl Client {
                 status: 404,
                 detail: "no such image".into(),
             })?;
+        // Through an image index (a multi-platform image, or BuildKit's attestation layout): the
+        // platform manifest, and the BuildKit attestation manifests about it.
+        let (fetched, buildkit) = if fetched.media_type == OCI_INDEX
+            || fetched.media_type == cnb_referrers::manifest::DOCKER_MANIFEST_LIST
+        {
+            let index: cnb_referrers::ImageIndex = serde_json::from_slice(&fetched.bytes)
+                .map_err(|e| Error::Malformed(format!("image index {image}: {e}")))?;
+            let (platform, buildkit) = cnb_referrers::layout::platform_of(&index)
+                .map_err(|reason| Error::Malformed(format!("{image}: {reason}")))?;
+            let fetched = self
+                .get_manifest(repo, platform.digest.as_str())
+                .await?
+                .ok_or_else(|| Error::Status {
+                    what: format!("GET manifest {repo}@{}", platform.digest),
+                    status: 404,
+                    detail: "the index names a manifest the registry does not have".into(),
+                })?;
+            (fetched, buildkit)
+        } else {
+            (fetched, Vec::new())
+        };
         let (descriptor, manifest) = subject_descriptor(image, fetched)?;
         let config_bytes = self
             .get_blob(repo, &manifest.config.digest, MAX_CONFIG_SIZE)
@@ -524,6 +545,7 @@ impl Client {
             descriptor,
             manifest,
             config,
+            buildkit,
         })
     }
 }
@@ -557,6 +579,7 @@ fn subject_descriptor(
             size: fetched.bytes.len() as u64,
             artifact_type: None,
             annotations: None,
+            platform: None,
         },
         manifest,
     ))

@@ -100,6 +100,8 @@ fn listed_from(fetched: &Fetched) -> Listed {
         manifest_digest: descriptor.digest.to_string(),
         format: if fetched.source == "cosign-att" {
             Some(StorageFormat::CosignLegacy.name().to_string())
+        } else if fetched.source == "buildkit" {
+            Some("buildkit".to_string())
         } else {
             manifest
                 .and_then(StorageFormat::detect)
@@ -109,7 +111,9 @@ fn listed_from(fetched: &Fetched) -> Listed {
             .map(|m| m.effective_artifact_type().to_string())
             .or_else(|| descriptor.artifact_type.clone())
             .unwrap_or_default(),
-        predicate_type: annotation(BUNDLE_PREDICATE_TYPE).or_else(|| annotation(PREDICATE_TYPE)),
+        predicate_type: annotation(BUNDLE_PREDICATE_TYPE)
+            .or_else(|| annotation(PREDICATE_TYPE))
+            .or_else(|| annotation(cnb_referrers::format::INTOTO_PREDICATE_TYPE)),
         buildpack: annotation(annotations::BUILDPACK_ID),
         layer: annotation(annotations::LAYER_NAME),
         sbom_media_type: annotation(annotations::SBOM_MEDIA_TYPE),
@@ -133,8 +137,9 @@ pub struct Fetched {
     pub manifest: Result<ImageManifest, String>,
     /// The attestation blob (bounded and digest-checked by the store), or the reason it is missing.
     pub layer: Result<Vec<u8>, String>,
-    /// Where it was found: `referrer` (layout index, Referrers API, tag-schema index) or
-    /// `cosign-att` (a layer of cosign 2's `sha256-<hex>.att` manifest).
+    /// Where it was found: `referrer` (layout index, Referrers API, tag-schema index),
+    /// `cosign-att` (a layer of cosign 2's `sha256-<hex>.att` manifest) or `buildkit` (a layer of a
+    /// BuildKit attestation manifest in the image's index: a bare, unsigned statement).
     pub source: &'static str,
 }
 
@@ -167,7 +172,18 @@ pub fn fetch_layout_selected(
     image: &Image,
     select: &dyn Fn(&Descriptor) -> bool,
 ) -> Result<Vec<Fetched>, Error> {
-    Ok(layout
+    let mut buildkit = Vec::new();
+    for manifest in layout.buildkit_attestations(&image.descriptor.digest)? {
+        let bytes = layout
+            .read_blob(&manifest.digest, cnb_referrers::layout::MAX_MANIFEST_SIZE)
+            .map_err(|e| e.to_string());
+        buildkit.extend(buildkit_entries(bytes, image, |layer| {
+            layout
+                .read_blob(&layer.digest, MAX_ATTESTATION_BLOB)
+                .map_err(|e| e.to_string())
+        }));
+    }
+    let referrers: Vec<Fetched> = layout
         .listed_referrers(&image.descriptor.digest)?
         .into_iter()
         .filter(|(descriptor, _)| select(descriptor))
@@ -188,7 +204,8 @@ pub fn fetch_layout_selected(
                 source: "referrer",
             }
         })
-        .collect())
+        .collect();
+    Ok(referrers.into_iter().chain(buildkit).collect())
 }
 
 /// Every referrer of `image` in a registry (Referrers API, else the tag-schema index), with its
@@ -249,7 +266,12 @@ pub async fn fetch_registry_selected(
             Ok(manifest) => match skip_reason(manifest) {
                 Some(reason) => Err(reason),
                 None => client
-                    .get_blob(repo, &manifest.layers[0].digest, MAX_ATTESTATION_BLOB)
+                    // Bounded by what the descriptor announces, not only by the global cap.
+                    .get_blob(
+                        repo,
+                        &manifest.layers[0].digest,
+                        manifest.layers[0].size.min(MAX_ATTESTATION_BLOB),
+                    )
                     .await
                     .map_err(|e| e.to_string()),
             },
@@ -283,7 +305,7 @@ pub async fn fetch_registry_selected(
             ))
         } else {
             client
-                .get_blob(repo, &layer.digest, MAX_ATTESTATION_BLOB)
+                .get_blob(repo, &layer.digest, layer.size.min(MAX_ATTESTATION_BLOB))
                 .await
                 .map_err(|e| e.to_string())
         };
@@ -294,7 +316,84 @@ pub async fn fetch_registry_selected(
             source: "cosign-att",
         });
     }
+    // BuildKit attestation manifests, known from the index the image was reached through.
+    for manifest in &image.buildkit {
+        let bytes = client
+            .get_manifest(repo, manifest.digest.as_str())
+            .await
+            .map_err(|e| e.to_string())
+            .and_then(|m| m.map(|m| m.bytes).ok_or_else(|| "missing".to_string()));
+        let mut layers = Vec::new();
+        if let Ok(parsed) = bytes
+            .as_ref()
+            .map_err(Clone::clone)
+            .and_then(|b| ImageManifest::from_json(b).map_err(|e| e.to_string()))
+        {
+            for layer in parsed
+                .layers
+                .iter()
+                .filter(|l| l.media_type == INTOTO_STATEMENT)
+            {
+                let blob = client
+                    .get_blob(repo, &layer.digest, layer.size.min(MAX_ATTESTATION_BLOB))
+                    .await
+                    .map_err(|e| e.to_string());
+                layers.push((layer.digest.clone(), blob));
+            }
+        }
+        out.extend(buildkit_entries(bytes, image, |layer| {
+            layers
+                .iter()
+                .find(|(d, _)| *d == layer.digest)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_else(|| Err("not fetched".into()))
+        }));
+    }
     Ok(out)
+}
+
+/// BuildKit's layer media type: a bare, unsigned in-toto statement.
+const INTOTO_STATEMENT: &str = "application/vnd.in-toto+json";
+
+/// One entry per in-toto layer of a BuildKit attestation manifest, presented as a one-layer
+/// manifest about `image`; `blob` reads a layer (bounded, digest-checked).
+fn buildkit_entries(
+    manifest_bytes: Result<Vec<u8>, String>,
+    image: &Image,
+    mut blob: impl FnMut(&Descriptor) -> Result<Vec<u8>, String>,
+) -> Vec<Fetched> {
+    let manifest = match manifest_bytes
+        .and_then(|b| ImageManifest::from_json(&b).map_err(|e| e.to_string()))
+    {
+        Ok(m) => m,
+        Err(_) => return Vec::new(),
+    };
+    manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == INTOTO_STATEMENT)
+        .map(|layer| Fetched {
+            descriptor: layer.clone(),
+            manifest: Ok(ImageManifest {
+                schema_version: 2,
+                media_type: None,
+                artifact_type: Some(INTOTO_STATEMENT.into()),
+                config: Descriptor::empty(),
+                layers: vec![layer.clone()],
+                subject: Some(image.descriptor.clone()),
+                annotations: layer.annotations.clone(),
+            }),
+            layer: if layer.size > MAX_ATTESTATION_BLOB {
+                Err(format!(
+                    "attestation blob of {} bytes exceeds the {MAX_ATTESTATION_BLOB}-byte limit",
+                    layer.size
+                ))
+            } else {
+                blob(layer)
+            },
+            source: "buildkit",
+        })
+        .collect()
 }
 
 /// Decodes a fetched referrer's envelope (nothing verified).
@@ -330,6 +429,23 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
         .iter()
         .map(|f| {
             let mut listed = listed_from(f);
+            if f.source == "buildkit" {
+                match f
+                    .layer
+                    .as_ref()
+                    .map_err(Clone::clone)
+                    .and_then(|b| Statement::from_json(b).map_err(|e| e.to_string()))
+                {
+                    Ok(statement) => {
+                        listed.predicate_type = Some(statement.predicate_type().to_string());
+                        listed.subjects = statement.subjects().iter().map(subject_text).collect();
+                        listed.problem =
+                            Some("unsigned: BuildKit attestations carry no signature".into());
+                    }
+                    Err(problem) => listed.problem = Some(problem),
+                }
+                return listed;
+            }
             match envelope_of(f).and_then(|e| parse_statement(&e)) {
                 Ok(statement) => {
                     listed.predicate_type = Some(statement.predicate_type().to_string());

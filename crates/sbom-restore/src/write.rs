@@ -28,6 +28,14 @@ pub fn write_tree(root: &Path, files: &[Restored]) -> Result<Vec<PathBuf>, Error
     let mut written = Vec::with_capacity(files.len());
     for file in files {
         let relative = Path::new("sbom").join("launch").join(file.path.relative());
+        // A refusal names the attestation(s) whose SBOM it blocks, not only the path.
+        let blocked = |e: Error| match e {
+            Error::Unsafe { path, reason } => Error::Unsafe {
+                path,
+                reason: format!("{reason} (blocks the SBOM of {})", file.source),
+            },
+            other => other,
+        };
         let mut dir = root.to_path_buf();
         let parents: Vec<_> = relative
             .parent()
@@ -36,10 +44,10 @@ pub fn write_tree(root: &Path, files: &[Restored]) -> Result<Vec<PathBuf>, Error
             .collect();
         for component in parents {
             dir.push(component);
-            ensure_dir(&dir, true)?;
+            ensure_dir(&dir, true).map_err(blocked)?;
         }
         let target = root.join(&relative);
-        write_atomic(&target, &file.bytes)?;
+        write_atomic(&target, &file.bytes).map_err(blocked)?;
         written.push(target);
     }
     Ok(written)

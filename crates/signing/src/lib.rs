@@ -4,7 +4,7 @@
 //! predicate (bounded, inside the allowed roots), wraps it in an in-toto Statement and signs it into
 //! a DSSE envelope — all of them before anything is written, so bad input leaves the target as it was.
 //! [`sign_layout`] then stores one referrer per attestation and storage format in an OCI image
-//! layout, in one `index.json` update. [`inspect`] lists and verifies what is stored.
+//! layout, in one `index.json` update. `cnb_sbom_restore::inspect` lists and verifies what is stored.
 //!
 //! Every step is deterministic (RFC 6979 signatures, fixed serialisation, no wall-clock time unless
 //! `SOURCE_DATE_EPOCH` provides one), so signing the same input twice stores nothing new.
