@@ -187,6 +187,47 @@ fn sigstore_cli_attach_then_cnb_attest_both_are_listed() {
     let mut shown_sorted = shown.clone();
     shown_sorted.sort();
     assert_eq!(shown_sorted, expected, "ls --json");
+
+    // What @sigstore/cli wrote is verified given ITS key (ours, signed with another key, are not),
+    // and its SBOM is restored from it, byte for byte.
+    let verified = run(with_registry_env(
+        Command::new(bin("cnb-attest"))
+            .args(["verify", &reference, "--json", "--key"])
+            .arg(tmp.path().join("other/cosign.pub")),
+        &registry,
+    ));
+    let verdicts: Vec<Value> =
+        serde_json::from_slice(&verified.stdout).unwrap_or_else(|_| panic!("{}", text(&verified)));
+    let theirs_digest = theirs["digest"].as_str().unwrap();
+    let ok_ones: Vec<&str> = verdicts
+        .iter()
+        .filter(|v| v["failure"].is_null())
+        .map(|v| v["manifest-digest"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ok_ones,
+        [theirs_digest],
+        "only their attestation verifies with their key"
+    );
+    let out = tmp.path().join("theirs");
+    let downloaded = run(with_registry_env(
+        Command::new(bin("cnb-attest"))
+            .args(["download", &reference, "-o"])
+            .arg(&out)
+            .arg("--key")
+            .arg(tmp.path().join("other/cosign.pub")),
+        &registry,
+    ));
+    // Ours fail under their key (exit 3, each named); theirs is written.
+    assert_eq!(downloaded.status.code(), Some(3), "{}", text(&downloaded));
+    let written = cnb_attest_tests::sbom_files(&out.join("layers"));
+    assert_eq!(written.len(), 1, "{written:?}");
+    let (path, bytes) = written.iter().next().unwrap();
+    assert_eq!(
+        bytes,
+        &fs::read(layers.join("sbom/launch").join(path)).unwrap(),
+        "{path} differs from the source"
+    );
 }
 
 /// Copies `docker://<host>/<repo>@<digest>` into a fresh OCI layout with `--preserve-digests`;
