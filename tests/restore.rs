@@ -200,3 +200,71 @@ fn a_signed_statement_of_another_format_is_not_restored_under_a_format_filter() 
     );
     let _ = text;
 }
+
+/// Without attestations, download writes nothing unless asked; with `--sbom-layer-fallback` it
+/// writes the SBOM layer (what `pack sbom download` reads), from a layout or a `docker save`
+/// archive (written by skopeo, an independent writer).
+#[test]
+fn download_falls_back_to_the_sbom_layer_only_when_asked() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    let reference = format!("oci:{}", image.display());
+    let refused = run(env(
+        Command::new(bin("cnb-attest"))
+            .args(["download", &reference, "-o"])
+            .arg(tmp.path().join("none"))
+            .arg("--key")
+            .arg(tmp.path().join("k/cosign.pub")),
+        None,
+    ));
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    assert!(!tmp.path().join("none/layers/sbom").exists());
+
+    let source_tree = cnb_attest_tests::snapshot(&layers.join("sbom/launch"));
+    let out = tmp.path().join("layer");
+    let report = download(
+        &reference,
+        &out,
+        &tmp.path().join("k"),
+        None,
+        &["--sbom-layer-fallback"],
+    );
+    assert_eq!(report["unsigned-sbom-layer"], true);
+    assert_eq!(
+        cnb_attest_tests::snapshot(&out.join("layers/sbom/launch")),
+        source_tree
+    );
+
+    if cnb_attest_tests::which("skopeo").is_none() {
+        cnb_attest_tests::missing("skopeo");
+        return;
+    }
+    let archive = tmp.path().join("app.tar");
+    ok(run(Command::new("skopeo")
+        .args(["copy", "-q"])
+        .arg(format!("oci:{}:latest", image.display()))
+        .arg(format!(
+            "docker-archive:{}:registry.example/team/app:1.0",
+            archive.display()
+        ))));
+    let out = tmp.path().join("archive");
+    download(
+        &format!(
+            "docker-archive:{}:registry.example/team/app:1.0",
+            archive.display()
+        ),
+        &out,
+        &tmp.path().join("k"),
+        None,
+        &["--sbom-layer-fallback", "--format", "spdx"],
+    );
+    let files: Vec<String> = downloaded(&out).into_keys().collect();
+    assert_eq!(
+        files,
+        [
+            "paketo-buildpacks_node-engine/node/sbom.spdx.json",
+            "paketo-buildpacks_npm-install/launch-modules/sbom.spdx.json"
+        ]
+    );
+}

@@ -14,7 +14,9 @@ use cnb_referrers::layout::{Image, OciLayout};
 use cnb_referrers::manifest::REF_NAME;
 use cnb_registry::{AttachOptions, Client, ImageRef};
 use cnb_sbom_discovery::DiscoveryOptions;
+use cnb_sbom_restore::archive::{ArchiveLimits, DockerArchive};
 use cnb_sbom_restore::inspect::{self, Listed};
+use cnb_sbom_restore::source::ImageSource;
 use cnb_signing::cli::{RegistryFlags, SignFlags};
 use cnb_signing::generate::{generate_config, lifecycle_label, GenerateInput};
 use cnb_signing::{LayoutImage, Target};
@@ -65,6 +67,10 @@ struct DownloadArgs {
     /// Fail unless every launch layer of each SBOM-producing buildpack has a verified SBOM.
     #[arg(long)]
     require_all_layers: bool,
+    /// When the image has no SBOM attestations at all, write its SBOM layer instead (what `pack
+    /// sbom download` does; checked against the label's diffID, but not signed).
+    #[arg(long)]
+    sbom_layer_fallback: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -172,51 +178,39 @@ fn main() -> ExitCode {
     })
 }
 
-/// An opened image: where it is, and its manifest and config.
-enum Opened {
-    Layout {
-        location: LayoutImage,
-        layout: OciLayout,
-        image: Image,
-    },
-    Registry {
-        reference: ImageRef,
-        client: Box<Client>,
-        runtime: tokio::runtime::Runtime,
-        image: Image,
-    },
+/// An opened image: where it is (an `ImageSource`), its name for messages, and the runtime that
+/// drives registry requests.
+struct Opened {
+    source: ImageSource,
+    runtime: tokio::runtime::Runtime,
+    name: String,
+    /// The layout location, for layouts.
+    location: Option<LayoutImage>,
 }
 
 impl Opened {
-    fn image(&self) -> &Image {
-        match self {
-            Opened::Layout { image, .. } | Opened::Registry { image, .. } => image,
-        }
+    /// The image with its manifest; a saved daemon image has none (and no attestations).
+    fn image(&self) -> Result<&Image, Failure> {
+        self.source.image().ok_or_else(|| {
+            Failure::new(
+                exit::INVALID_ARGS,
+                format!(
+                    "{} is a saved daemon image: it has no attestations (download --sbom-layer-fallback reads its SBOM layer)",
+                    self.name
+                ),
+            )
+        })
     }
 
     fn name(&self) -> String {
-        match self {
-            Opened::Layout { location, .. } => location.to_string(),
-            Opened::Registry { reference, .. } => reference.to_string(),
-        }
+        self.name.clone()
     }
 
     /// Every referrer of the image, with its attestation blob.
     fn fetch(&self) -> Result<Vec<inspect::Fetched>, Failure> {
-        match self {
-            Opened::Layout { layout, image, .. } => inspect::fetch_layout(layout, image),
-            Opened::Registry {
-                reference,
-                client,
-                runtime,
-                image,
-            } => runtime.block_on(inspect::fetch_registry(
-                client,
-                &reference.repository,
-                image,
-            )),
-        }
-        .map_err(|e| Failure::new(exit::FAILED, e))
+        self.runtime
+            .block_on(self.source.fetch(&|_| true))
+            .map_err(|e| Failure::new(exit::FAILED, e))
     }
 }
 
@@ -233,7 +227,6 @@ fn registry_client(registry: &RegistryFlags) -> Result<(Client, tokio::runtime::
 }
 
 fn download(args: DownloadArgs) -> Result<u8, Failure> {
-    use cnb_sbom_discovery::platform::LifecycleMetadata;
     use cnb_sbom_discovery::{BuildpackId, SbomFormat};
     use cnb_sbom_restore::select::{missing_layers, plan_restore, Request};
 
@@ -261,29 +254,48 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
             .transpose()?,
     };
     let opened = open(&args.image, &args.registry)?;
-    let image = opened.image();
-    let label = lifecycle_label(image).map_err(|e| Failure::new(exit::FAILED, e))?;
-    let metadata =
-        LifecycleMetadata::from_json(label).map_err(|e| Failure::new(exit::FAILED, e))?;
+    let metadata = opened
+        .source
+        .metadata()
+        .map_err(|e| Failure::new(exit::FAILED, format!("{}: {e}", opened.name)))?;
     let select = |d: &cnb_referrers::Descriptor| request.wants(d);
-    let fetched = match &opened {
-        Opened::Layout { layout, image, .. } => {
-            inspect::fetch_layout_selected(layout, image, &select)
-        }
-        Opened::Registry {
-            reference,
-            client,
-            runtime,
-            image,
-        } => runtime.block_on(inspect::fetch_registry_selected(
-            client,
-            &reference.repository,
-            image,
-            &select,
-        )),
+    let fetched = opened
+        .runtime
+        .block_on(opened.source.fetch(&select))
+        .map_err(|e| Failure::new(exit::FAILED, e))?;
+    let mut plan = match opened.source.image() {
+        Some(image) => plan_restore(image, &metadata, &fetched, &key, &request),
+        None => Default::default(),
+    };
+    let mut unsigned = false;
+    if plan.files.is_empty() && plan.failures.is_empty() && args.sbom_layer_fallback {
+        // No attestation at all: what `pack sbom download` reads, the SBOM layer, is the last
+        // resort, checked against the label's diffID but not signed.
+        let layer = opened
+            .runtime
+            .block_on(opened.source.sbom_layer(&metadata))
+            .map_err(|e| Failure::new(exit::FAILED, e))?;
+        eprintln!(
+            "Warning: {} has no SBOM attestations; writing its SBOM layer, which is not signed",
+            opened.name
+        );
+        plan.files = layer
+            .files
+            .into_iter()
+            .filter(|f| match &f.path {
+                cnb_sbom_restore::SbomPath::Sbom {
+                    buildpack, format, ..
+                } => {
+                    request.buildpack.as_ref().is_none_or(|b| b == buildpack)
+                        && request.format.is_none_or(|x| x == *format)
+                }
+                cnb_sbom_restore::SbomPath::Legacy => {
+                    request.buildpack.is_none() && request.format.is_none()
+                }
+            })
+            .collect();
+        unsigned = true;
     }
-    .map_err(|e| Failure::new(exit::FAILED, e))?;
-    let plan = plan_restore(image, &metadata, &fetched, &key, &request);
     // The output directory is the user's to name (and may sit below a symlink they chose); from
     // `<out>/layers` down, write_tree creates every directory itself and follows no symlink.
     std::fs::create_dir_all(&args.output_dir)
@@ -296,15 +308,13 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
     } else {
         Vec::new()
     };
-    let requests = match &opened {
-        Opened::Registry { client, .. } => Some(client.stats().total()),
-        Opened::Layout { .. } => None,
-    };
+    let requests = opened.source.requests();
     if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&serde_json::json!({
                 "plan": plan,
+                "unsigned-sbom-layer": unsigned,
                 "written": written,
                 "missing-layers": missing,
                 "requests": requests,
@@ -391,6 +401,31 @@ fn doctor(args: DoctorArgs) -> Result<u8, Failure> {
 }
 
 fn open(text: &str, registry: &RegistryFlags) -> Result<Opened, Failure> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Failure::new(exit::FAILED, format!("cannot start the async runtime: {e}")))?;
+    // `docker-archive:<path>[:<tag or image ID>]`, as skopeo names saved daemon images.
+    if let Some(rest) = text.strip_prefix("docker-archive:") {
+        let (path, selector) = match rest.split_once(':') {
+            Some((path, selector)) if !path.is_empty() => (path, Some(selector)),
+            _ => (rest, None),
+        };
+        let archive = DockerArchive::open(Path::new(path), &ArchiveLimits::default())
+            .map_err(|e| Failure::new(exit::FAILED, e))?;
+        let image = archive
+            .select(selector)
+            .map_err(|e| Failure::new(exit::FAILED, e))?;
+        return Ok(Opened {
+            source: ImageSource::Archive {
+                archive: Box::new(archive),
+                image: Box::new(image),
+            },
+            runtime,
+            name: text.to_string(),
+            location: None,
+        });
+    }
     match Target::parse(text).map_err(|e| Failure::new(exit::INVALID_ARGS, e))? {
         Target::Layout(location) => {
             let layout =
@@ -401,22 +436,32 @@ fn open(text: &str, registry: &RegistryFlags) -> Result<Opened, Failure> {
             let image = layout
                 .read_image(&descriptor)
                 .map_err(|e| Failure::new(exit::FAILED, e))?;
-            Ok(Opened::Layout {
-                location,
-                layout,
-                image,
+            Ok(Opened {
+                name: location.to_string(),
+                source: ImageSource::Layout {
+                    layout: Box::new(layout),
+                    image: Box::new(image),
+                },
+                runtime,
+                location: Some(location),
             })
         }
         Target::Registry(reference) => {
-            let (client, runtime) = registry_client(registry)?;
+            let client = registry
+                .client()
+                .map_err(|e| Failure::new(exit::FAILED, e))?;
             let image = runtime
                 .block_on(client.read_image(&reference))
                 .map_err(|e| Failure::new(exit::FAILED, e))?;
-            Ok(Opened::Registry {
-                reference,
-                client: Box::new(client),
+            Ok(Opened {
+                name: reference.to_string(),
+                source: ImageSource::Registry {
+                    client: Box::new(client),
+                    reference,
+                    image: Box::new(image),
+                },
                 runtime,
-                image,
+                location: None,
             })
         }
     }
@@ -485,7 +530,7 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
         .options()
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
     let opened = open(&args.image, &args.registry)?;
-    let image = opened.image();
+    let image = opened.image()?;
     let (config, roots) = match (&args.config, &args.layers) {
         (Some(path), _) => {
             let config =
@@ -504,10 +549,8 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
                 .group
                 .clone()
                 .or_else(|| group_default.exists().then_some(group_default));
-            let (reference, default_name) = match &opened {
-                Opened::Layout {
-                    location, layout, ..
-                } => {
+            let (reference, default_name) = match (&opened.source, &opened.location) {
+                (ImageSource::Layout { layout, .. }, Some(location)) => {
                     let dir = std::fs::canonicalize(&location.dir).map_err(|e| {
                         Failure::new(exit::FAILED, format!("{}: {e}", location.dir.display()))
                     })?;
@@ -525,10 +568,16 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
                         location.default_subject_name(ref_name.as_deref()),
                     )
                 }
-                Opened::Registry { reference, .. } => (
+                (ImageSource::Registry { reference, .. }, _) => (
                     format!("{}@{}", reference.repository, image.descriptor.digest),
                     reference.repository.to_string(),
                 ),
+                _ => {
+                    return Err(Failure::new(
+                        exit::INVALID_ARGS,
+                        "only images in a registry or an OCI layout can be signed",
+                    ))
+                }
             };
             let name = args.name.clone().unwrap_or(default_name);
             let input = GenerateInput {
@@ -557,7 +606,7 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
         }
     };
     // Everything that can be checked without the key is checked before a throw-away key is made.
-    if matches!(opened, Opened::Layout { .. }) {
+    if matches!(opened.source, ImageSource::Layout { .. }) {
         options
             .check_layout_target()
             .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
@@ -577,16 +626,17 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
         ));
     }
     let key = load_key(&args)?;
-    let report = match &opened {
-        Opened::Layout { layout, .. } => {
+    let report = match &opened.source {
+        ImageSource::Layout { layout, .. } => {
             cnb_signing::sign_layout(layout, image, &config, &roots, &key, &options)
         }
-        Opened::Registry {
-            reference,
-            client,
-            runtime,
-            ..
-        } => runtime.block_on(cnb_signing::sign_registry(
+        ImageSource::Archive { .. } => return Err(Failure::new(
+            exit::INVALID_ARGS,
+            "a saved daemon image cannot carry attestations; push it or save it as an OCI layout",
+        )),
+        ImageSource::Registry {
+            reference, client, ..
+        } => opened.runtime.block_on(cnb_signing::sign_registry(
             client,
             reference,
             &image.descriptor,
@@ -695,7 +745,7 @@ fn print_listed(listed: &[Listed]) {
 fn ls(args: LsArgs) -> Result<u8, Failure> {
     let opened = open(&args.image, &args.registry)?;
     let listed = inspect::list(&opened.fetch()?);
-    let (location, image) = (opened.name(), opened.image());
+    let (location, image) = (opened.name(), opened.image()?);
     if args.json {
         println!(
             "{}",
@@ -723,7 +773,7 @@ fn ls(args: LsArgs) -> Result<u8, Failure> {
 fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     let key = cnb_dsse::read_public_key(&args.key).map_err(|e| Failure::new(exit::FAILED, e))?;
     let opened = open(&args.image, &args.registry)?;
-    let verdicts = inspect::verify(opened.image(), &opened.fetch()?, &key);
+    let verdicts = inspect::verify(opened.image()?, &opened.fetch()?, &key);
     let location = opened.name();
     let failed = verdicts.iter().filter(|v| !v.ok()).count();
     if args.json {

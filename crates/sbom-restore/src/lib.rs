@@ -19,6 +19,7 @@ pub mod inspect;
 pub mod layer;
 pub mod path;
 pub mod select;
+pub mod source;
 pub mod tar;
 pub mod write;
 
