@@ -268,3 +268,90 @@ fn download_falls_back_to_the_sbom_layer_only_when_asked() {
         ]
     );
 }
+
+/// Two signed SBOMs for one place (the build changed, and the image was signed again): `all`
+/// refuses that place, `newest` restores the newer one; a foreign attestation fails `all` but is
+/// only reported under `newest`.
+#[test]
+fn the_policy_decides_between_several_signed_sboms_for_one_place() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    let reference = format!("oci:{}", image.display());
+    let sign_at = |epoch: &str, key: &str| {
+        ok(run(env(
+            Command::new(bin("cnb-attest"))
+                .args(["sign", &reference, "--layers"])
+                .arg(&layers)
+                .arg("--key")
+                .arg(tmp.path().join(key).join("cosign.key"))
+                .env("COSIGN_PASSWORD", "")
+                .env("SOURCE_DATE_EPOCH", epoch),
+            None,
+        )));
+    };
+    sign_at("1700000000", "k");
+    let changed = "paketo-buildpacks_node-engine/node/sbom.cdx.json";
+    let path = layers.join("sbom/launch").join(changed);
+    let newer = fs_replace(&path, "\"bomFormat\"", "\"version\": 2, \"bomFormat\"");
+    sign_at("1800000000", "k");
+
+    let all = run(env(
+        Command::new(bin("cnb-attest"))
+            .args(["download", &reference, "-o"])
+            .arg(tmp.path().join("all"))
+            .arg("--key")
+            .arg(tmp.path().join("k/cosign.pub")),
+        None,
+    ));
+    assert_eq!(all.status.code(), Some(3), "{}", text(&all));
+    assert!(
+        text(&all).contains("two different signed SBOMs for one place"),
+        "{}",
+        text(&all)
+    );
+    let written = downloaded(&tmp.path().join("all"));
+    assert!(
+        !written.contains_key(changed),
+        "a conflicting place must not be written"
+    );
+    assert_eq!(written.len(), 6);
+
+    let report = download(
+        &reference,
+        &tmp.path().join("newest"),
+        &tmp.path().join("k"),
+        None,
+        &["--policy", "newest"],
+    );
+    assert_eq!(
+        downloaded(&tmp.path().join("newest"))[changed],
+        newer,
+        "{report:#}"
+    );
+
+    // A foreign attestation (another key): fatal under `all`, a warning under `newest`.
+    key_pair(&tmp.path().join("other"), "");
+    sign_at("1900000000", "other");
+    let report = download(
+        &reference,
+        &tmp.path().join("foreign"),
+        &tmp.path().join("k"),
+        None,
+        &["--policy", "newest"],
+    );
+    assert!(
+        !report["plan"]["warnings"].as_array().unwrap().is_empty(),
+        "{report:#}"
+    );
+    assert_eq!(downloaded(&tmp.path().join("foreign"))[changed], newer);
+}
+
+/// Rewrites `from` to `to` in a file, returning the new bytes.
+fn fs_replace(path: &Path, from: &str, to: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from));
+    let changed = text.replacen(from, to, 1);
+    std::fs::write(path, &changed).unwrap();
+    changed.into_bytes()
+}

@@ -36,6 +36,10 @@ struct Cli {
     /// Fail instead of falling back to the SBOM layer when the image has no attestations.
     #[arg(long)]
     strict: bool,
+    /// Several attestations for one SBOM: `all` must verify and agree (default), or the `newest`
+    /// verified one wins (failures are warnings).
+    #[arg(long, default_value = "all")]
+    policy: String,
     /// Fail unless every launch layer of each SBOM-producing buildpack has a verified SBOM.
     #[arg(long)]
     require_all_layers: bool,
@@ -66,6 +70,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             format!("{}: {e}", cli.previous_image),
         )
     };
+    let policy: cnb_sbom_restore::select::Policy = cli
+        .policy
+        .parse()
+        .map_err(|e: String| Failure::new(exit::INVALID_ARGS, e))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -78,11 +86,21 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         .block_on(source.fetch(&|_| true))
         .map_err(|e| bad_image(&e))?;
     let plan = match source.image() {
-        Some(image) => plan_restore(image, &metadata, &fetched, &key, &Request::default()),
+        Some(image) => plan_restore(
+            image,
+            &metadata,
+            &fetched,
+            &key,
+            &Request::default(),
+            policy,
+        ),
         None => Default::default(),
     };
     for (name, reason) in &plan.failures {
         eprintln!("ERROR: {name}: {reason}");
+    }
+    for (name, reason) in &plan.warnings {
+        eprintln!("Warning: {name}: {reason}");
     }
     if !plan.failures.is_empty() {
         return Err(Failure::new(

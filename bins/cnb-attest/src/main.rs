@@ -67,6 +67,10 @@ struct DownloadArgs {
     /// Fail unless every launch layer of each SBOM-producing buildpack has a verified SBOM.
     #[arg(long)]
     require_all_layers: bool,
+    /// Several attestations for one SBOM: `all` must verify and agree (default), or the `newest`
+    /// verified one wins (failures are reported, not fatal).
+    #[arg(long, default_value = "all")]
+    policy: String,
     /// When the image has no SBOM attestations at all, write its SBOM layer instead (what `pack
     /// sbom download` does; checked against the label's diffID, but not signed).
     #[arg(long)]
@@ -253,6 +257,10 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
             })
             .transpose()?,
     };
+    let policy: cnb_sbom_restore::select::Policy = args
+        .policy
+        .parse()
+        .map_err(|e: String| Failure::new(exit::INVALID_ARGS, e))?;
     let opened = open(&args.image, &args.registry)?;
     let metadata = opened
         .source
@@ -264,7 +272,7 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
         .block_on(opened.source.fetch(&select))
         .map_err(|e| Failure::new(exit::FAILED, e))?;
     let mut plan = match opened.source.image() {
-        Some(image) => plan_restore(image, &metadata, &fetched, &key, &request),
+        Some(image) => plan_restore(image, &metadata, &fetched, &key, &request, policy),
         None => Default::default(),
     };
     let mut unsigned = false;
@@ -327,6 +335,9 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
         }
         for (name, reason) in &plan.failures {
             eprintln!("FAILED {name}: {reason}");
+        }
+        for (name, reason) in &plan.warnings {
+            eprintln!("Warning: {name}: {reason}");
         }
     }
     let location = opened.name();

@@ -45,6 +45,8 @@ pub struct Listed {
     pub subjects: Vec<String>,
     /// Why the referrer could not be decoded, if it could not.
     pub problem: Option<String>,
+    /// `org.opencontainers.image.created` (unsigned), when the referrer carries it.
+    pub created: Option<String>,
 }
 
 /// The verdict on one referrer.
@@ -123,6 +125,7 @@ fn listed_from(fetched: &Fetched) -> Listed {
             .unwrap_or(0),
         subjects: Vec::new(),
         problem: None,
+        created: annotation(cnb_referrers::manifest::CREATED),
     }
 }
 

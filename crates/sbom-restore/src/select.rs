@@ -158,6 +158,29 @@ fn describe(place: &(BuildpackId, Option<LayerName>)) -> String {
     }
 }
 
+/// What to do when several attestations are about the same SBOM (one place).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Policy {
+    /// Every attestation must verify, and all those for one place must hold the same SBOM.
+    #[default]
+    All,
+    /// Per place, the newest verified attestation wins (by `org.opencontainers.image.created`,
+    /// then by listing order). The annotation is unsigned, so it only chooses among SBOMs the key
+    /// signed for that exact place. Attestations that fail are reported, not fatal.
+    Newest,
+}
+
+impl std::str::FromStr for Policy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "all" => Ok(Policy::All),
+            "newest" => Ok(Policy::Newest),
+            other => Err(format!("policy `{other}`: expected all or newest")),
+        }
+    }
+}
+
 /// What a restore decided.
 #[derive(Debug, Clone, Default, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -169,6 +192,8 @@ pub struct Plan {
     pub restored: BTreeMap<String, Vec<String>>,
     /// Attestations that failed, with the reason; nothing is written for them.
     pub failures: Vec<(String, String)>,
+    /// Under [`Policy::Newest`]: attestations that failed, or lost to a newer one, reported only.
+    pub warnings: Vec<(String, String)>,
     /// Verified referrers that are not SBOMs (image signatures, provenance), or not requested.
     pub skipped: usize,
 }
@@ -182,16 +207,25 @@ pub fn plan_restore(
     fetched: &[Fetched],
     key: &VerifyingKey,
     request: &Request,
+    policy: Policy,
 ) -> Plan {
     let mut plan = Plan::default();
-    let mut chosen: BTreeMap<SbomPath, (Vec<u8>, Vec<String>)> = BTreeMap::new();
+    // Per place: the bytes, the attestations backing them, and (created, listing order) to rank.
+    let mut chosen: BTreeMap<SbomPath, (Vec<u8>, Vec<String>, (String, usize))> = BTreeMap::new();
     let mut conflicted: Vec<SbomPath> = Vec::new();
-    for (verdict, statement) in inspect::verify_each(image, fetched, key) {
+    for (order, (verdict, statement)) in inspect::verify_each(image, fetched, key)
+        .into_iter()
+        .enumerate()
+    {
         let name = verdict.name();
         let digest = verdict.listed.manifest_digest.clone();
+        let rank = (verdict.listed.created.clone().unwrap_or_default(), order);
         let (Some(statement), None) = (statement, &verdict.failure) else {
             let reason = verdict.failure.clone().unwrap_or_default();
-            plan.failures.push((name, reason));
+            match policy {
+                Policy::All => plan.failures.push((name, reason)),
+                Policy::Newest => plan.warnings.push((name, reason)),
+            }
             continue;
         };
         match place(&statement, image, metadata) {
@@ -201,8 +235,28 @@ pub fn plan_restore(
             Ok(Some(path)) => {
                 let bytes = statement.into_predicate();
                 match chosen.get_mut(&path) {
-                    Some((existing, sources)) if *existing == bytes => sources.push(digest),
-                    Some((_, sources)) => {
+                    Some((existing, sources, _)) if *existing == bytes => sources.push(digest),
+                    Some((existing, sources, best)) if policy == Policy::Newest => {
+                        let place = path.relative().display().to_string();
+                        if rank > *best {
+                            plan.warnings.push((
+                                sources.join(", "),
+                                format!("older than {digest} for {place}; not restored"),
+                            ));
+                            *existing = bytes;
+                            *sources = vec![digest];
+                            *best = rank;
+                        } else {
+                            plan.warnings.push((
+                                name,
+                                format!(
+                                    "older than {} for {place}; not restored",
+                                    sources.join(", ")
+                                ),
+                            ));
+                        }
+                    }
+                    Some((_, sources, _)) => {
                         plan.failures.push((
                             name,
                             format!(
@@ -214,7 +268,7 @@ pub fn plan_restore(
                         conflicted.push(path);
                     }
                     None => {
-                        chosen.insert(path, (bytes, vec![digest]));
+                        chosen.insert(path, (bytes, vec![digest], rank));
                     }
                 }
             }
@@ -223,7 +277,7 @@ pub fn plan_restore(
     for path in conflicted {
         chosen.remove(&path);
     }
-    for (path, (bytes, sources)) in chosen {
+    for (path, (bytes, sources, _)) in chosen {
         plan.restored
             .insert(path.relative().display().to_string(), sources.clone());
         plan.files.push(Restored {
