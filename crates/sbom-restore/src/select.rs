@@ -198,6 +198,10 @@ pub struct Plan {
     pub skipped: usize,
 }
 
+/// The SBOM chosen so far for one place: its bytes, the attestations backing it, and its rank
+/// (`created` annotation, listing order) for [`Policy::Newest`].
+type Candidate = (Vec<u8>, Vec<String>, (String, usize));
+
 /// Verifies `fetched` and decides the files to restore. Several verified attestations of the same
 /// SBOM (one per storage format) collapse into one file; different bytes for the same place fail
 /// closed, naming both.
@@ -211,7 +215,7 @@ pub fn plan_restore(
 ) -> Plan {
     let mut plan = Plan::default();
     // Per place: the bytes, the attestations backing them, and (created, listing order) to rank.
-    let mut chosen: BTreeMap<SbomPath, (Vec<u8>, Vec<String>, (String, usize))> = BTreeMap::new();
+    let mut chosen: BTreeMap<SbomPath, Candidate> = BTreeMap::new();
     let mut conflicted: Vec<SbomPath> = Vec::new();
     for (order, (verdict, statement)) in inspect::verify_each(image, fetched, key)
         .into_iter()
