@@ -40,6 +40,10 @@ struct Cli {
     /// The lifecycle's OCI layout directory.
     #[arg(long, env = "CNB_LAYOUT_DIR")]
     layout_dir: Option<PathBuf>,
+    /// Rewrite the image without its SBOM layer (and the label's `sbom` key), so the attestations
+    /// carry the SBOMs alone; OCI layout images (the tag moves to the rewritten manifest).
+    #[arg(long)]
+    omit_sbom: bool,
     /// With report.toml: a file holding the image's io.buildpacks.lifecycle.metadata label JSON.
     #[arg(long)]
     image_label: Option<PathBuf>,
@@ -107,7 +111,24 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
         let descriptor = layout
             .resolve_image(location.selector.as_deref())
             .map_err(|e| bad_image(&e))?;
-        let image = layout.read_image(&descriptor).map_err(|e| bad_image(&e))?;
+        let mut image = layout.read_image(&descriptor).map_err(|e| bad_image(&e))?;
+        if cli.omit_sbom {
+            let tag = descriptor.annotation(REF_NAME).ok_or_else(|| {
+                bad_image(&"-omit-sbom rewrites a tagged image: name it by tag (oci:<dir>:<tag>)")
+            })?;
+            match cnb_signing::omit::omit_sbom_layer(&layout, &image, tag)
+                .map_err(|e| bad_image(&e))?
+            {
+                Some(rewritten) => {
+                    eprintln!(
+                        "Omitted the SBOM layer: {tag} is now {} (was {})",
+                        rewritten.descriptor.digest, image.descriptor.digest
+                    );
+                    image = rewritten;
+                }
+                None => eprintln!("The image has no SBOM layer; nothing to omit"),
+            }
+        }
         let label = lifecycle_label(&image)
             .map_err(|e| bad_image(&e))?
             .to_string();
@@ -125,6 +146,14 @@ fn run(cli: Cli) -> Result<(), (u8, String)> {
             label,
         )
     } else {
+        if cli.omit_sbom {
+            return Err((
+                exit::INVALID_ARGS,
+                "-omit-sbom rewrites the image, which this exporter does for OCI layout images \
+                 (-layout-image or -layout); a registry image is exported by the lifecycle"
+                    .to_string(),
+            ));
+        }
         let report_path = cli
             .report
             .clone()

@@ -445,6 +445,48 @@ impl OciLayout {
         Ok(outcomes)
     }
 
+    /// Points `tag` (`org.opencontainers.image.ref.name`) at `descriptor`: entries carrying that tag
+    /// lose it (and are dropped when they carried nothing else), and `descriptor` is listed. One
+    /// atomic `index.json` update under the layout lock; every other entry is kept as it is.
+    pub fn retag(&self, tag: &str, descriptor: &Descriptor) -> Result<(), Error> {
+        let _lock = self.lock()?;
+        let path = self.root.join("index.json");
+        let bytes = self.read_bounded(&path, MAX_INDEX_SIZE)?;
+        let mut index: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Layout {
+            path: path.clone(),
+            reason: format!("malformed index.json: {e}"),
+        })?;
+        let manifests = index
+            .get_mut("manifests")
+            .and_then(Value::as_array_mut)
+            .ok_or_else(|| Error::Layout {
+                path: path.clone(),
+                reason: "index.json has no `manifests` array".into(),
+            })?;
+        manifests.retain_mut(|entry| {
+            let tagged = entry["annotations"][REF_NAME].as_str() == Some(tag);
+            if !tagged {
+                return true;
+            }
+            if let Some(annotations) = entry["annotations"].as_object_mut() {
+                annotations.remove(REF_NAME);
+                if annotations.is_empty() {
+                    return false;
+                }
+            }
+            true
+        });
+        manifests.push(
+            serde_json::to_value(descriptor).map_err(|e| {
+                Error::Malformed(format!("descriptor for {}: {e}", descriptor.digest))
+            })?,
+        );
+        let mut out =
+            serde_json::to_vec(&index).map_err(|e| Error::Malformed(format!("index.json: {e}")))?;
+        out.push(b'\n');
+        self.write_atomic(&path, &out)
+    }
+
     /// Takes an exclusive advisory lock on the layout directory for an `index.json` update.
     fn lock(&self) -> Result<File, Error> {
         let dir = File::open(&self.root).map_err(|e| Error::Io {

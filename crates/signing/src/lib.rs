@@ -25,6 +25,7 @@ use sha2::{Digest as _, Sha256};
 pub mod cli;
 pub mod generate;
 pub mod location;
+pub mod omit;
 
 pub use cnb_intoto::StatementVersion;
 pub use location::{LayoutImage, Target};
