@@ -210,16 +210,28 @@ fn sigstore_cli_attach_then_cnb_attest_both_are_listed() {
         "only their attestation verifies with their key"
     );
     let out = tmp.path().join("theirs");
-    let downloaded = run(with_registry_env(
-        Command::new(bin("cnb-attest"))
-            .args(["download", &reference, "-o"])
-            .arg(&out)
-            .arg("--key")
-            .arg(tmp.path().join("other/cosign.pub")),
-        &registry,
-    ));
-    // Ours fail under their key (exit 3, each named); theirs is written.
-    assert_eq!(downloaded.status.code(), Some(3), "{}", text(&downloaded));
+    let download = |policy: &str| {
+        run(with_registry_env(
+            Command::new(bin("cnb-attest"))
+                .args(["download", &reference, "--policy", policy, "-o"])
+                .arg(&out)
+                .arg("--key")
+                .arg(tmp.path().join("other/cosign.pub")),
+            &registry,
+        ))
+    };
+    // Under `all`, ours failing under their key fails the download closed: nothing is written.
+    let strict = download("all");
+    assert_eq!(strict.status.code(), Some(3), "{}", text(&strict));
+    assert!(!out.join("layers").exists(), "fail closed: nothing written");
+    // Under `newest`, failures are reported and their verified SBOM is written.
+    let downloaded = download("newest");
+    assert_eq!(downloaded.status.code(), Some(0), "{}", text(&downloaded));
+    assert!(
+        text(&downloaded).contains("Warning"),
+        "{}",
+        text(&downloaded)
+    );
     let written = cnb_attest_tests::sbom_files(&out.join("layers"));
     assert_eq!(written.len(), 1, "{written:?}");
     let (path, bytes) = written.iter().next().unwrap();

@@ -91,15 +91,27 @@ fn without_attestations_an_omitted_image_has_nothing_to_fall_back_to() {
         .arg("-omit-sbom")));
     let restored = tmp.path().join("restored");
     fs::create_dir(&restored).unwrap();
-    let analyzed = run(Command::new(bin("analyzer"))
-        .args([
-            "-previous-image",
-            &format!("oci:{}:latest", image.display()),
-            "-layers",
-        ])
-        .arg(&restored)
-        .arg("-key")
-        .arg(tmp.path().join("k/cosign.pub")));
-    assert_eq!(analyzed.status.code(), Some(36), "{}", text(&analyzed));
-    assert!(text(&analyzed).contains("sbom"), "{}", text(&analyzed));
+    let analyze = |extra: &[&str]| {
+        run(Command::new(bin("analyzer"))
+            .args([
+                "-previous-image",
+                &format!("oci:{}:latest", image.display()),
+                "-layers",
+            ])
+            .arg(&restored)
+            .arg("-key")
+            .arg(tmp.path().join("k/cosign.pub"))
+            .args(extra))
+    };
+    // As the lifecycle: nothing to restore is a warning; -strict makes it an error.
+    let lenient = analyze(&[]);
+    assert_eq!(lenient.status.code(), Some(0), "{}", text(&lenient));
+    assert!(
+        text(&lenient).contains("neither SBOM attestations nor an SBOM layer"),
+        "{}",
+        text(&lenient)
+    );
+    assert!(cnb_attest_tests::snapshot(&restored).is_empty());
+    let strict = analyze(&["-strict"]);
+    assert_eq!(strict.status.code(), Some(36), "{}", text(&strict));
 }

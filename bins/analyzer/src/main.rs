@@ -78,12 +78,31 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         .enable_all()
         .build()
         .map_err(|e| Failure::new(exit::FAILED, format!("async runtime: {e}")))?;
-    let source = open(&cli, &runtime).map_err(|e| bad_image(&e))?;
-    let metadata = source.metadata().map_err(|e| bad_image(&e))?;
+    // As the lifecycle's analyzer: no previous image (a first build) or one that is not a
+    // buildpacks image means nothing to restore, not a failure, unless strict.
+    let nothing = |why: String| -> Result<u8, Failure> {
+        if cli.strict {
+            return Err(Failure::new(exit::ANALYZE_NO_SBOMS, why));
+        }
+        eprintln!("Warning: {why}; no SBOM restored");
+        Ok(exit::OK)
+    };
+    let source = match open(&cli, &runtime) {
+        Ok(source) => source,
+        Err(Opening::NotFound(why)) => return nothing(why),
+        Err(Opening::Failed(why)) => return Err(bad_image(&why)),
+    };
+    let metadata = match source.metadata() {
+        Ok(metadata) => metadata,
+        Err(e) => return nothing(format!("{}: {e}", cli.previous_image)),
+    };
 
-    // Verified attestations first (a saved daemon image has none).
+    // Verified attestations first (a saved daemon image has none). Only referrers that may be
+    // SBOMs are read: another party's provenance or image signature is not ours to judge.
+    let request = Request::default();
+    let sbom_candidates = |d: &cnb_referrers::Descriptor| request.wants(d);
     let fetched = runtime
-        .block_on(source.fetch(&|_| true))
+        .block_on(source.fetch(&sbom_candidates))
         .map_err(|e| bad_image(&e))?;
     let plan = match source.image() {
         Some(image) => plan_restore(
@@ -114,6 +133,21 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     }
     let (files, from) = if !plan.files.is_empty() {
         (plan.files, "verified attestations")
+    } else if !fetched.is_empty() {
+        // There are SBOM attestations but none verified: never fall back to the unsigned layer.
+        return Err(Failure::new(
+            exit::ANALYZE_VERIFY_FAILED,
+            format!(
+                "none of the {} SBOM attestation(s) of {} verified; the unsigned SBOM layer is not used in their place",
+                fetched.len(),
+                cli.previous_image
+            ),
+        ));
+    } else if metadata.sbom.is_none() {
+        return nothing(format!(
+            "{} has neither SBOM attestations nor an SBOM layer",
+            cli.previous_image
+        ));
     } else if cli.strict {
         return Err(Failure::new(
             exit::ANALYZE_NO_SBOMS,
@@ -161,13 +195,34 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     Ok(exit::OK)
 }
 
-fn open(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<ImageSource, String> {
+/// Why the previous image could not be opened.
+enum Opening {
+    /// It does not exist (a first build): nothing to restore.
+    NotFound(String),
+    /// It exists but cannot be read.
+    Failed(String),
+}
+
+impl From<String> for Opening {
+    fn from(why: String) -> Self {
+        Opening::Failed(why)
+    }
+}
+
+impl From<&str> for Opening {
+    fn from(why: &str) -> Self {
+        Opening::Failed(why.to_string())
+    }
+}
+
+fn open(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<ImageSource, Opening> {
+    let name = &cli.previous_image;
     if let Some(path) = &cli.previous_image_archive {
         let archive =
             DockerArchive::open(path, &ArchiveLimits::default()).map_err(|e| e.to_string())?;
         let image = archive
             .select(Some(&cli.previous_image))
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| Opening::NotFound(format!("{name} is not in {}: {e}", path.display())))?;
         return Ok(ImageSource::Archive {
             archive: Box::new(archive),
             image: Box::new(image),
@@ -175,23 +230,37 @@ fn open(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<ImageSource, Str
     }
     let target = if cli.layout {
         cnb_phase::guard_experimental("reading the previous image from an OCI layout")
-            .map_err(|f| f.message)?;
+            .map_err(|f| Opening::Failed(f.message))?;
         let dir = cli
             .layout_dir
             .as_ref()
             .ok_or("-layout needs -layout-dir (CNB_LAYOUT_DIR)")?;
         Target::Layout(
-            LayoutImage::in_layout_dir(dir, &cli.previous_image).map_err(|e| e.to_string())?,
+            LayoutImage::in_layout_dir(dir, &cli.previous_image)
+                .map_err(|e| Opening::Failed(e.to_string()))?,
         )
     } else {
-        Target::parse(&cli.previous_image).map_err(|e| e.to_string())?
+        Target::parse(&cli.previous_image).map_err(|e| Opening::Failed(e.to_string()))?
     };
     match target {
         Target::Layout(location) => {
+            if !location.dir.exists() {
+                return Err(Opening::NotFound(format!(
+                    "{name}: no OCI layout at {}",
+                    location.dir.display()
+                )));
+            }
             let layout = OciLayout::open(&location.dir).map_err(|e| e.to_string())?;
             let descriptor = layout
                 .resolve_image(location.selector.as_deref())
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| match &e {
+                    cnb_referrers::Error::Layout { reason, .. }
+                        if reason.starts_with("no image") =>
+                    {
+                        Opening::NotFound(format!("{name}: {e}"))
+                    }
+                    _ => Opening::Failed(e.to_string()),
+                })?;
             let image = layout.read_image(&descriptor).map_err(|e| e.to_string())?;
             Ok(ImageSource::Layout {
                 layout: Box::new(layout),
@@ -202,7 +271,12 @@ fn open(cli: &Cli, runtime: &tokio::runtime::Runtime) -> Result<ImageSource, Str
             let client = cli.registry.client().map_err(|e| e.to_string())?;
             let image = runtime
                 .block_on(client.read_image(&reference))
-                .map_err(|e| e.to_string())?;
+                .map_err(|e| match &e {
+                    cnb_registry::Error::Status { status: 404, .. } => {
+                        Opening::NotFound(format!("{name}: {e}"))
+                    }
+                    _ => Opening::Failed(e.to_string()),
+                })?;
             Ok(ImageSource::Registry {
                 client: Box::new(client),
                 reference,

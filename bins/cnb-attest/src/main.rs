@@ -276,7 +276,8 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
         None => Default::default(),
     };
     let mut unsigned = false;
-    if plan.files.is_empty() && plan.failures.is_empty() && args.sbom_layer_fallback {
+    // Only when there is no SBOM attestation at all: never in place of ones that failed.
+    if fetched.is_empty() && args.sbom_layer_fallback {
         // No attestation at all: what `pack sbom download` reads, the SBOM layer, is the last
         // resort, checked against the label's diffID but not signed.
         let layer = opened
@@ -304,18 +305,25 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
             .collect();
         unsigned = true;
     }
-    // The output directory is the user's to name (and may sit below a symlink they chose); from
-    // `<out>/layers` down, write_tree creates every directory itself and follows no symlink.
-    std::fs::create_dir_all(&args.output_dir)
-        .map_err(|e| Failure::new(exit::FAILED, format!("{}: {e}", args.output_dir.display())))?;
-    let root = args.output_dir.join("layers");
-    let written = cnb_sbom_restore::write_tree(&root, &plan.files)
-        .map_err(|e| Failure::new(exit::FAILED, e))?;
     let missing = if args.require_all_layers {
         missing_layers(&plan, &metadata)
     } else {
         Vec::new()
     };
+    // Fail closed: when anything failed, nothing is written at all.
+    let written = if plan.failures.is_empty() && missing.is_empty() && !plan.files.is_empty() {
+        // The output directory is the user's to name (and may sit below a symlink they chose);
+        // from `<out>/layers` down, write_tree creates every directory itself and follows no
+        // symlink.
+        std::fs::create_dir_all(&args.output_dir).map_err(|e| {
+            Failure::new(exit::FAILED, format!("{}: {e}", args.output_dir.display()))
+        })?;
+        cnb_sbom_restore::write_tree(&args.output_dir.join("layers"), &plan.files)
+            .map_err(|e| Failure::new(exit::FAILED, e))?
+    } else {
+        Vec::new()
+    };
+    let root = args.output_dir.join("layers");
     let requests = opened.source.requests();
     if args.json {
         println!(
@@ -345,7 +353,7 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
         return Err(Failure::new(
             exit::VERIFY_FAILED,
             format!(
-                "{location}: {} attestation(s) failed verification; nothing was written for them",
+                "{location}: {} attestation(s) failed verification; nothing was written",
                 plan.failures.len()
             ),
         ));
@@ -360,7 +368,7 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
         return Err(Failure::new(
             exit::VERIFY_FAILED,
             format!(
-                "{location}: launch layers without a verified SBOM: {}",
+                "{location}: launch layers without a verified SBOM: {}; nothing was written",
                 missing.join(", ")
             ),
         ));

@@ -123,7 +123,19 @@ fn attestation(image: &ImageDescription, file: &SbomFile) -> Result<AttestationS
         annotations::BUILDPACK_ID.to_string(),
         file.buildpack.to_string(),
     )];
-    if file.scope == Scope::Image {
+    if file.kind != SbomKind::Launch {
+        // A build or cache SBOM says so in a signed subject (`<bp-id>[:<layer>]#build`, with the
+        // image digest): a restore must never mistake it for a launch SBOM, and the
+        // `io.buildpacks.sbom.kind` annotation is not signed.
+        let place = match &file.scope {
+            Scope::Layer(layer) => format!("{}:{layer}", file.buildpack),
+            Scope::Image => file.buildpack.to_string(),
+        };
+        subjects.push(SubjectSpec {
+            name: format!("{place}#{}", file.kind.dir_name()),
+            digest: image.digest.clone(),
+        });
+    } else if file.scope == Scope::Image {
         // An image-scoped SBOM also names its buildpack in a signed subject (the buildpack ID, with
         // the image digest): a restore places the file from signed data, never from an annotation
         // anyone with push access could rewrite. Layer subjects carry it as `<bp-id>:<layer>`.

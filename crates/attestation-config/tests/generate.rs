@@ -232,7 +232,13 @@ fn synthetic_tree_with_build_and_cache_round_trips() {
         .collect();
     assert_eq!(kinds, [None, None, Some("build"), Some("cache")]);
     let build = &config.attestations[2];
-    assert_eq!(build.subjects.len(), 1);
+    assert_eq!(build.subjects.len(), 2, "the image, and the signed kind");
+    assert!(
+        build.subjects[1].name.ends_with(":tools#build"),
+        "{}",
+        build.subjects[1].name
+    );
+    assert!(config.attestations[3].subjects[1].name.ends_with("#cache"));
     assert_eq!(build.annotation(annotations::LAYER_NAME), Some("tools"));
     assert_eq!(build.annotation(annotations::LAYER_DIGEST_KIND), None);
     assert_eq!(

@@ -9,6 +9,9 @@ use crate::{b64, strict_json};
 /// The `payloadType` of an in-toto statement.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 
+/// Most signatures an envelope may carry to be read: each costs a verification.
+pub const MAX_SIGNATURES: usize = 16;
+
 /// The DSSE v1 pre-authentication encoding (PAE), the byte string that is actually signed:
 ///
 /// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, where `LEN` is the length in bytes,
@@ -125,6 +128,13 @@ impl Envelope {
         };
         if signatures.is_empty() {
             return Err(invalid("\"signatures\" is empty".into()));
+        }
+        // Each signature costs a verification; a hostile envelope must not buy unbounded work.
+        if signatures.len() > MAX_SIGNATURES {
+            return Err(invalid(format!(
+                "{} signatures (at most {MAX_SIGNATURES} are read)",
+                signatures.len()
+            )));
         }
         let signatures = signatures
             .iter()

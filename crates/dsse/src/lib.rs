@@ -47,7 +47,7 @@ mod keys;
 mod password;
 mod strict_json;
 
-pub use envelope::{pae, Envelope, Signature, IN_TOTO_PAYLOAD_TYPE};
+pub use envelope::{pae, Envelope, Signature, IN_TOTO_PAYLOAD_TYPE, MAX_SIGNATURES};
 pub use error::{Error, IN_MEMORY};
 pub use keyfile::{generate_key_pair, read_private_key, read_public_key, KeyPairFiles};
 pub use keys::{Signer, SigningKey, VerifyingKey};

@@ -38,6 +38,9 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+/// Most subjects a statement may name to be read.
+pub const MAX_SUBJECTS: usize = 1024;
+
 /// `_type` of an in-toto Statement v1.
 pub const STATEMENT_V1: &str = "https://in-toto.io/Statement/v1";
 /// `_type` of an in-toto Statement v0.1 (accepted on read, written on request).
@@ -273,6 +276,12 @@ impl Statement {
         let raw: RawStatement<'_> =
             serde_json::from_str(text).map_err(|e| Error::Malformed(e.to_string()))?;
         let version = StatementVersion::from_type_uri(&raw.type_uri)?;
+        if raw.subjects.len() > MAX_SUBJECTS {
+            return Err(Error::Malformed(format!(
+                "{} subjects (at most {MAX_SUBJECTS} are read)",
+                raw.subjects.len()
+            )));
+        }
         let predicate = raw
             .predicate
             .ok_or_else(|| Error::Malformed("missing `predicate`".into()))?;

@@ -208,7 +208,9 @@ pub fn fetch_layout_selected(
             }
         })
         .collect();
-    Ok(referrers.into_iter().chain(buildkit).collect())
+    let all: Vec<Fetched> = referrers.into_iter().chain(buildkit).collect();
+    within_limits(&all)?;
+    Ok(all)
 }
 
 /// Every referrer of `image` in a registry (Referrers API, else the tag-schema index), with its
@@ -245,6 +247,12 @@ pub async fn fetch_registry_selected(
         },
     };
     let mut out = Vec::new();
+    if listed.len() > MAX_REFERRERS {
+        return Err(Error::Malformed(format!(
+            "{repo}@{subject}: {} referrers listed, more than the {MAX_REFERRERS} read for one image",
+            listed.len()
+        )));
+    }
     for descriptor in listed.into_iter().filter(|d| select(d)) {
         // Every listed entry claims to refer to this image: one that cannot be read is reported,
         // never silently dropped.
@@ -352,7 +360,36 @@ pub async fn fetch_registry_selected(
                 .unwrap_or_else(|| Err("not fetched".into()))
         }));
     }
+    within_limits(&out)?;
     Ok(out)
+}
+
+/// Most referrers read for one image, and most attestation bytes kept in memory for one run: a
+/// registry that lists endless referrers, or many pointing at one huge blob, is refused, not
+/// followed until memory runs out.
+pub const MAX_REFERRERS: usize = 1024;
+/// See [`MAX_REFERRERS`].
+pub const MAX_TOTAL_BLOB_BYTES: u64 = 512 * 1024 * 1024;
+
+/// Enforces [`MAX_REFERRERS`] and [`MAX_TOTAL_BLOB_BYTES`] over what was fetched.
+fn within_limits(fetched: &[Fetched]) -> Result<(), Error> {
+    if fetched.len() > MAX_REFERRERS {
+        return Err(Error::Malformed(format!(
+            "{} referrers listed: more than the {MAX_REFERRERS} read for one image",
+            fetched.len()
+        )));
+    }
+    let total: u64 = fetched
+        .iter()
+        .filter_map(|f| f.layer.as_ref().ok())
+        .map(|b| b.len() as u64)
+        .sum();
+    if total > MAX_TOTAL_BLOB_BYTES {
+        return Err(Error::Malformed(format!(
+            "{total} bytes of attestations: more than the {MAX_TOTAL_BLOB_BYTES} read for one image"
+        )));
+    }
+    Ok(())
 }
 
 /// BuildKit's layer media type: a bare, unsigned in-toto statement.

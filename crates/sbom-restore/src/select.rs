@@ -82,6 +82,11 @@ pub fn place(
     let Some(format) = SbomFormat::from_predicate_type(statement.predicate_type()) else {
         return Ok(None);
     };
+    // A build or cache SBOM names its kind in a signed subject (`...#build`, `...#cache`): it is
+    // never restored as a launch SBOM.
+    if statement.subjects().iter().any(|s| s.name.contains('#')) {
+        return Ok(None);
+    }
     let image_hex = image.descriptor.digest.hex();
     let in_label: Vec<BuildpackId> = metadata.buildpack_ids().map_err(|e| e.to_string())?;
     let known = |id: &BuildpackId| id.is_lifecycle() || in_label.contains(id);
@@ -276,6 +281,20 @@ pub fn plan_restore(
                     }
                 }
             }
+        }
+    }
+    // Two buildpack IDs can escape to one directory (`a/b` and `a_b`): never let one overwrite the
+    // other; both are refused.
+    let mut by_relative: BTreeMap<String, SbomPath> = BTreeMap::new();
+    for path in chosen.keys() {
+        let relative = path.relative().display().to_string();
+        if let Some(other) = by_relative.insert(relative.clone(), path.clone()) {
+            plan.failures.push((
+                relative,
+                format!("two buildpacks ({other:?} and {path:?}) escape to the same directory"),
+            ));
+            conflicted.push(other);
+            conflicted.push(path.clone());
         }
     }
     for path in conflicted {

@@ -24,18 +24,22 @@ pub struct Restored {
 /// never symlinks; existing files are replaced atomically, never written through.
 /// Returns the paths written.
 pub fn write_tree(root: &Path, files: &[Restored]) -> Result<Vec<PathBuf>, Error> {
+    // Check every directory and target first, so a planted link refuses the whole restore before
+    // anything is written (not after the files before it).
+    for file in files {
+        let relative = Path::new("sbom").join("launch").join(file.path.relative());
+        let mut dir = root.to_path_buf();
+        for component in relative.parent().into_iter().flat_map(|p| p.components()) {
+            dir.push(component);
+            check_existing(&dir, true).map_err(|e| blocks(e, file))?;
+        }
+        check_existing(&root.join(&relative), false).map_err(|e| blocks(e, file))?;
+    }
     ensure_dir(root, true)?;
     let mut written = Vec::with_capacity(files.len());
     for file in files {
         let relative = Path::new("sbom").join("launch").join(file.path.relative());
-        // A refusal names the attestation(s) whose SBOM it blocks, not only the path.
-        let blocked = |e: Error| match e {
-            Error::Unsafe { path, reason } => Error::Unsafe {
-                path,
-                reason: format!("{reason} (blocks the SBOM of {})", file.source),
-            },
-            other => other,
-        };
+        let blocked = |e: Error| blocks(e, file);
         let mut dir = root.to_path_buf();
         let parents: Vec<_> = relative
             .parent()
@@ -51,6 +55,37 @@ pub fn write_tree(root: &Path, files: &[Restored]) -> Result<Vec<PathBuf>, Error
         written.push(target);
     }
     Ok(written)
+}
+
+/// Adds to a refusal the attestation(s) whose SBOM it blocks.
+fn blocks(e: Error, file: &Restored) -> Error {
+    match e {
+        Error::Unsafe { path, reason } => Error::Unsafe {
+            path,
+            reason: format!("{reason} (blocks the SBOM of {})", file.source),
+        },
+        other => other,
+    }
+}
+
+/// When `path` exists: it must be a real directory (`dir`) or a regular file, never a symlink.
+fn check_existing(path: &Path, dir: bool) -> Result<(), Error> {
+    match fs::symlink_metadata(path) {
+        Err(_) => Ok(()),
+        Ok(meta) if meta.file_type().is_symlink() => Err(Error::Unsafe {
+            path: path.to_path_buf(),
+            reason: "is a symbolic link; refusing to write through it".into(),
+        }),
+        Ok(meta) if dir && !meta.is_dir() => Err(Error::Unsafe {
+            path: path.to_path_buf(),
+            reason: "exists and is not a directory".into(),
+        }),
+        Ok(meta) if !dir && !meta.is_file() => Err(Error::Unsafe {
+            path: path.to_path_buf(),
+            reason: "exists and is not a regular file (a symlink or special file); refusing to replace it".into(),
+        }),
+        Ok(_) => Ok(()),
+    }
 }
 
 /// Makes sure `dir` is a directory that is not a symlink (creating it when `create`).
