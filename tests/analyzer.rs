@@ -250,3 +250,43 @@ fn a_saved_daemon_image_restores_from_its_sbom_layer() {
     );
     assert_eq!(strict.status.code(), Some(36), "{}", text(&strict));
 }
+
+/// `-require-all-layers` takes what must be there from the image's SBOM layer (fixed by the image
+/// digest), not from what happens to be attached: with one buildpack's attestations missing (never
+/// attached, or deleted by someone with push access), the restore fails and names every file.
+#[test]
+fn require_all_layers_checks_against_the_sbom_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    // Sign from a copy of the layers without npm-install's SBOMs.
+    let partial = tmp.path().join("partial");
+    cnb_attest_tests::copy_dir(&source, &partial);
+    fs::remove_dir_all(partial.join("sbom/launch/paketo-buildpacks_npm-install")).unwrap();
+    sign(
+        &format!("oci:{}", image.display()),
+        &partial,
+        &tmp.path().join("k"),
+        None,
+    );
+    let layers = tmp.path().join("layers-out");
+    fs::create_dir(&layers).unwrap();
+    let out = analyze(
+        &format!("oci:{}", image.display()),
+        &layers,
+        &tmp.path().join("k"),
+        &["-require-all-layers"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(37), "{}", text(&out));
+    for missing in ["sbom.cdx.json", "sbom.spdx.json", "sbom.syft.json"] {
+        assert!(
+            text(&out).contains(&format!(
+                "paketo-buildpacks_npm-install/launch-modules/{missing}"
+            )),
+            "{}",
+            text(&out)
+        );
+    }
+    assert!(snapshot(&layers).is_empty(), "nothing may be written");
+}

@@ -10,7 +10,7 @@ use clap::Parser;
 use cnb_phase::{exit, Failure};
 use cnb_referrers::layout::OciLayout;
 use cnb_sbom_restore::archive::{ArchiveLimits, DockerArchive};
-use cnb_sbom_restore::select::{missing_layers, plan_restore, Request};
+use cnb_sbom_restore::select::{missing_from_layer, missing_layers, plan_restore, Request};
 use cnb_sbom_restore::source::ImageSource;
 use cnb_signing::cli::RegistryFlags;
 use cnb_signing::{LayoutImage, Target};
@@ -174,7 +174,16 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             files: files.clone(),
             ..Default::default()
         };
-        let missing = missing_layers(&restored, &metadata);
+        // The SBOM layer, when the image has one, is the trusted list of what must be there;
+        // without it (-omit-sbom), every launch layer of each SBOM-producing buildpack.
+        let missing = if metadata.sbom.is_some() {
+            let layer = runtime
+                .block_on(source.sbom_layer(&metadata))
+                .map_err(|e| Failure::new(exit::ANALYZE_COVERAGE, e))?;
+            missing_from_layer(&restored, &layer.files)
+        } else {
+            missing_layers(&restored, &metadata)
+        };
         if !missing.is_empty() {
             return Err(Failure::new(
                 exit::ANALYZE_COVERAGE,

@@ -305,10 +305,30 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
             .collect();
         unsigned = true;
     }
-    let missing = if args.require_all_layers {
-        missing_layers(&plan, &metadata)
-    } else {
+    let missing = if !args.require_all_layers {
         Vec::new()
+    } else if metadata.sbom.is_some() && !unsigned {
+        // The SBOM layer (fixed by the image digest) is the trusted list of what must be there.
+        let layer = opened
+            .runtime
+            .block_on(opened.source.sbom_layer(&metadata))
+            .map_err(|e| Failure::new(exit::FAILED, e))?;
+        let expected: Vec<_> = layer
+            .files
+            .into_iter()
+            .filter(|f| match &f.path {
+                cnb_sbom_restore::SbomPath::Sbom {
+                    buildpack, format, ..
+                } => {
+                    request.buildpack.as_ref().is_none_or(|b| b == buildpack)
+                        && request.format.is_none_or(|x| x == *format)
+                }
+                cnb_sbom_restore::SbomPath::Legacy => false,
+            })
+            .collect();
+        cnb_sbom_restore::select::missing_from_layer(&plan, &expected)
+    } else {
+        missing_layers(&plan, &metadata)
     };
     // Fail closed: when anything failed, nothing is written at all.
     let written = if plan.failures.is_empty() && missing.is_empty() && !plan.files.is_empty() {

@@ -412,10 +412,20 @@ impl Client {
                 Some(link) => {
                     let base = reqwest::Url::parse(&url)
                         .map_err(|_| Error::Http("bad referrers URL".into()))?;
-                    url = base
+                    let next = base
                         .join(&link)
-                        .map_err(|_| Error::Http("bad referrers Link".into()))?
-                        .to_string();
+                        .map_err(|_| Error::Http("bad referrers Link".into()))?;
+                    // The next page must come from the same registry, over the same scheme.
+                    if next.scheme() != base.scheme()
+                        || next.host_str() != base.host_str()
+                        || next.port_or_known_default() != base.port_or_known_default()
+                    {
+                        return Err(Error::Malformed(format!(
+                            "referrers of {repo}@{subject}: the next page points to another origin ({})",
+                            next.origin().ascii_serialization()
+                        )));
+                    }
+                    url = next.to_string();
                 }
                 None => return Ok(Some(out)),
             }

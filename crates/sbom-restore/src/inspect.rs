@@ -233,19 +233,18 @@ pub async fn fetch_registry_selected(
     select: &(dyn Fn(&Descriptor) -> bool + Sync),
 ) -> Result<Vec<Fetched>, Error> {
     let subject = &image.descriptor.digest;
-    let listed: Vec<Descriptor> = match client.referrers(repo, subject).await? {
-        Some(list) => list,
-        None => match client.fallback_index(repo, subject).await? {
-            Some((index, _)) => {
-                serde_json::from_value::<cnb_referrers::ImageIndex>(index)
-                    .map_err(|e| {
-                        Error::BadImage(format!("{repo}:{}: {e}", subject.fallback_tag()))
-                    })?
-                    .manifests
+    // Readers merge the Referrers API and the tag-schema index: a signer that saw no OCI-Subject
+    // writes the index even where the API answers.
+    let mut listed: Vec<Descriptor> = client.referrers(repo, subject).await?.unwrap_or_default();
+    if let Some((index, _)) = client.fallback_index(repo, subject).await? {
+        let index: cnb_referrers::ImageIndex = serde_json::from_value(index)
+            .map_err(|e| Error::BadImage(format!("{repo}:{}: {e}", subject.fallback_tag())))?;
+        for d in index.manifests {
+            if !listed.iter().any(|l| l.digest == d.digest) {
+                listed.push(d);
             }
-            None => Vec::new(),
-        },
-    };
+        }
+    }
     let mut out = Vec::new();
     if listed.len() > MAX_REFERRERS {
         return Err(Error::Malformed(format!(

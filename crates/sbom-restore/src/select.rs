@@ -312,6 +312,20 @@ pub fn plan_restore(
     plan
 }
 
+/// `--require-all-layers` against a trusted expected set: every SBOM file of the image's SBOM layer
+/// (whose content the image digest fixes), per format, that `plan` does not restore. The legacy BOM
+/// is not attested and so not expected.
+pub fn missing_from_layer(plan: &Plan, layer: &[Restored]) -> Vec<String> {
+    let restored: std::collections::BTreeSet<&SbomPath> =
+        plan.files.iter().map(|f| &f.path).collect();
+    layer
+        .iter()
+        .filter(|f| !matches!(f.path, SbomPath::Legacy))
+        .filter(|f| !restored.contains(&f.path))
+        .map(|f| f.path.relative().display().to_string())
+        .collect()
+}
+
 /// `--require-all-layers`: the launch layers of SBOM-producing buildpacks (those with at least one
 /// restored SBOM) that have no restored SBOM, as `<bp-id>:<layer>`.
 pub fn missing_layers(plan: &Plan, metadata: &LifecycleMetadata) -> Vec<String> {
