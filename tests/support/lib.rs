@@ -88,8 +88,13 @@ pub fn ok(output: Output) -> String {
 
 /// Writes `cosign.key` / `cosign.pub` into `dir` with `cnb-attest generate-key-pair`.
 pub fn key_pair(dir: &Path, password: &str) {
+    key_pair_with(&bin("cnb-attest"), dir, password)
+}
+
+/// [`key_pair`] with a given `cnb-attest` binary.
+pub fn key_pair_with(cli: &Path, dir: &Path, password: &str) {
     fs::create_dir_all(dir).unwrap();
-    ok(run(Command::new(bin("cnb-attest"))
+    ok(run(Command::new(cli)
         .args(["generate-key-pair", "--output-dir"])
         .arg(dir)
         .env("COSIGN_PASSWORD", password)));

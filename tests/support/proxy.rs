@@ -91,6 +91,8 @@ pub enum Action {
     /// Send it upstream on a new connection (`Host` rewritten, `Connection: close`) and relay the
     /// full response (`Location` headers pointing upstream are pointed back at the proxy).
     Forward,
+    /// Wait this many milliseconds (a network round trip), then [`Action::Forward`].
+    Delayed(u64),
     /// Answer without asking upstream.
     Respond {
         /// Status code.
@@ -529,6 +531,13 @@ fn act(
                     Ok(r) => ("forward", r),
                     Err(e) => ("forward", error_response(&e)),
                 },
+                Action::Delayed(ms) => {
+                    std::thread::sleep(std::time::Duration::from_millis(ms));
+                    match forward(shared, request, &body) {
+                        Ok(r) => ("forward", r),
+                        Err(e) => ("forward", error_response(&e)),
+                    }
+                }
                 Action::Rewrite {
                     status,
                     headers,
