@@ -54,11 +54,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    if let Err(f) = cnb_phase::check_platform_api() {
-        eprintln!("ERROR: {}", f.message);
-        return ExitCode::from(f.code);
-    }
-    cnb_phase::main(run)
+    cnb_phase::phase_main(run)
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {

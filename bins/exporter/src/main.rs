@@ -62,11 +62,7 @@ struct Cli {
 }
 
 fn main() -> ExitCode {
-    if let Err(f) = cnb_phase::check_platform_api() {
-        eprintln!("ERROR: {}", f.message);
-        return ExitCode::from(f.code);
-    }
-    cnb_phase::main(|cli: Cli| {
+    cnb_phase::phase_main(|cli: Cli| {
         run(cli)
             .map(|()| exit::OK)
             .map_err(|(code, message)| Failure::new(code, message))

@@ -378,3 +378,76 @@ mod tests {
         assert_eq!(other.to_string(), "not a regular file");
     }
 }
+
+/// Why [`write_atomic`] refused or failed.
+#[derive(Debug)]
+pub enum WriteError {
+    /// The target exists and is not a regular file (a symlink, a directory, a device): it is never
+    /// replaced or written through.
+    NotRegular,
+    /// The target has no parent directory.
+    NoParent,
+    /// An I/O error.
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::NotRegular => f.write_str(
+                "exists and is not a regular file (a symlink or special file); refusing to replace it",
+            ),
+            WriteError::NoParent => f.write_str("has no parent directory"),
+            WriteError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for WriteError {}
+
+/// Writes `bytes` to `path` so that a reader sees the old file or the whole new one, never a part:
+/// a new file in the same directory (created exclusively, synced), then a rename over `path`. A
+/// target that exists and is not a regular file is refused, and the temporary file is removed on
+/// failure.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    if let Ok(meta) = fs::symlink_metadata(path) {
+        if !meta.is_file() {
+            return Err(WriteError::NotRegular);
+        }
+    }
+    let dir = path.parent().ok_or(WriteError::NoParent)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    for _ in 0..16 {
+        let tmp = dir.join(format!(
+            ".tmp-{}-{nanos}-{}",
+            std::process::id(),
+            COUNTER.fetch_add(1, Ordering::Relaxed)
+        ));
+        let mut file = match fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+        {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(WriteError::Io(e)),
+        };
+        let result = file
+            .write_all(bytes)
+            .and_then(|()| file.sync_all())
+            .and_then(|()| fs::rename(&tmp, path));
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        return result.map_err(WriteError::Io);
+    }
+    Err(WriteError::Io(std::io::Error::other(
+        "no free temporary file name",
+    )))
+}

@@ -105,6 +105,15 @@ where
     out
 }
 
+/// [`main`] for a lifecycle phase: `CNB_PLATFORM_API` is checked before anything is parsed.
+pub fn phase_main<T: clap::Parser>(run: impl FnOnce(T) -> Result<u8, Failure>) -> ExitCode {
+    if let Err(f) = check_platform_api() {
+        eprintln!("ERROR: {}", f.message);
+        return ExitCode::from(f.code);
+    }
+    main(run)
+}
+
 /// `cnb-attest ls | head` closes stdout early; `println!` then panics. Exit as a Unix tool does on
 /// SIGPIPE (status 141), silently, instead of printing a panic.
 fn quiet_on_closed_stdout() {

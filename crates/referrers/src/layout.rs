@@ -7,7 +7,6 @@
 //! other's entries, and entries this crate does not understand are kept as they are.
 
 use std::fs::{self, File};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use cnb_bounded_read::{Links, ReadError};
@@ -405,6 +404,35 @@ impl OciLayout {
     /// whose digest is already listed is left alone (and reported as [`StoreOutcome::AlreadyPresent`]);
     /// every other entry, including ones this crate does not understand, is kept as it is.
     pub fn add_to_index(&self, descriptors: &[Descriptor]) -> Result<Vec<StoreOutcome>, Error> {
+        self.update_index(|manifests| {
+            let mut outcomes = Vec::with_capacity(descriptors.len());
+            for descriptor in descriptors {
+                let digest = descriptor.digest.as_str();
+                let present = manifests
+                    .iter()
+                    .any(|m| m.get("digest").and_then(Value::as_str) == Some(digest));
+                if present {
+                    outcomes.push(StoreOutcome::AlreadyPresent);
+                } else {
+                    manifests.push(
+                        serde_json::to_value(descriptor).map_err(|e| {
+                            Error::Malformed(format!("descriptor for {digest}: {e}"))
+                        })?,
+                    );
+                    outcomes.push(StoreOutcome::Added);
+                }
+            }
+            Ok(outcomes)
+        })
+    }
+
+    /// One read-modify-write of `index.json` under the layout lock: `change` edits the `manifests`
+    /// array (raw JSON, so entries this crate does not model are kept); the file is rewritten
+    /// atomically only when it changed.
+    fn update_index<T>(
+        &self,
+        change: impl FnOnce(&mut Vec<Value>) -> Result<T, Error>,
+    ) -> Result<T, Error> {
         let _lock = self.lock()?;
         let path = self.root.join("index.json");
         let bytes = self.read_bounded(&path, MAX_INDEX_SIZE)?;
@@ -419,72 +447,39 @@ impl OciLayout {
                 path: path.clone(),
                 reason: "index.json has no `manifests` array".into(),
             })?;
-        let mut outcomes = Vec::with_capacity(descriptors.len());
-        let mut changed = false;
-        for descriptor in descriptors {
-            let digest = descriptor.digest.as_str();
-            let present = manifests
-                .iter()
-                .any(|m| m.get("digest").and_then(Value::as_str) == Some(digest));
-            if present {
-                outcomes.push(StoreOutcome::AlreadyPresent);
-            } else {
-                let value = serde_json::to_value(descriptor)
-                    .map_err(|e| Error::Malformed(format!("descriptor for {digest}: {e}")))?;
-                manifests.push(value);
-                outcomes.push(StoreOutcome::Added);
-                changed = true;
-            }
-        }
-        if changed {
+        let before = manifests.clone();
+        let result = change(manifests)?;
+        if *manifests != before {
             let mut out = serde_json::to_vec(&index)
                 .map_err(|e| Error::Malformed(format!("index.json: {e}")))?;
             out.push(b'\n');
             self.write_atomic(&path, &out)?;
         }
-        Ok(outcomes)
+        Ok(result)
     }
 
     /// Points `tag` (`org.opencontainers.image.ref.name`) at `descriptor`: entries carrying that tag
     /// lose it (and are dropped when they carried nothing else), and `descriptor` is listed. One
     /// atomic `index.json` update under the layout lock; every other entry is kept as it is.
     pub fn retag(&self, tag: &str, descriptor: &Descriptor) -> Result<(), Error> {
-        let _lock = self.lock()?;
-        let path = self.root.join("index.json");
-        let bytes = self.read_bounded(&path, MAX_INDEX_SIZE)?;
-        let mut index: Value = serde_json::from_slice(&bytes).map_err(|e| Error::Layout {
-            path: path.clone(),
-            reason: format!("malformed index.json: {e}"),
-        })?;
-        let manifests = index
-            .get_mut("manifests")
-            .and_then(Value::as_array_mut)
-            .ok_or_else(|| Error::Layout {
-                path: path.clone(),
-                reason: "index.json has no `manifests` array".into(),
-            })?;
-        manifests.retain_mut(|entry| {
-            let tagged = entry["annotations"][REF_NAME].as_str() == Some(tag);
-            if !tagged {
-                return true;
-            }
-            if let Some(annotations) = entry["annotations"].as_object_mut() {
-                annotations.remove(REF_NAME);
-                if annotations.is_empty() {
-                    return false;
+        self.update_index(|manifests| {
+            manifests.retain_mut(|entry| {
+                if entry["annotations"][REF_NAME].as_str() != Some(tag) {
+                    return true;
                 }
-            }
-            true
-        });
-        manifests.push(
-            serde_json::to_value(descriptor).map_err(|e| {
+                if let Some(annotations) = entry["annotations"].as_object_mut() {
+                    annotations.remove(REF_NAME);
+                    if annotations.is_empty() {
+                        return false;
+                    }
+                }
+                true
+            });
+            manifests.push(serde_json::to_value(descriptor).map_err(|e| {
                 Error::Malformed(format!("descriptor for {}: {e}", descriptor.digest))
-            })?,
-        );
-        let mut out =
-            serde_json::to_vec(&index).map_err(|e| Error::Malformed(format!("index.json: {e}")))?;
-        out.push(b'\n');
-        self.write_atomic(&path, &out)
+            })?);
+            Ok(())
+        })
     }
 
     /// Takes an exclusive advisory lock on the layout directory for an `index.json` update.
@@ -507,38 +502,16 @@ impl OciLayout {
     /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
     /// reader never sees a half-written file. Refuses to replace a symlink.
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
-        let io = |e: std::io::Error| Error::Io {
-            path: path.to_path_buf(),
-            source: e,
-        };
-        if let Ok(meta) = fs::symlink_metadata(path) {
-            if !meta.is_file() {
-                return Err(Error::Layout {
-                    path: path.to_path_buf(),
-                    reason: "exists and is not a regular file; refusing to replace it".into(),
-                });
-            }
-        }
-        let dir = path.parent().ok_or_else(|| Error::Layout {
-            path: path.to_path_buf(),
-            reason: "has no parent directory".into(),
-        })?;
-        let mut suffix = [0u8; 8];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut suffix);
-        let tmp = dir.join(format!(".tmp-{}", hex::encode(suffix)));
-        let result = (|| {
-            let mut file = fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
-            file.write_all(bytes)?;
-            file.sync_all()?;
-            fs::rename(&tmp, path)
-        })();
-        if result.is_err() {
-            let _ = fs::remove_file(&tmp);
-        }
-        result.map_err(io)
+        cnb_bounded_read::write_atomic(path, bytes).map_err(|e| match e {
+            cnb_bounded_read::WriteError::Io(source) => Error::Io {
+                path: path.to_path_buf(),
+                source,
+            },
+            other => Error::Layout {
+                path: path.to_path_buf(),
+                reason: other.to_string(),
+            },
+        })
     }
 }
 

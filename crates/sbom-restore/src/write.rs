@@ -2,7 +2,6 @@
 //! target is a symlink that gets followed, and each file appears whole (temporary file + rename).
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::path::SbomPath;
@@ -113,36 +112,15 @@ fn ensure_dir(dir: &Path, create: bool) -> Result<(), Error> {
 }
 
 fn write_atomic(target: &Path, bytes: &[u8]) -> Result<(), Error> {
-    if let Ok(meta) = fs::symlink_metadata(target) {
-        if !meta.is_file() {
-            return Err(Error::Unsafe {
-                path: target.to_path_buf(),
-                reason: "exists and is not a regular file (a symlink or special file); refusing to replace it".into(),
-            });
-        }
-    }
-    let dir = target.parent().ok_or_else(|| Error::Unsafe {
-        path: target.to_path_buf(),
-        reason: "has no parent directory".into(),
-    })?;
-    let mut suffix = [0u8; 8];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut suffix);
-    let tmp = dir.join(format!(".restore-{}.tmp", hex::encode(suffix)));
-    let result = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, target)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result.map_err(|e| Error::Io {
-        path: target.to_path_buf(),
-        source: e,
+    cnb_bounded_read::write_atomic(target, bytes).map_err(|e| match e {
+        cnb_bounded_read::WriteError::Io(source) => Error::Io {
+            path: target.to_path_buf(),
+            source,
+        },
+        other => Error::Unsafe {
+            path: target.to_path_buf(),
+            reason: other.to_string(),
+        },
     })
 }
 
