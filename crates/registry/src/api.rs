@@ -216,6 +216,61 @@ impl Client {
         Ok(bytes)
     }
 
+    /// Streams a blob into `out` (a temporary file, say), refusing more than `max` bytes or content
+    /// that does not match `digest`; memory stays at one chunk whatever the blob's size.
+    pub async fn get_blob_to(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        max: u64,
+        out: &mut (impl std::io::Write + ?Sized),
+    ) -> Result<u64, Error> {
+        use sha2::Digest as _;
+        let mut response = self
+            .send(Request {
+                method: Method::GET,
+                url: format!("{}/blobs/{digest}", self.base(repo)),
+                headers: HeaderMap::new(),
+                body: None,
+                kind: "GET blob",
+                repo,
+                push: false,
+                retry: true,
+            })
+            .await?;
+        if !response.status().is_success() {
+            return Err(Client::failure(&format!("GET blob {repo}@{digest}"), response).await);
+        }
+        if let Some(len) = response.content_length() {
+            if len > max {
+                return Err(Error::TooLarge { size: len, max });
+            }
+        }
+        let mut hasher = sha2::Sha256::new();
+        let mut written: u64 = 0;
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| Error::Http(format!("reading blob {repo}@{digest}: {e}")))?
+        {
+            written += chunk.len() as u64;
+            if written > max {
+                return Err(Error::TooLarge { size: written, max });
+            }
+            hasher.update(&chunk);
+            out.write_all(&chunk)
+                .map_err(|e| Error::Http(format!("writing blob {repo}@{digest}: {e}")))?;
+        }
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if actual != digest.as_str() {
+            return Err(Error::DigestMismatch {
+                what: format!("blob {repo}@{digest}"),
+                actual,
+            });
+        }
+        Ok(written)
+    }
+
     /// Uploads a blob. One `POST ...?digest=` with the body when the registry is known to complete
     /// uploads that way (learned on the first small blob of the run), else `POST` + `PUT`. A failed
     /// upload restarts its session from the `POST`, under the retry policy.

@@ -117,16 +117,26 @@ impl ImageSource {
                 let config = client
                     .get_blob(repo, &image.manifest.config.digest, 8 * 1024 * 1024)
                     .await?;
-                let blob = client
-                    .get_blob(
+                // Streamed to a temporary file (bounded, digest-checked), never held in memory.
+                let mut file = tempfile::tempfile().map_err(|e| Error::Io {
+                    path: std::env::temp_dir(),
+                    source: e,
+                })?;
+                client
+                    .get_blob_to(
                         repo,
                         &descriptor.digest,
                         descriptor.size.min(limits.max_compressed),
+                        &mut file,
                     )
                     .await?;
+                std::io::Seek::rewind(&mut file).map_err(|e| Error::Io {
+                    path: std::env::temp_dir(),
+                    source: e,
+                })?;
                 let mount = layers_mount(&config_env(&config)?);
                 extract_sbom_layer(
-                    blob.as_slice(),
+                    std::io::BufReader::new(file),
                     &descriptor.media_type,
                     &diff_id,
                     &mount,
