@@ -291,17 +291,7 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
         plan.files = layer
             .files
             .into_iter()
-            .filter(|f| match &f.path {
-                cnb_sbom_restore::SbomPath::Sbom {
-                    buildpack, format, ..
-                } => {
-                    request.buildpack.as_ref().is_none_or(|b| b == buildpack)
-                        && request.format.is_none_or(|x| x == *format)
-                }
-                cnb_sbom_restore::SbomPath::Legacy => {
-                    request.buildpack.is_none() && request.format.is_none()
-                }
-            })
+            .filter(|f| request.accepts(&f.path))
             .collect();
         unsigned = true;
     }
@@ -313,18 +303,11 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
             .runtime
             .block_on(opened.source.sbom_layer(&metadata))
             .map_err(|e| Failure::new(exit::FAILED, e))?;
+        // missing_from_layer leaves the unattested legacy BOM out.
         let expected: Vec<_> = layer
             .files
             .into_iter()
-            .filter(|f| match &f.path {
-                cnb_sbom_restore::SbomPath::Sbom {
-                    buildpack, format, ..
-                } => {
-                    request.buildpack.as_ref().is_none_or(|b| b == buildpack)
-                        && request.format.is_none_or(|x| x == *format)
-                }
-                cnb_sbom_restore::SbomPath::Legacy => false,
-            })
+            .filter(|f| request.accepts(&f.path))
             .collect();
         cnb_sbom_restore::select::missing_from_layer(&plan, &expected)
     } else {
@@ -684,10 +667,7 @@ fn sign(args: SignArgs) -> Result<u8, Failure> {
             &roots,
             &key,
             &options,
-            &AttachOptions {
-                progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-                ..AttachOptions::default()
-            },
+            &AttachOptions::with_progress_on_terminal(),
         )),
     }
     .map_err(|e| Failure::new(exit::FAILED, e))?;

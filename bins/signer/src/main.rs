@@ -140,10 +140,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                         &roots,
                         &key,
                         &options,
-                        &AttachOptions {
-                            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
-                            ..AttachOptions::default()
-                        },
+                        &AttachOptions::with_progress_on_terminal(),
                     )
                     .await
                     .map_err(failed)

@@ -190,29 +190,8 @@ impl Client {
         digest: &Digest,
         max: u64,
     ) -> Result<Vec<u8>, Error> {
-        let response = self
-            .send(Request {
-                method: Method::GET,
-                url: format!("{}/blobs/{digest}", self.base(repo)),
-                headers: HeaderMap::new(),
-                body: None,
-                kind: "GET blob",
-                repo,
-                push: false,
-                retry: true,
-            })
-            .await?;
-        if !response.status().is_success() {
-            return Err(Client::failure(&format!("GET blob {repo}@{digest}"), response).await);
-        }
-        let bytes = read_bounded(response, max).await?;
-        let actual = Digest::of(&bytes);
-        if actual != *digest {
-            return Err(Error::DigestMismatch {
-                what: format!("blob {repo}@{digest}"),
-                actual: actual.to_string(),
-            });
-        }
+        let mut bytes = Vec::new();
+        self.get_blob_to(repo, digest, max, &mut bytes).await?;
         Ok(bytes)
     }
 

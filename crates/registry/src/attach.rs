@@ -57,6 +57,16 @@ impl Default for AttachOptions {
     }
 }
 
+impl AttachOptions {
+    /// The defaults, with progress shown when stderr is a terminal (silent in CI and pipes).
+    pub fn with_progress_on_terminal() -> Self {
+        AttachOptions {
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
+            ..AttachOptions::default()
+        }
+    }
+}
+
 /// What happened to one referrer.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]

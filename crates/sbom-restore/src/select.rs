@@ -59,7 +59,9 @@ impl Request {
         true
     }
 
-    fn accepts(&self, path: &SbomPath) -> bool {
+    /// Whether a file placed at `path` is one that was asked for (the legacy BOM only when nothing
+    /// narrower was asked).
+    pub fn accepts(&self, path: &SbomPath) -> bool {
         match path {
             SbomPath::Sbom {
                 buildpack, format, ..

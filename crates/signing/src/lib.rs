@@ -302,15 +302,8 @@ fn describe(spec: &AttestationSpec) -> String {
     }
 }
 
-/// Result of one stored referrer.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    /// Newly stored.
-    Pushed,
-    /// An identical referrer was already there.
-    AlreadyPresent,
-}
+/// Result of one stored referrer (the same for layouts and registries).
+pub use cnb_registry::attach::Status;
 
 /// One line of a signing report.
 #[derive(Debug, Clone, Serialize)]
@@ -787,13 +780,7 @@ pub async fn sign_registry(
                 let o = referrer_outcomes
                     .next()
                     .expect("one outcome per referrer, in order");
-                p.outcome(
-                    match o.status {
-                        cnb_registry::attach::Status::Pushed => Status::Pushed,
-                        cnb_registry::attach::Status::AlreadyPresent => Status::AlreadyPresent,
-                    },
-                    o.discoverable,
-                )
+                p.outcome(o.status.clone(), o.discoverable)
             }
             Stored::CosignTagLayer(d, _) | Stored::CosignSigLayer(d, _) => {
                 let tag = if matches!(p.stored, Stored::CosignSigLayer(..)) {
