@@ -237,6 +237,64 @@ fn a_registry_answering_503_twice_then_succeeding() {
     assert_eq!(debug_lines(&out, "PUT", 503), 4, "{log}");
 }
 
+/// Distribution refuses an index whose listed manifest it momentarily cannot read (a concurrent
+/// signer re-pushing that same manifest rewrites its link file non-atomically) with a 400 naming
+/// the child as unknown. The index update starts again from a fresh read and succeeds; this is the
+/// answer Distribution 2.8 really gave when 8 signers shared one image signature.
+#[test]
+fn an_index_refused_because_a_listed_manifest_reads_as_unknown() {
+    let Some(image) = Pushed::start(Kind::Distribution) else {
+        return;
+    };
+    let index_path = image.fallback_path();
+    let plan = Plan::new().on(
+        move |r| r.method == "PUT" && r.path() == index_path,
+        |_, n| {
+            if n == 0 {
+                Action::Respond {
+                    status: 400,
+                    headers: vec![("Content-Type".into(), "application/json".into())],
+                    body: br#"{"errors":[{"code":"DIGEST_INVALID","message":"provided digest did not match uploaded content"},{"code":"MANIFEST_BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:486af621377f95072c588c66c13b2d2ba1577a2472454e1e1c9f90f28ff49be6"}]}"#.to_vec(),
+                }
+            } else {
+                Action::Forward
+            }
+        },
+    );
+    let proxy = Proxy::start(&image.registry.host, plan);
+    let report = report_of(image.sign_through(&proxy));
+    assert_eq!(report["pushed"], 8, "{report:#}\n{}", proxy.summary());
+    image.assert_exactly_ours_listed(&report);
+
+    let index_path = image.fallback_path();
+    let index_requests = proxy.matching(|r| r.path() == index_path);
+    let sequence: Vec<(String, Option<u16>)> = index_requests
+        .iter()
+        .map(|r| (r.request.method.clone(), r.status))
+        .collect();
+    let refused = sequence
+        .iter()
+        .position(|(m, s)| m == "PUT" && *s == Some(400))
+        .unwrap_or_else(|| panic!("the index PUT was never refused:\n{}", proxy.summary()));
+    let after = &sequence[refused + 1..];
+    let reread = after.iter().position(|(m, _)| m == "GET");
+    let written = after
+        .iter()
+        .position(|(m, s)| m == "PUT" && *s == Some(201));
+    assert!(
+        matches!((reread, written), (Some(g), Some(w)) if g < w),
+        "after the refusal the index must be read again, then written: {sequence:?}"
+    );
+    assert_eq!(
+        sequence
+            .iter()
+            .filter(|(m, s)| m == "PUT" && *s == Some(201))
+            .count(),
+        1,
+        "{sequence:?}"
+    );
+}
+
 /// 429 with `Retry-After: 1` once: the run succeeds, and the retry arrived at least a second after
 /// the 429 was sent (the policy's own first backoff is at most 200 ms).
 #[test]

@@ -346,6 +346,9 @@ fn entry_digests(index: &Value) -> BTreeSet<String> {
         .unwrap_or_default()
 }
 
+/// Index writes refused because a listed manifest read as unknown, retried before giving up.
+const MAX_UNKNOWN_CHILD_RETRIES: u32 = 5;
+
 /// Read-merge-write of the `sha256-<hex>` index until every one of `ours` is listed and stays
 /// listed after a settle delay. Returns the digests finally listed and the number of writes.
 async fn update_fallback_index(
@@ -359,6 +362,7 @@ async fn update_fallback_index(
     let tag = subject.fallback_tag();
     let mut current = initial;
     let mut writes = 0u32;
+    let mut unknown_child_retries = 0u32;
     loop {
         let (mut index, etag) = current.take().unwrap_or_else(|| {
             (
@@ -402,6 +406,19 @@ async fn update_fallback_index(
             Ok(_) => writes += 1,
             // Someone else wrote first: start again from a fresh read.
             Err(Error::PreconditionFailed(_)) => writes += 1,
+            // Distribution checks that every manifest an index lists exists, reading each one's
+            // link file; a concurrent signer pushing the same manifest (an image signature is the
+            // same deterministic referrer for every signer with that key) rewrites that file
+            // non-atomically, so for a moment the child reads as unknown. Nothing was written:
+            // wait and start again from a fresh read, a bounded number of times.
+            Err(e) if e.is_blob_unknown() && unknown_child_retries < MAX_UNKNOWN_CHILD_RETRIES => {
+                unknown_child_retries += 1;
+                client.note_retry();
+                tokio::time::sleep(client.retry_policy().delay(unknown_child_retries - 1, None))
+                    .await;
+                current = client.fallback_index(repo, subject).await?;
+                continue;
+            }
             Err(e) => return Err(e),
         }
         tokio::time::sleep(client.retry_policy().jitter(options.settle)).await;
