@@ -548,6 +548,116 @@ fn a_fallback_tag_that_resolves_to_the_subject_itself() {
     assert_eq!(image.listed(), None, "nothing may be stored at the tag");
 }
 
+/// Case 39: the `sha256-<hex>` tag holds something that is not a referrers index: another
+/// image's manifest, or an index that has its own `subject` (an artifact, which a rewrite would
+/// destroy). The signer refuses, names the tag and what is there, and never writes the tag.
+#[test]
+fn a_fallback_tag_holding_something_else_is_never_overwritten() {
+    let Some(image) = Pushed::start(Kind::Distribution) else {
+        return;
+    };
+    let other_image = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_MANIFEST}","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"sha256:{z}","size":2}},"layers":[]}}"#,
+        z = "4".repeat(64)
+    );
+    let artifact_index = format!(
+        r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[],"subject":{{"mediaType":"{OCI_MANIFEST}","digest":"sha256:{z}","size":10}}}}"#,
+        z = "5".repeat(64)
+    );
+    for (body, media_type, expect) in [
+        (other_image, OCI_MANIFEST, "not a referrers index"),
+        (artifact_index, OCI_INDEX, "its own `subject`"),
+    ] {
+        let index_path = image.fallback_path();
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(body.as_bytes())));
+        let plan = Plan::new().on(
+            move |r| (r.method == "GET" || r.method == "HEAD") && r.path() == index_path,
+            move |_, _| Action::Rewrite {
+                status: Some(200),
+                headers: vec![
+                    ("Content-Type".into(), media_type.into()),
+                    ("Docker-Content-Digest".into(), digest.clone()),
+                ],
+                body: body.clone().into_bytes(),
+            },
+        );
+        let proxy = Proxy::start(&image.registry.host, plan);
+        let out = image.sign_through(&proxy);
+        let all = text(&out);
+        assert!(!out.status.success(), "{all}");
+        assert!(
+            all.contains(&image.fallback_tag()) && all.contains(expect),
+            "the message must name the tag and say `{expect}`:\n{all}"
+        );
+        let writes = proxy.matching(|r| r.method == "PUT" && r.path() == image.fallback_path());
+        assert!(
+            writes.is_empty(),
+            "the tag was written:\n{}",
+            proxy.summary()
+        );
+        assert_eq!(image.listed(), None, "nothing may be stored at the tag");
+    }
+}
+
+/// Case 38, reader side: on a registry with the Referrers API (ferro), a `sha256-<hex>` tag that
+/// resolves to the image itself is not a referrers index and is ignored; `download` still finds,
+/// verifies and writes all 7 SBOMs through the API.
+#[test]
+fn readers_ignore_a_fallback_tag_resolving_to_the_image_where_the_api_answers() {
+    let Some(image) = Pushed::start(Kind::Ferro) else {
+        return;
+    };
+    let direct = Proxy::start(&image.registry.host, Plan::new());
+    let report = report_of(image.sign_through(&direct));
+    assert_eq!(report["referrers-api"], true, "{report:#}");
+    let (status, manifest) = image.registry.curl(
+        &format!("/v2/{REPO}/manifests/{}", image.digest),
+        OCI_MANIFEST,
+    );
+    assert_eq!(status, 200);
+    let index_path = image.fallback_path();
+    let digest = image.digest.clone();
+    let plan = Plan::new().on(
+        move |r| (r.method == "GET" || r.method == "HEAD") && r.path() == index_path,
+        move |_, _| Action::Rewrite {
+            status: Some(200),
+            headers: vec![
+                ("Content-Type".into(), OCI_MANIFEST.into()),
+                ("Docker-Content-Digest".into(), digest.clone()),
+            ],
+            body: manifest.clone().into_bytes(),
+        },
+    );
+    let proxy = Proxy::start(&image.registry.host, plan);
+    let out_dir = image._tmp.path().join("out");
+    let out = run(through(
+        Command::new(bin("cnb-attest"))
+            .args(["download", &format!("{}/{REPO}:1.0", proxy.host), "-o"])
+            .arg(&out_dir)
+            .arg("--key")
+            .arg(image.keys.join("cosign.pub")),
+        &proxy,
+    ));
+    ok(out);
+    assert!(
+        !proxy
+            .matching(|r| r.method == "GET" && r.path() == image.fallback_path())
+            .is_empty(),
+        "the tag was never read, so this proved nothing:\n{}",
+        proxy.summary()
+    );
+    let written = cnb_attest_tests::sbom_files(&out_dir.join("layers"));
+    let source = cnb_attest_tests::sbom_files(&image.layers);
+    assert_eq!(written.len(), 7, "{:?}", written.keys());
+    for (name, bytes) in &written {
+        assert_eq!(
+            Some(bytes),
+            source.get(name),
+            "{name} differs from the source"
+        );
+    }
+}
+
 /// Whether any header of `r` is `Authorization` or carries the test credential.
 fn carries_credentials(r: &RequestInfo) -> bool {
     let encoded = basic();

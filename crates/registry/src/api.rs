@@ -499,6 +499,17 @@ impl Client {
                 fetched.digest
             )));
         }
+        // An index with its own `subject`, `config` or `layers` is an artifact (or an ambiguous
+        // document), not a tag-schema referrers index: rewriting it would destroy it.
+        if let Some(field) = ["subject", "config", "layers"]
+            .into_iter()
+            .find(|f| value.get(f).is_some())
+        {
+            return Err(Error::FallbackTagTaken(format!(
+                "{repo}:{tag} ({}) is an index with its own `{field}`, not a referrers index; refusing to overwrite it",
+                fetched.digest
+            )));
+        }
         if !value["manifests"].is_array() {
             return Err(Error::Malformed(format!(
                 "{repo}:{tag}: `manifests` is not an array"

@@ -209,16 +209,21 @@ impl Challenge {
         })
     }
 
-    /// Whether credentials for `registry_host` may be sent to this challenge's token realm: only
-    /// when the realm is on the registry's own host. Docker Hub's `auth.docker.io` realm for
-    /// `registry-1.docker.io` is the one known exception.
-    pub fn may_receive(&self, registry_host: &str) -> bool {
+    /// Whether credentials for `registry_host`, reached over `registry_scheme`, may be sent to
+    /// this challenge's token realm: only when the realm is on the registry's own host, and over
+    /// HTTPS unless the registry itself was named insecure (plain HTTP). Docker Hub's
+    /// `auth.docker.io` realm for `registry-1.docker.io` is the one known exception.
+    pub fn may_receive(&self, registry_host: &str, registry_scheme: &str) -> bool {
         match self {
             Challenge::Basic => true,
             Challenge::Bearer { realm, .. } => {
                 let Ok(url) = reqwest::Url::parse(realm) else {
                     return false;
                 };
+                if url.scheme() != "https" && !(url.scheme() == "http" && registry_scheme == "http")
+                {
+                    return false;
+                }
                 let realm_host = match (url.host_str(), url.port()) {
                     (Some(h), Some(p)) => format!("{h}:{p}"),
                     (Some(h), None) => h.to_string(),
@@ -305,10 +310,23 @@ mod tests {
             service: None,
             scope: None,
         };
-        assert!(realm("http://127.0.0.1:5000/token").may_receive("127.0.0.1:5000"));
-        assert!(!realm("http://127.0.0.1:6000/token").may_receive("127.0.0.1:5000"));
-        assert!(!realm("https://evil.example/token").may_receive("registry.example"));
-        assert!(realm("https://auth.docker.io/token").may_receive("registry-1.docker.io"));
+        assert!(realm("http://127.0.0.1:5000/token").may_receive("127.0.0.1:5000", "http"));
+        assert!(!realm("http://127.0.0.1:6000/token").may_receive("127.0.0.1:5000", "http"));
+        assert!(!realm("https://evil.example/token").may_receive("registry.example", "https"));
+        assert!(realm("https://auth.docker.io/token").may_receive("registry-1.docker.io", "https"));
+        assert!(realm("https://registry.example/token").may_receive("registry.example", "https"));
+    }
+
+    #[test]
+    fn credentials_never_go_to_a_plain_http_realm_of_an_https_registry() {
+        let realm = |r: &str| Challenge::Bearer {
+            realm: r.into(),
+            service: None,
+            scope: None,
+        };
+        assert!(!realm("http://registry.example/token").may_receive("registry.example", "https"));
+        assert!(!realm("http://auth.docker.io/token").may_receive("registry-1.docker.io", "https"));
+        assert!(!realm("ftp://registry.example/token").may_receive("registry.example", "https"));
     }
 
     #[test]

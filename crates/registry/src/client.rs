@@ -299,9 +299,10 @@ impl Client {
                 let mut request = self.http.get(url.clone());
                 // A docker identity token is an OAuth2 refresh token: POST it to the realm
                 // (distribution's token spec), and only to a realm on the registry's own host.
-                if let (Credential::IdentityToken(refresh), true) =
-                    (&credential, challenge.may_receive(&repo.host))
-                {
+                if let (Credential::IdentityToken(refresh), true) = (
+                    &credential,
+                    challenge.may_receive(&repo.host, self.scheme(&repo.host)),
+                ) {
                     let mut form = vec![
                         ("grant_type", "refresh_token".to_string()),
                         ("refresh_token", refresh.to_string()),
@@ -326,7 +327,7 @@ impl Client {
                             "application/x-www-form-urlencoded",
                         )
                         .body(body);
-                } else if challenge.may_receive(&repo.host) {
+                } else if challenge.may_receive(&repo.host, self.scheme(&repo.host)) {
                     match &credential {
                         Credential::Basic { .. } => {
                             if let Some(h) = credential.basic_header() {
@@ -435,15 +436,16 @@ impl Client {
     async fn send_once(&self, request: &Request<'_>) -> Result<reqwest::Response, Error> {
         let mut url = reqwest::Url::parse(&request.url)
             .map_err(|_| Error::Http(format!("bad URL {}", request.url)))?;
-        let origin = url_host(&url);
+        let origin = origin_of(&url);
         let mut method = request.method.clone();
         for _ in 0..=MAX_REDIRECTS {
             let mut builder = self.http.request(method.clone(), url.clone());
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);
             }
-            // Credentials go only to the registry's own host.
-            if url_host(&url) == origin {
+            // Credentials go only to the registry's own origin: same scheme, host and port, so
+            // never to another host, and never over plain HTTP after an HTTPS start.
+            if same_origin(&url, &origin) {
                 if let Some(h) = self.auth_header(request.repo, request.push) {
                     let mut value = HeaderValue::from_str(h.as_str()).map_err(|_| {
                         Error::Auth("credential is not a valid header value".into())
@@ -540,11 +542,22 @@ fn form_escape(value: &str) -> String {
         .collect()
 }
 
-fn url_host(url: &reqwest::Url) -> String {
-    match url.port() {
-        Some(p) => format!("{}:{p}", url.host_str().unwrap_or("")),
-        None => url.host_str().unwrap_or("").to_string(),
-    }
+/// Whether `url` is on `origin`: same scheme, host and port (default ports made explicit).
+/// Credentials and tokens go only there, so a redirect to another host, another port, or from
+/// HTTPS down to HTTP carries none.
+fn same_origin(url: &reqwest::Url, origin: &Origin) -> bool {
+    origin.is_some() && origin_of(url) == *origin
+}
+
+/// Scheme, host and port of a URL with a host; `None` otherwise (never an origin).
+type Origin = Option<(String, String, u16)>;
+
+fn origin_of(url: &reqwest::Url) -> Origin {
+    Some((
+        url.scheme().to_string(),
+        url.host_str()?.to_ascii_lowercase(),
+        url.port_or_known_default()?,
+    ))
 }
 
 /// A URL without query (upload URLs carry session state; signed URLs carry credentials).
@@ -604,4 +617,30 @@ pub(crate) async fn read_bounded(
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn url(s: &str) -> reqwest::Url {
+        reqwest::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn credentials_follow_a_redirect_only_to_the_same_scheme_host_and_port() {
+        let start = origin_of(&url("https://registry.example/v2/a/manifests/1"));
+        assert!(same_origin(&url("https://registry.example/v2/b"), &start));
+        assert!(same_origin(&url("https://REGISTRY.example:443/x"), &start));
+        assert!(!same_origin(&url("http://registry.example/x"), &start));
+        assert!(!same_origin(&url("http://registry.example:443/x"), &start));
+        assert!(!same_origin(
+            &url("https://registry.example:8443/x"),
+            &start
+        ));
+        assert!(!same_origin(&url("https://storage.example/x"), &start));
+        let plain = origin_of(&url("http://127.0.0.1:5000/v2/"));
+        assert!(same_origin(&url("http://127.0.0.1:5000/v2/x"), &plain));
+        assert!(!same_origin(&url("http://127.0.0.1:5001/v2/x"), &plain));
+    }
 }

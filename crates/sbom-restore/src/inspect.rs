@@ -235,8 +235,16 @@ pub async fn fetch_registry_selected(
     let subject = &image.descriptor.digest;
     // Readers merge the Referrers API and the tag-schema index: a signer that saw no OCI-Subject
     // writes the index even where the API answers.
-    let mut listed: Vec<Descriptor> = client.referrers(repo, subject).await?.unwrap_or_default();
-    if let Some((index, _)) = client.fallback_index(repo, subject).await? {
+    let api = client.referrers(repo, subject).await?;
+    let api_answered = api.is_some();
+    let mut listed: Vec<Descriptor> = api.unwrap_or_default();
+    let tag_index = match client.fallback_index(repo, subject).await {
+        // Where the Referrers API answers, a `sha256-<hex>` tag holding something else (some
+        // registries resolve it to the image itself) is simply not a referrers index.
+        Err(cnb_registry::Error::FallbackTagTaken(_)) if api_answered => None,
+        other => other?,
+    };
+    if let Some((index, _)) = tag_index {
         let index: cnb_referrers::ImageIndex = serde_json::from_value(index)
             .map_err(|e| Error::BadImage(format!("{repo}:{}: {e}", subject.fallback_tag())))?;
         for d in index.manifests {
