@@ -9,7 +9,7 @@
 
 use std::path::PathBuf;
 use std::process::{Command, Output};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -423,16 +423,21 @@ fn a_registry_that_stops_in_the_middle_of_a_run() {
     let Some(image) = Pushed::start(Kind::Distribution) else {
         return;
     };
-    let down = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&down);
-    let armed = AtomicBool::new(true);
+    // 0: up, waiting for the first manifest push; 1: gone; 2: back.
+    let state = Arc::new(AtomicU8::new(0));
+    let seen = Arc::clone(&state);
     let plan = Plan::all(move |r, _| {
-        if flag.load(Ordering::SeqCst) {
-            return Action::Drop;
+        // The first manifest push goes through; the registry is gone right after it. Manifest
+        // pushes are concurrent: exactly one wins the 0 -> 1 switch, all others see it gone.
+        if is_manifest_put_by_digest(r)
+            && seen
+                .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+                .is_ok()
+        {
+            return Action::Forward;
         }
-        // The first manifest push goes through; the registry is gone right after it.
-        if is_manifest_put_by_digest(r) && armed.swap(false, Ordering::SeqCst) {
-            flag.store(true, Ordering::SeqCst);
+        if seen.load(Ordering::SeqCst) == 1 {
+            return Action::Drop;
         }
         Action::Forward
     });
@@ -475,7 +480,7 @@ fn a_registry_that_stops_in_the_middle_of_a_run() {
         "no index may be written by the failed run"
     );
 
-    down.store(false, Ordering::SeqCst);
+    state.store(2, Ordering::SeqCst);
     let report = report_of(image.sign_through(&proxy));
     assert_eq!(report["pushed"], 8, "{report:#}");
     assert_eq!(report["index-writes"], 1, "{report:#}");
@@ -656,6 +661,68 @@ fn readers_ignore_a_fallback_tag_resolving_to_the_image_where_the_api_answers() 
             "{name} differs from the source"
         );
     }
+}
+
+/// Case 22: the registry's `Docker-Content-Digest` disagrees with the bytes: on the image
+/// manifest fetched by tag (nothing else pins those bytes), and on a manifest push (the registry
+/// says it stored something other than what was sent). Both runs fail, naming the manifest and
+/// the digest the registry claimed; the first stores nothing.
+#[test]
+fn a_docker_content_digest_that_disagrees_with_the_bytes_is_refused() {
+    let Some(image) = Pushed::start(Kind::Distribution) else {
+        return;
+    };
+    let liar = format!("sha256:{}", "0".repeat(64));
+    let (status, manifest) = image
+        .registry
+        .curl(&format!("/v2/{REPO}/manifests/1.0"), OCI_MANIFEST);
+    assert_eq!(status, 200);
+    let claimed = liar.clone();
+    let by_tag = Plan::new().on(
+        |r| r.method == "GET" && r.path() == format!("/v2/{REPO}/manifests/1.0"),
+        move |_, _| Action::Rewrite {
+            status: Some(200),
+            headers: vec![
+                ("Content-Type".into(), OCI_MANIFEST.into()),
+                ("Docker-Content-Digest".into(), claimed.clone()),
+            ],
+            body: manifest.clone().into_bytes(),
+        },
+    );
+    let proxy = Proxy::start(&image.registry.host, by_tag);
+    let out = image.sign_through(&proxy);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("Docker-Content-Digest") && all.contains(&liar) && all.contains("1.0"),
+        "the message must name the manifest and the claimed digest:\n{all}"
+    );
+    assert!(
+        proxy.matching(|r| r.method == "PUT").is_empty(),
+        "nothing may be stored:\n{}",
+        proxy.summary()
+    );
+
+    let claimed = liar.clone();
+    let on_push = Plan::new().on(is_manifest_put_by_digest, move |_, n| {
+        if n == 0 {
+            Action::Rewrite {
+                status: None,
+                headers: vec![("Docker-Content-Digest".into(), claimed.clone())],
+                body: Vec::new(),
+            }
+        } else {
+            Action::Forward
+        }
+    });
+    let proxy = Proxy::start(&image.registry.host, on_push);
+    let out = image.sign_through(&proxy);
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("PUT manifest") && all.contains(&liar) && all.contains("not what was sent"),
+        "the message must name the push and the claimed digest:\n{all}"
+    );
 }
 
 /// Whether any header of `r` is `Authorization` or carries the test credential.

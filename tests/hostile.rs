@@ -1515,10 +1515,14 @@ fn digests_with_dot_dot_in_registry_documents_are_refused_before_any_request() {
     }));
     let proxy = Proxy::start(
         &remote.registry.host,
-        Plan::new().on(get(tag_path.clone()), move |_, _| Action::Rewrite {
-            status: None,
-            headers: vec![],
-            body: serde_json::to_vec(&listed).unwrap(),
+        Plan::new().on(get(tag_path.clone()), move |_, _| {
+            // A consistent liar: the registry's digest header matches the bytes it serves.
+            let body = serde_json::to_vec(&listed).unwrap();
+            Action::Rewrite {
+                status: None,
+                headers: vec![("Docker-Content-Digest".into(), sha256(&body))],
+                body,
+            }
         }),
     );
     let out = remote.tmp.path().join("out-listed");
@@ -1560,10 +1564,13 @@ fn digests_with_dot_dot_in_registry_documents_are_refused_before_any_request() {
     let proxy = Proxy::start(
         &remote.registry.host,
         Plan::new()
-            .on(get(tag_path.clone()), move |_, _| Action::Rewrite {
-                status: None,
-                headers: vec![],
-                body: serde_json::to_vec(&listed).unwrap(),
+            .on(get(tag_path.clone()), move |_, _| {
+                let body = serde_json::to_vec(&listed).unwrap();
+                Action::Rewrite {
+                    status: None,
+                    headers: vec![("Docker-Content-Digest".into(), sha256(&body))],
+                    body,
+                }
             })
             .on(
                 get(format!("/v2/{REPO}/manifests/{crafted}")),

@@ -209,11 +209,10 @@ impl OciLayout {
             [one] if is_manifest(one) => Ok((*one).clone()),
             [one] if one.media_type == OCI_INDEX => {
                 let bytes = self.read_blob(&one.digest, MAX_MANIFEST_SIZE)?;
-                let index: ImageIndex =
-                    serde_json::from_slice(&bytes).map_err(|e| Error::Layout {
-                        path: self.blob_path(&one.digest),
-                        reason: format!("malformed image index: {e}"),
-                    })?;
+                let index = ImageIndex::from_json(&bytes).map_err(|e| Error::Layout {
+                    path: self.blob_path(&one.digest),
+                    reason: e.to_string(),
+                })?;
                 platform_of(&index)
                     .map(|(platform, _)| platform)
                     .map_err(|reason| Error::Layout {
@@ -250,7 +249,7 @@ impl OciLayout {
             let Ok(bytes) = self.read_blob(&entry.digest, MAX_MANIFEST_SIZE) else {
                 continue;
             };
-            let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) else {
+            let Ok(index) = ImageIndex::from_json(&bytes) else {
                 continue;
             };
             out.extend(index.manifests.into_iter().filter(|d| {

@@ -126,7 +126,17 @@ pub struct ImageManifest {
 
 impl ImageManifest {
     /// Parses manifest bytes, refusing anything that is not an image manifest.
+    ///
+    /// A document that is also shaped like an index (it has `manifests`) or that declares another
+    /// `mediaType` is refused as ambiguous (CVE-2021-41190): readers of the same bytes must never
+    /// disagree on what they are.
     pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
+        refuse_ambiguity(
+            bytes,
+            "image manifest",
+            &["manifests"],
+            &[OCI_MANIFEST, DOCKER_MANIFEST],
+        )?;
         let manifest: ImageManifest = serde_json::from_slice(bytes)
             .map_err(|e| Error::Malformed(format!("image manifest: {e}")))?;
         if manifest.schema_version != 2 {
@@ -173,6 +183,53 @@ pub struct ImageIndex {
     pub annotations: Option<BTreeMap<String, String>>,
 }
 
+impl ImageIndex {
+    /// Parses index bytes, refusing anything that is not an image index: a document that also has
+    /// `config` or `layers`, or declares another `mediaType`, is ambiguous (CVE-2021-41190).
+    pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
+        refuse_ambiguity(
+            bytes,
+            "image index",
+            &["config", "layers"],
+            &[OCI_INDEX, DOCKER_MANIFEST_LIST],
+        )?;
+        let index: ImageIndex = serde_json::from_slice(bytes)
+            .map_err(|e| Error::Malformed(format!("image index: {e}")))?;
+        if index.schema_version != 2 {
+            return Err(Error::Malformed(format!(
+                "image index: schemaVersion {} (expected 2)",
+                index.schema_version
+            )));
+        }
+        Ok(index)
+    }
+}
+
+/// Refuses a `what` document that has any of the `foreign` fields of the other kind, or a
+/// `mediaType` outside `media_types`.
+fn refuse_ambiguity(
+    bytes: &[u8],
+    what: &str,
+    foreign: &[&str],
+    media_types: &[&str],
+) -> Result<(), Error> {
+    let value: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes).map_err(|e| Error::Malformed(format!("{what}: {e}")))?;
+    if let Some(field) = foreign.iter().find(|f| value.contains_key(**f)) {
+        return Err(Error::Malformed(format!(
+            "{what}: has `{field}` as well, so it could be read as another kind of document; refusing an ambiguous manifest"
+        )));
+    }
+    match value.get("mediaType") {
+        None => Ok(()),
+        Some(serde_json::Value::String(m)) if media_types.contains(&m.as_str()) => Ok(()),
+        Some(other) => Err(Error::Malformed(format!(
+            "{what}: mediaType {other} is not one of {}",
+            media_types.join(", ")
+        ))),
+    }
+}
+
 /// What is known about an image once its config is read.
 #[derive(Debug, Clone)]
 pub struct ImageConfig {
@@ -208,5 +265,61 @@ impl ImageConfig {
             labels: raw.config.and_then(|c| c.labels).unwrap_or_default(),
             diff_ids: raw.rootfs.map(|r| r.diff_ids).unwrap_or_default(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CONFIG: &str = r#"{"mediaType":"application/vnd.oci.empty.v1+json","digest":"sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a","size":2}"#;
+
+    #[test]
+    fn a_manifest_that_is_also_shaped_like_an_index_is_refused() {
+        let plain = format!(r#"{{"schemaVersion":2,"config":{CONFIG},"layers":[]}}"#);
+        assert!(ImageManifest::from_json(plain.as_bytes()).is_ok());
+        let both = format!(r#"{{"schemaVersion":2,"config":{CONFIG},"layers":[],"manifests":[]}}"#);
+        let err = ImageManifest::from_json(both.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`manifests`") && err.contains("ambiguous"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_manifest_declaring_another_media_type_is_refused() {
+        let declared = |m: &str| {
+            format!(r#"{{"schemaVersion":2,"mediaType":"{m}","config":{CONFIG},"layers":[]}}"#)
+        };
+        assert!(ImageManifest::from_json(declared(OCI_MANIFEST).as_bytes()).is_ok());
+        assert!(ImageManifest::from_json(declared(DOCKER_MANIFEST).as_bytes()).is_ok());
+        let err = ImageManifest::from_json(declared(OCI_INDEX).as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(OCI_INDEX), "{err}");
+        let numeric = format!(r#"{{"schemaVersion":2,"mediaType":7,"config":{CONFIG}}}"#);
+        assert!(ImageManifest::from_json(numeric.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn an_index_that_is_also_shaped_like_a_manifest_is_refused() {
+        assert!(ImageIndex::from_json(br#"{"schemaVersion":2,"manifests":[]}"#).is_ok());
+        for extra in [
+            format!(r#""config":{CONFIG}"#),
+            r#""layers":[]"#.to_string(),
+            format!(r#""mediaType":"{OCI_MANIFEST}""#),
+        ] {
+            let doc = format!(r#"{{"schemaVersion":2,"manifests":[],{extra}}}"#);
+            let err = ImageIndex::from_json(doc.as_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(err.starts_with("malformed image index"), "{extra}: {err}");
+        }
+        let err = ImageIndex::from_json(br#"{"schemaVersion":1,"manifests":[]}"#)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("schemaVersion 1"), "{err}");
     }
 }

@@ -99,6 +99,7 @@ impl Client {
             .get(ETAG)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
+        let claimed = content_digest(&response);
         let bytes = read_bounded(response, MAX_MANIFEST_SIZE).await?;
         let digest = Digest::of(&bytes);
         if reference.starts_with("sha256:") && digest.as_str() != reference {
@@ -107,6 +108,19 @@ impl Client {
                 actual: digest.to_string(),
             });
         }
+        // By tag, nothing else pins the bytes: the registry's own digest for them must agree.
+        if let Some(claimed) = claimed.filter(|c| c.starts_with("sha256:")) {
+            if claimed != digest.as_str() {
+                return Err(Error::DigestMismatch {
+                    what: format!(
+                        "manifest {repo}:{reference} (the registry's Docker-Content-Digest says {claimed})"
+                    ),
+                    actual: digest.to_string(),
+                });
+            }
+        }
+        check_media_type(&bytes, &media_type)
+            .map_err(|reason| Error::Malformed(format!("manifest {repo}:{reference}: {reason}")))?;
         Ok(Some(Fetched {
             bytes,
             media_type,
@@ -152,6 +166,17 @@ impl Client {
             return Err(
                 Client::failure(&format!("PUT manifest {repo}:{reference}"), response).await,
             );
+        }
+        if let Some(claimed) = content_digest(&response).filter(|c| c.starts_with("sha256:")) {
+            let pushed = Digest::of(bytes);
+            if claimed != pushed.as_str() {
+                return Err(Error::DigestMismatch {
+                    what: format!(
+                        "PUT manifest {repo}:{reference}: the registry stored {claimed}, not what was sent"
+                    ),
+                    actual: pushed.to_string(),
+                });
+            }
         }
         Ok(Put {
             oci_subject: response
@@ -355,7 +380,7 @@ impl Client {
         let status = response.status();
         if status == StatusCode::CREATED && single {
             self.set_single_post(&repo.host, true);
-            return Ok(());
+            return check_stored_digest(&response, digest, repo);
         }
         if status != StatusCode::ACCEPTED {
             return Err(Client::failure(&format!("POST upload {repo}@{digest}"), response).await);
@@ -395,7 +420,7 @@ impl Client {
         if response.status() != StatusCode::CREATED {
             return Err(Client::failure(&format!("PUT upload {repo}@{digest}"), response).await);
         }
-        Ok(())
+        check_stored_digest(&response, digest, repo)
     }
 
     /// The Referrers API: every referrer of `subject`, following `Link` pages (bounded). `None` when
@@ -439,7 +464,7 @@ impl Client {
                 .and_then(|v| v.to_str().ok())
                 .and_then(next_link);
             let bytes = read_bounded(response, MAX_MANIFEST_SIZE).await?;
-            let index: ImageIndex = serde_json::from_slice(&bytes)
+            let index = ImageIndex::from_json(&bytes)
                 .map_err(|e| Error::Malformed(format!("referrers of {repo}@{subject}: {e}")))?;
             out.extend(index.manifests);
             match next {
@@ -519,6 +544,52 @@ impl Client {
     }
 }
 
+/// A completed upload's `Docker-Content-Digest`, when given, must be the digest uploaded.
+fn check_stored_digest(
+    response: &reqwest::Response,
+    digest: &Digest,
+    repo: &Repository,
+) -> Result<(), Error> {
+    match content_digest(response).filter(|c| c.starts_with("sha256:")) {
+        Some(claimed) if claimed != digest.as_str() => Err(Error::DigestMismatch {
+            what: format!("upload {repo}@{digest}: the registry says it stored {claimed}"),
+            actual: claimed,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// The `Docker-Content-Digest` header, if any.
+fn content_digest(response: &reqwest::Response) -> Option<String> {
+    response
+        .headers()
+        .get("docker-content-digest")
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.trim().to_string())
+}
+
+/// A manifest's `mediaType` field, when it has one, must be the media type the registry served
+/// it as: one document read as two kinds is how CVE-2021-41190 confused clients.
+fn check_media_type(bytes: &[u8], content_type: &str) -> Result<(), String> {
+    #[derive(serde::Deserialize)]
+    struct Declared {
+        #[serde(default, rename = "mediaType")]
+        media_type: Option<serde_json::Value>,
+    }
+    let Ok(declared) = serde_json::from_slice::<Declared>(bytes) else {
+        // Not JSON at all: whoever parses it reports that.
+        return Ok(());
+    };
+    match declared.media_type {
+        Some(serde_json::Value::String(m)) if !content_type.is_empty() && m != content_type => {
+            Err(format!(
+                "served as {content_type} but declares mediaType {m}; refusing an ambiguous manifest"
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// The target of a `Link: <url>; rel="next"` header.
 fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
@@ -574,8 +645,8 @@ impl Client {
         let (fetched, buildkit) = if fetched.media_type == OCI_INDEX
             || fetched.media_type == cnb_referrers::manifest::DOCKER_MANIFEST_LIST
         {
-            let index: cnb_referrers::ImageIndex = serde_json::from_slice(&fetched.bytes)
-                .map_err(|e| Error::Malformed(format!("image index {image}: {e}")))?;
+            let index = ImageIndex::from_json(&fetched.bytes)
+                .map_err(|e| Error::Malformed(format!("{image}: {e}")))?;
             let (platform, buildkit) = cnb_referrers::layout::platform_of(&index)
                 .map_err(|reason| Error::Malformed(format!("{image}: {reason}")))?;
             let fetched = self
@@ -638,4 +709,23 @@ fn subject_descriptor(
         },
         manifest,
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manifest_served_as_one_type_but_declaring_another_is_refused() {
+        let doc = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
+        assert!(check_media_type(doc.as_bytes(), OCI_INDEX).is_ok());
+        let err = check_media_type(doc.as_bytes(), OCI_MANIFEST).unwrap_err();
+        assert!(
+            err.contains(OCI_MANIFEST) && err.contains(OCI_INDEX),
+            "{err}"
+        );
+        // No declaration, or no Content-Type: nothing to disagree with.
+        assert!(check_media_type(br#"{"schemaVersion":2}"#, OCI_MANIFEST).is_ok());
+        assert!(check_media_type(doc.as_bytes(), "").is_ok());
+    }
 }

@@ -436,7 +436,11 @@ impl Client {
     async fn send_once(&self, request: &Request<'_>) -> Result<reqwest::Response, Error> {
         let mut url = reqwest::Url::parse(&request.url)
             .map_err(|_| Error::Http(format!("bad URL {}", request.url)))?;
-        let origin = origin_of(&url);
+        // The registry's origin, not the request's: an upload `Location` on another host is
+        // followed, but without credentials.
+        let origin = reqwest::Url::parse(&self.base(request.repo))
+            .ok()
+            .and_then(|base| origin_of(&base));
         let mut method = request.method.clone();
         for _ in 0..=MAX_REDIRECTS {
             let mut builder = self.http.request(method.clone(), url.clone());

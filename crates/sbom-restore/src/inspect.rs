@@ -245,7 +245,9 @@ pub async fn fetch_registry_selected(
         other => other?,
     };
     if let Some((index, _)) = tag_index {
-        let index: cnb_referrers::ImageIndex = serde_json::from_value(index)
+        let bytes = serde_json::to_vec(&index)
+            .map_err(|e| Error::BadImage(format!("{repo}:{}: {e}", subject.fallback_tag())))?;
+        let index = cnb_referrers::ImageIndex::from_json(&bytes)
             .map_err(|e| Error::BadImage(format!("{repo}:{}: {e}", subject.fallback_tag())))?;
         for d in index.manifests {
             if !listed.iter().any(|l| l.digest == d.digest) {
