@@ -12,6 +12,11 @@ pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
 /// Most signatures an envelope may carry to be read: each costs a verification.
 pub const MAX_SIGNATURES: usize = 16;
 
+/// The envelope fields this crate reads.
+const ENVELOPE_FIELDS: &[&str] = &["payloadType", "payload", "signatures"];
+/// The signature fields this crate reads.
+const SIGNATURE_FIELDS: &[&str] = &["keyid", "sig"];
+
 /// The DSSE v1 pre-authentication encoding (PAE), the byte string that is actually signed:
 ///
 /// `"DSSEv1" SP LEN(type) SP type SP LEN(body) SP body`, where `LEN` is the length in bytes,
@@ -105,11 +110,20 @@ impl Envelope {
 
     /// Parses an envelope strictly.
     ///
-    /// - The document must be one JSON object, and no object in it may repeat a key.
-    /// - `payloadType` (string), `payload` (base64 string) and `signatures` (non-empty array of
-    ///   objects with a base64 string `sig` and an optional string `keyid`) are required.
-    /// - Base64 may be standard or URL-safe, padded or not; anything else is rejected.
-    /// - Unknown fields are ignored.
+    /// - The document must be one UTF-8 JSON object, nested at most 128 levels deep, and no
+    ///   object in it may repeat a key (keys are compared after unescaping).
+    /// - `payloadType` (string), `payload` (base64 string) and `signatures` (array of 1 to
+    ///   [`MAX_SIGNATURES`] objects with a base64 string `sig` and an optional string `keyid`) are
+    ///   required.
+    /// - A key that differs from one of those field names only in letter case (`PayloadType`,
+    ///   `Sig`, `KEYID`, or with the Unicode folds `ſ` = `s`, `K` = `k`) is rejected: Go's
+    ///   `encoding/json`, which DSSE verifiers in Go use, matches keys case-insensitively and would
+    ///   read such an envelope differently.
+    /// - Base64 may be standard or URL-safe, padded or not; anything else (mixed alphabets, extra
+    ///   padding, whitespace or line breaks, non-canonical trailing bits) is rejected. Each field
+    ///   is decoded exactly once, and [`Envelope::verify`] checks the very bytes stored in
+    ///   [`Envelope::payload`].
+    /// - Other unknown fields are ignored.
     ///
     /// It does not check the payload type or any signature; see [`Envelope::verify`].
     pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
@@ -118,6 +132,7 @@ impl Envelope {
         let Value::Object(object) = value else {
             return Err(invalid("the document is not a JSON object".into()));
         };
+        check_field_spelling(&object, ENVELOPE_FIELDS, "the envelope")?;
 
         let payload_type = required_string(&object, "payloadType", "payloadType")?.to_owned();
         let payload = decode_field(required_string(&object, "payload", "payload")?, "payload")?;
@@ -132,7 +147,7 @@ impl Envelope {
         // Each signature costs a verification; a hostile envelope must not buy unbounded work.
         if signatures.len() > MAX_SIGNATURES {
             return Err(invalid(format!(
-                "{} signatures (at most {MAX_SIGNATURES} are read)",
+                "\"signatures\" has {} entries, more than the {MAX_SIGNATURES} an envelope may carry",
                 signatures.len()
             )));
         }
@@ -151,6 +166,10 @@ impl Envelope {
 
     /// Succeeds iff at least one signature verifies with `key` over
     /// `pae(payload_type, payload)`. `keyid`s are ignored (they are unauthenticated hints).
+    ///
+    /// The policy is "one trusted key, any of its signatures": signatures that are malformed or
+    /// made by other keys are skipped, wherever they stand in the list, and there is no threshold,
+    /// so repeating a valid signature counts for nothing more than one copy.
     ///
     /// The error names the key's fingerprint, never the payload.
     pub fn verify(&self, key: &VerifyingKey) -> Result<(), Error> {
@@ -174,6 +193,18 @@ fn invalid(reason: String) -> Error {
     Error::InvalidEnvelope { reason }
 }
 
+/// Rejects keys of `object` that are case variants of `fields` (see [`Envelope::from_json`]).
+fn check_field_spelling(
+    object: &Map<String, Value>,
+    fields: &[&str],
+    place: &str,
+) -> Result<(), Error> {
+    object
+        .keys()
+        .try_for_each(|key| strict_json::check_key_spelling(key, fields, place))
+        .map_err(invalid)
+}
+
 fn required_string<'a>(
     object: &'a Map<String, Value>,
     key: &str,
@@ -194,6 +225,7 @@ fn parse_signature(index: usize, item: &Value) -> Result<Signature, Error> {
     let Value::Object(object) = item else {
         return Err(invalid(format!("signatures[{index}] is not an object")));
     };
+    check_field_spelling(object, SIGNATURE_FIELDS, &format!("signatures[{index}]"))?;
     let keyid = match object.get("keyid") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),

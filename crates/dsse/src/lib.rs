@@ -1,7 +1,8 @@
 //! DSSE envelopes, ECDSA P-256 signing and cosign key files.
 //!
 //! - [`pae`] and [`Envelope`]: the DSSE v1 pre-authentication encoding and the JSON envelope
-//!   (deterministic writing, strict reading: duplicate keys anywhere are rejected).
+//!   (deterministic writing, strict reading: duplicate keys anywhere, case variants of the
+//!   field names and non-canonical base64 are rejected).
 //! - [`SigningKey`] / [`VerifyingKey`] / [`Signer`]: ECDSA P-256 with SHA-256 and deterministic
 //!   RFC 6979 nonces, ASN.1 DER signatures (what cosign and securesystemslib use); key
 //!   fingerprints and the Sigstore bundle public-key [`hint`](VerifyingKey::hint).

@@ -13,9 +13,50 @@ use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 /// Longest key quoted in an error message.
 const MAX_KEY_IN_MESSAGE: usize = 64;
 
-/// Checks that no JSON object in `bytes` repeats a key. Also fails on invalid JSON.
+/// Checks that no JSON object in `bytes` repeats a key. Also fails on invalid JSON, on invalid
+/// UTF-8 in any string, and on documents nested deeper than serde_json's recursion limit (128),
+/// with an error rather than a stack overflow.
 pub(crate) fn check_no_duplicate_keys(bytes: &[u8]) -> Result<(), serde_json::Error> {
     serde_json::from_slice::<NoDuplicates>(bytes).map(|_| ())
+}
+
+/// Whether Go's `encoding/json` would match `key` to the ASCII field name `field`: equal under
+/// Unicode simple case folding, whose only non-ASCII members that fold to ASCII letters are `ſ`
+/// (U+017F, folds with `s`) and the Kelvin sign `K` (U+212A, folds with `k`).
+fn go_folds_to(key: &str, field: &str) -> bool {
+    let mut chars = key.chars();
+    for expected in field.chars() {
+        let folded = match chars.next() {
+            None => return false,
+            Some('\u{17f}') => 's',
+            Some('\u{212a}') => 'k',
+            Some(c) => c.to_ascii_lowercase(),
+        };
+        if folded != expected.to_ascii_lowercase() {
+            return false;
+        }
+    }
+    chars.next().is_none()
+}
+
+/// Rejects a key that Go's case-insensitive `encoding/json` would take for one of `fields` but
+/// that is not spelled exactly like it (exact matches and unrelated keys are fine). The message
+/// names the key (escaped and shortened) and the field.
+pub(crate) fn check_key_spelling(key: &str, fields: &[&str], place: &str) -> Result<(), String> {
+    match fields
+        .iter()
+        .find(|field| **field != key && go_folds_to(key, field))
+    {
+        None => Ok(()),
+        Some(field) => {
+            let shown: String = key.chars().take(MAX_KEY_IN_MESSAGE).collect();
+            Err(format!(
+                "key \"{}\" in {place} differs from the field \"{field}\" only in letter case; \
+                 Go's encoding/json would read it as \"{field}\", so the envelope is ambiguous",
+                shown.escape_debug()
+            ))
+        }
+    }
 }
 
 struct NoDuplicates;
@@ -91,7 +132,31 @@ impl<'de> Visitor<'de> for NoDuplicatesVisitor {
 
 #[cfg(test)]
 mod tests {
-    use super::check_no_duplicate_keys;
+    use super::{check_key_spelling, check_no_duplicate_keys, go_folds_to};
+
+    #[test]
+    fn go_folding_matches_ascii_case_and_the_two_non_ascii_folds() {
+        assert!(go_folds_to("payloadType", "payloadType"));
+        assert!(go_folds_to("PAYLOADTYPE", "payloadType"));
+        assert!(go_folds_to("\u{212a}eyid", "keyid"));
+        assert!(go_folds_to("\u{17f}ig", "sig"));
+        assert!(!go_folds_to("payload_type", "payloadType"));
+        assert!(!go_folds_to("sigs", "sig"));
+        assert!(!go_folds_to("si", "sig"));
+        assert!(!go_folds_to("\u{130}d", "id"), "only simple folds count");
+    }
+
+    #[test]
+    fn key_spelling_accepts_exact_and_unrelated_keys_and_names_a_case_variant() {
+        let fields = ["sig", "keyid"];
+        check_key_spelling("sig", &fields, "x").unwrap();
+        check_key_spelling("cert", &fields, "x").unwrap();
+        let message = check_key_spelling("KeyId", &fields, "signatures[0]").unwrap_err();
+        assert!(
+            message.contains("key \"KeyId\" in signatures[0]") && message.contains("\"keyid\""),
+            "{message}"
+        );
+    }
 
     #[test]
     fn accepts_documents_without_duplicates() {
