@@ -354,3 +354,80 @@ fn fs_replace(path: &Path, from: &str, to: &str) -> Vec<u8> {
     std::fs::write(path, &changed).unwrap();
     changed.into_bytes()
 }
+
+/// Catalogue case 56: two buildpacks whose IDs differ only in letter case (`example/Tool` and
+/// `example/tool`) are distinct on Linux, and both sign; on a case-insensitive file system their
+/// SBOMs would be one file, so `download` refuses both (naming them and their buildpacks) rather
+/// than let one silently replace the other, and, failing closed, writes nothing.
+#[test]
+fn sboms_whose_paths_differ_only_in_letter_case_are_both_refused() {
+    use cnb_fixtures::{AppImage, BuildpackSpec};
+    let tmp = tempfile::tempdir().unwrap();
+    let layers = tmp.path().join("layers");
+    let cdx = |tag: &str| {
+        format!(
+            r#"{{"bomFormat":"CycloneDX","specVersion":"1.5","version":1,"metadata":{{"component":{{"type":"library","name":"{tag}"}}}}}}"#
+        )
+    };
+    for (dir, tag) in [
+        ("example_Tool/l", "upper"),
+        ("example_tool/l", "lower"),
+        ("example_other/l", "other"),
+    ] {
+        let d = layers.join("sbom/launch").join(dir);
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(d.join("sbom.cdx.json"), cdx(tag)).unwrap();
+    }
+    let spec = AppImage {
+        tag: "latest".into(),
+        buildpacks: vec![
+            BuildpackSpec::new("example/Tool", "1.0.0", &["l"]),
+            BuildpackSpec::new("example/tool", "1.0.0", &["l"]),
+            BuildpackSpec::new("example/other", "1.0.0", &["l"]),
+        ],
+        launcher: false,
+        sbom_tree: Some(layers.clone()),
+    };
+    let image = tmp.path().join("image");
+    cnb_fixtures::build(&spec, &image).unwrap();
+    let keys = tmp.path().join("k");
+    key_pair(&keys, "");
+    let reference = format!("oci:{}", image.display());
+    sign(&reference, &layers, &keys, None);
+
+    let out = tmp.path().join("out");
+    let failed = run(env(
+        Command::new(bin("cnb-attest"))
+            .args(["download", &reference, "-o"])
+            .arg(&out)
+            .arg("--key")
+            .arg(keys.join("cosign.pub")),
+        None,
+    ));
+    let all = text(&failed);
+    assert!(!failed.status.success(), "{all}");
+    assert!(
+        all.contains("example_Tool/l/sbom.cdx.json (buildpack example/Tool)")
+            && all.contains("example_tool/l/sbom.cdx.json (buildpack example/tool)")
+            && all.contains("letter case"),
+        "both files and the reason must be named:\n{all}"
+    );
+    assert!(
+        !out.join("layers").exists(),
+        "nothing may be written:\n{all}"
+    );
+    // The one without a twin is fine: asked for alone, it is restored.
+    let report = download(
+        &reference,
+        &tmp.path().join("out-other"),
+        &keys,
+        None,
+        &["--buildpack", "example/other"],
+    );
+    let written = downloaded(&tmp.path().join("out-other"));
+    assert_eq!(
+        written.keys().collect::<Vec<_>>(),
+        ["example_other/l/sbom.cdx.json"],
+        "{report:#}"
+    );
+}

@@ -285,15 +285,20 @@ pub fn plan_restore(
             }
         }
     }
-    // Two buildpack IDs can escape to one directory (`a/b` and `a_b`): never let one overwrite the
-    // other; both are refused.
+    // Two buildpack IDs can escape to one directory (`a/b` and `a_b`), and two names differing
+    // only in letter case are one file on a case-insensitive file system (macOS, Windows): never
+    // let one overwrite the other; both are refused.
     let mut by_relative: BTreeMap<String, SbomPath> = BTreeMap::new();
     for path in chosen.keys() {
         let relative = path.relative().display().to_string();
-        if let Some(other) = by_relative.insert(relative.clone(), path.clone()) {
+        if let Some(other) = by_relative.insert(relative.to_lowercase(), path.clone()) {
             plan.failures.push((
                 relative,
-                format!("two buildpacks ({other:?} and {path:?}) escape to the same directory"),
+                format!(
+                    "{} and {} would be the same file (their buildpack IDs escape to one directory, or the paths differ only in letter case)",
+                    describe_path(&other),
+                    describe_path(path)
+                ),
             ));
             conflicted.push(other);
             conflicted.push(path.clone());
@@ -312,6 +317,16 @@ pub fn plan_restore(
         });
     }
     plan
+}
+
+/// `<relative path> (buildpack <id>)`, for messages.
+fn describe_path(path: &SbomPath) -> String {
+    match path {
+        SbomPath::Sbom { buildpack, .. } => {
+            format!("{} (buildpack {buildpack})", path.relative().display())
+        }
+        SbomPath::Legacy => path.relative().display().to_string(),
+    }
 }
 
 /// `--require-all-layers` against a trusted expected set: every SBOM file of the image's SBOM layer
