@@ -725,6 +725,51 @@ fn a_docker_content_digest_that_disagrees_with_the_bytes_is_refused() {
     );
 }
 
+/// Case 31: a registry that stalls (every referrers-index read answered only after 60 s) cannot
+/// hold a run past its overall deadline (`--timeout 3`): the run fails naming the request and the
+/// deadline, well before the stall would have ended, and does not keep retrying.
+#[test]
+fn a_stalling_registry_cannot_hold_a_run_past_its_deadline() {
+    let Some(image) = Pushed::start(Kind::Distribution) else {
+        return;
+    };
+    let index_path = image.fallback_path();
+    let plan = Plan::new().on(
+        move |r| r.method == "GET" && r.path() == index_path,
+        |_, _| Action::Delayed(60_000),
+    );
+    let proxy = Proxy::start(&image.registry.host, plan);
+    let started = std::time::Instant::now();
+    let out = run(through(
+        Command::new(bin("cnb-attest"))
+            .args(["sign", &format!("{}/{REPO}:1.0", proxy.host)])
+            .args(["--timeout", "3", "--layers"])
+            .arg(&image.layers)
+            .arg("--key")
+            .arg(image.keys.join("cosign.key"))
+            .env("COSIGN_PASSWORD", ""),
+        &proxy,
+    ));
+    let elapsed = started.elapsed();
+    let all = text(&out);
+    assert!(!out.status.success(), "{all}");
+    assert!(
+        all.contains("deadline passed") && all.contains(&image.fallback_tag()),
+        "the message must name the stalled request and the deadline:\n{all}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "the run waited {elapsed:?} for a stalled registry despite --timeout 3"
+    );
+    let stalled = proxy.matching(|r| r.method == "GET" && r.path() == image.fallback_path());
+    assert_eq!(
+        stalled.len(),
+        1,
+        "retried past the deadline:\n{}",
+        proxy.summary()
+    );
+}
+
 /// Whether any header of `r` is `Authorization` or carries the test credential.
 fn carries_credentials(r: &RequestInfo) -> bool {
     let encoded = basic();

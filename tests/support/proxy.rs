@@ -73,7 +73,8 @@ pub struct Recorded {
     pub request: RequestInfo,
     /// The body bytes received (only part of it for [`Action::ResetMidBody`]).
     pub body: Vec<u8>,
-    /// What the proxy did: `forward`, `respond`, `reset`, `redirect`, `rewrite`, `drop`, `error`.
+    /// What the proxy did: `forward`, `respond`, `reset`, `redirect`, `rewrite`, `amend`, `drop`,
+    /// `stream`, `error`.
     pub action: &'static str,
     /// The status sent to the client, if one was.
     pub status: Option<u16>,
@@ -120,6 +121,14 @@ pub enum Action {
         headers: Vec<(String, String)>,
         /// The new body.
         body: Vec<u8>,
+    },
+    /// Forward, then change the response's status (when given) and set these headers (added or
+    /// replacing same-named ones), keeping upstream's body.
+    Amend {
+        /// New status, or keep upstream's.
+        status: Option<u16>,
+        /// Headers to set.
+        headers: Vec<(String, String)>,
     },
     /// Close the connection without answering (the request head has been read; the body is not).
     Drop,
@@ -555,6 +564,19 @@ fn act(
                         ("rewrite", r)
                     }
                     Err(e) => ("rewrite", error_response(&e)),
+                },
+                Action::Amend { status, headers } => match forward(shared, request, &body) {
+                    Ok(mut r) => {
+                        if let Some(status) = status {
+                            r.status = status;
+                        }
+                        for (name, value) in headers {
+                            r.headers.retain(|(k, _)| !k.eq_ignore_ascii_case(&name));
+                            r.headers.push((name, value));
+                        }
+                        ("amend", r)
+                    }
+                    Err(e) => ("amend", error_response(&e)),
                 },
                 Action::Drop | Action::ResetMidBody | Action::Stream { .. } => unreachable!(),
             };

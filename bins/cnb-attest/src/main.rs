@@ -775,10 +775,21 @@ fn ls(args: LsArgs) -> Result<u8, Failure> {
             .iter()
             .filter(|l| l.predicate_type.as_deref() == Some(cnb_signing::COSIGN_SIGN_V1))
             .count();
+        // Referrers in no format this tool reads (another tool's artifacts) are not attestations.
+        let others = listed.iter().filter(|l| l.format.is_none()).count();
+        let others = if others > 0 {
+            format!(", {others} other referrer(s)")
+        } else {
+            String::new()
+        };
         println!(
-            "{location}@{}: {} attestation(s), {signatures} image signature(s)",
+            "{location}@{}: {} attestation(s), {signatures} image signature(s){others}",
             image.descriptor.digest,
-            listed.len() - signatures
+            listed
+                .iter()
+                .filter(|l| l.format.is_some()
+                    && l.predicate_type.as_deref() != Some(cnb_signing::COSIGN_SIGN_V1))
+                .count()
         );
         print_listed(&listed);
     }

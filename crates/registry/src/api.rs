@@ -247,7 +247,11 @@ impl Client {
         }
         if let Some(len) = response.content_length() {
             if len > max {
-                return Err(Error::TooLarge { size: len, max });
+                return Err(Error::TooLarge {
+                    what: format!("GET blob {repo}@{digest}"),
+                    size: len,
+                    max,
+                });
             }
         }
         let mut hasher = sha2::Sha256::new();
@@ -259,7 +263,11 @@ impl Client {
         {
             written += chunk.len() as u64;
             if written > max {
-                return Err(Error::TooLarge { size: written, max });
+                return Err(Error::TooLarge {
+                    what: format!("GET blob {repo}@{digest}"),
+                    size: written,
+                    max,
+                });
             }
             hasher.update(&chunk);
             out.write_all(&chunk)

@@ -23,7 +23,7 @@ const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;
 /// Largest error body read (for messages).
 const MAX_ERROR_BODY: u64 = 8 * 1024;
 /// Redirects followed for one request.
-const MAX_REDIRECTS: usize = 5;
+pub(crate) const MAX_REDIRECTS: usize = 5;
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -39,6 +39,9 @@ pub struct ClientOptions {
     /// Print one line per request to stderr (method, URL without query, status, time). Never
     /// prints headers or bodies, so no credential can appear.
     pub debug: bool,
+    /// When the whole run must be over: no request starts after it, none runs past it (its body
+    /// read included), and no retry waits beyond it. `None`: only the per-request timeout.
+    pub deadline: Option<Instant>,
 }
 
 impl Default for ClientOptions {
@@ -49,6 +52,7 @@ impl Default for ClientOptions {
             connect_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(300),
             debug: false,
+            deadline: None,
         }
     }
 }
@@ -65,6 +69,33 @@ impl ClientOptions {
             );
         }
         self
+    }
+
+    /// Sets the deadline `seconds` from now (`0`: none).
+    pub fn with_timeout(mut self, seconds: u64) -> Self {
+        self.deadline = (seconds > 0).then(|| Instant::now() + Duration::from_secs(seconds));
+        self
+    }
+
+    /// Whether the deadline is set and has passed.
+    pub fn deadline_passed(&self) -> bool {
+        self.deadline.is_some_and(|d| Instant::now() >= d)
+    }
+
+    /// Time left before the deadline for one request to `what`, at most the per-request
+    /// timeout; an error once the deadline has passed.
+    fn time_left(&self, what: impl FnOnce() -> String) -> Result<Duration, Error> {
+        match self.deadline {
+            None => Ok(self.request_timeout),
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    Err(Error::Deadline(what()))
+                } else {
+                    Ok(left.min(self.request_timeout))
+                }
+            }
+        }
     }
 }
 
@@ -296,6 +327,9 @@ impl Client {
                     }
                     query.append_pair("scope", &scope);
                 }
+                let left = self
+                    .options
+                    .time_left(|| format!("token request to {}", redact_url(&url)))?;
                 let mut request = self.http.get(url.clone());
                 // A docker identity token is an OAuth2 refresh token: POST it to the realm
                 // (distribution's token spec), and only to a realm on the registry's own host.
@@ -344,7 +378,7 @@ impl Client {
                 if self.options.debug {
                     eprintln!("DEBUG GET {} (token, scope {scope})", redact_url(&url));
                 }
-                let response = request.send().await.map_err(|e| {
+                let response = request.timeout(left).send().await.map_err(|e| {
                     Error::Http(format!(
                         "token request to {}: {e}",
                         url.host_str().unwrap_or("?")
@@ -417,20 +451,37 @@ impl Client {
                         return Ok(response);
                     }
                     let wait = policy.delay(attempt, retry_after(response.headers()));
+                    if !self.may_wait(wait) {
+                        return Ok(response);
+                    }
                     self.note_retry();
                     attempt += 1;
                     tokio::time::sleep(wait).await;
                 }
                 Ok(response) => return Ok(response),
-                Err(e) if request.retry && attempt + 1 < policy.max_attempts => {
-                    let _ = e;
+                // Transport failures only: a redirect loop, a refused credential or a passed
+                // deadline will not go away by asking again.
+                Err(e)
+                    if request.retry && e.is_retriable() && attempt + 1 < policy.max_attempts =>
+                {
+                    let wait = policy.delay(attempt, None);
+                    if !self.may_wait(wait) {
+                        return Err(e);
+                    }
                     self.note_retry();
-                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                    tokio::time::sleep(wait).await;
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
             }
         }
+    }
+
+    /// Whether waiting `wait` before a retry still leaves the deadline ahead.
+    fn may_wait(&self, wait: Duration) -> bool {
+        self.options
+            .deadline
+            .is_none_or(|deadline| Instant::now() + wait < deadline)
     }
 
     async fn send_once(&self, request: &Request<'_>) -> Result<reqwest::Response, Error> {
@@ -443,7 +494,10 @@ impl Client {
             .and_then(|base| origin_of(&base));
         let mut method = request.method.clone();
         for _ in 0..=MAX_REDIRECTS {
-            let mut builder = self.http.request(method.clone(), url.clone());
+            let left = self
+                .options
+                .time_left(|| format!("{method} {}", redact_url(&url)))?;
+            let mut builder = self.http.request(method.clone(), url.clone()).timeout(left);
             for (name, value) in &request.headers {
                 builder = builder.header(name, value);
             }
@@ -466,6 +520,9 @@ impl Client {
             let response = builder.send().await.map_err(|e| {
                 if self.options.debug {
                     eprintln!("DEBUG {method} {} -> error", redact_url(&url));
+                }
+                if e.is_timeout() && self.options.deadline_passed() {
+                    return Error::Deadline(format!("{method} {}", redact_url(&url)));
                 }
                 Error::Http(format!(
                     "{} {}: {}",
@@ -504,10 +561,9 @@ impl Client {
             }
             return Ok(response);
         }
-        Err(Error::Http(format!(
-            "more than {MAX_REDIRECTS} redirects for {}",
-            redact_url(&url)
-        )))
+        Err(Error::TooManyRedirects {
+            url: redact_url(&url),
+        })
     }
 
     /// Turns a non-success response into an error naming the operation.
@@ -601,9 +657,14 @@ pub(crate) async fn read_bounded(
     mut response: reqwest::Response,
     max: u64,
 ) -> Result<Vec<u8>, Error> {
+    let what = format!("GET {}", redact_url(response.url()));
     if let Some(len) = response.content_length() {
         if len > max {
-            return Err(Error::TooLarge { size: len, max });
+            return Err(Error::TooLarge {
+                what,
+                size: len,
+                max,
+            });
         }
     }
     let mut out = Vec::new();
@@ -614,6 +675,7 @@ pub(crate) async fn read_bounded(
     {
         if out.len() as u64 + chunk.len() as u64 > max {
             return Err(Error::TooLarge {
+                what,
                 size: out.len() as u64 + chunk.len() as u64,
                 max,
             });

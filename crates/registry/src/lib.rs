@@ -40,6 +40,17 @@ pub use retry::RetryPolicy;
 /// they never contain credentials.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A request was redirected more often than allowed (a loop, most likely); not retried.
+    #[error("more than {max} redirects for {url}", max = client::MAX_REDIRECTS)]
+    TooManyRedirects {
+        /// The last URL, without its query.
+        url: String,
+    },
+    /// The run's overall deadline ([`ClientOptions::deadline`]) passed.
+    #[error(
+        "{0}: the run's deadline passed (set a longer one with --timeout or CNB_ATTEST_TIMEOUT)"
+    )]
+    Deadline(String),
     /// An image reference does not parse.
     #[error("invalid image reference {0}")]
     BadReference(String),
@@ -68,8 +79,10 @@ pub enum Error {
         detail: String,
     },
     /// A body was larger than allowed.
-    #[error("response of {size} bytes exceeds the {max}-byte limit")]
+    #[error("{what}: response of {size} bytes exceeds the {max}-byte limit")]
     TooLarge {
+        /// What was being read (the URL, without its query).
+        what: String,
         /// Size announced or read so far.
         size: u64,
         /// The limit.

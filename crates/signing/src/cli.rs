@@ -42,6 +42,15 @@ pub struct RegistryFlags {
     /// Log every registry request (method, URL, status; never headers or bodies) to stderr.
     #[arg(long)]
     pub debug: bool,
+    /// Overall deadline for the run's registry work, in seconds: no request starts or runs past
+    /// it, retries included (0: none, only the per-request timeout of 300 s).
+    #[arg(
+        long,
+        env = "CNB_ATTEST_TIMEOUT",
+        default_value_t = 900,
+        value_name = "SECONDS"
+    )]
+    pub timeout: u64,
 }
 
 impl RegistryFlags {
@@ -52,6 +61,7 @@ impl RegistryFlags {
             .insecure
             .extend(self.insecure_registries.iter().cloned());
         options.debug = self.debug;
+        let options = options.with_timeout(self.timeout);
         Ok(Client::new(Keychain::from_env()?, options)?)
     }
 }

@@ -1,0 +1,1650 @@
+//! Hostile registry behaviour over HTTP (research §3.2 cases 19, 21, 24–27, 32–37, 40, 43), against
+//! real registries started by the test — CNCF Distribution (htpasswd, no Referrers API: the
+//! `sha256-<hex>` tag-schema index) and ferro (the Referrers API) — with the fault-injecting proxy
+//! (`support/proxy.rs`) in front where a misbehaving server is needed. The proxy answers for the
+//! registry or alters its answers, and records every request, so each case checks what the client
+//! did as well as what it said: the exit code, a message naming what failed and why, what was
+//! written (nothing, or exactly the input SBOMs), that reads stayed bounded (bytes the proxy got
+//! out), and that no request went where it must not. Setup and the independent reads afterwards
+//! use the registry directly (skopeo, curl).
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use cnb_attest_tests::proxy::{Action, Plan, Proxy, RequestInfo};
+use cnb_attest_tests::registry::{Kind, Registry};
+use cnb_attest_tests::{
+    bin, fresh_example, key_pair, ok, run, sbom_files, sha256, snapshot, split_image_signatures,
+    text,
+};
+use serde_json::{json, Value};
+
+const REPO: &str = "hostile/app";
+const CDX: &str = "https://cyclonedx.org/bom";
+const SPDX: &str = "https://spdx.dev/Document";
+const NODE: &str = "paketo-buildpacks/node-engine";
+const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// An artifact type no attestation reader of this project knows.
+const FOREIGN: &str = "application/vnd.example.scan-report.v1+json";
+const FIVE_GIB: u64 = 5 << 30;
+const MAX_MANIFEST: &str = "exceeds the 4194304-byte limit";
+/// What socket buffers let go out beyond what the client reads.
+const SLACK: u64 = 24 << 20;
+
+// ---------------------------------------------------------------------------------------------
+// The example image in a real registry, and the CLI run against it through a proxy.
+// ---------------------------------------------------------------------------------------------
+
+/// The example pushed to a fresh registry (and, for [`Image::signed`], signed there by the CLI).
+struct Image {
+    registry: Registry,
+    tmp: tempfile::TempDir,
+    layers: PathBuf,
+    /// The image manifest digest.
+    digest: String,
+    /// `ls --json` of the signed image (empty when unsigned).
+    listed: Vec<Value>,
+}
+
+impl Image {
+    /// The example pushed with skopeo, and a key pair; no attestations.
+    fn pushed(kind: Kind) -> Option<Image> {
+        let registry = Registry::start(kind)?;
+        let tmp = tempfile::tempdir().unwrap();
+        let (layers, image) = fresh_example(tmp.path());
+        key_pair(&tmp.path().join("k"), "");
+        let reference = registry.push_layout(&image, REPO, "1.0");
+        let digest = registry.digest_of(&reference);
+        Some(Image {
+            registry,
+            tmp,
+            layers,
+            digest,
+            listed: Vec::new(),
+        })
+    }
+
+    /// [`Image::pushed`], then signed by the CLI talking to the registry directly (7 SBOM
+    /// attestations and the image signature).
+    fn signed(kind: Kind) -> Option<Image> {
+        let mut image = Image::pushed(kind)?;
+        let host = image.registry.host.clone();
+        let reference = format!("{host}/{REPO}:1.0");
+        ok(run(image
+            .env_for(&host, &mut Command::new(bin("cnb-attest")))
+            .args(["sign", &reference, "--layers"])
+            .arg(&image.layers)
+            .arg("--key")
+            .arg(image.keys().join("cosign.key"))
+            .env("COSIGN_PASSWORD", "")));
+        let listed = ok(run(image
+            .env_for(&host, &mut Command::new(bin("cnb-attest")))
+            .args(["ls", "--json", &reference])));
+        image.listed = serde_json::from_str(&listed).unwrap();
+        assert_eq!(image.listed.len(), 8, "{listed}");
+        Some(image)
+    }
+
+    fn keys(&self) -> PathBuf {
+        self.tmp.path().join("k")
+    }
+
+    /// The environment of a client reaching the registry at `host` (itself or a proxy): the
+    /// registry's credentials keyed by that host, plain HTTP, no docker config.
+    fn env_for<'a>(&self, host: &str, command: &'a mut Command) -> &'a mut Command {
+        let auth = match self.registry.creds() {
+            Some(creds) => format!(
+                "{{\"{host}\": \"Basic {}\"}}",
+                base64::engine::general_purpose::STANDARD.encode(creds)
+            ),
+            None => "{}".to_string(),
+        };
+        command
+            .env("CNB_REGISTRY_AUTH", auth)
+            .env("CNB_INSECURE_REGISTRIES", host)
+            .env("DOCKER_CONFIG", "/nonexistent")
+    }
+
+    /// `<proxy>/hostile/app:1.0`.
+    fn reference(&self, proxy: &Proxy) -> String {
+        format!("{}/{REPO}:1.0", proxy.host)
+    }
+
+    /// `cnb-attest <args...>` reaching the registry through `proxy`.
+    fn cli(&self, proxy: &Proxy, args: &[&str]) -> Output {
+        run(self
+            .env_for(&proxy.host, &mut Command::new(bin("cnb-attest")))
+            .args(args))
+    }
+
+    /// `cnb-attest download <proxy>/hostile/app:1.0 -o <out> --key cosign.pub`.
+    fn download(&self, proxy: &Proxy, out: &Path) -> Output {
+        let key = self.keys().join("cosign.pub");
+        self.cli(
+            proxy,
+            &[
+                "download",
+                &self.reference(proxy),
+                "-o",
+                out.to_str().unwrap(),
+                "--key",
+                key.to_str().unwrap(),
+            ],
+        )
+    }
+
+    /// `cnb-attest ls --json <proxy>/hostile/app:1.0`.
+    fn ls(&self, proxy: &Proxy) -> Output {
+        self.cli(proxy, &["ls", "--json", &self.reference(proxy)])
+    }
+
+    /// `cnb-attest sign <proxy>/hostile/app:1.0 --json` with the example's layers and key.
+    fn sign(&self, proxy: &Proxy) -> Output {
+        run(self
+            .env_for(&proxy.host, &mut Command::new(bin("cnb-attest")))
+            .args(["sign", &self.reference(proxy), "--json", "--layers"])
+            .arg(&self.layers)
+            .arg("--key")
+            .arg(self.keys().join("cosign.key"))
+            .env("COSIGN_PASSWORD", ""))
+    }
+
+    /// The manifest digest of the attestation for a buildpack, layer and predicate type.
+    fn attestation(&self, buildpack: &str, layer: &str, predicate_type: &str) -> String {
+        self.listed
+            .iter()
+            .find(|l| {
+                l["buildpack"] == buildpack
+                    && l["layer"] == layer
+                    && l["predicate-type"] == predicate_type
+            })
+            .unwrap_or_else(|| panic!("{buildpack}:{layer} {predicate_type} is not listed"))
+            ["manifest-digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A referrer manifest, read with curl.
+    fn manifest(&self, digest: &str) -> Value {
+        let (status, body) = self.curl("GET", &manifest_path(digest), OCI_MANIFEST, None);
+        assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
+        serde_json::from_slice(&body).unwrap()
+    }
+
+    /// The input SBOMs as `download` must write them: `layers/sbom/launch/...`.
+    fn good(&self) -> BTreeMap<String, Vec<u8>> {
+        sbom_files(&self.layers)
+            .into_iter()
+            .map(|(rel, bytes)| (format!("layers/sbom/launch/{rel}"), bytes))
+            .collect()
+    }
+
+    /// The Referrers API path of the image.
+    fn referrers_path(&self) -> String {
+        format!("/v2/{REPO}/referrers/{}", self.digest)
+    }
+
+    /// The manifest path of the image's `sha256-<hex>` tag.
+    fn fallback_path(&self) -> String {
+        manifest_path(&format!("sha256-{}", &self.digest[7..]))
+    }
+
+    /// What the image's descriptor is as a `subject`.
+    fn subject(&self) -> Value {
+        let (status, body) = self.curl("GET", &manifest_path(&self.digest), OCI_MANIFEST, None);
+        assert_eq!(status, 200);
+        json!({"mediaType": OCI_MANIFEST, "digest": self.digest, "size": body.len()})
+    }
+
+    /// An HTTP request to the registry itself with curl (an independent client): the status and
+    /// the body. `content` is the `Accept` of a GET and the `Content-Type` of a body.
+    fn curl(&self, method: &str, path: &str, content: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
+        self.curl_url(
+            method,
+            &format!("http://{}{path}", self.registry.host),
+            content,
+            body,
+        )
+    }
+
+    fn curl_url(
+        &self,
+        method: &str,
+        url: &str,
+        content: &str,
+        body: Option<&[u8]>,
+    ) -> (u16, Vec<u8>) {
+        let mut command = Command::new("curl");
+        command.args(["-s", "-X", method, "-w", "\n%{http_code}", url]);
+        if let Some(creds) = self.registry.creds() {
+            command.arg("-u").arg(creds);
+        }
+        match body {
+            Some(_) => command
+                .arg("-H")
+                .arg(format!("Content-Type: {content}"))
+                .args(["--data-binary", "@-"]),
+            None => command.arg("-H").arg(format!("Accept: {content}")),
+        };
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("curl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.unwrap_or_default())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let split = out.stdout.iter().rposition(|b| *b == b'\n').unwrap();
+        let status = String::from_utf8_lossy(&out.stdout[split + 1..])
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        (status, out.stdout[..split].to_vec())
+    }
+
+    /// Uploads `bytes` as a blob with curl (`POST`, then `PUT` to the upload location); returns
+    /// its descriptor with `media_type`.
+    fn push_blob(&self, bytes: &[u8], media_type: &str) -> Value {
+        let digest = sha256(bytes);
+        let mut command = Command::new("curl");
+        command
+            .args(["-s", "-o", "/dev/null", "-D", "-", "-X", "POST"])
+            .arg(format!(
+                "http://{}/v2/{REPO}/blobs/uploads/",
+                self.registry.host
+            ));
+        if let Some(creds) = self.registry.creds() {
+            command.arg("-u").arg(creds);
+        }
+        let head = ok(run(&mut command));
+        let location = head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no upload location:\n{head}"));
+        let url = if location.starts_with('/') {
+            format!("http://{}{location}", self.registry.host)
+        } else {
+            location
+        };
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let (status, body) = self.curl_url(
+            "PUT",
+            &format!("{url}{separator}digest={digest}"),
+            "application/octet-stream",
+            Some(bytes),
+        );
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
+    }
+
+    /// Pushes manifest bytes under `reference` with curl; returns their descriptor.
+    fn put_manifest(&self, reference: &str, media_type: &str, bytes: &[u8]) -> Value {
+        let (status, body) = self.curl("PUT", &manifest_path(reference), media_type, Some(bytes));
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        json!({"mediaType": media_type, "digest": sha256(bytes), "size": bytes.len()})
+    }
+
+    /// A referrer of the image that is not an attestation (a scan report, say), pushed with curl:
+    /// its manifest bytes and digest.
+    fn push_foreign_referrer(&self, tag: &str) -> (Vec<u8>, String) {
+        let config = self.push_blob(b"{}", OCI_EMPTY);
+        let layer = self.push_blob(
+            format!("{{\"report\":\"{tag}\"}}").as_bytes(),
+            "application/json",
+        );
+        let manifest = serde_json::to_vec(&json!({
+            "schemaVersion": 2,
+            "mediaType": OCI_MANIFEST,
+            "artifactType": FOREIGN,
+            "config": config,
+            "layers": [layer],
+            "subject": self.subject(),
+            "annotations": {"org.example.report": tag},
+        }))
+        .unwrap();
+        let digest = sha256(&manifest);
+        self.put_manifest(&digest, OCI_MANIFEST, &manifest);
+        (manifest, digest)
+    }
+}
+
+fn manifest_path(reference: &str) -> String {
+    format!("/v2/{REPO}/manifests/{reference}")
+}
+
+fn get(path: String) -> impl Fn(&RequestInfo) -> bool + Send + Sync + 'static {
+    move |r: &RequestInfo| r.method == "GET" && r.path() == path
+}
+
+/// Mebibytes, for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
+}
+
+/// The `ERROR:` line of a failed run.
+fn error_line(report: &str) -> &str {
+    report
+        .lines()
+        .find(|l| l.starts_with("ERROR:"))
+        .unwrap_or_else(|| panic!("no ERROR line:\n{report}"))
+}
+
+/// Every file under `dir` with its bytes, relative to it; empty when `dir` does not exist.
+fn written(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    if !dir.exists() {
+        return BTreeMap::new();
+    }
+    snapshot(dir)
+        .into_iter()
+        .filter(|(_, kind)| kind != "dir")
+        .map(|(rel, _)| {
+            let bytes = std::fs::read(dir.join(&rel)).unwrap();
+            (rel.to_string_lossy().into_owned(), bytes)
+        })
+        .collect()
+}
+
+/// Runs `command` (a `download` into `out`, a fresh directory below `root`) and checks it failed
+/// closed: exit `code`; one `FAILED <digest> (...): <reason>` line per expected failure and no
+/// other; nothing under `out`; nothing else under `root` changed. Returns stdout + stderr.
+fn fails_closed(
+    root: &Path,
+    out: &Path,
+    code: i32,
+    failures: &[(&str, &str)],
+    command: impl FnOnce() -> Output,
+) -> String {
+    let rel = out.strip_prefix(root).unwrap().to_path_buf();
+    let outside = || {
+        let mut all = snapshot(root);
+        all.retain(|path, _| !path.starts_with(&rel));
+        all
+    };
+    let before = outside();
+    let output = command();
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(code), "exit code:\n{report}");
+    let failed: Vec<&str> = report
+        .lines()
+        .filter(|l| l.starts_with("FAILED "))
+        .collect();
+    for (digest, reason) in failures {
+        let lines: Vec<&&str> = failed.iter().filter(|l| l.contains(digest)).collect();
+        assert_eq!(lines.len(), 1, "one FAILED line naming {digest}:\n{report}");
+        assert!(
+            lines[0].contains(reason),
+            "the FAILED line for {digest} does not give the reason `{reason}`:\n{report}"
+        );
+    }
+    assert_eq!(
+        failed.len(),
+        failures.len(),
+        "FAILED lines other than the expected ones:\n{report}"
+    );
+    let files = written(out);
+    assert!(
+        files.is_empty(),
+        "written under {}: {:?}\n{report}",
+        out.display(),
+        files.keys().collect::<Vec<_>>()
+    );
+    assert_eq!(
+        outside(),
+        before,
+        "something changed outside {}",
+        out.display()
+    );
+    report
+}
+
+/// `download` succeeded and wrote exactly the input SBOMs.
+fn assert_downloaded_all(image: &Image, out: &Path, output: &Output) {
+    let report = text(output);
+    assert!(output.status.success(), "{report}");
+    assert!(
+        !report.contains("FAILED"),
+        "an attestation failed:\n{report}"
+    );
+    let files = written(out);
+    assert!(
+        files == image.good(),
+        "written: {:?}, expected {:?}\n{report}",
+        files.keys().collect::<Vec<_>>(),
+        image.good().keys().collect::<Vec<_>>()
+    );
+}
+
+/// An image index JSON listing `entries`.
+fn index_of(entries: Vec<Value>) -> Vec<u8> {
+    serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "manifests": entries,
+    }))
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// B. Registry responses: sizes, digests, listings (cases 19, 21, 24–27).
+// ---------------------------------------------------------------------------------------------
+
+/// Serves the referrers listing of a pushed image — the Referrers API page (ferro) or the
+/// `sha256-<hex>` index (Distribution) — with a 5 GiB `Content-Length`, then with an endless
+/// chunked body, and checks `download` and `ls` fail closed (exit 1) at the 4 MiB manifest limit
+/// with a message giving it, each fetching the listing once, the proxy (ready to send 1 GiB)
+/// getting out no more than the limit plus what socket buffers hold. Returns the image digest and
+/// the `ERROR` lines, by case.
+fn oversized_listing(kind: Kind) -> Option<(String, Vec<(String, String)>)> {
+    let image = Image::pushed(kind)?;
+    let path = match kind {
+        Kind::Ferro => image.referrers_path(),
+        Kind::Distribution => image.fallback_path(),
+    };
+    let mut errors = Vec::new();
+    for length in [Some(FIVE_GIB), None] {
+        let case = format!(
+            "{kind:?}, {}",
+            if length.is_some() { "5 GiB" } else { "endless" }
+        );
+        let proxy = Proxy::start(
+            &image.registry.host,
+            Plan::new().on(get(path.clone()), move |_, _| Action::Stream {
+                status: 200,
+                headers: vec![("Content-Type".into(), OCI_INDEX.into())],
+                length,
+                limit: 1 << 30,
+            }),
+        );
+        let out = image.tmp.path().join(format!("out-{}", length.is_some()));
+        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
+            image.download(&proxy, &out)
+        });
+        let listed = image.ls(&proxy);
+        assert_eq!(listed.status.code(), Some(1), "{case}:\n{}", text(&listed));
+        for (command, report) in [("download", report), ("ls", text(&listed))] {
+            let error = error_line(&report).to_string();
+            assert!(error.contains(MAX_MANIFEST), "{case}, {command}: {error}");
+            errors.push((format!("{case}, {command}"), error));
+        }
+        let served = proxy.matching(|r| r.path() == path);
+        assert_eq!(
+            served.len(),
+            2,
+            "{case}: once per command, not retried:\n{}",
+            proxy.summary()
+        );
+        for r in &served {
+            assert!(
+                r.sent <= (4 << 20) + SLACK,
+                "{case}: {} of the listing went out: it was read past the limit",
+                mib(r.sent)
+            );
+        }
+        eprintln!(
+            "{case}: {} of the listing went out",
+            mib(served.iter().map(|r| r.sent).max().unwrap())
+        );
+    }
+    Some((image.digest, errors))
+}
+
+/// Case 19 for indexes: the listing of referrers — the Referrers API page (ferro) and the
+/// `sha256-<hex>` index (Distribution) — is answered with a 5 GiB `Content-Length`, then with an
+/// endless chunked body. `download` and `ls` fail (exit 1) at the 4 MiB manifest limit, saying so;
+/// nothing is written; each command fetched the listing once, and read no more than the limit.
+#[test]
+fn an_oversized_referrers_index_is_refused_at_the_limit() {
+    for kind in [Kind::Ferro, Kind::Distribution] {
+        if oversized_listing(kind).is_none() {
+            return;
+        }
+    }
+}
+
+/// Case 19, the message: refusing an oversized listing, the error must say what was too large —
+/// the referrers (or `sha256-<hex>` index) of which image — not only a byte count.
+#[test]
+fn an_oversized_referrers_index_error_names_the_listing() {
+    for kind in [Kind::Ferro, Kind::Distribution] {
+        let Some((digest, errors)) = oversized_listing(kind) else {
+            return;
+        };
+        for (case, error) in errors {
+            assert!(
+                error.contains(&digest[7..])
+                    && (error.contains("referrers") || error.contains("sha256-")),
+                "{case}: the listing is not named: {error}"
+            );
+        }
+    }
+}
+
+/// Case 21 over HTTP: one attestation's blob is served with bytes of the right length that do not
+/// hash to its digest (one byte changed). `download` refuses that attestation by name, giving the
+/// digest the bytes have (exit 3), before parsing them, and writes nothing; the blob was fetched
+/// once. `ls` shows the same problem on that attestation.
+#[test]
+fn an_attestation_blob_that_does_not_match_its_digest_is_refused_by_name() {
+    let Some(image) = Image::signed(Kind::Distribution) else {
+        return;
+    };
+    let target = image.attestation(NODE, "node", CDX);
+    let layer = &image.manifest(&target)["layers"][0];
+    let blob = layer["digest"].as_str().unwrap().to_string();
+    let path = format!("/v2/{REPO}/blobs/{blob}");
+    let (status, mut bytes) = image.curl("GET", &path, "*/*", None);
+    assert_eq!(status, 200);
+    assert_eq!(bytes.len() as u64, layer["size"].as_u64().unwrap());
+    let middle = bytes.len() / 2;
+    bytes[middle] = if bytes[middle] == b'A' { b'B' } else { b'A' };
+    let tampered = sha256(&bytes);
+    let proxy = Proxy::start(
+        &image.registry.host,
+        Plan::new().on(get(path.clone()), move |_, _| Action::Rewrite {
+            status: None,
+            headers: vec![],
+            body: bytes.clone(),
+        }),
+    );
+    let out = image.tmp.path().join("out");
+    fails_closed(
+        image.tmp.path(),
+        &out,
+        3,
+        &[(&target, &format!("content has digest {tampered}"))],
+        || image.download(&proxy, &out),
+    );
+    assert_eq!(
+        proxy.matching(|r| r.path() == path).len(),
+        1,
+        "{}",
+        proxy.summary()
+    );
+
+    let listed: Vec<Value> = serde_json::from_str(&ok(image.ls(&proxy))).unwrap();
+    let entry = listed
+        .iter()
+        .find(|l| l["manifest-digest"] == target.as_str())
+        .unwrap_or_else(|| panic!("{target} is not listed: {listed:#?}"));
+    assert!(
+        entry["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains(&format!("content has digest {tampered}"))),
+        "{entry:#}"
+    );
+}
+
+/// 1025 well-formed referrer descriptors (a few hundred KiB of JSON, far under the 4 MiB limit).
+fn listing_of_1025() -> Vec<u8> {
+    let entries = (0..1025)
+        .map(|i| {
+            json!({
+                "mediaType": OCI_MANIFEST,
+                "digest": sha256(format!("referrer {i}").as_bytes()),
+                "size": 1049,
+                "artifactType": BUNDLE,
+                "annotations": {"dev.sigstore.bundle.predicateType": CDX},
+            })
+        })
+        .collect();
+    let body = index_of(entries);
+    assert!(body.len() < 1 << 20, "{}", body.len());
+    body
+}
+
+/// Case 24: a listing of 1025 referrers that is well under 4 MiB — as the Referrers API page
+/// (ferro) and as the `sha256-<hex>` index (Distribution): `download` and `ls` refuse it (exit 1)
+/// with a message naming the image and the 1024-referrer cap, before fetching a single listed
+/// manifest; nothing is written.
+#[test]
+fn a_listing_of_more_than_1024_referrers_is_refused_before_any_is_fetched() {
+    for kind in [Kind::Ferro, Kind::Distribution] {
+        let Some(image) = Image::pushed(kind) else {
+            return;
+        };
+        let path = match kind {
+            Kind::Ferro => image.referrers_path(),
+            Kind::Distribution => image.fallback_path(),
+        };
+        let body = listing_of_1025();
+        let proxy = Proxy::start(
+            &image.registry.host,
+            Plan::new().on(get(path.clone()), move |_, _| Action::Respond {
+                status: 200,
+                headers: vec![("Content-Type".into(), OCI_INDEX.into())],
+                body: body.clone(),
+            }),
+        );
+        let out = image.tmp.path().join(format!("out-{kind:?}"));
+        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
+            image.download(&proxy, &out)
+        });
+        let listed = image.ls(&proxy);
+        assert_eq!(listed.status.code(), Some(1), "{}", text(&listed));
+        for report in [report, text(&listed)] {
+            let error = error_line(&report);
+            assert!(
+                error.contains("1025 referrers listed, more than the 1024")
+                    && error.contains(&image.digest),
+                "{kind:?}: {error}"
+            );
+        }
+        let fetched =
+            proxy.matching(|r| r.method == "GET" && r.path().contains("/manifests/sha256:"));
+        assert!(
+            fetched.is_empty(),
+            "{kind:?}: listed manifests were fetched:\n{}",
+            proxy.summary()
+        );
+    }
+}
+
+/// Case 25: the Referrers API's first page (ferro's real answer) carries a `Link: rel="next"` to
+/// another origin — another port on 127.0.0.1 (a second proxy in front of the same registry,
+/// which would answer) and another host, 127.0.0.2. `download` and `ls` refuse (exit 1) naming
+/// the other origin; nothing is written, and not one request reaches it.
+#[test]
+fn a_referrers_link_to_another_origin_is_refused_without_a_request_there() {
+    let Some(image) = Image::signed(Kind::Ferro) else {
+        return;
+    };
+    let other_port = Proxy::start(&image.registry.host, Plan::new());
+    let other_host = Proxy::other_host(Plan::new());
+    for other in [&other_port, &other_host] {
+        let origin = format!("http://{}", other.host);
+        let link = format!(
+            "<{origin}{}?n=8&last=x>; rel=\"next\"",
+            image.referrers_path()
+        );
+        let path = image.referrers_path();
+        let proxy = Proxy::start(
+            &image.registry.host,
+            Plan::new().on(get(path.clone()), move |_, _| Action::Amend {
+                status: None,
+                headers: vec![("Link".into(), link.clone())],
+            }),
+        );
+        let out = image.tmp.path().join(format!("out-{}", other.host));
+        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
+            image.download(&proxy, &out)
+        });
+        let listed = image.ls(&proxy);
+        assert_eq!(listed.status.code(), Some(1), "{}", text(&listed));
+        for report in [report, text(&listed)] {
+            let error = error_line(&report);
+            assert!(
+                error.contains(&format!("points to another origin ({origin})"))
+                    && error.contains(&image.digest),
+                "{error}"
+            );
+        }
+        assert_eq!(
+            proxy.matching(|r| r.path() == path).len(),
+            2,
+            "{}",
+            proxy.summary()
+        );
+        assert!(
+            other.requests().is_empty(),
+            "{origin} was asked:\n{}",
+            other.summary()
+        );
+    }
+}
+
+/// Case 26: the Referrers API listing (ferro's, plus one entry) names a referrer whose manifest —
+/// fetched, digest-checked — has another image as its `subject`. It is dropped: `download` writes
+/// exactly the input SBOMs (exit 0) and `ls` lists the 8 real referrers only. Were it not dropped
+/// it would fail verification (its annotations say node-engine's CycloneDX SBOM, its blob is the
+/// SPDX one) and `download` would exit 3.
+#[test]
+fn a_listed_referrer_of_another_subject_is_dropped() {
+    let Some(image) = Image::signed(Kind::Ferro) else {
+        return;
+    };
+    let cdx = image.attestation(NODE, "node", CDX);
+    let spdx = image.attestation(NODE, "node", SPDX);
+    let mut manifest = image.manifest(&cdx);
+    manifest["layers"] = image.manifest(&spdx)["layers"].clone();
+    manifest["subject"] = json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": sha256(b"another image"),
+        "size": 1234,
+    });
+    let bytes = serde_json::to_vec(&manifest).unwrap();
+    let crafted = sha256(&bytes);
+
+    let (status, listing) = image.curl("GET", &image.referrers_path(), OCI_INDEX, None);
+    assert_eq!(status, 200);
+    let mut listing: Value = serde_json::from_slice(&listing).unwrap();
+    let mut entry = listing["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["digest"] == cdx.as_str())
+        .unwrap()
+        .clone();
+    entry["digest"] = json!(crafted);
+    entry["size"] = json!(bytes.len());
+    listing["manifests"].as_array_mut().unwrap().push(entry);
+    let listing = serde_json::to_vec(&listing).unwrap();
+    let crafted_path = manifest_path(&crafted);
+    let proxy = Proxy::start(
+        &image.registry.host,
+        Plan::new()
+            .on(get(image.referrers_path()), move |_, _| Action::Rewrite {
+                status: None,
+                headers: vec![],
+                body: listing.clone(),
+            })
+            .on(get(crafted_path.clone()), move |_, _| Action::Respond {
+                status: 200,
+                headers: vec![("Content-Type".into(), OCI_MANIFEST.into())],
+                body: bytes.clone(),
+            }),
+    );
+    let out = image.tmp.path().join("out");
+    let output = image.download(&proxy, &out);
+    assert_downloaded_all(&image, &out, &output);
+    let listed: Vec<Value> = serde_json::from_str(&ok(image.ls(&proxy))).unwrap();
+    let digests: Vec<&str> = listed
+        .iter()
+        .map(|l| l["manifest-digest"].as_str().unwrap())
+        .collect();
+    assert!(!digests.contains(&crafted.as_str()), "{digests:?}");
+    assert_eq!(listed.len(), 8, "{digests:?}");
+    // It was looked at (once per command), not skipped unread.
+    assert_eq!(
+        proxy.matching(|r| r.path() == crafted_path).len(),
+        2,
+        "{}",
+        proxy.summary()
+    );
+}
+
+/// Case 27: the image tag resolves to an index whose entry is another index — listed as one, and
+/// listed as a platform manifest — and to an index "pointing at itself" (the proxy answers its
+/// entry's digest with the index's own bytes, as a cycle needs a server that lies). `download`
+/// fails (exit 1) with a message saying what is wrong, after at most two manifest requests; no
+/// blob is read and nothing is written.
+#[test]
+fn nested_and_self_referencing_image_indexes_are_refused_without_recursion() {
+    let Some(image) = Image::pushed(Kind::Distribution) else {
+        return;
+    };
+    let platform = json!({"os": "linux", "architecture": "amd64"});
+    let mut inner = image.subject();
+    inner["platform"] = platform.clone();
+    let inner = image.put_manifest("inner", OCI_INDEX, &index_of(vec![inner]));
+    let mut as_index = inner.clone();
+    as_index["platform"] = platform.clone();
+    image.put_manifest("nested", OCI_INDEX, &index_of(vec![as_index]));
+    let mut as_manifest = inner.clone();
+    as_manifest["mediaType"] = json!(OCI_MANIFEST);
+    as_manifest["platform"] = platform.clone();
+    image.put_manifest("disguised", OCI_INDEX, &index_of(vec![as_manifest]));
+    // Only a lying server can serve a cycle: the entry's digest answers with these very bytes.
+    let looped = sha256(b"an index that lists itself");
+    let cycle = index_of(vec![json!({
+        "mediaType": OCI_MANIFEST,
+        "digest": looped,
+        "size": 1000,
+        "platform": platform,
+    })]);
+    let cycle_digest = sha256(&cycle);
+
+    let looped_path = manifest_path(&looped);
+    let proxy = Proxy::start(
+        &image.registry.host,
+        Plan::new().on(
+            move |r| {
+                r.method == "GET" && (r.path() == manifest_path("cycle") || r.path() == looped_path)
+            },
+            move |_, _| Action::Respond {
+                status: 200,
+                headers: vec![("Content-Type".into(), OCI_INDEX.into())],
+                body: cycle.clone(),
+            },
+        ),
+    );
+    for (tag, reason) in [
+        (
+            "nested",
+            "the image index holds no platform manifest".to_string(),
+        ),
+        (
+            "disguised",
+            format!("is an image index ({})", inner["digest"].as_str().unwrap()),
+        ),
+        (
+            "cycle",
+            format!("{looped}: content has digest {cycle_digest}"),
+        ),
+    ] {
+        let before = proxy.requests().len();
+        let out = image.tmp.path().join(format!("out-{tag}"));
+        let key = image.keys().join("cosign.pub");
+        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
+            image.cli(
+                &proxy,
+                &[
+                    "download",
+                    &format!("{}/{REPO}:{tag}", proxy.host),
+                    "-o",
+                    out.to_str().unwrap(),
+                    "--key",
+                    key.to_str().unwrap(),
+                ],
+            )
+        });
+        let error = error_line(&report);
+        assert!(error.contains(&reason), "{tag}: {error}");
+        let requests = &proxy.requests()[before..];
+        let manifests = requests
+            .iter()
+            .filter(|r| r.request.path().contains("/manifests/"))
+            .count();
+        assert!(
+            (1..=2).contains(&manifests),
+            "{tag}: {manifests} manifest requests:\n{}",
+            proxy.summary()
+        );
+        assert!(
+            !requests
+                .iter()
+                .any(|r| r.request.path().contains("/blobs/")),
+            "{tag}:\n{}",
+            proxy.summary()
+        );
+        eprintln!("{tag}: {error}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// B. Registry responses: encodings, redirects, error bodies, tokens (cases 32–35).
+// ---------------------------------------------------------------------------------------------
+
+/// Bits packed least significant first, as DEFLATE writes them.
+#[derive(Default)]
+struct Bits {
+    out: Vec<u8>,
+    acc: u64,
+    n: u32,
+}
+
+impl Bits {
+    fn put(&mut self, value: u64, bits: u32) {
+        self.acc |= value << self.n;
+        self.n += bits;
+        while self.n >= 8 {
+            self.out.push(self.acc as u8);
+            self.acc >>= 8;
+            self.n -= 8;
+        }
+    }
+
+    /// A Huffman code, which DEFLATE writes most significant bit first.
+    fn code(&mut self, code: u64, bits: u32) {
+        let reversed = (0..bits).fold(0, |r, i| r | ((code >> i) & 1) << (bits - 1 - i));
+        self.put(reversed, bits);
+    }
+
+    fn finish(mut self) -> Vec<u8> {
+        if self.n > 0 {
+            self.out.push(self.acc as u8);
+        }
+        self.out
+    }
+}
+
+/// CRC-32 (gzip's) of `n` copies of `byte`, without going through them: one byte is an affine
+/// map of the CRC register over GF(2)^32, raised to the `n`th power by squaring.
+fn crc32_of_repeated(byte: u8, n: u64) -> u32 {
+    #[derive(Clone, Copy)]
+    struct Affine {
+        columns: [u32; 32],
+        constant: u32,
+    }
+    fn apply(f: &Affine, x: u32) -> u32 {
+        (0..32)
+            .filter(|i| (x >> i) & 1 == 1)
+            .fold(f.constant, |acc, i| acc ^ f.columns[i])
+    }
+    /// `g` after `f`.
+    fn then(f: &Affine, g: &Affine) -> Affine {
+        Affine {
+            columns: f.columns.map(|c| apply(g, c) ^ g.constant),
+            constant: apply(g, f.constant),
+        }
+    }
+    let shift8 = |mut x: u32| {
+        for _ in 0..8 {
+            x = if x & 1 == 1 {
+                (x >> 1) ^ 0xEDB8_8320
+            } else {
+                x >> 1
+            };
+        }
+        x
+    };
+    let mut step = Affine {
+        columns: std::array::from_fn(|i| shift8(1 << i)),
+        constant: shift8(u32::from(byte)),
+    };
+    let mut power = Affine {
+        columns: std::array::from_fn(|i| 1 << i),
+        constant: 0,
+    };
+    let mut n = n;
+    while n > 0 {
+        if n & 1 == 1 {
+            power = then(&power, &step);
+        }
+        step = then(&step, &step);
+        n >>= 1;
+    }
+    apply(&power, 0xFFFF_FFFF) ^ 0xFFFF_FFFF
+}
+
+/// A valid gzip stream of `size` spaces (JSON whitespace) in about `size / 1032` bytes: one
+/// dynamic-Huffman DEFLATE block whose codes give the literal ` `, the length 258 and the distance
+/// 1 one or two bits each, so each 258 spaces cost two bits.
+fn gzip_bomb(size: u64) -> Vec<u8> {
+    let mut bits = Bits::default();
+    bits.put(1, 1); // BFINAL
+    bits.put(2, 2); // dynamic Huffman
+    bits.put(29, 5); // HLIT: 286 literal/length codes
+    bits.put(1, 5); // HDIST: 2 distance codes
+    bits.put(14, 4); // HCLEN: 18 code length codes
+                     // Code length code lengths, in DEFLATE's order 16 17 18 0 8 7 9 6 10 5 11 4 12 3 13 2 14 1:
+                     // `18` (a run of zeros) one bit, `1` and `2` two bits each.
+    for length in [0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0, 2] {
+        bits.put(length, 3);
+    }
+    // Canonical codes: 18 -> 0, 1 -> 10, 2 -> 11.
+    let zeros = |bits: &mut Bits, n: u64| {
+        bits.code(0, 1);
+        bits.put(n - 11, 7);
+    };
+    zeros(&mut bits, 32); // literals 0..=31
+    bits.code(3, 2); // ` ` (32): 2 bits
+    zeros(&mut bits, 138); // 33..=170
+    zeros(&mut bits, 85); // 171..=255
+    bits.code(3, 2); // end of block (256): 2 bits
+    zeros(&mut bits, 28); // lengths 257..=284
+    bits.code(2, 2); // length 258 (285): 1 bit
+    bits.code(2, 2); // distance code 0 (distance 1): 1 bit
+    bits.code(2, 2); // distance code 1: 1 bit
+                     // Canonical codes: 285 -> 0, ` ` -> 10, end -> 11; distance 0 -> 0.
+    bits.code(2, 2);
+    let matches = (size - 1) / 258;
+    for _ in 0..matches {
+        bits.put(0, 2);
+    }
+    for _ in 0..(size - 1) % 258 {
+        bits.code(2, 2);
+    }
+    bits.code(3, 2);
+    let mut out = vec![0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 255];
+    out.extend(bits.finish());
+    out.extend(crc32_of_repeated(b' ', size).to_le_bytes());
+    out.extend((size as u32).to_le_bytes());
+    out
+}
+
+/// Case 32: JSON answers with `Content-Encoding: gzip` whose body is a gzip bomb (1 MiB that
+/// inflates to 1 GiB of JSON whitespace) — the image manifest and the Referrers API page (ferro).
+/// The client never asks for a compressed answer and does not inflate one: `download` fails
+/// (exit 1) on the bytes as sent, quickly, naming what it was reading; nothing is written.
+#[test]
+fn a_gzip_bomb_json_answer_is_not_inflated() {
+    let Some(image) = Image::pushed(Kind::Ferro) else {
+        return;
+    };
+    let bomb = Arc::new(gzip_bomb(1 << 30));
+    assert!(bomb.len() < 2 << 20, "{}", bomb.len());
+    for (what, path, media_type, reason) in [
+        (
+            "image manifest",
+            manifest_path("1.0"),
+            OCI_MANIFEST,
+            format!("/{REPO}:1.0: malformed image manifest"),
+        ),
+        (
+            "referrers page",
+            image.referrers_path(),
+            OCI_INDEX,
+            format!("/{REPO}@{}: malformed image index", image.digest),
+        ),
+    ] {
+        let bomb = Arc::clone(&bomb);
+        let proxy = Proxy::start(
+            &image.registry.host,
+            Plan::new().on(get(path.clone()), move |_, _| Action::Respond {
+                status: 200,
+                headers: vec![
+                    ("Content-Type".into(), media_type.into()),
+                    ("Content-Encoding".into(), "gzip".into()),
+                ],
+                body: bomb.to_vec(),
+            }),
+        );
+        let out = image
+            .tmp
+            .path()
+            .join(format!("out-{}", what.replace(' ', "-")));
+        let started = Instant::now();
+        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
+            image.download(&proxy, &out)
+        });
+        let took = started.elapsed();
+        let error = error_line(&report);
+        assert!(error.contains(&reason), "{what}: {error}");
+        assert!(
+            took < Duration::from_secs(20),
+            "{what}: took {took:?}: was it inflated?"
+        );
+        let served = proxy.matching(|r| r.path() == path);
+        assert_eq!(served.len(), 1, "{what}:\n{}", proxy.summary());
+        for r in proxy.requests() {
+            let encodings = r.request.header("accept-encoding").unwrap_or_default();
+            assert!(
+                !encodings.contains("gzip") && !encodings.contains("deflate"),
+                "{} {} asked for {encodings}",
+                r.request.method,
+                r.request.target
+            );
+        }
+        eprintln!("{what}: {error} ({took:?})");
+    }
+}
+
+/// Redirects the image manifest GET of a pushed image back to itself, then along an endless chain
+/// of new URLs on the same host, and checks `download` stops (exit 1) with a message naming the
+/// redirect limit of 5 and the URL, nothing written. Returns the requests the proxy saw for that
+/// path, per variant.
+fn redirect_loop() -> Option<Vec<usize>> {
+    let image = Image::pushed(Kind::Distribution)?;
+    let path = manifest_path("1.0");
+    let mut hops = Vec::new();
+    for endless in [false, true] {
+        let target = path.clone();
+        let proxy = Proxy::start(
+            &image.registry.host,
+            Plan::new().on(get(path.clone()), move |_, n| {
+                if endless {
+                    Action::redirect(format!("{target}?hop={}", n + 1))
+                } else {
+                    Action::redirect(target.clone())
+                }
+            }),
+        );
+        let out = image.tmp.path().join(format!("out-{endless}"));
+        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
+            image.download(&proxy, &out)
+        });
+        let error = error_line(&report);
+        assert!(
+            error.contains("more than 5 redirects") && error.contains(&path),
+            "{error}"
+        );
+        let seen = proxy.matching(|r| r.path() == path).len();
+        eprintln!("endless {endless}: {seen} requests: {error}");
+        hops.push(seen);
+    }
+    Some(hops)
+}
+
+/// Case 33: the image manifest GET redirects to itself, and along an endless chain of new URLs on
+/// the same host: `download` stops (exit 1) with a message naming the limit of 5 redirects, after
+/// a bounded number of requests (6 per attempt, under the retry policy's 5 attempts).
+#[test]
+fn a_redirect_loop_stops_after_5_redirects() {
+    let Some(hops) = redirect_loop() else {
+        return;
+    };
+    for seen in hops {
+        assert!((6..=30).contains(&seen), "{seen} requests");
+    }
+}
+
+/// Case 33, strictly: a redirect loop is the server's answer, not a transport failure worth
+/// retrying — the client makes the first request and follows at most 5 redirects, 6 requests.
+#[test]
+fn a_redirect_loop_is_not_retried() {
+    let Some(hops) = redirect_loop() else {
+        return;
+    };
+    assert_eq!(hops, [6, 6], "the first request and 5 redirects, once");
+}
+
+/// Case 34: error answers with huge bodies. One attestation's blob GET is answered 404 with an
+/// endless chunked body: that attestation is refused by name with the status (exit 3). The image
+/// manifest GET is answered 500 with a 5 GiB `Content-Length`, then with an endless body: the
+/// run fails (exit 1) naming the operation and the status. Each error body went out only as far
+/// as socket buffers take it (the client reads at most a few KiB of it); nothing is written.
+#[test]
+fn huge_error_bodies_are_read_bounded() {
+    let Some(image) = Image::signed(Kind::Distribution) else {
+        return;
+    };
+    let target = image.attestation(NODE, "node", CDX);
+    let blob = image.manifest(&target)["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let blob_path = format!("/v2/{REPO}/blobs/{blob}");
+    let proxy = Proxy::start(
+        &image.registry.host,
+        Plan::new().on(get(blob_path.clone()), |_, _| Action::Stream {
+            status: 404,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            length: None,
+            limit: 1 << 30,
+        }),
+    );
+    let out = image.tmp.path().join("out-blob");
+    fails_closed(
+        image.tmp.path(),
+        &out,
+        3,
+        &[(&target, "registry answered 404")],
+        || image.download(&proxy, &out),
+    );
+    let served = proxy.matching(|r| r.path() == blob_path);
+    assert_eq!(served.len(), 1, "{}", proxy.summary());
+    assert!(served[0].sent <= SLACK, "{} went out", mib(served[0].sent));
+
+    let path = manifest_path("1.0");
+    for length in [Some(FIVE_GIB), None] {
+        let proxy = Proxy::start(
+            &image.registry.host,
+            Plan::new().on(get(path.clone()), move |_, _| Action::Stream {
+                status: 500,
+                headers: vec![("Content-Type".into(), "text/plain".into())],
+                length,
+                limit: 1 << 30,
+            }),
+        );
+        let out = image.tmp.path().join(format!("out-{}", length.is_some()));
+        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
+            image.download(&proxy, &out)
+        });
+        let error = error_line(&report);
+        assert!(
+            error.contains("GET manifest ")
+                && error.contains(&format!("/{REPO}:1.0: registry answered 500")),
+            "{error}"
+        );
+        assert!(error.len() < 1024, "the error line holds the body: {error}");
+        let served = proxy.matching(|r| r.path() == path);
+        // 5xx is retried under the policy (5 attempts in all).
+        assert!((1..=5).contains(&served.len()), "{}", proxy.summary());
+        for r in &served {
+            assert!(r.sent <= SLACK, "{} of an error body went out", mib(r.sent));
+        }
+    }
+}
+
+/// Makes the registry (the proxy) ask a pushed image's client for a Bearer token from a realm on
+/// its own host, and answers the token request 200 with a 5 GiB `Content-Length`, then with an
+/// endless chunked body. Checks `download` fails closed (exit 1) with a message giving the 64 KiB
+/// token limit, asked once, the proxy getting out no more than socket buffers hold. Returns the
+/// `ERROR` lines.
+fn endless_token() -> Option<Vec<String>> {
+    let image = Image::pushed(Kind::Ferro)?;
+    let mut errors = Vec::new();
+    for length in [Some(FIVE_GIB), None] {
+        let proxy_host = Arc::new(std::sync::OnceLock::<String>::new());
+        let host = Arc::clone(&proxy_host);
+        let proxy = Proxy::start(
+            &image.registry.host,
+            Plan::new()
+                .on(
+                    |r| r.path() == "/token",
+                    move |_, _| Action::Stream {
+                        status: 200,
+                        headers: vec![("Content-Type".into(), "application/json".into())],
+                        length,
+                        limit: 1 << 30,
+                    },
+                )
+                .on(
+                    |r| r.header("authorization") != Some("Bearer t"),
+                    move |_, _| Action::Respond {
+                        status: 401,
+                        headers: vec![(
+                            "WWW-Authenticate".into(),
+                            format!(
+                                "Bearer realm=\"http://{}/token\",service=\"x\"",
+                                host.get().unwrap()
+                            ),
+                        )],
+                        body: br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec(),
+                    },
+                ),
+        );
+        proxy_host.set(proxy.host.clone()).unwrap();
+        let out = image.tmp.path().join(format!("out-{}", length.is_some()));
+        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
+            image.download(&proxy, &out)
+        });
+        let error = error_line(&report).to_string();
+        assert!(error.contains("exceeds the 65536-byte limit"), "{error}");
+        let tokens = proxy.matching(|r| r.path() == "/token");
+        assert_eq!(tokens.len(), 1, "{}", proxy.summary());
+        assert!(
+            tokens[0].sent <= SLACK,
+            "{} of the token response went out",
+            mib(tokens[0].sent)
+        );
+        // Nothing was let through without the token.
+        assert!(
+            proxy.requests().iter().all(|r| r.action != "forward"),
+            "{}",
+            proxy.summary()
+        );
+        errors.push(error);
+    }
+    Some(errors)
+}
+
+/// Case 35: the token endpoint of a Bearer challenge (a realm on the registry's own host) answers
+/// with a 5 GiB `Content-Length`, then with an endless chunked body: `download` fails (exit 1) at
+/// the 64 KiB token limit, saying so, after one token request that read no more than the limit;
+/// nothing is written.
+#[test]
+fn an_endless_token_response_is_read_bounded() {
+    endless_token();
+}
+
+/// Case 35, the message: the error must say that the token request failed, and where it went —
+/// not only a byte count.
+#[test]
+fn an_endless_token_response_error_names_the_token_realm() {
+    let Some(errors) = endless_token() else {
+        return;
+    };
+    for error in errors {
+        assert!(error.contains("token"), "{error}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// C. Referrers API detection and the fallback index (cases 36, 37, 40, 43).
+// ---------------------------------------------------------------------------------------------
+
+/// What a plain HTTP reader finds in the image's `sha256-<hex>` index: the listed digests.
+fn fallback_listed(image: &Image) -> Vec<String> {
+    let (status, body) = image.curl("GET", &image.fallback_path(), OCI_INDEX, None);
+    assert_eq!(status, 200, "no sha256-<hex> index");
+    let index: Value = serde_json::from_slice(&body).unwrap();
+    let mut listed: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap().to_string())
+        .collect();
+    listed.sort();
+    listed
+}
+
+/// The referrer manifest digests of a `sign --json` report (7 attestations and the image
+/// signature), sorted.
+fn reported(report: &Value) -> Vec<String> {
+    let entries = report["attestations"].as_array().unwrap();
+    let (attestations, signatures) = split_image_signatures(entries);
+    assert_eq!((attestations.len(), signatures.len()), (7, 1), "{report:#}");
+    let mut digests: Vec<String> = entries
+        .iter()
+        .map(|a| a["manifest-digest"].as_str().unwrap().to_string())
+        .collect();
+    digests.sort();
+    digests
+}
+
+/// Case 36: Distribution (no Referrers API) behind a proxy that adds `OCI-Subject` to every
+/// referrer manifest push — with another digest than the image's while the proxy makes the
+/// referrers endpoint answer (an empty page), and with the image's own digest while the endpoint
+/// 404s as Distribution's does. Neither is a registry that indexes referrers: `sign` reports no
+/// Referrers API and writes the `sha256-<hex>` index, which a plain HTTP reader finds listing
+/// every attestation and the image signature; `ls` through the same proxy lists all 8.
+#[test]
+fn an_oci_subject_header_that_cannot_be_trusted_leads_to_the_fallback_index() {
+    for wrong_digest in [true, false] {
+        let Some(image) = Image::pushed(Kind::Distribution) else {
+            return;
+        };
+        let announced = if wrong_digest {
+            sha256(b"another image")
+        } else {
+            image.digest.clone()
+        };
+        let referrers = image.referrers_path();
+        let mut plan = Plan::new().on(
+            |r| r.method == "PUT" && r.path().contains("/manifests/sha256:"),
+            move |_, _| Action::Rewrite {
+                status: None,
+                headers: vec![("OCI-Subject".into(), announced.clone())],
+                body: Vec::new(),
+            },
+        );
+        if wrong_digest {
+            plan = plan.on(get(referrers.clone()), |_, _| Action::Respond {
+                status: 200,
+                headers: vec![("Content-Type".into(), OCI_INDEX.into())],
+                body: index_of(Vec::new()),
+            });
+        }
+        let proxy = Proxy::start(&image.registry.host, plan);
+        let report: Value = serde_json::from_str(&ok(image.sign(&proxy))).unwrap();
+        let case = if wrong_digest {
+            "OCI-Subject with another digest"
+        } else {
+            "OCI-Subject without a Referrers API"
+        };
+        assert_eq!(report["referrers-api"], false, "{case}: {report:#}");
+        assert_eq!(report["pushed"], 8, "{case}: {report:#}");
+        assert!(
+            report["index-writes"].as_u64() >= Some(1),
+            "{case}: {report:#}"
+        );
+        let pushes =
+            proxy.matching(|r| r.method == "PUT" && r.path().contains("/manifests/sha256:"));
+        assert_eq!(pushes.len(), 8, "{case}: {}", proxy.summary());
+        assert!(
+            pushes
+                .iter()
+                .all(|r| r.action == "rewrite" && r.status == Some(201)),
+            "{case}: {}",
+            proxy.summary()
+        );
+        assert_eq!(fallback_listed(&image), reported(&report), "{case}");
+        let listed: Vec<Value> = serde_json::from_str(&ok(image.ls(&proxy))).unwrap();
+        assert_eq!(listed.len(), 8, "{case}: {listed:#?}");
+    }
+}
+
+/// Case 37: the Referrers API answers 401 even with credentials, 200 with an HTML login page, and
+/// a redirect to such a page — on Distribution, whose `sha256-<hex>` index does hold the signed
+/// attestations. `download` and `ls` fail (exit 1) naming the referrers request; they do not fall
+/// back silently (to the index: success, or to nothing: exit 4). Nothing is written.
+#[test]
+fn a_referrers_endpoint_answering_401_or_a_login_page_is_an_error() {
+    let Some(image) = Image::signed(Kind::Distribution) else {
+        return;
+    };
+    let path = image.referrers_path();
+    let html = b"<!DOCTYPE html><html><body><form action=\"/login\">Sign in</form></body></html>";
+    let login = |_: &RequestInfo, _: usize| Action::Respond {
+        status: 200,
+        headers: vec![("Content-Type".into(), "text/html; charset=utf-8".into())],
+        body: html.to_vec(),
+    };
+    let variants: Vec<(&str, Plan, &str)> = vec![
+        (
+            "401",
+            Plan::new().on(get(path.clone()), |_, _| Action::Respond {
+                status: 401,
+                headers: vec![("WWW-Authenticate".into(), "Basic realm=\"cnb-test\"".into())],
+                body: br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec(),
+            }),
+            "access denied (401)",
+        ),
+        (
+            "login page",
+            Plan::new().on(get(path.clone()), login),
+            "malformed referrers of",
+        ),
+        (
+            "redirect to a login page",
+            Plan::new()
+                .on(get(path.clone()), |_, _| {
+                    Action::redirect("/login?next=referrers")
+                })
+                .on(|r| r.path() == "/login", login),
+            "malformed referrers of",
+        ),
+    ];
+    for (case, plan, reason) in variants {
+        let proxy = Proxy::start(&image.registry.host, plan);
+        let out = image
+            .tmp
+            .path()
+            .join(format!("out-{}", case.replace(' ', "-")));
+        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
+            image.download(&proxy, &out)
+        });
+        let listed = image.ls(&proxy);
+        assert_eq!(listed.status.code(), Some(1), "{case}:\n{}", text(&listed));
+        for report in [report, text(&listed)] {
+            let error = error_line(&report);
+            assert!(
+                error.contains(reason) && error.contains(&image.digest),
+                "{case}: {error}"
+            );
+        }
+        // The credentials were offered to the endpoint, and refused.
+        let asked = proxy.matching(|r| r.path() == path);
+        assert!(
+            asked
+                .iter()
+                .any(|r| r.request.header("authorization").is_some()),
+            "{case}:\n{}",
+            proxy.summary()
+        );
+    }
+}
+
+/// Case 40: Distribution behind a proxy that behaves like a registry honouring `If-Match`: it
+/// gives every read of the `sha256-<hex>` index an ETag, and answers the first conditional index
+/// write with 412 after another writer changed the index in between (adding its own referrer).
+/// The signer reads the index again and writes it with the new ETag; it succeeds, and a plain
+/// HTTP reader finds the index listing the other writers' referrers (the one there before and the
+/// one added during the race) and every one of ours.
+#[test]
+fn a_412_on_a_conditional_index_write_is_retried_from_a_fresh_read() {
+    let Some(image) = Image::pushed(Kind::Distribution) else {
+        return;
+    };
+    // Another tool's referrer is listed already, so the signer reads an index with an ETag.
+    let (_, before) = image.push_foreign_referrer("before");
+    let (raced_bytes, raced) = image.push_foreign_referrer("raced");
+    let entry = |digest: &str, size: usize| json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": size, "artifactType": FOREIGN});
+    let (_, before_bytes) = image.curl("GET", &manifest_path(&before), OCI_MANIFEST, None);
+    let fallback_tag = format!("sha256-{}", &image.digest[7..]);
+    image.put_manifest(
+        &fallback_tag,
+        OCI_INDEX,
+        &index_of(vec![entry(&before, before_bytes.len())]),
+    );
+
+    let index_path = image.fallback_path();
+    let registry = image.registry.host.clone();
+    let creds = image.registry.creds().unwrap();
+    let raced_entry = entry(&raced, raced_bytes.len());
+    let concurrent_writes = Arc::new(AtomicUsize::new(0));
+    let writes = Arc::clone(&concurrent_writes);
+    let race_path = index_path.clone();
+    let url = format!("http://{registry}{index_path}");
+    let plan = Plan::new()
+        .on(get(index_path.clone()), |_, n| Action::Amend {
+            status: None,
+            headers: vec![("ETag".into(), format!("\"read-{n}\""))],
+        })
+        .on(
+            move |r| r.method == "PUT" && r.path() == race_path && r.header("if-match").is_some(),
+            move |_, n| {
+                if n > 0 {
+                    return Action::Forward;
+                }
+                // Another writer gets in between the signer's read and its write.
+                let current = Command::new("curl")
+                    .args(["-s", "-f", "-u", &creds, "-H"])
+                    .arg(format!("Accept: {OCI_INDEX}"))
+                    .arg(&url)
+                    .output()
+                    .unwrap();
+                let mut index: Value = serde_json::from_slice(&current.stdout).unwrap();
+                index["manifests"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(raced_entry.clone());
+                let mut put = Command::new("curl")
+                    .args(["-s", "-f", "-X", "PUT", "-u", &creds, "-H"])
+                    .arg(format!("Content-Type: {OCI_INDEX}"))
+                    .args(["--data-binary", "@-"])
+                    .arg(&url)
+                    .stdin(Stdio::piped())
+                    .stdout(Stdio::null())
+                    .spawn()
+                    .unwrap();
+                put.stdin
+                    .take()
+                    .unwrap()
+                    .write_all(&serde_json::to_vec(&index).unwrap())
+                    .unwrap();
+                assert!(put.wait().unwrap().success());
+                writes.fetch_add(1, Ordering::SeqCst);
+                Action::Respond {
+                    status: 412,
+                    headers: vec![],
+                    body: br#"{"errors":[{"code":"PRECONDITION_FAILED"}]}"#.to_vec(),
+                }
+            },
+        );
+    let proxy = Proxy::start(&image.registry.host, plan);
+    let out = image.sign(&proxy);
+    let report: Value = serde_json::from_str(&ok(out)).unwrap();
+    assert_eq!(report["pushed"], 8, "{report:#}\n{}", proxy.summary());
+    assert_eq!(
+        concurrent_writes.load(Ordering::SeqCst),
+        1,
+        "{}",
+        proxy.summary()
+    );
+
+    // Every index write was conditional on the ETag of the read just before it.
+    let on_index = proxy.matching(|r| r.path() == index_path);
+    let mut last_etag = None;
+    let mut puts = Vec::new();
+    let mut reads = 0;
+    for r in &on_index {
+        match r.request.method.as_str() {
+            "GET" => {
+                last_etag = Some(format!("\"read-{reads}\""));
+                reads += 1;
+            }
+            "PUT" => {
+                assert_eq!(
+                    r.request.header("if-match").map(str::to_string),
+                    last_etag,
+                    "{}",
+                    proxy.summary()
+                );
+                puts.push(r.status);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(puts, [Some(412), Some(201)], "{}", proxy.summary());
+    let refused = on_index.iter().position(|r| r.status == Some(412)).unwrap();
+    assert!(
+        on_index[refused + 1..]
+            .iter()
+            .take_while(|r| r.request.method != "PUT")
+            .any(|r| r.request.method == "GET"),
+        "the index was not read again after the 412:\n{}",
+        proxy.summary()
+    );
+
+    let mut expected = reported(&report);
+    expected.extend([before, raced]);
+    expected.sort();
+    assert_eq!(fallback_listed(&image), expected);
+}
+
+/// Case 43: the Referrers API listing (ferro, which applies no `artifactType` filter since none is
+/// asked for) holds, besides our referrers, a foreign artifact about the image (a scan report with
+/// its own artifact type). `download` ignores it — it never fetches its blob — and writes exactly
+/// the input SBOMs (exit 0). `ls` shows it for what it is: listed with no attestation format, its
+/// artifact type, and the problem that it is not a format this tool reads.
+#[test]
+fn a_foreign_referrer_is_ignored_by_download_and_shown_as_foreign_by_ls() {
+    let Some(image) = Image::signed(Kind::Ferro) else {
+        return;
+    };
+    let (manifest, foreign) = image.push_foreign_referrer("scan");
+    let manifest: Value = serde_json::from_slice(&manifest).unwrap();
+    let foreign_blob = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (status, listing) = image.curl("GET", &image.referrers_path(), OCI_INDEX, None);
+    assert_eq!(status, 200);
+    assert!(
+        String::from_utf8_lossy(&listing).contains(&foreign),
+        "ferro does not list the foreign referrer"
+    );
+    let proxy = Proxy::start(&image.registry.host, Plan::new());
+    let out = image.tmp.path().join("out");
+    let output = image.download(&proxy, &out);
+    assert_downloaded_all(&image, &out, &output);
+    assert!(
+        !text(&output).contains(&foreign),
+        "download reported the foreign referrer:\n{}",
+        text(&output)
+    );
+    assert!(
+        proxy
+            .matching(|r| r.path().ends_with(&foreign_blob))
+            .is_empty(),
+        "the foreign artifact's blob was fetched:\n{}",
+        proxy.summary()
+    );
+
+    let listed: Vec<Value> = serde_json::from_str(&ok(image.ls(&proxy))).unwrap();
+    assert_eq!(listed.len(), 9, "{listed:#?}");
+    let entry = listed
+        .iter()
+        .find(|l| l["manifest-digest"] == foreign.as_str())
+        .unwrap_or_else(|| panic!("{foreign} is not listed: {listed:#?}"));
+    assert_eq!(entry["format"], Value::Null, "{entry:#}");
+    assert_eq!(entry["artifact-type"], FOREIGN, "{entry:#}");
+    assert_eq!(entry["predicate-type"], Value::Null, "{entry:#}");
+    assert!(
+        entry["problem"]
+            .as_str()
+            .is_some_and(|p| p.contains("not an attestation format this tool reads")),
+        "{entry:#}"
+    );
+    let table = ok(image.cli(&proxy, &["ls", &image.reference(&proxy)]));
+    assert!(
+        table.lines().any(|l| l.starts_with("other ")),
+        "the table does not show it as `other`:\n{table}"
+    );
+    let header = table.lines().next().unwrap_or_default();
+    assert!(
+        header.ends_with(": 7 attestation(s), 1 image signature(s), 1 other referrer(s)"),
+        "the header must not count the foreign artifact as an attestation: {header}"
+    );
+}
