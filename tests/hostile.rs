@@ -14,9 +14,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cnb_attest_tests::proxy::{Action, Plan, Proxy, RequestInfo};
+use cnb_attest_tests::closed::{assert_fails_closed, files, mib, outside};
+use cnb_attest_tests::proxy::{get, Action, Plan, Proxy, RequestInfo};
 use cnb_attest_tests::registry::{Kind, Registry};
-use cnb_attest_tests::{bin, fresh_example, key_pair, ok, run, sbom_files, sha256, snapshot, text};
+use cnb_attest_tests::{bin, fresh_example, key_pair, ok, run, sbom_files, sha256, text};
 use cnb_dsse::{Envelope, PasswordSource, Signature, Signer, SigningKey, IN_TOTO_PAYLOAD_TYPE};
 use cnb_intoto::{Statement, StatementVersion, Subject};
 use cnb_referrers::format::{build_referrer, ReferrerParts, StorageFormat};
@@ -308,125 +309,6 @@ fn hints(
 
 fn hex_of(bytes: &[u8]) -> String {
     sha256(bytes)[7..].to_string()
-}
-
-// ---------------------------------------------------------------------------------------------
-// What "failing closed" means, checked the same way for every case.
-// ---------------------------------------------------------------------------------------------
-
-/// Every regular file (and symlink, as `-> target`) under `dir`, relative to it, with its bytes;
-/// empty when `dir` does not exist.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    if !dir.exists() {
-        return BTreeMap::new();
-    }
-    snapshot(dir)
-        .into_iter()
-        .filter(|(_, kind)| kind != "dir")
-        .map(|(rel, kind)| {
-            let path = dir.join(&rel);
-            let bytes = if kind.starts_with("-> ") {
-                kind.into_bytes()
-            } else {
-                fs::read(&path).unwrap()
-            };
-            (rel.to_string_lossy().into_owned(), bytes)
-        })
-        .collect()
-}
-
-/// Everything under `root` except `out` (and what is below it): kind and content hash, or, for
-/// files over 64 MiB (the sparse 5 GiB blobs), size and modification time.
-fn outside(root: &Path, out: &Path) -> BTreeMap<PathBuf, String> {
-    fn walk(root: &Path, dir: &Path, out: &Path, into: &mut BTreeMap<PathBuf, String>) {
-        for entry in fs::read_dir(dir).unwrap() {
-            let path = entry.unwrap().path();
-            let rel = path.strip_prefix(root).unwrap().to_path_buf();
-            if rel.starts_with(out) {
-                continue;
-            }
-            let meta = fs::symlink_metadata(&path).unwrap();
-            let state = if meta.file_type().is_symlink() {
-                format!("-> {}", fs::read_link(&path).unwrap().display())
-            } else if meta.is_dir() {
-                walk(root, &path, out, into);
-                "dir".to_string()
-            } else if meta.len() > 64 << 20 {
-                format!(
-                    "{} bytes, modified {:?}",
-                    meta.len(),
-                    meta.modified().unwrap()
-                )
-            } else {
-                sha256(&fs::read(&path).unwrap())
-            };
-            into.insert(rel, state);
-        }
-    }
-    let mut into = BTreeMap::new();
-    walk(root, root, out.strip_prefix(root).unwrap(), &mut into);
-    into
-}
-
-/// Names of files in `tree` only (for messages).
-fn names(tree: &BTreeMap<String, Vec<u8>>) -> Vec<&String> {
-    tree.keys().collect()
-}
-
-/// Runs `download` into `out` (a fresh directory below `root`) and checks that it failed closed:
-/// exit `code`; one `FAILED <digest> (...): <reason>` line per expected failure and no other; the
-/// files under `out` are exactly `expected`; nothing under `root` outside `out` changed.
-fn assert_fails_closed(
-    root: &Path,
-    out: &Path,
-    download: impl FnOnce() -> Output,
-    code: i32,
-    failures: &[(&str, &str)],
-    expected: &BTreeMap<String, Vec<u8>>,
-) -> String {
-    let before = outside(root, out);
-    let output = download();
-    let report = text(&output);
-    assert_eq!(output.status.code(), Some(code), "exit code:\n{report}");
-    let failed: Vec<&str> = report
-        .lines()
-        .filter(|l| l.starts_with("FAILED "))
-        .collect();
-    for (digest, reason) in failures {
-        let lines: Vec<&&str> = failed.iter().filter(|l| l.contains(digest)).collect();
-        assert_eq!(lines.len(), 1, "one FAILED line naming {digest}:\n{report}");
-        assert!(
-            lines[0].contains(reason),
-            "the FAILED line for {digest} does not give the reason `{reason}`:\n{report}"
-        );
-    }
-    assert_eq!(
-        failed.len(),
-        failures.len(),
-        "FAILED lines other than the expected ones:\n{report}"
-    );
-    let written = files(out);
-    // Fail closed: when an attestation fails, download writes nothing at all (the good SBOMs
-    // included); `expected` is what a run without failures writes.
-    let expected_now = if failures.is_empty() {
-        expected.clone()
-    } else {
-        BTreeMap::new()
-    };
-    assert!(
-        written == expected_now,
-        "files under {}: {:?}, expected {:?}\n{report}",
-        out.display(),
-        names(&written),
-        names(&expected_now)
-    );
-    assert_eq!(
-        outside(root, out),
-        before,
-        "something changed outside {}",
-        out.display()
-    );
-    report
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1278,15 +1160,6 @@ impl Remote {
             .is_some());
         good
     }
-}
-
-fn get(path: String) -> impl Fn(&RequestInfo) -> bool + Send + Sync + 'static {
-    move |r: &RequestInfo| r.method == "GET" && r.path() == path
-}
-
-/// Mebibytes, for messages.
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
 }
 
 /// Cases 19 and 23: the referrer manifest of one attestation is answered with a 5 GiB

@@ -17,11 +17,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use cnb_attest_tests::proxy::{Action, Plan, Proxy, RequestInfo};
+use cnb_attest_tests::closed::{assert_fails_closed, files, mib};
+use cnb_attest_tests::proxy::{get, Action, Plan, Proxy, RequestInfo};
 use cnb_attest_tests::registry::{Kind, Registry};
 use cnb_attest_tests::{
-    bin, fresh_example, key_pair, ok, run, sbom_files, sha256, snapshot, split_image_signatures,
-    text,
+    bin, fresh_example, key_pair, ok, run, sbom_files, sha256, split_image_signatures, text,
 };
 use serde_json::{json, Value};
 
@@ -331,15 +331,6 @@ fn manifest_path(reference: &str) -> String {
     format!("/v2/{REPO}/manifests/{reference}")
 }
 
-fn get(path: String) -> impl Fn(&RequestInfo) -> bool + Send + Sync + 'static {
-    move |r: &RequestInfo| r.method == "GET" && r.path() == path
-}
-
-/// Mebibytes, for messages.
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / (1024.0 * 1024.0))
-}
-
 /// The `ERROR:` line of a failed run.
 fn error_line(report: &str) -> &str {
     report
@@ -348,24 +339,8 @@ fn error_line(report: &str) -> &str {
         .unwrap_or_else(|| panic!("no ERROR line:\n{report}"))
 }
 
-/// Every file under `dir` with its bytes, relative to it; empty when `dir` does not exist.
-fn written(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    if !dir.exists() {
-        return BTreeMap::new();
-    }
-    snapshot(dir)
-        .into_iter()
-        .filter(|(_, kind)| kind != "dir")
-        .map(|(rel, _)| {
-            let bytes = std::fs::read(dir.join(&rel)).unwrap();
-            (rel.to_string_lossy().into_owned(), bytes)
-        })
-        .collect()
-}
-
-/// Runs `command` (a `download` into `out`, a fresh directory below `root`) and checks it failed
-/// closed: exit `code`; one `FAILED <digest> (...): <reason>` line per expected failure and no
-/// other; nothing under `out`; nothing else under `root` changed. Returns stdout + stderr.
+/// [`assert_fails_closed`] for a run that must write nothing at all: exit `code`, one `FAILED`
+/// line per expected failure and no other, nothing under `out`, nothing else under `root` changed.
 fn fails_closed(
     root: &Path,
     out: &Path,
@@ -373,47 +348,7 @@ fn fails_closed(
     failures: &[(&str, &str)],
     command: impl FnOnce() -> Output,
 ) -> String {
-    let rel = out.strip_prefix(root).unwrap().to_path_buf();
-    let outside = || {
-        let mut all = snapshot(root);
-        all.retain(|path, _| !path.starts_with(&rel));
-        all
-    };
-    let before = outside();
-    let output = command();
-    let report = text(&output);
-    assert_eq!(output.status.code(), Some(code), "exit code:\n{report}");
-    let failed: Vec<&str> = report
-        .lines()
-        .filter(|l| l.starts_with("FAILED "))
-        .collect();
-    for (digest, reason) in failures {
-        let lines: Vec<&&str> = failed.iter().filter(|l| l.contains(digest)).collect();
-        assert_eq!(lines.len(), 1, "one FAILED line naming {digest}:\n{report}");
-        assert!(
-            lines[0].contains(reason),
-            "the FAILED line for {digest} does not give the reason `{reason}`:\n{report}"
-        );
-    }
-    assert_eq!(
-        failed.len(),
-        failures.len(),
-        "FAILED lines other than the expected ones:\n{report}"
-    );
-    let files = written(out);
-    assert!(
-        files.is_empty(),
-        "written under {}: {:?}\n{report}",
-        out.display(),
-        files.keys().collect::<Vec<_>>()
-    );
-    assert_eq!(
-        outside(),
-        before,
-        "something changed outside {}",
-        out.display()
-    );
-    report
+    assert_fails_closed(root, out, command, code, failures, &BTreeMap::new())
 }
 
 /// `download` succeeded and wrote exactly the input SBOMs.
@@ -424,7 +359,7 @@ fn assert_downloaded_all(image: &Image, out: &Path, output: &Output) {
         !report.contains("FAILED"),
         "an attestation failed:\n{report}"
     );
-    let files = written(out);
+    let files = files(out);
     assert!(
         files == image.good(),
         "written: {:?}, expected {:?}\n{report}",

@@ -2,6 +2,7 @@
 //! fresh copies of the example, and snapshots that prove nothing was written.
 #![forbid(unsafe_code)]
 
+pub mod closed;
 pub mod proxy;
 pub mod registry;
 

@@ -796,3 +796,8 @@ fn forward(shared: &Shared, request: &RequestInfo, body: &[u8]) -> io::Result<Re
         body,
     })
 }
+
+/// A matcher for `GET` requests of exactly `path`.
+pub fn get(path: String) -> impl Fn(&RequestInfo) -> bool + Send + Sync + 'static {
+    move |r: &RequestInfo| r.method == "GET" && r.path() == path
+}
