@@ -63,6 +63,25 @@ impl Pushed {
         format!("/v2/{REPO}/manifests/{}", self.fallback_tag())
     }
 
+    /// A proxy in front of the registry that answers reads of the `sha256-<hex>` tag with `body`
+    /// (served as `media_type`, with its true digest), as a registry holding that there would.
+    fn serving_at_the_tag(&self, body: Vec<u8>, media_type: &'static str) -> Proxy {
+        let index_path = self.fallback_path();
+        let digest = format!("sha256:{}", hex::encode(Sha256::digest(&body)));
+        let plan = Plan::new().on(
+            move |r| (r.method == "GET" || r.method == "HEAD") && r.path() == index_path,
+            move |_, _| Action::Rewrite {
+                status: Some(200),
+                headers: vec![
+                    ("Content-Type".into(), media_type.into()),
+                    ("Docker-Content-Digest".into(), digest.clone()),
+                ],
+                body: body.clone(),
+            },
+        );
+        Proxy::start(&self.registry.host, plan)
+    }
+
     /// What a plain HTTP reader finds in the `sha256-<hex>` index (None: no index).
     fn listed(&self) -> Option<Vec<String>> {
         let (status, body) = self.registry.curl(&self.fallback_path(), OCI_INDEX);
@@ -515,20 +534,7 @@ fn a_fallback_tag_that_resolves_to_the_subject_itself() {
         ),
         image.digest
     );
-    let index_path = image.fallback_path();
-    let digest = image.digest.clone();
-    let plan = Plan::new().on(
-        move |r| (r.method == "GET" || r.method == "HEAD") && r.path() == index_path,
-        move |_, _| Action::Rewrite {
-            status: Some(200),
-            headers: vec![
-                ("Content-Type".into(), OCI_MANIFEST.into()),
-                ("Docker-Content-Digest".into(), digest.clone()),
-            ],
-            body: manifest.clone().into_bytes(),
-        },
-    );
-    let proxy = Proxy::start(&image.registry.host, plan);
+    let proxy = image.serving_at_the_tag(manifest.into_bytes(), OCI_MANIFEST);
     let out = image.sign_through(&proxy);
     let all = text(&out);
     assert!(!out.status.success(), "{all}");
@@ -573,20 +579,7 @@ fn a_fallback_tag_holding_something_else_is_never_overwritten() {
         (other_image, OCI_MANIFEST, "not a referrers index"),
         (artifact_index, OCI_INDEX, "its own `subject`"),
     ] {
-        let index_path = image.fallback_path();
-        let digest = format!("sha256:{}", hex::encode(Sha256::digest(body.as_bytes())));
-        let plan = Plan::new().on(
-            move |r| (r.method == "GET" || r.method == "HEAD") && r.path() == index_path,
-            move |_, _| Action::Rewrite {
-                status: Some(200),
-                headers: vec![
-                    ("Content-Type".into(), media_type.into()),
-                    ("Docker-Content-Digest".into(), digest.clone()),
-                ],
-                body: body.clone().into_bytes(),
-            },
-        );
-        let proxy = Proxy::start(&image.registry.host, plan);
+        let proxy = image.serving_at_the_tag(body.into_bytes(), media_type);
         let out = image.sign_through(&proxy);
         let all = text(&out);
         assert!(!out.status.success(), "{all}");
@@ -620,20 +613,7 @@ fn readers_ignore_a_fallback_tag_resolving_to_the_image_where_the_api_answers() 
         OCI_MANIFEST,
     );
     assert_eq!(status, 200);
-    let index_path = image.fallback_path();
-    let digest = image.digest.clone();
-    let plan = Plan::new().on(
-        move |r| (r.method == "GET" || r.method == "HEAD") && r.path() == index_path,
-        move |_, _| Action::Rewrite {
-            status: Some(200),
-            headers: vec![
-                ("Content-Type".into(), OCI_MANIFEST.into()),
-                ("Docker-Content-Digest".into(), digest.clone()),
-            ],
-            body: manifest.clone().into_bytes(),
-        },
-    );
-    let proxy = Proxy::start(&image.registry.host, plan);
+    let proxy = image.serving_at_the_tag(manifest.into_bytes(), OCI_MANIFEST);
     let out_dir = image._tmp.path().join("out");
     let out = run(through(
         Command::new(bin("cnb-attest"))
