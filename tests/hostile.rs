@@ -16,8 +16,12 @@ use std::process::{Command, Output};
 
 use cnb_attest_tests::closed::{assert_fails_closed, files, mib, outside};
 use cnb_attest_tests::proxy::{get, Action, Plan, Proxy, RequestInfo};
-use cnb_attest_tests::registry::{Kind, Registry};
-use cnb_attest_tests::{bin, fresh_example, key_pair, ok, run, sbom_files, sha256, text};
+use cnb_attest_tests::registry::Kind;
+use cnb_attest_tests::signed::{
+    attestation_in, good_files, list_like, SignedImage, BUNDLE, CDX, FIVE_GIB, MAX_MANIFEST, NODE,
+    OCI_INDEX, OCI_MANIFEST, REPO, SPDX,
+};
+use cnb_attest_tests::{bin, fresh_example, key_pair, ok, run, sha256, text};
 use cnb_dsse::{Envelope, PasswordSource, Signature, Signer, SigningKey, IN_TOTO_PAYLOAD_TYPE};
 use cnb_intoto::{Statement, StatementVersion, Subject};
 use cnb_referrers::format::{build_referrer, ReferrerParts, StorageFormat};
@@ -25,20 +29,11 @@ use cnb_referrers::layout::{Image, OciLayout};
 use cnb_referrers::{Descriptor, Digest};
 use serde_json::{json, Value};
 
-const CDX: &str = "https://cyclonedx.org/bom";
-const SPDX: &str = "https://spdx.dev/Document";
 const CDX_MEDIA: &str = "application/vnd.cyclonedx+json";
 const SPDX_MEDIA: &str = "application/spdx+json";
-const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 /// Its one layer, `helper`, has only a Syft SBOM: hostile CycloneDX attestations for it land where
 /// no good attestation writes, so accepting one would show as an extra file.
 const CA: &str = "paketo-buildpacks/ca-certificates";
-const NODE: &str = "paketo-buildpacks/node-engine";
-const FIVE_GIB: u64 = 5 << 30;
-const MAX_MANIFEST: &str = "exceeds the 4194304-byte limit";
-const REPO: &str = "hostile/app";
 
 // ---------------------------------------------------------------------------------------------
 // The example in an OCI layout, and attestations crafted with its key.
@@ -224,21 +219,8 @@ impl Example {
         let out = ok(run(Command::new(bin("cnb-attest"))
             .args(["ls", "--json"])
             .arg(self.reference())));
-        let listed: Value = serde_json::from_str(&out).unwrap();
-        listed
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|l| {
-                l["buildpack"] == buildpack
-                    && l["layer"] == layer
-                    && l["predicate-type"] == predicate_type
-            })
-            .unwrap_or_else(|| panic!("{buildpack}:{layer} {predicate_type} in {listed:#}"))
-            ["manifest-digest"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        let listed: Vec<Value> = serde_json::from_str(&out).unwrap();
+        attestation_in(&listed, buildpack, layer, predicate_type)
     }
 
     fn download(&self, out: &Path, extra: &[&str]) -> Output {
@@ -257,13 +239,6 @@ impl Example {
     fn good(&self) -> BTreeMap<String, Vec<u8>> {
         good_files(&self.layers)
     }
-}
-
-fn good_files(layers: &Path) -> BTreeMap<String, Vec<u8>> {
-    sbom_files(layers)
-        .into_iter()
-        .map(|(rel, bytes)| (format!("layers/sbom/launch/{rel}"), bytes))
-        .collect()
 }
 
 /// A small CycloneDX document, recognisable by `tag`.
@@ -1057,109 +1032,33 @@ fn a_refused_symlink_names_the_attestation_whose_file_it_blocks() {
 // ---------------------------------------------------------------------------------------------
 
 /// The example pushed to a CNCF Distribution registry and signed there by the CLI.
-struct Remote {
-    registry: Registry,
-    tmp: tempfile::TempDir,
-    layers: PathBuf,
-    /// The image manifest digest.
-    digest: String,
-    /// `ls --json` of the signed image.
-    listed: Vec<Value>,
+fn remote() -> Option<SignedImage> {
+    SignedImage::signed(Kind::Distribution)
 }
 
-impl Remote {
-    fn start() -> Option<Remote> {
-        let registry = Registry::start(Kind::Distribution)?;
-        let tmp = tempfile::tempdir().unwrap();
-        let (layers, image) = fresh_example(tmp.path());
-        key_pair(&tmp.path().join("k"), "");
-        let reference = registry.push_layout(&image, REPO, "1.0");
-        let digest = registry.digest_of(&reference);
-        let direct = |command: &mut Command| -> String {
-            ok(run(command
-                .env("CNB_REGISTRY_AUTH", registry.cnb_registry_auth())
-                .env("CNB_INSECURE_REGISTRIES", &registry.host)
-                .env("DOCKER_CONFIG", "/nonexistent")))
-        };
-        direct(
-            Command::new(bin("cnb-attest"))
-                .args(["sign", &reference, "--layers"])
-                .arg(&layers)
-                .arg("--key")
-                .arg(tmp.path().join("k/cosign.key"))
-                .env("COSIGN_PASSWORD", ""),
-        );
-        let listed = direct(Command::new(bin("cnb-attest")).args(["ls", "--json", &reference]));
-        let listed: Vec<Value> = serde_json::from_str::<Value>(&listed)
-            .unwrap()
-            .as_array()
-            .unwrap()
-            .clone();
-        Some(Remote {
-            registry,
-            tmp,
-            layers,
-            digest,
-            listed,
-        })
-    }
-
-    /// The manifest digest of the attestation for a buildpack, layer and predicate type.
-    fn attestation(&self, buildpack: &str, layer: &str, predicate_type: &str) -> String {
-        self.listed
-            .iter()
-            .find(|l| {
-                l["buildpack"] == buildpack
-                    && l["layer"] == layer
-                    && l["predicate-type"] == predicate_type
-            })
-            .unwrap()["manifest-digest"]
+/// The attestation blob's descriptor (digest, size) of a referrer manifest, read with curl.
+fn layer_of(remote: &SignedImage, manifest: &str) -> (String, u64) {
+    let (status, body) = remote
+        .registry
+        .curl(&format!("/v2/{REPO}/manifests/{manifest}"), OCI_MANIFEST);
+    assert_eq!(status, 200, "{body}");
+    let manifest: Value = serde_json::from_str(&body).unwrap();
+    (
+        manifest["layers"][0]["digest"]
             .as_str()
             .unwrap()
-            .to_string()
-    }
+            .to_string(),
+        manifest["layers"][0]["size"].as_u64().unwrap(),
+    )
+}
 
-    /// The attestation blob's descriptor (digest, size) of a referrer manifest, read with curl.
-    fn layer_of(&self, manifest: &str) -> (String, u64) {
-        let (status, body) = self
-            .registry
-            .curl(&format!("/v2/{REPO}/manifests/{manifest}"), OCI_MANIFEST);
-        assert_eq!(status, 200, "{body}");
-        let manifest: Value = serde_json::from_str(&body).unwrap();
-        (
-            manifest["layers"][0]["digest"]
-                .as_str()
-                .unwrap()
-                .to_string(),
-            manifest["layers"][0]["size"].as_u64().unwrap(),
-        )
-    }
-
-    /// `cnb-attest download <proxy>/hostile/app:1.0 -o <out>`, credentials keyed by the proxy.
-    fn download_through(&self, proxy: &Proxy, out: &Path) -> Output {
-        use base64::Engine as _;
-        let basic = format!(
-            "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(self.registry.creds().unwrap())
-        );
-        run(Command::new(bin("cnb-attest"))
-            .args(["download", &format!("{}/{REPO}:1.0", proxy.host), "-o"])
-            .arg(out)
-            .arg("--key")
-            .arg(self.tmp.path().join("k/cosign.pub"))
-            .env("CNB_REGISTRY_AUTH", proxy.registry_auth(&basic))
-            .env("CNB_INSECURE_REGISTRIES", &proxy.host)
-            .env("DOCKER_CONFIG", "/nonexistent"))
-    }
-
-    /// The good files minus `except` (relative to `sbom/launch`).
-    fn good_except(&self, except: &str) -> BTreeMap<String, Vec<u8>> {
-        let mut good = good_files(&self.layers);
-        assert!(good
-            .remove(&format!("layers/sbom/launch/{except}"))
-            .is_some());
-        good
-    }
+/// The good files minus `except` (relative to `sbom/launch`).
+fn good_except(remote: &SignedImage, except: &str) -> BTreeMap<String, Vec<u8>> {
+    let mut good = remote.good();
+    assert!(good
+        .remove(&format!("layers/sbom/launch/{except}"))
+        .is_some());
+    good
 }
 
 /// Cases 19 and 23: the referrer manifest of one attestation is answered with a 5 GiB
@@ -1168,7 +1067,7 @@ impl Remote {
 /// other attestations are written.
 #[test]
 fn an_oversized_referrer_manifest_over_http_is_refused_at_the_limit() {
-    let Some(remote) = Remote::start() else {
+    let Some(remote) = remote() else {
         return;
     };
     let target = remote.attestation(NODE, "node", CDX);
@@ -1177,23 +1076,15 @@ fn an_oversized_referrer_manifest_over_http_is_refused_at_the_limit() {
         ("endless chunked body", None, 4u64 << 20),
     ] {
         let path = format!("/v2/{REPO}/manifests/{target}");
-        let proxy = Proxy::start(
-            &remote.registry.host,
-            Plan::new().on(get(path.clone()), move |_, _| Action::Stream {
-                status: 200,
-                headers: vec![("Content-Type".into(), OCI_MANIFEST.into())],
-                length,
-                limit: 1 << 30,
-            }),
-        );
+        let proxy = remote.streaming(&path, 200, OCI_MANIFEST, length);
         let out = remote.tmp.path().join(format!("out-{}", length.is_some()));
         assert_fails_closed(
             remote.tmp.path(),
             &out,
-            || remote.download_through(&proxy, &out),
+            || remote.download(&proxy, &out),
             3,
             &[(&target, MAX_MANIFEST)],
-            &remote.good_except("paketo-buildpacks_node-engine/node/sbom.cdx.json"),
+            &good_except(&remote, "paketo-buildpacks_node-engine/node/sbom.cdx.json"),
         );
         let served = proxy.matching(|r| r.path() == path);
         assert_eq!(
@@ -1219,28 +1110,20 @@ fn an_oversized_referrer_manifest_over_http_is_refused_at_the_limit() {
 /// endless chunked body) and checks the download fails closed naming that attestation. Returns
 /// the FAILED report, the bytes of the body that went out and the descriptor size.
 fn serve_blob(length: Option<u64>, reason: &str) -> Option<(String, u64, u64)> {
-    let remote = Remote::start()?;
+    let remote = remote()?;
     let target = remote.attestation(NODE, "node", CDX);
-    let (blob, size) = remote.layer_of(&target);
+    let (blob, size) = layer_of(&remote, &target);
     assert!(size < 64 * 1024, "{size}");
     let path = format!("/v2/{REPO}/blobs/{blob}");
-    let proxy = Proxy::start(
-        &remote.registry.host,
-        Plan::new().on(get(path.clone()), move |_, _| Action::Stream {
-            status: 200,
-            headers: vec![("Content-Type".into(), "application/octet-stream".into())],
-            length,
-            limit: 1 << 30,
-        }),
-    );
+    let proxy = remote.streaming(&path, 200, "application/octet-stream", length);
     let out = remote.tmp.path().join("out");
     let report = assert_fails_closed(
         remote.tmp.path(),
         &out,
-        || remote.download_through(&proxy, &out),
+        || remote.download(&proxy, &out),
         3,
         &[(&target, reason)],
-        &remote.good_except("paketo-buildpacks_node-engine/node/sbom.cdx.json"),
+        &good_except(&remote, "paketo-buildpacks_node-engine/node/sbom.cdx.json"),
     );
     let served = proxy.matching(|r| r.path() == path);
     assert_eq!(
@@ -1299,7 +1182,7 @@ fn an_attestation_blob_longer_than_its_descriptor_is_cut_at_the_descriptor_size(
 /// limit; nothing is written.
 #[test]
 fn endless_referrer_pages_are_refused_after_the_page_limit() {
-    let Some(remote) = Remote::start() else {
+    let Some(remote) = remote() else {
         return;
     };
     let referrers = format!("/v2/{REPO}/referrers/{}", remote.digest);
@@ -1338,7 +1221,7 @@ fn endless_referrer_pages_are_refused_after_the_page_limit() {
         let report = assert_fails_closed(
             remote.tmp.path(),
             &out,
-            || remote.download_through(&proxy, &out),
+            || remote.download(&proxy, &out),
             1,
             &[],
             &BTreeMap::new(),
@@ -1359,7 +1242,7 @@ fn endless_referrer_pages_are_refused_after_the_page_limit() {
 /// refused); no request is ever made to a path built from them.
 #[test]
 fn digests_with_dot_dot_in_registry_documents_are_refused_before_any_request() {
-    let Some(remote) = Remote::start() else {
+    let Some(remote) = remote() else {
         return;
     };
     let tag_path = format!("/v2/{REPO}/manifests/sha256-{}", &remote.digest[7..]);
@@ -1402,7 +1285,7 @@ fn digests_with_dot_dot_in_registry_documents_are_refused_before_any_request() {
     let report = assert_fails_closed(
         remote.tmp.path(),
         &out,
-        || remote.download_through(&proxy, &out),
+        || remote.download(&proxy, &out),
         1,
         &[],
         &BTreeMap::new(),
@@ -1424,16 +1307,7 @@ fn digests_with_dot_dot_in_registry_documents_are_refused_before_any_request() {
     let manifest = serde_json::to_vec(&manifest).unwrap();
     let crafted = sha256(&manifest);
     let mut listed = index.clone();
-    let mut entry = listed["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["digest"] == target.as_str())
-        .unwrap()
-        .clone();
-    entry["digest"] = json!(crafted);
-    entry["size"] = json!(manifest.len());
-    listed["manifests"].as_array_mut().unwrap().push(entry);
+    list_like(&mut listed, &target, &manifest);
     let proxy = Proxy::start(
         &remote.registry.host,
         Plan::new()
@@ -1458,10 +1332,10 @@ fn digests_with_dot_dot_in_registry_documents_are_refused_before_any_request() {
     assert_fails_closed(
         remote.tmp.path(),
         &out,
-        || remote.download_through(&proxy, &out),
+        || remote.download(&proxy, &out),
         3,
         &[(&crafted, &format!("`{bad}` is not a sha256 digest"))],
-        &good_files(&remote.layers),
+        &remote.good(),
     );
     no_path_requests(&proxy);
 }

@@ -10,33 +10,25 @@
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use cnb_attest_tests::closed::{assert_fails_closed, files, mib};
 use cnb_attest_tests::proxy::{get, Action, Plan, Proxy, RequestInfo};
-use cnb_attest_tests::registry::{Kind, Registry};
-use cnb_attest_tests::{
-    bin, fresh_example, key_pair, ok, run, sbom_files, sha256, split_image_signatures, text,
+use cnb_attest_tests::registry::Kind;
+use cnb_attest_tests::signed::{
+    list_like, SignedImage, BUNDLE, CDX, FIVE_GIB, MAX_MANIFEST, NODE, OCI_INDEX, OCI_MANIFEST,
+    REPO, SPDX,
 };
+use cnb_attest_tests::{ok, run, sha256, split_image_signatures, text};
 use serde_json::{json, Value};
 
-const REPO: &str = "hostile/app";
-const CDX: &str = "https://cyclonedx.org/bom";
-const SPDX: &str = "https://spdx.dev/Document";
-const NODE: &str = "paketo-buildpacks/node-engine";
-const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
-const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
-const BUNDLE: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
 /// An artifact type no attestation reader of this project knows.
 const FOREIGN: &str = "application/vnd.example.scan-report.v1+json";
-const FIVE_GIB: u64 = 5 << 30;
-const MAX_MANIFEST: &str = "exceeds the 4194304-byte limit";
 /// What socket buffers let go out beyond what the client reads.
 const SLACK: u64 = 24 << 20;
 
@@ -44,102 +36,29 @@ const SLACK: u64 = 24 << 20;
 // The example image in a real registry, and the CLI run against it through a proxy.
 // ---------------------------------------------------------------------------------------------
 
-/// The example pushed to a fresh registry (and, for [`Image::signed`], signed there by the CLI).
-struct Image {
-    registry: Registry,
-    tmp: tempfile::TempDir,
-    layers: PathBuf,
-    /// The image manifest digest.
-    digest: String,
-    /// `ls --json` of the signed image (empty when unsigned).
-    listed: Vec<Value>,
+/// The example in a real registry ([`SignedImage`]), with what these cases do to it besides.
+struct Image(SignedImage);
+
+impl std::ops::Deref for Image {
+    type Target = SignedImage;
+
+    fn deref(&self) -> &SignedImage {
+        &self.0
+    }
 }
 
 impl Image {
     /// The example pushed with skopeo, and a key pair; no attestations.
     fn pushed(kind: Kind) -> Option<Image> {
-        let registry = Registry::start(kind)?;
-        let tmp = tempfile::tempdir().unwrap();
-        let (layers, image) = fresh_example(tmp.path());
-        key_pair(&tmp.path().join("k"), "");
-        let reference = registry.push_layout(&image, REPO, "1.0");
-        let digest = registry.digest_of(&reference);
-        Some(Image {
-            registry,
-            tmp,
-            layers,
-            digest,
-            listed: Vec::new(),
-        })
+        SignedImage::pushed(kind).map(Image)
     }
 
     /// [`Image::pushed`], then signed by the CLI talking to the registry directly (7 SBOM
     /// attestations and the image signature).
     fn signed(kind: Kind) -> Option<Image> {
-        let mut image = Image::pushed(kind)?;
-        let host = image.registry.host.clone();
-        let reference = format!("{host}/{REPO}:1.0");
-        ok(run(image
-            .env_for(&host, &mut Command::new(bin("cnb-attest")))
-            .args(["sign", &reference, "--layers"])
-            .arg(&image.layers)
-            .arg("--key")
-            .arg(image.keys().join("cosign.key"))
-            .env("COSIGN_PASSWORD", "")));
-        let listed = ok(run(image
-            .env_for(&host, &mut Command::new(bin("cnb-attest")))
-            .args(["ls", "--json", &reference])));
-        image.listed = serde_json::from_str(&listed).unwrap();
-        assert_eq!(image.listed.len(), 8, "{listed}");
-        Some(image)
-    }
-
-    fn keys(&self) -> PathBuf {
-        self.tmp.path().join("k")
-    }
-
-    /// The environment of a client reaching the registry at `host` (itself or a proxy): the
-    /// registry's credentials keyed by that host, plain HTTP, no docker config.
-    fn env_for<'a>(&self, host: &str, command: &'a mut Command) -> &'a mut Command {
-        let auth = match self.registry.creds() {
-            Some(creds) => format!(
-                "{{\"{host}\": \"Basic {}\"}}",
-                base64::engine::general_purpose::STANDARD.encode(creds)
-            ),
-            None => "{}".to_string(),
-        };
-        command
-            .env("CNB_REGISTRY_AUTH", auth)
-            .env("CNB_INSECURE_REGISTRIES", host)
-            .env("DOCKER_CONFIG", "/nonexistent")
-    }
-
-    /// `<proxy>/hostile/app:1.0`.
-    fn reference(&self, proxy: &Proxy) -> String {
-        format!("{}/{REPO}:1.0", proxy.host)
-    }
-
-    /// `cnb-attest <args...>` reaching the registry through `proxy`.
-    fn cli(&self, proxy: &Proxy, args: &[&str]) -> Output {
-        run(self
-            .env_for(&proxy.host, &mut Command::new(bin("cnb-attest")))
-            .args(args))
-    }
-
-    /// `cnb-attest download <proxy>/hostile/app:1.0 -o <out> --key cosign.pub`.
-    fn download(&self, proxy: &Proxy, out: &Path) -> Output {
-        let key = self.keys().join("cosign.pub");
-        self.cli(
-            proxy,
-            &[
-                "download",
-                &self.reference(proxy),
-                "-o",
-                out.to_str().unwrap(),
-                "--key",
-                key.to_str().unwrap(),
-            ],
-        )
+        let image = SignedImage::signed(kind)?;
+        assert_eq!(image.listed.len(), 8, "{:#?}", image.listed);
+        Some(Image(image))
     }
 
     /// `cnb-attest ls --json <proxy>/hostile/app:1.0`.
@@ -149,29 +68,7 @@ impl Image {
 
     /// `cnb-attest sign <proxy>/hostile/app:1.0 --json` with the example's layers and key.
     fn sign(&self, proxy: &Proxy) -> Output {
-        run(self
-            .env_for(&proxy.host, &mut Command::new(bin("cnb-attest")))
-            .args(["sign", &self.reference(proxy), "--json", "--layers"])
-            .arg(&self.layers)
-            .arg("--key")
-            .arg(self.keys().join("cosign.key"))
-            .env("COSIGN_PASSWORD", ""))
-    }
-
-    /// The manifest digest of the attestation for a buildpack, layer and predicate type.
-    fn attestation(&self, buildpack: &str, layer: &str, predicate_type: &str) -> String {
-        self.listed
-            .iter()
-            .find(|l| {
-                l["buildpack"] == buildpack
-                    && l["layer"] == layer
-                    && l["predicate-type"] == predicate_type
-            })
-            .unwrap_or_else(|| panic!("{buildpack}:{layer} {predicate_type} is not listed"))
-            ["manifest-digest"]
-            .as_str()
-            .unwrap()
-            .to_string()
+        self.sign_at(&proxy.host, &self.reference(proxy), &["--json"])
     }
 
     /// A referrer manifest, read with curl.
@@ -179,14 +76,6 @@ impl Image {
         let (status, body) = self.curl("GET", &manifest_path(digest), OCI_MANIFEST, None);
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         serde_json::from_slice(&body).unwrap()
-    }
-
-    /// The input SBOMs as `download` must write them: `layers/sbom/launch/...`.
-    fn good(&self) -> BTreeMap<String, Vec<u8>> {
-        sbom_files(&self.layers)
-            .into_iter()
-            .map(|(rel, bytes)| (format!("layers/sbom/launch/{rel}"), bytes))
-            .collect()
     }
 
     /// The Referrers API path of the image.
@@ -351,6 +240,40 @@ fn fails_closed(
     assert_fails_closed(root, out, command, code, failures, &BTreeMap::new())
 }
 
+/// `download` through `proxy` into `out` must fail (exit 1) writing nothing, naming no
+/// attestation ([`fails_closed`]): its `ERROR` line.
+fn download_error(image: &Image, proxy: &Proxy, out: &Path) -> String {
+    let report = fails_closed(image.tmp.path(), out, 1, &[], || image.download(proxy, out));
+    error_line(&report).to_string()
+}
+
+/// [`download_error`], and `ls --json` through the same proxy must fail (exit 1) too: the `ERROR`
+/// lines of both, by command. `case` labels a failure.
+fn download_and_ls_errors(
+    image: &Image,
+    proxy: &Proxy,
+    out: &Path,
+    case: &str,
+) -> [(&'static str, String); 2] {
+    let download = download_error(image, proxy, out);
+    let listed = image.ls(proxy);
+    assert_eq!(listed.status.code(), Some(1), "{case}:\n{}", text(&listed));
+    [
+        ("download", download),
+        ("ls", error_line(&text(&listed)).to_string()),
+    ]
+}
+
+/// `proxy` was asked for `path` exactly `times` times.
+fn assert_asked(proxy: &Proxy, path: &str, times: usize) {
+    assert_eq!(
+        proxy.matching(|r| r.path() == path).len(),
+        times,
+        "{}",
+        proxy.summary()
+    );
+}
+
 /// `download` succeeded and wrote exactly the input SBOMs.
 fn assert_downloaded_all(image: &Image, out: &Path, output: &Output) {
     let report = text(output);
@@ -400,23 +323,9 @@ fn oversized_listing(kind: Kind) -> Option<(String, Vec<(String, String)>)> {
             "{kind:?}, {}",
             if length.is_some() { "5 GiB" } else { "endless" }
         );
-        let proxy = Proxy::start(
-            &image.registry.host,
-            Plan::new().on(get(path.clone()), move |_, _| Action::Stream {
-                status: 200,
-                headers: vec![("Content-Type".into(), OCI_INDEX.into())],
-                length,
-                limit: 1 << 30,
-            }),
-        );
+        let proxy = image.streaming(&path, 200, OCI_INDEX, length);
         let out = image.tmp.path().join(format!("out-{}", length.is_some()));
-        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
-            image.download(&proxy, &out)
-        });
-        let listed = image.ls(&proxy);
-        assert_eq!(listed.status.code(), Some(1), "{case}:\n{}", text(&listed));
-        for (command, report) in [("download", report), ("ls", text(&listed))] {
-            let error = error_line(&report).to_string();
+        for (command, error) in download_and_ls_errors(&image, &proxy, &out, &case) {
             assert!(error.contains(MAX_MANIFEST), "{case}, {command}: {error}");
             errors.push((format!("{case}, {command}"), error));
         }
@@ -439,7 +348,7 @@ fn oversized_listing(kind: Kind) -> Option<(String, Vec<(String, String)>)> {
             mib(served.iter().map(|r| r.sent).max().unwrap())
         );
     }
-    Some((image.digest, errors))
+    Some((image.digest.clone(), errors))
 }
 
 /// Case 19 for indexes: the listing of referrers — the Referrers API page (ferro) and the
@@ -508,12 +417,7 @@ fn an_attestation_blob_that_does_not_match_its_digest_is_refused_by_name() {
         &[(&target, &format!("content has digest {tampered}"))],
         || image.download(&proxy, &out),
     );
-    assert_eq!(
-        proxy.matching(|r| r.path() == path).len(),
-        1,
-        "{}",
-        proxy.summary()
-    );
+    assert_asked(&proxy, &path, 1);
 
     let listed: Vec<Value> = serde_json::from_str(&ok(image.ls(&proxy))).unwrap();
     let entry = listed
@@ -570,13 +474,7 @@ fn a_listing_of_more_than_1024_referrers_is_refused_before_any_is_fetched() {
             }),
         );
         let out = image.tmp.path().join(format!("out-{kind:?}"));
-        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
-            image.download(&proxy, &out)
-        });
-        let listed = image.ls(&proxy);
-        assert_eq!(listed.status.code(), Some(1), "{}", text(&listed));
-        for report in [report, text(&listed)] {
-            let error = error_line(&report);
+        for (_, error) in download_and_ls_errors(&image, &proxy, &out, &format!("{kind:?}")) {
             assert!(
                 error.contains("1025 referrers listed, more than the 1024")
                     && error.contains(&image.digest),
@@ -619,25 +517,14 @@ fn a_referrers_link_to_another_origin_is_refused_without_a_request_there() {
             }),
         );
         let out = image.tmp.path().join(format!("out-{}", other.host));
-        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
-            image.download(&proxy, &out)
-        });
-        let listed = image.ls(&proxy);
-        assert_eq!(listed.status.code(), Some(1), "{}", text(&listed));
-        for report in [report, text(&listed)] {
-            let error = error_line(&report);
+        for (_, error) in download_and_ls_errors(&image, &proxy, &out, &origin) {
             assert!(
                 error.contains(&format!("points to another origin ({origin})"))
                     && error.contains(&image.digest),
                 "{error}"
             );
         }
-        assert_eq!(
-            proxy.matching(|r| r.path() == path).len(),
-            2,
-            "{}",
-            proxy.summary()
-        );
+        assert_asked(&proxy, &path, 2);
         assert!(
             other.requests().is_empty(),
             "{origin} was asked:\n{}",
@@ -671,16 +558,7 @@ fn a_listed_referrer_of_another_subject_is_dropped() {
     let (status, listing) = image.curl("GET", &image.referrers_path(), OCI_INDEX, None);
     assert_eq!(status, 200);
     let mut listing: Value = serde_json::from_slice(&listing).unwrap();
-    let mut entry = listing["manifests"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|m| m["digest"] == cdx.as_str())
-        .unwrap()
-        .clone();
-    entry["digest"] = json!(crafted);
-    entry["size"] = json!(bytes.len());
-    listing["manifests"].as_array_mut().unwrap().push(entry);
+    list_like(&mut listing, &cdx, &bytes);
     let listing = serde_json::to_vec(&listing).unwrap();
     let crafted_path = manifest_path(&crafted);
     let proxy = Proxy::start(
@@ -708,12 +586,7 @@ fn a_listed_referrer_of_another_subject_is_dropped() {
     assert!(!digests.contains(&crafted.as_str()), "{digests:?}");
     assert_eq!(listed.len(), 8, "{digests:?}");
     // It was looked at (once per command), not skipped unread.
-    assert_eq!(
-        proxy.matching(|r| r.path() == crafted_path).len(),
-        2,
-        "{}",
-        proxy.summary()
-    );
+    assert_asked(&proxy, &crafted_path, 2);
 }
 
 /// Case 27: the image tag resolves to an index whose entry is another index — listed as one, and
@@ -988,11 +861,8 @@ fn a_gzip_bomb_json_answer_is_not_inflated() {
             .path()
             .join(format!("out-{}", what.replace(' ', "-")));
         let started = Instant::now();
-        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
-            image.download(&proxy, &out)
-        });
+        let error = download_error(&image, &proxy, &out);
         let took = started.elapsed();
-        let error = error_line(&report);
         assert!(error.contains(&reason), "{what}: {error}");
         assert!(
             took < Duration::from_secs(20),
@@ -1034,10 +904,7 @@ fn redirect_loop() -> Option<Vec<usize>> {
             }),
         );
         let out = image.tmp.path().join(format!("out-{endless}"));
-        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
-            image.download(&proxy, &out)
-        });
-        let error = error_line(&report);
+        let error = download_error(&image, &proxy, &out);
         assert!(
             error.contains("more than 5 redirects") && error.contains(&path),
             "{error}"
@@ -1088,15 +955,7 @@ fn huge_error_bodies_are_read_bounded() {
         .unwrap()
         .to_string();
     let blob_path = format!("/v2/{REPO}/blobs/{blob}");
-    let proxy = Proxy::start(
-        &image.registry.host,
-        Plan::new().on(get(blob_path.clone()), |_, _| Action::Stream {
-            status: 404,
-            headers: vec![("Content-Type".into(), "application/json".into())],
-            length: None,
-            limit: 1 << 30,
-        }),
-    );
+    let proxy = image.streaming(&blob_path, 404, "application/json", None);
     let out = image.tmp.path().join("out-blob");
     fails_closed(
         image.tmp.path(),
@@ -1111,20 +970,9 @@ fn huge_error_bodies_are_read_bounded() {
 
     let path = manifest_path("1.0");
     for length in [Some(FIVE_GIB), None] {
-        let proxy = Proxy::start(
-            &image.registry.host,
-            Plan::new().on(get(path.clone()), move |_, _| Action::Stream {
-                status: 500,
-                headers: vec![("Content-Type".into(), "text/plain".into())],
-                length,
-                limit: 1 << 30,
-            }),
-        );
+        let proxy = image.streaming(&path, 500, "text/plain", length);
         let out = image.tmp.path().join(format!("out-{}", length.is_some()));
-        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
-            image.download(&proxy, &out)
-        });
-        let error = error_line(&report);
+        let error = download_error(&image, &proxy, &out);
         assert!(
             error.contains("GET manifest ")
                 && error.contains(&format!("/{REPO}:1.0: registry answered 500")),
@@ -1180,10 +1028,7 @@ fn endless_token() -> Option<Vec<String>> {
         );
         proxy_host.set(proxy.host.clone()).unwrap();
         let out = image.tmp.path().join(format!("out-{}", length.is_some()));
-        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
-            image.download(&proxy, &out)
-        });
-        let error = error_line(&report).to_string();
+        let error = download_error(&image, &proxy, &out);
         assert!(error.contains("exceeds the 65536-byte limit"), "{error}");
         let tokens = proxy.matching(|r| r.path() == "/token");
         assert_eq!(tokens.len(), 1, "{}", proxy.summary());
@@ -1366,13 +1211,7 @@ fn a_referrers_endpoint_answering_401_or_a_login_page_is_an_error() {
             .tmp
             .path()
             .join(format!("out-{}", case.replace(' ', "-")));
-        let report = fails_closed(image.tmp.path(), &out, 1, &[], || {
-            image.download(&proxy, &out)
-        });
-        let listed = image.ls(&proxy);
-        assert_eq!(listed.status.code(), Some(1), "{case}:\n{}", text(&listed));
-        for report in [report, text(&listed)] {
-            let error = error_line(&report);
+        for (_, error) in download_and_ls_errors(&image, &proxy, &out, case) {
             assert!(
                 error.contains(reason) && error.contains(&image.digest),
                 "{case}: {error}"

@@ -5,6 +5,7 @@
 pub mod closed;
 pub mod proxy;
 pub mod registry;
+pub mod signed;
 
 use std::collections::BTreeMap;
 use std::fs;
