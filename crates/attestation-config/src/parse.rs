@@ -9,7 +9,9 @@ use toml::Spanned;
 
 use crate::checks;
 use crate::digest::Digest;
-use crate::error::{line_col, sanitize, Error};
+use cnb_sbom_discovery::text::line_col;
+
+use crate::error::{sanitize, Error};
 use crate::model::{
     AttestationSpec, ImageSection, PredicateSource, PredicateSpec, SignerConfig, SubjectSpec,
 };

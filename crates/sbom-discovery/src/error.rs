@@ -190,19 +190,7 @@ fn in_dir(dir: Option<&Path>) -> String {
 
 /// Escape control characters so that untrusted names cannot garble a terminal.
 pub(crate) fn sanitize(s: &str) -> String {
-    let mut out = String::with_capacity(s.len().min(300));
-    for (i, c) in s.chars().enumerate() {
-        if i >= 256 {
-            out.push('…');
-            break;
-        }
-        if c.is_control() {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    out
+    crate::text::sanitize(s, 256)
 }
 
 /// Strip serde_json's own " at line X column Y" suffix (we report line and column separately).
@@ -212,19 +200,6 @@ pub(crate) fn json_reason(err: &serde_json::Error) -> String {
         message.truncate(idx);
     }
     message
-}
-
-/// 1-based (line, column) of a byte offset; the column counts characters.
-pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
 }
 
 impl Error {
@@ -243,7 +218,9 @@ impl Error {
     }
 
     pub(crate) fn toml(origin: &str, text: &str, err: &toml::de::Error) -> Self {
-        let (line, column) = err.span().map_or((1, 1), |span| line_col(text, span.start));
+        let (line, column) = err
+            .span()
+            .map_or((1, 1), |span| crate::text::line_col(text, span.start));
         Error::Toml {
             origin: origin.to_string(),
             line,

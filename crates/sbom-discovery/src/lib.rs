@@ -51,6 +51,7 @@ mod format;
 mod ids;
 mod index;
 pub mod platform;
+pub mod text;
 
 pub use discover::{
     discover, Discovery, DiscoveryOptions, SbomFile, SbomKind, Scope, DEFAULT_MAX_FILE_SIZE,
