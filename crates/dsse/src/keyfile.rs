@@ -107,6 +107,19 @@ pub fn generate_key_pair(dir: &Path, password: &[u8]) -> Result<KeyPairFiles, Er
         private_key: dir.join(PRIVATE_KEY_FILE_NAME),
         public_key: dir.join(PUBLIC_KEY_FILE_NAME),
     };
+    write_key_pair(&files, password).map(|(files, _)| files)
+}
+
+/// Like [`generate_key_pair`], to the paths in `files` (in one directory), returning the key too.
+pub fn write_key_pair(
+    files: &KeyPairFiles,
+    password: &[u8],
+) -> Result<(KeyPairFiles, SigningKey), Error> {
+    let dir = files
+        .private_key
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     let existing: Vec<PathBuf> = [&files.private_key, &files.public_key]
         .into_iter()
         .filter(|p| p.symlink_metadata().is_ok())
@@ -126,7 +139,7 @@ pub fn generate_key_pair(dir: &Path, password: &[u8]) -> Result<KeyPairFiles, Er
         let _ = std::fs::remove_file(&files.private_key);
         return Err(e);
     }
-    Ok(files)
+    Ok((files.clone(), key))
 }
 
 impl SigningKey {

@@ -50,6 +50,8 @@ mod strict_json;
 
 pub use envelope::{pae, Envelope, Signature, IN_TOTO_PAYLOAD_TYPE, MAX_SIGNATURES};
 pub use error::{Error, IN_MEMORY};
-pub use keyfile::{generate_key_pair, read_private_key, read_public_key, KeyPairFiles};
+pub use keyfile::{
+    generate_key_pair, read_private_key, read_public_key, write_key_pair, KeyPairFiles,
+};
 pub use keys::{Signer, SigningKey, VerifyingKey};
 pub use password::{PasswordSource, DEFAULT_PASSWORD_ENV, MAX_PASSWORD_FILE_SIZE};

@@ -12,6 +12,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod flags;
+
 use std::ffi::OsString;
 use std::fmt;
 use std::process::ExitCode;

@@ -224,9 +224,9 @@ impl OciLayout {
                 path: self.root.clone(),
                 reason: format!("`{what}` has unsupported media type {}", one.media_type),
             }),
-            [] => Err(Error::Layout {
+            [] => Err(Error::NoSuchImage {
                 path: self.root.clone(),
-                reason: format!("no image `{what}` in index.json"),
+                selector: what.to_string(),
             }),
             many => Err(Error::Layout {
                 path: self.root.clone(),

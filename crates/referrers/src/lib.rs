@@ -25,10 +25,22 @@ mod digest;
 pub mod format;
 pub mod layout;
 pub mod manifest;
+pub mod reference;
 
 pub use digest::Digest;
 pub use format::{build_referrer, decode_layer, Referrer, ReferrerParts, StorageFormat};
 pub use manifest::{Descriptor, ImageConfig, ImageIndex, ImageManifest};
+pub use reference::{ImageRef, ReferenceError, Repository};
+
+/// What happened to one stored referrer, in a layout or a registry.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Status {
+    /// Newly stored (pushed).
+    Pushed,
+    /// Already there before this run.
+    AlreadyPresent,
+}
 
 /// What can go wrong storing or reading referrers.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +61,14 @@ pub enum Error {
         path: PathBuf,
         /// Why.
         reason: String,
+    },
+    /// The layout's `index.json` lists no image by that tag or digest.
+    #[error("OCI layout {}: no image `{selector}` in index.json", path.display())]
+    NoSuchImage {
+        /// The layout directory.
+        path: PathBuf,
+        /// The tag or digest asked for.
+        selector: String,
     },
     /// A file is larger than allowed.
     #[error("{}: {size} bytes exceeds the {max}-byte limit", path.display())]

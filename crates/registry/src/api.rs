@@ -9,8 +9,8 @@ use reqwest::header::{
 use reqwest::{Method, StatusCode};
 
 use crate::client::{read_bounded, Client, Request};
-use crate::reference::Repository;
 use crate::Error;
+use crate::Repository;
 
 /// Largest manifest read (the common registry limit).
 pub const MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;

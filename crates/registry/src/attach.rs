@@ -26,8 +26,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::client::Client;
-use crate::reference::Repository;
 use crate::Error;
+use crate::Repository;
 
 /// Blobs at least this large are checked with `HEAD` before upload; smaller ones are uploaded
 /// directly, which costs the same requests as checking and keeps re-uploads cheap.
@@ -67,15 +67,7 @@ impl AttachOptions {
     }
 }
 
-/// What happened to one referrer.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "kebab-case")]
-pub enum Status {
-    /// Newly pushed.
-    Pushed,
-    /// Already attached before this run.
-    AlreadyPresent,
-}
+pub use cnb_referrers::Status;
 
 /// One referrer's result.
 #[derive(Debug, Clone, Serialize)]

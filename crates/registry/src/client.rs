@@ -14,9 +14,9 @@ use reqwest::{Method, StatusCode};
 use zeroize::Zeroizing;
 
 use crate::auth::{Challenge, Credential, Keychain};
-use crate::reference::Repository;
 use crate::retry::RetryPolicy;
 use crate::Error;
+use crate::Repository;
 
 /// Largest token response read.
 const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;

@@ -14,8 +14,8 @@ use serde_json::Value;
 
 use crate::attach::AttachOptions;
 use crate::client::Client;
-use crate::reference::Repository;
 use crate::Error;
+use crate::Repository;
 
 /// cosign refuses more layers than this in one `.sig`/`.att` manifest.
 pub const MAX_LAYERS: usize = 1000;

@@ -13,8 +13,8 @@ use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
 use crate::client::{Client, Request};
-use crate::reference::Repository;
 use crate::Error;
+use crate::Repository;
 
 /// One finding.
 #[derive(Debug, Clone, Serialize)]

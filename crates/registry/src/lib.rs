@@ -27,13 +27,12 @@ pub mod auth;
 mod client;
 pub mod cosign_tag;
 pub mod doctor;
-mod reference;
 pub mod retry;
 
 pub use attach::{attach, AttachOptions, AttachReport};
 pub use auth::{Credential, Keychain};
 pub use client::{Client, ClientOptions, Stats};
-pub use reference::{ImageRef, Repository};
+pub use cnb_referrers::reference::{ImageRef, ReferenceError, Repository};
 pub use retry::RetryPolicy;
 
 /// What can go wrong talking to a registry. Messages name the operation, repository and digest;
@@ -52,8 +51,8 @@ pub enum Error {
     )]
     Deadline(String),
     /// An image reference does not parse.
-    #[error("invalid image reference {0}")]
-    BadReference(String),
+    #[error(transparent)]
+    BadReference(#[from] ReferenceError),
     /// Credentials could not be read or used.
     #[error("registry authentication: {0}")]
     Auth(String),

@@ -147,7 +147,7 @@ pub struct Fetched {
 }
 
 /// Why a referrer's layer is not fetched, or `None` when it should be.
-fn skip_reason(manifest: &ImageManifest) -> Option<String> {
+pub(crate) fn skip_reason(manifest: &ImageManifest) -> Option<String> {
     if StorageFormat::detect(manifest).is_none() {
         return Some(format!(
             "not an attestation format this tool reads (artifactType {})",
@@ -213,166 +213,6 @@ pub fn fetch_layout_selected(
     Ok(all)
 }
 
-/// Every referrer of `image` in a registry (Referrers API, else the tag-schema index), with its
-/// attestation blob.
-pub async fn fetch_registry(
-    client: &cnb_registry::Client,
-    repo: &cnb_registry::Repository,
-    image: &Image,
-) -> Result<Vec<Fetched>, Error> {
-    fetch_registry_selected(client, repo, image, &|_| true).await
-}
-
-/// Like [`fetch_registry`], fetching the manifest and blob only of referrers `select` accepts
-/// (from their listed descriptor: annotations and artifact type, unsigned hints), so asking for one
-/// buildpack's SBOMs downloads only those.
-pub async fn fetch_registry_selected(
-    client: &cnb_registry::Client,
-    repo: &cnb_registry::Repository,
-    image: &Image,
-    select: &(dyn Fn(&Descriptor) -> bool + Sync),
-) -> Result<Vec<Fetched>, Error> {
-    let subject = &image.descriptor.digest;
-    // Readers merge the Referrers API and the tag-schema index: a signer that saw no OCI-Subject
-    // writes the index even where the API answers.
-    let api = client.referrers(repo, subject).await?;
-    let api_answered = api.is_some();
-    let mut listed: Vec<Descriptor> = api.unwrap_or_default();
-    let tag_index = match client.fallback_index(repo, subject).await {
-        // Where the Referrers API answers, a `sha256-<hex>` tag holding something else (some
-        // registries resolve it to the image itself) is simply not a referrers index.
-        Err(cnb_registry::Error::FallbackTagTaken(_)) if api_answered => None,
-        other => other?,
-    };
-    if let Some((index, _)) = tag_index {
-        let bytes = serde_json::to_vec(&index)
-            .map_err(|e| Error::BadImage(format!("{repo}:{}: {e}", subject.fallback_tag())))?;
-        let index = cnb_referrers::ImageIndex::from_json(&bytes)
-            .map_err(|e| Error::BadImage(format!("{repo}:{}: {e}", subject.fallback_tag())))?;
-        for d in index.manifests {
-            if !listed.iter().any(|l| l.digest == d.digest) {
-                listed.push(d);
-            }
-        }
-    }
-    let mut out = Vec::new();
-    if listed.len() > MAX_REFERRERS {
-        return Err(Error::Malformed(format!(
-            "{repo}@{subject}: {} referrers listed, more than the {MAX_REFERRERS} read for one image",
-            listed.len()
-        )));
-    }
-    for descriptor in listed.into_iter().filter(|d| select(d)) {
-        // Every listed entry claims to refer to this image: one that cannot be read is reported,
-        // never silently dropped.
-        let manifest = match client.get_manifest(repo, descriptor.digest.as_str()).await {
-            Ok(Some(fetched)) => {
-                ImageManifest::from_json(&fetched.bytes).map_err(|e| e.to_string())
-            }
-            Ok(None) => Err(format!(
-                "listed referrer {} does not exist",
-                descriptor.digest
-            )),
-            Err(e) => Err(e.to_string()),
-        };
-        // A listed referrer whose manifest names another subject is not this image's.
-        if let Ok(m) = &manifest {
-            if m.subject.as_ref().map(|s| &s.digest) != Some(subject) {
-                continue;
-            }
-        }
-        let layer = match &manifest {
-            Err(problem) => Err(problem.clone()),
-            Ok(manifest) => match skip_reason(manifest) {
-                Some(reason) => Err(reason),
-                None => client
-                    // Bounded by what the descriptor announces, not only by the global cap.
-                    .get_blob(
-                        repo,
-                        &manifest.layers[0].digest,
-                        manifest.layers[0].size.min(MAX_ATTESTATION_BLOB),
-                    )
-                    .await
-                    .map_err(|e| e.to_string()),
-            },
-        };
-        out.push(Fetched {
-            descriptor,
-            manifest,
-            layer,
-            source: "referrer",
-        });
-    }
-    // cosign 2's tag: each layer of `sha256-<hex>.att` is one DSSE envelope, presented as a one-layer
-    // manifest so listing and verification treat it like any referrer.
-    for layer in cnb_registry::cosign_tag::entries(client, repo, subject, "att").await? {
-        if layer.media_type != cnb_referrers::format::DSSE_ENVELOPE || !select(&layer) {
-            continue;
-        }
-        let manifest = ImageManifest {
-            schema_version: 2,
-            media_type: None,
-            artifact_type: Some(cnb_referrers::format::DSSE_ENVELOPE.into()),
-            config: Descriptor::empty(),
-            layers: vec![layer.clone()],
-            subject: Some(image.descriptor.clone()),
-            annotations: layer.annotations.clone(),
-        };
-        let blob = if layer.size > MAX_ATTESTATION_BLOB {
-            Err(format!(
-                "attestation blob of {} bytes exceeds the {MAX_ATTESTATION_BLOB}-byte limit",
-                layer.size
-            ))
-        } else {
-            client
-                .get_blob(repo, &layer.digest, layer.size.min(MAX_ATTESTATION_BLOB))
-                .await
-                .map_err(|e| e.to_string())
-        };
-        out.push(Fetched {
-            descriptor: layer,
-            manifest: Ok(manifest),
-            layer: blob,
-            source: "cosign-att",
-        });
-    }
-    // BuildKit attestation manifests, known from the index the image was reached through.
-    for manifest in &image.buildkit {
-        let bytes = client
-            .get_manifest(repo, manifest.digest.as_str())
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|m| m.map(|m| m.bytes).ok_or_else(|| "missing".to_string()));
-        let mut layers = Vec::new();
-        if let Ok(parsed) = bytes
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|b| ImageManifest::from_json(b).map_err(|e| e.to_string()))
-        {
-            for layer in parsed
-                .layers
-                .iter()
-                .filter(|l| l.media_type == INTOTO_STATEMENT)
-            {
-                let blob = client
-                    .get_blob(repo, &layer.digest, layer.size.min(MAX_ATTESTATION_BLOB))
-                    .await
-                    .map_err(|e| e.to_string());
-                layers.push((layer.digest.clone(), blob));
-            }
-        }
-        out.extend(buildkit_entries(bytes, image, |layer| {
-            layers
-                .iter()
-                .find(|(d, _)| *d == layer.digest)
-                .map(|(_, b)| b.clone())
-                .unwrap_or_else(|| Err("not fetched".into()))
-        }));
-    }
-    within_limits(&out)?;
-    Ok(out)
-}
-
 /// Most referrers read for one image, and most attestation bytes kept in memory for one run: a
 /// registry that lists endless referrers, or many pointing at one huge blob, is refused, not
 /// followed until memory runs out.
@@ -381,7 +221,7 @@ pub const MAX_REFERRERS: usize = 1024;
 pub const MAX_TOTAL_BLOB_BYTES: u64 = 512 * 1024 * 1024;
 
 /// Enforces [`MAX_REFERRERS`] and [`MAX_TOTAL_BLOB_BYTES`] over what was fetched.
-fn within_limits(fetched: &[Fetched]) -> Result<(), Error> {
+pub(crate) fn within_limits(fetched: &[Fetched]) -> Result<(), Error> {
     if fetched.len() > MAX_REFERRERS {
         return Err(Error::Malformed(format!(
             "{} referrers listed: more than the {MAX_REFERRERS} read for one image",
@@ -402,11 +242,11 @@ fn within_limits(fetched: &[Fetched]) -> Result<(), Error> {
 }
 
 /// BuildKit's layer media type: a bare, unsigned in-toto statement.
-const INTOTO_STATEMENT: &str = "application/vnd.in-toto+json";
+pub(crate) const INTOTO_STATEMENT: &str = "application/vnd.in-toto+json";
 
 /// One entry per in-toto layer of a BuildKit attestation manifest, presented as a one-layer
 /// manifest about `image`; `blob` reads a layer (bounded, digest-checked).
-fn buildkit_entries(
+pub(crate) fn buildkit_entries(
     manifest_bytes: Result<Vec<u8>, String>,
     image: &Image,
     mut blob: impl FnMut(&Descriptor) -> Result<Vec<u8>, String>,

@@ -18,6 +18,8 @@ pub mod archive;
 pub mod inspect;
 pub mod layer;
 pub mod path;
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod select;
 pub mod source;
 pub mod tar;
@@ -60,6 +62,7 @@ pub enum Error {
     #[error(transparent)]
     Store(#[from] cnb_referrers::Error),
     /// A registry failed.
+    #[cfg(feature = "registry")]
     #[error(transparent)]
     Registry(#[from] cnb_registry::Error),
     /// The image is not usable.

@@ -3,16 +3,16 @@
 
 use cnb_referrers::layout::{Image, OciLayout};
 use cnb_referrers::{Descriptor, ImageConfig};
+#[cfg(feature = "registry")]
 use cnb_registry::{Client, ImageRef};
 use cnb_sbom_discovery::platform::{LifecycleMetadata, LIFECYCLE_METADATA_LABEL};
 use cnb_sbom_discovery::{BuildpackId, BuildpackIndex};
 
 use crate::archive::{ArchiveImage, DockerArchive};
 use crate::inspect::{self, Fetched};
-use crate::layer::{
-    config_env, extract_from_layout, extract_sbom_layer, layers_mount, sbom_layer_descriptor,
-    LayerLimits, SbomLayer,
-};
+#[cfg(feature = "registry")]
+use crate::layer::{config_env, extract_sbom_layer, layers_mount, sbom_layer_descriptor};
+use crate::layer::{extract_from_layout, LayerLimits, SbomLayer};
 use crate::Error;
 
 /// An opened image and the store it is in.
@@ -25,6 +25,7 @@ pub enum ImageSource {
         image: Box<Image>,
     },
     /// An image in a registry.
+    #[cfg(feature = "registry")]
     Registry {
         /// The client (its request counts are the run's).
         client: Box<Client>,
@@ -46,9 +47,9 @@ impl ImageSource {
     /// The image config (labels, diffIDs).
     pub fn config(&self) -> &ImageConfig {
         match self {
-            ImageSource::Layout { image, .. } | ImageSource::Registry { image, .. } => {
-                &image.config
-            }
+            ImageSource::Layout { image, .. } => &image.config,
+            #[cfg(feature = "registry")]
+            ImageSource::Registry { image, .. } => &image.config,
             ImageSource::Archive { image, .. } => &image.config,
         }
     }
@@ -56,7 +57,9 @@ impl ImageSource {
     /// The image with its manifest, for stores that have one (not a saved daemon image).
     pub fn image(&self) -> Option<&Image> {
         match self {
-            ImageSource::Layout { image, .. } | ImageSource::Registry { image, .. } => Some(image),
+            ImageSource::Layout { image, .. } => Some(image),
+            #[cfg(feature = "registry")]
+            ImageSource::Registry { image, .. } => Some(image),
             ImageSource::Archive { .. } => None,
         }
     }
@@ -84,12 +87,19 @@ impl ImageSource {
             ImageSource::Layout { layout, image } => {
                 inspect::fetch_layout_selected(layout, image, select)
             }
+            #[cfg(feature = "registry")]
             ImageSource::Registry {
                 client,
                 reference,
                 image,
             } => {
-                inspect::fetch_registry_selected(client, &reference.repository, image, select).await
+                crate::registry::fetch_registry_selected(
+                    client,
+                    &reference.repository,
+                    image,
+                    select,
+                )
+                .await
             }
             ImageSource::Archive { .. } => Ok(Vec::new()),
         }
@@ -107,6 +117,7 @@ impl ImageSource {
                 extract_from_layout(layout, image, &index, &limits)
             }
             ImageSource::Archive { archive, image } => archive.sbom_layer(image, &index, &limits),
+            #[cfg(feature = "registry")]
             ImageSource::Registry {
                 client,
                 reference,
@@ -150,6 +161,7 @@ impl ImageSource {
     /// Requests sent so far (registries only).
     pub fn requests(&self) -> Option<u64> {
         match self {
+            #[cfg(feature = "registry")]
             ImageSource::Registry { client, .. } => Some(client.stats().total()),
             _ => None,
         }

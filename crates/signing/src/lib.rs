@@ -21,8 +21,6 @@ use cnb_referrers::{build_referrer, Descriptor, Referrer, ReferrerParts, Storage
 use serde::Serialize;
 use sha2::{Digest as _, Sha256};
 
-#[cfg(feature = "cli")]
-pub mod cli;
 pub mod generate;
 pub mod location;
 pub mod omit;
@@ -69,6 +67,7 @@ pub enum Error {
     #[error("{0}")]
     BadImage(String),
     /// The registry failed.
+    #[cfg(feature = "registry")]
     #[error(transparent)]
     Registry(#[from] cnb_registry::Error),
     /// A signing option is invalid.
@@ -303,7 +302,7 @@ fn describe(spec: &AttestationSpec) -> String {
 }
 
 /// Result of one stored referrer (the same for layouts and registries).
-pub use cnb_registry::attach::Status;
+pub use cnb_referrers::Status;
 
 /// One line of a signing report.
 #[derive(Debug, Clone, Serialize)]
@@ -699,6 +698,7 @@ pub fn sign_layout(
 /// pushed by digest, listed through the Referrers API or the tag-schema index (see
 /// [`cnb_registry::attach()`]). Nothing is pushed unless every attestation could be signed. With
 /// `diff_ids` (the image config's `rootfs.diff_ids`), layer subjects are checked against them.
+#[cfg(feature = "registry")]
 #[allow(clippy::too_many_arguments)]
 pub async fn sign_registry(
     client: &cnb_registry::Client,

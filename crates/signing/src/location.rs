@@ -76,7 +76,7 @@ impl LayoutImage {
     /// normalisation (`index.docker.io`, `library/`), as imgutil's `ParseRefToPath` does.
     pub fn in_layout_dir(layout_dir: &Path, image: &str) -> Result<Self, Error> {
         let reference =
-            cnb_registry::ImageRef::parse(image).map_err(|e| Error::BadImage(e.to_string()))?;
+            cnb_referrers::ImageRef::parse(image).map_err(|e| Error::BadImage(e.to_string()))?;
         let mut dir = layout_dir.join(&reference.repository.host);
         for part in reference.repository.name.split('/') {
             dir.push(part);
@@ -178,7 +178,7 @@ pub enum Target {
     /// An image in an OCI image layout.
     Layout(LayoutImage),
     /// An image in a registry.
-    Registry(cnb_registry::ImageRef),
+    Registry(cnb_referrers::ImageRef),
 }
 
 impl Target {
@@ -189,7 +189,7 @@ impl Target {
             return LayoutImage::parse(text).map(Target::Layout);
         }
         let reference = text.strip_prefix("docker://").unwrap_or(text);
-        cnb_registry::ImageRef::parse(reference)
+        cnb_referrers::ImageRef::parse(reference)
             .map(Target::Registry)
             .map_err(|e| Error::BadImage(format!("{e} (an OCI layout is written oci:<dir>)")))
     }

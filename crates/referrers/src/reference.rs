@@ -1,11 +1,15 @@
-//! Image references, parsed by oci-client's `Reference` (docker's normalisation rules: a name
-//! without a registry is on Docker Hub, a single-component Hub name gets `library/`).
+//! Image references, parsed by oci-spec's `Reference` (the one oci-client uses; docker's
+//! normalisation rules: a name without a registry is on Docker Hub, a single-component Hub name gets
+//! `library/`). Pure: naming an image needs no network stack.
 
 use std::fmt;
 
-use oci_client::Reference;
+use oci_spec::distribution::Reference;
 
-use crate::Error;
+/// An image reference that does not parse.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid image reference {0}")]
+pub struct ReferenceError(pub String);
 
 /// A repository on a registry: the API host (`host[:port]`) and the repository name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -35,10 +39,10 @@ pub struct ImageRef {
 
 impl ImageRef {
     /// Parses `[host[:port]/]name[:tag][@sha256:<hex>]`.
-    pub fn parse(text: &str) -> Result<Self, Error> {
+    pub fn parse(text: &str) -> Result<Self, ReferenceError> {
         let reference: Reference = text
             .parse()
-            .map_err(|e| Error::BadReference(format!("`{text}`: {e}")))?;
+            .map_err(|e| ReferenceError(format!("`{text}`: {e}")))?;
         Ok(ImageRef {
             repository: Repository {
                 host: reference.resolve_registry().to_string(),

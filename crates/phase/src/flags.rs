@@ -1,9 +1,7 @@
-//! Command-line flags shared by `signer` and `cnb-attest` (feature `cli`), so both spell, document
-//! and interpret them the same way.
+//! Command-line flags shared by `signer`, `analyzer` and `cnb-attest`, so each spells, documents
+//! and interprets them the same way; each turns into the facade's option type.
 
-use cnb_registry::{Client, ClientOptions, Keychain};
-
-use crate::{Error, SignOptions};
+use cnb_attest::{Error, SignOptions};
 
 /// How to sign: storage formats, statement version, image signature.
 #[derive(clap::Args, Debug, Clone)]
@@ -24,16 +22,17 @@ pub struct SignFlags {
 impl SignFlags {
     /// The signing options these flags (and `SOURCE_DATE_EPOCH`) ask for.
     pub fn options(&self) -> Result<SignOptions, Error> {
-        SignOptions::from_flags(
+        Ok(SignOptions::from_flags(
             &self.format,
             &self.statement_version,
             &self.image_signature,
             std::env::var("SOURCE_DATE_EPOCH").ok().as_deref(),
-        )
+        )?)
     }
 }
 
 /// How to reach registries.
+#[cfg(feature = "registry")]
 #[derive(clap::Args, Debug, Clone)]
 pub struct RegistryFlags {
     /// Registry (`host[:port]`) to reach over plain HTTP; repeatable. Also CNB_INSECURE_REGISTRIES.
@@ -53,15 +52,30 @@ pub struct RegistryFlags {
     pub timeout: u64,
 }
 
+#[cfg(feature = "registry")]
 impl RegistryFlags {
-    /// A client with these flags, `CNB_INSECURE_REGISTRIES`, and the environment's credentials.
-    pub fn client(&self) -> Result<Client, Error> {
-        let mut options = ClientOptions::default().with_insecure_from_env();
-        options
-            .insecure
-            .extend(self.insecure_registries.iter().cloned());
-        options.debug = self.debug;
-        let options = options.with_timeout(self.timeout);
-        Ok(Client::new(Keychain::from_env()?, options)?)
+    /// The facade's registry options.
+    pub fn options(&self) -> cnb_attest::registry::RegistryOptions {
+        cnb_attest::registry::RegistryOptions {
+            insecure: self.insecure_registries.clone(),
+            debug: self.debug,
+            timeout_seconds: self.timeout,
+        }
+    }
+
+    /// Options to open an image with these flags.
+    pub fn open_options(&self) -> cnb_attest::OpenOptions {
+        cnb_attest::OpenOptions {
+            registry: self.options(),
+            ..cnb_attest::OpenOptions::default()
+        }
+    }
+}
+
+/// `--password-file`, or the `COSIGN_PASSWORD` environment variable.
+pub fn password_source(file: Option<&std::path::Path>) -> cnb_attest::PasswordSource {
+    match file {
+        Some(path) => cnb_attest::PasswordSource::File(path.to_path_buf()),
+        None => cnb_attest::PasswordSource::default_env(),
     }
 }

@@ -1,0 +1,127 @@
+//! `cnb-attest download`: the verified `pack sbom download`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use cnb_attest::restore::{restore, selection, Fallback, Origin, Refusal, RestoreRequest};
+use cnb_attest::{Image, Policy};
+use cnb_phase::flags::RegistryFlags;
+use cnb_phase::{exit, Failure};
+
+use crate::{failure, print_json, run as block_on};
+
+#[derive(Args)]
+pub(crate) struct DownloadArgs {
+    /// The image.
+    image: String,
+    #[command(flatten)]
+    registry: RegistryFlags,
+    /// Output directory (the SBOMs go to `<dir>/layers/sbom/launch/`).
+    #[arg(short = 'o', long = "output-dir", default_value = ".")]
+    output_dir: PathBuf,
+    /// Public key (PEM) the attestations must be signed with.
+    #[arg(long)]
+    key: PathBuf,
+    /// Only this buildpack's SBOMs (its real ID, e.g. paketo-buildpacks/node-engine).
+    #[arg(long)]
+    buildpack: Option<String>,
+    /// Only this format: cdx, spdx or syft.
+    #[arg(long)]
+    format: Option<String>,
+    /// Fail unless every launch layer of each SBOM-producing buildpack has a verified SBOM.
+    #[arg(long)]
+    require_all_layers: bool,
+    /// Several attestations for one SBOM: `all` must verify and agree (default), or the `newest`
+    /// verified one wins (failures are reported, not fatal).
+    #[arg(long, default_value = "all")]
+    policy: String,
+    /// When the image has no SBOM attestations at all, write its SBOM layer instead (what `pack
+    /// sbom download` does; checked against the label's diffID, but not signed).
+    #[arg(long)]
+    sbom_layer_fallback: bool,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
+    let key = cnb_attest::keys::read_public_key(&args.key)
+        .map_err(|e| failure(cnb_attest::Error::Key(e)))?;
+    let invalid = |e: &dyn std::fmt::Display| Failure::new(exit::INVALID_ARGS, e);
+    let selection =
+        selection(args.buildpack.as_deref(), args.format.as_deref()).map_err(|e| invalid(&e))?;
+    let policy: Policy = args.policy.parse().map_err(|e| invalid(&e))?;
+    let request = RestoreRequest {
+        selection,
+        policy,
+        require_all_layers: args.require_all_layers,
+        fallback: if args.sbom_layer_fallback {
+            Fallback::SbomLayer
+        } else {
+            Fallback::Never
+        },
+        ..RestoreRequest::new(key)
+    };
+    let root = args.output_dir.join("layers");
+    let open = args.registry.open_options();
+    let (report, location) = block_on(async {
+        let image = Image::open(&args.image, &open).await?;
+        let report = restore(&image, &request, &root).await?;
+        Ok((report, image.name().to_string()))
+    })?;
+    let unsigned = report.origin == Origin::SbomLayer;
+    if unsigned {
+        eprintln!(
+            "Warning: {location} has no SBOM attestations; writing its SBOM layer, which is not signed"
+        );
+    }
+    if args.json {
+        print_json(&serde_json::json!({
+            "plan": report.plan,
+            "unsigned-sbom-layer": unsigned,
+            "written": report.written,
+            "missing-layers": report.missing_layers,
+            "refusal": report.refusal,
+            "requests": report.requests,
+        }));
+    } else {
+        for path in &report.written {
+            println!("{}", path.display());
+        }
+        for (name, reason) in &report.plan.failures {
+            eprintln!("FAILED {name}: {reason}");
+        }
+        for (name, reason) in &report.plan.warnings {
+            eprintln!("Warning: {name}: {reason}");
+        }
+    }
+    match &report.refusal {
+        Some(Refusal::VerificationFailed { count }) => Err(Failure::new(
+            exit::VERIFY_FAILED,
+            format!("{location}: {count} attestation(s) failed verification; nothing was written"),
+        )),
+        Some(Refusal::MissingLayers { missing }) => Err(Failure::new(
+            exit::VERIFY_FAILED,
+            format!(
+                "{location}: launch layers without a verified SBOM: {}; nothing was written",
+                missing.join(", ")
+            ),
+        )),
+        Some(_) => Err(Failure::new(
+            exit::NO_ATTESTATIONS,
+            format!("{location}: no verified SBOM attestation matches"),
+        )),
+        None => {
+            eprintln!(
+                "{location}: {} verified SBOM(s) written under {}{}",
+                report.written.len(),
+                root.join("sbom").join("launch").display(),
+                report
+                    .requests
+                    .map(|r| format!(" ({r} request(s))"))
+                    .unwrap_or_default()
+            );
+            Ok(exit::OK)
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! `cnb-attest ls` and `cnb-attest verify`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use cnb_attest::{inspect, Image, Listed};
+use cnb_phase::flags::RegistryFlags;
+use cnb_phase::{exit, Failure};
+
+use crate::{failure, print_json, run as block_on};
+
+#[derive(Args)]
+pub(crate) struct VerifyArgs {
+    /// The image.
+    image: String,
+    #[command(flatten)]
+    registry: RegistryFlags,
+    /// Public key (PEM), e.g. cosign.pub.
+    #[arg(long)]
+    key: PathBuf,
+    /// Print the verdicts as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+pub(crate) struct LsArgs {
+    /// The image.
+    image: String,
+    #[command(flatten)]
+    registry: RegistryFlags,
+    /// Print as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn ls(args: LsArgs) -> Result<u8, Failure> {
+    let open = args.registry.open_options();
+    let (listing, location, digest) = block_on(async {
+        let image = Image::open(&args.image, &open).await?;
+        let listing = inspect::list(&image).await?;
+        let digest = image.digest().map(|d| d.to_string()).unwrap_or_default();
+        Ok((listing, image.name().to_string(), digest))
+    })?;
+    if args.json {
+        print_json(&listing);
+    } else {
+        let others = match listing.others() {
+            0 => String::new(),
+            n => format!(", {n} other referrer(s)"),
+        };
+        println!(
+            "{location}@{digest}: {} attestation(s), {} image signature(s){others}",
+            listing.attestations(),
+            listing.signatures(),
+        );
+        print_listed(&listing.entries);
+    }
+    Ok(if listing.entries.is_empty() {
+        exit::NO_ATTESTATIONS
+    } else {
+        exit::OK
+    })
+}
+
+pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
+    let key = cnb_attest::keys::read_public_key(&args.key)
+        .map_err(|e| failure(cnb_attest::Error::Key(e)))?;
+    let open = args.registry.open_options();
+    let (verdicts, location) = block_on(async {
+        let image = Image::open(&args.image, &open).await?;
+        Ok((
+            inspect::verify(&image, &key).await?,
+            image.name().to_string(),
+        ))
+    })?;
+    let failed = verdicts.iter().filter(|v| !v.ok()).count();
+    if args.json {
+        print_json(&verdicts);
+    } else {
+        for v in &verdicts {
+            match &v.failure {
+                None => println!("verified  {}", v.name()),
+                Some(reason) => println!("FAILED    {}: {reason}", v.name()),
+            }
+        }
+    }
+    let fingerprint = key.fingerprint();
+    let fingerprint = &fingerprint[..16];
+    if verdicts.is_empty() {
+        return Err(Failure::new(
+            exit::NO_ATTESTATIONS,
+            format!("{location}: no attestations to verify"),
+        ));
+    }
+    if failed > 0 {
+        return Err(Failure::new(
+            exit::VERIFY_FAILED,
+            format!(
+                "{location}: {failed} of {} attestation(s) failed verification with key {fingerprint}",
+                verdicts.len(),
+            ),
+        ));
+    }
+    eprintln!(
+        "{location}: all {} attestation(s) verified with key {fingerprint}",
+        verdicts.len(),
+    );
+    Ok(exit::OK)
+}
+
+/// `name@sha256:<12 hex>`.
+fn short(subject: &str) -> String {
+    match subject.split_once("@sha256:") {
+        Some((name, hex)) => format!("{name}@sha256:{}", hex.chars().take(12).collect::<String>()),
+        None => subject.to_string(),
+    }
+}
+
+fn print_listed(listed: &[Listed]) {
+    println!(
+        "{:<7} {:<27} {:<36} {:<16} {:>9}  SUBJECTS",
+        "FORMAT", "PREDICATE TYPE", "BUILDPACK", "LAYER", "SIZE"
+    );
+    for l in listed {
+        println!(
+            "{:<7} {:<27} {:<36} {:<16} {:>9}  {}",
+            l.format.as_deref().unwrap_or("other"),
+            l.predicate_type.as_deref().unwrap_or("-"),
+            l.buildpack.as_deref().unwrap_or("-"),
+            l.layer.as_deref().unwrap_or("-"),
+            l.size,
+            l.subjects
+                .iter()
+                .map(|s| short(s))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        if let Some(problem) = &l.problem {
+            println!("        ! {problem}");
+        }
+    }
+}

@@ -1,0 +1,167 @@
+//! `cnb-attest sign`.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use cnb_attest::keys::KeySource;
+use cnb_attest::sign::{LayersInput, SignInput, SignRequest};
+use cnb_attest::{Image, Status};
+use cnb_phase::flags::{password_source, RegistryFlags, SignFlags};
+use cnb_phase::{exit, Failure};
+
+use crate::{print_json, run as block_on};
+
+#[derive(Args)]
+pub(crate) struct SignArgs {
+    /// The image: a registry reference, `oci:<dir>[:<tag>|@sha256:<hex>]` or a layout directory.
+    image: String,
+    #[command(flatten)]
+    registry: RegistryFlags,
+    /// The build's layers directory: its SBOMs are discovered and attested.
+    #[arg(long, env = "CNB_LAYERS_DIR", conflicts_with = "config")]
+    layers: Option<PathBuf>,
+    /// A signer configuration to use instead of discovering SBOMs.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Directories `uri`s in --config may point into (default: the configuration's directory).
+    #[arg(long = "allow-root")]
+    allow_roots: Vec<PathBuf>,
+    /// `group.toml` (default: `<layers>/group.toml` when present).
+    #[arg(long)]
+    group: Option<PathBuf>,
+    /// Subject name of the image (a repository, e.g. `registry.example/team/app`).
+    #[arg(long)]
+    name: Option<String>,
+    /// Private key: cosign encrypted key or PKCS#8 PEM. Without it a throw-away key is used.
+    #[arg(long)]
+    key: Option<PathBuf>,
+    /// File holding the key's password (default: the COSIGN_PASSWORD environment variable).
+    #[arg(long)]
+    password_file: Option<PathBuf>,
+    /// Where the throw-away key pair is kept (created on first use, reused afterwards).
+    #[arg(long, default_value = ".")]
+    throwaway_key_dir: PathBuf,
+    #[command(flatten)]
+    signing: SignFlags,
+    /// Also attest `sbom/build` SBOMs.
+    #[arg(long)]
+    include_build_sboms: bool,
+    /// Also attest `sbom/cache` SBOMs.
+    #[arg(long)]
+    include_cache_sboms: bool,
+    /// Print the report as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
+    let options = args
+        .signing
+        .options()
+        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    let input = match (args.config, args.layers) {
+        (Some(path), _) => SignInput::Config {
+            path,
+            allow_roots: args.allow_roots,
+        },
+        (None, Some(dir)) => SignInput::Layers(LayersInput {
+            dir,
+            group: args.group,
+            subject_name: args.name,
+            include_build: args.include_build_sboms,
+            include_cache: args.include_cache_sboms,
+        }),
+        (None, None) => {
+            return Err(Failure::new(
+                exit::INVALID_ARGS,
+                "nothing to sign: give --layers <dir> or --config <signer.toml>",
+            ))
+        }
+    };
+    let key = match args.key {
+        Some(path) => KeySource::File {
+            path,
+            password: password_source(args.password_file.as_deref()),
+        },
+        None => KeySource::Throwaway {
+            dir: args.throwaway_key_dir,
+        },
+    };
+    let request = SignRequest {
+        input,
+        key,
+        options,
+        progress: true,
+    };
+    let open = args.registry.open_options();
+    let (signed, location) = block_on(async {
+        let image = Image::open(&args.image, &open).await?;
+        let signed = cnb_attest::sign::sign(&image, &request).await?;
+        Ok((signed, image.name().to_string()))
+    })?;
+    match &signed.throwaway_key {
+        Some(key) if key.created => eprintln!(
+            "note: no --key given; created the throw-away key pair {} / {} (empty password)",
+            key.private_key.display(),
+            key.public_key.display()
+        ),
+        Some(key) => eprintln!(
+            "note: no --key given; signing with the throw-away key {}",
+            key.private_key.display()
+        ),
+        None => {}
+    }
+    let report = &signed.report;
+    if args.json {
+        print_json(report);
+    } else {
+        println!(
+            "{location}: {} attestation referrer(s) stored, {} already present, {} blob(s) written (key {})",
+            report.pushed,
+            report.already_present,
+            report.blobs_written,
+            &report.key_fingerprint[..16]
+        );
+        for a in &report.attestations {
+            println!(
+                "  {:<15} {:<6} {:<27} {}{}",
+                match a.status {
+                    Status::Pushed => "pushed",
+                    Status::AlreadyPresent => "already present",
+                },
+                a.format,
+                a.predicate_type,
+                a.buildpack.as_deref().unwrap_or("-"),
+                a.layer
+                    .as_deref()
+                    .map(|l| format!(":{l}"))
+                    .unwrap_or_default()
+            );
+        }
+        if let Some(requests) = report.requests {
+            println!(
+                "  {requests} registry request(s); referrers {}",
+                if report.referrers_api == Some(true) {
+                    "API".to_string()
+                } else {
+                    format!(
+                        "tag-schema index ({} write(s))",
+                        report.index_writes.unwrap_or(0)
+                    )
+                }
+            );
+        }
+    }
+    if !report.all_discoverable() {
+        let missing = report
+            .attestations
+            .iter()
+            .filter(|a| !a.discoverable)
+            .count();
+        return Err(Failure::new(
+            exit::NOT_DISCOVERABLE,
+            format!("{location}: {missing} attestation(s) were stored but are not listed where readers look"),
+        ));
+    }
+    Ok(exit::OK)
+}

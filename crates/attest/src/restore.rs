@@ -1,0 +1,269 @@
+//! Restoring an image's SBOM files from its verified attestations: the one policy behind
+//! `cnb-attest download` (the verified `pack sbom download`) and the lifecycle `analyzer`.
+//!
+//! Fail closed: files are written only when every rule passed, and only verified bytes (or, when
+//! the request allows it and the image has no SBOM attestation at all, its digest-checked but
+//! unsigned SBOM layer). Paths are built from signed data and the image's label
+//! (`cnb_sbom_restore::SbomPath`), never from unsigned annotations.
+
+use std::path::{Path, PathBuf};
+
+use cnb_dsse::VerifyingKey;
+use cnb_sbom_discovery::{BuildpackId, SbomFormat};
+use cnb_sbom_restore::select::{missing_from_layer, missing_layers, plan_restore, Plan, Policy};
+use cnb_sbom_restore::Restored;
+use serde::Serialize;
+
+use crate::{Error, Image, Selection};
+
+/// What to restore and by which rules.
+#[derive(Debug, Clone)]
+pub struct RestoreRequest {
+    /// The key the attestations must be signed with.
+    pub key: VerifyingKey,
+    /// Which SBOMs (buildpack, format); the default is all.
+    pub selection: Selection,
+    /// Several attestations for one SBOM: all must verify and agree, or the newest wins.
+    pub policy: Policy,
+    /// Refuse unless every launch layer of each SBOM-producing buildpack has a restored SBOM
+    /// (checked against the image's SBOM layer when it has one, else against its label).
+    pub require_all_layers: bool,
+    /// Whether the image's SBOM layer may stand in when it has no SBOM attestation at all.
+    pub fallback: Fallback,
+}
+
+impl RestoreRequest {
+    /// Every SBOM, [`Policy::All`], no coverage gate, no fallback.
+    pub fn new(key: VerifyingKey) -> Self {
+        RestoreRequest {
+            key,
+            selection: Selection::default(),
+            policy: Policy::All,
+            require_all_layers: false,
+            fallback: Fallback::Never,
+        }
+    }
+}
+
+/// Whether the unsigned SBOM layer may be used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Fallback {
+    /// Only verified attestations.
+    #[default]
+    Never,
+    /// The SBOM layer (checked against the label's diffID, but not signed) when the image has no
+    /// SBOM attestation at all; never in place of attestations that failed.
+    SbomLayer,
+}
+
+/// Where the restored files came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Origin {
+    /// Verified, signed attestations.
+    Attestations,
+    /// The image's SBOM layer: digest-checked, not signed.
+    SbomLayer,
+}
+
+/// Why nothing was written. Each is a decision of the policy, not an I/O failure.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "refusal")]
+#[non_exhaustive]
+pub enum Refusal {
+    /// Attestations failed verification or placement ([`Plan::failures`] names each).
+    VerificationFailed {
+        /// How many.
+        count: usize,
+    },
+    /// SBOM attestations exist, but none verified one that matches the request.
+    NoneVerified {
+        /// SBOM attestations found.
+        attestations: usize,
+    },
+    /// The image has no SBOM attestation, and its SBOM layer was not used.
+    NoSboms {
+        /// Whether the image has an SBOM layer (not used: the request does not allow it).
+        sbom_layer: bool,
+    },
+    /// `require_all_layers`: these launch layers (`<bp-id>:<layer>` or SBOM paths) have none.
+    MissingLayers {
+        /// What is missing.
+        missing: Vec<String>,
+    },
+}
+
+/// What a restore decided and did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct RestoreReport {
+    /// The verification and placement decisions.
+    pub plan: Plan,
+    /// Where the files came from.
+    pub origin: Origin,
+    /// SBOM attestations found (before verification).
+    pub attestations: usize,
+    /// Entries of the SBOM layer that were skipped, with the reason (fallback only).
+    pub sbom_layer_skipped: Vec<(String, String)>,
+    /// `require_all_layers` gaps (empty when not asked).
+    pub missing_layers: Vec<String>,
+    /// Why nothing was written, if nothing was.
+    pub refusal: Option<Refusal>,
+    /// The files written (empty on a refusal).
+    pub written: Vec<PathBuf>,
+    /// Registry requests sent, for registry images.
+    pub requests: Option<u64>,
+}
+
+/// Verifies `image`'s SBOM attestations under `request` and, when nothing is refused, writes the
+/// SBOMs below `layers_root` as `sbom/launch/<escaped-bp-id>/[<layer>/]sbom.<ext>` (the directory
+/// holding `layers_root` is created if missing; from `layers_root` down no symlink is followed).
+/// A refusal is in [`RestoreReport::refusal`] and nothing is written; errors are I/O, registry or
+/// unreadable images.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let layers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/node-express/layers");
+/// # cnb_fixtures::build(&cnb_fixtures::node_express(&layers), dir.path()).unwrap();
+/// use cnb_attest::restore::{restore, Fallback, Origin, RestoreRequest};
+/// use cnb_attest::{Image, OpenOptions, SigningKey};
+/// let target = format!("oci:{}:latest", dir.path().display());
+/// let out = tempfile::tempdir().unwrap();
+/// let mut request = RestoreRequest::new(SigningKey::generate()?.verifying_key());
+/// request.fallback = Fallback::SbomLayer; // unsigned image: its SBOM layer stands in
+/// let report = cnb_attest::block_on(async {
+///     let image = Image::open(&target, &OpenOptions::default()).await?;
+///     restore(&image, &request, &out.path().join("layers")).await
+/// })??;
+/// assert_eq!(report.origin, Origin::SbomLayer);
+/// assert!(report.refusal.is_none() && !report.written.is_empty());
+/// # Ok::<(), cnb_attest::Error>(())
+/// ```
+pub async fn restore(
+    image: &Image,
+    request: &RestoreRequest,
+    layers_root: &Path,
+) -> Result<RestoreReport, Error> {
+    let metadata = image.metadata()?;
+    let selection = &request.selection;
+    let fetched = image
+        .source
+        .fetch(&|d| selection.wants(d))
+        .await
+        .map_err(|source| Error::Read {
+            image: image.name().to_string(),
+            source,
+        })?;
+    let mut plan = match image.manifest() {
+        Some(manifest) => plan_restore(
+            manifest,
+            &metadata,
+            &fetched,
+            &request.key,
+            selection,
+            request.policy,
+        ),
+        None => Plan::default(),
+    };
+    let mut report = RestoreReport {
+        plan: Plan::default(),
+        origin: Origin::Attestations,
+        attestations: fetched.len(),
+        sbom_layer_skipped: Vec::new(),
+        missing_layers: Vec::new(),
+        refusal: None,
+        written: Vec::new(),
+        requests: None,
+    };
+    let mut refusal = if !plan.failures.is_empty() {
+        Some(Refusal::VerificationFailed {
+            count: plan.failures.len(),
+        })
+    } else if !plan.files.is_empty() {
+        None
+    } else if !fetched.is_empty() {
+        // There are SBOM attestations but none verified: never the unsigned layer in their place.
+        Some(Refusal::NoneVerified {
+            attestations: fetched.len(),
+        })
+    } else if request.fallback == Fallback::Never || metadata.sbom.is_none() {
+        Some(Refusal::NoSboms {
+            sbom_layer: metadata.sbom.is_some(),
+        })
+    } else {
+        let layer = image
+            .source
+            .sbom_layer(&metadata)
+            .await
+            .map_err(Error::SbomLayer)?;
+        report.origin = Origin::SbomLayer;
+        report.sbom_layer_skipped = layer.skipped;
+        plan.files = only_selected(layer.files, selection);
+        plan.files
+            .is_empty()
+            .then_some(Refusal::NoneVerified { attestations: 0 })
+    };
+    if refusal.is_none() && request.require_all_layers {
+        // The SBOM layer, when the image has one and the files are not from it, is the trusted
+        // list of what must be there (its content is fixed by the image digest); otherwise every
+        // launch layer of each SBOM-producing buildpack in the label.
+        report.missing_layers = if metadata.sbom.is_some() && report.origin == Origin::Attestations
+        {
+            let layer = image
+                .source
+                .sbom_layer(&metadata)
+                .await
+                .map_err(Error::SbomLayer)?;
+            missing_from_layer(&plan, &only_selected(layer.files, selection))
+        } else {
+            missing_layers(&plan, &metadata)
+        };
+        if !report.missing_layers.is_empty() {
+            refusal = Some(Refusal::MissingLayers {
+                missing: report.missing_layers.clone(),
+            });
+        }
+    }
+    if refusal.is_none() {
+        if let Some(parent) = layers_root.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
+                path: parent.to_path_buf(),
+                source,
+            })?;
+        }
+        report.written =
+            cnb_sbom_restore::write_tree(layers_root, &plan.files).map_err(Error::Write)?;
+    }
+    report.plan = plan;
+    report.refusal = refusal;
+    report.requests = image.requests();
+    Ok(report)
+}
+
+/// A [`Selection`] from a buildpack ID and a format name (`cdx`, `spdx`, `syft`, or an SBOM media
+/// type), as users type them.
+pub fn selection(buildpack: Option<&str>, format: Option<&str>) -> Result<Selection, Error> {
+    Ok(Selection {
+        buildpack: buildpack
+            .map(BuildpackId::new)
+            .transpose()
+            .map_err(|e| Error::InvalidRequest(e.to_string()))?,
+        format: format
+            .map(|f| {
+                SbomFormat::from_extension(&format!("{f}.json"))
+                    .or_else(|| SbomFormat::from_media_type(f))
+                    .ok_or_else(|| {
+                        Error::InvalidRequest(format!("--format `{f}`: expected cdx, spdx or syft"))
+                    })
+            })
+            .transpose()?,
+    })
+}
+
+fn only_selected(files: Vec<Restored>, selection: &Selection) -> Vec<Restored> {
+    files
+        .into_iter()
+        .filter(|f| selection.accepts(&f.path))
+        .collect()
+}

@@ -1,0 +1,383 @@
+//! Signing: a build's SBOMs (or a signer configuration) in, signed attestations attached to the
+//! image out, in one batched, idempotent run.
+
+use std::path::{Path, PathBuf};
+
+use cnb_attestation_config::{AllowedRoots, SignerConfig};
+use cnb_referrers::layout::OciLayout;
+use cnb_referrers::manifest::REF_NAME;
+use cnb_sbom_discovery::DiscoveryOptions;
+use cnb_sbom_restore::source::ImageSource;
+use cnb_signing::generate::{generate_config, lifecycle_label, GenerateInput};
+use cnb_signing::{LayoutImage, SignOptions, SignReport, Target};
+use serde::Serialize;
+
+use crate::keys::{KeySource, ThrowawayKey};
+use crate::{Error, Image};
+
+/// What to attest.
+#[derive(Debug, Clone)]
+pub enum SignInput {
+    /// Discover the SBOMs of a build's layers directory.
+    Layers(LayersInput),
+    /// A signer configuration (the RFC's TOML), with the directories its `uri`s may point into
+    /// (default: the configuration's own directory).
+    Config {
+        /// The configuration file.
+        path: PathBuf,
+        /// Allowed roots for predicate `uri`s.
+        allow_roots: Vec<PathBuf>,
+    },
+}
+
+/// A build's layers directory and how to read it.
+#[derive(Debug, Clone, Default)]
+pub struct LayersInput {
+    /// The layers directory.
+    pub dir: PathBuf,
+    /// `group.toml` (default: `<dir>/group.toml` when present).
+    pub group: Option<PathBuf>,
+    /// The image subject's name (a repository); default: the registry repository, or a name
+    /// derived from the layout.
+    pub subject_name: Option<String>,
+    /// Also attest `sbom/build` SBOMs.
+    pub include_build: bool,
+    /// Also attest `sbom/cache` SBOMs.
+    pub include_cache: bool,
+}
+
+/// A signing run.
+#[derive(Debug)]
+pub struct SignRequest {
+    /// What to attest.
+    pub input: SignInput,
+    /// The signing key.
+    pub key: KeySource,
+    /// Formats, statement version, image signature.
+    pub options: SignOptions,
+    /// Show upload progress on a terminal.
+    pub progress: bool,
+}
+
+/// What [`sign`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Signed {
+    /// The report.
+    #[serde(flatten)]
+    pub report: SignReport,
+    /// The throw-away key, when one was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throwaway_key: Option<ThrowawayKey>,
+}
+
+/// Signs an image's SBOMs and attaches them (OCI layout: one `index.json` update; registry:
+/// Referrers API or tag-schema index, see `cnb_registry::attach`). Everything that can be checked
+/// without the key (the configuration, its image digest, the formats the target can take) is
+/// checked before the key is loaded; nothing is stored unless every attestation could be signed.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let layers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/node-express/layers");
+/// # cnb_fixtures::build(&cnb_fixtures::node_express(&layers), dir.path()).unwrap();
+/// use cnb_attest::keys::KeySource;
+/// use cnb_attest::sign::{sign, LayersInput, SignInput, SignRequest};
+/// use cnb_attest::{Image, OpenOptions, SignOptions, SigningKey};
+/// let target = format!("oci:{}:latest", dir.path().display());
+/// let request = SignRequest {
+///     input: SignInput::Layers(LayersInput { dir: layers, ..LayersInput::default() }),
+///     key: KeySource::Key(Box::new(SigningKey::generate()?)),
+///     options: SignOptions::default(),
+///     progress: false,
+/// };
+/// let signed = cnb_attest::block_on(async {
+///     sign(&Image::open(&target, &OpenOptions::default()).await?, &request).await
+/// })??;
+/// assert_eq!(signed.report.pushed, 8); // 7 SBOMs and the image signature
+/// # Ok::<(), cnb_attest::Error>(())
+/// ```
+pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error> {
+    let manifest = image.with_manifest()?;
+    let (config, roots) = configure(image, &request.input)?;
+    if matches!(image.source, ImageSource::Layout { .. }) {
+        request.options.check_layout_target()?;
+    }
+    let configured = config.image.digest()?;
+    if configured.to_string() != manifest.descriptor.digest.to_string() {
+        return Err(Error::BadImage(format!(
+            "the signer configuration is for image {configured}, but {} is {}",
+            image.name(),
+            manifest.descriptor.digest
+        )));
+    }
+    let (key, throwaway_key) = request.key.load()?;
+    let report = match &image.source {
+        ImageSource::Layout { layout, .. } => {
+            cnb_signing::sign_layout(layout, manifest, &config, &roots, &*key, &request.options)?
+        }
+        #[cfg(feature = "registry")]
+        ImageSource::Registry {
+            reference, client, ..
+        } => {
+            cnb_signing::sign_registry(
+                client,
+                reference,
+                &manifest.descriptor,
+                Some(&manifest.config.diff_ids),
+                &config,
+                &roots,
+                &*key,
+                &request.options,
+                &attach_options(request.progress),
+            )
+            .await?
+        }
+        ImageSource::Archive { .. } => return Err(Error::InvalidRequest(
+            "a saved daemon image cannot carry attestations; push it or save it as an OCI layout"
+                .into(),
+        )),
+    };
+    Ok(Signed {
+        report,
+        throwaway_key,
+    })
+}
+
+#[cfg(feature = "registry")]
+fn attach_options(progress: bool) -> cnb_registry::AttachOptions {
+    if progress {
+        cnb_registry::AttachOptions::with_progress_on_terminal()
+    } else {
+        cnb_registry::AttachOptions::default()
+    }
+}
+
+/// The signer configuration and allowed roots for `input` on `image`.
+fn configure(image: &Image, input: &SignInput) -> Result<(SignerConfig, AllowedRoots), Error> {
+    match input {
+        SignInput::Config { path, allow_roots } => {
+            let config = cnb_attestation_config::load(path)?;
+            let mut dirs = allow_roots.clone();
+            if dirs.is_empty() {
+                let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+                dirs.push(parent.unwrap_or(Path::new(".")).to_path_buf());
+            }
+            Ok((config, AllowedRoots::new(&dirs)?))
+        }
+        SignInput::Layers(layers) => {
+            let manifest = image.with_manifest()?;
+            let (reference, default_name) = match (&image.source, image.layout()) {
+                (ImageSource::Layout { layout, .. }, Some(location)) => {
+                    let dir = std::fs::canonicalize(&location.dir).map_err(|source| Error::Io {
+                        path: location.dir.clone(),
+                        source,
+                    })?;
+                    let ref_name = layout
+                        .index()
+                        .ok()
+                        .and_then(|i| {
+                            i.manifests
+                                .into_iter()
+                                .find(|d| d.digest == manifest.descriptor.digest)
+                        })
+                        .and_then(|d| d.annotation(REF_NAME).map(str::to_string));
+                    (
+                        format!("oci:{}@{}", dir.display(), manifest.descriptor.digest),
+                        location.default_subject_name(ref_name.as_deref()),
+                    )
+                }
+                #[cfg(feature = "registry")]
+                (ImageSource::Registry { reference, .. }, _) => (
+                    format!("{}@{}", reference.repository, manifest.descriptor.digest),
+                    reference.repository.to_string(),
+                ),
+                _ => {
+                    return Err(Error::InvalidRequest(
+                        "only images in a registry or an OCI layout can be signed".into(),
+                    ))
+                }
+            };
+            let group = default_group(&layers.dir, layers.group.as_deref());
+            let name = layers.subject_name.clone().unwrap_or(default_name);
+            let input = GenerateInput {
+                layers_dir: &layers.dir,
+                group: group.as_deref(),
+                reference: &reference,
+                subject_name: &name,
+                discovery: DiscoveryOptions {
+                    include_build: layers.include_build,
+                    include_cache: layers.include_cache,
+                    ..DiscoveryOptions::default()
+                },
+            };
+            let label = lifecycle_label(manifest)?;
+            let (config, _) = generate_config(&input, manifest.descriptor.digest.as_str(), label)?;
+            Ok((
+                config,
+                AllowedRoots::new(std::slice::from_ref(&layers.dir))?,
+            ))
+        }
+    }
+}
+
+/// `group` or, when there is none, `<layers>/group.toml` if it exists.
+pub(crate) fn default_group(layers: &Path, group: Option<&Path>) -> Option<PathBuf> {
+    let default = layers.join("group.toml");
+    group
+        .map(Path::to_path_buf)
+        .or_else(|| default.exists().then_some(default))
+}
+
+/// The `signer` phase's run: the configuration the exporter wrote decides the image.
+#[derive(Debug)]
+pub struct ConfiguredSignRequest {
+    /// The signer configuration.
+    pub config: PathBuf,
+    /// The layers directory (always an allowed root for predicate `uri`s).
+    pub layers: PathBuf,
+    /// More allowed roots (never the whole platform directory: it holds binding secrets).
+    pub allow_roots: Vec<PathBuf>,
+    /// The lifecycle's `report.toml`: every repository it lists a tag in gets the attestations
+    /// too (same digest). `None`: `<layers>/report.toml` when present.
+    pub report: Option<PathBuf>,
+    /// `oci:<dir>...`: sign this layout instead of the configuration's reference.
+    pub layout_image: Option<String>,
+    /// The signing key.
+    pub key: KeySource,
+    /// Formats, statement version, image signature.
+    pub options: SignOptions,
+    /// How to reach registries.
+    #[cfg(feature = "registry")]
+    pub registry: crate::registry::RegistryOptions,
+    /// Show upload progress on a terminal.
+    pub progress: bool,
+}
+
+/// Signs what a signer configuration lists and attaches it to the image it names (and, for a
+/// registry image, to every repository `report.toml` lists a tag in): one report per repository.
+/// The configuration is checked ([`Error::Config`], [`Error::ConfigMismatch`]) before the key is
+/// loaded ([`Error::Key`]) and the image is read ([`Error::BadImage`]).
+pub async fn sign_configured(request: &ConfiguredSignRequest) -> Result<Vec<SignReport>, Error> {
+    let config = cnb_attestation_config::load(&request.config)?;
+    let mut root_dirs = vec![request.layers.clone()];
+    root_dirs.extend(request.allow_roots.iter().cloned());
+    let roots = AllowedRoots::new(&root_dirs)?;
+    let (key, _) = request.key.load()?;
+    let target = match &request.layout_image {
+        Some(text) => Target::Layout(
+            LayoutImage::parse(text).map_err(|e| Error::InvalidRequest(e.to_string()))?,
+        ),
+        None => Target::parse(&config.image.reference)
+            .map_err(|e| Error::ConfigMismatch(e.to_string()))?,
+    };
+    match target {
+        Target::Layout(location) => {
+            let bad = |e: cnb_referrers::Error| Error::BadImage(e.to_string());
+            let layout = OciLayout::open(&location.dir).map_err(bad)?;
+            let descriptor = layout
+                .resolve_image(location.selector.as_deref())
+                .map_err(bad)?;
+            let image = layout.read_image(&descriptor).map_err(bad)?;
+            Ok(vec![cnb_signing::sign_layout(
+                &layout,
+                &image,
+                &config,
+                &roots,
+                &*key,
+                &request.options,
+            )?])
+        }
+        #[cfg(feature = "registry")]
+        Target::Registry(reference) => {
+            let references = repositories(request, &config.image.reference, &reference)?;
+            let client = request.registry.client()?;
+            let mut reports = Vec::new();
+            for reference in references {
+                let subject = client
+                    .subject(&reference)
+                    .await
+                    .map_err(|e| Error::BadImage(e.to_string()))?;
+                reports.push(
+                    cnb_signing::sign_registry(
+                        &client,
+                        &reference,
+                        &subject,
+                        // The exporter generated the layer subjects from the image's own label;
+                        // the signer reads only the manifest, to keep the request budget.
+                        None,
+                        &config,
+                        &roots,
+                        &*key,
+                        &request.options,
+                        &attach_options(request.progress),
+                    )
+                    .await?,
+                );
+            }
+            Ok(reports)
+        }
+        #[cfg(not(feature = "registry"))]
+        Target::Registry(_) => Err(Error::RegistryUnsupported(config.image.reference.clone())),
+    }
+}
+
+/// The registry images to attach to: the configuration's, plus one per other repository that
+/// `report.toml` lists a tag in, all at the configuration's digest.
+#[cfg(feature = "registry")]
+fn repositories(
+    request: &ConfiguredSignRequest,
+    configured: &str,
+    reference: &cnb_registry::ImageRef,
+) -> Result<Vec<cnb_registry::ImageRef>, Error> {
+    use cnb_registry::ImageRef;
+    use cnb_sbom_discovery::platform::Report;
+    use std::collections::BTreeSet;
+
+    let digest = reference.digest.clone().ok_or_else(|| {
+        Error::ConfigMismatch(format!(
+            "[image] reference `{configured}` is not pinned by digest"
+        ))
+    })?;
+    let mut seen = BTreeSet::from([reference.repository.to_string()]);
+    let mut out = vec![reference.clone()];
+    let report_path = request
+        .report
+        .clone()
+        .unwrap_or_else(|| request.layers.join("report.toml"));
+    if request.report.is_none() && !report_path.is_file() {
+        return Ok(out);
+    }
+    let report = Report::from_path(&report_path).map_err(|e| Error::BadImage(e.to_string()))?;
+    if let Some(reported) = &report.image.digest {
+        if *reported != digest {
+            return Err(Error::BadImage(format!(
+                "{} records digest {reported}, but the signer configuration is for {digest}",
+                report_path.display()
+            )));
+        }
+    }
+    for tag in &report.image.tags {
+        let tagged = ImageRef::parse(tag).map_err(|e| Error::BadImage(e.to_string()))?;
+        if seen.insert(tagged.repository.to_string()) {
+            out.push(ImageRef {
+                repository: tagged.repository,
+                tag: None,
+                digest: Some(digest.clone()),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Writes the `signer` phase's report (`[[image]]` tables, one per repository) atomically.
+pub fn write_signer_report(path: &Path, reports: &[SignReport]) -> Result<(), Error> {
+    #[derive(Serialize)]
+    struct Reports<'a> {
+        image: &'a [SignReport],
+    }
+    let text = toml::to_string(&Reports { image: reports })
+        .map_err(|e| Error::InvalidRequest(format!("signer report: {e}")))?;
+    cnb_bounded_read::write_atomic(path, text.as_bytes()).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: std::io::Error::other(e.to_string()),
+    })
+}

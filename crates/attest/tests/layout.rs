@@ -1,0 +1,125 @@
+//! The facade on an OCI layout, through its public API only. CI runs these with and without the
+//! `registry` feature: without it, the facade has no network stack and must still sign, verify and
+//! restore layouts.
+
+use std::path::{Path, PathBuf};
+
+use cnb_attest::keys::KeySource;
+use cnb_attest::restore::{restore, Origin, RestoreRequest};
+use cnb_attest::sign::{sign, LayersInput, SignInput, SignRequest};
+use cnb_attest::{inspect, Error, Image, OpenOptions, SignOptions, SigningKey};
+
+fn example_layers() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/node-express/layers")
+}
+
+/// A fresh copy of the example image in `dir`, as `oci:<dir>:latest`.
+fn example_image(dir: &Path) -> String {
+    cnb_fixtures::build(&cnb_fixtures::node_express(&example_layers()), dir).unwrap();
+    format!("oci:{}:latest", dir.display())
+}
+
+fn request(key: SigningKey) -> SignRequest {
+    SignRequest {
+        input: SignInput::Layers(LayersInput {
+            dir: example_layers(),
+            ..LayersInput::default()
+        }),
+        key: KeySource::Key(Box::new(key)),
+        options: SignOptions::default(),
+        progress: false,
+    }
+}
+
+#[test]
+fn signs_verifies_and_restores_a_layout_byte_for_byte() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = example_image(&tmp.path().join("image"));
+    let key = SigningKey::generate().unwrap();
+    let public = key.verifying_key();
+    let out = tmp.path().join("out").join("layers");
+    let (signed, again, verdicts, restored) = cnb_attest::block_on(async {
+        let image = Image::open(&target, &OpenOptions::default()).await?;
+        let request = request(key);
+        let signed = sign(&image, &request).await?;
+        let again = sign(&image, &request).await?;
+        let verdicts = inspect::verify(&image, &public).await?;
+        let restored = restore(&image, &RestoreRequest::new(public.clone()), &out).await?;
+        Ok::<_, Error>((signed, again, verdicts, restored))
+    })
+    .unwrap()
+    .unwrap();
+    // 7 SBOMs and the image signature; a second run stores nothing new.
+    assert_eq!(
+        (signed.report.pushed, signed.report.already_present),
+        (8, 0)
+    );
+    assert_eq!((again.report.pushed, again.report.already_present), (0, 8));
+    assert_eq!(verdicts.len(), 8);
+    assert!(verdicts.iter().all(|v| v.ok()), "{verdicts:?}");
+    assert_eq!(restored.origin, Origin::Attestations);
+    assert!(restored.refusal.is_none(), "{:?}", restored.refusal);
+    assert_eq!(restored.written.len(), 7);
+    for path in &restored.written {
+        let relative = path.strip_prefix(&out).unwrap();
+        let original = std::fs::read(example_layers().join(relative)).unwrap();
+        assert_eq!(
+            std::fs::read(path).unwrap(),
+            original,
+            "{}",
+            relative.display()
+        );
+    }
+}
+
+#[test]
+fn another_key_verifies_nothing_and_restore_refuses_without_writing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = example_image(&tmp.path().join("image"));
+    let other = SigningKey::generate().unwrap().verifying_key();
+    let out = tmp.path().join("out").join("layers");
+    let (verdicts, restored) = cnb_attest::block_on(async {
+        let image = Image::open(&target, &OpenOptions::default()).await?;
+        sign(&image, &request(SigningKey::generate()?)).await?;
+        let verdicts = inspect::verify(&image, &other).await?;
+        let restored = restore(&image, &RestoreRequest::new(other.clone()), &out).await?;
+        Ok::<_, Error>((verdicts, restored))
+    })
+    .unwrap()
+    .unwrap();
+    assert!(!verdicts.is_empty() && verdicts.iter().all(|v| !v.ok()));
+    assert!(matches!(
+        restored.refusal,
+        Some(cnb_attest::restore::Refusal::VerificationFailed { count: 7 })
+    ));
+    assert!(restored.written.is_empty() && !out.exists());
+}
+
+#[test]
+fn a_missing_image_is_a_typed_not_found() {
+    let tmp = tempfile::tempdir().unwrap();
+    let target = example_image(&tmp.path().join("image"));
+    let missing_tag = target.replace(":latest", ":nope");
+    for target in [
+        missing_tag,
+        format!("oci:{}", tmp.path().join("absent").display()),
+    ] {
+        let opened = cnb_attest::block_on(Image::open(&target, &OpenOptions::default())).unwrap();
+        assert!(
+            matches!(opened, Err(Error::ImageNotFound(_))),
+            "{target}: {:?}",
+            opened.err()
+        );
+    }
+}
+
+#[cfg(not(feature = "registry"))]
+#[test]
+fn without_the_registry_feature_a_registry_image_is_refused_by_type() {
+    let opened = cnb_attest::block_on(Image::open(
+        "registry.example/team/app:1.0",
+        &OpenOptions::default(),
+    ))
+    .unwrap();
+    assert!(matches!(opened, Err(Error::RegistryUnsupported(_))));
+}
