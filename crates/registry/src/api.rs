@@ -50,7 +50,7 @@ fn header(
     Ok((
         reqwest::header::HeaderName::from_static(name),
         HeaderValue::from_str(value)
-            .map_err(|_| Error::Http(format!("bad {name} header value")))?,
+            .map_err(|_| Error::Malformed(format!("{name} header value {value:?}")))?,
     ))
 }
 
@@ -259,7 +259,7 @@ impl Client {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| Error::Http(format!("reading blob {repo}@{digest}: {e}")))?
+            .map_err(|e| Error::transport(format!("reading blob {repo}@{digest}"), e))?
         {
             written += chunk.len() as u64;
             if written > max {
@@ -270,8 +270,10 @@ impl Client {
                 });
             }
             hasher.update(&chunk);
-            out.write_all(&chunk)
-                .map_err(|e| Error::Http(format!("writing blob {repo}@{digest}: {e}")))?;
+            out.write_all(&chunk).map_err(|source| Error::Io {
+                what: format!("writing blob {repo}@{digest}"),
+                source,
+            })?;
         }
         let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
         if actual != digest.as_str() {
@@ -297,7 +299,7 @@ impl Client {
         loop {
             match self.upload_once(repo, digest, bytes.clone()).await {
                 Ok(()) => return Ok(()),
-                Err(e) if e.is_retriable() && attempt + 1 < policy.max_attempts => {
+                Err(e) if e.is_retryable() && attempt + 1 < policy.max_attempts => {
                     self.note_retry();
                     tokio::time::sleep(policy.delay(attempt, None)).await;
                     attempt += 1;
@@ -401,12 +403,21 @@ impl Client {
             .headers()
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| Error::Http(format!("upload to {repo}: 202 without Location")))?;
-        let base = reqwest::Url::parse(&self.base(repo))
-            .map_err(|_| Error::Http(format!("bad registry URL for {repo}")))?;
-        let mut url = base
-            .join(location)
-            .map_err(|_| Error::Http(format!("upload to {repo}: bad Location")))?;
+            .ok_or_else(|| {
+                Error::protocol(
+                    format!("POST upload {repo}@{digest}"),
+                    "202 Accepted without a usable Location header",
+                )
+            })?;
+        let base = reqwest::Url::parse(&self.base(repo)).map_err(|_| {
+            Error::BadReference(crate::ReferenceError(format!("{repo}: not a registry URL")))
+        })?;
+        let mut url = base.join(location).map_err(|_| {
+            Error::protocol(
+                format!("POST upload {repo}@{digest}"),
+                "the Location header is not a URL",
+            )
+        })?;
         url.query_pairs_mut().append_pair("digest", digest.as_str());
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -477,11 +488,12 @@ impl Client {
             out.extend(index.manifests);
             match next {
                 Some(link) => {
+                    let what = || format!("GET referrers {repo}@{subject}");
                     let base = reqwest::Url::parse(&url)
-                        .map_err(|_| Error::Http("bad referrers URL".into()))?;
-                    let next = base
-                        .join(&link)
-                        .map_err(|_| Error::Http("bad referrers Link".into()))?;
+                        .map_err(|_| Error::protocol(what(), "the page URL is not a URL"))?;
+                    let next = base.join(&link).map_err(|_| {
+                        Error::protocol(what(), "the Link header's next page is not a URL")
+                    })?;
                     // The next page must come from the same registry, over the same scheme.
                     if next.scheme() != base.scheme()
                         || next.host_str() != base.host_str()
@@ -628,6 +640,7 @@ impl Client {
             .ok_or_else(|| Error::Status {
                 what: format!("GET manifest {image}"),
                 status: 404,
+                codes: Vec::new(),
                 detail: "no such image".into(),
             })?;
         subject_descriptor(image, fetched).map(|(d, _)| d)
@@ -646,6 +659,7 @@ impl Client {
             .ok_or_else(|| Error::Status {
                 what: format!("GET manifest {image}"),
                 status: 404,
+                codes: Vec::new(),
                 detail: "no such image".into(),
             })?;
         // Through an image index (a multi-platform image, or BuildKit's attestation layout): the
@@ -663,6 +677,7 @@ impl Client {
                 .ok_or_else(|| Error::Status {
                     what: format!("GET manifest {repo}@{}", platform.digest),
                     status: 404,
+                    codes: Vec::new(),
                     detail: "the index names a manifest the registry does not have".into(),
                 })?;
             (fetched, buildkit)

@@ -14,14 +14,15 @@ use reqwest::{Method, StatusCode};
 use zeroize::Zeroizing;
 
 use crate::auth::{Challenge, Credential, Keychain};
+use crate::error::{retryable_status, MAX_ERROR_BODY_PARSED};
 use crate::retry::RetryPolicy;
 use crate::Error;
 use crate::Repository;
 
 /// Largest token response read.
 const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;
-/// Largest error body read (for messages).
-const MAX_ERROR_BODY: u64 = 8 * 1024;
+/// Bytes of an error body read (for its error codes and the message); the rest is not read.
+const MAX_ERROR_BODY: usize = MAX_ERROR_BODY_PARSED;
 /// Redirects followed for one request.
 pub(crate) const MAX_REDIRECTS: usize = 5;
 
@@ -187,7 +188,7 @@ impl Client {
             .timeout(options.request_timeout)
             .user_agent(concat!("cnb-attest/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| Error::Http(format!("cannot build the HTTP client: {e}")))?;
+            .map_err(|e| Error::transport("building the HTTP client", e))?;
         Ok(Client {
             http,
             keychain,
@@ -379,10 +380,10 @@ impl Client {
                     eprintln!("DEBUG GET {} (token, scope {scope})", redact_url(&url));
                 }
                 let response = request.timeout(left).send().await.map_err(|e| {
-                    Error::Http(format!(
-                        "token request to {}: {e}",
-                        url.host_str().unwrap_or("?")
-                    ))
+                    Error::transport(
+                        format!("token request to {}", url.host_str().unwrap_or("?")),
+                        e,
+                    )
                 })?;
                 if !response.status().is_success() {
                     return Err(Error::Auth(format!(
@@ -446,7 +447,7 @@ impl Client {
                     }
                     return Ok(response);
                 }
-                Ok(response) if request.retry && is_retriable(response.status()) => {
+                Ok(response) if request.retry && retryable_status(response.status().as_u16()) => {
                     if attempt + 1 >= policy.max_attempts {
                         return Ok(response);
                     }
@@ -459,10 +460,10 @@ impl Client {
                     tokio::time::sleep(wait).await;
                 }
                 Ok(response) => return Ok(response),
-                // Transport failures only: a redirect loop, a refused credential or a passed
-                // deadline will not go away by asking again.
+                // Transport failures only: a redirect loop, a refused credential, a registry
+                // breaking the protocol or a passed deadline will not go away by asking again.
                 Err(e)
-                    if request.retry && e.is_retriable() && attempt + 1 < policy.max_attempts =>
+                    if request.retry && e.is_retryable() && attempt + 1 < policy.max_attempts =>
                 {
                     let wait = policy.delay(attempt, None);
                     if !self.may_wait(wait) {
@@ -485,8 +486,12 @@ impl Client {
     }
 
     async fn send_once(&self, request: &Request<'_>) -> Result<reqwest::Response, Error> {
-        let mut url = reqwest::Url::parse(&request.url)
-            .map_err(|_| Error::Http(format!("bad URL {}", request.url)))?;
+        let mut url = reqwest::Url::parse(&request.url).map_err(|_| {
+            Error::protocol(
+                format!("{} in {}", request.kind, request.repo),
+                "the request URL (from the reference or a registry header) is not a URL",
+            )
+        })?;
         // The registry's origin, not the request's: an upload `Location` on another host is
         // followed, but without credentials.
         let origin = reqwest::Url::parse(&self.base(request.repo))
@@ -524,12 +529,7 @@ impl Client {
                 if e.is_timeout() && self.options.deadline_passed() {
                     return Error::Deadline(format!("{method} {}", redact_url(&url)));
                 }
-                Error::Http(format!(
-                    "{} {}: {}",
-                    method,
-                    redact_url(&url),
-                    error_chain(&e)
-                ))
+                Error::transport(format!("{method} {}", redact_url(&url)), e)
             })?;
             let status = response.status();
             if self.options.debug {
@@ -546,13 +546,16 @@ impl Client {
                     .get(LOCATION)
                     .and_then(|v| v.to_str().ok())
                     .ok_or_else(|| {
-                        Error::Http(format!(
-                            "{status} without Location from {}",
-                            redact_url(&url)
-                        ))
+                        Error::protocol(
+                            format!("{method} {}", redact_url(&url)),
+                            format!("{status} without a usable Location header"),
+                        )
                     })?;
                 url = url.join(location).map_err(|_| {
-                    Error::Http(format!("bad redirect Location from {}", redact_url(&url)))
+                    Error::protocol(
+                        format!("{method} {}", redact_url(&url)),
+                        format!("{status} with a Location header that is not a URL"),
+                    )
                 })?;
                 if status == StatusCode::SEE_OTHER {
                     method = Method::GET;
@@ -566,24 +569,19 @@ impl Client {
         })
     }
 
-    /// Turns a non-success response into an error naming the operation.
+    /// Turns a non-success response into an error naming the operation, with the registry's error
+    /// codes parsed from the start of the body.
     pub(crate) async fn failure(what: &str, response: reqwest::Response) -> Error {
         let status = response.status();
-        let body = read_bounded(response, MAX_ERROR_BODY)
-            .await
-            .unwrap_or_default();
-        let text = String::from_utf8_lossy(&body);
-        let detail: String = text.chars().filter(|c| !c.is_control()).take(300).collect();
         match status {
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => Error::Denied {
                 what: what.to_string(),
                 status: status.as_u16(),
             },
-            _ => Error::Status {
-                what: what.to_string(),
-                status: status.as_u16(),
-                detail,
-            },
+            _ => {
+                let body = read_prefix(response, MAX_ERROR_BODY).await;
+                Error::status(what, status.as_u16(), &body)
+            }
         }
     }
 }
@@ -629,23 +627,6 @@ fn redact_url(url: &reqwest::Url) -> String {
     u.to_string()
 }
 
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
-}
-
-fn is_retriable(status: StatusCode) -> bool {
-    status == StatusCode::REQUEST_TIMEOUT
-        || status == StatusCode::TOO_MANY_REQUESTS
-        || status.is_server_error()
-}
-
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     value.parse::<u64>().ok().map(Duration::from_secs)
@@ -671,7 +652,7 @@ pub(crate) async fn read_bounded(
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| Error::Http(format!("reading a response body: {}", error_chain(&e))))?
+        .map_err(|e| Error::transport(format!("reading the body of {what}"), e))?
     {
         if out.len() as u64 + chunk.len() as u64 > max {
             return Err(Error::TooLarge {
@@ -683,6 +664,21 @@ pub(crate) async fn read_bounded(
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// At most the first `max` bytes of a response body, for an error message: what arrived before a
+/// failure, and nothing past `max` (the rest is never read).
+async fn read_prefix(mut response: reqwest::Response, max: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    while out.len() < max {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                out.extend_from_slice(&chunk[..chunk.len().min(max - out.len())]);
+            }
+            Ok(None) | Err(_) => break,
+        }
+    }
+    out
 }
 
 #[cfg(test)]
