@@ -69,7 +69,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let policy: cnb_sbom_restore::select::Policy = cli
         .policy
         .parse()
-        .map_err(|e: String| Failure::new(exit::INVALID_ARGS, e))?;
+        .map_err(|e: cnb_sbom_restore::PolicyError| Failure::new(exit::INVALID_ARGS, e))?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -111,11 +111,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         ),
         None => Default::default(),
     };
-    for (name, reason) in &plan.failures {
-        eprintln!("ERROR: {name}: {reason}");
+    for p in &plan.failures {
+        eprintln!("ERROR: {}: {}", p.attestation, p.failure);
     }
-    for (name, reason) in &plan.warnings {
-        eprintln!("Warning: {name}: {reason}");
+    for p in &plan.warnings {
+        eprintln!("Warning: {}: {}", p.attestation, p.failure);
     }
     if !plan.failures.is_empty() {
         return Err(Failure::new(

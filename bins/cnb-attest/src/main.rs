@@ -260,7 +260,7 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
     let policy: cnb_sbom_restore::select::Policy = args
         .policy
         .parse()
-        .map_err(|e: String| Failure::new(exit::INVALID_ARGS, e))?;
+        .map_err(|e: cnb_sbom_restore::PolicyError| Failure::new(exit::INVALID_ARGS, e))?;
     let opened = open(&args.image, &args.registry)?;
     let metadata = opened
         .source
@@ -344,11 +344,11 @@ fn download(args: DownloadArgs) -> Result<u8, Failure> {
         for path in &written {
             println!("{}", path.display());
         }
-        for (name, reason) in &plan.failures {
-            eprintln!("FAILED {name}: {reason}");
+        for p in &plan.failures {
+            eprintln!("FAILED {}: {}", p.attestation, p.failure);
         }
-        for (name, reason) in &plan.warnings {
-            eprintln!("Warning: {name}: {reason}");
+        for p in &plan.warnings {
+            eprintln!("Warning: {}: {}", p.attestation, p.failure);
         }
     }
     let location = opened.name();
