@@ -115,11 +115,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             ))
         }
     };
-    for (attestation, reason) in &report.plan.failures {
-        eprintln!("ERROR: {attestation}: {reason}");
+    for problem in &report.plan.failures {
+        eprintln!("ERROR: {problem}");
     }
-    for (attestation, reason) in &report.plan.warnings {
-        eprintln!("Warning: {attestation}: {reason}");
+    for problem in &report.plan.warnings {
+        eprintln!("Warning: {problem}");
     }
     if report.origin == Origin::SbomLayer {
         eprintln!(

@@ -88,11 +88,11 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
         for path in &report.written {
             println!("{}", path.display());
         }
-        for (name, reason) in &report.plan.failures {
-            eprintln!("FAILED {name}: {reason}");
+        for problem in &report.plan.failures {
+            eprintln!("FAILED {problem}");
         }
-        for (name, reason) in &report.plan.warnings {
-            eprintln!("Warning: {name}: {reason}");
+        for problem in &report.plan.warnings {
+            eprintln!("Warning: {problem}");
         }
     }
     match &report.refusal {

@@ -14,12 +14,12 @@ use cnb_referrers::format::{
 };
 use cnb_referrers::layout::{Image, OciLayout};
 use cnb_referrers::{Descriptor, ImageManifest, StorageFormat};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 use sha2::{Digest as _, Sha256};
 
 use cnb_attestation_config::annotations;
 
-use crate::Error;
+use crate::{Error, Failure, Rule};
 
 /// One referrer of an image, as stored (nothing verified).
 #[derive(Debug, Clone, Serialize)]
@@ -50,13 +50,34 @@ pub struct Listed {
 }
 
 /// The verdict on one referrer.
-#[derive(Debug, Clone, Serialize)]
+///
+/// Serialised as the [`Listed`] fields, then `"failure"`: the message (or `null` when verified),
+/// then `"rule"`: the kebab-case [`Rule`] (left out when verified).
+#[derive(Debug, Clone)]
 pub struct Verdict {
     /// What is stored.
-    #[serde(flatten)]
     pub listed: Listed,
-    /// `None` when verified; the reason otherwise.
-    pub failure: Option<String>,
+    /// `None` when verified; the rule that failed and why otherwise.
+    pub failure: Option<Failure>,
+}
+
+impl Serialize for Verdict {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Shown<'a> {
+            #[serde(flatten)]
+            listed: &'a Listed,
+            failure: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            rule: Option<Rule>,
+        }
+        Shown {
+            listed: &self.listed,
+            failure: self.failure.as_ref().map(|f| f.message.as_str()),
+            rule: self.failure.as_ref().map(|f| f.rule),
+        }
+        .serialize(serializer)
+    }
 }
 
 impl Verdict {
@@ -286,23 +307,38 @@ pub(crate) fn buildkit_entries(
 }
 
 /// Decodes a fetched referrer's envelope (nothing verified).
-fn envelope_of(fetched: &Fetched) -> Result<cnb_dsse::Envelope, String> {
-    let manifest = fetched.manifest.as_ref().map_err(Clone::clone)?;
-    let format = StorageFormat::detect(manifest)
-        .ok_or_else(|| "not an attestation format this tool reads".to_string())?;
-    let bytes = fetched.layer.as_ref().map_err(Clone::clone)?;
-    let stored = decode_layer(format, bytes).map_err(|e| e.to_string())?;
+fn envelope_of(fetched: &Fetched) -> Result<cnb_dsse::Envelope, Failure> {
+    let manifest = fetched
+        .manifest
+        .as_ref()
+        .map_err(|problem| Failure::new(Rule::UnreadableReferrer, problem.clone()))?;
+    let format = StorageFormat::detect(manifest).ok_or_else(|| {
+        Failure::new(
+            Rule::UnknownFormat,
+            "not an attestation format this tool reads",
+        )
+    })?;
+    let bytes = fetched
+        .layer
+        .as_ref()
+        .map_err(|problem| Failure::new(Rule::Blob, problem.clone()))?;
+    let stored =
+        decode_layer(format, bytes).map_err(|e| Failure::new(Rule::Undecodable, e.to_string()))?;
     if stored.envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(format!(
-            "DSSE payloadType is `{}`, expected `{IN_TOTO_PAYLOAD_TYPE}`",
-            stored.envelope.payload_type
+        return Err(Failure::new(
+            Rule::PayloadType,
+            format!(
+                "DSSE payloadType is `{}`, expected `{IN_TOTO_PAYLOAD_TYPE}`",
+                stored.envelope.payload_type
+            ),
         ));
     }
     Ok(stored.envelope)
 }
 
-fn parse_statement(envelope: &cnb_dsse::Envelope) -> Result<Statement, String> {
-    Statement::from_json(&envelope.payload).map_err(|e| e.to_string())
+fn parse_statement(envelope: &cnb_dsse::Envelope) -> Result<Statement, Failure> {
+    Statement::from_json(&envelope.payload)
+        .map_err(|e| Failure::new(Rule::Statement, e.to_string()))
 }
 
 fn subject_text(subject: &Subject) -> String {
@@ -340,7 +376,7 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
                     listed.predicate_type = Some(statement.predicate_type().to_string());
                     listed.subjects = statement.subjects().iter().map(subject_text).collect();
                 }
-                Err(problem) => listed.problem = Some(problem),
+                Err(failure) => listed.problem = Some(failure.message),
             }
             listed
         })
@@ -362,6 +398,34 @@ pub fn verify_each(
     fetched: &[Fetched],
     key: &VerifyingKey,
 ) -> Vec<(Verdict, Option<Statement>)> {
+    verify_results(image, fetched, key)
+        .into_iter()
+        .map(|(listed, result)| match result {
+            Ok(statement) => (
+                Verdict {
+                    listed,
+                    failure: None,
+                },
+                Some(statement),
+            ),
+            Err(failure) => (
+                Verdict {
+                    listed,
+                    failure: Some(failure),
+                },
+                None,
+            ),
+        })
+        .collect()
+}
+
+/// Verifies every fetched referrer in a format this tool reads: what is stored, and the verified
+/// statement or the rule it failed.
+pub(crate) fn verify_results(
+    image: &Image,
+    fetched: &[Fetched],
+    key: &VerifyingKey,
+) -> Vec<(Listed, Result<Statement, Failure>)> {
     let mut out = Vec::new();
     for f in fetched {
         let manifest = match &f.manifest {
@@ -369,11 +433,11 @@ pub fn verify_each(
             Ok(m) => m,
             Err(problem) => {
                 out.push((
-                    Verdict {
-                        listed: listed_from(f),
-                        failure: Some(format!("listed referrer cannot be read: {problem}")),
-                    },
-                    None,
+                    listed_from(f),
+                    Err(Failure::new(
+                        Rule::UnreadableReferrer,
+                        format!("listed referrer cannot be read: {problem}"),
+                    )),
                 ));
                 continue;
             }
@@ -382,23 +446,17 @@ pub fn verify_each(
         let annotated_type = listed.predicate_type.clone();
         let verified = envelope_of(f).and_then(|envelope| {
             // The signature is checked before the payload is parsed: nothing unsigned is interpreted.
-            envelope
-                .verify(key)
-                .map_err(|e| format!("signature does not verify: {e}"))?;
+            envelope.verify(key).map_err(|e| {
+                Failure::new(Rule::Signature, format!("signature does not verify: {e}"))
+            })?;
             parse_statement(&envelope)
         });
-        let (failure, statement) = match verified {
-            Err(problem) => (Some(problem), None),
-            Ok(statement) => {
-                listed.subjects = statement.subjects().iter().map(subject_text).collect();
-                listed.predicate_type = Some(statement.predicate_type().to_string());
-                match check(image, manifest, &statement, annotated_type.as_deref()) {
-                    Ok(()) => (None, Some(statement)),
-                    Err(problem) => (Some(problem), None),
-                }
-            }
-        };
-        out.push((Verdict { listed, failure }, statement));
+        let result = verified.and_then(|statement| {
+            listed.subjects = statement.subjects().iter().map(subject_text).collect();
+            listed.predicate_type = Some(statement.predicate_type().to_string());
+            check(image, manifest, &statement, annotated_type.as_deref()).map(|()| statement)
+        });
+        out.push((listed, result));
     }
     out
 }
@@ -423,12 +481,15 @@ fn check(
     manifest: &ImageManifest,
     statement: &Statement,
     annotated_predicate_type: Option<&str>,
-) -> Result<(), String> {
+) -> Result<(), Failure> {
     if let Some(annotated) = annotated_predicate_type {
         if annotated != statement.predicate_type() {
-            return Err(format!(
-                "manifest says predicate type `{annotated}` but the signed statement says `{}`",
-                statement.predicate_type()
+            return Err(Failure::new(
+                Rule::PredicateType,
+                format!(
+                    "manifest says predicate type `{annotated}` but the signed statement says `{}`",
+                    statement.predicate_type()
+                ),
             ));
         }
     }
@@ -436,7 +497,10 @@ fn check(
     let mut has_image = false;
     for subject in statement.subjects() {
         let Some(hex) = subject.digest.get("sha256") else {
-            return Err(format!("subject `{}` has no sha256 digest", subject.name));
+            return Err(Failure::new(
+                Rule::SubjectWithoutSha256,
+                format!("subject `{}` has no sha256 digest", subject.name),
+            ));
         };
         if hex == image_hex {
             has_image = true;
@@ -444,9 +508,12 @@ fn check(
         }
         let diff_id = format!("sha256:{hex}");
         if !image.config.diff_ids.contains(&diff_id) {
-            return Err(format!(
-                "subject `{}` ({diff_id}) is neither this image ({}) nor one of its layers",
-                subject.name, image.descriptor.digest
+            return Err(Failure::new(
+                Rule::ForeignSubject,
+                format!(
+                    "subject `{}` ({diff_id}) is neither this image ({}) nor one of its layers",
+                    subject.name, image.descriptor.digest
+                ),
             ));
         }
         if let (Some(bp), Some(layer)) = (
@@ -454,17 +521,23 @@ fn check(
             manifest.annotation(annotations::LAYER_NAME),
         ) {
             if subject.name != format!("{bp}:{layer}") {
-                return Err(format!(
-                    "manifest annotations name layer `{bp}:{layer}` but the signed subject is `{}`",
-                    subject.name
+                return Err(Failure::new(
+                    Rule::LayerAnnotation,
+                    format!(
+                        "manifest annotations name layer `{bp}:{layer}` but the signed subject is `{}`",
+                        subject.name
+                    ),
                 ));
             }
         }
     }
     if !has_image {
-        return Err(format!(
-            "no subject is this image's digest {}",
-            image.descriptor.digest
+        return Err(Failure::new(
+            Rule::NoImageSubject,
+            format!(
+                "no subject is this image's digest {}",
+                image.descriptor.digest
+            ),
         ));
     }
     if let Some(annotated) = manifest.annotation(annotations::SBOM_DIGEST) {
@@ -473,10 +546,440 @@ fn check(
             hex::encode(Sha256::digest(statement.predicate()))
         );
         if annotated != actual {
-            return Err(format!(
-                "manifest says SBOM digest {annotated} but the signed predicate has {actual}"
+            return Err(Failure::new(
+                Rule::SbomDigest,
+                format!(
+                    "manifest says SBOM digest {annotated} but the signed predicate has {actual}"
+                ),
             ));
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    //! One test per verification rule, on referrers built in memory, and the JSON shape of a
+    //! verdict. The fixtures are shared with `select`'s tests.
+
+    use std::collections::BTreeMap;
+
+    use cnb_dsse::{Envelope, SigningKey};
+    use cnb_intoto::StatementVersion;
+    use cnb_referrers::format::{build_referrer, ReferrerParts};
+    use cnb_referrers::manifest::OCI_MANIFEST;
+    use cnb_referrers::ImageConfig;
+
+    use super::*;
+
+    /// sha256 hex of `bytes`.
+    pub(crate) fn hex_of(bytes: &[u8]) -> String {
+        hex::encode(Sha256::digest(bytes))
+    }
+
+    /// The diffID hex of the image's one buildpack layer.
+    pub(crate) fn layer_hex() -> String {
+        hex_of(b"the modules layer")
+    }
+
+    /// A subject with a sha256 digest.
+    pub(crate) fn subject(name: &str, hex: &str) -> Subject {
+        Subject::sha256(name, hex).unwrap()
+    }
+
+    /// A v1 statement.
+    pub(crate) fn statement(
+        subjects: Vec<Subject>,
+        predicate_type: &str,
+        predicate: &str,
+    ) -> Statement {
+        Statement::new(
+            StatementVersion::V1,
+            subjects,
+            predicate_type,
+            predicate.as_bytes().to_vec(),
+        )
+        .unwrap()
+    }
+
+    /// An image with one layer ([`layer_hex`]) and a signing key.
+    pub(crate) struct Fixture {
+        pub(crate) key: SigningKey,
+        pub(crate) image: Image,
+    }
+
+    impl Fixture {
+        pub(crate) fn new() -> Self {
+            Fixture {
+                key: SigningKey::generate().unwrap(),
+                image: Image {
+                    descriptor: Descriptor::for_bytes(OCI_MANIFEST, b"{\"the\":\"image\"}"),
+                    manifest: ImageManifest {
+                        schema_version: 2,
+                        media_type: Some(OCI_MANIFEST.into()),
+                        artifact_type: None,
+                        config: Descriptor::empty(),
+                        layers: Vec::new(),
+                        subject: None,
+                        annotations: None,
+                    },
+                    config: ImageConfig {
+                        labels: BTreeMap::new(),
+                        diff_ids: vec![format!("sha256:{}", layer_hex())],
+                    },
+                    buildkit: Vec::new(),
+                },
+            }
+        }
+
+        pub(crate) fn key(&self) -> VerifyingKey {
+            self.key.verifying_key()
+        }
+
+        pub(crate) fn image_hex(&self) -> String {
+            self.image.descriptor.digest.hex().to_string()
+        }
+
+        /// The image subject, named as the signer names it.
+        pub(crate) fn image_subject(&self) -> Subject {
+            subject("example.com/app", &self.image_hex())
+        }
+
+        /// A bare-DSSE referrer holding `envelope`, annotated with `predicate_type` and
+        /// `annotations` (and `created`, when given).
+        pub(crate) fn referrer(
+            &self,
+            envelope: &Envelope,
+            predicate_type: &str,
+            annotations: &[(&str, &str)],
+            created: Option<&str>,
+        ) -> Fetched {
+            let annotations: BTreeMap<String, String> = annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let referrer = build_referrer(
+                StorageFormat::Dsse,
+                envelope,
+                &ReferrerParts {
+                    subject: &self.image.descriptor,
+                    predicate_type,
+                    annotations: &annotations,
+                    key_hint: "",
+                    created,
+                },
+            );
+            Fetched {
+                descriptor: referrer.descriptor,
+                manifest: Ok(referrer.manifest),
+                layer: Ok(referrer.blobs[1].1.clone()),
+                source: "referrer",
+            }
+        }
+
+        /// `statement` signed with the fixture's key, in a referrer annotated with its predicate
+        /// type and `annotations`.
+        pub(crate) fn attest(
+            &self,
+            statement: &Statement,
+            annotations: &[(&str, &str)],
+        ) -> Fetched {
+            self.attest_at(statement, annotations, None)
+        }
+
+        /// Like [`Fixture::attest`], with a `created` annotation.
+        pub(crate) fn attest_at(
+            &self,
+            statement: &Statement,
+            annotations: &[(&str, &str)],
+            created: Option<&str>,
+        ) -> Fetched {
+            let envelope =
+                Envelope::sign(IN_TOTO_PAYLOAD_TYPE, statement.to_json(), &self.key).unwrap();
+            self.referrer(&envelope, statement.predicate_type(), annotations, created)
+        }
+
+        /// A valid statement about the image and its layer.
+        pub(crate) fn layer_statement(&self) -> Statement {
+            statement(
+                vec![
+                    self.image_subject(),
+                    subject("example/node:modules", &layer_hex()),
+                ],
+                "https://cyclonedx.org/bom",
+                r#"{"bomFormat":"CycloneDX"}"#,
+            )
+        }
+
+        /// The one verdict on `fetched`.
+        pub(crate) fn verdict(&self, fetched: Fetched) -> Verdict {
+            let mut verdicts = verify(&self.image, &[fetched], &self.key());
+            assert_eq!(verdicts.len(), 1);
+            verdicts.remove(0)
+        }
+
+        /// The rule `fetched` fails.
+        fn rule(&self, fetched: Fetched) -> Rule {
+            let verdict = self.verdict(fetched);
+            let name = verdict.name();
+            verdict
+                .failure
+                .unwrap_or_else(|| panic!("{name} verified"))
+                .rule
+        }
+    }
+
+    #[test]
+    fn a_valid_attestation_verifies() {
+        let f = Fixture::new();
+        let verdict = f.verdict(f.attest(&f.layer_statement(), &[]));
+        assert!(verdict.ok(), "{:?}", verdict.failure);
+        assert_eq!(verdict.listed.subjects.len(), 2);
+    }
+
+    #[test]
+    fn an_unreadable_listed_referrer() {
+        let f = Fixture::new();
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.manifest = Err("manifest unknown".into());
+        let failure = f.verdict(fetched).failure.unwrap();
+        assert_eq!(failure.rule, Rule::UnreadableReferrer);
+        assert_eq!(
+            failure.message,
+            "listed referrer cannot be read: manifest unknown"
+        );
+    }
+
+    #[test]
+    fn a_blob_that_cannot_be_had() {
+        let f = Fixture::new();
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.layer = Err("blob does not match its digest".into());
+        let failure = f.verdict(fetched).failure.unwrap();
+        assert_eq!(failure.rule, Rule::Blob);
+        assert_eq!(failure.message, "blob does not match its digest");
+    }
+
+    #[test]
+    fn an_unknown_format_is_not_verified_and_lists_its_rule() {
+        let f = Fixture::new();
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        if let Ok(manifest) = &mut fetched.manifest {
+            manifest.artifact_type = Some("application/example".into());
+        }
+        let failure = envelope_of(&fetched).unwrap_err();
+        assert_eq!(failure.rule, Rule::UnknownFormat);
+        assert_eq!(failure.message, "not an attestation format this tool reads");
+        // Someone else's referrer: left out of verification.
+        assert!(verify(&f.image, &[fetched], &f.key()).is_empty());
+    }
+
+    #[test]
+    fn an_undecodable_layer() {
+        let f = Fixture::new();
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.layer = Ok(b"not an envelope".to_vec());
+        assert_eq!(f.rule(fetched), Rule::Undecodable);
+    }
+
+    #[test]
+    fn another_payload_type() {
+        let f = Fixture::new();
+        let statement = f.layer_statement();
+        let envelope = Envelope::sign("text/plain", statement.to_json(), &f.key).unwrap();
+        let failure = f
+            .verdict(f.referrer(&envelope, statement.predicate_type(), &[], None))
+            .failure
+            .unwrap();
+        assert_eq!(failure.rule, Rule::PayloadType);
+        assert_eq!(
+            failure.message,
+            format!("DSSE payloadType is `text/plain`, expected `{IN_TOTO_PAYLOAD_TYPE}`")
+        );
+    }
+
+    #[test]
+    fn another_key() {
+        let f = Fixture::new();
+        let statement = f.layer_statement();
+        let other = SigningKey::generate().unwrap();
+        let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, statement.to_json(), &other).unwrap();
+        let failure = f
+            .verdict(f.referrer(&envelope, statement.predicate_type(), &[], None))
+            .failure
+            .unwrap();
+        assert_eq!(failure.rule, Rule::Signature);
+        assert!(
+            failure.message.starts_with("signature does not verify: "),
+            "{failure}"
+        );
+    }
+
+    #[test]
+    fn a_signed_payload_that_is_no_statement() {
+        let f = Fixture::new();
+        let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, b"{}".to_vec(), &f.key).unwrap();
+        let fetched = f.referrer(&envelope, "https://cyclonedx.org/bom", &[], None);
+        assert_eq!(f.rule(fetched), Rule::Statement);
+    }
+
+    #[test]
+    fn an_annotated_predicate_type_that_is_not_the_signed_one() {
+        let f = Fixture::new();
+        let statement = f.layer_statement();
+        let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, statement.to_json(), &f.key).unwrap();
+        let failure = f
+            .verdict(f.referrer(&envelope, "https://spdx.dev/Document", &[], None))
+            .failure
+            .unwrap();
+        assert_eq!(failure.rule, Rule::PredicateType);
+        assert_eq!(
+            failure.message,
+            "manifest says predicate type `https://spdx.dev/Document` but the signed statement says `https://cyclonedx.org/bom`"
+        );
+    }
+
+    #[test]
+    fn a_subject_without_sha256() {
+        let f = Fixture::new();
+        let sha512 = Subject {
+            name: "example/node:modules".into(),
+            digest: BTreeMap::from([("sha512".to_string(), "ab".repeat(64))]),
+        };
+        let statement = statement(
+            vec![f.image_subject(), sha512],
+            "https://cyclonedx.org/bom",
+            "{}",
+        );
+        let failure = f.verdict(f.attest(&statement, &[])).failure.unwrap();
+        assert_eq!(failure.rule, Rule::SubjectWithoutSha256);
+        assert_eq!(
+            failure.message,
+            "subject `example/node:modules` has no sha256 digest"
+        );
+    }
+
+    #[test]
+    fn no_subject_is_the_image() {
+        let f = Fixture::new();
+        let statement = statement(
+            vec![subject("example/node:modules", &layer_hex())],
+            "https://cyclonedx.org/bom",
+            "{}",
+        );
+        let failure = f.verdict(f.attest(&statement, &[])).failure.unwrap();
+        assert_eq!(failure.rule, Rule::NoImageSubject);
+        assert_eq!(
+            failure.message,
+            format!(
+                "no subject is this image's digest {}",
+                f.image.descriptor.digest
+            )
+        );
+    }
+
+    #[test]
+    fn a_subject_of_another_image() {
+        let f = Fixture::new();
+        let statement = statement(
+            vec![
+                f.image_subject(),
+                subject("example/node:modules", &hex_of(b"elsewhere")),
+            ],
+            "https://cyclonedx.org/bom",
+            "{}",
+        );
+        assert_eq!(f.rule(f.attest(&statement, &[])), Rule::ForeignSubject);
+    }
+
+    #[test]
+    fn layer_annotations_that_are_not_the_signed_subject() {
+        let f = Fixture::new();
+        let fetched = f.attest(
+            &f.layer_statement(),
+            &[
+                (annotations::BUILDPACK_ID, "example/node"),
+                (annotations::LAYER_NAME, "other"),
+            ],
+        );
+        let failure = f.verdict(fetched).failure.unwrap();
+        assert_eq!(failure.rule, Rule::LayerAnnotation);
+        assert_eq!(
+            failure.message,
+            "manifest annotations name layer `example/node:other` but the signed subject is `example/node:modules`"
+        );
+    }
+
+    #[test]
+    fn an_sbom_digest_annotation_that_is_not_the_signed_predicate() {
+        let f = Fixture::new();
+        let wrong = format!("sha256:{}", hex_of(b"another SBOM"));
+        let fetched = f.attest(&f.layer_statement(), &[(annotations::SBOM_DIGEST, &wrong)]);
+        assert_eq!(f.rule(fetched), Rule::SbomDigest);
+        // The right digest verifies.
+        let statement = f.layer_statement();
+        let right = format!("sha256:{}", hex_of(statement.predicate()));
+        let fetched = f.attest(&statement, &[(annotations::SBOM_DIGEST, &right)]);
+        assert!(f.verdict(fetched).ok());
+    }
+
+    #[test]
+    fn a_verdict_serialises_its_message_and_rule() {
+        let f = Fixture::new();
+        let ok = serde_json::to_value(f.verdict(f.attest(&f.layer_statement(), &[]))).unwrap();
+        assert!(ok["failure"].is_null());
+        assert!(ok.get("rule").is_none(), "{ok}");
+        assert!(ok["manifest-digest"].is_string(), "{ok}");
+
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.manifest = Err("gone".into());
+        let failed = serde_json::to_value(f.verdict(fetched)).unwrap();
+        assert_eq!(failed["failure"], "listed referrer cannot be read: gone");
+        assert_eq!(failed["rule"], "unreadable-referrer");
+    }
+
+    #[test]
+    fn listing_keeps_the_message_as_the_problem() {
+        let f = Fixture::new();
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.layer = Err("blob does not match its digest".into());
+        let listed = list(&[fetched]);
+        assert_eq!(
+            listed[0].problem.as_deref(),
+            Some("blob does not match its digest")
+        );
+    }
+
+    #[test]
+    fn every_rule_serialises_as_its_name() {
+        use Rule::*;
+        let all = [
+            UnreadableReferrer,
+            Blob,
+            UnknownFormat,
+            Undecodable,
+            PayloadType,
+            Signature,
+            Statement,
+            PredicateType,
+            SubjectWithoutSha256,
+            NoImageSubject,
+            ForeignSubject,
+            LayerAnnotation,
+            SbomDigest,
+            BadLabel,
+            LayerSubjectName,
+            UnknownBuildpack,
+            UnrecordedLayer,
+            TwoPlaces,
+            NoPlace,
+            Conflict,
+            SameFile,
+            Superseded,
+        ];
+        for rule in all {
+            assert_eq!(serde_json::to_value(rule).unwrap(), rule.name());
+            assert_eq!(rule.to_string(), rule.name());
+        }
+    }
 }

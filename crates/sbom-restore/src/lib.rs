@@ -26,7 +26,121 @@ pub mod tar;
 pub mod write;
 
 pub use path::SbomPath;
+pub use select::{PolicyError, Problem};
 pub use write::{write_tree, Restored};
+
+/// The verification or placement rule an attestation failed: what callers branch on. The
+/// [`Failure`] carrying it also has the message for people.
+///
+/// Serialised (and shown) as its kebab-case name, e.g. `signature` or `unknown-buildpack`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Rule {
+    /// A listed referrer's manifest cannot be read (missing, malformed, unreachable).
+    UnreadableReferrer,
+    /// The attestation blob cannot be had: missing, over the size limit, or not matching its
+    /// digest.
+    Blob,
+    /// The referrer is not in a storage format this tool reads.
+    UnknownFormat,
+    /// The attestation blob does not decode as its storage format (DSSE envelope, Sigstore bundle).
+    Undecodable,
+    /// The DSSE payload type is not the in-toto one.
+    PayloadType,
+    /// The signature does not verify with the key.
+    Signature,
+    /// The signed payload is not a valid in-toto statement.
+    Statement,
+    /// The manifest's predicate type annotation differs from the signed predicate type.
+    PredicateType,
+    /// A signed subject has no sha256 digest.
+    SubjectWithoutSha256,
+    /// No signed subject is the image manifest digest.
+    NoImageSubject,
+    /// A signed subject is neither the image nor one of its layers (diffIDs).
+    ForeignSubject,
+    /// The manifest's buildpack and layer annotations differ from the signed layer subject.
+    LayerAnnotation,
+    /// The manifest's SBOM digest annotation differs from the digest of the signed predicate.
+    SbomDigest,
+    /// The image's label holds a buildpack ID that is not valid.
+    BadLabel,
+    /// A layer subject's name is not `<buildpack>:<layer>` with a valid buildpack ID and layer name.
+    LayerSubjectName,
+    /// A signed subject names a buildpack that is not in the image's label.
+    UnknownBuildpack,
+    /// A layer subject's diffID is not the one the image's label records for that layer.
+    UnrecordedLayer,
+    /// The signed subjects name two different places for the SBOM.
+    TwoPlaces,
+    /// No signed subject names a buildpack of the image: the SBOM has no place.
+    NoPlace,
+    /// Two verified attestations hold different SBOMs for one place.
+    Conflict,
+    /// Two places would be one file on disk (buildpack IDs escaping to one directory, or paths
+    /// differing only in letter case).
+    SameFile,
+    /// Under [`select::Policy::Newest`]: a newer verified attestation for the same place wins.
+    Superseded,
+}
+
+impl Rule {
+    /// The kebab-case name, as serialised.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rule::UnreadableReferrer => "unreadable-referrer",
+            Rule::Blob => "blob",
+            Rule::UnknownFormat => "unknown-format",
+            Rule::Undecodable => "undecodable",
+            Rule::PayloadType => "payload-type",
+            Rule::Signature => "signature",
+            Rule::Statement => "statement",
+            Rule::PredicateType => "predicate-type",
+            Rule::SubjectWithoutSha256 => "subject-without-sha256",
+            Rule::NoImageSubject => "no-image-subject",
+            Rule::ForeignSubject => "foreign-subject",
+            Rule::LayerAnnotation => "layer-annotation",
+            Rule::SbomDigest => "sbom-digest",
+            Rule::BadLabel => "bad-label",
+            Rule::LayerSubjectName => "layer-subject-name",
+            Rule::UnknownBuildpack => "unknown-buildpack",
+            Rule::UnrecordedLayer => "unrecorded-layer",
+            Rule::TwoPlaces => "two-places",
+            Rule::NoPlace => "no-place",
+            Rule::Conflict => "conflict",
+            Rule::SameFile => "same-file",
+            Rule::Superseded => "superseded",
+        }
+    }
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Why one attestation was not accepted: the [`Rule`] it failed, and the message for people
+/// (what [`Display`](std::fmt::Display) prints).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Failure {
+    /// The rule that failed.
+    pub rule: Rule,
+    /// What failed, for people.
+    pub message: String,
+}
+
+impl Failure {
+    /// A failure of `rule`, explained by `message`.
+    pub fn new(rule: Rule, message: impl Into<String>) -> Self {
+        Failure {
+            rule,
+            message: message.into(),
+        }
+    }
+}
 
 /// What can go wrong restoring SBOMs. Messages name the attestation or file and the reason.
 #[derive(Debug, thiserror::Error)]

@@ -16,13 +16,14 @@ use cnb_referrers::layout::Image;
 use cnb_referrers::Descriptor;
 use cnb_sbom_discovery::platform::LifecycleMetadata;
 use cnb_sbom_discovery::{BuildpackId, LayerName, SbomFormat};
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use cnb_attestation_config::annotations;
 
 use crate::inspect::{self, Fetched};
 use crate::path::SbomPath;
 use crate::write::Restored;
+use crate::{Failure, Rule};
 
 /// What to restore: everything, or one buildpack's, or one format's SBOMs.
 #[derive(Debug, Clone, Default)]
@@ -80,7 +81,7 @@ pub fn place(
     statement: &Statement,
     image: &Image,
     metadata: &LifecycleMetadata,
-) -> Result<Option<SbomPath>, String> {
+) -> Result<Option<SbomPath>, Failure> {
     let Some(format) = SbomFormat::from_predicate_type(statement.predicate_type()) else {
         return Ok(None);
     };
@@ -90,15 +91,20 @@ pub fn place(
         return Ok(None);
     }
     let image_hex = image.descriptor.digest.hex();
-    let in_label: Vec<BuildpackId> = metadata.buildpack_ids().map_err(|e| e.to_string())?;
+    let in_label: Vec<BuildpackId> = metadata
+        .buildpack_ids()
+        .map_err(|e| Failure::new(Rule::BadLabel, e.to_string()))?;
     let known = |id: &BuildpackId| id.is_lifecycle() || in_label.contains(id);
     let mut placed: Option<(BuildpackId, Option<LayerName>)> = None;
-    let mut set = |candidate: (BuildpackId, Option<LayerName>)| -> Result<(), String> {
+    let mut set = |candidate: (BuildpackId, Option<LayerName>)| -> Result<(), Failure> {
         match &placed {
-            Some(existing) if *existing != candidate => Err(format!(
-                "the statement names two places: {} and {}",
-                describe(existing),
-                describe(&candidate)
+            Some(existing) if *existing != candidate => Err(Failure::new(
+                Rule::TwoPlaces,
+                format!(
+                    "the statement names two places: {} and {}",
+                    describe(existing),
+                    describe(&candidate)
+                ),
             )),
             _ => {
                 placed = Some(candidate);
@@ -112,17 +118,19 @@ pub fn place(
         };
         if hex != image_hex {
             // A layer subject: `<bp-id>:<layer>` whose diffID the label records for that layer.
+            let bad_name = |message: String| Failure::new(Rule::LayerSubjectName, message);
             let (bp, layer) = subject.name.rsplit_once(':').ok_or_else(|| {
-                format!(
+                bad_name(format!(
                     "layer subject `{}` is not <buildpack>:<layer>",
                     subject.name
-                )
+                ))
             })?;
-            let buildpack = BuildpackId::new(bp).map_err(|e| e.to_string())?;
-            let layer = LayerName::new(layer).map_err(|e| e.to_string())?;
+            let buildpack = BuildpackId::new(bp).map_err(|e| bad_name(e.to_string()))?;
+            let layer = LayerName::new(layer).map_err(|e| bad_name(e.to_string()))?;
             if !known(&buildpack) {
-                return Err(format!(
-                    "buildpack `{buildpack}` is not in the image's label"
+                return Err(Failure::new(
+                    Rule::UnknownBuildpack,
+                    format!("buildpack `{buildpack}` is not in the image's label"),
                 ));
             }
             let recorded = if buildpack.is_lifecycle() && layer.as_str() == "launcher" {
@@ -132,10 +140,13 @@ pub fn place(
             };
             let diff_id = format!("sha256:{hex}");
             if recorded != Some(diff_id.as_str()) {
-                return Err(format!(
-                    "subject `{}` ({diff_id}) is not the layer the image's label records for it ({})",
-                    subject.name,
-                    recorded.unwrap_or("none")
+                return Err(Failure::new(
+                    Rule::UnrecordedLayer,
+                    format!(
+                        "subject `{}` ({diff_id}) is not the layer the image's label records for it ({})",
+                        subject.name,
+                        recorded.unwrap_or("none")
+                    ),
                 ));
             }
             set((buildpack, Some(layer)))?;
@@ -148,8 +159,10 @@ pub fn place(
         }
     }
     let (buildpack, layer) = placed.ok_or_else(|| {
-        "no signed subject names a buildpack of this image: cannot tell where the SBOM goes"
-            .to_string()
+        Failure::new(
+            Rule::NoPlace,
+            "no signed subject names a buildpack of this image: cannot tell where the SBOM goes",
+        )
     })?;
     Ok(Some(SbomPath::Sbom {
         buildpack,
@@ -178,13 +191,56 @@ pub enum Policy {
 }
 
 impl std::str::FromStr for Policy {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = PolicyError;
+    fn from_str(s: &str) -> Result<Self, PolicyError> {
         match s {
             "all" => Ok(Policy::All),
             "newest" => Ok(Policy::Newest),
-            other => Err(format!("policy `{other}`: expected all or newest")),
+            other => Err(PolicyError {
+                given: other.to_string(),
+            }),
         }
+    }
+}
+
+/// A [`Policy`] name that is neither `all` nor `newest`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("policy `{given}`: expected all or newest")]
+pub struct PolicyError {
+    /// The name given.
+    pub given: String,
+}
+
+/// One attestation (or file) that a restore did not accept: what it is, and why.
+///
+/// Serialised as `[attestation, message]`, the shape reports have always had.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// A one-line name for the attestation ([`inspect::describe`]), or the attestations' digests,
+    /// or the relative path of the file, as the message needs.
+    pub attestation: String,
+    /// The rule it failed, and why.
+    pub failure: Failure,
+}
+
+impl Problem {
+    fn new(attestation: impl Into<String>, failure: Failure) -> Self {
+        Problem {
+            attestation: attestation.into(),
+            failure,
+        }
+    }
+}
+
+impl std::fmt::Display for Problem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.attestation, self.failure)
+    }
+}
+
+impl Serialize for Problem {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (&self.attestation, &self.failure.message).serialize(serializer)
     }
 }
 
@@ -197,10 +253,10 @@ pub struct Plan {
     pub files: Vec<Restored>,
     /// Files to write, for reports: relative path -> attestation digests it came from.
     pub restored: BTreeMap<String, Vec<String>>,
-    /// Attestations that failed, with the reason; nothing is written for them.
-    pub failures: Vec<(String, String)>,
+    /// Attestations that failed, with the rule and reason; nothing is written for them.
+    pub failures: Vec<Problem>,
     /// Under [`Policy::Newest`]: attestations that failed, or lost to a newer one, reported only.
-    pub warnings: Vec<(String, String)>,
+    pub warnings: Vec<Problem>,
     /// Verified referrers that are not SBOMs (image signatures, provenance), or not requested.
     pub skipped: usize,
 }
@@ -224,23 +280,25 @@ pub fn plan_restore(
     // Per place: the bytes, the attestations backing them, and (created, listing order) to rank.
     let mut chosen: BTreeMap<SbomPath, Candidate> = BTreeMap::new();
     let mut conflicted: Vec<SbomPath> = Vec::new();
-    for (order, (verdict, statement)) in inspect::verify_each(image, fetched, key)
+    for (order, (listed, verified)) in inspect::verify_results(image, fetched, key)
         .into_iter()
         .enumerate()
     {
-        let name = verdict.name();
-        let digest = verdict.listed.manifest_digest.clone();
-        let rank = (verdict.listed.created.clone().unwrap_or_default(), order);
-        let (Some(statement), None) = (statement, &verdict.failure) else {
-            let reason = verdict.failure.clone().unwrap_or_default();
-            match policy {
-                Policy::All => plan.failures.push((name, reason)),
-                Policy::Newest => plan.warnings.push((name, reason)),
+        let name = inspect::describe(&listed);
+        let digest = listed.manifest_digest.clone();
+        let rank = (listed.created.clone().unwrap_or_default(), order);
+        let statement = match verified {
+            Ok(statement) => statement,
+            Err(failure) => {
+                match policy {
+                    Policy::All => plan.failures.push(Problem::new(name, failure)),
+                    Policy::Newest => plan.warnings.push(Problem::new(name, failure)),
+                }
+                continue;
             }
-            continue;
         };
         match place(&statement, image, metadata) {
-            Err(reason) => plan.failures.push((name, reason)),
+            Err(failure) => plan.failures.push(Problem::new(name, failure)),
             Ok(None) => plan.skipped += 1,
             Ok(Some(path)) if !request.accepts(&path) => plan.skipped += 1,
             Ok(Some(path)) => {
@@ -250,30 +308,39 @@ pub fn plan_restore(
                     Some((existing, sources, best)) if policy == Policy::Newest => {
                         let place = path.relative().display().to_string();
                         if rank > *best {
-                            plan.warnings.push((
+                            plan.warnings.push(Problem::new(
                                 sources.join(", "),
-                                format!("older than {digest} for {place}; not restored"),
+                                Failure::new(
+                                    Rule::Superseded,
+                                    format!("older than {digest} for {place}; not restored"),
+                                ),
                             ));
                             *existing = bytes;
                             *sources = vec![digest];
                             *best = rank;
                         } else {
-                            plan.warnings.push((
+                            plan.warnings.push(Problem::new(
                                 name,
-                                format!(
-                                    "older than {} for {place}; not restored",
-                                    sources.join(", ")
+                                Failure::new(
+                                    Rule::Superseded,
+                                    format!(
+                                        "older than {} for {place}; not restored",
+                                        sources.join(", ")
+                                    ),
                                 ),
                             ));
                         }
                     }
                     Some((_, sources, _)) => {
-                        plan.failures.push((
+                        plan.failures.push(Problem::new(
                             name,
-                            format!(
-                                "conflicts with {} for {}: two different signed SBOMs for one place",
-                                sources.join(", "),
-                                path.relative().display()
+                            Failure::new(
+                                Rule::Conflict,
+                                format!(
+                                    "conflicts with {} for {}: two different signed SBOMs for one place",
+                                    sources.join(", "),
+                                    path.relative().display()
+                                ),
                             ),
                         ));
                         conflicted.push(path);
@@ -292,12 +359,15 @@ pub fn plan_restore(
     for path in chosen.keys() {
         let relative = path.relative().display().to_string();
         if let Some(other) = by_relative.insert(relative.to_lowercase(), path.clone()) {
-            plan.failures.push((
+            plan.failures.push(Problem::new(
                 relative,
-                format!(
-                    "{} and {} would be the same file (their buildpack IDs escape to one directory, or the paths differ only in letter case)",
-                    describe_path(&other),
-                    describe_path(path)
+                Failure::new(
+                    Rule::SameFile,
+                    format!(
+                        "{} and {} would be the same file (their buildpack IDs escape to one directory, or the paths differ only in letter case)",
+                        describe_path(&other),
+                        describe_path(path)
+                    ),
                 ),
             ));
             conflicted.push(other);
@@ -373,4 +443,353 @@ pub fn missing_layers(plan: &Plan, metadata: &LifecycleMetadata) -> Vec<String> 
         }
     }
     missing
+}
+
+#[cfg(test)]
+mod tests {
+    //! One test per placement and plan rule, on attestations built in memory.
+
+    use super::*;
+    use crate::inspect::tests::{layer_hex, statement, subject, Fixture};
+
+    const CDX: &str = "https://cyclonedx.org/bom";
+
+    /// A label with `example/node` (layer `modules`, [`layer_hex`]) and `example/java`.
+    fn label() -> LifecycleMetadata {
+        label_of(&["example/node", "example/java"])
+    }
+
+    /// A label with these buildpacks, the first having layer `modules` ([`layer_hex`]).
+    fn label_of(ids: &[&str]) -> LifecycleMetadata {
+        let buildpacks: Vec<serde_json::Value> = ids
+            .iter()
+            .enumerate()
+            .map(|(i, id)| {
+                let layers = if i == 0 {
+                    serde_json::json!({"modules": {"sha": format!("sha256:{}", layer_hex()), "launch": true}})
+                } else {
+                    serde_json::json!({})
+                };
+                serde_json::json!({"key": id, "version": "1", "layers": layers})
+            })
+            .collect();
+        LifecycleMetadata::from_json(&serde_json::json!({ "buildpacks": buildpacks }).to_string())
+            .unwrap()
+    }
+
+    /// The rule `statement` fails when placed.
+    fn place_rule(f: &Fixture, statement: &Statement, metadata: &LifecycleMetadata) -> Failure {
+        place(statement, &f.image, metadata).unwrap_err()
+    }
+
+    #[test]
+    fn a_layer_sbom_is_placed_under_its_layer() {
+        let f = Fixture::new();
+        let path = place(&f.layer_statement(), &f.image, &label())
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            path.relative().display().to_string(),
+            "example_node/modules/sbom.cdx.json"
+        );
+    }
+
+    #[test]
+    fn a_label_with_an_invalid_buildpack_id() {
+        let f = Fixture::new();
+        let failure = place_rule(&f, &f.layer_statement(), &label_of(&["example/node", ""]));
+        assert_eq!(failure.rule, Rule::BadLabel);
+    }
+
+    #[test]
+    fn a_layer_subject_that_is_not_buildpack_and_layer() {
+        let f = Fixture::new();
+        let s = statement(
+            vec![f.image_subject(), subject("modules", &layer_hex())],
+            CDX,
+            "{}",
+        );
+        let failure = place_rule(&f, &s, &label());
+        assert_eq!(failure.rule, Rule::LayerSubjectName);
+        assert_eq!(
+            failure.message,
+            "layer subject `modules` is not <buildpack>:<layer>"
+        );
+        let s = statement(
+            vec![f.image_subject(), subject("example/node:..", &layer_hex())],
+            CDX,
+            "{}",
+        );
+        assert_eq!(place_rule(&f, &s, &label()).rule, Rule::LayerSubjectName);
+    }
+
+    #[test]
+    fn a_buildpack_not_in_the_label() {
+        let f = Fixture::new();
+        let s = statement(
+            vec![
+                f.image_subject(),
+                subject("example/other:modules", &layer_hex()),
+            ],
+            CDX,
+            "{}",
+        );
+        let failure = place_rule(&f, &s, &label());
+        assert_eq!(failure.rule, Rule::UnknownBuildpack);
+        assert_eq!(
+            failure.message,
+            "buildpack `example/other` is not in the image's label"
+        );
+    }
+
+    #[test]
+    fn a_layer_the_label_does_not_record() {
+        let f = Fixture::new();
+        let s = statement(
+            vec![f.image_subject(), subject("example/java:jre", &layer_hex())],
+            CDX,
+            "{}",
+        );
+        let failure = place_rule(&f, &s, &label());
+        assert_eq!(failure.rule, Rule::UnrecordedLayer);
+        assert_eq!(
+            failure.message,
+            format!(
+                "subject `example/java:jre` (sha256:{}) is not the layer the image's label records for it (none)",
+                layer_hex()
+            )
+        );
+    }
+
+    #[test]
+    fn two_places_in_one_statement() {
+        let f = Fixture::new();
+        let s = statement(
+            vec![
+                subject("example/node", &f.image_hex()),
+                subject("example/java", &f.image_hex()),
+            ],
+            CDX,
+            "{}",
+        );
+        let failure = place_rule(&f, &s, &label());
+        assert_eq!(failure.rule, Rule::TwoPlaces);
+        assert_eq!(
+            failure.message,
+            "the statement names two places: example/node and example/java"
+        );
+    }
+
+    #[test]
+    fn no_place_at_all() {
+        let f = Fixture::new();
+        let s = statement(vec![f.image_subject()], CDX, "{}");
+        let failure = place_rule(&f, &s, &label());
+        assert_eq!(failure.rule, Rule::NoPlace);
+        // Not an SBOM, or a build SBOM: nothing to place, and no failure.
+        let provenance = statement(
+            vec![f.image_subject()],
+            "https://slsa.dev/provenance/v1",
+            "{}",
+        );
+        assert_eq!(place(&provenance, &f.image, &label()).unwrap(), None);
+    }
+
+    #[test]
+    fn a_failed_verification_is_a_failure_or_under_newest_a_warning() {
+        let f = Fixture::new();
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.layer = Err("blob does not match its digest".into());
+        let fetched = [fetched];
+        let plan = plan_restore(
+            &f.image,
+            &label(),
+            &fetched,
+            &f.key(),
+            &Request::default(),
+            Policy::All,
+        );
+        assert_eq!(plan.failures.len(), 1);
+        assert_eq!(plan.failures[0].failure.rule, Rule::Blob);
+        assert!(plan.warnings.is_empty());
+        let plan = plan_restore(
+            &f.image,
+            &label(),
+            &fetched,
+            &f.key(),
+            &Request::default(),
+            Policy::Newest,
+        );
+        assert!(plan.failures.is_empty());
+        assert_eq!(plan.warnings[0].failure.rule, Rule::Blob);
+    }
+
+    #[test]
+    fn a_placement_failure_names_the_attestation() {
+        let f = Fixture::new();
+        let s = statement(vec![f.image_subject()], CDX, "{}");
+        let fetched = [f.attest(&s, &[])];
+        let plan = plan_restore(
+            &f.image,
+            &label(),
+            &fetched,
+            &f.key(),
+            &Request::default(),
+            Policy::All,
+        );
+        assert_eq!(plan.failures.len(), 1);
+        let problem = &plan.failures[0];
+        assert_eq!(problem.failure.rule, Rule::NoPlace);
+        assert_eq!(
+            problem.attestation,
+            format!(
+                "{} (no buildpack, {CDX}, dsse)",
+                fetched[0].descriptor.digest
+            )
+        );
+    }
+
+    /// Two signed SBOMs for the layer, with different bytes, the second one newer.
+    fn two_versions(f: &Fixture) -> [Fetched; 2] {
+        let older = f.layer_statement();
+        let newer = statement(
+            older.subjects().to_vec(),
+            CDX,
+            r#"{"bomFormat":"CycloneDX","version":2}"#,
+        );
+        [
+            f.attest_at(&older, &[], Some("2024-01-01T00:00:00Z")),
+            f.attest_at(&newer, &[], Some("2025-01-01T00:00:00Z")),
+        ]
+    }
+
+    #[test]
+    fn two_signed_sboms_for_one_place_conflict() {
+        let f = Fixture::new();
+        let fetched = two_versions(&f);
+        let plan = plan_restore(
+            &f.image,
+            &label(),
+            &fetched,
+            &f.key(),
+            &Request::default(),
+            Policy::All,
+        );
+        assert!(plan.files.is_empty());
+        assert_eq!(plan.failures.len(), 1);
+        let failure = &plan.failures[0].failure;
+        assert_eq!(failure.rule, Rule::Conflict);
+        assert_eq!(
+            failure.message,
+            format!(
+                "conflicts with {} for example_node/modules/sbom.cdx.json: two different signed SBOMs for one place",
+                fetched[0].descriptor.digest
+            )
+        );
+    }
+
+    #[test]
+    fn under_newest_the_older_sbom_is_superseded() {
+        let f = Fixture::new();
+        let fetched = two_versions(&f);
+        let plan = plan_restore(
+            &f.image,
+            &label(),
+            &fetched,
+            &f.key(),
+            &Request::default(),
+            Policy::Newest,
+        );
+        assert!(plan.failures.is_empty());
+        assert_eq!(plan.files.len(), 1);
+        assert_eq!(plan.warnings.len(), 1);
+        let warning = &plan.warnings[0];
+        assert_eq!(warning.failure.rule, Rule::Superseded);
+        assert_eq!(
+            warning.attestation,
+            fetched[0].descriptor.digest.to_string()
+        );
+        assert_eq!(
+            warning.failure.message,
+            format!(
+                "older than {} for example_node/modules/sbom.cdx.json; not restored",
+                fetched[1].descriptor.digest
+            )
+        );
+        // Listed the other way round, the older one loses all the same.
+        let reversed = [fetched[1].clone(), fetched[0].clone()];
+        let plan = plan_restore(
+            &f.image,
+            &label(),
+            &reversed,
+            &f.key(),
+            &Request::default(),
+            Policy::Newest,
+        );
+        assert_eq!(plan.warnings.len(), 1);
+        assert_eq!(plan.warnings[0].failure.rule, Rule::Superseded);
+    }
+
+    #[test]
+    fn two_places_that_are_one_file() {
+        let f = Fixture::new();
+        let metadata = label_of(&["example/node", "a/b", "a_b"]);
+        let fetched: Vec<Fetched> = ["a/b", "a_b"]
+            .iter()
+            .map(|id| {
+                let s = statement(
+                    vec![subject(id, &f.image_hex())],
+                    CDX,
+                    &format!(r#"{{"bomFormat":"CycloneDX","by":"{id}"}}"#),
+                );
+                f.attest(&s, &[])
+            })
+            .collect();
+        let plan = plan_restore(
+            &f.image,
+            &metadata,
+            &fetched,
+            &f.key(),
+            &Request::default(),
+            Policy::All,
+        );
+        assert!(plan.files.is_empty());
+        assert_eq!(plan.failures.len(), 1);
+        let problem = &plan.failures[0];
+        assert_eq!(problem.failure.rule, Rule::SameFile);
+        assert_eq!(problem.attestation, "a_b/sbom.cdx.json");
+        assert_eq!(
+            problem.failure.message,
+            "a_b/sbom.cdx.json (buildpack a/b) and a_b/sbom.cdx.json (buildpack a_b) would be the same file (their buildpack IDs escape to one directory, or the paths differ only in letter case)"
+        );
+    }
+
+    #[test]
+    fn a_plan_serialises_problems_as_name_and_reason() {
+        let f = Fixture::new();
+        let fetched = two_versions(&f);
+        let plan = plan_restore(
+            &f.image,
+            &label(),
+            &fetched,
+            &f.key(),
+            &Request::default(),
+            Policy::All,
+        );
+        let json = serde_json::to_value(&plan).unwrap();
+        let problem = &plan.failures[0];
+        assert_eq!(
+            json["failures"],
+            serde_json::json!([[problem.attestation, problem.failure.message]])
+        );
+        assert_eq!(json["warnings"], serde_json::json!([]));
+    }
+
+    #[test]
+    fn an_unknown_policy() {
+        assert_eq!("newest".parse::<Policy>(), Ok(Policy::Newest));
+        let error = "latest".parse::<Policy>().unwrap_err();
+        assert_eq!(error.given, "latest");
+        assert_eq!(error.to_string(), "policy `latest`: expected all or newest");
+    }
 }
