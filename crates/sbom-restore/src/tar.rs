@@ -8,7 +8,8 @@
 //! body whatever their size field says; a zero block followed by a zero block (or the end of the
 //! input) ends the archive, and so does a clean end of input at a header boundary.
 //!
-//! Everything is bounded: an extended header (PAX `x`/`g`, GNU `L`/`K`) is at most
+//! Everything is bounded: a size (header field or PAX `size` record) over 2^63 - 1 is refused, as
+//! in Go; an extended header (PAX `x`/`g`, GNU `L`/`K`) is at most
 //! [`MAX_EXTENSION_SIZE`] bytes and at most [`MAX_EXTENSION_HEADERS`] of them precede one entry; a
 //! body is read only up to the cap the caller gives ([`TarReader::read_body`]) and otherwise skipped
 //! through a fixed buffer (or by seeking, [`TarReader::new_seekable`]), never held in memory.
@@ -50,6 +51,9 @@ pub const BLOCK_SIZE: u64 = 512;
 pub const MAX_EXTENSION_SIZE: u64 = 64 * 1024;
 /// Most extended headers before one entry.
 pub const MAX_EXTENSION_HEADERS: usize = 16;
+/// Largest size an entry may declare (header field or PAX `size` record): 2^63 - 1, as in Go's
+/// `archive/tar`. A larger one could not be rounded up to a whole block without overflowing.
+const MAX_SIZE: u64 = i64::MAX as u64;
 
 const LONGEST_SHOWN: usize = 200;
 
@@ -297,9 +301,11 @@ impl<R: Read> TarReader<R> {
             }
             verify_checksum(&block, offset)?;
             let flag = block[156];
-            let declared = parse_numeric(&block[124..136]).ok_or_else(|| {
-                malformed(format!("bad size field in the header at offset {offset}"))
-            })?;
+            let declared = parse_numeric(&block[124..136])
+                .filter(|size| *size <= MAX_SIZE)
+                .ok_or_else(|| {
+                    malformed(format!("bad size field in the header at offset {offset}"))
+                })?;
             if matches!(flag, b'x' | b'g' | b'L' | b'K') {
                 extensions += 1;
                 if extensions > MAX_EXTENSION_HEADERS {
@@ -371,6 +377,9 @@ impl<R: Read> TarReader<R> {
             }
             _ => None,
         };
+        if kind == EntryKind::Other(b'S') {
+            self.skip_sparse_map(block, header_offset)?;
+        }
         let size = if kind.header_only() {
             0
         } else {
@@ -387,6 +396,36 @@ impl<R: Read> TarReader<R> {
             header_offset,
             data_offset: self.position,
         })
+    }
+
+    /// Skips the extension blocks of an old GNU sparse header's map, which follow the header and
+    /// are not counted in its size, as Go's `archive/tar` does: read as headers, they could hide
+    /// entries. The map is at most [`MAX_EXTENSION_SIZE`] bytes; a sparse entry without the GNU
+    /// magic (STAR uses the same flag with another layout) is refused, as in Go.
+    fn skip_sparse_map(&mut self, block: &[u8; 512], header_offset: u64) -> Result<(), Error> {
+        if &block[257..265] != b"ustar  \0" {
+            return Err(malformed(format!(
+                "the GNU sparse entry at offset {header_offset} has no GNU header magic"
+            )));
+        }
+        let mut extended = block[482] != 0;
+        let mut blocks = 1u64;
+        while extended {
+            blocks += 1;
+            if blocks * BLOCK_SIZE > MAX_EXTENSION_SIZE {
+                return Err(malformed(format!(
+                    "the sparse map of the entry at offset {header_offset} is over the \
+                     {MAX_EXTENSION_SIZE}-byte limit"
+                )));
+            }
+            let Some(ext) = self.read_block()? else {
+                return Err(malformed(format!(
+                    "the archive ends in the sparse map of the entry at offset {header_offset}"
+                )));
+            };
+            extended = ext[504] != 0;
+        }
+        Ok(())
     }
 
     /// Skips the unread body and padding of the current entry.
@@ -513,6 +552,7 @@ impl Extensions {
                         .ok()
                         .filter(|s| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
                         .and_then(|s| s.parse::<u64>().ok())
+                        .filter(|size| *size <= MAX_SIZE)
                         .ok_or_else(|| bad("bad size record"))?;
                     self.size = Some(size);
                 }
@@ -855,5 +895,180 @@ mod tests {
         assert_eq!(EntryKind::from_flag(0, "dir/"), EntryKind::Directory);
         assert_eq!(EntryKind::Other(b'3').to_string(), "character device");
         assert_eq!(EntryKind::Hardlink.to_string(), "hard link");
+    }
+
+    /// A header whose size field is `size` in GNU base-256 (for sizes no octal field holds).
+    fn header_base256(name: &str, flag: u8, size: u64) -> [u8; 512] {
+        let mut h = header(name, flag, 0, "");
+        h[124..136].fill(0);
+        h[124] = 0x80;
+        h[128..136].copy_from_slice(&size.to_be_bytes());
+        seal(&mut h);
+        h
+    }
+
+    // The hostile inputs of docs/decisions/tar-reader.md. The `tar` crate (0.4.46) reads a whole
+    // GNU long name or PAX header into memory, whatever its size: for a 1 GiB one (1 MiB gzip'd)
+    // it holds 1 GiB before returning the first entry. Ours refuses it from its header block.
+
+    #[test]
+    fn huge_extended_headers_are_refused_without_reading_their_bodies() {
+        const GIB: u64 = 1 << 30;
+        for (flag, declared, present) in [
+            // GNU long name saying 8 GiB, of which the stream holds 1 GiB (truncated).
+            (b'L', 8 * GIB, GIB),
+            // PAX header saying 1 GiB (our default uncompressed-layer cap), all present.
+            (b'x', GIB, GIB),
+            (b'K', 8 * GIB, GIB),
+            (b'g', GIB, GIB),
+        ] {
+            // 8 GiB does not fit the 11 octal digits: GNU tar writes it in base-256.
+            let block = if declared < 8 * GIB {
+                header("././@LongLink", flag, declared, "")
+            } else {
+                header_base256("././@LongLink", flag, declared)
+            };
+            // The body is produced lazily: `limit()` afterwards tells how much was pulled.
+            let mut source = (&block[..]).chain(io::repeat(0).take(present));
+            let mut reader = TarReader::new(&mut source);
+            let err = reader.next_entry().unwrap_err().to_string();
+            assert_eq!(
+                err,
+                format!(
+                    "tar: extended header at offset 0 is {declared} bytes, over the \
+                     65536-byte limit"
+                )
+            );
+            assert_eq!(reader.position(), BLOCK_SIZE);
+            assert!(reader.next_entry().is_err(), "the reader stops");
+            drop(reader);
+            assert_eq!(source.get_ref().1.limit(), present, "no body byte was read");
+        }
+    }
+
+    #[test]
+    fn a_size_that_overflows_when_rounded_to_a_block_is_refused() {
+        // `size + padding` overflows u64 for these; the body of `big` hides a header `next`.
+        for size in [u64::MAX, u64::MAX - 510, MAX_SIZE + 1] {
+            let mut tar = Vec::new();
+            tar.extend_from_slice(&header_base256("big", b'0', size));
+            push(&mut tar, header("next", b'0', 0, ""), b"");
+            tar.resize(tar.len() + 1024, 0);
+            let err = all(&tar).unwrap_err().to_string();
+            assert_eq!(err, "tar: bad size field in the header at offset 0");
+
+            let records = pax(&[("size", &size.to_string())]);
+            let mut tar = Vec::new();
+            push(
+                &mut tar,
+                header("PaxHeaders/big", b'x', records.len() as u64, ""),
+                &records,
+            );
+            push(&mut tar, header("big", b'0', 0, ""), b"");
+            push(&mut tar, header("next", b'0', 0, ""), b"");
+            let err = all(&tar).unwrap_err().to_string();
+            assert_eq!(err, "tar: PAX header at offset 0: bad size record");
+        }
+        // The largest size Go accepts is accepted, and skipping it finds the archive truncated.
+        let mut tar = header_base256("big", b'0', MAX_SIZE).to_vec();
+        tar.resize(4096, 0);
+        let mut reader = TarReader::new(&tar[..]);
+        assert_eq!(reader.next_entry().unwrap().unwrap().size, MAX_SIZE);
+        let err = reader.next_entry().unwrap_err().to_string();
+        assert!(err.contains("the archive is truncated"), "{err}");
+    }
+
+    #[test]
+    fn sizes_the_tar_crate_reads_leniently_are_refused() {
+        // A base-256 size of 2^64 + 1: the `tar` crate keeps the low 64 bits and reads 1.
+        let mut h = header("wide", b'0', 0, "");
+        h[124..136].copy_from_slice(&[0x80, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+        seal(&mut h);
+        let mut tar = Vec::new();
+        push(&mut tar, h, b"X");
+        let err = all(&tar).unwrap_err().to_string();
+        assert_eq!(err, "tar: bad size field in the header at offset 0");
+
+        // A PAX size that is not a decimal number: the `tar` crate ignores it and uses the
+        // header's size (0); Go refuses the header, and so do we.
+        let records = pax(&[("size", "1e3")]);
+        let mut tar = Vec::new();
+        push(
+            &mut tar,
+            header("PaxHeaders/a", b'x', records.len() as u64, ""),
+            &records,
+        );
+        push(&mut tar, header("a", b'0', 0, ""), b"");
+        let err = all(&tar).unwrap_err().to_string();
+        assert_eq!(err, "tar: PAX header at offset 0: bad size record");
+    }
+
+    #[test]
+    fn a_pax_value_holding_a_newline_is_one_record() {
+        // One `comment` record whose value holds text shaped like a `path` record. Records are
+        // delimited by their length, as in Go: the entry is `benign`. The `tar` crate splits the
+        // header at newlines and names the entry `evil`.
+        let smuggled = pax(&[("path", "evil")]);
+        let value = format!("x\n{}", String::from_utf8(smuggled).unwrap().trim_end());
+        let records = pax(&[("comment", &value)]);
+        let mut tar = Vec::new();
+        push(
+            &mut tar,
+            header("PaxHeaders/benign", b'x', records.len() as u64, ""),
+            &records,
+        );
+        push(&mut tar, header("benign", b'0', 0, ""), b"");
+        tar.resize(tar.len() + 1024, 0);
+        let entries = all(&tar).unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].0.path, "benign");
+    }
+
+    /// An old GNU sparse header of `size` archive bytes; `extended` sets its `isextended` flag.
+    fn gnu_sparse(name: &str, size: u64, extended: bool) -> [u8; 512] {
+        let mut h = header(name, b'S', size, "");
+        h[257..265].copy_from_slice(b"ustar  \0");
+        h[386..398].copy_from_slice(b"00000000000\0");
+        h[398..410].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        h[482] = u8::from(extended);
+        h[483..495].copy_from_slice(format!("{size:011o}\0").as_bytes());
+        seal(&mut h);
+        h
+    }
+
+    #[test]
+    fn old_gnu_sparse_map_blocks_are_not_read_as_headers() {
+        // One extension block (not counted in the size), then 512 data bytes that are a valid
+        // header `hidden`. Go and the `tar` crate list `sparse` and `after`; so do we.
+        let mut tar = Vec::new();
+        tar.extend_from_slice(&gnu_sparse("sparse", 512, true));
+        tar.extend_from_slice(&[0u8; 512]);
+        tar.extend_from_slice(&header("hidden", b'0', 0, ""));
+        push(&mut tar, header("after", b'0', 0, ""), b"");
+        tar.resize(tar.len() + 1024, 0);
+        let entries = all(&tar).unwrap();
+        let names: Vec<_> = entries.iter().map(|(e, _)| e.path.as_str()).collect();
+        assert_eq!(names, ["sparse", "after"]);
+        assert_eq!(entries[0].0.kind, EntryKind::Other(b'S'));
+        assert_eq!(entries[0].0.data_offset, 1024);
+        assert_eq!(entries[0].1, header("hidden", b'0', 0, ""));
+
+        // A map that never ends stops at the cap; a sparse entry without the GNU magic is
+        // refused (STAR uses the flag with another layout).
+        let mut tar = gnu_sparse("sparse", 0, true).to_vec();
+        let mut ext = [0u8; 512];
+        ext[504] = 1;
+        for _ in 0..200 {
+            tar.extend_from_slice(&ext);
+        }
+        let err = all(&tar).unwrap_err().to_string();
+        assert!(
+            err.contains("sparse map of the entry at offset 0 is over"),
+            "{err}"
+        );
+        let mut tar = Vec::new();
+        push(&mut tar, header("star", b'S', 0, ""), b"");
+        let err = all(&tar).unwrap_err().to_string();
+        assert!(err.contains("has no GNU header magic"), "{err}");
     }
 }
