@@ -30,6 +30,8 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod subjects;
+
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;

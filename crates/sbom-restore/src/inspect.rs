@@ -493,33 +493,44 @@ fn check(
             ));
         }
     }
-    let image_hex = image.descriptor.digest.hex();
-    let mut has_image = false;
-    for subject in statement.subjects() {
-        let Some(hex) = subject.digest.get("sha256") else {
-            return Err(Failure::new(
-                Rule::SubjectWithoutSha256,
-                format!("subject `{}` has no sha256 digest", subject.name),
-            ));
-        };
-        if hex == image_hex {
-            has_image = true;
-            continue;
-        }
-        let diff_id = format!("sha256:{hex}");
-        if !image.config.diff_ids.contains(&diff_id) {
-            return Err(Failure::new(
-                Rule::ForeignSubject,
-                format!(
-                    "subject `{}` ({diff_id}) is neither this image ({}) nor one of its layers",
-                    subject.name, image.descriptor.digest
-                ),
-            ));
-        }
-        if let (Some(bp), Some(layer)) = (
-            manifest.annotation(annotations::BUILDPACK_ID),
-            manifest.annotation(annotations::LAYER_NAME),
-        ) {
+    use cnb_intoto::subjects::{check as subject_rule, SubjectError, SubjectRole};
+    let subjects = statement.subjects();
+    let roles = subject_rule(
+        subjects
+            .iter()
+            .map(|s| (s.name.as_str(), s.digest.get("sha256").map(String::as_str))),
+        image.descriptor.digest.hex(),
+        Some(&image.config.diff_ids),
+    )
+    .map_err(|e| match e {
+        SubjectError::NoSha256 { name } => Failure::new(
+            Rule::SubjectWithoutSha256,
+            format!("subject `{name}` has no sha256 digest"),
+        ),
+        SubjectError::Foreign { name, diff_id } => Failure::new(
+            Rule::ForeignSubject,
+            format!(
+                "subject `{name}` ({diff_id}) is neither this image ({}) nor one of its layers",
+                image.descriptor.digest
+            ),
+        ),
+        SubjectError::NoImage => Failure::new(
+            Rule::NoImageSubject,
+            format!(
+                "no subject is this image's digest {}",
+                image.descriptor.digest
+            ),
+        ),
+    })?;
+    if let (Some(bp), Some(layer)) = (
+        manifest.annotation(annotations::BUILDPACK_ID),
+        manifest.annotation(annotations::LAYER_NAME),
+    ) {
+        for (subject, _) in subjects
+            .iter()
+            .zip(roles)
+            .filter(|(_, role)| *role == SubjectRole::Layer)
+        {
             if subject.name != format!("{bp}:{layer}") {
                 return Err(Failure::new(
                     Rule::LayerAnnotation,
@@ -530,15 +541,6 @@ fn check(
                 ));
             }
         }
-    }
-    if !has_image {
-        return Err(Failure::new(
-            Rule::NoImageSubject,
-            format!(
-                "no subject is this image's digest {}",
-                image.descriptor.digest
-            ),
-        ));
     }
     if let Some(annotated) = manifest.annotation(annotations::SBOM_DIGEST) {
         let actual = format!(

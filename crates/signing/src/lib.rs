@@ -253,27 +253,28 @@ fn check_subjects(
     diff_ids: Option<&[String]>,
     location: &str,
 ) -> Result<(), Error> {
+    use cnb_intoto::subjects::{check, SubjectError};
+    let image_hex = image_digest.strip_prefix("sha256:").unwrap_or(image_digest);
     for (i, spec) in config.attestations.iter().enumerate() {
-        let digests: Vec<String> = spec.subjects.iter().map(|s| s.digest.to_string()).collect();
-        if !digests.iter().any(|d| d == image_digest) {
-            return Err(Error::BadImage(format!(
-                "attestation #{} ({}) names no subject with the image digest {image_digest}; \
-                 cosign verify-attestation and `cnb-attest verify` would reject it",
-                i + 1,
-                describe(spec)
-            )));
-        }
-        if let Some(diff_ids) = diff_ids {
-            for (s, digest) in spec.subjects.iter().zip(&digests) {
-                if digest != image_digest && !diff_ids.contains(digest) {
-                    return Err(Error::BadImage(format!(
-                        "attestation #{} ({}): subject `{}` ({digest}) is not a layer of {location}",
-                        i + 1,
-                        describe(spec),
-                        s.name
-                    )));
-                }
+        let subjects = spec
+            .subjects
+            .iter()
+            .map(|s| (s.name.as_str(), Some(s.digest.hex())));
+        match check(subjects, image_hex, diff_ids) {
+            Ok(_) => {}
+            Err(SubjectError::NoImage) | Err(SubjectError::NoSha256 { .. }) => {
+                return Err(Error::BadImage(format!(
+                    "attestation #{} ({}) names no subject with the image digest {image_digest}; \
+                     cosign verify-attestation and `cnb-attest verify` would reject it",
+                    i + 1,
+                    describe(spec)
+                )))
             }
+            Err(SubjectError::Foreign { name, diff_id }) => return Err(Error::BadImage(format!(
+                "attestation #{} ({}): subject `{name}` ({diff_id}) is not a layer of {location}",
+                i + 1,
+                describe(spec),
+            ))),
         }
     }
     Ok(())
