@@ -1,7 +1,6 @@
 //! The configuration types and the TOML writer.
 
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::checks;
@@ -171,35 +170,15 @@ impl SignerConfig {
                 })
             }
         }
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let write_err = |source| Error::Write {
-            path: path.to_path_buf(),
-            source,
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".signer-config.")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(write_err)?;
-        tmp.write_all(self.to_toml().as_bytes())
-            .map_err(write_err)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            tmp.as_file()
-                .set_permissions(fs::Permissions::from_mode(0o644))
-                .map_err(write_err)?;
-        }
-        tmp.as_file().sync_all().map_err(write_err)?;
-        tmp.persist(path).map_err(|e| write_err(e.error))?;
-        #[cfg(unix)]
-        if let Ok(d) = fs::File::open(dir) {
-            // Make the rename durable; failure here does not undo the write.
-            let _ = d.sync_all();
-        }
+        cnb_bounded_read::write_atomic(path, self.to_toml().as_bytes()).map_err(|e| {
+            Error::Write {
+                path: path.to_path_buf(),
+                source: match e {
+                    cnb_bounded_read::WriteError::Io(source) => source,
+                    other => std::io::Error::other(other.to_string()),
+                },
+            }
+        })?;
         Ok(())
     }
 }

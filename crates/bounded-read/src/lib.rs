@@ -379,6 +379,54 @@ mod tests {
     }
 }
 
+#[cfg(all(test, unix))]
+mod write_tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    #[test]
+    fn write_new_never_replaces_and_sets_the_mode() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("cosign.key");
+        write_new(&path, b"first", 0o600).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
+        assert!(matches!(
+            write_new(&path, b"second", 0o600),
+            Err(WriteError::AlreadyExists)
+        ));
+        // A dangling link counts as taken.
+        let link = dir.path().join("link.key");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        assert!(matches!(
+            write_new(&link, b"x", 0o600),
+            Err(WriteError::AlreadyExists)
+        ));
+        assert_eq!(fs::read(&path).unwrap(), b"first");
+        // No temporary file is left behind.
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn write_atomic_replaces_a_file_but_never_a_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("signer.toml");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        let link = dir.path().join("link.toml");
+        std::os::unix::fs::symlink(&path, &link).unwrap();
+        assert!(matches!(
+            write_atomic(&link, b"x"),
+            Err(WriteError::NotRegular)
+        ));
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+    }
+}
+
 /// Why [`write_atomic`] refused or failed.
 #[derive(Debug)]
 pub enum WriteError {
@@ -387,6 +435,8 @@ pub enum WriteError {
     NotRegular,
     /// The target has no parent directory.
     NoParent,
+    /// [`write_new`]: the target exists; nothing was written.
+    AlreadyExists,
     /// An I/O error.
     Io(std::io::Error),
 }
@@ -398,6 +448,7 @@ impl std::fmt::Display for WriteError {
                 "exists and is not a regular file (a symlink or special file); refusing to replace it",
             ),
             WriteError::NoParent => f.write_str("has no parent directory"),
+            WriteError::AlreadyExists => f.write_str("already exists; refusing to overwrite it"),
             WriteError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -406,18 +457,54 @@ impl std::fmt::Display for WriteError {
 impl std::error::Error for WriteError {}
 
 /// Writes `bytes` to `path` so that a reader sees the old file or the whole new one, never a part:
-/// a new file in the same directory (created exclusively, synced), then a rename over `path`. A
-/// target that exists and is not a regular file is refused, and the temporary file is removed on
-/// failure.
+/// a new file in the same directory (created exclusively, synced), then a rename over `path`, then
+/// the directory synced. A target that exists and is not a regular file is refused, and the
+/// temporary file is removed on failure. The file gets the process's default mode (0666 less the
+/// umask).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
-    use std::io::Write as _;
-    use std::sync::atomic::{AtomicU64, Ordering};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
     if let Ok(meta) = fs::symlink_metadata(path) {
         if !meta.is_file() {
             return Err(WriteError::NotRegular);
         }
     }
+    let (tmp, dir) = write_temporary(path, bytes, None)?;
+    fs::rename(&tmp, path).map_err(|e| {
+        let _ = fs::remove_file(&tmp);
+        WriteError::Io(e)
+    })?;
+    sync_dir(dir);
+    Ok(())
+}
+
+/// Writes `bytes` to `path` only if nothing is there (not even a dangling link), complete or not
+/// at all: a synced temporary file with `mode` (Unix) in the same directory, hard-linked to `path`
+/// (which fails if `path` exists), then removed. For key files: an existing key is never replaced.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError> {
+    if fs::symlink_metadata(path).is_ok() {
+        return Err(WriteError::AlreadyExists);
+    }
+    let (tmp, dir) = write_temporary(path, bytes, Some(mode))?;
+    let linked = fs::hard_link(&tmp, path);
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => {
+            sync_dir(dir);
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(WriteError::AlreadyExists),
+        Err(e) => Err(WriteError::Io(e)),
+    }
+}
+
+/// A new, synced temporary file holding `bytes` beside `path`; its path and the directory.
+fn write_temporary<'a>(
+    path: &'a Path,
+    bytes: &[u8],
+    mode: Option<u32>,
+) -> Result<(std::path::PathBuf, &'a Path), WriteError> {
+    use std::io::Write as _;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().ok_or(WriteError::NoParent)?;
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -429,25 +516,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
             std::process::id(),
             COUNTER.fetch_add(1, Ordering::Relaxed)
         ));
-        let mut file = match fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-        {
+        let mut options = fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        if let Some(mode) = mode {
+            use std::os::unix::fs::OpenOptionsExt;
+            options.mode(mode);
+        }
+        #[cfg(not(unix))]
+        let _ = mode;
+        let mut file = match options.open(&tmp) {
             Ok(file) => file,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(WriteError::Io(e)),
         };
-        let result = file
-            .write_all(bytes)
-            .and_then(|()| file.sync_all())
-            .and_then(|()| fs::rename(&tmp, path));
-        if result.is_err() {
+        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
+            return Err(WriteError::Io(e));
         }
-        return result.map_err(WriteError::Io);
+        return Ok((tmp, dir));
     }
     Err(WriteError::Io(std::io::Error::other(
         "no free temporary file name",
     )))
+}
+
+/// Makes a rename or link in `dir` durable; a failure here does not undo the write.
+fn sync_dir(dir: &Path) {
+    #[cfg(unix)]
+    if let Ok(d) = fs::File::open(if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    }) {
+        let _ = d.sync_all();
+    }
+    #[cfg(not(unix))]
+    let _ = dir;
 }

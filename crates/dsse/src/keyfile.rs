@@ -13,7 +13,6 @@
 //! Every read is bounded ([`MAX_KEY_FILE_SIZE`]), and the scrypt parameters of a file are bounded
 //! before any work is done, so a hostile key file cannot exhaust memory or CPU.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use cnb_bounded_read::{Links, ReadError};
@@ -115,11 +114,6 @@ pub fn write_key_pair(
     files: &KeyPairFiles,
     password: &[u8],
 ) -> Result<(KeyPairFiles, SigningKey), Error> {
-    let dir = files
-        .private_key
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
     let existing: Vec<PathBuf> = [&files.private_key, &files.public_key]
         .into_iter()
         .filter(|p| p.symlink_metadata().is_ok())
@@ -133,8 +127,8 @@ pub fn write_key_pair(
     let private_pem = key.to_encrypted_pem(password)?;
     let public_pem = key.verifying_key().to_pem();
 
-    write_new_file(dir, &files.private_key, private_pem.as_bytes(), 0o600)?;
-    if let Err(e) = write_new_file(dir, &files.public_key, public_pem.as_bytes(), 0o644) {
+    write_new_file(&files.private_key, private_pem.as_bytes(), 0o600)?;
+    if let Err(e) = write_new_file(&files.public_key, public_pem.as_bytes(), 0o644) {
         // Do not leave half a key pair behind.
         let _ = std::fs::remove_file(&files.private_key);
         return Err(e);
@@ -412,46 +406,21 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Zeroizing<Vec<u8>>, Error> {
     Ok(bytes)
 }
 
-/// Writes `contents` to a temporary file in `dir`, then moves it to `target` unless `target`
-/// exists.
-fn write_new_file(dir: &Path, target: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    let write_error = |path: &Path| {
-        let path = owned(path);
-        move |source| Error::Write { path, source }
-    };
-    let mut temp = tempfile::Builder::new()
-        .prefix(".cnb-dsse-")
-        .tempfile_in(dir)
-        .map_err(write_error(dir))?;
-    temp.write_all(contents).map_err(write_error(temp.path()))?;
-    set_mode(temp.as_file(), mode).map_err(write_error(temp.path()))?;
-    temp.as_file()
-        .sync_all()
-        .map_err(write_error(temp.path()))?;
-    temp.persist_noclobber(target).map_err(|e| {
-        if e.error.kind() == std::io::ErrorKind::AlreadyExists {
-            Error::AlreadyExists {
-                paths: vec![owned(target)],
-            }
-        } else {
-            Error::Write {
-                path: owned(target),
-                source: e.error,
-            }
-        }
-    })?;
-    Ok(())
-}
-
-#[cfg(unix)]
-fn set_mode(file: &std::fs::File, mode: u32) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt as _;
-    file.set_permissions(std::fs::Permissions::from_mode(mode))
-}
-
-#[cfg(not(unix))]
-fn set_mode(_file: &std::fs::File, _mode: u32) -> std::io::Result<()> {
-    Ok(())
+/// Writes `contents` to `target` unless something is there (complete or not at all).
+fn write_new_file(target: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
+    cnb_bounded_read::write_new(target, contents, mode).map_err(|e| match e {
+        cnb_bounded_read::WriteError::AlreadyExists => Error::AlreadyExists {
+            paths: vec![owned(target)],
+        },
+        cnb_bounded_read::WriteError::Io(source) => Error::Write {
+            path: owned(target),
+            source,
+        },
+        other => Error::Write {
+            path: owned(target),
+            source: std::io::Error::other(other.to_string()),
+        },
+    })
 }
 
 #[cfg(test)]

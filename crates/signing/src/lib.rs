@@ -270,11 +270,13 @@ fn check_subjects(
                     describe(spec)
                 )))
             }
-            Err(SubjectError::Foreign { name, diff_id }) => return Err(Error::BadImage(format!(
+            Err(SubjectError::Foreign { name, diff_id }) => {
+                return Err(Error::BadImage(format!(
                 "attestation #{} ({}): subject `{name}` ({diff_id}) is not a layer of {location}",
                 i + 1,
                 describe(spec),
-            ))),
+            )))
+            }
         }
     }
     Ok(())
