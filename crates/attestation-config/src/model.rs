@@ -5,8 +5,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::checks;
-use crate::digest::Digest;
 use crate::error::Error;
+use crate::Digest;
 
 /// The signer configuration: which image to sign and which attestations to attach.
 #[derive(Debug, Clone, PartialEq, Eq)]
