@@ -134,7 +134,7 @@ impl SignerConfig {
             for s in &a.subjects {
                 out.push_str("  [[attestations.statement.subject]]\n");
                 out.push_str(&format!("  name = {}\n", quote(&s.name)));
-                out.push_str(&format!("  digest = {}\n", quote(&s.digest.to_string())));
+                out.push_str(&format!("  digest = {}\n", quote(s.digest.as_str())));
             }
             for (name, value) in &a.annotations {
                 out.push_str("  [[attestations.annotations]]\n");
