@@ -3,8 +3,8 @@
 use std::collections::HashSet;
 use std::path::PathBuf;
 
-use crate::digest::Digest;
-use crate::error::sanitize;
+use crate::error::{sanitize, Error};
+use crate::Digest;
 
 /// An image reference pinned by digest: `<name>[:<tag>]@sha256:<hex>`. Returns the digest.
 pub(crate) fn reference(s: &str) -> Result<Digest, String> {
@@ -23,7 +23,9 @@ pub(crate) fn reference(s: &str) -> Result<Digest, String> {
     if name.is_empty() {
         return Err("the name before `@` is empty".into());
     }
-    digest.parse::<Digest>().map_err(|e| e.to_string())
+    digest
+        .parse::<Digest>()
+        .map_err(|e| Error::from(e).to_string())
 }
 
 /// The repository part of a reference: no digest, no tag.

@@ -181,5 +181,55 @@ pub enum Error {
 
 /// Escape control characters and shorten untrusted text for messages.
 pub(crate) fn sanitize(s: &str) -> String {
-    cnb_sbom_discovery::text::sanitize(s, 200)
+    cnb_untrusted::text::sanitize(s, 200)
+}
+
+/// A digest that did not parse, in this crate's words (`invalid digest `...`: why`).
+impl From<cnb_untrusted::DigestError> for Error {
+    fn from(e: cnb_untrusted::DigestError) -> Self {
+        Error::Digest {
+            value: e.value().to_string(),
+            reason: e.reason(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Digest;
+
+    #[test]
+    fn digest_errors_say_invalid_digest_and_stay_on_one_line() {
+        // One input for each reason a digest is refused (the parse cases themselves are tested
+        // beside `cnb_untrusted::Digest`).
+        for (bad, why) in [
+            ("", "expected `sha256:<64 lowercase hex digits>`"),
+            ("sha512:00", "only sha256 digests are supported"),
+            (
+                "SHA256:00",
+                "the algorithm must be spelled `sha256` (lowercase)",
+            ),
+            ("sha256:00\n", "expected 64 hex digits after `sha256:`"),
+            (
+                &format!("sha256:{}", "A".repeat(64)),
+                "expected lowercase hex digits",
+            ),
+        ] {
+            let err = Error::from(bad.parse::<Digest>().unwrap_err()).to_string();
+            assert!(err.starts_with("invalid digest `"), "{bad:?}: {err}");
+            assert!(err.contains(why), "{bad:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+    }
+
+    #[test]
+    fn digest_example_from_the_former_digest_module() -> Result<(), Error> {
+        let d: Digest =
+            "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855".parse()?;
+        assert_eq!(d, Digest::of(b""));
+        assert_eq!(d.algorithm(), "sha256");
+        assert!("sha256:E3B0".parse::<Digest>().is_err());
+        Ok(())
+    }
 }

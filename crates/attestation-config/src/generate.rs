@@ -5,11 +5,12 @@ use cnb_sbom_discovery::{SbomFile, SbomKind, Scope};
 
 use crate::annotations;
 use crate::checks;
-use crate::digest::Digest;
 use crate::error::{sanitize, Error};
 use crate::model::{
     AttestationSpec, ImageSection, PredicateSource, PredicateSpec, SignerConfig, SubjectSpec,
 };
+use crate::Digest;
+use cnb_untrusted::DigestError;
 
 /// What [`generate`] needs to know about the exported image.
 #[derive(Debug, Clone, PartialEq)]
@@ -41,9 +42,9 @@ impl ImageDescription {
                 reason: "missing: the export has no manifest digest (daemon and OCI layout exports have none)".into(),
             });
         };
-        let digest: Digest = digest.parse().map_err(|e: Error| Error::Invalid {
+        let digest: Digest = digest.parse().map_err(|e: DigestError| Error::Invalid {
             field: "report.toml image.digest".into(),
-            reason: e.to_string(),
+            reason: Error::from(e).to_string(),
         })?;
         let base = tag.split_once('@').map_or(tag.as_str(), |(n, _)| n);
         Ok(ImageDescription {
@@ -154,12 +155,12 @@ fn attestation(image: &ImageDescription, file: &SbomFile) -> Result<AttestationS
                     path: file.path.clone(),
                 });
             };
-            let digest: Digest = diff_id.parse().map_err(|e: Error| Error::Invalid {
+            let digest: Digest = diff_id.parse().map_err(|e: DigestError| Error::Invalid {
                 field: format!(
                     "io.buildpacks.lifecycle.metadata diffID of {}:{layer}",
                     file.buildpack
                 ),
-                reason: e.to_string(),
+                reason: Error::from(e).to_string(),
             })?;
             subjects.push(SubjectSpec {
                 name: format!("{}:{layer}", file.buildpack),

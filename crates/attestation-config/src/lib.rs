@@ -66,14 +66,14 @@
 #![warn(missing_docs)]
 
 mod checks;
-mod digest;
 mod error;
 mod generate;
 mod model;
 mod parse;
 mod validate;
 
-pub use digest::Digest;
+/// The validated `sha256:<64 lowercase hex>` digest, shared by every crate of the workspace.
+pub use cnb_untrusted::Digest;
 pub use error::Error;
 pub use generate::{generate, ImageDescription};
 pub use model::{

@@ -4,8 +4,8 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use crate::checks;
-use crate::digest::Digest;
 use crate::error::Error;
+use crate::Digest;
 
 /// The signer configuration: which image to sign and which attestations to attach.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,7 +133,7 @@ impl SignerConfig {
             for s in &a.subjects {
                 out.push_str("  [[attestations.statement.subject]]\n");
                 out.push_str(&format!("  name = {}\n", quote(&s.name)));
-                out.push_str(&format!("  digest = {}\n", quote(&s.digest.to_string())));
+                out.push_str(&format!("  digest = {}\n", quote(s.digest.as_str())));
             }
             for (name, value) in &a.annotations {
                 out.push_str("  [[attestations.annotations]]\n");

@@ -7,9 +7,10 @@ use cnb_bounded_read::Links;
 use toml::de::{DeArray, DeString, DeTable, DeValue};
 use toml::Spanned;
 
+use cnb_untrusted::text::line_col;
+
 use crate::checks;
-use crate::digest::Digest;
-use cnb_sbom_discovery::text::line_col;
+use crate::Digest;
 
 use crate::error::{sanitize, Error};
 use crate::model::{
@@ -379,9 +380,13 @@ fn parse_subject(ctx: &Ctx<'_>, v: &Value<'_>, path: &str) -> Result<SubjectSpec
     let (name, name_span) = ctx.required_str(table, &v.span(), path, "name")?;
     checks::subject_name(name).map_err(|r| ctx.field(&name_span, &join(path, "name"), r))?;
     let (digest, digest_span) = ctx.required_str(table, &v.span(), path, "digest")?;
-    let digest: Digest = digest
-        .parse()
-        .map_err(|e: Error| ctx.field(&digest_span, &join(path, "digest"), e.to_string()))?;
+    let digest: Digest = digest.parse().map_err(|e: cnb_untrusted::DigestError| {
+        ctx.field(
+            &digest_span,
+            &join(path, "digest"),
+            Error::from(e).to_string(),
+        )
+    })?;
     Ok(SubjectSpec {
         name: name.to_string(),
         digest,

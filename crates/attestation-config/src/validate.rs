@@ -8,9 +8,9 @@ use cnb_sbom_discovery::SbomFormat;
 
 use crate::annotations;
 use crate::checks;
-use crate::digest::Digest;
 use crate::error::{sanitize, Error};
 use crate::model::{AttestationSpec, PredicateSource, SignerConfig};
+use crate::Digest;
 
 /// Default cap on one predicate read by [`AttestationSpec::read_predicate`]: 256 MiB, the same
 /// as discovery's cap on an SBOM file.

@@ -1,10 +1,11 @@
 //! DSSE v1: the pre-authentication encoding and the JSON envelope.
 
+use cnb_untrusted::json;
 use serde_json::{Map, Value};
 
+use crate::b64;
 use crate::error::Error;
 use crate::keys::{Signer, VerifyingKey};
-use crate::{b64, strict_json};
 
 /// The `payloadType` of an in-toto statement.
 pub const IN_TOTO_PAYLOAD_TYPE: &str = "application/vnd.in-toto+json";
@@ -110,8 +111,10 @@ impl Envelope {
 
     /// Parses an envelope strictly.
     ///
-    /// - The document must be one UTF-8 JSON object, nested at most 128 levels deep, and no
-    ///   object in it may repeat a key (keys are compared after unescaping).
+    /// - The document must be one UTF-8 JSON object, nested at most
+    ///   [`MAX_DEPTH`](cnb_untrusted::json::MAX_DEPTH) (127) levels deep, every number a finite
+    ///   IEEE double, and no object in it may repeat a key (keys are compared after unescaping);
+    ///   see [`cnb_untrusted::json::check_document`].
     /// - `payloadType` (string), `payload` (base64 string) and `signatures` (array of 1 to
     ///   [`MAX_SIGNATURES`] objects with a base64 string `sig` and an optional string `keyid`) are
     ///   required.
@@ -127,7 +130,7 @@ impl Envelope {
     ///
     /// It does not check the payload type or any signature; see [`Envelope::verify`].
     pub fn from_json(bytes: &[u8]) -> Result<Self, Error> {
-        strict_json::check_no_duplicate_keys(bytes).map_err(|e| invalid(e.to_string()))?;
+        json::check_document(bytes, json::MAX_DEPTH).map_err(|e| invalid(e.to_string()))?;
         let value: Value = serde_json::from_slice(bytes).map_err(|e| invalid(e.to_string()))?;
         let Value::Object(object) = value else {
             return Err(invalid("the document is not a JSON object".into()));
@@ -201,8 +204,8 @@ fn check_field_spelling(
 ) -> Result<(), Error> {
     object
         .keys()
-        .try_for_each(|key| strict_json::check_key_spelling(key, fields, place))
-        .map_err(invalid)
+        .try_for_each(|key| json::check_key_spelling(key, fields, place))
+        .map_err(|e| invalid(e.to_string()))
 }
 
 fn required_string<'a>(

@@ -46,7 +46,6 @@ mod error;
 pub mod keyfile;
 mod keys;
 mod password;
-mod strict_json;
 
 pub use envelope::{pae, Envelope, Signature, IN_TOTO_PAYLOAD_TYPE, MAX_SIGNATURES};
 pub use error::{Error, IN_MEMORY};

@@ -33,9 +33,10 @@
 pub mod subjects;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::fmt;
 
+use cnb_untrusted::json;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -407,7 +408,8 @@ impl Statement {
         // exhausts the stack; the depth and number limits are checked on the validated text next.
         let raw: RawStatement<'_> =
             serde_json::from_str(text).map_err(|e| Error::Malformed(e.to_string()))?;
-        check_nesting_and_numbers(bytes, 0).map_err(Error::Malformed)?;
+        json::check_nesting_and_numbers(bytes, MAX_NESTING_DEPTH, 0)
+            .map_err(|e| Error::Malformed(e.to_string()))?;
         let version = StatementVersion::from_type_uri(&raw.type_uri)?;
         let predicate = raw
             .predicate
@@ -458,60 +460,8 @@ fn check_predicate(predicate: &[u8]) -> Result<(), Error> {
         .map_err(|e| Error::PredicateNotJson(format!("not UTF-8: {e}")))?;
     serde_json::from_str::<IgnoredAny>(text).map_err(|e| Error::PredicateNotJson(e.to_string()))?;
     // The predicate sits one level deep in the statement.
-    check_nesting_and_numbers(predicate, 1).map_err(Error::PredicateNotJson)
-}
-
-/// Checks, without recursion, that `json` (already known to be valid JSON) nests at most
-/// [`MAX_NESTING_DEPTH`]` - base_depth` levels and that every number is a finite IEEE double.
-fn check_nesting_and_numbers(json: &[u8], base_depth: usize) -> Result<(), String> {
-    let limit = MAX_NESTING_DEPTH.saturating_sub(base_depth);
-    let mut depth = 0usize;
-    let mut i = 0;
-    while i < json.len() {
-        match json[i] {
-            b'"' => {
-                i += 1;
-                while i < json.len() {
-                    match json[i] {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
-                    }
-                }
-                i += 1;
-            }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > limit {
-                    return Err(format!(
-                        "arrays and objects nested more than {MAX_NESTING_DEPTH} levels deep"
-                    ));
-                }
-                i += 1;
-            }
-            b']' | b'}' => {
-                depth = depth.saturating_sub(1);
-                i += 1;
-            }
-            b'-' | b'0'..=b'9' => {
-                let start = i;
-                while i < json.len()
-                    && matches!(json[i], b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
-                {
-                    i += 1;
-                }
-                let number = std::str::from_utf8(&json[start..i]).unwrap_or_default();
-                if !number.parse::<f64>().is_ok_and(f64::is_finite) {
-                    return Err(format!(
-                        "number `{}` is out of the range of an IEEE double",
-                        Shown(number)
-                    ));
-                }
-            }
-            _ => i += 1,
-        }
-    }
-    Ok(())
+    json::check_nesting_and_numbers(predicate, MAX_NESTING_DEPTH, 1)
+        .map_err(|e| Error::PredicateNotJson(e.to_string()))
 }
 
 /// Longest attacker-controlled string quoted in an error message, in characters.
@@ -539,39 +489,20 @@ const STATEMENT_FIELDS: &[&str] = &["_type", "subject", "predicateType", "predic
 /// The subject fields this crate reads.
 const SUBJECT_FIELDS: &[&str] = &["name", "digest"];
 
-/// Whether Go's `encoding/json` would match `key` to the ASCII field name `field`: equal under
-/// Unicode simple case folding, whose only non-ASCII members that fold to ASCII letters are
-/// `ſ` (U+017F, folds with `s`) and the Kelvin sign `K` (U+212A, folds with `k`).
-fn go_folds_to(key: &str, field: &str) -> bool {
-    let mut chars = key.chars();
-    for expected in field.chars() {
-        let folded = match chars.next() {
-            None => return false,
-            Some('\u{17f}') => 's',
-            Some('\u{212a}') => 'k',
-            Some(c) => c.to_ascii_lowercase(),
-        };
-        if folded != expected.to_ascii_lowercase() {
-            return false;
+/// Checks one key of an object a typed visitor reads (see [`json::Keys`]), with this crate's
+/// messages (untrusted keys quoted in backticks, escaped and shortened).
+fn check_key<E: de::Error>(keys: &mut json::Keys<'_>, key: &str) -> Result<(), E> {
+    keys.check(key).map_err(|e| match e {
+        json::KeyError::Duplicate { key, place } => {
+            de::Error::custom(format!("duplicate key `{}` in {place}", Shown(&key)))
         }
-    }
-    chars.next().is_none()
-}
-
-/// Rejects a key that a case-insensitive reader would take for one of `fields` but this crate
-/// would not (exact matches are fine).
-fn check_key_spelling(key: &str, fields: &[&str], place: &str) -> Result<(), String> {
-    match fields
-        .iter()
-        .find(|field| **field != key && go_folds_to(key, field))
-    {
-        None => Ok(()),
-        Some(field) => Err(format!(
+        json::KeyError::CaseVariant { key, field, place } => de::Error::custom(format!(
             "key `{}` in {place} differs from the field `{field}` only in letter case; Go's \
              encoding/json would read it as `{field}`, so the statement is ambiguous",
-            Shown(key)
+            Shown(&key)
         )),
-    }
+        other => de::Error::custom(other),
+    })
 }
 
 fn is_json_whitespace(b: u8) -> bool {
@@ -621,16 +552,9 @@ impl<'de> Deserialize<'de> for RawStatement<'de> {
                 let mut subjects: Option<Vec<Subject>> = None;
                 let mut predicate_type: Option<String> = None;
                 let mut predicate: Option<&'de RawValue> = None;
-                let mut seen = HashSet::new();
+                let mut keys = json::Keys::new(STATEMENT_FIELDS, "the statement");
                 while let Some(key) = map.next_key::<String>()? {
-                    if seen.contains(&key) {
-                        return Err(de::Error::custom(format!(
-                            "duplicate key `{}` in the statement",
-                            Shown(&key)
-                        )));
-                    }
-                    check_key_spelling(&key, STATEMENT_FIELDS, "the statement")
-                        .map_err(de::Error::custom)?;
+                    check_key(&mut keys, &key)?;
                     match key.as_str() {
                         "_type" => type_uri = Some(map.next_value::<CowStr<'de>>()?.0),
                         "subject" => subjects = Some(map.next_value::<SubjectList>()?.0),
@@ -640,7 +564,6 @@ impl<'de> Deserialize<'de> for RawStatement<'de> {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
-                    seen.insert(key);
                 }
                 Ok(RawStatement {
                     type_uri: type_uri.ok_or_else(|| de::Error::missing_field("_type"))?,
@@ -720,16 +643,9 @@ impl<'de> Deserialize<'de> for StrictSubject {
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut name: Option<String> = None;
                 let mut digest: Option<BTreeMap<String, String>> = None;
-                let mut seen = HashSet::new();
+                let mut keys = json::Keys::new(SUBJECT_FIELDS, "a subject");
                 while let Some(key) = map.next_key::<String>()? {
-                    if seen.contains(&key) {
-                        return Err(de::Error::custom(format!(
-                            "duplicate key `{}` in a subject",
-                            Shown(&key)
-                        )));
-                    }
-                    check_key_spelling(&key, SUBJECT_FIELDS, "a subject")
-                        .map_err(de::Error::custom)?;
+                    check_key(&mut keys, &key)?;
                     match key.as_str() {
                         "name" => name = Some(map.next_value()?),
                         "digest" => digest = Some(map.next_value::<DigestSet>()?.0),
@@ -737,7 +653,6 @@ impl<'de> Deserialize<'de> for StrictSubject {
                             map.next_value::<IgnoredAny>()?;
                         }
                     }
-                    seen.insert(key);
                 }
                 Ok(StrictSubject(Subject {
                     name: name.unwrap_or_default(),

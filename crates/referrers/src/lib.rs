@@ -21,13 +21,13 @@
 
 use std::path::PathBuf;
 
-mod digest;
 pub mod format;
 pub mod layout;
 pub mod manifest;
 pub mod reference;
 
-pub use digest::Digest;
+/// The validated `sha256:<64 lowercase hex>` digest, shared by every crate of the workspace.
+pub use cnb_untrusted::Digest;
 pub use format::{build_referrer, decode_layer, Referrer, ReferrerParts, StorageFormat};
 pub use manifest::{Descriptor, ImageConfig, ImageIndex, ImageManifest};
 pub use reference::{ImageRef, ReferenceError, Repository};
@@ -45,9 +45,10 @@ pub enum Status {
 /// What can go wrong storing or reading referrers.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A string that should be a `sha256:<hex>` digest is not one.
-    #[error("`{0}` is not a sha256 digest (sha256:<64 lowercase hex>)")]
-    BadDigest(String),
+    /// A string that should be a `sha256:<hex>` digest is not one (the error quotes it, escaped
+    /// and shortened, and says why).
+    #[error(transparent)]
+    BadDigest(#[from] cnb_untrusted::DigestError),
     /// A storage format name is unknown.
     #[error("unknown storage format `{0}` (known: bundle, dsse, cosign-legacy)")]
     UnknownFormat(String),

@@ -190,7 +190,7 @@ fn in_dir(dir: Option<&Path>) -> String {
 
 /// Escape control characters so that untrusted names cannot garble a terminal.
 pub(crate) fn sanitize(s: &str) -> String {
-    crate::text::sanitize(s, 256)
+    cnb_untrusted::text::sanitize(s, 256)
 }
 
 /// Strip serde_json's own " at line X column Y" suffix (we report line and column separately).
@@ -218,9 +218,9 @@ impl Error {
     }
 
     pub(crate) fn toml(origin: &str, text: &str, err: &toml::de::Error) -> Self {
-        let (line, column) = err
-            .span()
-            .map_or((1, 1), |span| crate::text::line_col(text, span.start));
+        let (line, column) = err.span().map_or((1, 1), |span| {
+            cnb_untrusted::text::line_col(text, span.start)
+        });
         Error::Toml {
             origin: origin.to_string(),
             line,

@@ -51,7 +51,9 @@ mod format;
 mod ids;
 mod index;
 pub mod platform;
-pub mod text;
+/// Untrusted text in messages (escaped, shortened, located by line and column); the workspace's
+/// one sanitizer, kept under this path for existing callers.
+pub use cnb_untrusted::text;
 
 pub use discover::{
     discover, Discovery, DiscoveryOptions, SbomFile, SbomKind, Scope, DEFAULT_MAX_FILE_SIZE,

@@ -657,23 +657,10 @@ fn malformed(message: String) -> Error {
     Error::Malformed(format!("tar: {message}"))
 }
 
-/// A name for messages: at most 200 characters, control characters escaped.
+/// A name for messages: at most 200 characters, control characters, escape sequences and bidi
+/// controls escaped (see [`cnb_untrusted::text::sanitize`]).
 pub(crate) fn shown(name: &str) -> String {
-    let mut out: String = name
-        .chars()
-        .take(LONGEST_SHOWN)
-        .flat_map(|c| {
-            if c.is_control() {
-                c.escape_default().collect::<Vec<_>>()
-            } else {
-                vec![c]
-            }
-        })
-        .collect();
-    if name.chars().count() > LONGEST_SHOWN {
-        out.push('…');
-    }
-    out
+    cnb_untrusted::text::sanitize(name, LONGEST_SHOWN)
 }
 
 #[cfg(test)]

@@ -52,7 +52,9 @@ pub fn generate_config(
         index.extend_from_group(&GroupToml::from_path(group)?);
     }
     let discovery = discover(input.layers_dir, &index, &input.discovery)?;
-    let digest: Digest = image_digest.parse()?;
+    let digest: Digest = image_digest
+        .parse()
+        .map_err(cnb_attestation_config::Error::from)?;
     let description = ImageDescription {
         reference: input.reference.to_string(),
         name: input.subject_name.to_string(),
