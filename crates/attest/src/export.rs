@@ -231,7 +231,7 @@ fn repository(reference: &str) -> &str {
 }
 
 fn read_label(path: &Path) -> Result<String, String> {
-    let bytes = cnb_bounded_read::read(path, MAX_LABEL_FILE, cnb_bounded_read::Links::Follow)
+    let bytes = cnb_local_files::read(path, MAX_LABEL_FILE, cnb_local_files::Links::Follow)
         .map_err(|e| format!("{}: {e}", path.display()))?;
     String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8", path.display()))
 }

@@ -102,7 +102,7 @@ pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error>
         request.options.check_layout_target()?;
     }
     let configured = config.image.digest()?;
-    if configured.to_string() != manifest.descriptor.digest.to_string() {
+    if configured != manifest.descriptor.digest {
         return Err(Error::BadImage(format!(
             "the signer configuration is for image {configured}, but {} is {}",
             image.name(),
@@ -376,7 +376,7 @@ pub fn write_signer_report(path: &Path, reports: &[SignReport]) -> Result<(), Er
     }
     let text = toml::to_string(&Reports { image: reports })
         .map_err(|e| Error::InvalidRequest(format!("signer report: {e}")))?;
-    cnb_bounded_read::write_atomic(path, text.as_bytes()).map_err(|e| Error::Io {
+    cnb_local_files::write_atomic(path, text.as_bytes()).map_err(|e| Error::Io {
         path: path.to_path_buf(),
         source: std::io::Error::other(e.to_string()),
     })

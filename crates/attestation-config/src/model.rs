@@ -170,11 +170,11 @@ impl SignerConfig {
                 })
             }
         }
-        cnb_bounded_read::write_atomic(path, self.to_toml().as_bytes()).map_err(|e| {
+        cnb_local_files::write_atomic(path, self.to_toml().as_bytes()).map_err(|e| {
             Error::Write {
                 path: path.to_path_buf(),
                 source: match e {
-                    cnb_bounded_read::WriteError::Io(source) => source,
+                    cnb_local_files::WriteError::Io(source) => source,
                     other => std::io::Error::other(other.to_string()),
                 },
             }

@@ -3,7 +3,7 @@
 use std::ops::Range;
 use std::path::Path;
 
-use cnb_bounded_read::Links;
+use cnb_local_files::Links;
 use toml::de::{DeArray, DeString, DeTable, DeValue};
 use toml::Spanned;
 
@@ -199,7 +199,7 @@ pub fn parse(text: &str, origin: &Path) -> Result<SignerConfig, Error> {
 
 /// Read and [`parse`] a configuration file (at most [`MAX_CONFIG_SIZE`] bytes).
 pub fn load(path: &Path) -> Result<SignerConfig, Error> {
-    let bytes = cnb_bounded_read::read(path, MAX_CONFIG_SIZE, Links::Follow)
+    let bytes = cnb_local_files::read(path, MAX_CONFIG_SIZE, Links::Follow)
         .map_err(read_error(path, MAX_CONFIG_SIZE))?;
     let text = String::from_utf8(bytes).map_err(|e| Error::NotUtf8 {
         path: path.to_path_buf(),

@@ -3,7 +3,7 @@
 use std::fs::{self, Metadata};
 use std::path::{Component, Path, PathBuf};
 
-use cnb_bounded_read::ReadError;
+use cnb_local_files::ReadError;
 use cnb_sbom_discovery::SbomFormat;
 
 use crate::annotations;
@@ -274,7 +274,7 @@ impl AttestationSpec {
 /// Read a file whose link-free metadata was just taken, bounded, and make sure the opened
 /// file is that file.
 fn read_checked(path: &Path, checked: &Metadata, cap: u64) -> Result<Vec<u8>, Error> {
-    cnb_bounded_read::read_checked(path, cap, checked).map_err(read_error(path, cap))
+    cnb_local_files::read_checked(path, cap, checked).map_err(read_error(path, cap))
 }
 
 /// The crate's error for a failed bounded read of `path` (capped at `cap`): `TooLarge`, or

@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cnb_bounded_read::{Links, ReadError};
+use cnb_local_files::{Links, ReadError};
 use crypto_secretbox::aead::{Aead as _, KeyInit as _};
 use crypto_secretbox::XSalsa20Poly1305;
 use rand_core::{OsRng, RngCore as _};
@@ -393,7 +393,7 @@ fn describe_pem_error(e: &pem::PemError) -> String {
 /// secrets are links), but the file must be a regular file.
 fn read_bounded(path: &Path, limit: u64) -> Result<Zeroizing<Vec<u8>>, Error> {
     let mut bytes = Zeroizing::new(Vec::new());
-    cnb_bounded_read::read_into(path, limit, Links::Follow, &mut bytes).map_err(|e| match e {
+    cnb_local_files::read_into(path, limit, Links::Follow, &mut bytes).map_err(|e| match e {
         ReadError::TooLarge { .. } => Error::TooLarge {
             path: owned(path),
             limit,
@@ -408,11 +408,11 @@ fn read_bounded(path: &Path, limit: u64) -> Result<Zeroizing<Vec<u8>>, Error> {
 
 /// Writes `contents` to `target` unless something is there (complete or not at all).
 fn write_new_file(target: &Path, contents: &[u8], mode: u32) -> Result<(), Error> {
-    cnb_bounded_read::write_new(target, contents, mode).map_err(|e| match e {
-        cnb_bounded_read::WriteError::AlreadyExists => Error::AlreadyExists {
+    cnb_local_files::write_new(target, contents, mode).map_err(|e| match e {
+        cnb_local_files::WriteError::AlreadyExists => Error::AlreadyExists {
             paths: vec![owned(target)],
         },
-        cnb_bounded_read::WriteError::Io(source) => Error::Write {
+        cnb_local_files::WriteError::Io(source) => Error::Write {
             path: owned(target),
             source,
         },

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use cnb_bounded_read::Links;
+use cnb_local_files::Links;
 use zeroize::Zeroizing;
 
 use crate::error::{owned, Error};
@@ -51,13 +51,8 @@ impl PasswordSource {
                     reason,
                 };
                 let mut bytes = Zeroizing::new(Vec::new());
-                cnb_bounded_read::read_into(
-                    path,
-                    MAX_PASSWORD_FILE_SIZE,
-                    Links::Follow,
-                    &mut bytes,
-                )
-                .map_err(|e| file_error(e.to_string()))?;
+                cnb_local_files::read_into(path, MAX_PASSWORD_FILE_SIZE, Links::Follow, &mut bytes)
+                    .map_err(|e| file_error(e.to_string()))?;
                 let strip = if bytes.ends_with(b"\r\n") {
                     2
                 } else if bytes.ends_with(b"\n") {

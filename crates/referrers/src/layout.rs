@@ -9,7 +9,7 @@
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 
-use cnb_bounded_read::{Links, ReadError};
+use cnb_local_files::{Links, ReadError};
 use serde_json::Value;
 
 use crate::format::Referrer;
@@ -501,8 +501,8 @@ impl OciLayout {
     /// Writes `bytes` to `path` through a temporary file in the same directory and a rename, so a
     /// reader never sees a half-written file. Refuses to replace a symlink.
     fn write_atomic(&self, path: &Path, bytes: &[u8]) -> Result<(), Error> {
-        cnb_bounded_read::write_atomic(path, bytes).map_err(|e| match e {
-            cnb_bounded_read::WriteError::Io(source) => Error::Io {
+        cnb_local_files::write_atomic(path, bytes).map_err(|e| match e {
+            cnb_local_files::WriteError::Io(source) => Error::Io {
                 path: path.to_path_buf(),
                 source,
             },
@@ -516,7 +516,7 @@ impl OciLayout {
 
 /// Reads a regular file (never a symlink, FIFO or device) of at most `max` bytes.
 pub(crate) fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
-    cnb_bounded_read::read(path, max, Links::Refuse).map_err(|e| match e {
+    cnb_local_files::read(path, max, Links::Refuse).map_err(|e| match e {
         ReadError::Io(source) => Error::Io {
             path: path.to_path_buf(),
             source,

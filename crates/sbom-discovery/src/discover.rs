@@ -5,7 +5,7 @@ use std::fmt;
 use std::fs::{self, FileType, Metadata};
 use std::path::{Path, PathBuf};
 
-use cnb_bounded_read::ReadError;
+use cnb_local_files::ReadError;
 use sha2::{Digest as _, Sha256};
 
 use crate::error::{sanitize, Error};
@@ -436,7 +436,7 @@ impl Walker<'_> {
 /// Read a regular file that `lstat` already vetted, at most `cap` bytes, and make sure the
 /// file opened is the file that was checked (no link or other file swapped in meanwhile).
 fn read_checked(path: &Path, checked: &Metadata, cap: u64) -> Result<Vec<u8>, Error> {
-    cnb_bounded_read::read_checked(path, cap, checked).map_err(read_error(path, cap))
+    cnb_local_files::read_checked(path, cap, checked).map_err(read_error(path, cap))
 }
 
 /// The crate's error for a failed bounded read of `path` (capped at `cap`).

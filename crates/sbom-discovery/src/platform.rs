@@ -32,7 +32,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::str::FromStr;
 
-use cnb_bounded_read::Links;
+use cnb_local_files::Links;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::discover::read_error;
@@ -53,7 +53,7 @@ const INPUT_ORIGIN: &str = "<input>";
 /// Links are followed here: platform files are platform input (Kubernetes mounts them through
 /// links).
 fn read_platform_file(path: &Path) -> Result<String, Error> {
-    let bytes = cnb_bounded_read::read(path, MAX_PLATFORM_FILE_SIZE, Links::Follow)
+    let bytes = cnb_local_files::read(path, MAX_PLATFORM_FILE_SIZE, Links::Follow)
         .map_err(read_error(path, MAX_PLATFORM_FILE_SIZE))?;
     String::from_utf8(bytes).map_err(|e| Error::Platform {
         origin: path.display().to_string(),

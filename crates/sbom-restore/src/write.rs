@@ -112,8 +112,8 @@ fn ensure_dir(dir: &Path, create: bool) -> Result<(), Error> {
 }
 
 fn write_atomic(target: &Path, bytes: &[u8]) -> Result<(), Error> {
-    cnb_bounded_read::write_atomic(target, bytes).map_err(|e| match e {
-        cnb_bounded_read::WriteError::Io(source) => Error::Io {
+    cnb_local_files::write_atomic(target, bytes).map_err(|e| match e {
+        cnb_local_files::WriteError::Io(source) => Error::Io {
             path: target.to_path_buf(),
             source,
         },

@@ -457,7 +457,7 @@ pub fn plan(
 ) -> Result<Vec<Planned>, Error> {
     let image_digest = subject.digest.to_string();
     let configured = config.image.digest()?;
-    if configured.to_string() != image_digest {
+    if configured != subject.digest {
         return Err(Error::BadImage(format!(
             "the signer configuration is for image {configured}, but {location} is {image_digest}"
         )));
@@ -506,13 +506,12 @@ fn image_signature(
     options: &SignOptions,
     hint: &str,
 ) -> Result<Option<Planned>, Error> {
-    let digest = subject.digest.to_string();
     // The image's name as the attestations call it, else the configured repository.
     let name = config
         .attestations
         .iter()
         .flat_map(|a| &a.subjects)
-        .find(|s| s.digest.to_string() == digest)
+        .find(|s| s.digest == subject.digest)
         .map(|s| s.name.clone())
         .unwrap_or_else(|| config.image.repository().to_string());
     let sign_error = |source| Error::Sign { index: 0, source };
@@ -568,7 +567,7 @@ fn image_signature(
             let payload = serde_json::to_vec(&serde_json::json!({
                 "critical": {
                     "identity": {"docker-reference": name},
-                    "image": {"docker-manifest-digest": digest},
+                    "image": {"docker-manifest-digest": subject.digest.as_str()},
                     "type": "cosign container image signature",
                 },
                 "optional": null,

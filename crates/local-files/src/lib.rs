@@ -1,4 +1,4 @@
-//! Bounded, safe reading of local files.
+//! Local files, read and written safely: bounded reads, atomic and no-clobber writes.
 //!
 //! Every read here is capped: at most `cap + 1` bytes are read, and a file with more than `cap`
 //! bytes is refused ([`ReadError::TooLarge`]), even when it grows after its size was checked.
@@ -15,9 +15,9 @@
 //! Errors carry no path: each caller maps a [`ReadError`] into its own error type, with the path.
 //!
 //! ```
-//! use cnb_bounded_read::{read, Links, ReadError};
+//! use cnb_local_files::{read, Links, ReadError};
 //!
-//! let dir = std::env::temp_dir().join(format!("cnb-bounded-read-doc-{}", std::process::id()));
+//! let dir = std::env::temp_dir().join(format!("cnb-local-files-doc-{}", std::process::id()));
 //! std::fs::create_dir_all(&dir)?;
 //! let path = dir.join("group.toml");
 //! std::fs::write(&path, "[[group]]\n")?;
@@ -212,7 +212,7 @@ mod tests {
             static NEXT: AtomicUsize = AtomicUsize::new(0);
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let dir = std::env::temp_dir()
-                .join(format!("cnb-bounded-read-test-{}-{n}", std::process::id()));
+                .join(format!("cnb-local-files-test-{}-{n}", std::process::id()));
             let _ = fs::remove_dir_all(&dir);
             fs::create_dir_all(&dir).unwrap();
             TempDir(dir)
