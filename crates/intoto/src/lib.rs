@@ -69,6 +69,7 @@ pub const MAX_STATEMENT_SIZE: usize = 256 * 1024 * 1024;
 
 /// What can go wrong building or reading a statement.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The predicate bytes are not one JSON object.
     #[error("predicate is not a JSON object: {0}")]

@@ -58,6 +58,7 @@ pub enum Links {
 
 /// Why a file was not read. Carries no path: the caller adds it.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ReadError {
     /// The file could not be inspected, opened or read. Displays as the I/O error.
     Io(io::Error),
@@ -429,6 +430,7 @@ mod write_tests {
 
 /// Why [`write_atomic`] refused or failed.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum WriteError {
     /// The target exists and is not a regular file (a symlink, a directory, a device): it is never
     /// replaced or written through.

@@ -534,5 +534,9 @@ pub(crate) fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, Error>
             path: path.to_path_buf(),
             reason: "was replaced while it was being read".into(),
         },
+        other => Error::Layout {
+            path: path.to_path_buf(),
+            reason: other.to_string(),
+        },
     })
 }

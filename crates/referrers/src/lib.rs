@@ -44,6 +44,7 @@ pub enum Status {
 
 /// What can go wrong storing or reading referrers.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A string that should be a `sha256:<hex>` digest is not one (the error quotes it, escaped
     /// and shortened, and says why).

@@ -450,6 +450,6 @@ pub(crate) fn read_error(path: &Path, cap: u64) -> impl FnOnce(ReadError) -> Err
         ReadError::Symlink | ReadError::NotRegular => {
             Error::refused(path, "it is not a regular file")
         }
-        ReadError::Replaced => Error::refused(path, e),
+        other => Error::refused(path, other),
     }
 }

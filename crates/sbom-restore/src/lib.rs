@@ -144,6 +144,7 @@ impl Failure {
 
 /// What can go wrong restoring SBOMs. Messages name the attestation or file and the reason.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A path from the image or an attestation is not an SBOM path.
     #[error("`{path}`: {reason}")]

@@ -35,6 +35,7 @@ pub use cnb_attestation_config::DEFAULT_MAX_PREDICATE_SIZE;
 
 /// What can go wrong in the pipeline. Each variant names the attestation or image concerned.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// The configuration is invalid.
     #[error(transparent)]
