@@ -35,6 +35,20 @@ impl Image {
     /// `docker-archive:<file>[:<tag or image ID>]`, or a registry reference (feature `registry`).
     /// A missing image (no layout directory, no such tag or digest, a 404) is
     /// [`Error::ImageNotFound`].
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let layers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/node-express/layers");
+    /// # cnb_fixtures::build(&cnb_fixtures::node_express(&layers), dir.path()).unwrap();
+    /// use cnb_attest::{Error, Image, OpenOptions};
+    /// let target = format!("oci:{}:latest", dir.path().display());
+    /// let image = cnb_attest::block_on(Image::open(&target, &OpenOptions::default()))??;
+    /// assert!(image.digest().is_some() && image.metadata().is_ok());
+    /// let missing = format!("oci:{}:nope", dir.path().display());
+    /// let opened = cnb_attest::block_on(Image::open(&missing, &OpenOptions::default()))?;
+    /// assert!(matches!(opened, Err(Error::ImageNotFound(_))));
+    /// # Ok::<(), Error>(())
+    /// ```
     pub async fn open(target: &str, options: &OpenOptions) -> Result<Image, Error> {
         if let Some(path) = &options.archive {
             return open_archive(target, path, Some(target));

@@ -47,6 +47,16 @@ pub const THROWAWAY_KEY_STEM: &str = "cnb-attest-throwaway";
 impl KeySource {
     /// Loads the key: reads and decrypts a file, or reads (creating it on first use) the
     /// throw-away pair.
+    ///
+    /// ```
+    /// use cnb_attest::keys::KeySource;
+    /// let dir = tempfile::tempdir().unwrap();
+    /// let source = KeySource::Throwaway { dir: dir.path().to_path_buf() };
+    /// let (key, throwaway) = source.load()?;
+    /// assert!(throwaway.unwrap().created);
+    /// assert_eq!(key.verifying_key().fingerprint().len(), 64);
+    /// # Ok::<(), cnb_attest::Error>(())
+    /// ```
     pub fn load(&self) -> Result<(LoadedKey<'_>, Option<ThrowawayKey>), Error> {
         match self {
             KeySource::File { path, password } => Ok((
@@ -83,6 +93,15 @@ impl std::ops::Deref for LoadedKey<'_> {
 
 /// The throw-away key pair in `dir` (`cnb-attest-throwaway.key` / `.pub`, empty password),
 /// created (mode 0600, never overwriting) when it does not exist yet.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let (first, made) = cnb_attest::keys::throwaway_key(dir.path())?;
+/// let (again, found) = cnb_attest::keys::throwaway_key(dir.path())?;
+/// assert!(made.created && !found.created);
+/// assert_eq!(first.verifying_key().fingerprint(), again.verifying_key().fingerprint());
+/// # Ok::<(), cnb_attest::Error>(())
+/// ```
 pub fn throwaway_key(dir: &Path) -> Result<(SigningKey, ThrowawayKey), Error> {
     let files = KeyPairFiles {
         private_key: dir.join(format!("{THROWAWAY_KEY_STEM}.key")),

@@ -32,6 +32,12 @@ impl Default for RegistryOptions {
 
 impl RegistryOptions {
     /// A client with these options, `CNB_INSECURE_REGISTRIES`, and the environment's credentials.
+    ///
+    /// ```
+    /// let client = cnb_attest::registry::RegistryOptions::default().client()?;
+    /// assert_eq!(client.stats().total(), 0);
+    /// # Ok::<(), cnb_attest::Error>(())
+    /// ```
     pub fn client(&self) -> Result<Client, Error> {
         let mut options = ClientOptions::default().with_insecure_from_env();
         options.insecure.extend(self.insecure.iter().cloned());
@@ -70,6 +76,14 @@ pub(crate) async fn open(
 /// scratch space; default `<host>/cnb-attest/doctor`) supports: the Referrers API, OCI-Subject,
 /// conditional writes, deletes, sizes. Test manifests are written to the scratch repository and
 /// deleted where the registry allows it.
+///
+/// ```no_run
+/// use cnb_attest::registry::{doctor, RegistryOptions};
+/// let options = RegistryOptions { insecure: vec!["127.0.0.1:5000".into()], ..RegistryOptions::default() };
+/// let (diagnosis, requests) = cnb_attest::block_on(doctor("127.0.0.1:5000", &options))??;
+/// println!("{}: {} ({requests} requests)", diagnosis.repository, diagnosis.signer_path);
+/// # Ok::<(), cnb_attest::Error>(())
+/// ```
 pub async fn doctor(registry: &str, options: &RegistryOptions) -> Result<(Diagnosis, u64), Error> {
     let text = if registry.contains('/') {
         registry.to_string()

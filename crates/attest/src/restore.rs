@@ -243,6 +243,13 @@ pub async fn restore(
 
 /// A [`Selection`] from a buildpack ID and a format name (`cdx`, `spdx`, `syft`, or an SBOM media
 /// type), as users type them.
+///
+/// ```
+/// let only = cnb_attest::restore::selection(Some("paketo-buildpacks/node-engine"), Some("cdx"))?;
+/// assert!(only.buildpack.is_some() && only.format.is_some());
+/// assert!(cnb_attest::restore::selection(None, Some("xml")).is_err());
+/// # Ok::<(), cnb_attest::Error>(())
+/// ```
 pub fn selection(buildpack: Option<&str>, format: Option<&str>) -> Result<Selection, Error> {
     Ok(Selection {
         buildpack: buildpack

@@ -256,6 +256,45 @@ pub struct ConfiguredSignRequest {
 /// registry image, to every repository `report.toml` lists a tag in): one report per repository.
 /// The configuration is checked ([`Error::Config`], [`Error::ConfigMismatch`]) before the key is
 /// loaded ([`Error::Key`]) and the image is read ([`Error::BadImage`]).
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let layers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/node-express/layers");
+/// # cnb_fixtures::build(&cnb_fixtures::node_express(&layers), dir.path()).unwrap();
+/// use cnb_attest::export::{export, ExportRequest, ExportedImage};
+/// use cnb_attest::keys::KeySource;
+/// use cnb_attest::sign::{sign_configured, write_signer_report, ConfiguredSignRequest};
+/// use cnb_attest::{LayoutImage, SignOptions, SigningKey};
+/// // The exporter's part: the configuration for the image in the layout.
+/// let config = dir.path().join("signer.toml");
+/// export(&ExportRequest {
+///     layers: layers.clone(),
+///     group: None,
+///     image: ExportedImage::Layout(LayoutImage::parse(&format!("oci:{}:latest", dir.path().display()))?),
+///     name: None,
+///     omit_sbom: false,
+///     include_build: false,
+///     include_cache: false,
+///     output: Some(config.clone()),
+/// })?;
+/// // The signer's part: the configuration decides the image.
+/// let request = ConfiguredSignRequest {
+///     config,
+///     layers,
+///     allow_roots: Vec::new(),
+///     report: None,
+///     layout_image: None,
+///     key: KeySource::Key(Box::new(SigningKey::generate()?)),
+///     options: SignOptions::default(),
+///     #[cfg(feature = "registry")]
+///     registry: Default::default(),
+///     progress: false,
+/// };
+/// let reports = cnb_attest::block_on(sign_configured(&request))??;
+/// assert_eq!(reports[0].pushed, 8);
+/// write_signer_report(&dir.path().join("signer-report.toml"), &reports)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub async fn sign_configured(request: &ConfiguredSignRequest) -> Result<Vec<SignReport>, Error> {
     let config = cnb_attestation_config::load(&request.config)?;
     let mut root_dirs = vec![request.layers.clone()];
@@ -368,7 +407,8 @@ fn repositories(
     Ok(out)
 }
 
-/// Writes the `signer` phase's report (`[[image]]` tables, one per repository) atomically.
+/// Writes the `signer` phase's report (`[[image]]` tables, one per repository) atomically; see
+/// [`sign_configured`] for an example.
 pub fn write_signer_report(path: &Path, reports: &[SignReport]) -> Result<(), Error> {
     #[derive(Serialize)]
     struct Reports<'a> {
