@@ -474,14 +474,8 @@ struct Shown<'a>(&'a str);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let mut chars = self.0.chars();
-        for c in chars.by_ref().take(MAX_SHOWN) {
-            write!(f, "{}", c.escape_debug())?;
-        }
-        if chars.next().is_some() {
-            f.write_str("...")?;
-        }
-        Ok(())
+        // escape_debug's quoting (`\"`, `\\`) keeps a shown key unambiguous inside backticks.
+        f.write_str(&cnb_untrusted::text::sanitize_quoted(self.0, MAX_SHOWN))
     }
 }
 
@@ -971,7 +965,7 @@ mod tests {
         let message = malformed(&text);
         assert!(message.len() < 300, "{message}");
         assert!(!message.contains('\u{1b}'), "{message}");
-        assert!(message.contains("..."), "{message}");
+        assert!(message.contains("…"), "{message}");
     }
 
     #[test]
