@@ -474,7 +474,7 @@ struct Shown<'a>(&'a str);
 
 impl fmt::Display for Shown<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        // escape_debug's quoting (`\"`, `\\`) keeps a shown key unambiguous inside backticks.
+        // Quotes and backslashes are escaped too, so a shown key stays unambiguous.
         f.write_str(&cnb_untrusted::text::sanitize_quoted(self.0, MAX_SHOWN))
     }
 }
