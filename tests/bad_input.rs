@@ -294,3 +294,98 @@ fn registry_only_formats_are_refused_for_a_layout_before_anything_is_written() {
         );
     }
 }
+
+/// `CNB_*` booleans are read as the lifecycle reads them (Go's `strconv.ParseBool`): `1` and
+/// `True` are true, `False` is false, and anything else is refused by name.
+#[test]
+fn lifecycle_booleans_parse_as_go_parse_bool() {
+    let c = case();
+    let exporter = |value: &str| {
+        run(Command::new(bin("exporter"))
+            .arg("-layers")
+            .arg(&c.layers)
+            .env("CNB_USE_LAYOUT", value)
+            .env("CNB_EXPERIMENTAL_MODE", "quiet")
+            .env_remove("CNB_LAYOUT_DIR"))
+    };
+    for truthy in ["1", "t", "True", "TRUE"] {
+        let out = exporter(truthy);
+        assert_eq!(out.status.code(), Some(2), "{truthy}: {}", text(&out));
+        assert!(
+            text(&out).contains("-layout needs -layout-dir"),
+            "{truthy}: {}",
+            text(&out)
+        );
+    }
+    for falsy in ["0", "f", "False"] {
+        // Not a layout export: the exporter looks for report.toml, which this build has none of.
+        let out = exporter(falsy);
+        assert_eq!(out.status.code(), Some(66), "{falsy}: {}", text(&out));
+        assert!(
+            text(&out).contains("report.toml"),
+            "{falsy}: {}",
+            text(&out)
+        );
+    }
+    let out = exporter("yes");
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("is not a boolean"), "{}", text(&out));
+}
+
+/// Under `--json`, stdout is one JSON document whether the command succeeds or fails.
+#[test]
+fn under_json_an_error_is_a_json_object_and_results_are_json() {
+    let c = case();
+    let refused = run(Command::new(bin("cnb-attest"))
+        .args(["generate-key-pair", "--json", "--output-dir"])
+        .arg(&c.keys)
+        .env_remove("COSIGN_PASSWORD"));
+    assert_eq!(refused.status.code(), Some(2));
+    let error: serde_json::Value = serde_json::from_slice(&refused.stdout).unwrap();
+    assert_eq!(error["error"]["code"], 2, "{error}");
+    assert!(error["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("COSIGN_PASSWORD"));
+    assert!(error["error"]["hint"].is_string());
+
+    let made = run(Command::new(bin("cnb-attest"))
+        .args(["generate-key-pair", "--json", "--output-dir"])
+        .arg(&c.keys)
+        .env("COSIGN_PASSWORD", ""));
+    assert!(made.status.success(), "{}", text(&made));
+    let files: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    assert!(
+        Path::new(files["public-key"].as_str().unwrap()).is_file(),
+        "{files}"
+    );
+
+    let config = c.keys.join("signer.toml");
+    let exported = run(Command::new(bin("exporter"))
+        .arg("-layers")
+        .arg(&c.layers)
+        .arg("-layout-image")
+        .arg(format!("oci:{}", c.image.display()))
+        .arg("-signer-config")
+        .arg(&config)
+        .arg("-json"));
+    assert!(exported.status.success(), "{}", text(&exported));
+    let report: serde_json::Value = serde_json::from_slice(&exported.stdout).unwrap();
+    assert_eq!(report["attestations"], 7, "{report}");
+    assert_eq!(report["config"], config.display().to_string());
+
+    let analyzed = run(Command::new(bin("analyzer"))
+        .arg("-previous-image")
+        .arg(format!("oci:{}", c.image.display()))
+        .arg("-layers")
+        .arg(c.keys.join("restored"))
+        .arg("-key")
+        .arg(c.keys.join("cosign.pub"))
+        .arg("-json"));
+    assert!(analyzed.status.success(), "{}", text(&analyzed));
+    let restored: serde_json::Value = serde_json::from_slice(&analyzed.stdout).unwrap();
+    // The example is not signed: the analyzer falls back to the SBOM layer, and says so.
+    assert_eq!(restored["unsigned-sbom-layer"], true, "{restored}");
+    assert_eq!(restored["report"]["origin"], "sbom-layer", "{restored}");
+    assert!(!restored["report"]["written"].as_array().unwrap().is_empty());
+}

@@ -814,3 +814,66 @@ fn put_manifest_with_curl(registry: &Registry, repo: &str, reference: &str, byte
     }
     ok(run(&mut put));
 }
+
+/// A registry sign without `--key` would push attestations nobody can verify later: it is refused
+/// before anything is pushed, with a hint; `--throwaway-key` asks for it explicitly.
+#[test]
+fn a_registry_sign_without_a_key_is_refused_unless_the_throwaway_key_is_asked_for() {
+    for registry in registries() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (layers, image) = fresh_example(tmp.path());
+        let reference = registry.push_layout(&image, "demo/nokey", "1.0");
+        let digest = registry.digest_of(&reference);
+        let kind = registry.kind;
+        let refused = run(with_registry_env(
+            Command::new(bin("cnb-attest"))
+                .args(["sign", &reference, "--layers"])
+                .arg(&layers)
+                .arg("--throwaway-key-dir")
+                .arg(tmp.path()),
+            &registry,
+        ));
+        assert_eq!(
+            refused.status.code(),
+            Some(2),
+            "{kind:?}: {}",
+            text(&refused)
+        );
+        assert!(
+            text(&refused).contains("--throwaway-key"),
+            "{}",
+            text(&refused)
+        );
+        assert!(!tmp.path().join("cnb-attest-throwaway.key").exists());
+        let (status, body) = match kind {
+            Kind::Ferro => registry.curl(
+                &format!("/v2/demo/nokey/referrers/{digest}"),
+                "application/vnd.oci.image.index.v1+json",
+            ),
+            Kind::Distribution => registry.curl(
+                &format!("/v2/demo/nokey/manifests/sha256-{}", &digest[7..]),
+                "application/vnd.oci.image.index.v1+json",
+            ),
+        };
+        let listed = serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| v["manifests"].as_array().map(Vec::len))
+            .unwrap_or(0);
+        assert!(
+            status == 404 || listed == 0,
+            "{kind:?}: pushed anyway: {status} {body}"
+        );
+
+        let asked = ok(run(with_registry_env(
+            Command::new(bin("cnb-attest"))
+                .args(["sign", &reference, "--json", "--throwaway-key", "--layers"])
+                .arg(&layers)
+                .arg("--throwaway-key-dir")
+                .arg(tmp.path()),
+            &registry,
+        )));
+        let report: Value = serde_json::from_str(&asked).unwrap();
+        assert_eq!(report["pushed"], 8, "{kind:?}: {report:#}");
+        assert!(tmp.path().join("cnb-attest-throwaway.pub").exists());
+    }
+}

@@ -42,13 +42,24 @@ struct Cli {
     #[arg(long)]
     require_all_layers: bool,
     /// Find the previous image in the lifecycle's layout directory (experimental).
-    #[arg(long, env = "CNB_USE_LAYOUT")]
+    #[arg(
+        long,
+        env = "CNB_USE_LAYOUT",
+        value_parser = cnb_phase::parse_bool,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
     layout: bool,
     /// The lifecycle's OCI layout directory.
     #[arg(long, env = "CNB_LAYOUT_DIR")]
     layout_dir: Option<PathBuf>,
     #[command(flatten)]
     registry: RegistryFlags,
+    /// Print the restore report as JSON (an error too).
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -115,13 +126,24 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             ))
         }
     };
+    let unsigned = report.origin == Origin::SbomLayer;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "report": report,
+                "unsigned-sbom-layer": unsigned,
+            }))
+            .unwrap_or_default()
+        );
+    }
     for problem in &report.plan.failures {
         eprintln!("ERROR: {problem}");
     }
     for problem in &report.plan.warnings {
         eprintln!("Warning: {problem}");
     }
-    if report.origin == Origin::SbomLayer {
+    if unsigned {
         eprintln!(
             "Warning: {name} has no SBOM attestations; restoring from its SBOM layer, which is not signed"
         );
@@ -129,7 +151,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             eprintln!("Skipping {path} in the SBOM layer: {reason}");
         }
     }
-    match &report.refusal {
+    let outcome = match &report.refusal {
         Some(Refusal::VerificationFailed { count }) => Err(Failure::new(
             exit::ANALYZE_VERIFY_FAILED,
             format!("{count} attestation(s) of {name} failed verification; no SBOM was restored"),
@@ -162,11 +184,14 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 Origin::Attestations => "verified attestations",
                 Origin::SbomLayer => "the SBOM layer",
             };
-            println!(
-                "Restored {} SBOM file(s) from {from} of {name}",
-                report.written.len()
-            );
+            if !cli.json {
+                println!(
+                    "Restored {} SBOM file(s) from {from} of {name}",
+                    report.written.len()
+                );
+            }
             Ok(exit::OK)
         }
-    }
+    };
+    outcome.map_err(|f| f.already_printed(cli.json))
 }

@@ -99,18 +99,21 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
         Some(Refusal::VerificationFailed { count }) => Err(Failure::new(
             exit::VERIFY_FAILED,
             format!("{location}: {count} attestation(s) failed verification; nothing was written"),
-        )),
+        )
+        .already_printed(args.json)),
         Some(Refusal::MissingLayers { missing }) => Err(Failure::new(
             exit::VERIFY_FAILED,
             format!(
                 "{location}: launch layers without a verified SBOM: {}; nothing was written",
                 missing.join(", ")
             ),
-        )),
+        )
+        .already_printed(args.json)),
         Some(_) => Err(Failure::new(
             exit::NO_ATTESTATIONS,
             format!("{location}: no verified SBOM attestation matches"),
-        )),
+        )
+        .already_printed(args.json)),
         None => {
             eprintln!(
                 "{location}: {} verified SBOM(s) written under {}{}",

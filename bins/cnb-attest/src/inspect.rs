@@ -91,7 +91,8 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         return Err(Failure::new(
             exit::NO_ATTESTATIONS,
             format!("{location}: no attestations to verify"),
-        ));
+        )
+        .already_printed(args.json));
     }
     if failed > 0 {
         return Err(Failure::new(
@@ -100,7 +101,8 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
                 "{location}: {failed} of {} attestation(s) failed verification with key {fingerprint}",
                 verdicts.len(),
             ),
-        ));
+        )
+        .already_printed(args.json));
     }
     eprintln!(
         "{location}: all {} attestation(s) verified with key {fingerprint}",

@@ -62,6 +62,9 @@ struct KeyPairArgs {
     /// File holding the password (default: COSIGN_PASSWORD, which must be set; it may be empty).
     #[arg(long)]
     password_file: Option<PathBuf>,
+    /// Print the paths written as JSON (an error too).
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -131,7 +134,14 @@ fn generate_key_pair(args: KeyPairArgs) -> Result<u8, Failure> {
         })?;
     let files =
         cnb_attest::keys::generate_key_pair(&args.output_dir, &password).map_err(failure)?;
-    println!("Private key written to {}", files.private_key.display());
-    println!("Public key written to {}", files.public_key.display());
+    if args.json {
+        print_json(&serde_json::json!({
+            "private-key": files.private_key,
+            "public-key": files.public_key,
+        }));
+    } else {
+        println!("Private key written to {}", files.private_key.display());
+        println!("Public key written to {}", files.public_key.display());
+    }
     Ok(exit::OK)
 }

@@ -38,6 +38,10 @@ pub(crate) struct SignArgs {
     /// File holding the key's password (default: the COSIGN_PASSWORD environment variable).
     #[arg(long)]
     password_file: Option<PathBuf>,
+    /// Sign with the throw-away key pair (empty password; nobody can verify what it signs
+    /// later): implicit for OCI layouts without --key, required for registry images.
+    #[arg(long, conflicts_with = "key")]
+    throwaway_key: bool,
     /// Where the throw-away key pair is kept (created on first use, reused afterwards).
     #[arg(long, default_value = ".")]
     throwaway_key_dir: PathBuf,
@@ -85,6 +89,7 @@ pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
         },
         None => KeySource::Throwaway {
             dir: args.throwaway_key_dir,
+            requested: args.throwaway_key,
         },
     };
     let request = SignRequest {
@@ -161,7 +166,8 @@ pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
         return Err(Failure::new(
             exit::NOT_DISCOVERABLE,
             format!("{location}: {missing} attestation(s) were stored but are not listed where readers look"),
-        ));
+        )
+        .already_printed(args.json));
     }
     Ok(exit::OK)
 }

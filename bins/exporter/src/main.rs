@@ -32,7 +32,15 @@ struct Cli {
     layout_image: Option<String>,
     /// Find the image in the lifecycle's layout directory (`-layout-dir`), from its name
     /// (experimental, as in the lifecycle: needs CNB_EXPERIMENTAL_MODE=warn or quiet).
-    #[arg(long, env = "CNB_USE_LAYOUT")]
+    #[arg(
+        long,
+        env = "CNB_USE_LAYOUT",
+        value_parser = cnb_phase::parse_bool,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
     layout: bool,
     /// The lifecycle's OCI layout directory.
     #[arg(long, env = "CNB_LAYOUT_DIR")]
@@ -56,6 +64,9 @@ struct Cli {
     /// Also attest `<layers>/sbom/cache`.
     #[arg(long)]
     include_cache_sboms: bool,
+    /// Print the result as JSON (an error too).
+    #[arg(long)]
+    json: bool,
 }
 
 fn main() -> ExitCode {
@@ -115,6 +126,13 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         output: cli.signer_config,
     })
     .map_err(failure)?;
+    if cli.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+        return Ok(exit::OK);
+    }
     match &report.omitted {
         Some(Omitted::Rewritten { tag, from, to }) => {
             eprintln!("Omitted the SBOM layer: {tag} is now {to} (was {from})")

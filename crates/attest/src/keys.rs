@@ -24,6 +24,9 @@ pub enum KeySource {
     Throwaway {
         /// Where the pair is kept.
         dir: PathBuf,
+        /// Whether the user asked for it (`--throwaway-key`). An implicit throw-away key is
+        /// refused for registry images: nobody could verify what it signs there later.
+        requested: bool,
     },
     /// A key the caller holds.
     Key(Box<SigningKey>),
@@ -51,7 +54,7 @@ impl KeySource {
     /// ```
     /// use cnb_attest::keys::KeySource;
     /// let dir = tempfile::tempdir().unwrap();
-    /// let source = KeySource::Throwaway { dir: dir.path().to_path_buf() };
+    /// let source = KeySource::Throwaway { dir: dir.path().to_path_buf(), requested: true };
     /// let (key, throwaway) = source.load()?;
     /// assert!(throwaway.unwrap().created);
     /// assert_eq!(key.verifying_key().fingerprint().len(), 64);
@@ -64,7 +67,7 @@ impl KeySource {
                 None,
             )),
             KeySource::Key(key) => Ok((LoadedKey::Borrowed(key), None)),
-            KeySource::Throwaway { dir } => {
+            KeySource::Throwaway { dir, .. } => {
                 let (key, info) = throwaway_key(dir)?;
                 Ok((LoadedKey::Owned(key), Some(info)))
             }

@@ -109,6 +109,22 @@ pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error>
             manifest.descriptor.digest
         )));
     }
+    #[cfg(feature = "registry")]
+    if matches!(image.source, ImageSource::Registry { .. })
+        && matches!(
+            request.key,
+            KeySource::Throwaway {
+                requested: false,
+                ..
+            }
+        )
+    {
+        return Err(Error::InvalidRequest(format!(
+            "{}: no signing key given; attestations in a registry must be verifiable later: give \
+             --key (see generate-key-pair), or --throwaway-key to sign with a throw-away key anyway",
+            image.name()
+        )));
+    }
     let (key, throwaway_key) = request.key.load()?;
     let report = match &image.source {
         ImageSource::Layout { layout, .. } => {

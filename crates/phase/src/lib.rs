@@ -27,6 +27,9 @@ pub struct Failure {
     pub message: String,
     /// What to do about it.
     pub hint: Option<String>,
+    /// Whether the command already printed its JSON result (which says what failed): `--json`
+    /// then adds no error object, so stdout stays one JSON document.
+    pub rendered: bool,
 }
 
 impl Failure {
@@ -36,13 +39,38 @@ impl Failure {
             code,
             message: message.to_string(),
             hint: None,
+            rendered: false,
         }
+    }
+
+    /// Marks the failure as already rendered as JSON by the command (see [`Failure::rendered`]).
+    pub fn already_printed(mut self, json: bool) -> Self {
+        self.rendered = json;
+        self
     }
 
     /// Adds a hint.
     pub fn hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    /// The failure as the JSON object printed under `--json`:
+    /// `{"error": {"code": .., "message": .., "hint": ..}}`.
+    ///
+    /// ```
+    /// let f = cnb_phase::Failure::new(3, "x: failed").hint("try y");
+    /// assert_eq!(f.to_json()["error"]["code"], 3);
+    /// assert_eq!(f.to_json()["error"]["hint"], "try y");
+    /// ```
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "error": {
+                "code": self.code,
+                "message": self.message,
+                "hint": self.hint,
+            }
+        })
     }
 }
 
@@ -51,7 +79,9 @@ impl Failure {
 /// `hint: <hint>` on stderr. Usage errors exit with [`exit::INVALID_ARGS`].
 pub fn main<T: clap::Parser>(run: impl FnOnce(T) -> Result<u8, Failure>) -> ExitCode {
     quiet_on_closed_stdout();
-    let parsed = match T::try_parse_from(normalize_args(std::env::args_os())) {
+    let args = normalize_args(std::env::args_os());
+    let json = wants_json(&args);
+    let parsed = match T::try_parse_from(args) {
         Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
@@ -69,9 +99,21 @@ pub fn main<T: clap::Parser>(run: impl FnOnce(T) -> Result<u8, Failure>) -> Exit
             if let Some(hint) = &failure.hint {
                 eprintln!("hint: {hint}");
             }
+            if json && !failure.rendered {
+                // Under --json, stdout is one JSON document on failure too.
+                println!("{}", failure.to_json());
+            }
             ExitCode::from(failure.code)
         }
     }
+}
+
+/// Whether `--json` is among the arguments (before a bare `--`).
+fn wants_json(args: &[OsString]) -> bool {
+    args.iter()
+        .skip(1)
+        .take_while(|a| *a != "--")
+        .any(|a| a == "--json")
 }
 
 /// Rewrites `-name[=value]` (a single dash followed by two or more characters, not a number) to
@@ -176,11 +218,24 @@ pub fn guard_experimental(feature: &str) -> Result<(), Failure> {
     }
 }
 
-/// Reads a boolean `CNB_*`-style environment value (`true`/`1`/`yes`, case-insensitive).
-pub fn env_flag(name: &str) -> bool {
-    std::env::var(name)
-        .map(|v| matches!(v.to_ascii_lowercase().as_str(), "true" | "1" | "yes"))
-        .unwrap_or(false)
+/// Parses a boolean as the lifecycle does (Go's `strconv.ParseBool`): `1`, `t`, `T`, `TRUE`, `true`,
+/// `True` and `0`, `f`, `F`, `FALSE`, `false`, `False`; anything else is an error. Use it as the
+/// clap value parser of every `CNB_*` boolean, so `CNB_USE_LAYOUT=1` means what it means to the
+/// lifecycle.
+///
+/// ```
+/// assert_eq!(cnb_phase::parse_bool("1"), Ok(true));
+/// assert_eq!(cnb_phase::parse_bool("False"), Ok(false));
+/// assert!(cnb_phase::parse_bool("yes").is_err());
+/// ```
+pub fn parse_bool(value: &str) -> Result<bool, String> {
+    match value {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Ok(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Ok(false),
+        other => Err(format!(
+            "`{other}` is not a boolean (1, t, T, TRUE, true, True, 0, f, F, FALSE, false, False)"
+        )),
+    }
 }
 
 /// Exit codes. Each binary uses the common ones plus its own range; see `docs/exit-codes.md`.
