@@ -752,6 +752,41 @@ fn image_signature_simple_signing_appends_to_the_sig_tag() {
         "{manifest_again:#}"
     );
     assert_eq!(body_again, body, "the .sig manifest changed on a re-run");
+
+    // cnb-attest reads the `.sig` back: verified with the signing key, refused with another.
+    let verify = |key: &Path| {
+        run(with_registry_env(
+            Command::new(bin("cnb-attest"))
+                .args(["verify", &reference, "--json", "--key"])
+                .arg(key),
+            &registry,
+        ))
+    };
+    let verified = verify(&public_key);
+    assert!(verified.status.success(), "{}", text(&verified));
+    let verdicts: Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let sig: Vec<&Value> = verdicts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| v["format"] == "simple-signing")
+        .collect();
+    assert_eq!(sig.len(), 1, "{verdicts:#}");
+    assert_eq!(sig[0]["digest"], layer_digest);
+    assert!(sig[0]["failure"].is_null(), "{verdicts:#}");
+    let refused = verify(&tmp.path().join("other/cosign.pub"));
+    assert_eq!(refused.status.code(), Some(3), "{}", text(&refused));
+    let verdicts: Value = serde_json::from_slice(&refused.stdout).unwrap();
+    let sig = verdicts
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["format"] == "simple-signing")
+        .unwrap();
+    assert_eq!(
+        sig["failure"], "not signed by a trusted key",
+        "{verdicts:#}"
+    );
 }
 
 fn upload_with_curl(registry: &Registry, repo: &str, blob: &[u8]) {

@@ -67,16 +67,28 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     let key = cnb_attest::keys::read_public_key(&args.key)
         .map_err(|e| failure(cnb_attest::Error::Key(e)))?;
     let open = args.registry.open_options();
-    let (verdicts, location) = block_on(async {
+    let (verdicts, signatures, location) = block_on(async {
         let image = Image::open(&args.image, &open).await?;
         Ok((
             inspect::verify(&image, &key).await?,
+            inspect::verify_image_signatures(&image, std::slice::from_ref(&key)).await?,
             image.name().to_string(),
         ))
     })?;
-    let failed = verdicts.iter().filter(|v| !v.ok()).count();
+    let failed =
+        verdicts.iter().filter(|v| !v.ok()).count() + signatures.iter().filter(|s| !s.ok()).count();
     if args.json {
-        print_json(&verdicts);
+        // cosign 2 image signatures (the `.sig` tag) follow the attestations, marked by format.
+        let mut all: Vec<serde_json::Value> = verdicts
+            .iter()
+            .filter_map(|v| serde_json::to_value(v).ok())
+            .collect();
+        all.extend(signatures.iter().filter_map(|s| {
+            let mut value = serde_json::to_value(s).ok()?;
+            value["format"] = "simple-signing".into();
+            Some(value)
+        }));
+        print_json(&all);
     } else {
         for v in &verdicts {
             match &v.failure {
@@ -84,10 +96,23 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
                 Some(reason) => println!("FAILED    {}: {reason}", v.name()),
             }
         }
+        for s in &signatures {
+            match &s.failure {
+                None => println!(
+                    "verified  {} (image signature, cosign simple-signing)",
+                    s.digest
+                ),
+                Some(reason) => println!(
+                    "FAILED    {} (image signature, cosign simple-signing): {reason}",
+                    s.digest
+                ),
+            }
+        }
     }
+    let total = verdicts.len() + signatures.len();
     let fingerprint = key.fingerprint();
     let fingerprint = &fingerprint[..16];
-    if verdicts.is_empty() {
+    if total == 0 {
         return Err(Failure::new(
             exit::NO_ATTESTATIONS,
             format!("{location}: no attestations to verify"),
@@ -98,16 +123,12 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         return Err(Failure::new(
             exit::VERIFY_FAILED,
             format!(
-                "{location}: {failed} of {} attestation(s) failed verification with key {fingerprint}",
-                verdicts.len(),
+                "{location}: {failed} of {total} attestation(s) failed verification with key {fingerprint}",
             ),
         )
         .already_printed(args.json));
     }
-    eprintln!(
-        "{location}: all {} attestation(s) verified with key {fingerprint}",
-        verdicts.len(),
-    );
+    eprintln!("{location}: all {total} attestation(s) verified with key {fingerprint}");
     Ok(exit::OK)
 }
 

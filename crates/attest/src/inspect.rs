@@ -2,6 +2,8 @@
 
 use cnb_dsse::VerifyingKey;
 use cnb_sbom_restore::inspect::{self as stored, Fetched, Listed, Verdict};
+use cnb_sbom_restore::simple_signing;
+pub use cnb_sbom_restore::simple_signing::SignatureVerdict;
 use serde::Serialize;
 
 use crate::{Error, Image, COSIGN_SIGN_V1};
@@ -96,4 +98,27 @@ pub async fn list(image: &Image) -> Result<Listing, Error> {
 pub async fn verify(image: &Image, key: &VerifyingKey) -> Result<Vec<Verdict>, Error> {
     let fetched = fetch_all(image).await?;
     Ok(stored::verify(image.with_manifest()?, &fetched, key))
+}
+
+/// Verifies cosign 2's image signatures of `image` (the simple-signing layers of its
+/// `sha256-<hex>.sig` tag) with any of `keys`: the signature over the payload, then the signed
+/// payload must name this image's digest. Layouts have none (cosign 3's `sign/v1` bundles are
+/// attestations, verified by [`verify`]).
+pub async fn verify_image_signatures(
+    image: &Image,
+    keys: &[VerifyingKey],
+) -> Result<Vec<SignatureVerdict>, Error> {
+    let manifest = image.with_manifest()?;
+    let signatures = image
+        .source
+        .simple_signatures()
+        .await
+        .map_err(|source| Error::Read {
+            image: image.name().to_string(),
+            source,
+        })?;
+    Ok(signatures
+        .iter()
+        .map(|s| simple_signing::verify(manifest, s, keys))
+        .collect())
 }

@@ -21,6 +21,7 @@ pub mod path;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod select;
+pub mod simple_signing;
 pub mod source;
 pub mod tar;
 pub mod write;

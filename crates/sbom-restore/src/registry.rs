@@ -8,7 +8,7 @@ use cnb_referrers::{Descriptor, ImageManifest};
 use crate::inspect::{
     buildkit_entries, skip_reason, within_limits, Fetched, INTOTO_STATEMENT, MAX_REFERRERS,
 };
-use crate::Error;
+use crate::{simple_signing, Error};
 
 /// Every referrer of `image` in a registry (Referrers API, else the tag-schema index), with its
 /// attestation blob.
@@ -167,5 +167,45 @@ pub async fn fetch_registry_selected(
         }));
     }
     within_limits(&out)?;
+    Ok(out)
+}
+
+/// cosign 2's image signatures of `image`: the simple-signing layers of its `sha256-<hex>.sig`
+/// tag, each with its payload (bounded by [`simple_signing::MAX_PAYLOAD`], digest-checked).
+pub async fn fetch_simple_signatures(
+    client: &cnb_registry::Client,
+    repo: &cnb_registry::Repository,
+    image: &Image,
+) -> Result<Vec<simple_signing::SimpleSignature>, Error> {
+    let mut out = Vec::new();
+    let layers =
+        cnb_registry::cosign_tag::entries(client, repo, &image.descriptor.digest, "sig").await?;
+    if layers.len() > MAX_REFERRERS {
+        return Err(Error::Malformed(format!(
+            "{} image signatures listed: more than the {MAX_REFERRERS} read for one image",
+            layers.len()
+        )));
+    }
+    for layer in layers {
+        if !simple_signing::is_simple_signing(&layer) {
+            continue;
+        }
+        let payload = if layer.size > simple_signing::MAX_PAYLOAD {
+            Err(format!(
+                "simple-signing payload of {} bytes exceeds the {}-byte limit",
+                layer.size,
+                simple_signing::MAX_PAYLOAD
+            ))
+        } else {
+            client
+                .get_blob(repo, &layer.digest, layer.size)
+                .await
+                .map_err(|e| e.to_string())
+        };
+        out.push(simple_signing::SimpleSignature {
+            descriptor: layer,
+            payload,
+        });
+    }
     Ok(out)
 }

@@ -158,6 +158,24 @@ impl ImageSource {
         }
     }
 
+    /// cosign 2's image signatures (the `.sig` tag): registries only; layouts and saved images
+    /// have none.
+    pub async fn simple_signatures(
+        &self,
+    ) -> Result<Vec<crate::simple_signing::SimpleSignature>, Error> {
+        match self {
+            #[cfg(feature = "registry")]
+            ImageSource::Registry {
+                client,
+                reference,
+                image,
+            } => {
+                crate::registry::fetch_simple_signatures(client, &reference.repository, image).await
+            }
+            _ => Ok(Vec::new()),
+        }
+    }
+
     /// Requests sent so far (registries only).
     pub fn requests(&self) -> Option<u64> {
         match self {
