@@ -10,7 +10,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cnb_attest::restore::{restore, Fallback, Origin, Refusal, RestoreRequest};
 use cnb_attest::{Error, Image, OpenOptions, Policy};
-use cnb_phase::flags::RegistryFlags;
+use cnb_phase::flags::{LayoutFlags, RegistryFlags};
 use cnb_phase::{exit, Failure};
 
 /// Restore the previous image's verified SBOMs into the layers directory.
@@ -41,20 +41,8 @@ struct Cli {
     /// Fail unless every launch layer of each SBOM-producing buildpack has a verified SBOM.
     #[arg(long)]
     require_all_layers: bool,
-    /// Find the previous image in the lifecycle's layout directory (experimental).
-    #[arg(
-        long,
-        env = "CNB_USE_LAYOUT",
-        value_parser = cnb_phase::parse_bool,
-        action = clap::ArgAction::Set,
-        num_args = 0..=1,
-        default_missing_value = "true",
-        default_value = "false"
-    )]
-    layout: bool,
-    /// The lifecycle's OCI layout directory.
-    #[arg(long, env = "CNB_LAYOUT_DIR")]
-    layout_dir: Option<PathBuf>,
+    #[command(flatten)]
+    layout: LayoutFlags,
     #[command(flatten)]
     registry: RegistryFlags,
     /// Print the restore report as JSON (an error too).
@@ -79,10 +67,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         registry: cli.registry.options(),
         ..OpenOptions::default()
     };
-    if cli.layout && open.archive.is_none() {
+    if cli.layout.layout && open.archive.is_none() {
         cnb_phase::guard_experimental("reading the previous image from an OCI layout")
             .map_err(|f| Failure::new(exit::ANALYZE_BAD_IMAGE, format!("{name}: {}", f.message)))?;
-        open.layout_dir = Some(cli.layout_dir.clone().ok_or_else(|| {
+        open.layout_dir = Some(cli.layout.layout_dir.clone().ok_or_else(|| {
             Failure::new(
                 exit::ANALYZE_BAD_IMAGE,
                 format!("{name}: -layout needs -layout-dir (CNB_LAYOUT_DIR)"),

@@ -12,6 +12,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use cnb_attest::export::{export, ExportRequest, ExportedImage, Omitted};
 use cnb_attest::{Error, LayoutImage};
+use cnb_phase::flags::LayoutFlags;
 use cnb_phase::{exit, Failure};
 
 /// Write the signer configuration for a build's SBOMs.
@@ -30,21 +31,8 @@ struct Cli {
     /// The exported image as an OCI layout: `oci:<dir>[:<tag>|@sha256:<hex>]`.
     #[arg(long)]
     layout_image: Option<String>,
-    /// Find the image in the lifecycle's layout directory (`-layout-dir`), from its name
-    /// (experimental, as in the lifecycle: needs CNB_EXPERIMENTAL_MODE=warn or quiet).
-    #[arg(
-        long,
-        env = "CNB_USE_LAYOUT",
-        value_parser = cnb_phase::parse_bool,
-        action = clap::ArgAction::Set,
-        num_args = 0..=1,
-        default_missing_value = "true",
-        default_value = "false"
-    )]
-    layout: bool,
-    /// The lifecycle's OCI layout directory.
-    #[arg(long, env = "CNB_LAYOUT_DIR")]
-    layout_dir: Option<PathBuf>,
+    #[command(flatten)]
+    layout: LayoutFlags,
     /// Rewrite the image without its SBOM layer (and the label's `sbom` key), so the attestations
     /// carry the SBOMs alone; OCI layout images (the tag moves to the rewritten manifest).
     #[arg(long)]
@@ -87,13 +75,13 @@ fn failure(e: Error) -> Failure {
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
-    let image = match (cli.layout_image, cli.layout) {
+    let image = match (cli.layout_image, cli.layout.layout) {
         (Some(text), _) => ExportedImage::Layout(
             LayoutImage::parse(&text).map_err(|e| Failure::new(exit::INVALID_ARGS, e))?,
         ),
         (None, true) => {
             cnb_phase::guard_experimental("exporting to an OCI layout")?;
-            let dir = cli.layout_dir.ok_or_else(|| {
+            let dir = cli.layout.layout_dir.ok_or_else(|| {
                 Failure::new(
                     exit::INVALID_ARGS,
                     "-layout needs -layout-dir (CNB_LAYOUT_DIR)",

@@ -72,6 +72,26 @@ impl RegistryFlags {
     }
 }
 
+/// The lifecycle's OCI layout export (`CNB_USE_LAYOUT`, `CNB_LAYOUT_DIR`), as the phases take it.
+#[derive(clap::Args, Debug, Clone)]
+pub struct LayoutFlags {
+    /// Find the image in the lifecycle's layout directory (`-layout-dir`), from its name
+    /// (experimental, as in the lifecycle: needs CNB_EXPERIMENTAL_MODE=warn or quiet).
+    #[arg(
+        long,
+        env = "CNB_USE_LAYOUT",
+        value_parser = crate::parse_bool,
+        action = clap::ArgAction::Set,
+        num_args = 0..=1,
+        default_missing_value = "true",
+        default_value = "false"
+    )]
+    pub layout: bool,
+    /// The lifecycle's OCI layout directory.
+    #[arg(long, env = "CNB_LAYOUT_DIR")]
+    pub layout_dir: Option<std::path::PathBuf>,
+}
+
 /// `--password-file`, or the `COSIGN_PASSWORD` environment variable.
 pub fn password_source(file: Option<&std::path::Path>) -> cnb_attest::PasswordSource {
     match file {
