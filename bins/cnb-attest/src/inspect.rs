@@ -15,9 +15,10 @@ pub(crate) struct VerifyArgs {
     image: String,
     #[command(flatten)]
     registry: RegistryFlags,
-    /// Public key (PEM), e.g. cosign.pub.
-    #[arg(long)]
-    key: PathBuf,
+    /// Trusted public key (PEM), e.g. cosign.pub; repeat for several (key rotation). An
+    /// attestation verifies if any of them verifies it.
+    #[arg(long, required = true)]
+    key: Vec<PathBuf>,
     /// Print the verdicts as JSON.
     #[arg(long)]
     json: bool,
@@ -64,13 +65,17 @@ pub(crate) fn ls(args: LsArgs) -> Result<u8, Failure> {
 }
 
 pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
-    let key = cnb_attest::keys::read_public_key(&args.key)
+    let keys = args
+        .key
+        .iter()
+        .map(|path| cnb_attest::keys::read_public_key(path))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| failure(cnb_attest::Error::Key(e)))?;
     let open = args.registry.open_options();
     let (verdicts, location) = block_on(async {
         let image = Image::open(&args.image, &open).await?;
         Ok((
-            inspect::verify(&image, &key).await?,
+            inspect::verify(&image, &keys).await?,
             image.name().to_string(),
         ))
     })?;
@@ -85,8 +90,16 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
             }
         }
     }
-    let fingerprint = key.fingerprint();
-    let fingerprint = &fingerprint[..16];
+    let fingerprint = keys
+        .iter()
+        .map(|key| key.fingerprint()[..16].to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fingerprint = if keys.len() > 1 {
+        format!("s {fingerprint}")
+    } else {
+        format!(" {fingerprint}")
+    };
     if verdicts.is_empty() {
         return Err(Failure::new(
             exit::NO_ATTESTATIONS,
@@ -97,13 +110,13 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         return Err(Failure::new(
             exit::VERIFY_FAILED,
             format!(
-                "{location}: {failed} of {} attestation(s) failed verification with key {fingerprint}",
+                "{location}: {failed} of {} attestation(s) failed verification with key{fingerprint}",
                 verdicts.len(),
             ),
         ));
     }
     eprintln!(
-        "{location}: all {} attestation(s) verified with key {fingerprint}",
+        "{location}: all {} attestation(s) verified with key{fingerprint}",
         verdicts.len(),
     );
     Ok(exit::OK)

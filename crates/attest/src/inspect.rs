@@ -75,10 +75,12 @@ pub async fn list(image: &Image) -> Result<Listing, Error> {
     })
 }
 
-/// Verifies every attestation of `image` in a format this project reads with `key`: the blob
-/// digest, the signature over the DSSE envelope, the statement's strict parse, its subjects (one is
-/// the image, every other a layer of it) and the agreement of the unsigned annotations with the
-/// signed statement. An empty result means there was nothing to verify.
+/// Verifies every attestation of `image` in a format this project reads with `keys` (any one of
+/// them verifying is enough): the blob digest, the signature over the DSSE envelope, the
+/// statement's strict parse, its subjects (one is the image, every other a layer of it), the
+/// agreement of the unsigned annotations with the signed statement and, for a buildpacks image,
+/// the placement rules of [`crate::restore::restore`] (the same `place`): a statement a restore
+/// would refuse fails here too, naming the rule. An empty result means there was nothing to verify.
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -88,12 +90,18 @@ pub async fn list(image: &Image) -> Result<Listing, Error> {
 /// let target = format!("oci:{}:latest", dir.path().display());
 /// let key = SigningKey::generate()?;
 /// let verdicts = cnb_attest::block_on(async {
-///     inspect::verify(&Image::open(&target, &OpenOptions::default()).await?, &key.verifying_key()).await
+///     inspect::verify(&Image::open(&target, &OpenOptions::default()).await?, &[key.verifying_key()]).await
 /// })??;
 /// assert!(verdicts.is_empty()); // nothing signed yet
 /// # Ok::<(), cnb_attest::Error>(())
 /// ```
-pub async fn verify(image: &Image, key: &VerifyingKey) -> Result<Vec<Verdict>, Error> {
+pub async fn verify(image: &Image, keys: &[VerifyingKey]) -> Result<Vec<Verdict>, Error> {
     let fetched = fetch_all(image).await?;
-    Ok(stored::verify(image.with_manifest()?, &fetched, key))
+    let metadata = image.metadata().ok();
+    Ok(cnb_sbom_restore::select::verify_placed(
+        image.with_manifest()?,
+        metadata.as_ref(),
+        &fetched,
+        keys,
+    ))
 }
