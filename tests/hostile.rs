@@ -1364,3 +1364,144 @@ fn digests_with_dot_dot_in_registry_documents_are_refused_before_any_request() {
     );
     no_path_requests(&proxy);
 }
+
+// ---------------------------------------------------------------------------------------------
+// What other writers store (issue 8): image-only statements, platform attestations, and `verify`
+// holding to download's placement rules.
+// ---------------------------------------------------------------------------------------------
+
+/// The buildpack annotation alone, without the layer annotations the signer adds.
+fn buildpack_only(buildpack: &str, predicate: &[u8]) -> BTreeMap<String, String> {
+    let mut annotations = hints(buildpack, "-", CDX_MEDIA, predicate);
+    annotations.remove("io.buildpacks.layer.name");
+    annotations.remove("io.buildpacks.layer.digest-kind");
+    annotations
+}
+
+/// A statement whose only subject is the image (what `cosign attest` and `@sigstore/cli` write):
+/// placed by its `io.buildpacks.buildpack.id` annotation (the buildpack is in the label), written
+/// byte for byte and reported as an unsigned placement; `--signed-placement-only` refuses it
+/// (reported, not written) and restores the rest.
+#[test]
+fn an_image_only_statement_is_placed_by_its_annotation_and_marked_unsigned() {
+    let ex = Example::signed();
+    let predicate = cdx("image-only");
+    let digest = ex.store_statement(
+        vec![Subject::sha256("registry.example/app", &ex.image_hex()).unwrap()],
+        CDX,
+        &predicate,
+        &buildpack_only(CA, &predicate),
+    );
+    let place = "paketo-buildpacks_ca-certificates/sbom.cdx.json";
+    let mut expected = ex.good();
+    expected.insert(format!("layers/sbom/launch/{place}"), predicate);
+    let out = ex.tmp.path().join("out");
+    let report = assert_fails_closed(
+        ex.tmp.path(),
+        &out,
+        || ex.download(&out, &[]),
+        0,
+        &[],
+        &expected,
+    );
+    assert!(
+        report.contains(&format!(
+            "Warning: {place}: placed by the unsigned io.buildpacks.buildpack.id annotation"
+        )),
+        "{report}"
+    );
+    let json_out = ex.tmp.path().join("out-json");
+    let json = ok(ex.download(&json_out, &["--json"]));
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["unsigned-placement"], json!([place]), "{json:#}");
+
+    let strict = ex.tmp.path().join("out-strict");
+    let report = assert_fails_closed(
+        ex.tmp.path(),
+        &strict,
+        || ex.download(&strict, &["--signed-placement-only"]),
+        0,
+        &[],
+        &ex.good(),
+    );
+    assert!(
+        report.lines().any(|l| l.starts_with("Skipped ")
+            && l.contains(&digest)
+            && l.contains("unsigned buildpack annotation")),
+        "{report}"
+    );
+}
+
+/// A platform attestation (a run-image CycloneDX SBOM, SLSA provenance) with only the image subject
+/// and no buildpack annotation: verified, noted as belonging to no buildpack, never blocking.
+#[test]
+fn a_platform_attestation_never_blocks_the_restore() {
+    let ex = Example::signed();
+    let predicate = cdx("run-image");
+    let mut annotations = buildpack_only(CA, &predicate);
+    annotations.remove("io.buildpacks.buildpack.id");
+    let run_image = ex.store_statement(
+        vec![Subject::sha256("registry.example/app", &ex.image_hex()).unwrap()],
+        CDX,
+        &predicate,
+        &annotations,
+    );
+    ex.store_statement(
+        vec![Subject::sha256("registry.example/app", &ex.image_hex()).unwrap()],
+        "https://slsa.dev/provenance/v1",
+        br#"{"buildDefinition":{}}"#,
+        &BTreeMap::new(),
+    );
+    let out = ex.tmp.path().join("out");
+    let report = assert_fails_closed(
+        ex.tmp.path(),
+        &out,
+        || ex.download(&out, &["--require-all-layers"]),
+        0,
+        &[],
+        &ex.good(),
+    );
+    assert!(
+        report.lines().any(|l| l.starts_with("Skipped ")
+            && l.contains(&run_image)
+            && l.contains("belongs to no buildpack of this image: not restored")),
+        "{report}"
+    );
+}
+
+/// Issue 8 item 5: a correctly signed statement whose layer subject names
+/// `paketo-buildpacks/node-engine:node` with ca-certificates' diffID. `download` refuses it, and
+/// so does `verify` now, naming the rule.
+#[test]
+fn verify_refuses_what_download_refuses() {
+    let ex = Example::signed();
+    let predicate = cdx("wrong-layer");
+    let wrong = ex.store_statement(
+        ex.layer_subjects(NODE, "node", &ex.diff_id(CA, "helper")),
+        CDX,
+        &predicate,
+        &hints(NODE, "node", CDX_MEDIA, &predicate),
+    );
+    let verify = run(Command::new(bin("cnb-attest"))
+        .args(["verify", "--json", "--key"])
+        .arg(ex.keys().join("cosign.pub"))
+        .arg(ex.reference()));
+    assert_eq!(verify.status.code(), Some(3), "{}", text(&verify));
+    let verdicts: Vec<Value> = serde_json::from_slice(&verify.stdout).unwrap();
+    let failed: Vec<&Value> = verdicts
+        .iter()
+        .filter(|v| !v["failure"].is_null())
+        .collect();
+    assert_eq!(failed.len(), 1, "{verdicts:#?}");
+    assert_eq!(failed[0]["manifest-digest"], wrong.as_str());
+    assert_eq!(failed[0]["rule"], "unrecorded-layer");
+    let out = ex.tmp.path().join("out");
+    assert_fails_closed(
+        ex.tmp.path(),
+        &out,
+        || ex.download(&out, &[]),
+        3,
+        &[(&wrong, "is not the layer the image's label records for it")],
+        &ex.good(),
+    );
+}
