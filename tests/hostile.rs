@@ -1505,3 +1505,58 @@ fn verify_refuses_what_download_refuses() {
         &ex.good(),
     );
 }
+
+/// `verify --buildpack`, `--predicate-type` and `--require-all-layers` choose and check as
+/// `download` does: only the chosen attestations are judged, and a launch SBOM whose attestation
+/// is gone is named.
+#[test]
+fn verify_selects_and_checks_coverage_as_download_does() {
+    let ex = Example::signed();
+    let verify = |extra: &[&str]| {
+        run(Command::new(bin("cnb-attest"))
+            .args(["verify", "--json", "--key"])
+            .arg(ex.keys().join("cosign.pub"))
+            .arg(ex.reference())
+            .args(extra))
+    };
+    let verdicts = |out: &Output| -> Vec<Value> {
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(out)))
+    };
+    let all = verify(&["--require-all-layers"]);
+    assert_eq!(all.status.code(), Some(0), "{}", text(&all));
+    assert_eq!(verdicts(&all).len(), 8, "7 SBOMs and the image signature");
+    let ca = verify(&["--buildpack", CA]);
+    assert_eq!(ca.status.code(), Some(0), "{}", text(&ca));
+    let ca = verdicts(&ca);
+    assert!(!ca.is_empty());
+    assert!(ca.iter().all(|v| v["buildpack"] == CA), "{ca:#?}");
+    let spdx = verify(&["--predicate-type", SPDX]);
+    assert_eq!(spdx.status.code(), Some(0), "{}", text(&spdx));
+    let spdx = verdicts(&spdx);
+    assert!(!spdx.is_empty());
+    assert!(
+        spdx.iter().all(|v| v["predicate-type"] == SPDX),
+        "{spdx:#?}"
+    );
+
+    // The node layer's CycloneDX attestation is no longer listed.
+    let gone = ex.listed(NODE, "node", CDX);
+    let path = ex.image_dir.join("index.json");
+    let mut index: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["digest"] != gone.as_str());
+    fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let out = verify(&["--require-all-layers"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "launch layers without a verified SBOM: paketo-buildpacks_node-engine/node/sbom.cdx.json"
+        ),
+        "{}",
+        text(&out)
+    );
+    // Without the gate, what is listed verifies.
+    assert!(!ok(verify(&[])).is_empty());
+}

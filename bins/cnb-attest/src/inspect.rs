@@ -19,6 +19,16 @@ pub(crate) struct VerifyArgs {
     /// attestation verifies if any of them verifies it.
     #[arg(long, required = true)]
     key: Vec<PathBuf>,
+    /// Only attestations with this predicate type (e.g. https://cyclonedx.org/bom).
+    #[arg(long)]
+    predicate_type: Option<String>,
+    /// Only this buildpack's attestations (its real ID), as `download --buildpack` chooses them.
+    #[arg(long)]
+    buildpack: Option<String>,
+    /// Also fail unless every launch layer of each SBOM-producing buildpack has a verified SBOM,
+    /// as `download --require-all-layers` checks.
+    #[arg(long)]
+    require_all_layers: bool,
     /// Print the verdicts as JSON.
     #[arg(long)]
     json: bool,
@@ -71,14 +81,23 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         .map(|path| cnb_attest::keys::read_public_key(path))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| failure(cnb_attest::Error::Key(e)))?;
+    let selection = cnb_attest::restore::selection(args.buildpack.as_deref(), None)
+        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    let request = inspect::VerifyRequest {
+        predicate_type: args.predicate_type.clone(),
+        selection,
+        require_all_layers: args.require_all_layers,
+        ..inspect::VerifyRequest::new(keys.clone())
+    };
     let open = args.registry.open_options();
-    let (verdicts, location) = block_on(async {
+    let (report, location) = block_on(async {
         let image = Image::open(&args.image, &open).await?;
         Ok((
-            inspect::verify(&image, &keys).await?,
+            inspect::verify_with(&image, &request).await?,
             image.name().to_string(),
         ))
     })?;
+    let verdicts = report.verdicts;
     let failed = verdicts.iter().filter(|v| !v.ok()).count();
     if args.json {
         print_json(&verdicts);
@@ -112,6 +131,15 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
             format!(
                 "{location}: {failed} of {} attestation(s) failed verification with key{fingerprint}",
                 verdicts.len(),
+            ),
+        ));
+    }
+    if !report.missing_layers.is_empty() {
+        return Err(Failure::new(
+            exit::VERIFY_FAILED,
+            format!(
+                "{location}: launch layers without a verified SBOM: {}",
+                report.missing_layers.join(", ")
             ),
         ));
     }

@@ -233,17 +233,8 @@ pub async fn restore(
             .then_some(Refusal::NoneVerified { attestations: 0 })
     };
     if refusal.is_none() && request.require_all_layers {
-        // The SBOM layer, when the image has one and the files are not from it, is the trusted
-        // list of what must be there (its content is fixed by the image digest); otherwise every
-        // launch layer of each SBOM-producing buildpack in the label.
-        report.missing_layers = if metadata.sbom.is_some() && report.origin == Origin::Attestations
-        {
-            let layer = image
-                .source
-                .sbom_layer(&metadata)
-                .await
-                .map_err(Error::SbomLayer)?;
-            missing_from_layer(&plan, &only_selected(layer.files, selection))
+        report.missing_layers = if report.origin == Origin::Attestations {
+            missing(image, &metadata, &plan, selection).await?
         } else {
             missing_layers(&plan, &metadata)
         };
@@ -267,6 +258,27 @@ pub async fn restore(
     report.refusal = refusal;
     report.requests = image.requests();
     Ok(report)
+}
+
+/// The `require_all_layers` gaps of `plan` (files from attestations). The SBOM layer, when the
+/// image has one, is the trusted list of what must be there (its content is fixed by the image
+/// digest); otherwise every launch layer of each SBOM-producing buildpack in the label.
+pub(crate) async fn missing(
+    image: &Image,
+    metadata: &cnb_sbom_discovery::platform::LifecycleMetadata,
+    plan: &Plan,
+    selection: &Selection,
+) -> Result<Vec<String>, Error> {
+    Ok(if metadata.sbom.is_some() {
+        let layer = image
+            .source
+            .sbom_layer(metadata)
+            .await
+            .map_err(Error::SbomLayer)?;
+        missing_from_layer(plan, &only_selected(layer.files, selection))
+    } else {
+        missing_layers(plan, metadata)
+    })
 }
 
 /// A [`Selection`] from a buildpack ID and a format name (`cdx`, `spdx`, `syft`, or an SBOM media

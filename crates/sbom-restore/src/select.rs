@@ -287,20 +287,36 @@ pub fn verify_placed(
     fetched: &[Fetched],
     keys: &[VerifyingKey],
 ) -> Vec<inspect::Verdict> {
+    verify_and_place(image, metadata, fetched, keys)
+        .into_iter()
+        .map(|(verdict, _)| verdict)
+        .collect()
+}
+
+/// Like [`verify_placed`], also returning where each verified statement goes (`None` when it
+/// failed, or when there is no label to place it with).
+pub fn verify_and_place(
+    image: &Image,
+    metadata: Option<&LifecycleMetadata>,
+    fetched: &[Fetched],
+    keys: &[VerifyingKey],
+) -> Vec<(inspect::Verdict, Option<Place>)> {
     inspect::verify_each(image, fetched, keys)
         .into_iter()
         .map(|(mut verdict, statement)| {
+            let mut placed = None;
             if let (Some(statement), Some(metadata)) = (statement, metadata) {
-                if let Err(failure) = place(
+                match place(
                     &statement,
                     image,
                     metadata,
                     verdict.listed.buildpack.as_deref(),
                 ) {
-                    verdict.failure = Some(failure);
+                    Ok(place) => placed = Some(place),
+                    Err(failure) => verdict.failure = Some(failure),
                 }
             }
-            verdict
+            (verdict, placed)
         })
         .collect()
 }
