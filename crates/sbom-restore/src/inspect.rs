@@ -1,11 +1,14 @@
 //! Listing and verifying the attestations stored for an image.
 //!
 //! Listing decodes what it can without trusting it (it is a view for people); verification checks,
-//! for every referrer in a known format: the blob digest, the DSSE payload type, the signature over
-//! PAE with the given key, the statement's strict parse, that one subject is the image manifest
-//! digest, that every other subject is a layer (diffID) of this image, and that the manifest's
-//! selection annotations agree with the signed statement. Annotations never make a decision on their
-//! own; they can only make a verification fail.
+//! for every referrer in a known format (recognised by its first layer's media type): the blob
+//! digest, the DSSE payload type, the signature over PAE with any of the given keys, the
+//! statement's strict parse, that one subject is the image manifest digest, that every other
+//! subject is a layer of this image (a diffID, or a compressed digest of the image manifest), and
+//! that the selection annotations (on the manifest or its layer descriptor) agree with the signed
+//! statement. Annotations never make a decision on their own; they can only make a verification
+//! fail (the one exception, placing a statement whose only subject is the image, is
+//! `select::place`'s, and is reported as unsigned).
 
 use cnb_dsse::{VerifyingKey, IN_TOTO_PAYLOAD_TYPE};
 use cnb_intoto::{Statement, Subject};

@@ -2,10 +2,12 @@
 //!
 //! Selection happens twice. Before anything is downloaded, [`Request::wants`] reads the unsigned
 //! annotations of each listed referrer, to skip blobs that cannot be what was asked for. After
-//! verification, [`place`] decides from signed data alone: the predicate type gives the format, and
-//! the subjects give the buildpack and layer. The image's own label is the cross-check: the
-//! buildpack must be in it, and a layer subject's diffID must be the one the label records for that
-//! layer.
+//! verification, [`place`] decides from signed data wherever signed data can say: the predicate
+//! type gives the format, and the subjects give the buildpack and layer. The image's own label is
+//! the cross-check: the buildpack must be in it, and a layer subject's diffID must be the one the
+//! label records for that layer (for the RFC's bare layer names, the label gives the buildpack).
+//! Only a statement whose one subject is the image is placed by the unsigned buildpack annotation,
+//! marked [`Placement::UnsignedAnnotation`].
 
 use std::collections::BTreeMap;
 
