@@ -34,7 +34,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (signed, verdicts, restored) = cnb_attest::block_on(async {
         let image = Image::open(&target, &OpenOptions::default()).await?;
         let signed = sign(&image, &request).await?;
-        let verdicts = inspect::verify(&image, &public).await?;
+        let verdicts = inspect::verify(&image, std::slice::from_ref(&public)).await?;
         let restored = restore(&image, &RestoreRequest::new(public.clone()), &out).await?;
         Ok::<_, cnb_attest::Error>((signed, verdicts, restored))
     })??;

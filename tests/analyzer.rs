@@ -172,8 +172,70 @@ fn a_tampered_attestation_restores_nothing() {
         None,
     );
     assert_eq!(out.status.code(), Some(35), "{}", text(&out));
+    let report = text(&out);
+    assert!(report.contains("signature does not verify"), "{report}");
+    // Each is left out as signed by no trusted key; nothing verified, so nothing is restored.
+    assert_eq!(
+        report
+            .lines()
+            .filter(|l| l.starts_with("Warning: left out ")
+                && l.contains("not signed by a trusted key"))
+            .count(),
+        7,
+        "{report}"
+    );
     assert!(
-        text(&out).contains("signature does not verify"),
+        report.contains("7 attestation(s) of")
+            && report.contains("left out: not signed by a trusted key"),
+        "{report}"
+    );
+    assert!(
+        report.contains("none of the 7 SBOM attestation(s)"),
+        "{report}"
+    );
+    assert!(snapshot(&layers).is_empty(), "something was written");
+}
+
+/// Key rotation: an image signed with key 1 and key 2 (every SBOM twice) restores everything with
+/// either key, and with both; with a third key nothing verifies and nothing is written (exit 35).
+#[test]
+fn a_rotated_key_restores_everything_and_an_untrusted_one_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, image) = fresh_example(tmp.path());
+    let reference = format!("oci:{}", image.display());
+    for name in ["k1", "k2", "k3"] {
+        key_pair(&tmp.path().join(name), "");
+    }
+    sign(&reference, &source, &tmp.path().join("k1"), None);
+    sign(&reference, &source, &tmp.path().join("k2"), None);
+    let key = |name: &str| tmp.path().join(name).join("cosign.pub");
+    for (i, extra) in [
+        vec![],
+        vec!["-key".to_string(), key("k1").display().to_string()],
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // `analyze` passes k2 (or k3) first; the extra `-key` adds k1.
+        let layers = tmp.path().join(format!("both-{i}"));
+        fs::create_dir(&layers).unwrap();
+        let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+        let out = analyze(&reference, &layers, &tmp.path().join("k2"), &extra, None);
+        assert!(out.status.success(), "{}", text(&out));
+        // With k2 alone, k1's 7 are left out (reported, not written); with both, none.
+        let left_out = text(&out)
+            .lines()
+            .filter(|l| l.starts_with("Warning: left out "))
+            .count();
+        assert_eq!(left_out, if i == 0 { 7 } else { 0 }, "{}", text(&out));
+        assert_eq!(sbom_files(&layers), sbom_files(&source));
+    }
+    let layers = tmp.path().join("untrusted");
+    fs::create_dir(&layers).unwrap();
+    let out = analyze(&reference, &layers, &tmp.path().join("k3"), &[], None);
+    assert_eq!(out.status.code(), Some(35), "{}", text(&out));
+    assert!(
+        text(&out).contains("14 attestation(s) of") && text(&out).contains("none of the 14"),
         "{}",
         text(&out)
     );

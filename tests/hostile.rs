@@ -1,7 +1,9 @@
 //! Hostile input to `cnb-attest download` (issue 4, research §3.2 cases 1–5, 7–8, 19–21, 24, 28,
-//! 55, 57, 59): every case fails closed with a message that names the attestation (its manifest
+//! 55, 57, 59): every case is refused with a message that names the attestation (its manifest
 //! digest) and the reason; nothing is written for it, the files of the good attestations beside it
-//! are exactly the input SBOMs, and nothing outside the output directory changes.
+//! are exactly the input SBOMs, and nothing outside the output directory changes. Attestations no
+//! key verifies (tampered, unreadable, oversized, another key) are left out and the verified ones
+//! restored (issue 8); verified attestations that break a rule refuse the whole restore.
 //!
 //! Signed-but-hostile attestations are made here with the library crates and the SAME key the
 //! test generated (so only the hostile property can make them fail) and stored next to the
@@ -14,7 +16,9 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use cnb_attest_tests::closed::{assert_fails_closed, files, mib, outside};
+use cnb_attest_tests::closed::{
+    assert_fails_closed, assert_leaves_out, assert_trust_policy, files, mib, outside,
+};
 use cnb_attest_tests::proxy::{get, Action, Plan, Proxy, RequestInfo};
 use cnb_attest_tests::registry::Kind;
 use cnb_attest_tests::signed::{
@@ -460,9 +464,10 @@ fn asking_for_cyclonedx_when_only_spdx_is_signed_writes_nothing() {
     );
 }
 
-/// A well-formed statement signed by a key other than `--key`, in both storage formats.
+/// A well-formed statement signed by a key other than `--key`, in both storage formats: not signed
+/// by a trusted key, so left out (never written) while every verified SBOM is restored.
 #[test]
-fn a_signature_by_another_key_is_refused() {
+fn a_signature_by_another_key_is_left_out() {
     let ex = Example::signed();
     let other = SigningKey::generate().unwrap();
     let predicate = cdx("another-key");
@@ -495,14 +500,20 @@ fn a_signature_by_another_key_is_refused() {
         digests.push(referrer.descriptor.digest.to_string());
     }
     let out = ex.tmp.path().join("out");
-    assert_fails_closed(
+    assert_leaves_out(
         ex.tmp.path(),
         &out,
         || ex.download(&out, &[]),
-        3,
+        0,
         &[
-            (&digests[0], "signature does not verify"),
-            (&digests[1], "signature does not verify"),
+            (
+                &digests[0],
+                "not signed by a trusted key (signature does not verify",
+            ),
+            (
+                &digests[1],
+                "not signed by a trusted key (signature does not verify",
+            ),
         ],
         &ex.good(),
     );
@@ -510,9 +521,10 @@ fn a_signature_by_another_key_is_refused() {
 
 /// A payload changed after signing (every digest recomputed, so only the signature can tell), a
 /// signature over the raw payload instead of PAE (case 8), and a payload signed under another
-/// payload type (case 7).
+/// payload type (case 7): none verifies, so each is left out (never written) while every verified
+/// SBOM is restored.
 #[test]
-fn a_tampered_payload_is_refused() {
+fn a_tampered_payload_is_left_out() {
     let ex = Example::signed();
     let subjects = ex.layer_subjects(CA, "helper", &ex.diff_id(CA, "helper"));
     let statement = |predicate: &[u8]| {
@@ -564,14 +576,20 @@ fn a_tampered_payload_is_refused() {
     );
 
     let out = ex.tmp.path().join("out");
-    assert_fails_closed(
+    assert_leaves_out(
         ex.tmp.path(),
         &out,
         || ex.download(&out, &[]),
-        3,
+        0,
         &[
-            (&tampered, "signature does not verify"),
-            (&not_pae, "signature does not verify"),
+            (
+                &tampered,
+                "not signed by a trusted key (signature does not verify",
+            ),
+            (
+                &not_pae,
+                "not signed by a trusted key (signature does not verify",
+            ),
             (&wrong_type, "DSSE payloadType is `application/json`"),
         ],
         &ex.good(),
@@ -584,7 +602,8 @@ fn a_tampered_payload_is_refused() {
 
 /// In a layout, with 5 GiB sparse files: a referrer manifest listed as 5 GiB; one listed as small
 /// whose file is 5 GiB; an attestation blob whose descriptor says 5 GiB; one whose descriptor says
-/// 3000 bytes but whose file is 5 GiB. Each is refused at its limit, naming the attestation.
+/// 3000 bytes but whose file is 5 GiB. Each is refused at its limit, naming the attestation, and
+/// left out: the verified SBOMs are restored.
 #[test]
 fn oversized_manifests_and_blobs_in_a_layout_are_refused_unread() {
     let ex = Example::signed();
@@ -642,7 +661,7 @@ fn oversized_manifests_and_blobs_in_a_layout_are_refused_unread() {
 
     let out = ex.tmp.path().join("out");
     let mut took = std::time::Duration::ZERO;
-    assert_fails_closed(
+    assert_leaves_out(
         ex.tmp.path(),
         &out,
         || {
@@ -651,7 +670,7 @@ fn oversized_manifests_and_blobs_in_a_layout_are_refused_unread() {
             took = started.elapsed();
             output
         },
-        3,
+        0,
         &[
             (
                 listed_huge.as_str(),
@@ -715,7 +734,8 @@ fn a_layout_listing_a_digest_with_dot_dot_is_refused_before_use() {
 }
 
 /// Referrer manifests whose layer digest or subject digest holds `..` or `/`, and a signed
-/// statement whose subject digest does: each attestation is refused by name.
+/// statement whose subject digest does: each attestation is refused by name. The manifests cannot
+/// be verified and are left out; the signed statement breaks a rule and refuses the restore.
 #[test]
 fn digests_with_dot_dot_or_slash_inside_attestations_are_refused() {
     let ex = Example::signed();
@@ -768,18 +788,18 @@ fn digests_with_dot_dot_or_slash_inside_attestations_are_refused() {
     );
 
     let out = ex.tmp.path().join("out");
-    assert_fails_closed(
+    assert_trust_policy(
         ex.tmp.path(),
         &out,
         || ex.download(&out, &[]),
         3,
+        &[(&statement_path, "sha256 digest is not lowercase hex")],
         &[
             (
                 &layer_path,
                 "`sha256:../../../../escaped` is not a sha256 digest",
             ),
             (&subject_path, "is not a sha256 digest"),
-            (&statement_path, "sha256 digest is not lowercase hex"),
         ],
         &ex.good(),
     );
@@ -846,7 +866,9 @@ fn annotations_that_would_write_outside_the_output_directory_are_refused() {
 }
 
 /// Signed subject names that are paths out of the output directory, with annotations that agree
-/// with them and diffIDs that are this image's: the buildpack or layer name is refused.
+/// with them and diffIDs that are this image's: the buildpack or layer name is refused. An
+/// image-scoped statement whose subject and annotation name no buildpack of the label belongs to
+/// no buildpack: noted, never written.
 #[test]
 fn signed_subject_names_that_would_write_outside_are_refused() {
     let ex = Example::signed();
@@ -883,7 +905,7 @@ fn signed_subject_names_that_would_write_outside_are_refused() {
     let image_scoped = store("subject-image-scoped", escape, None);
 
     let out = ex.tmp.path().join("out");
-    assert_fails_closed(
+    let report = assert_fails_closed(
         ex.tmp.path(),
         &out,
         || ex.download(&out, &[]),
@@ -892,12 +914,14 @@ fn signed_subject_names_that_would_write_outside_are_refused() {
             (&bad_buildpack, "`..`"),
             (&bad_layer, "path separator"),
             (&absolute_buildpack, "is not in the image's label"),
-            (
-                &image_scoped,
-                "no signed subject names a buildpack of this image",
-            ),
         ],
         &ex.good(),
+    );
+    assert!(
+        report.lines().any(|l| l.starts_with("Skipped ")
+            && l.contains(&image_scoped)
+            && l.contains("belongs to no buildpack of this image: not restored")),
+        "{report}"
     );
 }
 
@@ -1063,8 +1087,8 @@ fn good_except(remote: &SignedImage, except: &str) -> BTreeMap<String, Vec<u8>> 
 
 /// Cases 19 and 23: the referrer manifest of one attestation is answered with a 5 GiB
 /// `Content-Length`, then with an endless chunked body. The first is refused from its header, the
-/// second at the 4 MiB manifest limit; the proxy, ready to send 1 GiB, sends only a little; the
-/// other attestations are written.
+/// second at the 4 MiB manifest limit; the proxy, ready to send 1 GiB, sends only a little; it is
+/// left out and the other attestations are written.
 #[test]
 fn an_oversized_referrer_manifest_over_http_is_refused_at_the_limit() {
     let Some(remote) = remote() else {
@@ -1078,11 +1102,11 @@ fn an_oversized_referrer_manifest_over_http_is_refused_at_the_limit() {
         let path = format!("/v2/{REPO}/manifests/{target}");
         let proxy = remote.streaming(&path, 200, OCI_MANIFEST, length);
         let out = remote.tmp.path().join(format!("out-{}", length.is_some()));
-        assert_fails_closed(
+        assert_leaves_out(
             remote.tmp.path(),
             &out,
             || remote.download(&proxy, &out),
-            3,
+            0,
             &[(&target, MAX_MANIFEST)],
             &good_except(&remote, "paketo-buildpacks_node-engine/node/sbom.cdx.json"),
         );
@@ -1107,8 +1131,9 @@ fn an_oversized_referrer_manifest_over_http_is_refused_at_the_limit() {
 }
 
 /// Serves one attestation's blob (its descriptor says a few KiB) as `length` says (`None`: an
-/// endless chunked body) and checks the download fails closed naming that attestation. Returns
-/// the FAILED report, the bytes of the body that went out and the descriptor size.
+/// endless chunked body) and checks the download leaves that attestation out, naming it, and
+/// writes the others. Returns its report line, the bytes of the body that went out and the
+/// descriptor size.
 fn serve_blob(length: Option<u64>, reason: &str) -> Option<(String, u64, u64)> {
     let remote = remote()?;
     let target = remote.attestation(NODE, "node", CDX);
@@ -1117,11 +1142,11 @@ fn serve_blob(length: Option<u64>, reason: &str) -> Option<(String, u64, u64)> {
     let path = format!("/v2/{REPO}/blobs/{blob}");
     let proxy = remote.streaming(&path, 200, "application/octet-stream", length);
     let out = remote.tmp.path().join("out");
-    let report = assert_fails_closed(
+    let report = assert_leaves_out(
         remote.tmp.path(),
         &out,
         || remote.download(&proxy, &out),
-        3,
+        0,
         &[(&target, reason)],
         &good_except(&remote, "paketo-buildpacks_node-engine/node/sbom.cdx.json"),
     );
@@ -1134,7 +1159,7 @@ fn serve_blob(length: Option<u64>, reason: &str) -> Option<(String, u64, u64)> {
     );
     let failed = report
         .lines()
-        .filter(|l| l.starts_with("FAILED"))
+        .filter(|l| l.starts_with("Warning: left out"))
         .collect::<Vec<_>>()
         .join("\n");
     eprintln!(
@@ -1239,7 +1264,7 @@ fn endless_referrer_pages_are_refused_after_the_page_limit() {
 
 /// Case 28 over HTTP: the `sha256-<hex>` referrers index lists a digest that is a path (the whole
 /// listing is refused), or a referrer manifest whose layer digest is one (that attestation is
-/// refused); no request is ever made to a path built from them.
+/// refused and left out); no request is ever made to a path built from them.
 #[test]
 fn digests_with_dot_dot_in_registry_documents_are_refused_before_any_request() {
     let Some(remote) = remote() else {
@@ -1329,13 +1354,209 @@ fn digests_with_dot_dot_in_registry_documents_are_refused_before_any_request() {
             ),
     );
     let out = remote.tmp.path().join("out-layer");
-    assert_fails_closed(
+    assert_leaves_out(
         remote.tmp.path(),
         &out,
         || remote.download(&proxy, &out),
-        3,
+        0,
         &[(&crafted, &format!("`{bad}` is not a sha256 digest"))],
         &remote.good(),
     );
     no_path_requests(&proxy);
+}
+
+// ---------------------------------------------------------------------------------------------
+// What other writers store (issue 8): image-only statements, platform attestations, and `verify`
+// holding to download's placement rules.
+// ---------------------------------------------------------------------------------------------
+
+/// The buildpack annotation alone, without the layer annotations the signer adds.
+fn buildpack_only(buildpack: &str, predicate: &[u8]) -> BTreeMap<String, String> {
+    let mut annotations = hints(buildpack, "-", CDX_MEDIA, predicate);
+    annotations.remove("io.buildpacks.layer.name");
+    annotations.remove("io.buildpacks.layer.digest-kind");
+    annotations
+}
+
+/// A statement whose only subject is the image (what `cosign attest` and `@sigstore/cli` write):
+/// placed by its `io.buildpacks.buildpack.id` annotation (the buildpack is in the label), written
+/// byte for byte and reported as an unsigned placement; `--signed-placement-only` refuses it
+/// (reported, not written) and restores the rest.
+#[test]
+fn an_image_only_statement_is_placed_by_its_annotation_and_marked_unsigned() {
+    let ex = Example::signed();
+    let predicate = cdx("image-only");
+    let digest = ex.store_statement(
+        vec![Subject::sha256("registry.example/app", &ex.image_hex()).unwrap()],
+        CDX,
+        &predicate,
+        &buildpack_only(CA, &predicate),
+    );
+    let place = "paketo-buildpacks_ca-certificates/sbom.cdx.json";
+    let mut expected = ex.good();
+    expected.insert(format!("layers/sbom/launch/{place}"), predicate);
+    let out = ex.tmp.path().join("out");
+    let report = assert_fails_closed(
+        ex.tmp.path(),
+        &out,
+        || ex.download(&out, &[]),
+        0,
+        &[],
+        &expected,
+    );
+    assert!(
+        report.contains(&format!(
+            "Warning: {place}: placed by the unsigned io.buildpacks.buildpack.id annotation"
+        )),
+        "{report}"
+    );
+    let json_out = ex.tmp.path().join("out-json");
+    let json = ok(ex.download(&json_out, &["--json"]));
+    let json: Value = serde_json::from_str(&json).unwrap();
+    assert_eq!(json["unsigned-placement"], json!([place]), "{json:#}");
+
+    let strict = ex.tmp.path().join("out-strict");
+    let report = assert_fails_closed(
+        ex.tmp.path(),
+        &strict,
+        || ex.download(&strict, &["--signed-placement-only"]),
+        0,
+        &[],
+        &ex.good(),
+    );
+    assert!(
+        report.lines().any(|l| l.starts_with("Skipped ")
+            && l.contains(&digest)
+            && l.contains("unsigned buildpack annotation")),
+        "{report}"
+    );
+}
+
+/// A platform attestation (a run-image CycloneDX SBOM, SLSA provenance) with only the image subject
+/// and no buildpack annotation: verified, noted as belonging to no buildpack, never blocking.
+#[test]
+fn a_platform_attestation_never_blocks_the_restore() {
+    let ex = Example::signed();
+    let predicate = cdx("run-image");
+    let mut annotations = buildpack_only(CA, &predicate);
+    annotations.remove("io.buildpacks.buildpack.id");
+    let run_image = ex.store_statement(
+        vec![Subject::sha256("registry.example/app", &ex.image_hex()).unwrap()],
+        CDX,
+        &predicate,
+        &annotations,
+    );
+    ex.store_statement(
+        vec![Subject::sha256("registry.example/app", &ex.image_hex()).unwrap()],
+        "https://slsa.dev/provenance/v1",
+        br#"{"buildDefinition":{}}"#,
+        &BTreeMap::new(),
+    );
+    let out = ex.tmp.path().join("out");
+    let report = assert_fails_closed(
+        ex.tmp.path(),
+        &out,
+        || ex.download(&out, &["--require-all-layers"]),
+        0,
+        &[],
+        &ex.good(),
+    );
+    assert!(
+        report.lines().any(|l| l.starts_with("Skipped ")
+            && l.contains(&run_image)
+            && l.contains("belongs to no buildpack of this image: not restored")),
+        "{report}"
+    );
+}
+
+/// Issue 8 item 5: a correctly signed statement whose layer subject names
+/// `paketo-buildpacks/node-engine:node` with ca-certificates' diffID. `download` refuses it, and
+/// so does `verify` now, naming the rule.
+#[test]
+fn verify_refuses_what_download_refuses() {
+    let ex = Example::signed();
+    let predicate = cdx("wrong-layer");
+    let wrong = ex.store_statement(
+        ex.layer_subjects(NODE, "node", &ex.diff_id(CA, "helper")),
+        CDX,
+        &predicate,
+        &hints(NODE, "node", CDX_MEDIA, &predicate),
+    );
+    let verify = run(Command::new(bin("cnb-attest"))
+        .args(["verify", "--json", "--key"])
+        .arg(ex.keys().join("cosign.pub"))
+        .arg(ex.reference()));
+    assert_eq!(verify.status.code(), Some(3), "{}", text(&verify));
+    let verdicts: Vec<Value> = serde_json::from_slice(&verify.stdout).unwrap();
+    let failed: Vec<&Value> = verdicts
+        .iter()
+        .filter(|v| !v["failure"].is_null())
+        .collect();
+    assert_eq!(failed.len(), 1, "{verdicts:#?}");
+    assert_eq!(failed[0]["manifest-digest"], wrong.as_str());
+    assert_eq!(failed[0]["rule"], "unrecorded-layer");
+    let out = ex.tmp.path().join("out");
+    assert_fails_closed(
+        ex.tmp.path(),
+        &out,
+        || ex.download(&out, &[]),
+        3,
+        &[(&wrong, "is not the layer the image's label records for it")],
+        &ex.good(),
+    );
+}
+
+/// `verify --buildpack`, `--predicate-type` and `--require-all-layers` choose and check as
+/// `download` does: only the chosen attestations are judged, and a launch SBOM whose attestation
+/// is gone is named.
+#[test]
+fn verify_selects_and_checks_coverage_as_download_does() {
+    let ex = Example::signed();
+    let verify = |extra: &[&str]| {
+        run(Command::new(bin("cnb-attest"))
+            .args(["verify", "--json", "--key"])
+            .arg(ex.keys().join("cosign.pub"))
+            .arg(ex.reference())
+            .args(extra))
+    };
+    let verdicts = |out: &Output| -> Vec<Value> {
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(out)))
+    };
+    let all = verify(&["--require-all-layers"]);
+    assert_eq!(all.status.code(), Some(0), "{}", text(&all));
+    assert_eq!(verdicts(&all).len(), 8, "7 SBOMs and the image signature");
+    let ca = verify(&["--buildpack", CA]);
+    assert_eq!(ca.status.code(), Some(0), "{}", text(&ca));
+    let ca = verdicts(&ca);
+    assert!(!ca.is_empty());
+    assert!(ca.iter().all(|v| v["buildpack"] == CA), "{ca:#?}");
+    let spdx = verify(&["--predicate-type", SPDX]);
+    assert_eq!(spdx.status.code(), Some(0), "{}", text(&spdx));
+    let spdx = verdicts(&spdx);
+    assert!(!spdx.is_empty());
+    assert!(
+        spdx.iter().all(|v| v["predicate-type"] == SPDX),
+        "{spdx:#?}"
+    );
+
+    // The node layer's CycloneDX attestation is no longer listed.
+    let gone = ex.listed(NODE, "node", CDX);
+    let path = ex.image_dir.join("index.json");
+    let mut index: Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|m| m["digest"] != gone.as_str());
+    fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+    let out = verify(&["--require-all-layers"]);
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains(
+            "launch layers without a verified SBOM: paketo-buildpacks_node-engine/node/sbom.cdx.json"
+        ),
+        "{}",
+        text(&out)
+    );
+    // Without the gate, what is listed verifies.
+    assert!(!ok(verify(&[])).is_empty());
 }

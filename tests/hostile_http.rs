@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use cnb_attest_tests::closed::{assert_fails_closed, files, mib};
+use cnb_attest_tests::closed::{assert_fails_closed, assert_leaves_out, files, mib};
 use cnb_attest_tests::proxy::{get, Action, Plan, Proxy, RequestInfo};
 use cnb_attest_tests::registry::Kind;
 use cnb_attest_tests::signed::{
@@ -228,6 +228,16 @@ fn error_line(report: &str) -> &str {
         .unwrap_or_else(|| panic!("no ERROR line:\n{report}"))
 }
 
+/// The node layer's CycloneDX SBOM, below the output directory.
+const NODE_CDX: &str = "layers/sbom/launch/paketo-buildpacks_node-engine/node/sbom.cdx.json";
+
+/// The good files minus `except`.
+fn good_except(image: &Image, except: &str) -> BTreeMap<String, Vec<u8>> {
+    let mut good = image.good();
+    assert!(good.remove(except).is_some(), "{except}");
+    good
+}
+
 /// [`assert_fails_closed`] for a run that must write nothing at all: exit `code`, one `FAILED`
 /// line per expected failure and no other, nothing under `out`, nothing else under `root` changed.
 fn fails_closed(
@@ -384,8 +394,9 @@ fn an_oversized_referrers_index_error_names_the_listing() {
 
 /// Case 21 over HTTP: one attestation's blob is served with bytes of the right length that do not
 /// hash to its digest (one byte changed). `download` refuses that attestation by name, giving the
-/// digest the bytes have (exit 3), before parsing them, and writes nothing; the blob was fetched
-/// once. `ls` shows the same problem on that attestation.
+/// digest the bytes have, before parsing them, and leaves it out: nothing of it is written, every
+/// verified SBOM is (the node layer's CycloneDX SBOM is not); the blob was fetched once. `ls` shows
+/// the same problem on that attestation.
 #[test]
 fn an_attestation_blob_that_does_not_match_its_digest_is_refused_by_name() {
     let Some(image) = Image::signed(Kind::Distribution) else {
@@ -410,12 +421,13 @@ fn an_attestation_blob_that_does_not_match_its_digest_is_refused_by_name() {
         }),
     );
     let out = image.tmp.path().join("out");
-    fails_closed(
+    assert_leaves_out(
         image.tmp.path(),
         &out,
-        3,
-        &[(&target, &format!("content has digest {tampered}"))],
         || image.download(&proxy, &out),
+        0,
+        &[(&target, &format!("content has digest {tampered}"))],
+        &good_except(&image, NODE_CDX),
     );
     assert_asked(&proxy, &path, 1);
 
@@ -940,7 +952,8 @@ fn a_redirect_loop_is_not_retried() {
 }
 
 /// Case 34: error answers with huge bodies. One attestation's blob GET is answered 404 with an
-/// endless chunked body: that attestation is refused by name with the status (exit 3). The image
+/// endless chunked body: that attestation is refused by name with the status and left out (the
+/// others are written). The image
 /// manifest GET is answered 500 with a 5 GiB `Content-Length`, then with an endless body: the
 /// run fails (exit 1) naming the operation and the status. Each error body went out only as far
 /// as socket buffers take it (the client reads at most a few KiB of it); nothing is written.
@@ -957,12 +970,13 @@ fn huge_error_bodies_are_read_bounded() {
     let blob_path = format!("/v2/{REPO}/blobs/{blob}");
     let proxy = image.streaming(&blob_path, 404, "application/json", None);
     let out = image.tmp.path().join("out-blob");
-    fails_closed(
+    assert_leaves_out(
         image.tmp.path(),
         &out,
-        3,
-        &[(&target, "registry answered 404")],
         || image.download(&proxy, &out),
+        0,
+        &[(&target, "registry answered 404")],
+        &good_except(&image, NODE_CDX),
     );
     let served = proxy.matching(|r| r.path() == blob_path);
     assert_eq!(served.len(), 1, "{}", proxy.summary());

@@ -79,30 +79,75 @@ pub fn assert_fails_closed(
     failures: &[(&str, &str)],
     expected: &BTreeMap<String, Vec<u8>>,
 ) -> String {
+    assert_trust_policy(root, out, download, code, failures, &[], expected)
+}
+
+/// Like [`assert_fails_closed`] for attestations that no given key verifies (unreadable,
+/// tampered, oversized, signed by another key): each is left out, with one
+/// `Warning: left out <digest> (...): <reason>` line and no `FAILED` line, and never blocks: the
+/// verified SBOMs are written, exactly `expected` byte for byte (nothing of a left-out one: nothing
+/// unverified is ever written); nothing under `root` outside `out` changed.
+pub fn assert_leaves_out(
+    root: &Path,
+    out: &Path,
+    download: impl FnOnce() -> Output,
+    code: i32,
+    left_out: &[(&str, &str)],
+    expected: &BTreeMap<String, Vec<u8>>,
+) -> String {
+    assert_trust_policy(root, out, download, code, &[], left_out, expected)
+}
+
+/// The trust policy of a restore (issue 8): attestations no key verifies are left out (one
+/// `Warning: left out` line each, exactly `left_out`); verified attestations that break a rule are
+/// `FAILED` (exactly `failures`) and, when there are any, nothing at all is written (the good
+/// SBOMs included); otherwise the files under `out` are exactly `expected`. Exit `code`; nothing
+/// under `root` outside `out` changed.
+pub fn assert_trust_policy(
+    root: &Path,
+    out: &Path,
+    download: impl FnOnce() -> Output,
+    code: i32,
+    failures: &[(&str, &str)],
+    left_out: &[(&str, &str)],
+    expected: &BTreeMap<String, Vec<u8>>,
+) -> String {
     let before = outside(root, out);
     let output = download();
     let report = text(&output);
     assert_eq!(output.status.code(), Some(code), "exit code:\n{report}");
-    let failed: Vec<&str> = report
-        .lines()
-        .filter(|l| l.starts_with("FAILED "))
-        .collect();
-    for (digest, reason) in failures {
-        let lines: Vec<&&str> = failed.iter().filter(|l| l.contains(digest)).collect();
-        assert_eq!(lines.len(), 1, "one FAILED line naming {digest}:\n{report}");
-        assert!(
-            lines[0].contains(reason),
-            "the FAILED line for {digest} does not give the reason `{reason}`:\n{report}"
+    for (prefix, expected_lines) in [("FAILED ", failures), ("Warning: left out ", left_out)] {
+        let lines: Vec<&str> = report.lines().filter(|l| l.starts_with(prefix)).collect();
+        for (digest, reason) in expected_lines {
+            let named: Vec<&&str> = lines.iter().filter(|l| l.contains(digest)).collect();
+            assert_eq!(
+                named.len(),
+                1,
+                "one `{prefix}` line naming {digest}:\n{report}"
+            );
+            assert!(
+                named[0].contains(reason),
+                "the `{prefix}` line for {digest} does not give the reason `{reason}`:\n{report}"
+            );
+        }
+        assert_eq!(
+            lines.len(),
+            expected_lines.len(),
+            "`{prefix}` lines other than the expected ones:\n{report}"
         );
     }
-    assert_eq!(
-        failed.len(),
-        failures.len(),
-        "FAILED lines other than the expected ones:\n{report}"
-    );
+    if !left_out.is_empty() {
+        assert!(
+            report.contains(&format!(
+                "{} attestation(s) left out: not signed by a trusted key",
+                left_out.len()
+            )),
+            "no summary of what was left out:\n{report}"
+        );
+    }
     let written = files(out);
-    // Fail closed: when an attestation fails, download writes nothing at all (the good SBOMs
-    // included); `expected` is what a run without failures writes.
+    // Fail closed: when a verified attestation breaks a rule, download writes nothing at all (the
+    // good SBOMs included); `expected` is what a run without such failures writes.
     let expected_now = if failures.is_empty() {
         expected.clone()
     } else {

@@ -28,9 +28,14 @@ struct Cli {
     /// The layers directory to restore into.
     #[arg(long, env = "CNB_LAYERS_DIR", default_value = "/layers")]
     layers: PathBuf,
-    /// Public key (PEM) the attestations must be signed with.
-    #[arg(long, env = "CNB_ATTESTATION_PUBLIC_KEY")]
-    key: PathBuf,
+    /// Trusted public key (PEM); repeat for several (key rotation). An attestation counts if any
+    /// of them verifies it; the others are left out, never restored.
+    #[arg(long, env = "CNB_ATTESTATION_PUBLIC_KEY", required = true)]
+    key: Vec<PathBuf>,
+    /// Refuse SBOMs whose place only the unsigned `io.buildpacks.buildpack.id` annotation gives
+    /// (statements whose only subject is the image): they are reported and not restored.
+    #[arg(long)]
+    signed_placement_only: bool,
     /// Fail instead of falling back to the SBOM layer when the image has no attestations.
     #[arg(long)]
     strict: bool,
@@ -56,7 +61,11 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<u8, Failure> {
     let name = cli.previous_image.clone();
-    let key = cnb_attest::keys::read_public_key(&cli.key)
+    let keys = cli
+        .key
+        .iter()
+        .map(|path| cnb_attest::keys::read_public_key(path))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
     let policy: Policy = cli
         .policy
@@ -85,7 +94,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         } else {
             Fallback::SbomLayer
         },
-        ..RestoreRequest::new(key)
+        signed_placement_only: cli.signed_placement_only,
+        ..RestoreRequest::with_keys(keys)
     };
     // As the lifecycle's analyzer: no previous image (a first build) or one that is not a
     // buildpacks image means nothing to restore, not a failure, unless strict.
@@ -130,6 +140,23 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     }
     for problem in &report.plan.warnings {
         eprintln!("Warning: {problem}");
+    }
+    for problem in &report.plan.left_out {
+        eprintln!("Warning: left out {problem}");
+    }
+    if report.left_out > 0 {
+        eprintln!(
+            "Warning: {} attestation(s) of {name} left out: not signed by a trusted key",
+            report.left_out
+        );
+    }
+    for problem in &report.plan.not_restored {
+        eprintln!("Skipped {problem}");
+    }
+    for path in &report.unsigned_placement {
+        eprintln!(
+            "Warning: {path}: placed by the unsigned io.buildpacks.buildpack.id annotation (the SBOM is signed, its place is not)"
+        );
     }
     if unsigned {
         eprintln!(

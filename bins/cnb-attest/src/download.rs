@@ -19,9 +19,14 @@ pub(crate) struct DownloadArgs {
     /// Output directory (the SBOMs go to `<dir>/layers/sbom/launch/`).
     #[arg(short = 'o', long = "output-dir", default_value = ".")]
     output_dir: PathBuf,
-    /// Public key (PEM) the attestations must be signed with.
+    /// Trusted public key (PEM); repeat for several (key rotation, several signers). An
+    /// attestation counts if any of them verifies it; the others are left out, never written.
+    #[arg(long, required = true)]
+    key: Vec<PathBuf>,
+    /// Refuse SBOMs whose place only the unsigned `io.buildpacks.buildpack.id` annotation gives
+    /// (statements whose only subject is the image): they are reported and not written.
     #[arg(long)]
-    key: PathBuf,
+    signed_placement_only: bool,
     /// Only this buildpack's SBOMs (its real ID, e.g. paketo-buildpacks/node-engine).
     #[arg(long)]
     buildpack: Option<String>,
@@ -45,7 +50,11 @@ pub(crate) struct DownloadArgs {
 }
 
 pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
-    let key = cnb_attest::keys::read_public_key(&args.key)
+    let keys = args
+        .key
+        .iter()
+        .map(|path| cnb_attest::keys::read_public_key(path))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| failure(cnb_attest::Error::Key(e)))?;
     let invalid = |e: &dyn std::fmt::Display| Failure::new(exit::INVALID_ARGS, e);
     let selection =
@@ -60,7 +69,8 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
         } else {
             Fallback::Never
         },
-        ..RestoreRequest::new(key)
+        signed_placement_only: args.signed_placement_only,
+        ..RestoreRequest::with_keys(keys)
     };
     let root = args.output_dir.join("layers");
     let open = args.registry.open_options();
@@ -82,6 +92,8 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
             "written": report.written,
             "missing-layers": report.missing_layers,
             "refusal": report.refusal,
+            "left-out": report.left_out,
+            "unsigned-placement": report.unsigned_placement,
             "requests": report.requests,
         }));
     } else {
@@ -94,6 +106,23 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
         for problem in &report.plan.warnings {
             eprintln!("Warning: {problem}");
         }
+        for problem in &report.plan.left_out {
+            eprintln!("Warning: left out {problem}");
+        }
+        for problem in &report.plan.not_restored {
+            eprintln!("Skipped {problem}");
+        }
+        for path in &report.unsigned_placement {
+            eprintln!(
+                "Warning: {path}: placed by the unsigned io.buildpacks.buildpack.id annotation (the SBOM is signed, its place is not)"
+            );
+        }
+    }
+    if report.left_out > 0 {
+        eprintln!(
+            "Warning: {location}: {} attestation(s) left out: not signed by a trusted key",
+            report.left_out
+        );
     }
     match &report.refusal {
         Some(Refusal::VerificationFailed { count }) => Err(Failure::new(

@@ -15,9 +15,20 @@ pub(crate) struct VerifyArgs {
     image: String,
     #[command(flatten)]
     registry: RegistryFlags,
-    /// Public key (PEM), e.g. cosign.pub.
+    /// Trusted public key (PEM), e.g. cosign.pub; repeat for several (key rotation). An
+    /// attestation verifies if any of them verifies it.
+    #[arg(long, required = true)]
+    key: Vec<PathBuf>,
+    /// Only attestations with this predicate type (e.g. https://cyclonedx.org/bom).
     #[arg(long)]
-    key: PathBuf,
+    predicate_type: Option<String>,
+    /// Only this buildpack's attestations (its real ID), as `download --buildpack` chooses them.
+    #[arg(long)]
+    buildpack: Option<String>,
+    /// Also fail unless every launch layer of each SBOM-producing buildpack has a verified SBOM,
+    /// as `download --require-all-layers` checks.
+    #[arg(long)]
+    require_all_layers: bool,
     /// Print the verdicts as JSON.
     #[arg(long)]
     json: bool,
@@ -64,17 +75,30 @@ pub(crate) fn ls(args: LsArgs) -> Result<u8, Failure> {
 }
 
 pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
-    let key = cnb_attest::keys::read_public_key(&args.key)
+    let keys = args
+        .key
+        .iter()
+        .map(|path| cnb_attest::keys::read_public_key(path))
+        .collect::<Result<Vec<_>, _>>()
         .map_err(|e| failure(cnb_attest::Error::Key(e)))?;
+    let selection = cnb_attest::restore::selection(args.buildpack.as_deref(), None)
+        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    let request = inspect::VerifyRequest {
+        predicate_type: args.predicate_type.clone(),
+        selection,
+        require_all_layers: args.require_all_layers,
+        ..inspect::VerifyRequest::new(keys.clone())
+    };
     let open = args.registry.open_options();
-    let (verdicts, signatures, location) = block_on(async {
+    let (report, signatures, location) = block_on(async {
         let image = Image::open(&args.image, &open).await?;
         Ok((
-            inspect::verify(&image, &key).await?,
-            inspect::verify_image_signatures(&image, std::slice::from_ref(&key)).await?,
+            inspect::verify_with(&image, &request).await?,
+            inspect::verify_image_signatures(&image, &keys).await?,
             image.name().to_string(),
         ))
     })?;
+    let verdicts = report.verdicts;
     let failed =
         verdicts.iter().filter(|v| !v.ok()).count() + signatures.iter().filter(|s| !s.ok()).count();
     if args.json {
@@ -110,8 +134,16 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         }
     }
     let total = verdicts.len() + signatures.len();
-    let fingerprint = key.fingerprint();
-    let fingerprint = &fingerprint[..16];
+    let fingerprint = keys
+        .iter()
+        .map(|key| key.fingerprint()[..16].to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fingerprint = if keys.len() > 1 {
+        format!("s {fingerprint}")
+    } else {
+        format!(" {fingerprint}")
+    };
     if total == 0 {
         return Err(Failure::new(
             exit::NO_ATTESTATIONS,
@@ -123,12 +155,22 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         return Err(Failure::new(
             exit::VERIFY_FAILED,
             format!(
-                "{location}: {failed} of {total} attestation(s) failed verification with key {fingerprint}",
+                "{location}: {failed} of {total} attestation(s) failed verification with key{fingerprint}",
             ),
         )
         .already_printed(args.json));
     }
-    eprintln!("{location}: all {total} attestation(s) verified with key {fingerprint}");
+    if !report.missing_layers.is_empty() {
+        return Err(Failure::new(
+            exit::VERIFY_FAILED,
+            format!(
+                "{location}: launch layers without a verified SBOM: {}",
+                report.missing_layers.join(", ")
+            ),
+        )
+        .already_printed(args.json));
+    }
+    eprintln!("{location}: all {total} attestation(s) verified with key{fingerprint}");
     Ok(exit::OK)
 }
 

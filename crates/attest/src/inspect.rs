@@ -2,11 +2,12 @@
 
 use cnb_dsse::VerifyingKey;
 use cnb_sbom_restore::inspect::{self as stored, Fetched, Listed, Verdict};
+use cnb_sbom_restore::select::{plan_restore, verify_and_place, Place, Policy};
 use cnb_sbom_restore::simple_signing;
 pub use cnb_sbom_restore::simple_signing::SignatureVerdict;
 use serde::Serialize;
 
-use crate::{Error, Image, COSIGN_SIGN_V1};
+use crate::{Error, Image, Selection, COSIGN_SIGN_V1};
 
 /// Every referrer of an image, decoded where it can be (nothing verified).
 #[derive(Debug, Clone, Serialize)]
@@ -77,10 +78,12 @@ pub async fn list(image: &Image) -> Result<Listing, Error> {
     })
 }
 
-/// Verifies every attestation of `image` in a format this project reads with `key`: the blob
-/// digest, the signature over the DSSE envelope, the statement's strict parse, its subjects (one is
-/// the image, every other a layer of it) and the agreement of the unsigned annotations with the
-/// signed statement. An empty result means there was nothing to verify.
+/// Verifies every attestation of `image` in a format this project reads with `keys` (any one of
+/// them verifying is enough): the blob digest, the signature over the DSSE envelope, the
+/// statement's strict parse, its subjects (one is the image, every other a layer of it), the
+/// agreement of the unsigned annotations with the signed statement and, for a buildpacks image,
+/// the placement rules of [`crate::restore::restore`] (the same `place`): a statement a restore
+/// would refuse fails here too, naming the rule. An empty result means there was nothing to verify.
 ///
 /// ```
 /// # let dir = tempfile::tempdir().unwrap();
@@ -90,14 +93,130 @@ pub async fn list(image: &Image) -> Result<Listing, Error> {
 /// let target = format!("oci:{}:latest", dir.path().display());
 /// let key = SigningKey::generate()?;
 /// let verdicts = cnb_attest::block_on(async {
-///     inspect::verify(&Image::open(&target, &OpenOptions::default()).await?, &key.verifying_key()).await
+///     inspect::verify(&Image::open(&target, &OpenOptions::default()).await?, &[key.verifying_key()]).await
 /// })??;
 /// assert!(verdicts.is_empty()); // nothing signed yet
 /// # Ok::<(), cnb_attest::Error>(())
 /// ```
-pub async fn verify(image: &Image, key: &VerifyingKey) -> Result<Vec<Verdict>, Error> {
+pub async fn verify(image: &Image, keys: &[VerifyingKey]) -> Result<Vec<Verdict>, Error> {
     let fetched = fetch_all(image).await?;
-    Ok(stored::verify(image.with_manifest()?, &fetched, key))
+    let metadata = image.metadata().ok();
+    Ok(cnb_sbom_restore::select::verify_placed(
+        image.with_manifest()?,
+        metadata.as_ref(),
+        &fetched,
+        keys,
+    ))
+}
+
+/// What [`verify_with`] checks: the keys, which attestations (the same selection `download` makes),
+/// and the coverage gate.
+#[derive(Debug, Clone)]
+pub struct VerifyRequest {
+    /// The trusted keys: an attestation verifies if any of them verifies it.
+    pub keys: Vec<VerifyingKey>,
+    /// Only attestations with this (signed) predicate type.
+    pub predicate_type: Option<String>,
+    /// Only this buildpack's attestations: chosen by the listing's annotations before anything is
+    /// read, as `download` chooses; a verified SBOM counts only if its signed place is this
+    /// buildpack's.
+    pub selection: Selection,
+    /// Also check, as `download --require-all-layers` does, that every launch layer of each
+    /// SBOM-producing buildpack has a verified SBOM ([`VerifyReport::missing_layers`]).
+    pub require_all_layers: bool,
+}
+
+impl VerifyRequest {
+    /// Every attestation, with `keys`, no coverage gate.
+    pub fn new(keys: Vec<VerifyingKey>) -> Self {
+        VerifyRequest {
+            keys,
+            predicate_type: None,
+            selection: Selection::default(),
+            require_all_layers: false,
+        }
+    }
+}
+
+/// What [`verify_with`] found.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct VerifyReport {
+    /// One verdict per selected attestation (a failure names its rule).
+    pub verdicts: Vec<Verdict>,
+    /// With `require_all_layers`: the launch layers (or SBOM paths) without a verified SBOM.
+    pub missing_layers: Vec<String>,
+}
+
+/// [`verify`] under a [`VerifyRequest`]: the same rules, restricted to the attestations `download`
+/// would consider for that selection, and (with `require_all_layers`) `download`'s coverage check.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let layers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/node-express/layers");
+/// # cnb_fixtures::build(&cnb_fixtures::node_express(&layers), dir.path()).unwrap();
+/// use cnb_attest::inspect::{verify_with, VerifyRequest};
+/// use cnb_attest::{Image, OpenOptions, SigningKey};
+/// let target = format!("oci:{}:latest", dir.path().display());
+/// let request = VerifyRequest::new(vec![SigningKey::generate()?.verifying_key()]);
+/// let report = cnb_attest::block_on(async {
+///     verify_with(&Image::open(&target, &OpenOptions::default()).await?, &request).await
+/// })??;
+/// assert!(report.verdicts.is_empty() && report.missing_layers.is_empty());
+/// # Ok::<(), cnb_attest::Error>(())
+/// ```
+pub async fn verify_with(image: &Image, request: &VerifyRequest) -> Result<VerifyReport, Error> {
+    let manifest = image.with_manifest()?;
+    let selection = &request.selection;
+    let narrowed = selection.buildpack.is_some() || selection.format.is_some();
+    let fetched: Vec<Fetched> = image
+        .source
+        .fetch(&|d| !narrowed || selection.wants(d))
+        .await
+        .map_err(|source| Error::Read {
+            image: image.name().to_string(),
+            source,
+        })?;
+    let metadata = if request.require_all_layers || narrowed {
+        Some(image.metadata()?)
+    } else {
+        image.metadata().ok()
+    };
+    let verdicts = verify_and_place(manifest, metadata.as_ref(), &fetched, &request.keys)
+        .into_iter()
+        .filter(|(verdict, place)| {
+            let predicate_ok = request
+                .predicate_type
+                .as_deref()
+                .is_none_or(|p| verdict.listed.predicate_type.as_deref() == Some(p));
+            let place_ok = !narrowed
+                || match place {
+                    Some(Place::At { path, .. }) => selection.accepts(path),
+                    Some(_) => false,
+                    // Failed: reported, as download reports it.
+                    None => true,
+                };
+            predicate_ok && place_ok
+        })
+        .map(|(verdict, _)| verdict)
+        .collect();
+    let mut missing_layers = Vec::new();
+    if let (true, Some(metadata)) = (request.require_all_layers, metadata.as_ref()) {
+        let plan = plan_restore(
+            manifest,
+            metadata,
+            &fetched,
+            &request.keys,
+            selection,
+            Policy::All,
+            false,
+        );
+        missing_layers = crate::restore::missing(image, metadata, &plan, selection).await?;
+    }
+    Ok(VerifyReport {
+        verdicts,
+        missing_layers,
+    })
 }
 
 /// Verifies cosign 2's image signatures of `image` (the simple-signing layers of its

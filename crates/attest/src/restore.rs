@@ -1,10 +1,16 @@
 //! Restoring an image's SBOM files from its verified attestations: the one policy behind
 //! `cnb-attest download` (the verified `pack sbom download`) and the lifecycle `analyzer`.
 //!
-//! Fail closed: files are written only when every rule passed, and only verified bytes (or, when
-//! the request allows it and the image has no SBOM attestation at all, its digest-checked but
-//! unsigned SBOM layer). Paths are built from signed data and the image's label
-//! (`cnb_sbom_restore::SbomPath`), never from unsigned annotations.
+//! Strict on trust: only verified bytes are written (or, when the request allows it and the image
+//! has no SBOM attestation at all, its digest-checked but unsigned SBOM layer). An attestation no
+//! given key verifies is reported and left out; it never blocks restoring what did verify. A
+//! verified attestation that breaks a rule (subject binding, foreign layer, two SBOMs for one place)
+//! refuses the whole restore (fail closed). Paths are built from signed data and the image's label
+//! (`cnb_sbom_restore::SbomPath`); only a statement whose one subject is the image is placed by the
+//! unsigned buildpack annotation, and that placement is reported
+//! ([`RestoreReport::unsigned_placement`]) and can be refused
+//! ([`RestoreRequest::signed_placement_only`]). Platform SBOMs that belong to no buildpack are
+//! verified, noted and not restored.
 
 use std::path::{Path, PathBuf};
 
@@ -19,8 +25,12 @@ use crate::{Error, Image, Selection};
 /// What to restore and by which rules.
 #[derive(Debug, Clone)]
 pub struct RestoreRequest {
-    /// The key the attestations must be signed with.
-    pub key: VerifyingKey,
+    /// The trusted keys: an attestation counts if any of them verifies it (key rotation, several
+    /// signers). Attestations none of them verifies are left out.
+    pub keys: Vec<VerifyingKey>,
+    /// Refuse placements taken from the unsigned `io.buildpacks.buildpack.id` annotation (statements
+    /// whose only subject is the image): they are reported in [`Plan::not_restored`], not written.
+    pub signed_placement_only: bool,
     /// Which SBOMs (buildpack, format); the default is all.
     pub selection: Selection,
     /// Several attestations for one SBOM: all must verify and agree, or the newest wins.
@@ -33,10 +43,16 @@ pub struct RestoreRequest {
 }
 
 impl RestoreRequest {
-    /// Every SBOM, [`Policy::All`], no coverage gate, no fallback.
+    /// Every SBOM, [`Policy::All`], no coverage gate, no fallback, one trusted key.
     pub fn new(key: VerifyingKey) -> Self {
+        Self::with_keys(vec![key])
+    }
+
+    /// Like [`RestoreRequest::new`], trusting each of `keys`.
+    pub fn with_keys(keys: Vec<VerifyingKey>) -> Self {
         RestoreRequest {
-            key,
+            keys,
+            signed_placement_only: false,
             selection: Selection::default(),
             policy: Policy::All,
             require_all_layers: false,
@@ -72,12 +88,15 @@ pub enum Origin {
 #[serde(rename_all = "kebab-case", tag = "refusal")]
 #[non_exhaustive]
 pub enum Refusal {
-    /// Attestations failed verification or placement ([`Plan::failures`] names each).
+    /// Verified attestations broke a rule: subject binding, placement, conflicting SBOMs
+    /// ([`Plan::failures`] names each). Attestations no key verifies are not counted here: they
+    /// are left out ([`Plan::left_out`]).
     VerificationFailed {
         /// How many.
         count: usize,
     },
-    /// SBOM attestations exist, but none verified one that matches the request.
+    /// SBOM attestations exist, but none verified one that matches the request (those no key
+    /// verifies are in [`Plan::left_out`]).
     NoneVerified {
         /// SBOM attestations found.
         attestations: usize,
@@ -110,6 +129,12 @@ pub struct RestoreReport {
     pub missing_layers: Vec<String>,
     /// Why nothing was written, if nothing was.
     pub refusal: Option<Refusal>,
+    /// Attestations left out because no given key verifies them ([`Plan::left_out`] names each
+    /// and why): "N attestation(s) left out: not signed by a trusted key".
+    pub left_out: usize,
+    /// Files written (or, on a refusal, that would have been) whose place comes from the unsigned
+    /// buildpack annotation, as relative paths under `sbom/launch/`.
+    pub unsigned_placement: Vec<String>,
     /// The files written (empty on a refusal).
     pub written: Vec<PathBuf>,
     /// Registry requests sent, for registry images.
@@ -160,9 +185,10 @@ pub async fn restore(
             manifest,
             &metadata,
             &fetched,
-            &request.key,
+            &request.keys,
             selection,
             request.policy,
+            request.signed_placement_only,
         ),
         None => Plan::default(),
     };
@@ -173,6 +199,8 @@ pub async fn restore(
         sbom_layer_skipped: Vec::new(),
         missing_layers: Vec::new(),
         refusal: None,
+        left_out: plan.left_out.len(),
+        unsigned_placement: plan.unsigned_placement.clone(),
         written: Vec::new(),
         requests: None,
     };
@@ -205,17 +233,8 @@ pub async fn restore(
             .then_some(Refusal::NoneVerified { attestations: 0 })
     };
     if refusal.is_none() && request.require_all_layers {
-        // The SBOM layer, when the image has one and the files are not from it, is the trusted
-        // list of what must be there (its content is fixed by the image digest); otherwise every
-        // launch layer of each SBOM-producing buildpack in the label.
-        report.missing_layers = if metadata.sbom.is_some() && report.origin == Origin::Attestations
-        {
-            let layer = image
-                .source
-                .sbom_layer(&metadata)
-                .await
-                .map_err(Error::SbomLayer)?;
-            missing_from_layer(&plan, &only_selected(layer.files, selection))
+        report.missing_layers = if report.origin == Origin::Attestations {
+            missing(image, &metadata, &plan, selection).await?
         } else {
             missing_layers(&plan, &metadata)
         };
@@ -239,6 +258,27 @@ pub async fn restore(
     report.refusal = refusal;
     report.requests = image.requests();
     Ok(report)
+}
+
+/// The `require_all_layers` gaps of `plan` (files from attestations). The SBOM layer, when the
+/// image has one, is the trusted list of what must be there (its content is fixed by the image
+/// digest); otherwise every launch layer of each SBOM-producing buildpack in the label.
+pub(crate) async fn missing(
+    image: &Image,
+    metadata: &cnb_sbom_discovery::platform::LifecycleMetadata,
+    plan: &Plan,
+    selection: &Selection,
+) -> Result<Vec<String>, Error> {
+    Ok(if metadata.sbom.is_some() {
+        let layer = image
+            .source
+            .sbom_layer(metadata)
+            .await
+            .map_err(Error::SbomLayer)?;
+        missing_from_layer(plan, &only_selected(layer.files, selection))
+    } else {
+        missing_layers(plan, metadata)
+    })
 }
 
 /// A [`Selection`] from a buildpack ID and a format name (`cdx`, `spdx`, `syft`, or an SBOM media

@@ -43,7 +43,7 @@ fn signs_verifies_and_restores_a_layout_byte_for_byte() {
         let request = request(key);
         let signed = sign(&image, &request).await?;
         let again = sign(&image, &request).await?;
-        let verdicts = inspect::verify(&image, &public).await?;
+        let verdicts = inspect::verify(&image, std::slice::from_ref(&public)).await?;
         let restored = restore(&image, &RestoreRequest::new(public.clone()), &out).await?;
         Ok::<_, Error>((signed, again, verdicts, restored))
     })
@@ -81,17 +81,20 @@ fn another_key_verifies_nothing_and_restore_refuses_without_writing() {
     let (verdicts, restored) = cnb_attest::block_on(async {
         let image = Image::open(&target, &OpenOptions::default()).await?;
         sign(&image, &request(SigningKey::generate()?)).await?;
-        let verdicts = inspect::verify(&image, &other).await?;
+        let verdicts = inspect::verify(&image, std::slice::from_ref(&other)).await?;
         let restored = restore(&image, &RestoreRequest::new(other.clone()), &out).await?;
         Ok::<_, Error>((verdicts, restored))
     })
     .unwrap()
     .unwrap();
     assert!(!verdicts.is_empty() && verdicts.iter().all(|v| !v.ok()));
+    // Signed by no trusted key: all left out, nothing verified, nothing written.
     assert!(matches!(
         restored.refusal,
-        Some(cnb_attest::restore::Refusal::VerificationFailed { count: 7 })
+        Some(cnb_attest::restore::Refusal::NoneVerified { attestations: 7 })
     ));
+    assert_eq!(restored.left_out, 7);
+    assert!(restored.plan.failures.is_empty());
     assert!(restored.written.is_empty() && !out.exists());
 }
 

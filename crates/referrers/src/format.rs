@@ -91,15 +91,14 @@ impl StorageFormat {
         }
     }
 
-    /// Recognises a referrer manifest written in one of these formats.
+    /// Recognises an attestation manifest by what it holds: the media type of its first layer
+    /// (a Sigstore bundle v0.3, or a bare DSSE envelope) decides, whatever the config media type
+    /// (the OCI empty config, `application/vnd.oci.image.config.v1+json` as the RFC shows it, ...)
+    /// and with or without `artifactType`.
     pub fn detect(manifest: &ImageManifest) -> Option<Self> {
-        let layer = manifest.layers.first()?;
-        match (
-            manifest.effective_artifact_type(),
-            layer.media_type.as_str(),
-        ) {
-            (BUNDLE_V03, BUNDLE_V03) => Some(StorageFormat::Bundle),
-            (DSSE_ENVELOPE, DSSE_ENVELOPE) => Some(StorageFormat::Dsse),
+        match manifest.layers.first()?.media_type.as_str() {
+            BUNDLE_V03 => Some(StorageFormat::Bundle),
+            DSSE_ENVELOPE => Some(StorageFormat::Dsse),
             _ => None,
         }
     }
@@ -433,6 +432,59 @@ mod tests {
         ]);
         assert_eq!(r.manifest.annotations.as_ref().unwrap(), &expected);
         assert_eq!(r.descriptor.annotations.as_ref().unwrap(), &expected);
+    }
+
+    /// The RFC's literal shape: an image config, no `artifactType`, one DSSE layer annotated as
+    /// cosign `.att` annotates it.
+    fn rfc_literal() -> ImageManifest {
+        let mut layer = Descriptor::for_bytes(DSSE_ENVELOPE, b"{}");
+        layer.annotations = Some(BTreeMap::from([
+            (
+                PREDICATE_TYPE.to_string(),
+                "https://cyclonedx.org/bom".to_string(),
+            ),
+            (COSIGN_SIGNATURE.to_string(), String::new()),
+        ]));
+        ImageManifest {
+            schema_version: 2,
+            media_type: Some(OCI_MANIFEST.to_string()),
+            artifact_type: None,
+            config: Descriptor::for_bytes("application/vnd.oci.image.config.v1+json", b"{}"),
+            layers: vec![layer],
+            subject: Some(Descriptor::for_bytes(OCI_MANIFEST, b"{}")),
+            annotations: None,
+        }
+    }
+
+    #[test]
+    fn the_first_layer_decides_the_format() {
+        let mut manifest = rfc_literal();
+        assert_eq!(StorageFormat::detect(&manifest), Some(StorageFormat::Dsse));
+        // Whatever the artifact type says.
+        manifest.artifact_type = Some("application/example".into());
+        assert_eq!(StorageFormat::detect(&manifest), Some(StorageFormat::Dsse));
+        manifest.layers[0].media_type = BUNDLE_V03.into();
+        assert_eq!(
+            StorageFormat::detect(&manifest),
+            Some(StorageFormat::Bundle)
+        );
+        manifest.artifact_type = None;
+        manifest.config = Descriptor::empty();
+        assert_eq!(
+            StorageFormat::detect(&manifest),
+            Some(StorageFormat::Bundle)
+        );
+        // Someone else's artifact, even with an attestation artifact type.
+        manifest.artifact_type = Some(DSSE_ENVELOPE.into());
+        manifest.layers[0].media_type = "application/spdx+json".into();
+        assert_eq!(StorageFormat::detect(&manifest), None);
+        manifest.layers.clear();
+        assert_eq!(StorageFormat::detect(&manifest), None);
+        // What this project writes is still recognised.
+        for format in [StorageFormat::Bundle, StorageFormat::Dsse] {
+            let r = build(format, &[], None);
+            assert_eq!(StorageFormat::detect(&r.manifest), Some(format));
+        }
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! Listing and verifying the attestations stored for an image.
 //!
 //! Listing decodes what it can without trusting it (it is a view for people); verification checks,
-//! for every referrer in a known format: the blob digest, the DSSE payload type, the signature over
-//! PAE with the given key, the statement's strict parse, that one subject is the image manifest
-//! digest, that every other subject is a layer (diffID) of this image, and that the manifest's
-//! selection annotations agree with the signed statement. Annotations never make a decision on their
-//! own; they can only make a verification fail.
+//! for every referrer in a known format (recognised by its first layer's media type): the blob
+//! digest, the DSSE payload type, the signature over PAE with any of the given keys, the
+//! statement's strict parse, that one subject is the image manifest digest, that every other
+//! subject is a layer of this image (a diffID, or a compressed digest of the image manifest), and
+//! that the selection annotations (on the manifest or its layer descriptor) agree with the signed
+//! statement. Annotations never make a decision on their own; they can only make a verification
+//! fail (the one exception, placing a statement whose only subject is the image, is
+//! `select::place`'s, and is reported as unsigned).
 
 use cnb_dsse::{VerifyingKey, IN_TOTO_PAYLOAD_TYPE};
 use cnb_intoto::{Statement, Subject};
@@ -20,6 +23,14 @@ use sha2::{Digest as _, Sha256};
 use cnb_attestation_config::annotations;
 
 use crate::{Error, Failure, Rule};
+
+/// An annotation of an attestation manifest: on the manifest, or else on its attestation layer's
+/// descriptor (where the RFC and cosign's `.att` put them). Unsigned either way.
+pub fn annotation_of<'a>(manifest: &'a ImageManifest, name: &str) -> Option<&'a str> {
+    manifest
+        .annotation(name)
+        .or_else(|| manifest.layers.first().and_then(|l| l.annotation(name)))
+}
 
 /// One referrer of an image, as stored (nothing verified).
 #[derive(Debug, Clone, Serialize)]
@@ -115,7 +126,7 @@ fn listed_from(fetched: &Fetched) -> Listed {
     let manifest = fetched.manifest.as_ref().ok();
     let annotation = |name: &str| {
         manifest
-            .and_then(|m| m.annotation(name))
+            .and_then(|m| annotation_of(m, name))
             .or_else(|| descriptor.annotation(name))
             .map(str::to_string)
     };
@@ -171,8 +182,12 @@ pub struct Fetched {
 pub(crate) fn skip_reason(manifest: &ImageManifest) -> Option<String> {
     if StorageFormat::detect(manifest).is_none() {
         return Some(format!(
-            "not an attestation format this tool reads (artifactType {})",
-            manifest.effective_artifact_type()
+            "not an attestation format this tool reads (artifactType {}, layer {})",
+            manifest.effective_artifact_type(),
+            manifest
+                .layers
+                .first()
+                .map_or("none", |l| l.media_type.as_str())
         ));
     }
     let layer = &manifest.layers[0];
@@ -384,9 +399,10 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
 }
 
 /// Verifies every fetched referrer in a format this tool reads. Referrers in other formats are left
-/// out (they are someone else's); an empty result means there was nothing to verify.
-pub fn verify(image: &Image, fetched: &[Fetched], key: &VerifyingKey) -> Vec<Verdict> {
-    verify_each(image, fetched, key)
+/// out (they are someone else's); an empty result means there was nothing to verify. A referrer
+/// counts as signed when any of `keys` verifies it (key rotation, several signers).
+pub fn verify(image: &Image, fetched: &[Fetched], keys: &[VerifyingKey]) -> Vec<Verdict> {
+    verify_each(image, fetched, keys)
         .into_iter()
         .map(|(verdict, _)| verdict)
         .collect()
@@ -396,9 +412,9 @@ pub fn verify(image: &Image, fetched: &[Fetched], key: &VerifyingKey) -> Vec<Ver
 pub fn verify_each(
     image: &Image,
     fetched: &[Fetched],
-    key: &VerifyingKey,
+    keys: &[VerifyingKey],
 ) -> Vec<(Verdict, Option<Statement>)> {
-    verify_results(image, fetched, key)
+    verify_results(image, fetched, keys)
         .into_iter()
         .map(|(listed, result)| match result {
             Ok(statement) => (
@@ -424,7 +440,7 @@ pub fn verify_each(
 pub(crate) fn verify_results(
     image: &Image,
     fetched: &[Fetched],
-    key: &VerifyingKey,
+    keys: &[VerifyingKey],
 ) -> Vec<(Listed, Result<Statement, Failure>)> {
     let mut out = Vec::new();
     for f in fetched {
@@ -446,9 +462,7 @@ pub(crate) fn verify_results(
         let annotated_type = listed.predicate_type.clone();
         let verified = envelope_of(f).and_then(|envelope| {
             // The signature is checked before the payload is parsed: nothing unsigned is interpreted.
-            envelope.verify(key).map_err(|e| {
-                Failure::new(Rule::Signature, format!("signature does not verify: {e}"))
-            })?;
+            verify_signature(&envelope, keys)?;
             parse_statement(&envelope)
         });
         let result = verified.and_then(|statement| {
@@ -461,6 +475,28 @@ pub(crate) fn verify_results(
     out
 }
 
+/// The message of every [`Rule::Signature`] failure.
+pub const NOT_TRUSTED: &str = "not signed by a trusted key";
+
+/// Whether any of `keys` verifies `envelope`; otherwise a [`Rule::Signature`] failure naming why
+/// each key refused it.
+fn verify_signature(envelope: &cnb_dsse::Envelope, keys: &[VerifyingKey]) -> Result<(), Failure> {
+    let mut reasons = Vec::new();
+    for key in keys {
+        match envelope.verify(key) {
+            Ok(_) => return Ok(()),
+            Err(e) => reasons.push(format!("signature does not verify: {e}")),
+        }
+    }
+    if reasons.is_empty() {
+        reasons.push("no key given".into());
+    }
+    Err(Failure::new(
+        Rule::Signature,
+        format!("{NOT_TRUSTED} ({})", reasons.join("; ")),
+    ))
+}
+
 /// Lists every referrer of `image` stored in `layout`.
 pub fn list_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Listed>, Error> {
     Ok(list(&fetch_layout(layout, image)?))
@@ -470,9 +506,9 @@ pub fn list_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Listed>, Err
 pub fn verify_layout(
     layout: &OciLayout,
     image: &Image,
-    key: &VerifyingKey,
+    keys: &[VerifyingKey],
 ) -> Result<Vec<Verdict>, Error> {
-    Ok(verify(image, &fetch_layout(layout, image)?, key))
+    Ok(verify(image, &fetch_layout(layout, image)?, keys))
 }
 
 /// The checks on a statement whose signature verified.
@@ -495,12 +531,21 @@ fn check(
     }
     use cnb_intoto::subjects::{check as subject_rule, SubjectError, SubjectRole};
     let subjects = statement.subjects();
+    // A layer subject names a layer by its diffID or by its compressed digest in the image
+    // manifest (the RFC says "layer digest" without saying which).
+    let layer_digests: Vec<String> = image
+        .config
+        .diff_ids
+        .iter()
+        .cloned()
+        .chain(image.manifest.layers.iter().map(|l| l.digest.to_string()))
+        .collect();
     let roles = subject_rule(
         subjects
             .iter()
             .map(|s| (s.name.as_str(), s.digest.get("sha256").map(String::as_str))),
         image.descriptor.digest.hex(),
-        Some(&image.config.diff_ids),
+        Some(&layer_digests),
     )
     .map_err(|e| match e {
         SubjectError::NoSha256 { name } => Failure::new(
@@ -523,15 +568,16 @@ fn check(
         ),
     })?;
     if let (Some(bp), Some(layer)) = (
-        manifest.annotation(annotations::BUILDPACK_ID),
-        manifest.annotation(annotations::LAYER_NAME),
+        annotation_of(manifest, annotations::BUILDPACK_ID),
+        annotation_of(manifest, annotations::LAYER_NAME),
     ) {
         for (subject, _) in subjects
             .iter()
             .zip(roles)
             .filter(|(_, role)| *role == SubjectRole::Layer)
         {
-            if subject.name != format!("{bp}:{layer}") {
+            // `<bp-id>:<layer>`, or the RFC's bare `<layer>` (whose buildpack comes from the label).
+            if subject.name != format!("{bp}:{layer}") && subject.name != layer {
                 return Err(Failure::new(
                     Rule::LayerAnnotation,
                     format!(
@@ -542,7 +588,7 @@ fn check(
             }
         }
     }
-    if let Some(annotated) = manifest.annotation(annotations::SBOM_DIGEST) {
+    if let Some(annotated) = annotation_of(manifest, annotations::SBOM_DIGEST) {
         let actual = format!(
             "sha256:{}",
             hex::encode(Sha256::digest(statement.predicate()))
@@ -715,7 +761,7 @@ pub(crate) mod tests {
 
         /// The one verdict on `fetched`.
         pub(crate) fn verdict(&self, fetched: Fetched) -> Verdict {
-            let mut verdicts = verify(&self.image, &[fetched], &self.key());
+            let mut verdicts = verify(&self.image, &[fetched], &[self.key()]);
             assert_eq!(verdicts.len(), 1);
             verdicts.remove(0)
         }
@@ -767,13 +813,13 @@ pub(crate) mod tests {
         let f = Fixture::new();
         let mut fetched = f.attest(&f.layer_statement(), &[]);
         if let Ok(manifest) = &mut fetched.manifest {
-            manifest.artifact_type = Some("application/example".into());
+            manifest.layers[0].media_type = "application/example".into();
         }
         let failure = envelope_of(&fetched).unwrap_err();
         assert_eq!(failure.rule, Rule::UnknownFormat);
         assert_eq!(failure.message, "not an attestation format this tool reads");
         // Someone else's referrer: left out of verification.
-        assert!(verify(&f.image, &[fetched], &f.key()).is_empty());
+        assert!(verify(&f.image, &[fetched], &[f.key()]).is_empty());
     }
 
     #[test]
@@ -812,7 +858,9 @@ pub(crate) mod tests {
             .unwrap();
         assert_eq!(failure.rule, Rule::Signature);
         assert!(
-            failure.message.starts_with("signature does not verify: "),
+            failure
+                .message
+                .starts_with("not signed by a trusted key (signature does not verify"),
             "{failure}"
         );
     }
@@ -978,6 +1026,9 @@ pub(crate) mod tests {
             Conflict,
             SameFile,
             Superseded,
+            AmbiguousLayer,
+            NoBuildpack,
+            UnsignedPlacement,
         ];
         for rule in all {
             assert_eq!(serde_json::to_value(rule).unwrap(), rule.name());

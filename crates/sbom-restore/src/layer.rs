@@ -310,6 +310,7 @@ fn read_entries<R: Read>(
             path,
             bytes,
             source: SOURCE.into(),
+            placement: crate::write::Placement::SbomLayer,
         });
     }
     Ok(SbomLayer { files, skipped })

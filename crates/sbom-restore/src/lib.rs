@@ -28,7 +28,7 @@ pub mod write;
 
 pub use path::SbomPath;
 pub use select::{PolicyError, Problem};
-pub use write::{write_tree, Restored};
+pub use write::{write_tree, Placement, Restored};
 
 /// The verification or placement rule an attestation failed: what callers branch on. The
 /// [`Failure`] carrying it also has the message for people.
@@ -49,7 +49,7 @@ pub enum Rule {
     Undecodable,
     /// The DSSE payload type is not the in-toto one.
     PayloadType,
-    /// The signature does not verify with the key.
+    /// The signature does not verify with any given key: "not signed by a trusted key".
     Signature,
     /// The signed payload is not a valid in-toto statement.
     Statement,
@@ -84,6 +84,15 @@ pub enum Rule {
     SameFile,
     /// Under [`select::Policy::Newest`]: a newer verified attestation for the same place wins.
     Superseded,
+    /// A bare layer subject (`<layer>`) whose digest the image's label records for that layer name
+    /// under two buildpacks: the signed data cannot say which.
+    AmbiguousLayer,
+    /// The SBOM belongs to no buildpack of the image (a platform attestation: run-image SBOM,
+    /// provenance): verified, reported, not restored. Never blocks a restore.
+    NoBuildpack,
+    /// The SBOM could be placed only by the unsigned `io.buildpacks.buildpack.id` annotation, and
+    /// the request wants signed placement only: reported, not restored.
+    UnsignedPlacement,
 }
 
 impl Rule {
@@ -112,7 +121,26 @@ impl Rule {
             Rule::Conflict => "conflict",
             Rule::SameFile => "same-file",
             Rule::Superseded => "superseded",
+            Rule::AmbiguousLayer => "ambiguous-layer",
+            Rule::NoBuildpack => "no-buildpack",
+            Rule::UnsignedPlacement => "unsigned-placement",
         }
+    }
+
+    /// Whether the attestation could not be verified with any given key (unreadable, tampered,
+    /// undecodable, or signed by no trusted key). Such an attestation is reported and left out;
+    /// it never blocks restoring what did verify, and nothing of it is ever written. Every other
+    /// rule is broken by a verified attestation, and refuses the restore (fail closed).
+    pub fn is_unverified(self) -> bool {
+        matches!(
+            self,
+            Rule::UnreadableReferrer
+                | Rule::Blob
+                | Rule::UnknownFormat
+                | Rule::Undecodable
+                | Rule::PayloadType
+                | Rule::Signature
+        )
     }
 }
 

@@ -2,10 +2,12 @@
 //!
 //! Selection happens twice. Before anything is downloaded, [`Request::wants`] reads the unsigned
 //! annotations of each listed referrer, to skip blobs that cannot be what was asked for. After
-//! verification, [`place`] decides from signed data alone: the predicate type gives the format, and
-//! the subjects give the buildpack and layer. The image's own label is the cross-check: the
-//! buildpack must be in it, and a layer subject's diffID must be the one the label records for that
-//! layer.
+//! verification, [`place`] decides from signed data wherever signed data can say: the predicate
+//! type gives the format, and the subjects give the buildpack and layer. The image's own label is
+//! the cross-check: the buildpack must be in it, and a layer subject's diffID must be the one the
+//! label records for that layer (for the RFC's bare layer names, the label gives the buildpack).
+//! Only a statement whose one subject is the image is placed by the unsigned buildpack annotation,
+//! marked [`Placement::UnsignedAnnotation`].
 
 use std::collections::BTreeMap;
 
@@ -22,7 +24,7 @@ use cnb_attestation_config::annotations;
 
 use crate::inspect::{self, Fetched};
 use crate::path::SbomPath;
-use crate::write::Restored;
+use crate::write::{Placement, Restored};
 use crate::{Failure, Rule};
 
 /// What to restore: everything, or one buildpack's, or one format's SBOMs.
@@ -75,20 +77,64 @@ impl Request {
     }
 }
 
-/// Where a verified SBOM statement's predicate goes, from signed data and the image's label only.
-/// `Ok(None)` for a statement that is not an SBOM (an image signature, provenance).
+/// Where a verified statement goes ([`place`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Place {
+    /// Not a launch SBOM: an image signature, provenance, a build or cache SBOM. Nothing to restore.
+    NotLaunchSbom,
+    /// A launch SBOM that belongs to no buildpack of this image (a platform attestation: no
+    /// subject names a buildpack of the label, and no usable annotation). Verified, not restored;
+    /// never blocks a restore.
+    NoBuildpack,
+    /// The SBOM goes here.
+    At {
+        /// The place.
+        path: SbomPath,
+        /// What decided it: signed data, or (for a statement whose only subject is the image) the
+        /// unsigned buildpack annotation.
+        placement: Placement,
+    },
+}
+
+/// The diffID of the image layer whose diffID or compressed digest (in the image manifest) is
+/// `hex`; a compressed digest maps to the diffID at its position in `rootfs.diff_ids`.
+pub fn diff_id_of(image: &Image, hex: &str) -> Option<String> {
+    let diff_id = format!("sha256:{hex}");
+    if image.config.diff_ids.contains(&diff_id) {
+        return Some(diff_id);
+    }
+    let position = image
+        .manifest
+        .layers
+        .iter()
+        .position(|l| l.digest.hex() == hex)?;
+    image.config.diff_ids.get(position).cloned()
+}
+
+/// Where a verified SBOM statement's predicate goes, from signed data and the image's label
+/// wherever signed data can say:
+///
+/// * a layer subject `<bp-id>:<layer>` or the RFC's bare `<layer>`, whose digest is a diffID of
+///   the image or a compressed layer digest of its manifest, and which the image's label records
+///   for that layer (for a bare name, the label's one buildpack with that layer and diffID gives the
+///   buildpack: never an annotation);
+/// * a subject with the image digest named by a buildpack of the label (image-scoped);
+/// * only when the image is the statement's only place: `annotated_buildpack` (the unsigned
+///   `io.buildpacks.buildpack.id` annotation), when that buildpack is in the label, marked
+///   [`Placement::UnsignedAnnotation`].
 pub fn place(
     statement: &Statement,
     image: &Image,
     metadata: &LifecycleMetadata,
-) -> Result<Option<SbomPath>, Failure> {
+    annotated_buildpack: Option<&str>,
+) -> Result<Place, Failure> {
     let Some(format) = SbomFormat::from_predicate_type(statement.predicate_type()) else {
-        return Ok(None);
+        return Ok(Place::NotLaunchSbom);
     };
     // A build or cache SBOM names its kind in a signed subject (`...#build`, `...#cache`): it is
     // never restored as a launch SBOM.
     if statement.subjects().iter().any(|s| s.name.contains('#')) {
-        return Ok(None);
+        return Ok(Place::NotLaunchSbom);
     }
     let image_hex = image.descriptor.digest.hex();
     let in_label: Vec<BuildpackId> = metadata
@@ -117,14 +163,61 @@ pub fn place(
             continue;
         };
         if hex != image_hex {
-            // A layer subject: `<bp-id>:<layer>` whose diffID the label records for that layer.
-            let bad_name = |message: String| Failure::new(Rule::LayerSubjectName, message);
-            let (bp, layer) = subject.name.rsplit_once(':').ok_or_else(|| {
-                bad_name(format!(
-                    "layer subject `{}` is not <buildpack>:<layer>",
-                    subject.name
-                ))
+            // A layer subject, named `<bp-id>:<layer>` or by the bare `<layer>`, whose digest is a
+            // layer of this image that the label records for that layer.
+            let diff_id = diff_id_of(image, hex).ok_or_else(|| {
+                Failure::new(
+                    Rule::ForeignSubject,
+                    format!(
+                        "subject `{}` (sha256:{hex}) is neither this image ({}) nor one of its layers",
+                        subject.name, image.descriptor.digest
+                    ),
+                )
             })?;
+            let bad_name = |message: String| Failure::new(Rule::LayerSubjectName, message);
+            let Some((bp, layer)) = subject.name.rsplit_once(':') else {
+                let layer = LayerName::new(subject.name.as_str()).map_err(|e| {
+                    bad_name(format!(
+                        "layer subject `{}` is neither <buildpack>:<layer> nor a layer name: {e}",
+                        subject.name
+                    ))
+                })?;
+                let owners: Vec<&str> = metadata
+                    .buildpacks
+                    .iter()
+                    .filter(|bp| {
+                        bp.layers
+                            .get(layer.as_str())
+                            .is_some_and(|l| l.sha == diff_id)
+                    })
+                    .map(|bp| bp.key.as_str())
+                    .collect();
+                let buildpack = match owners.as_slice() {
+                    [] => {
+                        return Err(Failure::new(
+                            Rule::UnrecordedLayer,
+                            format!(
+                                "subject `{}` ({diff_id}) is no layer the image's label records under that name",
+                                subject.name
+                            ),
+                        ))
+                    }
+                    [one] => BuildpackId::new(*one)
+                        .map_err(|e| Failure::new(Rule::BadLabel, e.to_string()))?,
+                    several => {
+                        return Err(Failure::new(
+                            Rule::AmbiguousLayer,
+                            format!(
+                                "subject `{}` ({diff_id}) is that layer of several buildpacks in the image's label: {}",
+                                subject.name,
+                                several.join(" and ")
+                            ),
+                        ))
+                    }
+                };
+                set((buildpack, Some(layer)))?;
+                continue;
+            };
             let buildpack = BuildpackId::new(bp).map_err(|e| bad_name(e.to_string()))?;
             let layer = LayerName::new(layer).map_err(|e| bad_name(e.to_string()))?;
             if !known(&buildpack) {
@@ -138,7 +231,6 @@ pub fn place(
             } else {
                 metadata.layer_diff_id(&buildpack, &layer)
             };
-            let diff_id = format!("sha256:{hex}");
             if recorded != Some(diff_id.as_str()) {
                 return Err(Failure::new(
                     Rule::UnrecordedLayer,
@@ -158,17 +250,77 @@ pub fn place(
             }
         }
     }
-    let (buildpack, layer) = placed.ok_or_else(|| {
-        Failure::new(
-            Rule::NoPlace,
-            "no signed subject names a buildpack of this image: cannot tell where the SBOM goes",
-        )
-    })?;
-    Ok(Some(SbomPath::Sbom {
-        buildpack,
-        layer,
-        format,
-    }))
+    if let Some((buildpack, layer)) = placed {
+        return Ok(Place::At {
+            path: SbomPath::Sbom {
+                buildpack,
+                layer,
+                format,
+            },
+            placement: Placement::Signed,
+        });
+    }
+    // Only the image is signed: nothing signed can say more than the annotation.
+    let annotated = annotated_buildpack
+        .and_then(|id| BuildpackId::new(id).ok())
+        .filter(|id| in_label.contains(id));
+    Ok(match annotated {
+        Some(buildpack) => Place::At {
+            path: SbomPath::Sbom {
+                buildpack,
+                layer: None,
+                format,
+            },
+            placement: Placement::UnsignedAnnotation,
+        },
+        None => Place::NoBuildpack,
+    })
+}
+
+/// The message of a [`Place::NoBuildpack`] note.
+pub const NO_BUILDPACK: &str = "belongs to no buildpack of this image: not restored";
+
+/// Verifies `fetched` as [`inspect::verify`] does, then holds every verified SBOM statement to
+/// the placement rules of a restore ([`place`], against the image's label when it has one): a
+/// correctly signed statement that a restore would refuse fails here too, naming the rule.
+pub fn verify_placed(
+    image: &Image,
+    metadata: Option<&LifecycleMetadata>,
+    fetched: &[Fetched],
+    keys: &[VerifyingKey],
+) -> Vec<inspect::Verdict> {
+    verify_and_place(image, metadata, fetched, keys)
+        .into_iter()
+        .map(|(verdict, _)| verdict)
+        .collect()
+}
+
+/// Like [`verify_placed`], also returning where each verified statement goes (`None` when it
+/// failed, or when there is no label to place it with).
+pub fn verify_and_place(
+    image: &Image,
+    metadata: Option<&LifecycleMetadata>,
+    fetched: &[Fetched],
+    keys: &[VerifyingKey],
+) -> Vec<(inspect::Verdict, Option<Place>)> {
+    inspect::verify_each(image, fetched, keys)
+        .into_iter()
+        .map(|(mut verdict, statement)| {
+            let mut placed = None;
+            if let (Some(statement), Some(metadata)) = (statement, metadata) {
+                match place(
+                    &statement,
+                    image,
+                    metadata,
+                    verdict.listed.buildpack.as_deref(),
+                ) {
+                    Ok(place) => placed = Some(place),
+                    Err(failure) => verdict.failure = Some(failure),
+                }
+            }
+            (verdict, placed)
+        })
+        .collect()
 }
 
 fn describe(place: &(BuildpackId, Option<LayerName>)) -> String {
@@ -253,34 +405,46 @@ pub struct Plan {
     pub files: Vec<Restored>,
     /// Files to write, for reports: relative path -> attestation digests it came from.
     pub restored: BTreeMap<String, Vec<String>>,
-    /// Attestations that failed, with the rule and reason; nothing is written for them.
+    /// Verified attestations that broke a rule, with the rule and reason: the restore is refused.
     pub failures: Vec<Problem>,
+    /// Attestations that no given key verifies (unreadable, tampered, or signed by no trusted key;
+    /// [`Rule::is_unverified`]): reported and left out, never written, never blocking.
+    pub left_out: Vec<Problem>,
+    /// Verified SBOM attestations not restored: platform attestations that belong to no buildpack
+    /// ([`Rule::NoBuildpack`]), and placements refused as unsigned ([`Rule::UnsignedPlacement`]).
+    pub not_restored: Vec<Problem>,
+    /// Files to write whose place comes from the unsigned buildpack annotation (relative paths).
+    pub unsigned_placement: Vec<String>,
     /// Under [`Policy::Newest`]: attestations that failed, or lost to a newer one, reported only.
     pub warnings: Vec<Problem>,
     /// Verified referrers that are not SBOMs (image signatures, provenance), or not requested.
     pub skipped: usize,
 }
 
-/// The SBOM chosen so far for one place: its bytes, the attestations backing it, and its rank
-/// (`created` annotation, listing order) for [`Policy::Newest`].
-type Candidate = (Vec<u8>, Vec<String>, (String, usize));
+/// The SBOM chosen so far for one place: its bytes, the attestations backing it, its rank
+/// (`created` annotation, listing order) for [`Policy::Newest`], and what placed it.
+type Candidate = (Vec<u8>, Vec<String>, (String, usize), Placement);
 
-/// Verifies `fetched` and decides the files to restore. Several verified attestations of the same
-/// SBOM (one per storage format) collapse into one file; different bytes for the same place fail
-/// closed, naming both.
+/// Verifies `fetched` with `keys` (any one of them verifying an attestation is enough) and decides
+/// the files to restore. Attestations no key verifies are left out ([`Plan::left_out`]); platform
+/// SBOMs that belong to no buildpack are noted ([`Plan::not_restored`]); with
+/// `signed_placement_only`, so are SBOMs only the unsigned annotation could place. Several verified
+/// attestations of the same SBOM (one per storage format) collapse into one file; different bytes
+/// for the same place fail closed, naming both.
 pub fn plan_restore(
     image: &Image,
     metadata: &LifecycleMetadata,
     fetched: &[Fetched],
-    key: &VerifyingKey,
+    keys: &[VerifyingKey],
     request: &Request,
     policy: Policy,
+    signed_placement_only: bool,
 ) -> Plan {
     let mut plan = Plan::default();
     // Per place: the bytes, the attestations backing them, and (created, listing order) to rank.
     let mut chosen: BTreeMap<SbomPath, Candidate> = BTreeMap::new();
     let mut conflicted: Vec<SbomPath> = Vec::new();
-    for (order, (listed, verified)) in inspect::verify_results(image, fetched, key)
+    for (order, (listed, verified)) in inspect::verify_results(image, fetched, keys)
         .into_iter()
         .enumerate()
     {
@@ -289,6 +453,10 @@ pub fn plan_restore(
         let rank = (listed.created.clone().unwrap_or_default(), order);
         let statement = match verified {
             Ok(statement) => statement,
+            Err(failure) if failure.rule.is_unverified() => {
+                plan.left_out.push(Problem::new(name, failure));
+                continue;
+            }
             Err(failure) => {
                 match policy {
                     Policy::All => plan.failures.push(Problem::new(name, failure)),
@@ -297,15 +465,43 @@ pub fn plan_restore(
                 continue;
             }
         };
-        match place(&statement, image, metadata) {
+        match place(&statement, image, metadata, listed.buildpack.as_deref()) {
             Err(failure) => plan.failures.push(Problem::new(name, failure)),
-            Ok(None) => plan.skipped += 1,
-            Ok(Some(path)) if !request.accepts(&path) => plan.skipped += 1,
-            Ok(Some(path)) => {
+            Ok(Place::NotLaunchSbom) => plan.skipped += 1,
+            Ok(Place::NoBuildpack) => {
+                plan.skipped += 1;
+                plan.not_restored.push(Problem::new(
+                    name,
+                    Failure::new(Rule::NoBuildpack, NO_BUILDPACK),
+                ));
+            }
+            Ok(Place::At { path, .. }) if !request.accepts(&path) => plan.skipped += 1,
+            Ok(Place::At {
+                path,
+                placement: Placement::UnsignedAnnotation,
+            }) if signed_placement_only => {
+                plan.skipped += 1;
+                plan.not_restored.push(Problem::new(
+                    name,
+                    Failure::new(
+                        Rule::UnsignedPlacement,
+                        format!(
+                            "only the unsigned buildpack annotation places it at {}: refused (signed placement only)",
+                            path.relative().display()
+                        ),
+                    ),
+                ));
+            }
+            Ok(Place::At { path, placement }) => {
                 let bytes = statement.into_predicate();
                 match chosen.get_mut(&path) {
-                    Some((existing, sources, _)) if *existing == bytes => sources.push(digest),
-                    Some((existing, sources, best)) if policy == Policy::Newest => {
+                    Some((existing, sources, _, placed)) if *existing == bytes => {
+                        sources.push(digest);
+                        if placement == Placement::Signed {
+                            *placed = Placement::Signed;
+                        }
+                    }
+                    Some((existing, sources, best, placed)) if policy == Policy::Newest => {
                         let place = path.relative().display().to_string();
                         if rank > *best {
                             plan.warnings.push(Problem::new(
@@ -318,6 +514,7 @@ pub fn plan_restore(
                             *existing = bytes;
                             *sources = vec![digest];
                             *best = rank;
+                            *placed = placement;
                         } else {
                             plan.warnings.push(Problem::new(
                                 name,
@@ -331,7 +528,7 @@ pub fn plan_restore(
                             ));
                         }
                     }
-                    Some((_, sources, _)) => {
+                    Some((_, sources, _, _)) => {
                         plan.failures.push(Problem::new(
                             name,
                             Failure::new(
@@ -346,7 +543,7 @@ pub fn plan_restore(
                         conflicted.push(path);
                     }
                     None => {
-                        chosen.insert(path, (bytes, vec![digest], rank));
+                        chosen.insert(path, (bytes, vec![digest], rank, placement));
                     }
                 }
             }
@@ -377,13 +574,17 @@ pub fn plan_restore(
     for path in conflicted {
         chosen.remove(&path);
     }
-    for (path, (bytes, sources, _)) in chosen {
-        plan.restored
-            .insert(path.relative().display().to_string(), sources.clone());
+    for (path, (bytes, sources, _, placement)) in chosen {
+        let relative = path.relative().display().to_string();
+        if placement == Placement::UnsignedAnnotation {
+            plan.unsigned_placement.push(relative.clone());
+        }
+        plan.restored.insert(relative, sources.clone());
         plan.files.push(Restored {
             path,
             bytes,
             source: sources.join(","),
+            placement,
         });
     }
     plan
@@ -450,7 +651,7 @@ mod tests {
     //! One test per placement and plan rule, on attestations built in memory.
 
     use super::*;
-    use crate::inspect::tests::{layer_hex, statement, subject, Fixture};
+    use crate::inspect::tests::{hex_of, layer_hex, statement, subject, Fixture};
 
     const CDX: &str = "https://cyclonedx.org/bom";
 
@@ -479,15 +680,18 @@ mod tests {
 
     /// The rule `statement` fails when placed.
     fn place_rule(f: &Fixture, statement: &Statement, metadata: &LifecycleMetadata) -> Failure {
-        place(statement, &f.image, metadata).unwrap_err()
+        place(statement, &f.image, metadata, None).unwrap_err()
     }
 
     #[test]
     fn a_layer_sbom_is_placed_under_its_layer() {
         let f = Fixture::new();
-        let path = place(&f.layer_statement(), &f.image, &label())
-            .unwrap()
-            .unwrap();
+        let Place::At { path, placement } =
+            place(&f.layer_statement(), &f.image, &label(), None).unwrap()
+        else {
+            panic!("not placed")
+        };
+        assert_eq!(placement, Placement::Signed);
         assert_eq!(
             path.relative().display().to_string(),
             "example_node/modules/sbom.cdx.json"
@@ -501,19 +705,65 @@ mod tests {
         assert_eq!(failure.rule, Rule::BadLabel);
     }
 
+    /// The path `place` gives `statement`, and what decided it.
+    fn placed(
+        f: &Fixture,
+        statement: &Statement,
+        metadata: &LifecycleMetadata,
+        annotated: Option<&str>,
+    ) -> (String, Placement) {
+        match place(statement, &f.image, metadata, annotated).unwrap() {
+            Place::At { path, placement } => (path.relative().display().to_string(), placement),
+            other => panic!("not placed: {other:?}"),
+        }
+    }
+
     #[test]
-    fn a_layer_subject_that_is_not_buildpack_and_layer() {
+    fn a_bare_layer_name_takes_its_buildpack_from_the_label() {
         let f = Fixture::new();
         let s = statement(
             vec![f.image_subject(), subject("modules", &layer_hex())],
             CDX,
             "{}",
         );
+        // The annotation plays no part: the label's one buildpack with that layer and diffID does.
+        for annotated in [None, Some("example/java")] {
+            assert_eq!(
+                placed(&f, &s, &label(), annotated),
+                (
+                    "example_node/modules/sbom.cdx.json".into(),
+                    Placement::Signed
+                )
+            );
+        }
+        // A name that is no layer name, and a layer name the label does not record with that
+        // diffID, fail.
+        let s = statement(
+            vec![f.image_subject(), subject("..", &layer_hex())],
+            CDX,
+            "{}",
+        );
         let failure = place_rule(&f, &s, &label());
         assert_eq!(failure.rule, Rule::LayerSubjectName);
+        assert!(
+            failure
+                .message
+                .starts_with("layer subject `..` is neither <buildpack>:<layer> nor a layer name"),
+            "{failure}"
+        );
+        let s = statement(
+            vec![f.image_subject(), subject("jre", &layer_hex())],
+            CDX,
+            "{}",
+        );
+        let failure = place_rule(&f, &s, &label());
+        assert_eq!(failure.rule, Rule::UnrecordedLayer);
         assert_eq!(
             failure.message,
-            "layer subject `modules` is not <buildpack>:<layer>"
+            format!(
+                "subject `jre` (sha256:{}) is no layer the image's label records under that name",
+                layer_hex()
+            )
         );
         let s = statement(
             vec![f.image_subject(), subject("example/node:..", &layer_hex())],
@@ -521,6 +771,115 @@ mod tests {
             "{}",
         );
         assert_eq!(place_rule(&f, &s, &label()).rule, Rule::LayerSubjectName);
+    }
+
+    #[test]
+    fn a_bare_layer_name_two_buildpacks_record_is_ambiguous() {
+        let f = Fixture::new();
+        let layer = serde_json::json!({"modules": {"sha": format!("sha256:{}", layer_hex()), "launch": true}});
+        let metadata = LifecycleMetadata::from_json(
+            &serde_json::json!({"buildpacks": [
+                {"key": "example/node", "version": "1", "layers": layer},
+                {"key": "example/yarn", "version": "1", "layers": layer},
+            ]})
+            .to_string(),
+        )
+        .unwrap();
+        let s = statement(
+            vec![f.image_subject(), subject("modules", &layer_hex())],
+            CDX,
+            "{}",
+        );
+        let failure = place_rule(&f, &s, &metadata);
+        assert_eq!(failure.rule, Rule::AmbiguousLayer);
+        assert_eq!(
+            failure.message,
+            format!(
+                "subject `modules` (sha256:{}) is that layer of several buildpacks in the image's label: example/node and example/yarn",
+                layer_hex()
+            )
+        );
+        // Named with its buildpack, it is not ambiguous.
+        let s = statement(
+            vec![
+                f.image_subject(),
+                subject("example/yarn:modules", &layer_hex()),
+            ],
+            CDX,
+            "{}",
+        );
+        assert_eq!(
+            placed(&f, &s, &metadata, None).0,
+            "example_yarn/modules/sbom.cdx.json"
+        );
+    }
+
+    #[test]
+    fn a_compressed_layer_digest_maps_to_its_diff_id() {
+        let mut f = Fixture::new();
+        let compressed = Descriptor::for_bytes(
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            b"gzip of modules",
+        );
+        let compressed_hex = compressed.digest.hex().to_string();
+        f.image.manifest.layers = vec![compressed];
+        assert_eq!(
+            diff_id_of(&f.image, &compressed_hex),
+            Some(format!("sha256:{}", layer_hex()))
+        );
+        for name in ["modules", "example/node:modules"] {
+            let s = statement(
+                vec![f.image_subject(), subject(name, &compressed_hex)],
+                CDX,
+                r#"{"bomFormat":"CycloneDX"}"#,
+            );
+            assert_eq!(
+                placed(&f, &s, &label(), None),
+                (
+                    "example_node/modules/sbom.cdx.json".into(),
+                    Placement::Signed
+                )
+            );
+            // And it verifies: a layer of this image.
+            assert!(f.verdict(f.attest(&s, &[])).ok(), "{name}");
+        }
+        // A digest that is neither: foreign.
+        let s = statement(
+            vec![f.image_subject(), subject("modules", &hex_of(b"elsewhere"))],
+            CDX,
+            "{}",
+        );
+        assert_eq!(place_rule(&f, &s, &label()).rule, Rule::ForeignSubject);
+    }
+
+    #[test]
+    fn an_image_only_statement_is_placed_by_the_annotation_marked_unsigned() {
+        let f = Fixture::new();
+        let s = statement(vec![f.image_subject()], CDX, "{}");
+        assert_eq!(
+            placed(&f, &s, &label(), Some("example/java")),
+            (
+                "example_java/sbom.cdx.json".into(),
+                Placement::UnsignedAnnotation
+            )
+        );
+        // An annotation naming no buildpack of the label, or none: no buildpack, not a failure.
+        for annotated in [None, Some("example/other"), Some("")] {
+            assert_eq!(
+                place(&s, &f.image, &label(), annotated).unwrap(),
+                Place::NoBuildpack
+            );
+        }
+        // A signed buildpack subject wins over the annotation.
+        let s = statement(
+            vec![f.image_subject(), subject("example/node", &f.image_hex())],
+            CDX,
+            "{}",
+        );
+        assert_eq!(
+            placed(&f, &s, &label(), Some("example/java")),
+            ("example_node/sbom.cdx.json".into(), Placement::Signed)
+        );
     }
 
     #[test]
@@ -584,62 +943,275 @@ mod tests {
     fn no_place_at_all() {
         let f = Fixture::new();
         let s = statement(vec![f.image_subject()], CDX, "{}");
-        let failure = place_rule(&f, &s, &label());
-        assert_eq!(failure.rule, Rule::NoPlace);
+        assert_eq!(
+            place(&s, &f.image, &label(), None).unwrap(),
+            Place::NoBuildpack
+        );
         // Not an SBOM, or a build SBOM: nothing to place, and no failure.
         let provenance = statement(
             vec![f.image_subject()],
             "https://slsa.dev/provenance/v1",
             "{}",
         );
-        assert_eq!(place(&provenance, &f.image, &label()).unwrap(), None);
+        assert_eq!(
+            place(&provenance, &f.image, &label(), None).unwrap(),
+            Place::NotLaunchSbom
+        );
+    }
+
+    fn plan(f: &Fixture, fetched: &[Fetched], keys: &[VerifyingKey], policy: Policy) -> Plan {
+        plan_restore(
+            &f.image,
+            &label(),
+            fetched,
+            keys,
+            &Request::default(),
+            policy,
+            false,
+        )
     }
 
     #[test]
-    fn a_failed_verification_is_a_failure_or_under_newest_a_warning() {
+    fn an_unverifiable_attestation_is_left_out_under_either_policy() {
         let f = Fixture::new();
-        let mut fetched = f.attest(&f.layer_statement(), &[]);
-        fetched.layer = Err("blob does not match its digest".into());
+        let mut tampered = f.attest(&f.layer_statement(), &[]);
+        tampered.layer = Err("blob does not match its digest".into());
+        let java = statement(
+            vec![subject("example/java", &f.image_hex())],
+            CDX,
+            r#"{"bomFormat":"CycloneDX","by":"java"}"#,
+        );
+        let fetched = [tampered, f.attest(&java, &[])];
+        for policy in [Policy::All, Policy::Newest] {
+            let plan = plan(&f, &fetched, &[f.key()], policy);
+            assert!(plan.failures.is_empty() && plan.warnings.is_empty());
+            assert_eq!(plan.left_out.len(), 1);
+            assert_eq!(plan.left_out[0].failure.rule, Rule::Blob);
+            // Only the verified one is written, byte for byte.
+            assert_eq!(plan.files.len(), 1);
+            assert_eq!(plan.files[0].bytes, java.predicate());
+            assert_eq!(
+                plan.files[0].path.relative().display().to_string(),
+                "example_java/sbom.cdx.json"
+            );
+        }
+    }
+
+    #[test]
+    fn any_given_key_verifies_and_unsigned_ones_are_left_out() {
+        let f = Fixture::new();
+        let other = cnb_dsse::SigningKey::generate().unwrap();
+        let third = cnb_dsse::SigningKey::generate().unwrap();
+        let java = statement(
+            vec![subject("example/java", &f.image_hex())],
+            CDX,
+            r#"{"bomFormat":"CycloneDX","by":"java"}"#,
+        );
+        let by_other = {
+            let envelope =
+                cnb_dsse::Envelope::sign(cnb_dsse::IN_TOTO_PAYLOAD_TYPE, java.to_json(), &other)
+                    .unwrap();
+            f.referrer(&envelope, CDX, &[], None)
+        };
+        let fetched = [f.attest(&f.layer_statement(), &[]), by_other];
+        // Both keys: everything.
+        let both = plan(&f, &fetched, &[f.key(), other.verifying_key()], Policy::All);
+        assert_eq!(both.files.len(), 2);
+        assert!(both.left_out.is_empty() && both.failures.is_empty());
+        // One key: the other's attestation is left out, the rest restored.
+        let one = plan(&f, &fetched, &[f.key()], Policy::All);
+        assert_eq!(one.files.len(), 1);
+        assert!(one.failures.is_empty());
+        assert_eq!(one.left_out.len(), 1);
+        assert_eq!(one.left_out[0].failure.rule, Rule::Signature);
+        assert!(
+            one.left_out[0]
+                .failure
+                .message
+                .starts_with(inspect::NOT_TRUSTED),
+            "{}",
+            one.left_out[0]
+        );
+        // No trusted key: nothing.
+        let none = plan(&f, &fetched, &[third.verifying_key()], Policy::All);
+        assert!(none.files.is_empty() && none.failures.is_empty());
+        assert_eq!(none.left_out.len(), 2);
+        let json = serde_json::to_value(&none).unwrap();
+        assert_eq!(json["left-out"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_platform_attestation_is_noted_and_never_blocks() {
+        let f = Fixture::new();
+        let run_image = statement(
+            vec![f.image_subject()],
+            CDX,
+            r#"{"bomFormat":"CycloneDX","by":"run image"}"#,
+        );
+        let provenance = statement(
+            vec![f.image_subject()],
+            "https://slsa.dev/provenance/v1",
+            "{}",
+        );
+        let fetched = [
+            f.attest(&run_image, &[]),
+            f.attest(&provenance, &[]),
+            f.attest(&f.layer_statement(), &[]),
+        ];
+        let plan = plan(&f, &fetched, &[f.key()], Policy::All);
+        assert!(plan.failures.is_empty(), "{:?}", plan.failures);
+        assert_eq!(plan.files.len(), 1);
+        assert_eq!(plan.skipped, 2);
+        assert_eq!(plan.not_restored.len(), 1);
+        assert_eq!(plan.not_restored[0].failure.rule, Rule::NoBuildpack);
+        assert_eq!(
+            plan.not_restored[0].failure.message,
+            "belongs to no buildpack of this image: not restored"
+        );
+    }
+
+    #[test]
+    fn unsigned_placement_is_reported_and_can_be_refused() {
+        let f = Fixture::new();
+        let s = statement(vec![f.image_subject()], CDX, r#"{"bomFormat":"CycloneDX"}"#);
+        // The annotation on the layer descriptor, as the RFC and cosign write it.
+        let mut fetched = f.attest(&s, &[]);
+        if let Ok(manifest) = &mut fetched.manifest {
+            manifest.layers[0].annotations = Some(BTreeMap::from([(
+                annotations::BUILDPACK_ID.to_string(),
+                "example/java".to_string(),
+            )]));
+        }
         let fetched = [fetched];
-        let plan = plan_restore(
+        let open = plan(&f, &fetched, &[f.key()], Policy::All);
+        assert_eq!(open.unsigned_placement, vec!["example_java/sbom.cdx.json"]);
+        assert_eq!(open.files.len(), 1);
+        assert_eq!(open.files[0].placement, Placement::UnsignedAnnotation);
+        let json = serde_json::to_value(&open).unwrap();
+        assert_eq!(
+            json["unsigned-placement"],
+            serde_json::json!(["example_java/sbom.cdx.json"])
+        );
+        let strict = plan_restore(
             &f.image,
             &label(),
             &fetched,
-            &f.key(),
+            &[f.key()],
             &Request::default(),
             Policy::All,
+            true,
         );
-        assert_eq!(plan.failures.len(), 1);
-        assert_eq!(plan.failures[0].failure.rule, Rule::Blob);
-        assert!(plan.warnings.is_empty());
-        let plan = plan_restore(
+        assert!(strict.files.is_empty() && strict.failures.is_empty());
+        assert!(strict.unsigned_placement.is_empty());
+        assert_eq!(strict.not_restored[0].failure.rule, Rule::UnsignedPlacement);
+    }
+
+    #[test]
+    fn an_rfc_literal_attestation_verifies_and_restores() {
+        use cnb_referrers::format::{COSIGN_SIGNATURE, DSSE_ENVELOPE, PREDICATE_TYPE};
+        use cnb_referrers::manifest::OCI_MANIFEST;
+        use cnb_referrers::ImageManifest;
+        let f = Fixture::new();
+        // In-toto v0.1, the bare layer name, the buildpack only on the layer descriptor.
+        let s = Statement::new(
+            cnb_intoto::StatementVersion::V0_1,
+            vec![
+                subject("registry.example/app@sha256:x", &f.image_hex()),
+                subject("modules", &layer_hex()),
+            ],
+            CDX,
+            br#"{"bomFormat":"CycloneDX","specVersion":"1.4"}"#.to_vec(),
+        )
+        .unwrap();
+        let envelope =
+            cnb_dsse::Envelope::sign(cnb_dsse::IN_TOTO_PAYLOAD_TYPE, s.to_json(), &f.key).unwrap();
+        let bytes = envelope.to_json();
+        let mut layer = Descriptor::for_bytes(DSSE_ENVELOPE, &bytes);
+        layer.annotations = Some(BTreeMap::from([
+            (PREDICATE_TYPE.to_string(), CDX.to_string()),
+            (COSIGN_SIGNATURE.to_string(), String::new()),
+            (
+                annotations::BUILDPACK_ID.to_string(),
+                "example/node".to_string(),
+            ),
+        ]));
+        let manifest = ImageManifest {
+            schema_version: 2,
+            media_type: Some(OCI_MANIFEST.into()),
+            artifact_type: None,
+            config: Descriptor::for_bytes("application/vnd.oci.image.config.v1+json", b"{}"),
+            layers: vec![layer],
+            subject: Some(f.image.descriptor.bare()),
+            annotations: None,
+        };
+        let fetched = Fetched {
+            descriptor: Descriptor::for_bytes(OCI_MANIFEST, &manifest.to_json()),
+            manifest: Ok(manifest),
+            layer: Ok(bytes),
+            source: "referrer",
+        };
+        let listed = inspect::list(std::slice::from_ref(&fetched));
+        assert_eq!(listed[0].format.as_deref(), Some("dsse"));
+        assert_eq!(listed[0].predicate_type.as_deref(), Some(CDX));
+        assert_eq!(listed[0].buildpack.as_deref(), Some("example/node"));
+        let verdicts = verify_placed(
             &f.image,
-            &label(),
-            &fetched,
-            &f.key(),
-            &Request::default(),
-            Policy::Newest,
+            Some(&label()),
+            std::slice::from_ref(&fetched),
+            &[f.key()],
         );
-        assert!(plan.failures.is_empty());
-        assert_eq!(plan.warnings[0].failure.rule, Rule::Blob);
+        assert!(verdicts[0].ok(), "{:?}", verdicts[0].failure);
+        let plan = plan(&f, &[fetched], &[f.key()], Policy::All);
+        assert_eq!(plan.files.len(), 1);
+        assert_eq!(plan.files[0].placement, Placement::Signed);
+        assert_eq!(plan.files[0].bytes, s.predicate());
+        assert_eq!(
+            plan.files[0].path.relative().display().to_string(),
+            "example_node/modules/sbom.cdx.json"
+        );
+    }
+
+    #[test]
+    fn verify_holds_to_the_placement_rules() {
+        let f = Fixture::new();
+        // Correctly signed, about a layer of this image, but under another buildpack's name.
+        let s = statement(
+            vec![f.image_subject(), subject("example/java:jre", &layer_hex())],
+            CDX,
+            "{}",
+        );
+        let fetched = [f.attest(&s, &[])];
+        assert!(inspect::verify(&f.image, &fetched, &[f.key()])[0].ok());
+        let verdicts = verify_placed(&f.image, Some(&label()), &fetched, &[f.key()]);
+        let failure = verdicts[0].failure.as_ref().unwrap();
+        assert_eq!(failure.rule, Rule::UnrecordedLayer);
+        // A platform attestation and an annotation-placed one pass.
+        let platform = statement(vec![f.image_subject()], CDX, "{}");
+        let verdicts = verify_placed(
+            &f.image,
+            Some(&label()),
+            &[f.attest(&platform, &[])],
+            &[f.key()],
+        );
+        assert!(verdicts[0].ok());
     }
 
     #[test]
     fn a_placement_failure_names_the_attestation() {
         let f = Fixture::new();
-        let s = statement(vec![f.image_subject()], CDX, "{}");
-        let fetched = [f.attest(&s, &[])];
-        let plan = plan_restore(
-            &f.image,
-            &label(),
-            &fetched,
-            &f.key(),
-            &Request::default(),
-            Policy::All,
+        let s = statement(
+            vec![
+                f.image_subject(),
+                subject("example/other:modules", &layer_hex()),
+            ],
+            CDX,
+            "{}",
         );
+        let fetched = [f.attest(&s, &[])];
+        let plan = plan(&f, &fetched, &[f.key()], Policy::All);
         assert_eq!(plan.failures.len(), 1);
         let problem = &plan.failures[0];
-        assert_eq!(problem.failure.rule, Rule::NoPlace);
+        assert_eq!(problem.failure.rule, Rule::UnknownBuildpack);
         assert_eq!(
             problem.attestation,
             format!(
@@ -671,9 +1243,10 @@ mod tests {
             &f.image,
             &label(),
             &fetched,
-            &f.key(),
+            &[f.key()],
             &Request::default(),
             Policy::All,
+            false,
         );
         assert!(plan.files.is_empty());
         assert_eq!(plan.failures.len(), 1);
@@ -696,9 +1269,10 @@ mod tests {
             &f.image,
             &label(),
             &fetched,
-            &f.key(),
+            &[f.key()],
             &Request::default(),
             Policy::Newest,
+            false,
         );
         assert!(plan.failures.is_empty());
         assert_eq!(plan.files.len(), 1);
@@ -722,9 +1296,10 @@ mod tests {
             &f.image,
             &label(),
             &reversed,
-            &f.key(),
+            &[f.key()],
             &Request::default(),
             Policy::Newest,
+            false,
         );
         assert_eq!(plan.warnings.len(), 1);
         assert_eq!(plan.warnings[0].failure.rule, Rule::Superseded);
@@ -749,9 +1324,10 @@ mod tests {
             &f.image,
             &metadata,
             &fetched,
-            &f.key(),
+            &[f.key()],
             &Request::default(),
             Policy::All,
+            false,
         );
         assert!(plan.files.is_empty());
         assert_eq!(plan.failures.len(), 1);
@@ -772,9 +1348,10 @@ mod tests {
             &f.image,
             &label(),
             &fetched,
-            &f.key(),
+            &[f.key()],
             &Request::default(),
             Policy::All,
+            false,
         );
         let json = serde_json::to_value(&plan).unwrap();
         let problem = &plan.failures[0];

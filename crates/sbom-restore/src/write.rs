@@ -16,6 +16,22 @@ pub struct Restored {
     pub bytes: Vec<u8>,
     /// Where it came from (an attestation digest, or `sbom-layer`), for reports.
     pub source: String,
+    /// What decided its place.
+    pub placement: Placement,
+}
+
+/// What decided where a restored file goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Placement {
+    /// Signed data: a subject naming the buildpack (and layer), checked against the image's label.
+    Signed,
+    /// The unsigned `io.buildpacks.buildpack.id` annotation of a verified statement whose only
+    /// subject is the image (nothing signed can say more). The bytes are verified; their place is
+    /// not.
+    UnsignedAnnotation,
+    /// The path inside the image's SBOM layer (digest-checked against the label, not signed).
+    SbomLayer,
 }
 
 /// Writes `files` under `<root>/sbom/launch/`, where `root` is a layers directory (the analyzer) or
@@ -138,6 +154,7 @@ mod tests {
             },
             bytes: b"{}\\n".to_vec(),
             source: "test".into(),
+            placement: Placement::Signed,
         }
     }
 
