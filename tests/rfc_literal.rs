@@ -300,7 +300,7 @@ fn check_rfc_literal(target: &Target, layers: &Path, public: &Path, written: &[V
     let out = tmp.path().join("out");
     let result = download(target, &out, &[public], &[]);
     assert_eq!(result.status.code(), Some(0), "{label}: {}", text(&result));
-    assert_eq!(downloaded(&out), expected, "{label}: download");
+    same_files(&downloaded(&out), &expected, &format!("{label}: download"));
 
     let into = tmp.path().join("layers");
     let result = analyze(target, &into, &[public]);
@@ -414,12 +414,16 @@ fn image_only_subjects_are_placed_from_the_annotation_and_marked_unsigned() {
     }
     for (layers, target) in &targets {
         let label = target.label();
-        let expected = sbom_files(layers);
+        // Nothing signed names the layer: each SBOM is placed image-scoped, under its buildpack.
+        let expected: BTreeMap<String, Vec<u8>> = sbom_files(layers)
+            .into_iter()
+            .map(|(path, bytes)| (image_scoped(&path), bytes))
+            .collect();
 
         let out = tmp.path().join(format!("out-{label}"));
         let result = download(target, &out, &[&public], &[]);
         assert_eq!(result.status.code(), Some(0), "{label}: {}", text(&result));
-        assert_eq!(downloaded(&out), expected, "{label}");
+        same_files(&downloaded(&out), &expected, &label.to_string());
         let report = json_of(&result);
         let unsigned = find_key(&report, "unsigned-placement")
             .unwrap_or_else(|| panic!("{label}: no \"unsigned-placement\" in {report:#}"));
@@ -457,6 +461,30 @@ fn image_only_subjects_are_placed_from_the_annotation_and_marked_unsigned() {
     }
 }
 
+/// The same files (names first, for a readable failure), byte for byte.
+fn same_files(
+    actual: &BTreeMap<String, Vec<u8>>,
+    expected: &BTreeMap<String, Vec<u8>>,
+    what: &str,
+) {
+    assert_eq!(
+        actual.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "{what}: file names"
+    );
+    for (name, bytes) in expected {
+        assert!(actual[name] == *bytes, "{what}: {name} differs");
+    }
+}
+
+/// `<bp>/<layer>/sbom.<ext>` as an image-scoped SBOM: `<bp>/sbom.<ext>`.
+fn image_scoped(path: &str) -> String {
+    match path.split('/').collect::<Vec<_>>().as_slice() {
+        [buildpack, _layer, file] => format!("{buildpack}/{file}"),
+        _ => path.to_string(),
+    }
+}
+
 fn sign_with(target: &Target, layers: &Path, key: &Path, extra: &[&str]) {
     let mut command = Command::new(bin("cnb-attest"));
     command
@@ -491,12 +519,16 @@ fn key_rotation_any_given_key_restores_and_an_unknown_key_writes_nothing() {
     let out = tmp.path().join("one");
     let result = download(&target, &out, &[&pubs[0]], &[]);
     assert_eq!(result.status.code(), Some(0), "{}", text(&result));
-    assert_eq!(downloaded(&out), expected, "--key key1.pub");
+    same_files(&downloaded(&out), &expected, "--key key1.pub");
 
     let out = tmp.path().join("both");
     let result = download(&target, &out, &[&pubs[0], &pubs[1]], &[]);
     assert_eq!(result.status.code(), Some(0), "{}", text(&result));
-    assert_eq!(downloaded(&out), expected, "--key key1.pub --key key2.pub");
+    same_files(
+        &downloaded(&out),
+        &expected,
+        "--key key1.pub --key key2.pub",
+    );
 
     let out = tmp.path().join("neither");
     let result = download(&target, &out, &[&pubs[2]], &[]);
@@ -568,7 +600,7 @@ fn a_platform_attestation_does_not_block_the_restore() {
     let out = tmp.path().join("out");
     let result = download(&target, &out, &[&public], &[]);
     assert_eq!(result.status.code(), Some(0), "{}", text(&result));
-    assert_eq!(downloaded(&out), expected, "download");
+    same_files(&downloaded(&out), &expected, "download");
     // Written elsewhere or skipped with a note: either way the report names it.
     assert!(
         text(&result).contains(&platform_manifest),
@@ -623,11 +655,25 @@ fn verify_fails_on_a_layer_subject_with_another_layers_diff_id() {
         output.contains("node-engine"),
         "the failed subject is named: {output}"
     );
-    let lower = output.to_lowercase();
     assert!(
-        lower.contains("diffid") || lower.contains("rule"),
-        "the broken rule is named: {output}"
+        output.contains("is not the layer the image's label records for it"),
+        "the broken rule is said: {output}"
     );
+    // The JSON names the rule, for the three mislabelled statements and no other.
+    let result = cli(
+        &target,
+        &["verify", "--json", "--key", public.to_str().unwrap()],
+    );
+    assert_eq!(result.status.code(), Some(3), "{}", text(&result));
+    let verdicts: Value = serde_json::from_slice(&result.stdout).unwrap();
+    let rules: Vec<&Value> = verdicts
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|v| !v["failure"].is_null())
+        .map(|v| &v["rule"])
+        .collect();
+    assert_eq!(rules, vec!["unrecorded-layer"; 3], "{verdicts:#}");
 }
 
 /// f. cosign 2's `.att` tag (`sign --format cosign-legacy`) on Distribution: `download` restores

@@ -213,8 +213,15 @@ def pae(payload_type, payload):
     return b"DSSEv1 %d %s %d %s" % (len(t), t, len(payload), payload)
 
 
-def envelope(key, statement):
-    payload = json.dumps(statement, separators=(",", ":")).encode()
+def statement_bytes(statement, predicate):
+    """The statement as JSON text with the SBOM file's own bytes as its predicate, as a Go writer
+    embedding a json.RawMessage does, so the SBOM can be restored byte for byte."""
+    head = json.dumps(statement, separators=(",", ":")).encode()
+    json.loads(predicate)  # the SBOM must be JSON
+    return head[:-1] + b',"predicate":' + predicate + b"}"
+
+
+def envelope(key, payload):
     signature = key.sign(pae(INTOTO_PAYLOAD, payload), ec.ECDSA(hashes.SHA256()))
     return {
         "payloadType": INTOTO_PAYLOAD,
@@ -332,9 +339,8 @@ def main():
             "_type": STATEMENT_V01,
             "predicateType": predicate_type,
             "subject": [subject],
-            "predicate": json.loads(data),
         }
-        env = envelope(key, statement)
+        env = envelope(key, statement_bytes(statement, data))
         env_bytes = json.dumps(env, separators=(",", ":")).encode()
         if args.envelopes_dir:
             os.makedirs(args.envelopes_dir, exist_ok=True)

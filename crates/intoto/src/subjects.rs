@@ -1,20 +1,30 @@
 //! The subject rule for CNB attestations, written once for both sides: the signer refuses to sign
 //! what the verifier would reject, with the same rule.
 //!
-//! One subject is the image manifest digest; every other subject is a layer of that image (a
-//! diffID from its config's `rootfs.diff_ids`). Subjects are compared by their sha256 digest.
+//! Every subject is the image manifest digest or a layer of that image (a diffID from its config's
+//! `rootfs.diff_ids`). What we sign always has the image among its subjects (cosign
+//! `verify-attestation` requires it); what we read may name only a layer, as the RFC's layer-scoped
+//! statements do ([`ImageSubject`]). Subjects are compared by their sha256 digest.
 //!
 //! ```
-//! use cnb_intoto::subjects::{check, SubjectError, SubjectRole};
+//! use cnb_intoto::subjects::{check, ImageSubject, SubjectError, SubjectRole};
 //! let image = "a".repeat(64);
 //! let layer = format!("sha256:{}", "b".repeat(64));
 //! let diff_ids = [layer.clone()];
 //! let subjects = [("app", Some(image.as_str())), ("bp:layer", Some(&layer[7..]))];
 //! assert_eq!(
-//!     check(subjects, &image, Some(&diff_ids))?,
+//!     check(subjects, &image, Some(&diff_ids), ImageSubject::Required)?,
 //!     vec![SubjectRole::Image, SubjectRole::Layer]
 //! );
-//! assert!(matches!(check([("bp:layer", Some(&layer[7..]))], &image, None), Err(SubjectError::NoImage)));
+//! let layer_only = [("layer", Some(&layer[7..]))];
+//! assert!(matches!(
+//!     check(layer_only, &image, Some(&diff_ids), ImageSubject::Required),
+//!     Err(SubjectError::NoImage)
+//! ));
+//! assert_eq!(
+//!     check(layer_only, &image, Some(&diff_ids), ImageSubject::Optional)?,
+//!     vec![SubjectRole::Layer]
+//! );
 //! # Ok::<(), SubjectError>(())
 //! ```
 
@@ -25,6 +35,16 @@ pub enum SubjectRole {
     Image,
     /// A layer of the image (or, when the diffIDs are not known, anything that is not the image).
     Layer,
+}
+
+/// Whether the image itself must be among the subjects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImageSubject {
+    /// What we sign: cosign `verify-attestation` rejects a statement without the image digest.
+    Required,
+    /// What we read: the RFC's layer-scoped statements name only their layer, which the image's
+    /// config (fixed by its digest) contains.
+    Optional,
 }
 
 /// How a list of subjects breaks the rule.
@@ -44,7 +64,8 @@ pub enum SubjectError {
         /// Its digest, `sha256:<hex>`.
         diff_id: String,
     },
-    /// No subject is the image manifest.
+    /// No subject is the image manifest (when [`ImageSubject::Required`]), or there is no
+    /// subject at all.
     #[error("no subject is the image's digest")]
     NoImage,
 }
@@ -55,6 +76,7 @@ pub fn check<'a>(
     subjects: impl IntoIterator<Item = (&'a str, Option<&'a str>)>,
     image_hex: &str,
     diff_ids: Option<&[String]>,
+    image: ImageSubject,
 ) -> Result<Vec<SubjectRole>, SubjectError> {
     let mut roles = Vec::new();
     for (name, hex) in subjects {
@@ -74,7 +96,11 @@ pub fn check<'a>(
         }
         roles.push(SubjectRole::Layer);
     }
-    if !roles.contains(&SubjectRole::Image) {
+    let missing = match image {
+        ImageSubject::Required => !roles.contains(&SubjectRole::Image),
+        ImageSubject::Optional => roles.is_empty(),
+    };
+    if missing {
         return Err(SubjectError::NoImage);
     }
     Ok(roles)
@@ -93,18 +119,18 @@ mod tests {
             ("bp:l", Some(other.as_str())),
         ];
         assert_eq!(
-            check(subjects, &image, Some(&[])),
+            check(subjects, &image, Some(&[]), ImageSubject::Required),
             Err(SubjectError::Foreign {
                 name: "bp:l".into(),
                 diff_id: format!("sha256:{other}")
             })
         );
         assert_eq!(
-            check(subjects, &image, None),
+            check(subjects, &image, None, ImageSubject::Required),
             Ok(vec![SubjectRole::Image, SubjectRole::Layer])
         );
         assert_eq!(
-            check([("app", None)], &image, None),
+            check([("app", None)], &image, None, ImageSubject::Optional),
             Err(SubjectError::NoSha256 { name: "app".into() })
         );
     }

@@ -529,7 +529,7 @@ fn check(
             ));
         }
     }
-    use cnb_intoto::subjects::{check as subject_rule, SubjectError, SubjectRole};
+    use cnb_intoto::subjects::{check as subject_rule, ImageSubject, SubjectError, SubjectRole};
     let subjects = statement.subjects();
     // A layer subject names a layer by its diffID or by its compressed digest in the image
     // manifest (the RFC says "layer digest" without saying which).
@@ -546,6 +546,8 @@ fn check(
             .map(|s| (s.name.as_str(), s.digest.get("sha256").map(String::as_str))),
         image.descriptor.digest.hex(),
         Some(&layer_digests),
+        // Liberal on shape: the RFC's layer-scoped statements name only their layer.
+        ImageSubject::Optional,
     )
     .map_err(|e| match e {
         SubjectError::NoSha256 { name } => Failure::new(
@@ -910,22 +912,31 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn no_subject_is_the_image() {
+    fn a_statement_naming_only_a_layer_of_the_image_is_bound_through_that_layer() {
+        // The RFC's layer-scoped statements name only their layer; the image's config, fixed by
+        // its digest, holds that layer, so the statement is about this image.
         let f = Fixture::new();
-        let statement = statement(
+        let layer_only = statement(
             vec![subject("example/node:modules", &layer_hex())],
             "https://cyclonedx.org/bom",
             "{}",
         );
-        let failure = f.verdict(f.attest(&statement, &[])).failure.unwrap();
-        assert_eq!(failure.rule, Rule::NoImageSubject);
-        assert_eq!(
-            failure.message,
-            format!(
-                "no subject is this image's digest {}",
-                f.image.descriptor.digest
-            )
+        let verdict = f.verdict(f.attest(&layer_only, &[]));
+        assert!(
+            verdict
+                .failure
+                .as_ref()
+                .is_none_or(|f| f.rule != Rule::NoImageSubject),
+            "{verdict:?}"
         );
+        // A statement naming neither the image nor a layer of it is still refused.
+        let foreign = statement(
+            vec![subject("example/node:modules", &"c".repeat(64))],
+            "https://cyclonedx.org/bom",
+            "{}",
+        );
+        let failure = f.verdict(f.attest(&foreign, &[])).failure.unwrap();
+        assert_eq!(failure.rule, Rule::ForeignSubject);
     }
 
     #[test]

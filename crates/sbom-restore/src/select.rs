@@ -182,7 +182,7 @@ pub fn place(
                         subject.name
                     ))
                 })?;
-                let owners: Vec<&str> = metadata
+                let mut owners: Vec<&str> = metadata
                     .buildpacks
                     .iter()
                     .filter(|bp| {
@@ -192,6 +192,12 @@ pub fn place(
                     })
                     .map(|bp| bp.key.as_str())
                     .collect();
+                // The launcher layer is the lifecycle's, recorded apart from the buildpacks'.
+                if layer.as_str() == "launcher"
+                    && metadata.launcher_diff_id() == Some(diff_id.as_str())
+                {
+                    owners.push(BuildpackId::LIFECYCLE);
+                }
                 let buildpack = match owners.as_slice() {
                     [] => {
                         return Err(Failure::new(

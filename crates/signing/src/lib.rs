@@ -254,14 +254,14 @@ fn check_subjects(
     diff_ids: Option<&[String]>,
     location: &str,
 ) -> Result<(), Error> {
-    use cnb_intoto::subjects::{check, SubjectError};
+    use cnb_intoto::subjects::{check, ImageSubject, SubjectError};
     let image_hex = image_digest.strip_prefix("sha256:").unwrap_or(image_digest);
     for (i, spec) in config.attestations.iter().enumerate() {
         let subjects = spec
             .subjects
             .iter()
             .map(|s| (s.name.as_str(), Some(s.digest.hex())));
-        match check(subjects, image_hex, diff_ids) {
+        match check(subjects, image_hex, diff_ids, ImageSubject::Required) {
             Ok(_) => {}
             Err(SubjectError::NoImage) | Err(SubjectError::NoSha256 { .. }) => {
                 return Err(Error::BadImage(format!(
