@@ -61,11 +61,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<u8, Failure> {
     let name = cli.previous_image.clone();
-    let keys = cli
-        .key
-        .iter()
-        .map(|path| cnb_attest::keys::read_public_key(path))
-        .collect::<Result<Vec<_>, _>>()
+    let keys = cnb_attest::keys::read_public_keys(&cli.key)
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
     let policy: Policy = cli
         .policy

@@ -50,12 +50,7 @@ pub(crate) struct DownloadArgs {
 }
 
 pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
-    let keys = args
-        .key
-        .iter()
-        .map(|path| cnb_attest::keys::read_public_key(path))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| failure(cnb_attest::Error::Key(e)))?;
+    let keys = cnb_attest::keys::read_public_keys(&args.key).map_err(failure)?;
     let invalid = |e: &dyn std::fmt::Display| Failure::new(exit::INVALID_ARGS, e);
     let selection =
         selection(args.buildpack.as_deref(), args.format.as_deref()).map_err(|e| invalid(&e))?;

@@ -19,7 +19,7 @@ pub(crate) struct VerifyArgs {
     /// attestation verifies if any of them verifies it.
     #[arg(long, required = true)]
     key: Vec<PathBuf>,
-    /// Only attestations with this predicate type (e.g. https://cyclonedx.org/bom).
+    /// Only attestations with this predicate type (e.g. `https://cyclonedx.org/bom`).
     #[arg(long)]
     predicate_type: Option<String>,
     /// Only this buildpack's attestations (its real ID), as `download --buildpack` chooses them.
@@ -75,12 +75,7 @@ pub(crate) fn ls(args: LsArgs) -> Result<u8, Failure> {
 }
 
 pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
-    let keys = args
-        .key
-        .iter()
-        .map(|path| cnb_attest::keys::read_public_key(path))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| failure(cnb_attest::Error::Key(e)))?;
+    let keys = cnb_attest::keys::read_public_keys(&args.key).map_err(failure)?;
     let selection = cnb_attest::restore::selection(args.buildpack.as_deref(), None)
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
     let request = inspect::VerifyRequest {

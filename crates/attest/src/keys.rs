@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use cnb_dsse::{PasswordSource, SigningKey};
+use cnb_dsse::{PasswordSource, SigningKey, VerifyingKey};
 use serde::Serialize;
 
 use crate::Error;
@@ -140,4 +140,18 @@ pub fn throwaway_key(dir: &Path) -> Result<(SigningKey, ThrowawayKey), Error> {
 /// ```
 pub fn generate_key_pair(dir: &Path, password: &[u8]) -> Result<KeyPairFiles, Error> {
     Ok(cnb_dsse::generate_key_pair(dir, password)?)
+}
+
+/// Reads every trusted public key in `paths` (PEM, e.g. `cosign.pub`): several for key rotation,
+/// where an attestation counts if any of them verifies it.
+///
+/// ```
+/// let dir = tempfile::tempdir().unwrap();
+/// let files = cnb_attest::keys::generate_key_pair(dir.path(), b"")?;
+/// let keys = cnb_attest::keys::read_public_keys(&[files.public_key.clone(), files.public_key])?;
+/// assert_eq!(keys.len(), 2);
+/// # Ok::<(), cnb_attest::Error>(())
+/// ```
+pub fn read_public_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, Error> {
+    paths.iter().map(|p| Ok(read_public_key(p)?)).collect()
 }

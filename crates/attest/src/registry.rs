@@ -18,6 +18,8 @@ pub struct RegistryOptions {
     pub debug: bool,
     /// Overall deadline for the run's registry work, in seconds (0: none).
     pub timeout_seconds: u64,
+    /// Show a status line on stderr while a large blob is read (for a terminal).
+    pub progress: bool,
 }
 
 impl Default for RegistryOptions {
@@ -26,6 +28,7 @@ impl Default for RegistryOptions {
             insecure: Vec::new(),
             debug: false,
             timeout_seconds: 900,
+            progress: false,
         }
     }
 }
@@ -42,6 +45,7 @@ impl RegistryOptions {
         let mut options = ClientOptions::default().with_insecure_from_env();
         options.insecure.extend(self.insecure.iter().cloned());
         options.debug = self.debug;
+        options.progress = self.progress;
         let options = options.with_timeout(self.timeout_seconds);
         Ok(Client::new(Keychain::from_env()?, options)?)
     }

@@ -60,6 +60,7 @@ impl RegistryFlags {
             insecure: self.insecure_registries.clone(),
             debug: self.debug,
             timeout_seconds: self.timeout,
+            progress: std::io::IsTerminal::is_terminal(&std::io::stderr()),
         }
     }
 

@@ -256,6 +256,10 @@ impl Client {
         }
         let mut hasher = sha2::Sha256::new();
         let mut written: u64 = 0;
+        // A status line for large blobs (an SBOM layer, a big attestation), on a terminal only.
+        let expected = response.content_length().unwrap_or(max);
+        let progress = self.options.progress && expected >= crate::client::PROGRESS_MIN_BYTES;
+        let mut drawn: u64 = 0;
         while let Some(chunk) = response
             .chunk()
             .await
@@ -274,6 +278,19 @@ impl Client {
                 what: format!("writing blob {repo}@{digest}"),
                 source,
             })?;
+            if progress && written - drawn >= 256 * 1024 {
+                drawn = written;
+                eprint!(
+                    "{}",
+                    crate::client::progress_line(digest.as_str(), written, expected)
+                );
+            }
+        }
+        if progress && drawn > 0 {
+            eprintln!(
+                "{}",
+                crate::client::progress_line(digest.as_str(), written, expected)
+            );
         }
         let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
         if actual != digest.as_str() {

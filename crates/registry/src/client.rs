@@ -43,6 +43,23 @@ pub struct ClientOptions {
     /// When the whole run must be over: no request starts after it, none runs past it (its body
     /// read included), and no retry waits beyond it. `None`: only the per-request timeout.
     pub deadline: Option<Instant>,
+    /// Show a status line on stderr while a blob of [`PROGRESS_MIN_BYTES`] or more is read (set it
+    /// when stderr is a terminal; CI and pipes stay quiet).
+    pub progress: bool,
+}
+
+/// Blobs smaller than this are read without a progress line.
+pub const PROGRESS_MIN_BYTES: u64 = 1024 * 1024;
+
+/// The progress line for a blob read: `digest` shortened, bytes so far and expected, in MiB.
+pub(crate) fn progress_line(digest: &str, read: u64, total: u64) -> String {
+    let mib = |n: u64| n as f64 / (1024.0 * 1024.0);
+    let short: String = digest.chars().take(19).collect();
+    format!(
+        "\r  reading {short}… {:.1}/{:.1} MiB   ",
+        mib(read),
+        mib(total)
+    )
 }
 
 impl Default for ClientOptions {
@@ -54,6 +71,7 @@ impl Default for ClientOptions {
             request_timeout: Duration::from_secs(300),
             debug: false,
             deadline: None,
+            progress: false,
         }
     }
 }
@@ -165,7 +183,7 @@ pub(crate) struct Request<'a> {
 pub struct Client {
     http: reqwest::Client,
     keychain: Keychain,
-    options: ClientOptions,
+    pub(crate) options: ClientOptions,
     hosts: Mutex<HashMap<String, HostState>>,
     stats: Stats,
 }
@@ -687,6 +705,15 @@ mod tests {
 
     fn url(s: &str) -> reqwest::Url {
         reqwest::Url::parse(s).unwrap()
+    }
+
+    #[test]
+    fn the_progress_line_shows_the_short_digest_and_mebibytes() {
+        let digest = format!("sha256:{}", "ab".repeat(32));
+        assert_eq!(
+            progress_line(&digest, 3 * 1024 * 1024 / 2, 4 * 1024 * 1024),
+            "\r  reading sha256:abababababab… 1.5/4.0 MiB   "
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ pub mod retry;
 
 pub use attach::{attach, AttachOptions, AttachReport};
 pub use auth::{Credential, Keychain};
-pub use client::{Client, ClientOptions, Stats};
+pub use client::{Client, ClientOptions, Stats, PROGRESS_MIN_BYTES};
 pub use cnb_referrers::reference::{ImageRef, ReferenceError, Repository};
 pub use error::{Error, ErrorCode};
 pub use retry::RetryPolicy;
