@@ -42,7 +42,8 @@ pub struct RegistryFlags {
     #[arg(long)]
     pub debug: bool,
     /// Overall deadline for the run's registry work, in seconds: no request starts or runs past
-    /// it, retries included (0: none, only the per-request timeout of 300 s).
+    /// it, retries included (0, or a value too large for the clock such as 18446744073709551615:
+    /// none, only the per-request timeout of 300 s).
     #[arg(
         long,
         env = "CNB_ATTEST_TIMEOUT",

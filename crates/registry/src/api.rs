@@ -265,7 +265,7 @@ impl Client {
             .await
             .map_err(|e| Error::transport(format!("reading blob {repo}@{digest}"), e))?
         {
-            written += chunk.len() as u64;
+            written = written.saturating_add(chunk.len() as u64);
             if written > max {
                 return Err(Error::TooLarge {
                     what: format!("GET blob {repo}@{digest}"),

@@ -15,6 +15,7 @@ use zeroize::Zeroizing;
 
 use crate::auth::{Challenge, Credential, Keychain};
 use crate::error::{retryable_status, MAX_ERROR_BODY_PARSED};
+use crate::numbers;
 use crate::retry::RetryPolicy;
 use crate::Error;
 use crate::Repository;
@@ -90,9 +91,14 @@ impl ClientOptions {
         self
     }
 
-    /// Sets the deadline `seconds` from now (`0`: none).
+    /// Sets the deadline `seconds` from now (`0`, or a value past what the clock can represent
+    /// such as `u64::MAX`: none).
     pub fn with_timeout(mut self, seconds: u64) -> Self {
-        self.deadline = (seconds > 0).then(|| Instant::now() + Duration::from_secs(seconds));
+        self.deadline = if seconds == 0 {
+            None
+        } else {
+            numbers::deadline_after(seconds)
+        };
         self
     }
 
@@ -107,7 +113,7 @@ impl ClientOptions {
         match self.deadline {
             None => Ok(self.request_timeout),
             Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
+                let left = numbers::time_left(deadline);
                 if left.is_zero() {
                     Err(Error::Deadline(what()))
                 } else {
@@ -415,7 +421,9 @@ impl Client {
                 struct TokenResponse {
                     token: Option<String>,
                     access_token: Option<String>,
-                    expires_in: Option<u64>,
+                    // Read as raw text, so that no value (negative, 1e400, a string) fails the
+                    // token or overflows the expiry: see `numbers::token_lifetime`.
+                    expires_in: Option<Box<serde_json::value::RawValue>>,
                 }
                 let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
                     Error::Auth("token realm answered something that is not a token".into())
@@ -424,16 +432,18 @@ impl Client {
                     .token
                     .or(parsed.access_token)
                     .ok_or_else(|| Error::Auth("token realm answered no token".into()))?;
-                // Tokens are reused until shortly before they expire (default lifetime 60 s).
-                let lifetime = parsed.expires_in.unwrap_or(60).saturating_sub(5).max(1);
-                if let Ok(mut hosts) = self.hosts.lock() {
-                    hosts.entry(repo.host.clone()).or_default().tokens.insert(
-                        scope,
-                        (
-                            Zeroizing::new(token),
-                            Instant::now() + Duration::from_secs(lifetime),
-                        ),
-                    );
+                // Tokens are reused until shortly before they expire (default lifetime 60 s, at
+                // most an hour, whatever the endpoint says).
+                let lifetime =
+                    numbers::token_lifetime(parsed.expires_in.as_deref().map(|r| r.get()));
+                if let (Ok(mut hosts), Some(expiry)) =
+                    (self.hosts.lock(), Instant::now().checked_add(lifetime))
+                {
+                    hosts
+                        .entry(repo.host.clone())
+                        .or_default()
+                        .tokens
+                        .insert(scope, (Zeroizing::new(token), expiry));
                 }
                 Ok(true)
             }
@@ -500,7 +510,7 @@ impl Client {
     fn may_wait(&self, wait: Duration) -> bool {
         self.options
             .deadline
-            .is_none_or(|deadline| Instant::now() + wait < deadline)
+            .is_none_or(|deadline| numbers::time_left(deadline) > wait)
     }
 
     async fn send_once(&self, request: &Request<'_>) -> Result<reqwest::Response, Error> {
@@ -646,8 +656,7 @@ fn redact_url(url: &reqwest::Url) -> String {
 }
 
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
-    value.parse::<u64>().ok().map(Duration::from_secs)
+    numbers::retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?)
 }
 
 /// Reads a response body, refusing more than `max` bytes (checked while streaming, not trusting
@@ -672,12 +681,9 @@ pub(crate) async fn read_bounded(
         .await
         .map_err(|e| Error::transport(format!("reading the body of {what}"), e))?
     {
-        if out.len() as u64 + chunk.len() as u64 > max {
-            return Err(Error::TooLarge {
-                what,
-                size: out.len() as u64 + chunk.len() as u64,
-                max,
-            });
+        let size = (out.len() as u64).saturating_add(chunk.len() as u64);
+        if size > max {
+            return Err(Error::TooLarge { what, size, max });
         }
         out.extend_from_slice(&chunk);
     }

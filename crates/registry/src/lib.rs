@@ -28,6 +28,7 @@ mod client;
 pub mod cosign_tag;
 pub mod doctor;
 mod error;
+pub mod numbers;
 pub mod retry;
 
 pub use attach::{attach, AttachOptions, AttachReport};
