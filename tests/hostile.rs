@@ -1654,10 +1654,13 @@ fn escape_sequences_in_remote_text_are_shown_escaped_by_every_command() {
     }
 
     let out = ex.tmp.path().join("out");
+    // The DSSE referrer (its payloadType is not in-toto's) is left out, named escaped.
     let downloaded = ex.download(&out, &[]);
-    assert_eq!(downloaded.status.code(), Some(3), "{}", text(&downloaded));
     let shown = clean("download", &downloaded);
-    assert!(shown.contains(&bundle), "{shown}");
+    assert!(
+        shown.contains(&dsse) && shown.contains("\\r\\u{1b}[2Kverified  sha256:"),
+        "{shown}"
+    );
 
     let analyzed = run(Command::new(bin("analyzer"))
         .arg("-previous-image")
@@ -1667,7 +1670,9 @@ fn escape_sequences_in_remote_text_are_shown_escaped_by_every_command() {
         .arg("-key")
         .arg(ex.keys().join("cosign.pub"))
         .env("DOCKER_CONFIG", "/nonexistent"));
-    assert!(!analyzed.status.success(), "{}", text(&analyzed));
     let shown = clean("analyzer", &analyzed);
-    assert!(shown.contains(&bundle), "{shown}");
+    assert!(
+        shown.contains(&dsse) && shown.contains("\\r\\u{1b}[2Kverified  sha256:"),
+        "{shown}"
+    );
 }
