@@ -1578,3 +1578,119 @@ fn verify_selects_and_checks_coverage_as_download_does() {
     // Without the gate, what is listed verifies.
     assert!(!ok(verify(&[])).is_empty());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Terminal injection (issue 14 item 2).
+// ---------------------------------------------------------------------------------------------
+
+/// Issue 14 item 2: remote text holding escape sequences (a `\r` + `ESC[2K` that would overwrite
+/// the line with a forged `verified  sha256:…`, an SGR colour, a bidi override) in the unsigned
+/// annotations (buildpack ID, layer name, predicate type), in the statement's subject names and in
+/// a DSSE `payloadType` reaches no terminal raw: `ls`, `verify`, `download` and the analyzer show
+/// it escaped, on stdout and stderr, and no line of `verify` claims the forged attestations
+/// verified.
+#[test]
+fn escape_sequences_in_remote_text_are_shown_escaped_by_every_command() {
+    let ex = Example::signed();
+    let fake = "0".repeat(64);
+    let forged = format!("\r\x1b[2Kverified  sha256:{fake}");
+    let predicate = cdx("escapes");
+    let statement = Statement::new(
+        StatementVersion::V1,
+        vec![
+            Subject::sha256("image", &ex.image_hex()).unwrap(),
+            Subject::sha256(
+                &format!("{CA}:helper\x1b[31m\u{202e}{forged}"),
+                &ex.diff_id(CA, "helper"),
+            )
+            .unwrap(),
+        ],
+        CDX,
+        predicate.clone(),
+    )
+    .unwrap();
+    let annotations = hints(
+        &format!("{CA}{forged}"),
+        &format!("helper{forged}\u{202e}"),
+        CDX_MEDIA,
+        &predicate,
+    );
+    // The annotations' predicate type is the forged one: a bundle and a DSSE referrer.
+    let lying_type = format!("{CDX}{forged}");
+    let envelope = ex.sign(statement.to_json());
+    let bundle = ex.store(StorageFormat::Bundle, &envelope, &lying_type, &annotations);
+    // A DSSE referrer whose signed payloadType carries the sequence.
+    let odd_type = format!("{IN_TOTO_PAYLOAD_TYPE}{forged}");
+    let odd = Envelope::sign(&odd_type, statement.to_json(), &ex.key).unwrap();
+    let dsse = ex.store(StorageFormat::Dsse, &odd, CDX, &annotations);
+
+    let clean = |what: &str, output: &Output| {
+        let shown = text(output);
+        for raw in ['\x1b', '\r', '\u{202e}'] {
+            assert!(
+                !shown.contains(raw),
+                "{what}: raw {raw:?} in its output:\n{}",
+                shown.escape_debug()
+            );
+        }
+        for line in shown.lines() {
+            assert!(
+                !(line.starts_with("verified")
+                    && (line.contains(&fake)
+                        || line.contains(&bundle[7..])
+                        || line.contains(&dsse[7..]))),
+                "{what}: a forged verified line: {line}"
+            );
+        }
+        shown
+    };
+
+    let listed = run(Command::new(bin("cnb-attest"))
+        .arg("ls")
+        .arg(ex.reference()));
+    assert!(listed.status.success(), "{}", text(&listed));
+    let shown = clean("ls", &listed);
+    assert!(
+        shown.contains("\\r\\u{1b}[2Kverified  sha256:") && shown.contains("\\u{1b}[31m\\u{202e}"),
+        "ls shows the annotations and subject names escaped:\n{shown}"
+    );
+
+    let verified = run(Command::new(bin("cnb-attest"))
+        .arg("verify")
+        .arg(ex.reference())
+        .arg("--key")
+        .arg(ex.keys().join("cosign.pub")));
+    assert_eq!(verified.status.code(), Some(3), "{}", text(&verified));
+    let shown = clean("verify", &verified);
+    for digest in [&bundle, &dsse] {
+        assert!(
+            shown
+                .lines()
+                .any(|l| l.starts_with("FAILED") && l.contains(digest.as_str())),
+            "verify reports {digest} as FAILED:\n{shown}"
+        );
+    }
+
+    let out = ex.tmp.path().join("out");
+    // The DSSE referrer (its payloadType is not in-toto's) is left out, named escaped.
+    let downloaded = ex.download(&out, &[]);
+    let shown = clean("download", &downloaded);
+    assert!(
+        shown.contains(&dsse) && shown.contains("\\r\\u{1b}[2Kverified  sha256:"),
+        "{shown}"
+    );
+
+    let analyzed = run(Command::new(bin("analyzer"))
+        .arg("-previous-image")
+        .arg(ex.reference())
+        .arg("-layers")
+        .arg(ex.tmp.path().join("restored"))
+        .arg("-key")
+        .arg(ex.keys().join("cosign.pub"))
+        .env("DOCKER_CONFIG", "/nonexistent"));
+    let shown = clean("analyzer", &analyzed);
+    assert!(
+        shown.contains(&dsse) && shown.contains("\\r\\u{1b}[2Kverified  sha256:"),
+        "{shown}"
+    );
+}

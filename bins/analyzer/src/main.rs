@@ -11,7 +11,7 @@ use clap::Parser;
 use cnb_attest::restore::{restore, Fallback, Origin, Refusal, RestoreRequest};
 use cnb_attest::{Error, Image, OpenOptions, Policy};
 use cnb_phase::flags::{LayoutFlags, RegistryFlags};
-use cnb_phase::{exit, Failure};
+use cnb_phase::{exit, shown, Failure};
 
 /// Restore the previous image's verified SBOMs into the layers directory.
 #[derive(Parser)]
@@ -99,7 +99,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         if cli.strict {
             return Err(Failure::new(exit::ANALYZE_NO_SBOMS, why));
         }
-        eprintln!("Warning: {why}; no SBOM restored");
+        eprintln!("Warning: {}; no SBOM restored", shown(&why));
         Ok(exit::OK)
     };
     let result = cnb_attest::block_on(async {
@@ -131,14 +131,16 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             .unwrap_or_default()
         );
     }
+    // Every line below shows remote-derived text (attestation names, reasons, paths): escaped.
+    let name = shown(&name);
     for problem in &report.plan.failures {
-        eprintln!("ERROR: {problem}");
+        eprintln!("ERROR: {}", shown(&problem.to_string()));
     }
     for problem in &report.plan.warnings {
-        eprintln!("Warning: {problem}");
+        eprintln!("Warning: {}", shown(&problem.to_string()));
     }
     for problem in &report.plan.left_out {
-        eprintln!("Warning: left out {problem}");
+        eprintln!("Warning: left out {}", shown(&problem.to_string()));
     }
     if report.left_out > 0 {
         eprintln!(
@@ -147,11 +149,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         );
     }
     for problem in &report.plan.not_restored {
-        eprintln!("Skipped {problem}");
+        eprintln!("Skipped {}", shown(&problem.to_string()));
     }
     for path in &report.unsigned_placement {
         eprintln!(
-            "Warning: {path}: placed by the unsigned io.buildpacks.buildpack.id annotation (the SBOM is signed, its place is not)"
+            "Warning: {}: placed by the unsigned io.buildpacks.buildpack.id annotation (the SBOM is signed, its place is not)",
+            shown(path)
         );
     }
     if unsigned {
@@ -159,7 +162,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             "Warning: {name} has no SBOM attestations; restoring from its SBOM layer, which is not signed"
         );
         for (path, reason) in &report.sbom_layer_skipped {
-            eprintln!("Skipping {path} in the SBOM layer: {reason}");
+            eprintln!(
+                "Skipping {} in the SBOM layer: {}",
+                shown(&path.to_string()),
+                shown(&reason.to_string())
+            );
         }
     }
     let outcome = match &report.refusal {

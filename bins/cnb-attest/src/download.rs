@@ -6,7 +6,7 @@ use clap::Args;
 use cnb_attest::restore::{restore, selection, Fallback, Origin, Refusal, RestoreRequest};
 use cnb_attest::{Image, Policy};
 use cnb_phase::flags::RegistryFlags;
-use cnb_phase::{exit, Failure};
+use cnb_phase::{exit, shown, Failure};
 
 use crate::{failure, print_json, run as block_on};
 
@@ -74,6 +74,7 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
         let report = restore(&image, &request, &root).await?;
         Ok((report, image.name().to_string()))
     })?;
+    let location = shown(&location);
     let unsigned = report.origin == Origin::SbomLayer;
     if unsigned {
         eprintln!(
@@ -93,23 +94,24 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
         }));
     } else {
         for path in &report.written {
-            println!("{}", path.display());
+            println!("{}", shown(&path.display().to_string()));
         }
         for problem in &report.plan.failures {
-            eprintln!("FAILED {problem}");
+            eprintln!("FAILED {}", shown(&problem.to_string()));
         }
         for problem in &report.plan.warnings {
-            eprintln!("Warning: {problem}");
+            eprintln!("Warning: {}", shown(&problem.to_string()));
         }
         for problem in &report.plan.left_out {
-            eprintln!("Warning: left out {problem}");
+            eprintln!("Warning: left out {}", shown(&problem.to_string()));
         }
         for problem in &report.plan.not_restored {
-            eprintln!("Skipped {problem}");
+            eprintln!("Skipped {}", shown(&problem.to_string()));
         }
         for path in &report.unsigned_placement {
             eprintln!(
-                "Warning: {path}: placed by the unsigned io.buildpacks.buildpack.id annotation (the SBOM is signed, its place is not)"
+                "Warning: {}: placed by the unsigned io.buildpacks.buildpack.id annotation (the SBOM is signed, its place is not)",
+                shown(&path.to_string())
             );
         }
     }
@@ -129,7 +131,7 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
             exit::VERIFY_FAILED,
             format!(
                 "{location}: launch layers without a verified SBOM: {}; nothing was written",
-                missing.join(", ")
+                shown(&missing.join(", "))
             ),
         )
         .already_printed(args.json)),
@@ -142,7 +144,7 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
             eprintln!(
                 "{location}: {} verified SBOM(s) written under {}{}",
                 report.written.len(),
-                root.join("sbom").join("launch").display(),
+                shown(&root.join("sbom").join("launch").display().to_string()),
                 report
                     .requests
                     .map(|r| format!(" ({r} request(s))"))

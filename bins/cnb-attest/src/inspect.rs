@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use cnb_attest::{inspect, Image, Listed};
 use cnb_phase::flags::RegistryFlags;
-use cnb_phase::{exit, Failure};
+use cnb_phase::{exit, shown, Failure};
 
 use crate::{failure, print_json, run as block_on};
 
@@ -61,7 +61,9 @@ pub(crate) fn ls(args: LsArgs) -> Result<u8, Failure> {
             n => format!(", {n} other referrer(s)"),
         };
         println!(
-            "{location}@{digest}: {} attestation(s), {} image signature(s){others}",
+            "{}@{}: {} attestation(s), {} image signature(s){others}",
+            shown(&location),
+            shown(&digest),
             listing.attestations(),
             listing.signatures(),
         );
@@ -111,19 +113,26 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     } else {
         for v in &verdicts {
             match &v.failure {
-                None => println!("verified  {}", v.name()),
-                Some(reason) => println!("FAILED    {}: {reason}", v.name()),
+                None => println!("verified  {}", shown(&v.name())),
+                Some(reason) => {
+                    println!(
+                        "FAILED    {}: {}",
+                        shown(&v.name()),
+                        shown(&reason.to_string())
+                    )
+                }
             }
         }
         for s in &signatures {
             match &s.failure {
                 None => println!(
                     "verified  {} (image signature, cosign simple-signing)",
-                    s.digest
+                    shown(&s.digest.to_string())
                 ),
                 Some(reason) => println!(
-                    "FAILED    {} (image signature, cosign simple-signing): {reason}",
-                    s.digest
+                    "FAILED    {} (image signature, cosign simple-signing): {}",
+                    shown(&s.digest.to_string()),
+                    shown(&reason.to_string())
                 ),
             }
         }
@@ -165,16 +174,24 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         )
         .already_printed(args.json));
     }
-    eprintln!("{location}: all {total} attestation(s) verified with key{fingerprint}");
+    eprintln!(
+        "{}: all {total} attestation(s) verified with key{fingerprint}",
+        shown(&location)
+    );
     Ok(exit::OK)
 }
 
-/// `name@sha256:<12 hex>`.
+/// `name@sha256:<12 hex>`, escaped (the name is the unverified statement's).
 fn short(subject: &str) -> String {
-    match subject.split_once("@sha256:") {
+    shown(&match subject.split_once("@sha256:") {
         Some((name, hex)) => format!("{name}@sha256:{}", hex.chars().take(12).collect::<String>()),
         None => subject.to_string(),
-    }
+    })
+}
+
+/// An optional listing cell, escaped, or `default`.
+fn cell(value: Option<&str>, default: &str) -> String {
+    value.map_or_else(|| default.to_string(), shown)
 }
 
 fn print_listed(listed: &[Listed]) {
@@ -185,10 +202,10 @@ fn print_listed(listed: &[Listed]) {
     for l in listed {
         println!(
             "{:<7} {:<27} {:<36} {:<16} {:>9}  {}",
-            l.format.as_deref().unwrap_or("other"),
-            l.predicate_type.as_deref().unwrap_or("-"),
-            l.buildpack.as_deref().unwrap_or("-"),
-            l.layer.as_deref().unwrap_or("-"),
+            cell(l.format.as_deref(), "other"),
+            cell(l.predicate_type.as_deref(), "-"),
+            cell(l.buildpack.as_deref(), "-"),
+            cell(l.layer.as_deref(), "-"),
             l.size,
             l.subjects
                 .iter()
@@ -197,7 +214,7 @@ fn print_listed(listed: &[Listed]) {
                 .join(", ")
         );
         if let Some(problem) = &l.problem {
-            println!("        ! {problem}");
+            println!("        ! {}", shown(problem));
         }
     }
 }

@@ -118,7 +118,13 @@ fn doctor(args: DoctorArgs) -> Result<u8, Failure> {
             Some(false) => "no",
             None => "unknown",
         };
-        println!("  {:<42} {:<8} {}", check.name, verdict, check.evidence);
+        // The evidence quotes the registry's answers: escaped.
+        println!(
+            "  {:<42} {:<8} {}",
+            check.name,
+            verdict,
+            cnb_phase::shown(&check.evidence.to_string())
+        );
     }
     println!("signer path: {}", diagnosis.signer_path);
     println!("({requests} request(s))");

@@ -135,11 +135,13 @@ pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
                     Status::AlreadyPresent => "already present",
                 },
                 a.format,
-                a.predicate_type,
-                a.buildpack.as_deref().unwrap_or("-"),
+                cnb_phase::shown(&a.predicate_type.to_string()),
+                a.buildpack
+                    .as_deref()
+                    .map_or_else(|| "-".into(), cnb_phase::shown),
                 a.layer
                     .as_deref()
-                    .map(|l| format!(":{l}"))
+                    .map(|l| format!(":{}", cnb_phase::shown(l)))
                     .unwrap_or_default()
             );
         }

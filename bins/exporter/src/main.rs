@@ -129,7 +129,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         None => {}
     }
     for (path, reason) in &report.skipped {
-        eprintln!("Skipping {}: {reason}", path.display());
+        eprintln!(
+            "Skipping {}: {}",
+            cnb_phase::shown(&path.display().to_string()),
+            cnb_phase::shown(&reason.to_string())
+        );
     }
     println!(
         "Wrote {} attestation(s) for {} to {}",

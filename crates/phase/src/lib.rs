@@ -18,6 +18,28 @@ use std::ffi::OsString;
 use std::fmt;
 use std::process::ExitCode;
 
+/// The most characters of one remote-derived value [`shown`] prints: generous, so only a flood
+/// is cut.
+pub const MAX_SHOWN: usize = 4096;
+
+/// `text` as a terminal or log may show it: every control, bidi and line-separator character
+/// escaped (`\r`, `\u{1b}`, `\u{202e}`, ...; see [`cnb_untrusted::text::sanitize`]) and cut
+/// after [`MAX_SHOWN`] characters. The one function every text renderer of the binaries passes
+/// remote-derived text through (annotations, subject names, media types, failure reasons), so a
+/// registry cannot forge a `verified` line or rewrite what is on screen. Escaping twice changes
+/// nothing: the escaped form holds no character it would escape. JSON output is not passed
+/// through it (JSON encoding escapes control characters itself).
+///
+/// ```
+/// let forged = "bp\r\x1b[2Kverified  sha256:00\u{202e}";
+/// assert_eq!(cnb_phase::shown(forged), "bp\\r\\u{1b}[2Kverified  sha256:00\\u{202e}");
+/// assert_eq!(cnb_phase::shown(&cnb_phase::shown(forged)), cnb_phase::shown(forged));
+/// assert_eq!(cnb_phase::shown("paketo-buildpacks/node-engine"), "paketo-buildpacks/node-engine");
+/// ```
+pub fn shown(text: &str) -> String {
+    cnb_untrusted::text::sanitize(text, MAX_SHOWN)
+}
+
 /// An error for the user: one line, an optional hint, and the exit code it maps to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -95,9 +117,11 @@ pub fn main<T: clap::Parser>(run: impl FnOnce(T) -> Result<u8, Failure>) -> Exit
     match run(parsed) {
         Ok(code) => ExitCode::from(code),
         Err(failure) => {
-            eprintln!("ERROR: {}", failure.message);
+            // The one place errors reach the terminal: whatever remote text a message embeds is
+            // escaped here, once.
+            eprintln!("ERROR: {}", shown(&failure.message));
             if let Some(hint) = &failure.hint {
-                eprintln!("hint: {hint}");
+                eprintln!("hint: {}", shown(hint));
             }
             if json && !failure.rendered {
                 // Under --json, stdout is one JSON document on failure too.
@@ -152,7 +176,7 @@ where
 /// [`main`] for a lifecycle phase: `CNB_PLATFORM_API` is checked before anything is parsed.
 pub fn phase_main<T: clap::Parser>(run: impl FnOnce(T) -> Result<u8, Failure>) -> ExitCode {
     if let Err(f) = check_platform_api() {
-        eprintln!("ERROR: {}", f.message);
+        eprintln!("ERROR: {}", shown(&f.message));
         return ExitCode::from(f.code);
     }
     main(run)
@@ -208,7 +232,7 @@ pub fn guard_experimental(feature: &str) -> Result<(), Failure> {
     {
         "quiet" => Ok(()),
         "warn" => {
-            eprintln!("Warning: {feature} is experimental");
+            eprintln!("Warning: {} is experimental", shown(feature));
             Ok(())
         }
         _ => Err(

@@ -104,6 +104,10 @@ impl Verdict {
 }
 
 /// A one-line name for a listed attestation: `<digest> (<buildpack>[:<layer>], <predicate type>, <format>)`.
+///
+/// The buildpack, layer, predicate type and format are unsigned remote text, kept as read: the
+/// name also goes into JSON reports ([`crate::select::Problem`]), which escape it themselves.
+/// Text renderers show it through `cnb_phase::shown`.
 pub fn describe(listed: &Listed) -> String {
     let who = match (&listed.buildpack, &listed.layer) {
         (Some(bp), Some(layer)) => format!("{bp}:{layer}"),
