@@ -151,6 +151,11 @@ pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error>
             "a saved daemon image cannot carry attestations; push it or save it as an OCI layout"
                 .into(),
         )),
+        // Built without `registry` while cnb-sbom-restore has it (another package of the same
+        // build asked for it): a registry image is still refused, by type.
+        #[cfg(not(feature = "registry"))]
+        #[allow(unreachable_patterns)]
+        _ => return Err(Error::RegistryUnsupported(image.name().to_string())),
     };
     Ok(Signed {
         report,
