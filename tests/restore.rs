@@ -431,3 +431,91 @@ fn sboms_whose_paths_differ_only_in_letter_case_are_both_refused() {
         "{report:#}"
     );
 }
+
+/// The unsigned fallback is taken only when the image has no SBOM attestation at all, decided
+/// before `--buildpack` filters: asking for a buildpack that has none, on an image whose other
+/// buildpacks are signed, writes nothing rather than that buildpack's unsigned SBOM-layer files;
+/// and unsigned output is never called verified.
+#[test]
+fn a_buildpack_filter_never_downgrades_to_the_unsigned_sbom_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    let reference = format!("oci:{}", image.display());
+    // Only node-engine's SBOMs are signed.
+    let signed_only = tmp.path().join("node-engine-only");
+    cnb_attest_tests::copy_dir(&layers, &signed_only);
+    for other in [
+        "paketo-buildpacks_ca-certificates",
+        "paketo-buildpacks_npm-install",
+    ] {
+        std::fs::remove_dir_all(signed_only.join("sbom/launch").join(other)).unwrap();
+    }
+    sign(&reference, &signed_only, &tmp.path().join("k"), None);
+
+    let out = tmp.path().join("npm-install");
+    let refused = run(env(
+        Command::new(bin("cnb-attest"))
+            .args(["download", &reference, "-o"])
+            .arg(&out)
+            .arg("--key")
+            .arg(tmp.path().join("k/cosign.pub"))
+            .args([
+                "--buildpack",
+                "paketo-buildpacks/npm-install",
+                "--sbom-layer-fallback",
+            ]),
+        None,
+    ));
+    assert_eq!(refused.status.code(), Some(4), "{}", text(&refused));
+    assert!(
+        !text(&refused).contains("has no SBOM attestations"),
+        "{}",
+        text(&refused)
+    );
+    assert!(
+        !out.join("layers/sbom").exists(),
+        "unsigned files were written"
+    );
+
+    // Without the filter the signed ones are restored, and nothing from the unsigned layer.
+    let out = tmp.path().join("all");
+    let report = download(
+        &reference,
+        &out,
+        &tmp.path().join("k"),
+        None,
+        &["--sbom-layer-fallback"],
+    );
+    assert_eq!(report["unsigned-sbom-layer"], false, "{report:#}");
+    assert_eq!(
+        downloaded(&out).into_keys().collect::<Vec<_>>(),
+        [
+            "paketo-buildpacks_node-engine/node/sbom.cdx.json",
+            "paketo-buildpacks_node-engine/node/sbom.spdx.json",
+            "paketo-buildpacks_node-engine/node/sbom.syft.json"
+        ]
+    );
+
+    // On an unsigned image the fallback output says it is unsigned, not verified.
+    let unsigned_image = tmp.path().join("unsigned");
+    let (_, fresh) = fresh_example(&unsigned_image);
+    let fell_back = run(env(
+        Command::new(bin("cnb-attest"))
+            .args(["download"])
+            .arg(format!("oci:{}", fresh.display()))
+            .arg("-o")
+            .arg(tmp.path().join("fallback"))
+            .arg("--key")
+            .arg(tmp.path().join("k/cosign.pub"))
+            .arg("--sbom-layer-fallback"),
+        None,
+    ));
+    assert!(fell_back.status.success(), "{}", text(&fell_back));
+    assert!(
+        text(&fell_back).contains("SBOM(s) from the unsigned SBOM layer written")
+            && !text(&fell_back).contains("verified SBOM(s) written"),
+        "{}",
+        text(&fell_back)
+    );
+}

@@ -142,8 +142,14 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
         .already_printed(args.json)),
         None => {
             eprintln!(
-                "{location}: {} verified SBOM(s) written under {}{}",
+                "{location}: {} {} written under {}{}",
                 report.written.len(),
+                // Unsigned output is never called verified.
+                if unsigned {
+                    "SBOM(s) from the unsigned SBOM layer"
+                } else {
+                    "verified SBOM(s)"
+                },
                 shown(&root.join("sbom").join("launch").display().to_string()),
                 report
                     .requests

@@ -172,9 +172,19 @@ pub async fn restore(
 ) -> Result<RestoreReport, Error> {
     let metadata = image.metadata()?;
     let selection = &request.selection;
+    // Whether the image has SBOM attestations at all is decided before the selection filters
+    // them: a request for one buildpack never turns "other buildpacks are signed" into "nothing
+    // is signed" and so into the unsigned fallback.
+    let any = Selection::default();
+    let listed = std::sync::atomic::AtomicUsize::new(0);
     let fetched = image
         .source
-        .fetch(&|d| selection.wants(d))
+        .fetch(&|d| {
+            if any.wants(d) {
+                listed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            selection.wants(d)
+        })
         .await
         .map_err(|source| Error::Read {
             image: image.name().to_string(),
@@ -210,8 +220,9 @@ pub async fn restore(
         })
     } else if !plan.files.is_empty() {
         None
-    } else if !fetched.is_empty() {
-        // There are SBOM attestations but none verified: never the unsigned layer in their place.
+    } else if !fetched.is_empty() || listed.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+        // There are SBOM attestations but none verified (or none selected): never the unsigned
+        // layer in their place.
         Some(Refusal::NoneVerified {
             attestations: fetched.len(),
         })
