@@ -389,3 +389,40 @@ fn under_json_an_error_is_a_json_object_and_results_are_json() {
     assert_eq!(restored["report"]["origin"], "sbom-layer", "{restored}");
     assert!(!restored["report"]["written"].as_array().unwrap().is_empty());
 }
+
+/// One size limit for both sides: an SBOM whose stored attestation would be larger than readers
+/// accept (64 MiB) is refused when signing, with the limit named, and nothing is stored; before,
+/// it signed and could then never be downloaded or restored.
+#[test]
+fn an_sbom_too_large_for_readers_is_refused_at_sign_time() {
+    let c = case();
+    // A valid CycloneDX document of about 51 MB: its base64 in a bundle is about 68 MB.
+    let padding = "A".repeat(51 * 1000 * 1000);
+    let big = format!(
+        "{{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.4\",\"version\":1,\"metadata\":{{\"padding\":\"{padding}\"}}}}"
+    );
+    fs::write(
+        sbom(&c, "paketo-buildpacks_node-engine/node/sbom.cdx.json"),
+        big,
+    )
+    .unwrap();
+    key_pair(&c.keys, "");
+    let sign_with_key = |c: &Case| {
+        run(Command::new(bin("cnb-attest"))
+            .arg("sign")
+            .arg(format!("oci:{}", c.image.display()))
+            .arg("--layers")
+            .arg(&c.layers)
+            .arg("--key")
+            .arg(c.keys.join("cosign.key"))
+            .env("COSIGN_PASSWORD", ""))
+    };
+    refused(
+        &c,
+        sign_with_key,
+        &[
+            "over the 67108864-byte limit that readers",
+            "nothing was stored",
+        ],
+    );
+}

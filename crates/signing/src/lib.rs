@@ -74,6 +74,24 @@ pub enum Error {
     /// A signing option is invalid.
     #[error("{0}")]
     BadOption(String),
+    /// A stored attestation would be larger than readers accept: it could be signed, but never
+    /// downloaded or restored.
+    #[error(
+        "attestation #{index} ({what}): its stored {format} would be {size} bytes, over the \
+         {max}-byte limit that readers (download, the analyzer) accept; nothing was stored"
+    )]
+    TooLargeForReaders {
+        /// Position in the configuration (1-based).
+        index: usize,
+        /// Predicate type or file.
+        what: String,
+        /// Storage format.
+        format: &'static str,
+        /// Its size.
+        size: u64,
+        /// [`cnb_referrers::format::MAX_ATTESTATION_BLOB`].
+        max: u64,
+    },
 }
 
 /// Choices for a signing run.
@@ -486,6 +504,17 @@ pub fn plan(
                 );
                 Stored::CosignTagLayer(descriptor, bytes)
             };
+            // One limit for both sides: what readers refuse is never signed.
+            let max = cnb_referrers::format::MAX_ATTESTATION_BLOB;
+            if stored.size() > max {
+                return Err(Error::TooLargeForReaders {
+                    index: p.index,
+                    what: p.predicate_type.clone(),
+                    format: stored.format_name(),
+                    size: stored.size(),
+                    max,
+                });
+            }
             out.push(Planned {
                 prepared: p.clone(),
                 stored,
