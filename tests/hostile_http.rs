@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use cnb_attest_tests::closed::{assert_fails_closed, assert_leaves_out, files, mib};
-use cnb_attest_tests::proxy::{get, Action, Plan, Proxy, RequestInfo};
+use cnb_attest_tests::proxy::{bearer_realm, get, Action, Plan, Proxy, RequestInfo};
 use cnb_attest_tests::registry::Kind;
 use cnb_attest_tests::signed::{
     list_like, SignedImage, BUNDLE, CDX, FIVE_GIB, MAX_MANIFEST, NODE, OCI_INDEX, OCI_MANIFEST,
@@ -1011,36 +1011,12 @@ fn endless_token() -> Option<Vec<String>> {
     let image = Image::pushed(Kind::Ferro)?;
     let mut errors = Vec::new();
     for length in [Some(FIVE_GIB), None] {
-        let proxy_host = Arc::new(std::sync::OnceLock::<String>::new());
-        let host = Arc::clone(&proxy_host);
-        let proxy = Proxy::start(
-            &image.registry.host,
-            Plan::new()
-                .on(
-                    |r| r.path() == "/token",
-                    move |_, _| Action::Stream {
-                        status: 200,
-                        headers: vec![("Content-Type".into(), "application/json".into())],
-                        length,
-                        limit: 1 << 30,
-                    },
-                )
-                .on(
-                    |r| r.header("authorization") != Some("Bearer t"),
-                    move |_, _| Action::Respond {
-                        status: 401,
-                        headers: vec![(
-                            "WWW-Authenticate".into(),
-                            format!(
-                                "Bearer realm=\"http://{}/token\",service=\"x\"",
-                                host.get().unwrap()
-                            ),
-                        )],
-                        body: br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec(),
-                    },
-                ),
-        );
-        proxy_host.set(proxy.host.clone()).unwrap();
+        let proxy = bearer_realm(&image.registry.host, move |_, _| Action::Stream {
+            status: 200,
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            length,
+            limit: 1 << 30,
+        });
         let out = image.tmp.path().join(format!("out-{}", length.is_some()));
         let error = download_error(&image, &proxy, &out);
         assert!(error.contains("exceeds the 65536-byte limit"), "{error}");

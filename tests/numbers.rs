@@ -9,7 +9,7 @@ use std::process::Output;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use cnb_attest_tests::proxy::{Action, Plan, Proxy};
+use cnb_attest_tests::proxy::{bearer_realm, Action, Plan, Proxy};
 use cnb_attest_tests::registry::Kind;
 use cnb_attest_tests::signed::{SignedImage, REPO};
 use cnb_attest_tests::text;
@@ -45,36 +45,11 @@ fn assert_normal_error(case: &str, out: &Output) -> String {
 /// on its own host (`/token`) and answers that token request itself with `token_body`; requests
 /// carrying the token are forwarded.
 fn token_proxy(image: &SignedImage, token_body: String) -> Proxy {
-    let proxy_host = Arc::new(OnceLock::<String>::new());
-    let host = Arc::clone(&proxy_host);
-    let proxy = Proxy::start(
-        &image.registry.host,
-        Plan::new()
-            .on(
-                |r| r.path() == "/token",
-                move |_, _| Action::Respond {
-                    status: 200,
-                    headers: vec![("Content-Type".into(), "application/json".into())],
-                    body: token_body.clone().into_bytes(),
-                },
-            )
-            .on(
-                |r| r.header("authorization") != Some("Bearer t"),
-                move |_, _| Action::Respond {
-                    status: 401,
-                    headers: vec![(
-                        "WWW-Authenticate".into(),
-                        format!(
-                            "Bearer realm=\"http://{}/token\",service=\"x\"",
-                            host.get().unwrap()
-                        ),
-                    )],
-                    body: br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec(),
-                },
-            ),
-    );
-    proxy_host.set(proxy.host.clone()).unwrap();
-    proxy
+    bearer_realm(&image.registry.host, move |_, _| Action::Respond {
+        status: 200,
+        headers: vec![("Content-Type".into(), "application/json".into())],
+        body: token_body.clone().into_bytes(),
+    })
 }
 
 /// A token endpoint answering `expires_in` = u64::MAX, -1, "soon", 1e400 (and u64::MAX + 1):

@@ -801,3 +801,35 @@ fn forward(shared: &Shared, request: &RequestInfo, body: &[u8]) -> io::Result<Re
 pub fn get(path: String) -> impl Fn(&RequestInfo) -> bool + Send + Sync + 'static {
     move |r: &RequestInfo| r.method == "GET" && r.path() == path
 }
+
+/// A proxy in front of `upstream` that acts as a registry asking for a Bearer token from a realm
+/// on its own host (`/token`), answers the token request itself with `token`, and forwards the
+/// requests that carry the token (`Bearer t`).
+pub fn bearer_realm(
+    upstream: &str,
+    token: impl Fn(&RequestInfo, usize) -> Action + Send + Sync + 'static,
+) -> Proxy {
+    let proxy_host = Arc::new(std::sync::OnceLock::<String>::new());
+    let host = Arc::clone(&proxy_host);
+    let proxy = Proxy::start(
+        upstream,
+        Plan::new().on(|r| r.path() == "/token", token).on(
+            |r| r.header("authorization") != Some("Bearer t"),
+            move |_, _| Action::Respond {
+                status: 401,
+                headers: vec![(
+                    "WWW-Authenticate".into(),
+                    format!(
+                        "Bearer realm=\"http://{}/token\",service=\"x\"",
+                        host.get().expect("the proxy's host is set before requests")
+                    ),
+                )],
+                body: br#"{"errors":[{"code":"UNAUTHORIZED"}]}"#.to_vec(),
+            },
+        ),
+    );
+    proxy_host
+        .set(proxy.host.clone())
+        .expect("set once, right after the proxy starts");
+    proxy
+}

@@ -108,6 +108,20 @@ impl Image {
         self.source.requests()
     }
 
+    /// Every referrer `select` accepts (from its listed descriptor), with its attestation blob.
+    pub(crate) async fn fetch(
+        &self,
+        select: &(dyn Fn(&cnb_referrers::Descriptor) -> bool + Sync),
+    ) -> Result<Vec<cnb_sbom_restore::inspect::Fetched>, Error> {
+        self.source
+            .fetch(select)
+            .await
+            .map_err(|source| Error::Read {
+                image: self.name.clone(),
+                source,
+            })
+    }
+
     /// The image with its manifest, or an error saying a saved daemon image has none (it carries
     /// no attestations: `what` is refused).
     pub(crate) fn with_manifest(&self) -> Result<&cnb_referrers::layout::Image, Error> {

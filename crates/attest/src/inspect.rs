@@ -48,14 +48,7 @@ fn is_image_signature(listed: &Listed) -> bool {
 /// refused.
 async fn fetch_all(image: &Image) -> Result<Vec<Fetched>, Error> {
     image.with_manifest()?;
-    image
-        .source
-        .fetch(&|_| true)
-        .await
-        .map_err(|source| Error::Read {
-            image: image.name().to_string(),
-            source,
-        })
+    image.fetch(&|_| true).await
 }
 
 /// Lists the attestations of `image` (nothing is verified: a view for people).
@@ -99,14 +92,9 @@ pub async fn list(image: &Image) -> Result<Listing, Error> {
 /// # Ok::<(), cnb_attest::Error>(())
 /// ```
 pub async fn verify(image: &Image, keys: &[VerifyingKey]) -> Result<Vec<Verdict>, Error> {
-    let fetched = fetch_all(image).await?;
-    let metadata = image.metadata().ok();
-    Ok(cnb_sbom_restore::select::verify_placed(
-        image.with_manifest()?,
-        metadata.as_ref(),
-        &fetched,
-        keys,
-    ))
+    Ok(verify_with(image, &VerifyRequest::new(keys.to_vec()))
+        .await?
+        .verdicts)
 }
 
 /// What [`verify_with`] checks: the keys, which attestations (the same selection `download` makes),
@@ -169,14 +157,7 @@ pub async fn verify_with(image: &Image, request: &VerifyRequest) -> Result<Verif
     let manifest = image.with_manifest()?;
     let selection = &request.selection;
     let narrowed = selection.buildpack.is_some() || selection.format.is_some();
-    let fetched: Vec<Fetched> = image
-        .source
-        .fetch(&|d| !narrowed || selection.wants(d))
-        .await
-        .map_err(|source| Error::Read {
-            image: image.name().to_string(),
-            source,
-        })?;
+    let fetched: Vec<Fetched> = image.fetch(&|d| !narrowed || selection.wants(d)).await?;
     let metadata = if request.require_all_layers || narrowed {
         Some(image.metadata()?)
     } else {

@@ -178,18 +178,13 @@ pub async fn restore(
     let any = Selection::default();
     let listed = std::sync::atomic::AtomicUsize::new(0);
     let fetched = image
-        .source
         .fetch(&|d| {
             if any.wants(d) {
                 listed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
             selection.wants(d)
         })
-        .await
-        .map_err(|source| Error::Read {
-            image: image.name().to_string(),
-            source,
-        })?;
+        .await?;
     let mut plan = match image.manifest() {
         Some(manifest) => plan_restore(
             manifest,
