@@ -42,6 +42,46 @@ pub enum Status {
     AlreadyPresent,
 }
 
+/// Why a stored referrer is not listed where readers look (they merge the Referrers API with the
+/// `sha256-<hex>` index), as found by reading both back after the push: neither lists it, and
+/// this is what became of the `sha256-<hex>` index written to list it.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum NotListed {
+    /// The registry accepted the `sha256-<hex>` index, but reading it back (a bounded number of
+    /// times, with backoff) finds no index at that tag.
+    TagIndexAbsent,
+    /// The registry refused to store the `sha256-<hex>` index, or the tag holds something else
+    /// that must not be overwritten.
+    TagIndexRefused {
+        /// What the registry answered (untrusted text: escape it before printing).
+        detail: String,
+    },
+    /// The `sha256-<hex>` index reads back without it after every rewrite allowed.
+    TagIndexOmits,
+}
+
+impl std::fmt::Display for NotListed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NotListed::TagIndexAbsent => f.write_str(
+                "neither the Referrers API nor the sha256-<hex> index lists it: the registry \
+                 accepted the index but serves none at that tag when read back",
+            ),
+            NotListed::TagIndexRefused { detail } => write!(
+                f,
+                "neither the Referrers API nor the sha256-<hex> index lists it: the registry \
+                 refused the index ({detail})"
+            ),
+            NotListed::TagIndexOmits => f.write_str(
+                "neither the Referrers API nor the sha256-<hex> index lists it: the index still \
+                 lacks it when read back after every rewrite allowed",
+            ),
+        }
+    }
+}
+
 /// What can go wrong storing or reading referrers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
