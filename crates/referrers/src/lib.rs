@@ -82,6 +82,27 @@ impl std::fmt::Display for NotListed {
     }
 }
 
+#[cfg(test)]
+mod not_listed_tests {
+    use super::NotListed;
+
+    #[test]
+    fn a_reason_serializes_as_a_tagged_table() {
+        assert_eq!(
+            serde_json::to_value(NotListed::TagIndexAbsent).unwrap(),
+            serde_json::json!({"reason": "tag-index-absent"})
+        );
+        let refused = NotListed::TagIndexRefused {
+            detail: "405".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&refused).unwrap(),
+            serde_json::json!({"reason": "tag-index-refused", "detail": "405"})
+        );
+        assert!(refused.to_string().contains("refused the index (405)"));
+    }
+}
+
 /// What can go wrong storing or reading referrers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

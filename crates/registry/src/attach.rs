@@ -579,3 +579,40 @@ async fn update_fallback_index(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_back_waits_are_doubled_and_bounded() {
+        let options = AttachOptions::default();
+        let total: Duration = (1..options.readback_attempts)
+            .map(|attempt| readback_wait(&options, attempt))
+            .sum();
+        assert_eq!(readback_wait(&options, 1), Duration::from_millis(200));
+        assert_eq!(readback_wait(&options, 3), Duration::from_millis(800));
+        assert_eq!(total, Duration::from_millis(1400));
+    }
+
+    #[test]
+    fn only_refusals_of_the_index_become_a_reason() {
+        let refusal = Error::Status {
+            what: "PUT manifest".into(),
+            status: 405,
+            codes: Vec::new(),
+            detail: String::new(),
+        };
+        let unavailable = Error::Status {
+            what: "PUT manifest".into(),
+            status: 503,
+            codes: Vec::new(),
+            detail: String::new(),
+        };
+        assert!(index_refusal(&refusal));
+        assert!(index_refusal(&Error::FallbackTagTaken("x".into())));
+        assert!(index_refusal(&Error::IndexContention("x".into())));
+        assert!(!index_refusal(&unavailable));
+        assert!(!index_refusal(&Error::Malformed("x".into())));
+    }
+}
