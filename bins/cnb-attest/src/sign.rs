@@ -181,7 +181,7 @@ pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
 /// What to do about attestations that were stored but are not listed.
 pub(crate) const NOT_LISTED_HINT: &str = "readers find attestations through the registry's Referrers \
 API or its sha256-<hex> tag; check that the registry (and any proxy in front of it) serves both as \
-written; `cnb-attest doctor <image>` shows what it supports";
+written; `cnb-attest doctor <registry>` shows what it supports";
 
 /// The report's reasons for attestations not being listed, escaped, `; `-separated.
 fn why_not_listed(report: &cnb_attest::SignReport) -> String {
