@@ -226,8 +226,13 @@ fn a_claimed_oci_subject_with_an_empty_listing_falls_back_to_the_tag_schema() {
             );
             if let Api::Empty = api {
                 // The probe, then the read back (retried while the listing lacks ours).
-                let reads = proxy.matching(|r| r.method == "GET" && r.path() == referrers_path(&image));
-                assert!(reads.len() >= 2, "{case}: no read back:\n{}", proxy.summary());
+                let reads =
+                    proxy.matching(|r| r.method == "GET" && r.path() == referrers_path(&image));
+                assert!(
+                    reads.len() >= 2,
+                    "{case}: no read back:\n{}",
+                    proxy.summary()
+                );
             }
 
             // An independent reader at the registry itself: the index lists exactly ours.
@@ -248,7 +253,12 @@ fn a_claimed_oci_subject_with_an_empty_listing_falls_back_to_the_tag_schema() {
             let key = image.keys().join("cosign.pub");
             let verified = image.cli(
                 &proxy,
-                &["verify", &image.reference(&proxy), "--key", key.to_str().unwrap()],
+                &[
+                    "verify",
+                    &image.reference(&proxy),
+                    "--key",
+                    key.to_str().unwrap(),
+                ],
             );
             assert!(verified.status.success(), "{case}: {}", text(&verified));
             assert_eq!(
@@ -324,7 +334,12 @@ fn a_listing_that_stays_empty_fails_sign_and_says_why() {
             assert_eq!(api_listed(&image, &proxy.host), Some(Vec::new()), "{case}");
             assert_eq!(tag_listed(&image, &proxy.host), None, "{case}");
             let ls = image.cli(&proxy, &["ls", "--json", &image.reference(&proxy)]);
-            assert_eq!(ls.status.code(), Some(NO_ATTESTATIONS), "{case}: {}", text(&ls));
+            assert_eq!(
+                ls.status.code(),
+                Some(NO_ATTESTATIONS),
+                "{case}: {}",
+                text(&ls)
+            );
 
             let tag_puts = proxy.matching(|r| r.method == "PUT" && r.path() == tag_path(&image));
             assert_eq!(

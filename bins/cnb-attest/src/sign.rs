@@ -179,7 +179,8 @@ pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
 }
 
 /// What to do about attestations that were stored but are not listed.
-pub(crate) const NOT_LISTED_HINT: &str = "readers find attestations through the registry's Referrers \
+pub(crate) const NOT_LISTED_HINT: &str =
+    "readers find attestations through the registry's Referrers \
 API or its sha256-<hex> tag; check that the registry (and any proxy in front of it) serves both as \
 written; `cnb-attest doctor <registry>` shows what it supports";
 

@@ -120,7 +120,11 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             .filter(|a| !a.discoverable)
             .count();
         for reason in report.not_listed() {
-            let reason = format!("{}: {}", report.image, cnb_phase::shown(&reason.to_string()));
+            let reason = format!(
+                "{}: {}",
+                report.image,
+                cnb_phase::shown(&reason.to_string())
+            );
             if !reasons.contains(&reason) {
                 reasons.push(reason);
             }

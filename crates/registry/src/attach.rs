@@ -311,7 +311,10 @@ pub async fn attach(
     // 4. The claim, read back: the listing readers see, not the header, decides.
     let mut listed = existing.clone();
     if claims_api && !new.is_empty() {
-        let wanted: BTreeSet<String> = new.iter().map(|r| r.descriptor.digest.to_string()).collect();
+        let wanted: BTreeSet<String> = new
+            .iter()
+            .map(|r| r.descriptor.digest.to_string())
+            .collect();
         api_listed.extend(read_back_api(client, repo, &subject.digest, &wanted, options).await?);
         listed.extend(api_listed.iter().cloned());
     }

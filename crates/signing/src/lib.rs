@@ -399,7 +399,11 @@ impl SignReport {
     /// order.
     pub fn not_listed(&self) -> Vec<&NotListed> {
         let mut out: Vec<&NotListed> = Vec::new();
-        for reason in self.attestations.iter().filter_map(|a| a.not_listed.as_ref()) {
+        for reason in self
+            .attestations
+            .iter()
+            .filter_map(|a| a.not_listed.as_ref())
+        {
             if !out.contains(&reason) {
                 out.push(reason);
             }
