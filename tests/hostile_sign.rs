@@ -323,6 +323,7 @@ fn a_listing_that_stays_empty_fails_sign_and_says_why() {
             }
             assert_eq!(reported(&report).len(), 8);
             let stderr = String::from_utf8_lossy(&out.stderr);
+            eprintln!("{case}: sign said:\n{stderr}");
             assert!(
                 stderr.contains("ERROR:")
                     && stderr.contains("8 attestation(s) were stored but are not listed")
@@ -402,6 +403,7 @@ fn the_signer_report_takes_discoverable_from_the_read_back() {
                     "{case}: {image_report:#}"
                 );
                 let stderr = String::from_utf8_lossy(&out.stderr);
+                eprintln!("{case}: the signer said:\n{stderr}");
                 assert!(
                     stderr.contains("8 attestation(s) were pushed but are not listed")
                         && stderr.contains("serves none at that tag"),

@@ -63,21 +63,21 @@ pub enum NotListed {
 }
 
 impl std::fmt::Display for NotListed {
+    /// Said of one or several referrers at once: "... are not listed where readers look: <this>".
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "neither the Referrers API nor the sha256-<hex> index lists them when read back: ",
+        )?;
         match self {
-            NotListed::TagIndexAbsent => f.write_str(
-                "neither the Referrers API nor the sha256-<hex> index lists it: the registry \
-                 accepted the index but serves none at that tag when read back",
-            ),
-            NotListed::TagIndexRefused { detail } => write!(
-                f,
-                "neither the Referrers API nor the sha256-<hex> index lists it: the registry \
-                 refused the index ({detail})"
-            ),
-            NotListed::TagIndexOmits => f.write_str(
-                "neither the Referrers API nor the sha256-<hex> index lists it: the index still \
-                 lacks it when read back after every rewrite allowed",
-            ),
+            NotListed::TagIndexAbsent => {
+                f.write_str("the registry accepted the index but serves none at that tag")
+            }
+            NotListed::TagIndexRefused { detail } => {
+                write!(f, "the registry refused the index ({detail})")
+            }
+            NotListed::TagIndexOmits => {
+                f.write_str("the index still lacks them after every rewrite allowed")
+            }
         }
     }
 }
