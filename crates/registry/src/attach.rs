@@ -446,7 +446,7 @@ async fn read_back_api(
 fn readback_wait(options: &AttachOptions, attempt: u32) -> Duration {
     options
         .readback_delay
-        .saturating_mul(1u32 << (attempt - 1).min(8))
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(8))
 }
 
 /// Whether writing the `sha256-<hex>` index failed because the registry will not keep it (a
