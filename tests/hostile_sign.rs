@@ -118,13 +118,23 @@ fn claiming(image: &SignedImage, api: Api, tag: Tag) -> Proxy {
 }
 
 /// The digests a `sha256-<hex>` index lists, as curl (an independent reader) gets it from `host`
-/// (the registry itself or the proxy); `None` when there is no index.
+/// (the registry itself or the proxy), sorted; `None` when there is no index.
 fn tag_listed(image: &SignedImage, host: &str) -> Option<Vec<String>> {
-    let (status, body) = curl(image, host, &tag_path(image), OCI_INDEX);
+    listed_at(image, host, &tag_path(image))
+}
+
+/// The digests the Referrers API lists at `host`, as curl gets them, sorted; `None` on 404.
+fn api_listed(image: &SignedImage, host: &str) -> Option<Vec<String>> {
+    listed_at(image, host, &referrers_path(image))
+}
+
+/// The digests the image index at `path` on `host` lists, sorted; `None` on 404.
+fn listed_at(image: &SignedImage, host: &str, path: &str) -> Option<Vec<String>> {
+    let (status, body) = curl(image, host, path, OCI_INDEX);
     if status == 404 {
         return None;
     }
-    assert_eq!(status, 200, "{body}");
+    assert_eq!(status, 200, "{path}: {body}");
     let index: Value = serde_json::from_str(&body).unwrap();
     let mut listed: Vec<String> = index["manifests"]
         .as_array()
@@ -134,24 +144,6 @@ fn tag_listed(image: &SignedImage, host: &str) -> Option<Vec<String>> {
         .collect();
     listed.sort();
     Some(listed)
-}
-
-/// The digests the Referrers API lists at `host`, as curl gets them; `None` on 404.
-fn api_listed(image: &SignedImage, host: &str) -> Option<Vec<String>> {
-    let (status, body) = curl(image, host, &referrers_path(image), OCI_INDEX);
-    if status == 404 {
-        return None;
-    }
-    assert_eq!(status, 200, "{body}");
-    let index: Value = serde_json::from_str(&body).unwrap();
-    Some(
-        index["manifests"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| e["digest"].as_str().unwrap().to_string())
-            .collect(),
-    )
 }
 
 /// A GET with curl, with the registry's credentials, to `host` (the registry or the proxy).
