@@ -297,6 +297,13 @@ fn a_listing_that_stays_empty_fails_sign_and_says_why() {
             let proxy = claiming(&image, Api::Empty, tag);
             let out = image.sign_at(&proxy.host, &image.reference(&proxy), &["--json"]);
             let all = text(&out);
+            let api_reads =
+                proxy.matching(|r| r.method == "GET" && r.path() == referrers_path(&image));
+            assert!(
+                (2..=5).contains(&api_reads.len()),
+                "{case}: the probe and at most 4 reads back:\n{}",
+                proxy.summary()
+            );
             assert_eq!(out.status.code(), Some(NOT_DISCOVERABLE), "{case}: {all}");
             let report = json_of(&out);
             assert_eq!(report["pushed"], 8, "{case}: {report:#}");
@@ -350,6 +357,65 @@ fn a_listing_that_stays_empty_fails_sign_and_says_why() {
             }
         }
     }
+}
+
+/// A registry that indexes referrers a moment after the push (ferro, whose Referrers API the proxy
+/// answers with an empty index for the probe and the first read back, then forwards): the bounded
+/// read back waits for it. Exit 0, all 8 discoverable, the Referrers API counted as present, and no
+/// `sha256-<hex>` index written; curl finds the 8 in ferro's own listing.
+#[test]
+fn a_listing_that_catches_up_within_the_read_back_needs_no_fallback() {
+    let Some(image) = SignedImage::pushed(Kind::Ferro) else {
+        return;
+    };
+    let proxy = Proxy::start(
+        &image.registry.host,
+        Plan::new().on(get(referrers_path(&image)), |_, n| {
+            if n < 2 {
+                Action::Respond {
+                    status: 200,
+                    headers: vec![("Content-Type".into(), OCI_INDEX.into())],
+                    body: json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []})
+                        .to_string()
+                        .into_bytes(),
+                }
+            } else {
+                Action::Forward
+            }
+        }),
+    );
+    let out = image.sign_at(&proxy.host, &image.reference(&proxy), &["--json"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let report = json_of(&out);
+    assert_eq!(report["referrers-api"], true, "{report:#}");
+    assert_eq!(report["index-writes"], 0, "{report:#}");
+    assert!(
+        report["attestations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["discoverable"] == true),
+        "{report:#}"
+    );
+    let api_reads = proxy.matching(|r| r.method == "GET" && r.path() == referrers_path(&image));
+    assert_eq!(
+        api_reads.len(),
+        3,
+        "the probe, an empty read back, then the listing:\n{}",
+        proxy.summary()
+    );
+    assert!(
+        proxy
+            .matching(|r| r.method == "PUT" && r.path() == tag_path(&image))
+            .is_empty(),
+        "{}",
+        proxy.summary()
+    );
+    assert_eq!(
+        api_listed(&image, &image.registry.host),
+        Some(reported(&report)),
+        "ferro's own listing"
+    );
 }
 
 /// The `signer` phase on the same registries (Distribution): its report's `discoverable` comes
