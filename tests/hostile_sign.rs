@@ -297,6 +297,7 @@ fn a_listing_that_stays_empty_fails_sign_and_says_why() {
             let proxy = claiming(&image, Api::Empty, tag);
             let out = image.sign_at(&proxy.host, &image.reference(&proxy), &["--json"]);
             let all = text(&out);
+            assert_eq!(out.status.code(), Some(NOT_DISCOVERABLE), "{case}: {all}");
             let api_reads =
                 proxy.matching(|r| r.method == "GET" && r.path() == referrers_path(&image));
             assert!(
@@ -304,7 +305,6 @@ fn a_listing_that_stays_empty_fails_sign_and_says_why() {
                 "{case}: the probe and at most 4 reads back:\n{}",
                 proxy.summary()
             );
-            assert_eq!(out.status.code(), Some(NOT_DISCOVERABLE), "{case}: {all}");
             let report = json_of(&out);
             assert_eq!(report["pushed"], 8, "{case}: {report:#}");
             assert_eq!(report["referrers-api"], false, "{case}: {report:#}");
