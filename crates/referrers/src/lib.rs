@@ -63,7 +63,7 @@ pub enum NotListed {
 }
 
 impl std::fmt::Display for NotListed {
-    /// Said of one or several referrers at once: "... are not listed where readers look: <this>".
+    /// Said of one or several referrers at once: "... are not listed where readers look: `this`".
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(
             "neither the Referrers API nor the sha256-<hex> index lists them when read back: ",
