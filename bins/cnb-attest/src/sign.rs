@@ -167,9 +167,33 @@ pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
             .count();
         return Err(Failure::new(
             exit::NOT_DISCOVERABLE,
-            format!("{location}: {missing} attestation(s) were stored but are not listed where readers look"),
+            format!(
+                "{location}: {missing} attestation(s) were stored but are not listed where readers look: {}",
+                why_not_listed(report)
+            ),
         )
+        .hint(NOT_LISTED_HINT)
         .already_printed(args.json));
     }
     Ok(exit::OK)
+}
+
+/// What to do about attestations that were stored but are not listed.
+pub(crate) const NOT_LISTED_HINT: &str =
+    "readers find attestations through the registry's Referrers \
+API or its sha256-<hex> tag; check that the registry (and any proxy in front of it) serves both as \
+written; `cnb-attest doctor <registry>` shows what it supports";
+
+/// The report's reasons for attestations not being listed, escaped, `; `-separated.
+fn why_not_listed(report: &cnb_attest::SignReport) -> String {
+    let reasons: Vec<String> = report
+        .not_listed()
+        .iter()
+        .map(|r| cnb_phase::shown(&r.to_string()))
+        .collect();
+    if reasons.is_empty() {
+        "not found where readers look when read back".into()
+    } else {
+        reasons.join("; ")
+    }
 }

@@ -100,6 +100,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         .unwrap_or_else(|| cli.layers.join("signer-report.toml"));
     write_signer_report(&report_path, &reports).map_err(|e| Failure::new(exit::SIGN_FAILED, e))?;
     let mut undiscoverable = 0;
+    let mut reasons: Vec<String> = Vec::new();
     for report in &reports {
         println!(
             "Attached {} attestation referrer(s) to {}@{} ({} already present, {} blob(s) uploaded{})",
@@ -118,14 +119,35 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             .iter()
             .filter(|a| !a.discoverable)
             .count();
+        for reason in report.not_listed() {
+            let reason = format!(
+                "{}: {}",
+                report.image,
+                cnb_phase::shown(&reason.to_string())
+            );
+            if !reasons.contains(&reason) {
+                reasons.push(reason);
+            }
+        }
     }
     println!("Report: {}", report_path.display());
     if undiscoverable > 0 {
         return Err(Failure::new(
             exit::SIGN_NOT_DISCOVERABLE,
             format!(
-                "{undiscoverable} attestation(s) were pushed but are not listed where readers look"
+                "{undiscoverable} attestation(s) were pushed but are not listed where readers look \
+                 (see {}){}",
+                report_path.display(),
+                if reasons.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", reasons.join("; "))
+                }
             ),
+        )
+        .hint(
+            "readers find attestations through the registry's Referrers API or its sha256-<hex> \
+             tag; check that the registry (and any proxy in front of it) serves both as written",
         ));
     }
     Ok(exit::OK)

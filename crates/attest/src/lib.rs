@@ -60,8 +60,8 @@ pub use cnb_referrers::{Digest, StorageFormat};
 pub use cnb_sbom_restore::inspect::{Listed, Verdict};
 pub use cnb_sbom_restore::select::{Plan, Policy, Request as Selection};
 pub use cnb_signing::{
-    AttestationOutcome, ImageSignature, LayoutImage, SignOptions, SignReport, StatementVersion,
-    Status, COSIGN_SIGN_V1,
+    AttestationOutcome, ImageSignature, LayoutImage, NotListed, SignOptions, SignReport,
+    StatementVersion, Status, COSIGN_SIGN_V1,
 };
 
 /// What can go wrong. Callers branch on the variant (the binaries map each to an exit code); the

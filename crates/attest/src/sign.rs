@@ -429,7 +429,9 @@ fn repositories(
 }
 
 /// Writes the `signer` phase's report (`[[image]]` tables, one per repository) atomically; see
-/// [`sign_configured`] for an example.
+/// [`sign_configured`] for an example. Each attestation's `discoverable` is what reading the
+/// listing back after the push found (`not-listed` gives the reason when false), never the
+/// registry's `OCI-Subject` answer.
 pub fn write_signer_report(path: &Path, reports: &[SignReport]) -> Result<(), Error> {
     #[derive(Serialize)]
     struct Reports<'a> {

@@ -42,6 +42,67 @@ pub enum Status {
     AlreadyPresent,
 }
 
+/// Why a stored referrer is not listed where readers look (they merge the Referrers API with the
+/// `sha256-<hex>` index), as found by reading both back after the push: neither lists it, and
+/// this is what became of the `sha256-<hex>` index written to list it.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+#[serde(tag = "reason", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum NotListed {
+    /// The registry accepted the `sha256-<hex>` index, but reading it back (a bounded number of
+    /// times, with backoff) finds no index at that tag.
+    TagIndexAbsent,
+    /// The registry refused to store the `sha256-<hex>` index, or the tag holds something else
+    /// that must not be overwritten.
+    TagIndexRefused {
+        /// What the registry answered (untrusted text: escape it before printing).
+        detail: String,
+    },
+    /// The `sha256-<hex>` index reads back without it after every rewrite allowed.
+    TagIndexOmits,
+}
+
+impl std::fmt::Display for NotListed {
+    /// Said of one or several referrers at once: "... are not listed where readers look: `this`".
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(
+            "neither the Referrers API nor the sha256-<hex> index lists them when read back: ",
+        )?;
+        match self {
+            NotListed::TagIndexAbsent => {
+                f.write_str("the registry accepted the index but serves none at that tag")
+            }
+            NotListed::TagIndexRefused { detail } => {
+                write!(f, "the registry refused the index ({detail})")
+            }
+            NotListed::TagIndexOmits => {
+                f.write_str("the index still lacks them after every rewrite allowed")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod not_listed_tests {
+    use super::NotListed;
+
+    #[test]
+    fn a_reason_serializes_as_a_tagged_table() {
+        assert_eq!(
+            serde_json::to_value(NotListed::TagIndexAbsent).unwrap(),
+            serde_json::json!({"reason": "tag-index-absent"})
+        );
+        let refused = NotListed::TagIndexRefused {
+            detail: "405".into(),
+        };
+        assert_eq!(
+            serde_json::to_value(&refused).unwrap(),
+            serde_json::json!({"reason": "tag-index-refused", "detail": "405"})
+        );
+        assert!(refused.to_string().contains("refused the index (405)"));
+    }
+}
+
 /// What can go wrong storing or reading referrers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

@@ -1,19 +1,28 @@
 //! Attaching referrers to an image: the Referrers API, or the Referrers Tag Schema where a
 //! registry lacks it, batched, concurrent and idempotent.
 //!
-//! 1. Find what is already attached: `GET /referrers/<subject>` (which also probes the API), or on
-//!    404 the `sha256-<hex>` index. Referrers are content-addressed and deterministic, so one already
-//!    listed is skipped entirely: a re-run uploads nothing and creates nothing.
+//! 1. Find what is already attached: `GET /referrers/<subject>` (which also probes the API), merged,
+//!    as readers merge it, with the `sha256-<hex>` index when the API is missing (404) or does not
+//!    list every referrer of the run. Referrers are content-addressed and deterministic, so one
+//!    already listed is skipped entirely: a re-run uploads nothing and creates nothing.
 //! 2. Upload the blobs of the new referrers, concurrently (bounded). The first, smallest blob (the
 //!    2-byte empty config) learns whether the registry completes single-`POST` uploads.
 //! 3. Push each new manifest by digest, concurrently. The registry's `OCI-Subject` answer on *every*
-//!    push, plus a successful probe, means it indexes referrers itself.
-//! 4. Otherwise update the `sha256-<hex>` index ONCE for the run: union-merge with what is there
-//!    (never dropping others' entries), `If-Match` when the registry offers an ETag, then read it
-//!    back after a short settle delay and repair if a concurrent writer lost our entries (bounded).
-//!    A settle delay far longer than one read-modify-write means a writer whose stale merge drops our
-//!    entries does so before we look again, so we notice and repair.
-
+//!    push, plus a successful probe, is its claim that it indexes referrers itself.
+//! 4. A claim is not a listing: read the Referrers API back ONCE for the run (retried a few times
+//!    with backoff while something is missing, for registries that index asynchronously). What it
+//!    still does not list goes into the `sha256-<hex>` index, as the distribution spec has clients
+//!    do where the registry does not process the subject.
+//! 5. Otherwise (no claim, or the claim not borne out) update the `sha256-<hex>` index ONCE for the
+//!    run: union-merge with what is there (never dropping others' entries), `If-Match` when the
+//!    registry offers an ETag, then read it back after a short settle delay and repair if a
+//!    concurrent writer lost our entries (bounded). A settle delay far longer than one
+//!    read-modify-write means a writer whose stale merge drops our entries does so before we look
+//!    again, so we notice and repair. An index that reads back absent after it was written is read
+//!    again with backoff, never rewritten blindly.
+//!
+//! A referrer is reported discoverable only when one of these reads listed it; otherwise its
+//! [`Outcome::not_listed`] says what became of the index.
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -42,6 +51,12 @@ pub struct AttachOptions {
     pub settle: Duration,
     /// Fallback index rewrites allowed before giving up.
     pub max_index_writes: u32,
+    /// Reads of a listing after writing it, while what was written is missing (at least 1): the
+    /// Referrers API after the pushes, the `sha256-<hex>` index when it reads back absent.
+    pub readback_attempts: u32,
+    /// Wait before the second read back; doubled for each further one (4 attempts from 200 ms wait
+    /// 1.4 s in all).
+    pub readback_delay: Duration,
     /// Show upload progress on stderr (set it when stderr is a terminal; CI stays quiet).
     pub progress: bool,
 }
@@ -52,6 +67,8 @@ impl Default for AttachOptions {
             concurrency: 8,
             settle: Duration::from_millis(1500),
             max_index_writes: 12,
+            readback_attempts: 4,
+            readback_delay: Duration::from_millis(200),
             progress: false,
         }
     }
@@ -67,7 +84,7 @@ impl AttachOptions {
     }
 }
 
-pub use cnb_referrers::Status;
+pub use cnb_referrers::{NotListed, Status};
 
 /// One referrer's result.
 #[derive(Debug, Clone, Serialize)]
@@ -77,15 +94,20 @@ pub struct Outcome {
     pub digest: String,
     /// What happened.
     pub status: Status,
-    /// Whether readers find it through the path they will use (API or fallback index).
+    /// Whether readers find it: the Referrers API or the `sha256-<hex>` index listed it when read
+    /// back in this run.
     pub discoverable: bool,
+    /// When it is not discoverable: why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_listed: Option<NotListed>,
 }
 
 /// What [`attach`] did.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct AttachReport {
-    /// The registry indexes referrers itself (Referrers API with `OCI-Subject`).
+    /// The registry indexes referrers itself: it answered `OCI-Subject` and its Referrers API, read
+    /// back, lists every referrer of the run.
     pub referrers_api: bool,
     /// Writes of the `sha256-<hex>` index (0 on the API path and on a re-run).
     pub index_writes: u32,
@@ -164,22 +186,36 @@ pub async fn attach(
     referrers: &[Referrer],
     options: &AttachOptions,
 ) -> Result<AttachReport, Error> {
-    // 1. What is attached already.
+    // 1. What is attached already: the Referrers API, merged with the tag-schema index as readers
+    // merge them when the API is missing or does not list all of ours (a registry whose API omits
+    // what it was sent keeps this run's referrers in the index, and a re-run must find them there).
     let api_listing = client.referrers(repo, &subject.digest).await?;
     let probe_ok = api_listing.is_some();
+    let mut api_listed: BTreeSet<String> = api_listing
+        .iter()
+        .flatten()
+        .map(|d| d.digest.to_string())
+        .collect();
+    let mut existing = api_listed.clone();
     let mut fallback = None;
-    let existing: BTreeSet<String> = match &api_listing {
-        Some(list) => list.iter().map(|d| d.digest.to_string()).collect(),
-        None => {
-            let index = client.fallback_index(repo, &subject.digest).await?;
-            let digests = index
-                .as_ref()
-                .map(|(value, _)| entry_digests(value))
-                .unwrap_or_default();
-            fallback = Some(index);
-            digests
+    if !probe_ok
+        || referrers
+            .iter()
+            .any(|r| !existing.contains(r.descriptor.digest.as_str()))
+    {
+        match client.fallback_index(repo, &subject.digest).await {
+            // Where the API answers, readers ignore a tag holding something else; so does this
+            // look, and a later write to it is refused by the same check.
+            Err(Error::FallbackTagTaken(_)) if probe_ok => {}
+            index => {
+                let index = index?;
+                if let Some((value, _)) = &index {
+                    existing.extend(entry_digests(value));
+                }
+                fallback = Some(index);
+            }
         }
-    };
+    }
     let mut seen = BTreeSet::new();
     let new: Vec<&Referrer> = referrers
         .iter()
@@ -270,36 +306,88 @@ pub async fn attach(
     .try_collect()
     .await?;
     progress.finish();
-    let referrers_api = probe_ok && subjects_seen.iter().all(|s| *s);
+    let claims_api = probe_ok && subjects_seen.iter().all(|s| *s);
 
-    // 4. The tag-schema index, when the registry does not index referrers itself.
-    let mut index_writes = 0;
+    // 4. The claim, read back: the listing readers see, not the header, decides.
     let mut listed = existing.clone();
-    if !referrers_api {
-        let ours: Vec<&Descriptor> = referrers.iter().map(|r| &r.descriptor).collect();
-        let initial = match fallback {
-            Some(index) => index,
-            None => client.fallback_index(repo, &subject.digest).await?,
-        };
-        let (final_digests, writes) =
-            update_fallback_index(client, repo, &subject.digest, &ours, initial, options).await?;
-        index_writes = writes;
-        listed = final_digests;
+    if claims_api && !new.is_empty() {
+        let wanted: BTreeSet<String> = new
+            .iter()
+            .map(|r| r.descriptor.digest.to_string())
+            .collect();
+        api_listed.extend(read_back_api(client, repo, &subject.digest, &wanted, options).await?);
+        listed.extend(api_listed.iter().cloned());
+    }
+    let unlisted = |listed: &BTreeSet<String>| -> Vec<&Descriptor> {
+        let mut seen = BTreeSet::new();
+        referrers
+            .iter()
+            .map(|r| &r.descriptor)
+            .filter(|d| !listed.contains(d.digest.as_str()) && seen.insert(d.digest.clone()))
+            .collect()
+    };
+    let referrers_api = claims_api && unlisted(&api_listed).is_empty();
+
+    // 5. The tag-schema index, when the registry does not index referrers itself (no claim), or
+    // did not list what it claimed to.
+    let mut index_writes = 0;
+    let mut not_listed = None;
+    let ours: Vec<&Descriptor> = if claims_api {
+        unlisted(&listed)
     } else {
-        listed.extend(new.iter().map(|r| r.descriptor.digest.to_string()));
+        referrers.iter().map(|r| &r.descriptor).collect()
+    };
+    if !ours.is_empty() {
+        let initial = match fallback {
+            Some(index) => Ok(index),
+            None => client.fallback_index(repo, &subject.digest).await,
+        };
+        let updated = match initial {
+            Ok(initial) => {
+                update_fallback_index(client, repo, &subject.digest, &ours, initial, options).await
+            }
+            Err(e) => Err(e),
+        };
+        match updated {
+            Ok(update) => {
+                index_writes = update.writes;
+                if update.absent {
+                    not_listed = Some(NotListed::TagIndexAbsent);
+                }
+                listed.extend(update.listed);
+            }
+            // The manifests are pushed and the registry claimed to list them: its refusal of the
+            // index is this run's finding, reported per referrer. Without a claim it stays an
+            // error, as it always was (nothing of the run could be listed at all).
+            Err(e) if claims_api && index_refusal(&e) => {
+                not_listed = Some(match e {
+                    Error::IndexContention(_) => NotListed::TagIndexOmits,
+                    other => NotListed::TagIndexRefused {
+                        detail: other.to_string(),
+                    },
+                });
+            }
+            Err(e) => return Err(e),
+        }
     }
 
     let outcomes = referrers
         .iter()
         .map(|r| {
             let digest = r.descriptor.digest.to_string();
+            let discoverable = listed.contains(&digest);
             Outcome {
                 status: if existing.contains(&digest) {
                     Status::AlreadyPresent
                 } else {
                     Status::Pushed
                 },
-                discoverable: listed.contains(&digest),
+                discoverable,
+                not_listed: if discoverable {
+                    None
+                } else {
+                    Some(not_listed.clone().unwrap_or(NotListed::TagIndexOmits))
+                },
                 digest,
             }
         })
@@ -326,6 +414,52 @@ async fn upload(
     Ok(true)
 }
 
+/// Reads the Referrers API until it lists every one of `wanted` or
+/// [`AttachOptions::readback_attempts`] reads were made (waiting [`AttachOptions::readback_delay`],
+/// doubled each time, between them); returns every digest it listed. A registry that stops serving
+/// the API (404) lists nothing.
+async fn read_back_api(
+    client: &Client,
+    repo: &Repository,
+    subject: &Digest,
+    wanted: &BTreeSet<String>,
+    options: &AttachOptions,
+) -> Result<BTreeSet<String>, Error> {
+    let mut listed = BTreeSet::new();
+    for attempt in 0..options.readback_attempts.max(1) {
+        if attempt > 0 {
+            client.note_retry();
+            tokio::time::sleep(readback_wait(options, attempt)).await;
+        }
+        let Some(page) = client.referrers(repo, subject).await? else {
+            break;
+        };
+        listed.extend(page.iter().map(|d| d.digest.to_string()));
+        if wanted.is_subset(&listed) {
+            break;
+        }
+    }
+    Ok(listed)
+}
+
+/// The wait before read back number `attempt` (1-based retries): the delay, doubled each time.
+fn readback_wait(options: &AttachOptions, attempt: u32) -> Duration {
+    options
+        .readback_delay
+        .saturating_mul(1u32 << attempt.saturating_sub(1).min(8))
+}
+
+/// Whether writing the `sha256-<hex>` index failed because the registry will not keep it (a
+/// refusal, a tag holding something else, an index that never lists ours), as opposed to a
+/// transport failure or a protocol violation, which stay errors.
+fn index_refusal(e: &Error) -> bool {
+    match e {
+        Error::Status { status, .. } => (400..500).contains(status),
+        Error::Denied { .. } | Error::FallbackTagTaken(_) | Error::IndexContention(_) => true,
+        _ => false,
+    }
+}
+
 fn entry_digests(index: &Value) -> BTreeSet<String> {
     index
         .get("manifests")
@@ -341,8 +475,18 @@ fn entry_digests(index: &Value) -> BTreeSet<String> {
 /// Index writes refused because a listed manifest read as unknown, retried before giving up.
 const MAX_UNKNOWN_CHILD_RETRIES: u32 = 5;
 
+/// What [`update_fallback_index`] left behind.
+struct IndexUpdate {
+    /// The digests the index listed when last read.
+    listed: BTreeSet<String>,
+    /// Writes made.
+    writes: u32,
+    /// After a write, the index read back absent every time it was read.
+    absent: bool,
+}
+
 /// Read-merge-write of the `sha256-<hex>` index until every one of `ours` is listed and stays
-/// listed after a settle delay. Returns the digests finally listed and the number of writes.
+/// listed after a settle delay.
 async fn update_fallback_index(
     client: &Client,
     repo: &Repository,
@@ -350,7 +494,7 @@ async fn update_fallback_index(
     ours: &[&Descriptor],
     initial: Option<(Value, Option<String>)>,
     options: &AttachOptions,
-) -> Result<(BTreeSet<String>, u32), Error> {
+) -> Result<IndexUpdate, Error> {
     let tag = subject.fallback_tag();
     let mut current = initial;
     let mut writes = 0u32;
@@ -368,7 +512,11 @@ async fn update_fallback_index(
             .filter(|d| !present.contains(d.digest.as_str()))
             .collect();
         if missing.is_empty() {
-            return Ok((present, writes));
+            return Ok(IndexUpdate {
+                listed: present,
+                writes,
+                absent: false,
+            });
         }
         if writes >= options.max_index_writes {
             return Err(Error::IndexContention(format!(
@@ -415,5 +563,59 @@ async fn update_fallback_index(
         }
         tokio::time::sleep(client.retry_policy().jitter(options.settle)).await;
         current = client.fallback_index(repo, subject).await?;
+        // Concurrent writers merge, none removes the tag: an index absent right after a write is
+        // a registry that is slow to show it (read again, with backoff) or one that does not
+        // serve it (stop; rewriting would change nothing).
+        let mut attempt = 1;
+        while current.is_none() && attempt < options.readback_attempts {
+            client.note_retry();
+            tokio::time::sleep(readback_wait(options, attempt)).await;
+            current = client.fallback_index(repo, subject).await?;
+            attempt += 1;
+        }
+        if current.is_none() {
+            return Ok(IndexUpdate {
+                listed: BTreeSet::new(),
+                writes,
+                absent: true,
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_read_back_waits_are_doubled_and_bounded() {
+        let options = AttachOptions::default();
+        let total: Duration = (1..options.readback_attempts)
+            .map(|attempt| readback_wait(&options, attempt))
+            .sum();
+        assert_eq!(readback_wait(&options, 1), Duration::from_millis(200));
+        assert_eq!(readback_wait(&options, 3), Duration::from_millis(800));
+        assert_eq!(total, Duration::from_millis(1400));
+    }
+
+    #[test]
+    fn only_refusals_of_the_index_become_a_reason() {
+        let refusal = Error::Status {
+            what: "PUT manifest".into(),
+            status: 405,
+            codes: Vec::new(),
+            detail: String::new(),
+        };
+        let unavailable = Error::Status {
+            what: "PUT manifest".into(),
+            status: 503,
+            codes: Vec::new(),
+            detail: String::new(),
+        };
+        assert!(index_refusal(&refusal));
+        assert!(index_refusal(&Error::FallbackTagTaken("x".into())));
+        assert!(index_refusal(&Error::IndexContention("x".into())));
+        assert!(!index_refusal(&unavailable));
+        assert!(!index_refusal(&Error::Malformed("x".into())));
     }
 }

@@ -323,8 +323,8 @@ fn describe(spec: &AttestationSpec) -> String {
     }
 }
 
-/// Result of one stored referrer (the same for layouts and registries).
-pub use cnb_referrers::Status;
+/// Result of one stored referrer (the same for layouts and registries), and why one is not listed.
+pub use cnb_referrers::{NotListed, Status};
 
 /// One line of a signing report.
 #[derive(Debug, Clone, Serialize)]
@@ -348,9 +348,13 @@ pub struct AttestationOutcome {
     pub size: u64,
     /// What happened.
     pub status: Status,
-    /// Whether readers find it through the path they use (the layout index, the Referrers API or
-    /// the tag-schema index).
+    /// Whether readers find it through the path they use: the layout index, or in a registry the
+    /// Referrers API or the tag-schema index as read back after the push (a registry's
+    /// `OCI-Subject` answer alone never makes it discoverable).
     pub discoverable: bool,
+    /// When it is not discoverable: why, when the read back found out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_listed: Option<NotListed>,
 }
 
 /// What a signing run did.
@@ -389,6 +393,22 @@ impl SignReport {
     /// Whether every attestation is discoverable by readers.
     pub fn all_discoverable(&self) -> bool {
         self.attestations.iter().all(|a| a.discoverable)
+    }
+
+    /// Why attestations are not discoverable: each distinct [`NotListed`] reason once, in report
+    /// order.
+    pub fn not_listed(&self) -> Vec<&NotListed> {
+        let mut out: Vec<&NotListed> = Vec::new();
+        for reason in self
+            .attestations
+            .iter()
+            .filter_map(|a| a.not_listed.as_ref())
+        {
+            if !out.contains(&reason) {
+                out.push(reason);
+            }
+        }
+        out
     }
 }
 
@@ -444,7 +464,12 @@ impl Stored {
 }
 
 impl Planned {
-    fn outcome(&self, status: Status, discoverable: bool) -> AttestationOutcome {
+    fn outcome(
+        &self,
+        status: Status,
+        discoverable: bool,
+        not_listed: Option<NotListed>,
+    ) -> AttestationOutcome {
         let p = &self.prepared;
         AttestationOutcome {
             index: p.index,
@@ -456,6 +481,7 @@ impl Planned {
             size: self.stored.size(),
             status,
             discoverable,
+            not_listed,
         }
     }
 }
@@ -714,6 +740,7 @@ pub fn sign_layout(
                     StoreOutcome::AlreadyPresent => Status::AlreadyPresent,
                 },
                 true,
+                None,
             )
         })
         .collect();
@@ -730,6 +757,11 @@ pub fn sign_layout(
 /// pushed by digest, listed through the Referrers API or the tag-schema index (see
 /// [`cnb_registry::attach()`]). Nothing is pushed unless every attestation could be signed. With
 /// `diff_ids` (the image config's `rootfs.diff_ids`), layer subjects are checked against them.
+///
+/// Each attestation's [`AttestationOutcome::discoverable`] comes from reading the listing back
+/// once in the run, never from the registry's `OCI-Subject` answer; one that is stored but not
+/// listed is reported with its [`NotListed`] reason, not as an error (callers check
+/// [`SignReport::all_discoverable`]).
 #[cfg(feature = "registry")]
 #[allow(clippy::too_many_arguments)]
 pub async fn sign_registry(
@@ -812,7 +844,7 @@ pub async fn sign_registry(
                 let o = referrer_outcomes
                     .next()
                     .expect("one outcome per referrer, in order");
-                p.outcome(o.status.clone(), o.discoverable)
+                p.outcome(o.status.clone(), o.discoverable, o.not_listed.clone())
             }
             Stored::CosignTagLayer(d, _) | Stored::CosignSigLayer(d, _) => {
                 let tag = if matches!(p.stored, Stored::CosignSigLayer(..)) {
@@ -829,6 +861,7 @@ pub async fn sign_registry(
                         Status::Pushed
                     },
                     tag.present_after.contains(&digest),
+                    None,
                 )
             }
         })
