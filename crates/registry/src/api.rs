@@ -851,6 +851,47 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_blob_sink_goes_back_to_where_the_blob_started() {
+        use std::io::{Read, Seek, Write};
+        let mut vec = b"before".to_vec();
+        let mark = vec.mark().unwrap();
+        vec.write_all(b"cut sho").unwrap();
+        vec.reset(mark).unwrap();
+        vec.write_all(b"whole").unwrap();
+        assert_eq!(vec, b"beforewhole");
+
+        let mut file = tempfile_in_target();
+        file.write_all(b"before").unwrap();
+        let mark = file.mark().unwrap();
+        file.write_all(b"a much longer cut-short attempt").unwrap();
+        file.reset(mark).unwrap();
+        file.write_all(b"whole").unwrap();
+        file.rewind().unwrap();
+        let mut back = String::new();
+        file.read_to_string(&mut back).unwrap();
+        assert_eq!(back, "beforewhole");
+    }
+
+    /// A fresh read-write file in the system's temporary directory, removed at once (open
+    /// handles keep it).
+    fn tempfile_in_target() -> std::fs::File {
+        let path = std::env::temp_dir().join(format!(
+            "cnb-registry-sink-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        file
+    }
+
+    #[test]
     fn a_manifest_served_as_one_type_but_declaring_another_is_refused() {
         let doc = format!(r#"{{"schemaVersion":2,"mediaType":"{OCI_INDEX}","manifests":[]}}"#);
         assert!(check_media_type(doc.as_bytes(), OCI_INDEX).is_ok());

@@ -917,6 +917,127 @@ mod tests {
         reqwest::Url::parse(s).unwrap()
     }
 
+    const REALM: &str = "https://registry.example/token";
+
+    #[test]
+    fn a_token_holding_cr_lf_is_the_token_endpoints_fault_naming_its_realm() {
+        for body in [
+            r#"{"token":"t\r\nX-Injected: 1"}"#,
+            r#"{"access_token":"t\n"}"#,
+            r#"{"token":"t\u0000"}"#,
+        ] {
+            let err = parse_token_response(body.as_bytes(), REALM).unwrap_err();
+            assert!(matches!(&err, Error::InvalidToken { realm } if realm == REALM), "{err}");
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("token endpoint {REALM} sent an invalid token"))
+                    && message.contains("not of your credentials")
+                    && !message.contains("X-Injected"),
+                "{message}"
+            );
+        }
+        let (token, _) = parse_token_response(br#"{"token":"abc.def"}"#, REALM).unwrap();
+        assert_eq!(token.as_str(), "abc.def");
+    }
+
+    #[test]
+    fn a_token_response_is_read_strictly_but_quotes_no_value() {
+        for body in [
+            r#"{"token":"a","token":"b"}"#,
+            r#"{"token":"a","\u0074oken":"b"}"#,
+            r#"{"Token":"b","token":"a"}"#,
+        ] {
+            let err = parse_token_response(body.as_bytes(), REALM).unwrap_err();
+            assert!(matches!(err, Error::Malformed(_)), "{body}: {err}");
+            assert!(err.to_string().contains("token response from"), "{err}");
+        }
+        // Nothing of a value appears in the message, whatever the shape.
+        for body in [r#""s3cret""#, r#"{"token":12345678}"#, "s3cret"] {
+            let err = parse_token_response(body.as_bytes(), REALM).unwrap_err();
+            assert!(
+                !err.to_string().contains("s3cret") && !err.to_string().contains("12345678"),
+                "{err}"
+            );
+        }
+        // expires_in stays raw text: out-of-range numbers fall back to the default lifetime.
+        let (_, lifetime) =
+            parse_token_response(br#"{"token":"t","expires_in":1e400}"#, REALM).unwrap();
+        assert_eq!(lifetime, numbers::token_lifetime(None));
+    }
+
+    #[test]
+    fn registry_documents_are_read_by_the_strict_reader() {
+        let doc = br#"{"schemaVersion":2,"manifests":[{"digest":"a"}],"manifests":[]}"#;
+        let err = check_document(doc, || "manifest r:sha256-ab".into()).unwrap_err();
+        assert!(matches!(err, Error::Malformed(_)));
+        assert!(
+            err.to_string()
+                .starts_with(r#"malformed manifest r:sha256-ab: duplicate key "manifests""#),
+            "{err}"
+        );
+        check_document(br#"{"schemaVersion":2,"manifests":[]}"#, String::new).unwrap();
+    }
+
+    fn client(retry: RetryPolicy) -> Client {
+        Client::new(
+            Keychain::anonymous(),
+            ClientOptions {
+                retry,
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_retry_after_budget_is_shared_by_every_request_and_never_overdrawn() {
+        let client = client(RetryPolicy::default());
+        let thirty = Duration::from_secs(30);
+        assert_eq!(client.spend_retry_after(thirty), Ok(()));
+        assert_eq!(client.spend_retry_after(thirty), Ok(()));
+        // Full: a wait that does not fit takes nothing, and says what was waited.
+        assert_eq!(
+            client.spend_retry_after(Duration::from_secs(1)),
+            Err(Duration::from_secs(60))
+        );
+        assert_eq!(client.spend_retry_after(Duration::ZERO), Ok(()));
+        let client = self::client(RetryPolicy::default());
+        assert_eq!(
+            client.spend_retry_after(Duration::from_secs(61)),
+            Err(Duration::ZERO)
+        );
+        assert_eq!(client.spend_retry_after(Duration::MAX), Err(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_cut_body_is_retried_up_to_the_attempts_then_counts_them() {
+        let client = client(RetryPolicy {
+            base: Duration::from_millis(1),
+            ..RetryPolicy::default()
+        });
+        let cut = || Error::Truncated {
+            what: "GET blob r@sha256:ab".into(),
+            received: 10,
+            expected: Some(20),
+            attempts: 1,
+        };
+        for attempt in 1..5 {
+            assert!(client.after_truncation(cut(), attempt).is_ok(), "{attempt}");
+        }
+        let err = client.after_truncation(cut(), 5).unwrap_err();
+        assert!(matches!(err, Error::Truncated { attempts: 5, .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "GET blob r@sha256:ab: transport failure: the connection closed after 10 of 20 bytes (5 attempts)"
+        );
+        assert_eq!(client.stats().retries(), 4);
+        // Anything else is not retried here.
+        let other = client
+            .after_truncation(Error::Malformed("x".into()), 1)
+            .unwrap_err();
+        assert!(matches!(other, Error::Malformed(_)));
+    }
+
     #[test]
     fn the_progress_line_shows_the_short_digest_and_mebibytes() {
         let digest = format!("sha256:{}", "ab".repeat(32));

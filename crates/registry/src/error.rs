@@ -441,6 +441,43 @@ mod tests {
     }
 
     #[test]
+    fn transport_failures_say_so_and_retry_later_and_bad_tokens_name_their_source() {
+        let cut = Error::Truncated {
+            what: "GET blob r/x@sha256:ab".into(),
+            received: 5,
+            expected: None,
+            attempts: 1,
+        };
+        assert!(cut.is_retryable() && cut.is_transport());
+        assert_eq!(
+            cut.to_string(),
+            "GET blob r/x@sha256:ab: transport failure: the connection closed after 5 bytes of a body of unannounced length"
+        );
+        let later = Error::RetryLater {
+            what: "GET http://r/v2/x/manifests/sha256:ab".into(),
+            status: 503,
+            retry_after: std::time::Duration::from_secs(30),
+            waited: std::time::Duration::from_secs(60),
+            budget: std::time::Duration::from_secs(60),
+        };
+        assert!(!later.is_retryable() && !later.is_transport());
+        assert_eq!(
+            later.to_string(),
+            "GET http://r/v2/x/manifests/sha256:ab: the registry kept asking to retry later \
+             (answered 503 with Retry-After: 30 s); this run already waited 60 s on Retry-After, \
+             and waits at most 60 s in all"
+        );
+        let token = Error::InvalidToken {
+            realm: "https://r/token".into(),
+        };
+        assert!(!token.is_retryable());
+        assert!(token
+            .to_string()
+            .contains("the token endpoint https://r/token sent an invalid token"));
+        assert!(!status(503, "").is_transport());
+    }
+
+    #[test]
     fn a_spec_shaped_body_gives_its_code_and_message() {
         let (codes, detail) = parse_error_body(
             br#"{"errors":[{"code":"BLOB_UNKNOWN","message":"blob unknown to registry","detail":"sha256:abc"}]}"#,
