@@ -225,7 +225,9 @@ fn retry_after_on_every_referrer_is_bounded_by_the_run_budget() {
         proxy.summary()
     );
     assert!(
-        report.contains("the registry kept asking to retry later (answered 503 with Retry-After: 30 s)"),
+        report.contains(
+            "the registry kept asking to retry later (answered 503 with Retry-After: 30 s)"
+        ),
         "{report}"
     );
 }
@@ -265,7 +267,9 @@ fn a_token_holding_cr_lf_is_blamed_on_the_token_endpoint() {
             .requests()
             .iter()
             .all(|r| r.request.header("x-injected").is_none()
-                && r.request.header("authorization").is_none_or(|a| !a.starts_with("Bearer t"))),
+                && r.request
+                    .header("authorization")
+                    .is_none_or(|a| !a.starts_with("Bearer t"))),
         "{}",
         proxy.summary()
     );

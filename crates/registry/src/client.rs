@@ -471,13 +471,14 @@ impl Client {
                         return Ok(response);
                     }
                     if asked.is_some() {
-                        self.spend_retry_after(wait).map_err(|waited| Error::RetryLater {
-                            what: format!("{} {}", request.method, redact_str(&request.url)),
-                            status: response.status().as_u16(),
-                            retry_after: wait,
-                            waited,
-                            budget: policy.retry_after_budget,
-                        })?;
+                        self.spend_retry_after(wait)
+                            .map_err(|waited| Error::RetryLater {
+                                what: format!("{} {}", request.method, redact_str(&request.url)),
+                                status: response.status().as_u16(),
+                                retry_after: wait,
+                                waited,
+                                budget: policy.retry_after_budget,
+                            })?;
                     }
                     self.note_retry();
                     attempt += 1;
@@ -927,7 +928,10 @@ mod tests {
             r#"{"token":"t\u0000"}"#,
         ] {
             let err = parse_token_response(body.as_bytes(), REALM).unwrap_err();
-            assert!(matches!(&err, Error::InvalidToken { realm } if realm == REALM), "{err}");
+            assert!(
+                matches!(&err, Error::InvalidToken { realm } if realm == REALM),
+                "{err}"
+            );
             let message = err.to_string();
             assert!(
                 message.contains(&format!("token endpoint {REALM} sent an invalid token"))
