@@ -761,7 +761,7 @@ fn parse_token_response(body: &[u8], realm: &str) -> Result<(Zeroizing<String>, 
         .or(parsed.access_token)
         .map(Zeroizing::new)
         .ok_or_else(|| Error::Auth(format!("token endpoint {realm} answered no token")))?;
-    if HeaderValue::from_str(&format!("Bearer {}", token.as_str())).is_err() {
+    if HeaderValue::from_str(&Zeroizing::new(format!("Bearer {}", token.as_str()))).is_err() {
         return Err(Error::InvalidToken {
             realm: realm.to_string(),
         });
@@ -829,11 +829,17 @@ impl<'de> serde::Deserialize<'de> for TokenResponse {
 
 /// The one strict reader for every JSON document a registry sends (manifests, the
 /// `sha256-<hex>` index, the Referrers API answer): [`cnb_untrusted::json::check_document`], so
-/// that a document means one thing to every reader: one value, no object repeating a key
-/// (serde_json would keep the last), bounded nesting, every number a finite double. `what` names
-/// the document in the error ([`Error::Malformed`]).
+/// that a document means one thing to every reader: no object repeating a key (serde_json would
+/// keep the last), bounded nesting, every number a finite double. `what` names the document in the
+/// error ([`Error::Malformed`]).
+///
+/// Bytes that are not JSON at all pass here: the typed reader that parses them next refuses them
+/// with a message saying what it expected (an image manifest, an index), as it always has.
 pub(crate) fn check_document(bytes: &[u8], what: impl FnOnce() -> String) -> Result<(), Error> {
     use cnb_untrusted::json;
+    if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+        return Ok(());
+    }
     json::check_document(bytes, json::MAX_DEPTH)
         .map_err(|e| Error::Malformed(format!("{}: {e}", what())))
 }
@@ -980,6 +986,8 @@ mod tests {
             "{err}"
         );
         check_document(br#"{"schemaVersion":2,"manifests":[]}"#, String::new).unwrap();
+        // Not JSON at all: left to the typed reader, which says what it expected.
+        check_document(b"\x1f\x8b\x08 not json", String::new).unwrap();
     }
 
     fn client(retry: RetryPolicy) -> Client {
