@@ -86,8 +86,8 @@ fn download(image: &SignedImage, proxy: &Proxy, name: &str) -> (Output, std::pat
 /// Item 9, retried: the blob of one attestation (node CycloneDX) and the manifest of another (node
 /// SPDX) are each cut short once: the head announces the full length, half of it arrives, the
 /// connection closes. Each is fetched again, and `download` succeeds writing exactly the input
-/// SBOMs. Was: the cut read was not retried, and the attestation was reported as failing
-/// verification.
+/// SBOMs. Was: the cut reads were not retried, and both attestations were left out ("not signed
+/// by a trusted key").
 #[test]
 fn a_blob_or_manifest_cut_short_once_is_fetched_again() {
     let Some(image) = SignedImage::signed(Kind::Distribution) else {
