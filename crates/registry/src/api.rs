@@ -8,7 +8,7 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode};
 
-use crate::client::{read_bounded, Client, Request};
+use crate::client::{body_error, check_document, read_bounded, Client, Request};
 use crate::Error;
 use crate::Repository;
 
@@ -36,6 +36,38 @@ pub struct Fetched {
     pub etag: Option<String>,
 }
 
+/// Where [`Client::get_blob_to`] writes a blob. A read cut short starts over from the
+/// beginning, so a sink must be able to go back to where the blob started: [`BlobSink::mark`]
+/// before the first byte, [`BlobSink::reset`] to it before each new attempt.
+pub trait BlobSink: std::io::Write {
+    /// Where the blob starts (a length, a file position).
+    fn mark(&mut self) -> std::io::Result<u64>;
+    /// Drops everything written after `mark` and continues writing there.
+    fn reset(&mut self, mark: u64) -> std::io::Result<()>;
+}
+
+impl BlobSink for Vec<u8> {
+    fn mark(&mut self) -> std::io::Result<u64> {
+        Ok(self.len() as u64)
+    }
+
+    fn reset(&mut self, mark: u64) -> std::io::Result<()> {
+        self.truncate(usize::try_from(mark).unwrap_or(usize::MAX));
+        Ok(())
+    }
+}
+
+impl BlobSink for std::fs::File {
+    fn mark(&mut self) -> std::io::Result<u64> {
+        std::io::Seek::stream_position(self)
+    }
+
+    fn reset(&mut self, mark: u64) -> std::io::Result<()> {
+        self.set_len(mark)?;
+        std::io::Seek::seek(self, std::io::SeekFrom::Start(mark)).map(|_| ())
+    }
+}
+
 /// What a manifest `PUT` said.
 #[derive(Debug, Clone)]
 pub struct Put {
@@ -56,8 +88,19 @@ fn header(
 
 impl Client {
     /// Fetches a manifest by tag or digest; `None` when it does not exist. A digest reference is
-    /// checked against the bytes received.
+    /// checked against the bytes received, and the bytes must be one strict JSON document
+    /// (`check_document`: no repeated key, bounded nesting, finite numbers). A body cut short is
+    /// fetched again under the retry policy.
     pub async fn get_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+    ) -> Result<Option<Fetched>, Error> {
+        self.reading(|| self.get_manifest_once(repo, reference))
+            .await
+    }
+
+    async fn get_manifest_once(
         &self,
         repo: &Repository,
         reference: &str,
@@ -119,6 +162,7 @@ impl Client {
                 });
             }
         }
+        check_document(&bytes, || format!("manifest {repo}:{reference}"))?;
         check_media_type(&bytes, &media_type)
             .map_err(|reason| Error::Malformed(format!("manifest {repo}:{reference}: {reason}")))?;
         Ok(Some(Fetched {
@@ -208,7 +252,8 @@ impl Client {
         }
     }
 
-    /// Fetches a blob, refusing more than `max` bytes or content that does not match `digest`.
+    /// Fetches a blob, refusing more than `max` bytes or content that does not match `digest`. A
+    /// body cut short is fetched again under the retry policy.
     pub async fn get_blob(
         &self,
         repo: &Repository,
@@ -221,13 +266,42 @@ impl Client {
     }
 
     /// Streams a blob into `out` (a temporary file, say), refusing more than `max` bytes or content
-    /// that does not match `digest`; memory stays at one chunk whatever the blob's size.
+    /// that does not match `digest`; memory stays at one chunk whatever the blob's size. A body cut
+    /// short (the connection closed before `Content-Length` bytes) is fetched again from the start
+    /// under the retry policy, `out` first put back where it was ([`BlobSink`]); after the last
+    /// attempt it is [`Error::Truncated`].
     pub async fn get_blob_to(
         &self,
         repo: &Repository,
         digest: &Digest,
         max: u64,
-        out: &mut (impl std::io::Write + ?Sized),
+        out: &mut (impl BlobSink + ?Sized),
+    ) -> Result<u64, Error> {
+        let io = |source| Error::Io {
+            what: format!("writing blob {repo}@{digest}"),
+            source,
+        };
+        let start = out.mark().map_err(io)?;
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match self.get_blob_once(repo, digest, max, out).await {
+                Err(e @ Error::Truncated { .. }) => {
+                    let wait = self.after_truncation(e, attempts)?;
+                    out.reset(start).map_err(io)?;
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn get_blob_once(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        max: u64,
+        out: &mut (impl BlobSink + ?Sized),
     ) -> Result<u64, Error> {
         use sha2::Digest as _;
         let mut response = self
@@ -242,13 +316,15 @@ impl Client {
                 retry: true,
             })
             .await?;
+        let what = format!("GET blob {repo}@{digest}");
         if !response.status().is_success() {
-            return Err(Client::failure(&format!("GET blob {repo}@{digest}"), response).await);
+            return Err(Client::failure(&what, response).await);
         }
-        if let Some(len) = response.content_length() {
+        let announced = response.content_length();
+        if let Some(len) = announced {
             if len > max {
                 return Err(Error::TooLarge {
-                    what: format!("GET blob {repo}@{digest}"),
+                    what,
                     size: len,
                     max,
                 });
@@ -257,18 +333,18 @@ impl Client {
         let mut hasher = sha2::Sha256::new();
         let mut written: u64 = 0;
         // A status line for large blobs (an SBOM layer, a big attestation), on a terminal only.
-        let expected = response.content_length().unwrap_or(max);
+        let expected = announced.unwrap_or(max);
         let progress = self.options.progress && expected >= crate::client::PROGRESS_MIN_BYTES;
         let mut drawn: u64 = 0;
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| Error::transport(format!("reading blob {repo}@{digest}"), e))?
+            .map_err(|e| body_error(&what, e, written, announced))?
         {
             written = written.saturating_add(chunk.len() as u64);
             if written > max {
                 return Err(Error::TooLarge {
-                    what: format!("GET blob {repo}@{digest}"),
+                    what,
                     size: written,
                     max,
                 });
@@ -469,37 +545,13 @@ impl Client {
         let mut url = format!("{}/referrers/{subject}", self.base(repo));
         let mut out = Vec::new();
         for page in 0..MAX_REFERRER_PAGES {
-            let mut headers = HeaderMap::new();
-            headers.insert(ACCEPT, HeaderValue::from_static(OCI_INDEX));
-            let response = self
-                .send(Request {
-                    method: Method::GET,
-                    url: url.clone(),
-                    headers,
-                    body: None,
-                    kind: "GET referrers",
-                    repo,
-                    push: false,
-                    retry: true,
-                })
-                .await?;
-            let status = response.status();
-            if page == 0
-                && (status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED)
-            {
+            let Some((bytes, next)) = self
+                .reading(|| self.referrers_page(repo, subject, &url, page == 0))
+                .await?
+            else {
                 return Ok(None);
-            }
-            if !status.is_success() {
-                return Err(
-                    Client::failure(&format!("GET referrers {repo}@{subject}"), response).await,
-                );
-            }
-            let next = response
-                .headers()
-                .get("link")
-                .and_then(|v| v.to_str().ok())
-                .and_then(next_link);
-            let bytes = read_bounded(response, MAX_MANIFEST_SIZE).await?;
+            };
+            check_document(&bytes, || format!("referrers of {repo}@{subject}"))?;
             let index = ImageIndex::from_json(&bytes)
                 .map_err(|e| Error::Malformed(format!("referrers of {repo}@{subject}: {e}")))?;
             out.extend(index.manifests);
@@ -531,6 +583,47 @@ impl Client {
         )))
     }
 
+    /// One page of the Referrers API at `url`: its bytes and the `Link` to the next page; `None`
+    /// when the first page is 404 or 405 (no Referrers API).
+    async fn referrers_page(
+        &self,
+        repo: &Repository,
+        subject: &Digest,
+        url: &str,
+        first: bool,
+    ) -> Result<Option<(Vec<u8>, Option<String>)>, Error> {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static(OCI_INDEX));
+        let response = self
+            .send(Request {
+                method: Method::GET,
+                url: url.to_string(),
+                headers,
+                body: None,
+                kind: "GET referrers",
+                repo,
+                push: false,
+                retry: true,
+            })
+            .await?;
+        let status = response.status();
+        if first && (status == StatusCode::NOT_FOUND || status == StatusCode::METHOD_NOT_ALLOWED) {
+            return Ok(None);
+        }
+        if !status.is_success() {
+            return Err(
+                Client::failure(&format!("GET referrers {repo}@{subject}"), response).await,
+            );
+        }
+        let next = response
+            .headers()
+            .get("link")
+            .and_then(|v| v.to_str().ok())
+            .and_then(next_link);
+        let bytes = read_bounded(response, MAX_MANIFEST_SIZE).await?;
+        Ok(Some((bytes, next)))
+    }
+
     /// The Referrers Tag Schema index `sha256-<hex>` of `subject` as raw JSON (so a rewrite keeps
     /// entries and fields this client does not model), with its ETag; `None` when absent. Refuses a
     /// tag that holds anything but an image index, including the subject itself (one registry
@@ -549,6 +642,8 @@ impl Client {
                 "{repo}:{tag} resolves to the image {subject} itself, not to a referrers index; this registry treats the tag as a digest, so the tag schema cannot be used"
             )));
         }
+        // `get_manifest` read the bytes strictly (a repeated `manifests` key is refused there, as
+        // in a Referrers API answer), so this value is the one document every reader sees.
         let value: serde_json::Value = serde_json::from_slice(&fetched.bytes)
             .map_err(|e| Error::Malformed(format!("{repo}:{tag}: {e}")))?;
         let media_type = value
@@ -754,6 +849,47 @@ fn subject_descriptor(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_blob_sink_goes_back_to_where_the_blob_started() {
+        use std::io::{Read, Seek, Write};
+        let mut vec = b"before".to_vec();
+        let mark = vec.mark().unwrap();
+        vec.write_all(b"cut sho").unwrap();
+        vec.reset(mark).unwrap();
+        vec.write_all(b"whole").unwrap();
+        assert_eq!(vec, b"beforewhole");
+
+        let mut file = tempfile_in_target();
+        file.write_all(b"before").unwrap();
+        let mark = file.mark().unwrap();
+        file.write_all(b"a much longer cut-short attempt").unwrap();
+        file.reset(mark).unwrap();
+        file.write_all(b"whole").unwrap();
+        file.rewind().unwrap();
+        let mut back = String::new();
+        file.read_to_string(&mut back).unwrap();
+        assert_eq!(back, "beforewhole");
+    }
+
+    /// A fresh read-write file in the system's temporary directory, removed at once (open
+    /// handles keep it).
+    fn tempfile_in_target() -> std::fs::File {
+        let path = std::env::temp_dir().join(format!(
+            "cnb-registry-sink-{}-{:?}",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        file
+    }
 
     #[test]
     fn a_manifest_served_as_one_type_but_declaring_another_is_refused() {

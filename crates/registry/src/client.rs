@@ -192,6 +192,9 @@ pub struct Client {
     pub(crate) options: ClientOptions,
     hosts: Mutex<HashMap<String, HostState>>,
     stats: Stats,
+    /// What this client has waited on `Retry-After` so far, every request together (bounded by
+    /// [`RetryPolicy::retry_after_budget`]).
+    retry_after_waited: Mutex<Duration>,
 }
 
 impl std::fmt::Debug for Client {
@@ -219,6 +222,7 @@ impl Client {
             options,
             hosts: Mutex::new(HashMap::new()),
             stats: Stats::default(),
+            retry_after_waited: Mutex::new(Duration::ZERO),
         })
     }
 
@@ -417,25 +421,7 @@ impl Client {
                     )));
                 }
                 let body = read_bounded(response, MAX_TOKEN_RESPONSE).await?;
-                #[derive(serde::Deserialize)]
-                struct TokenResponse {
-                    token: Option<String>,
-                    access_token: Option<String>,
-                    // Read as raw text, so that no value (negative, 1e400, a string) fails the
-                    // token or overflows the expiry: see `numbers::token_lifetime`.
-                    expires_in: Option<Box<serde_json::value::RawValue>>,
-                }
-                let parsed: TokenResponse = serde_json::from_slice(&body).map_err(|_| {
-                    Error::Auth("token realm answered something that is not a token".into())
-                })?;
-                let token = parsed
-                    .token
-                    .or(parsed.access_token)
-                    .ok_or_else(|| Error::Auth("token realm answered no token".into()))?;
-                // Tokens are reused until shortly before they expire (default lifetime 60 s, at
-                // most an hour, whatever the endpoint says).
-                let lifetime =
-                    numbers::token_lifetime(parsed.expires_in.as_deref().map(|r| r.get()));
+                let (token, lifetime) = parse_token_response(&body, &redact_url(&url))?;
                 if let (Ok(mut hosts), Some(expiry)) =
                     (self.hosts.lock(), Instant::now().checked_add(lifetime))
                 {
@@ -443,7 +429,7 @@ impl Client {
                         .entry(repo.host.clone())
                         .or_default()
                         .tokens
-                        .insert(scope, (Zeroizing::new(token), expiry));
+                        .insert(scope, (token, expiry));
                 }
                 Ok(true)
             }
@@ -479,9 +465,20 @@ impl Client {
                     if attempt + 1 >= policy.max_attempts {
                         return Ok(response);
                     }
-                    let wait = policy.delay(attempt, retry_after(response.headers()));
+                    let asked = retry_after(response.headers());
+                    let wait = policy.delay(attempt, asked);
                     if !self.may_wait(wait) {
                         return Ok(response);
+                    }
+                    if asked.is_some() {
+                        self.spend_retry_after(wait)
+                            .map_err(|waited| Error::RetryLater {
+                                what: format!("{} {}", request.method, redact_str(&request.url)),
+                                status: response.status().as_u16(),
+                                retry_after: wait,
+                                waited,
+                                budget: policy.retry_after_budget,
+                            })?;
                     }
                     self.note_retry();
                     attempt += 1;
@@ -502,6 +499,71 @@ impl Client {
                     attempt += 1;
                 }
                 Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Takes `wait` from the run's `Retry-After` budget; when it does not fit in what is left,
+    /// takes nothing and returns what was waited so far.
+    fn spend_retry_after(&self, wait: Duration) -> Result<(), Duration> {
+        let budget = self.options.retry.retry_after_budget;
+        let Ok(mut waited) = self.retry_after_waited.lock() else {
+            return Err(budget);
+        };
+        match waited.checked_add(wait).filter(|total| *total <= budget) {
+            Some(total) => {
+                *waited = total;
+                Ok(())
+            }
+            None => Err(*waited),
+        }
+    }
+
+    /// After a body read cut short ([`Error::Truncated`]) on attempt `attempts` (counting from
+    /// 1): the wait before the next attempt, or the error to give up with (the attempts are used
+    /// up, or the wait would pass the deadline), counting the attempts made. Other errors are
+    /// returned as they are.
+    pub(crate) fn after_truncation(&self, error: Error, attempts: u32) -> Result<Duration, Error> {
+        let Error::Truncated {
+            what,
+            received,
+            expected,
+            ..
+        } = error
+        else {
+            return Err(error);
+        };
+        let policy = &self.options.retry;
+        let wait = policy.delay(attempts.saturating_sub(1), None);
+        if attempts >= policy.max_attempts || !self.may_wait(wait) {
+            return Err(Error::Truncated {
+                what,
+                received,
+                expected,
+                attempts,
+            });
+        }
+        self.note_retry();
+        Ok(wait)
+    }
+
+    /// Runs `read` (a request and the read of its body) again when its body is cut short
+    /// ([`Error::Truncated`]), under the retry policy. `send` retries a request until it has an
+    /// answer; a body cut off after that costs a new request, and is retried here.
+    pub(crate) async fn reading<T, F, Fut>(&self, mut read: F) -> Result<T, Error>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, Error>>,
+    {
+        let mut attempts = 0u32;
+        loop {
+            attempts += 1;
+            match read().await {
+                Err(e @ Error::Truncated { .. }) => {
+                    let wait = self.after_truncation(e, attempts)?;
+                    tokio::time::sleep(wait).await;
+                }
+                other => return other,
             }
         }
     }
@@ -538,8 +600,13 @@ impl Client {
             // never to another host, and never over plain HTTP after an HTTPS start.
             if same_origin(&url, &origin) {
                 if let Some(h) = self.auth_header(request.repo, request.push) {
+                    // Tokens are checked when they arrive (`parse_token_response`), so what fails
+                    // here is a configured credential.
                     let mut value = HeaderValue::from_str(h.as_str()).map_err(|_| {
-                        Error::Auth("credential is not a valid header value".into())
+                        Error::Auth(format!(
+                            "the credential configured for {} is not a valid header value",
+                            request.repo.host
+                        ))
                     })?;
                     value.set_sensitive(true);
                     builder = builder.header(AUTHORIZATION, value);
@@ -655,6 +722,128 @@ fn redact_url(url: &reqwest::Url) -> String {
     u.to_string()
 }
 
+/// [`redact_url`] of a URL given as text (the text itself, up to any query, when it does not parse).
+fn redact_str(url: &str) -> String {
+    reqwest::Url::parse(url)
+        .map(|u| redact_url(&u))
+        .unwrap_or_else(|_| url.split('?').next().unwrap_or_default().to_string())
+}
+
+/// A token endpoint's answer (`{"token": ...}` or `{"access_token": ...}`, `expires_in`): the
+/// token, checked to be sendable as `Authorization: Bearer <token>`, and how long it may be
+/// reused. `realm` (without its query) names the endpoint in errors: a token that is not a valid
+/// header value is the endpoint's fault, not the user's credential's.
+///
+/// Read with the strict reader's key rule ([`cnb_untrusted::json::Keys`]): a repeated key, or one
+/// Go would take for `token`, `access_token` or `expires_in`, is refused, as in every other
+/// registry document. Numbers are not refused here: `expires_in` is kept as raw text, so `1e400`
+/// or `-1` falls back to the default lifetime (`numbers::token_lifetime`).
+fn parse_token_response(body: &[u8], realm: &str) -> Result<(Zeroizing<String>, Duration), Error> {
+    let not_a_token = || {
+        Error::Auth(format!(
+            "token endpoint {realm} answered something that is not a token"
+        ))
+    };
+    // Only an object gets as far as the field checks, whose messages quote no value (serde's
+    // own message for a top-level string would quote it).
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(not_a_token());
+    }
+    let parsed: TokenResponse = serde_json::from_slice(body).map_err(|e| {
+        if e.is_data() {
+            Error::Malformed(format!("token response from {realm}: {e}"))
+        } else {
+            not_a_token()
+        }
+    })?;
+    let token = parsed
+        .token
+        .or(parsed.access_token)
+        .map(Zeroizing::new)
+        .ok_or_else(|| Error::Auth(format!("token endpoint {realm} answered no token")))?;
+    if HeaderValue::from_str(&Zeroizing::new(format!("Bearer {}", token.as_str()))).is_err() {
+        return Err(Error::InvalidToken {
+            realm: realm.to_string(),
+        });
+    }
+    // Tokens are reused until shortly before they expire (default lifetime 60 s, at most an
+    // hour, whatever the endpoint says).
+    let lifetime = numbers::token_lifetime(parsed.expires_in.as_deref().map(|r| r.get()));
+    Ok((token, lifetime))
+}
+
+/// A token response's fields.
+struct TokenResponse {
+    token: Option<String>,
+    access_token: Option<String>,
+    // Raw text, so that no value (negative, 1e400, a string) fails the token or overflows the
+    // expiry: see `numbers::token_lifetime`.
+    expires_in: Option<Box<serde_json::value::RawValue>>,
+}
+
+impl<'de> serde::Deserialize<'de> for TokenResponse {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = TokenResponse;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a token response object")
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<TokenResponse, A::Error> {
+                const FIELDS: &[&str] = &["token", "access_token", "expires_in"];
+                let mut keys = cnb_untrusted::json::Keys::new(FIELDS, "the token response");
+                let mut out = TokenResponse {
+                    token: None,
+                    access_token: None,
+                    expires_in: None,
+                };
+                while let Some(key) = map.next_key::<String>()? {
+                    keys.check(&key).map_err(serde::de::Error::custom)?;
+                    // Values are read as JSON values and checked here, so that no error message
+                    // quotes one (it may be a secret).
+                    let text = |value: serde_json::Value| match value {
+                        serde_json::Value::String(s) => Ok(Some(s)),
+                        serde_json::Value::Null => Ok(None),
+                        _ => Err(serde::de::Error::custom(format!("`{key}` is not a string"))),
+                    };
+                    match key.as_str() {
+                        "token" => out.token = text(map.next_value()?)?,
+                        "access_token" => out.access_token = text(map.next_value()?)?,
+                        "expires_in" => out.expires_in = Some(map.next_value()?),
+                        _ => {
+                            map.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(out)
+            }
+        }
+        deserializer.deserialize_map(Fields)
+    }
+}
+
+/// The one strict reader for every JSON document a registry sends (manifests, the
+/// `sha256-<hex>` index, the Referrers API answer): [`cnb_untrusted::json::check_document`], so
+/// that a document means one thing to every reader: no object repeating a key (serde_json would
+/// keep the last), bounded nesting, every number a finite double. `what` names the document in the
+/// error ([`Error::Malformed`]).
+///
+/// Bytes that are not JSON at all pass here: the typed reader that parses them next refuses them
+/// with a message saying what it expected (an image manifest, an index), as it always has.
+pub(crate) fn check_document(bytes: &[u8], what: impl FnOnce() -> String) -> Result<(), Error> {
+    use cnb_untrusted::json;
+    if serde_json::from_slice::<serde::de::IgnoredAny>(bytes).is_err() {
+        return Ok(());
+    }
+    json::check_document(bytes, json::MAX_DEPTH)
+        .map_err(|e| Error::Malformed(format!("{}: {e}", what())))
+}
+
 fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     numbers::retry_after(headers.get(RETRY_AFTER)?.to_str().ok()?)
 }
@@ -675,11 +864,12 @@ pub(crate) async fn read_bounded(
             });
         }
     }
+    let expected = response.content_length();
     let mut out = Vec::new();
     while let Some(chunk) = response
         .chunk()
         .await
-        .map_err(|e| Error::transport(format!("reading the body of {what}"), e))?
+        .map_err(|e| body_error(&what, e, out.len() as u64, expected))?
     {
         let size = (out.len() as u64).saturating_add(chunk.len() as u64);
         if size > max {
@@ -688,6 +878,27 @@ pub(crate) async fn read_bounded(
         out.extend_from_slice(&chunk);
     }
     Ok(out)
+}
+
+/// A failure reading a response body after `received` bytes of `expected`: a time-out (the
+/// request's, or the run's deadline) is [`Error::Transport`]; anything else means the connection
+/// closed or broke before the body was complete, [`Error::Truncated`], which is worth a new
+/// request.
+pub(crate) fn body_error(
+    what: &str,
+    error: reqwest::Error,
+    received: u64,
+    expected: Option<u64>,
+) -> Error {
+    if error.is_timeout() {
+        return Error::transport(format!("reading the body of {what}"), error);
+    }
+    Error::Truncated {
+        what: what.to_string(),
+        received,
+        expected,
+        attempts: 1,
+    }
 }
 
 /// At most the first `max` bytes of a response body, for an error message: what arrived before a
@@ -711,6 +922,132 @@ mod tests {
 
     fn url(s: &str) -> reqwest::Url {
         reqwest::Url::parse(s).unwrap()
+    }
+
+    const REALM: &str = "https://registry.example/token";
+
+    #[test]
+    fn a_token_holding_cr_lf_is_the_token_endpoints_fault_naming_its_realm() {
+        for body in [
+            r#"{"token":"t\r\nX-Injected: 1"}"#,
+            r#"{"access_token":"t\n"}"#,
+            r#"{"token":"t\u0000"}"#,
+        ] {
+            let err = parse_token_response(body.as_bytes(), REALM).unwrap_err();
+            assert!(
+                matches!(&err, Error::InvalidToken { realm } if realm == REALM),
+                "{err}"
+            );
+            let message = err.to_string();
+            assert!(
+                message.contains(&format!("token endpoint {REALM} sent an invalid token"))
+                    && message.contains("not of your credentials")
+                    && !message.contains("X-Injected"),
+                "{message}"
+            );
+        }
+        let (token, _) = parse_token_response(br#"{"token":"abc.def"}"#, REALM).unwrap();
+        assert_eq!(token.as_str(), "abc.def");
+    }
+
+    #[test]
+    fn a_token_response_is_read_strictly_but_quotes_no_value() {
+        for body in [
+            r#"{"token":"a","token":"b"}"#,
+            r#"{"token":"a","\u0074oken":"b"}"#,
+            r#"{"Token":"b","token":"a"}"#,
+        ] {
+            let err = parse_token_response(body.as_bytes(), REALM).unwrap_err();
+            assert!(matches!(err, Error::Malformed(_)), "{body}: {err}");
+            assert!(err.to_string().contains("token response from"), "{err}");
+        }
+        // Nothing of a value appears in the message, whatever the shape.
+        for body in [r#""s3cret""#, r#"{"token":12345678}"#, "s3cret"] {
+            let err = parse_token_response(body.as_bytes(), REALM).unwrap_err();
+            assert!(
+                !err.to_string().contains("s3cret") && !err.to_string().contains("12345678"),
+                "{err}"
+            );
+        }
+        // expires_in stays raw text: out-of-range numbers fall back to the default lifetime.
+        let (_, lifetime) =
+            parse_token_response(br#"{"token":"t","expires_in":1e400}"#, REALM).unwrap();
+        assert_eq!(lifetime, numbers::token_lifetime(None));
+    }
+
+    #[test]
+    fn registry_documents_are_read_by_the_strict_reader() {
+        let doc = br#"{"schemaVersion":2,"manifests":[{"digest":"a"}],"manifests":[]}"#;
+        let err = check_document(doc, || "manifest r:sha256-ab".into()).unwrap_err();
+        assert!(matches!(err, Error::Malformed(_)));
+        assert!(
+            err.to_string()
+                .starts_with(r#"malformed manifest r:sha256-ab: duplicate key "manifests""#),
+            "{err}"
+        );
+        check_document(br#"{"schemaVersion":2,"manifests":[]}"#, String::new).unwrap();
+        // Not JSON at all: left to the typed reader, which says what it expected.
+        check_document(b"\x1f\x8b\x08 not json", String::new).unwrap();
+    }
+
+    fn client(retry: RetryPolicy) -> Client {
+        Client::new(
+            Keychain::anonymous(),
+            ClientOptions {
+                retry,
+                ..ClientOptions::default()
+            },
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn the_retry_after_budget_is_shared_by_every_request_and_never_overdrawn() {
+        let client = client(RetryPolicy::default());
+        let thirty = Duration::from_secs(30);
+        assert_eq!(client.spend_retry_after(thirty), Ok(()));
+        assert_eq!(client.spend_retry_after(thirty), Ok(()));
+        // Full: a wait that does not fit takes nothing, and says what was waited.
+        assert_eq!(
+            client.spend_retry_after(Duration::from_secs(1)),
+            Err(Duration::from_secs(60))
+        );
+        assert_eq!(client.spend_retry_after(Duration::ZERO), Ok(()));
+        let client = self::client(RetryPolicy::default());
+        assert_eq!(
+            client.spend_retry_after(Duration::from_secs(61)),
+            Err(Duration::ZERO)
+        );
+        assert_eq!(client.spend_retry_after(Duration::MAX), Err(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_cut_body_is_retried_up_to_the_attempts_then_counts_them() {
+        let client = client(RetryPolicy {
+            base: Duration::from_millis(1),
+            ..RetryPolicy::default()
+        });
+        let cut = || Error::Truncated {
+            what: "GET blob r@sha256:ab".into(),
+            received: 10,
+            expected: Some(20),
+            attempts: 1,
+        };
+        for attempt in 1..5 {
+            assert!(client.after_truncation(cut(), attempt).is_ok(), "{attempt}");
+        }
+        let err = client.after_truncation(cut(), 5).unwrap_err();
+        assert!(matches!(err, Error::Truncated { attempts: 5, .. }), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "GET blob r@sha256:ab: transport failure: the connection closed after 10 of 20 bytes (5 attempts)"
+        );
+        assert_eq!(client.stats().retries(), 4);
+        // Anything else is not retried here.
+        let other = client
+            .after_truncation(Error::Malformed("x".into()), 1)
+            .unwrap_err();
+        assert!(matches!(other, Error::Malformed(_)));
     }
 
     #[test]

@@ -57,13 +57,67 @@ pub enum Error {
     /// The message ends with the source chain flattened to one line (the binaries print messages
     /// only); `source` is also the error's [`std::error::Error::source`]. The source carries no
     /// URL (it is removed when the error is made), so no query string can leak through it.
-    #[error("{what}: {}", cause_chain(source))]
+    #[error("{what}: transport failure: {}", cause_chain(source))]
     Transport {
         /// The operation: method and URL without its query, or what was being read.
         what: String,
         /// What `reqwest` reported, without its URL.
         #[source]
         source: reqwest::Error,
+    },
+    /// A transport failure while reading a body: the connection closed (or broke) before the
+    /// announced `Content-Length` (or the end of a chunked body) arrived. Retried like
+    /// [`Error::Transport`]; this error is what is left once the attempts are used up. It says
+    /// nothing about the content: the bytes that did arrive were not checked.
+    #[error(
+        "{what}: transport failure: the connection closed after {}{}",
+        received_of(*received, *expected),
+        if *attempts > 1 { format!(" ({attempts} attempts)") } else { String::new() }
+    )]
+    Truncated {
+        /// The operation: method and URL without its query, or the blob or manifest read.
+        what: String,
+        /// Body bytes received before the connection closed (in the last attempt).
+        received: u64,
+        /// The announced `Content-Length`, `None` for a chunked body.
+        expected: Option<u64>,
+        /// Attempts made in all.
+        attempts: u32,
+    },
+    /// The registry kept answering "retry later" (408, 429 or 5xx with `Retry-After`) after this
+    /// client had waited as long in all as a run may wait on `Retry-After`
+    /// ([`crate::RetryPolicy::retry_after_budget`]), or asked for a wait longer than what is left of
+    /// it. Not retried: the registry is unavailable for this run.
+    #[error(
+        "{what}: the registry kept asking to retry later (answered {status} with Retry-After: {} s); \
+         this run already waited {} s on Retry-After, and waits at most {} s in all",
+        retry_after.as_secs(),
+        waited.as_secs(),
+        budget.as_secs()
+    )]
+    RetryLater {
+        /// The operation.
+        what: String,
+        /// The status answered (408, 429 or 5xx).
+        status: u16,
+        /// The wait the registry asked for (capped at [`crate::RetryPolicy::max_delay`]).
+        retry_after: std::time::Duration,
+        /// What the run had already waited on `Retry-After`, all requests together.
+        waited: std::time::Duration,
+        /// The most a run waits on `Retry-After`.
+        budget: std::time::Duration,
+    },
+    /// The registry's token endpoint answered a bearer token that cannot be sent back in an
+    /// `Authorization` header (it holds CR, LF or other bytes a header value may not contain). The
+    /// registry's fault, not the user's credential's; not retried.
+    #[error(
+        "registry authentication: the token endpoint {realm} sent an invalid token (it holds \
+         characters an HTTP header cannot carry, such as CR or LF); this is a fault of the \
+         registry's token service, not of your credentials"
+    )]
+    InvalidToken {
+        /// The token endpoint (the challenge's realm), without its query.
+        realm: String,
     },
     /// The registry broke the distribution protocol at the HTTP level: a redirect or an upload
     /// session without a usable `Location`, a `Link` that is not a URL. Not retried: asking again
@@ -174,11 +228,19 @@ impl Error {
     pub fn is_retryable(&self) -> bool {
         match self {
             Error::Transport { source, .. } => !source.is_builder(),
+            Error::Truncated { .. } => true,
             Error::Status { status, codes, .. } => {
                 retryable_status(*status) || codes.contains(&ErrorCode::TooManyRequests)
             }
             _ => false,
         }
+    }
+
+    /// Whether this is a transport failure ([`Error::Transport`], [`Error::Truncated`]): the
+    /// connection, not the registry's answer or the content, failed. Callers report it as "could
+    /// not be read from the registry", never as content that failed a check.
+    pub fn is_transport(&self) -> bool {
+        matches!(self, Error::Transport { .. } | Error::Truncated { .. })
     }
 
     /// Whether a manifest push was refused (400 or 404) because the registry does not see a blob
@@ -341,6 +403,14 @@ fn sanitize(text: &str) -> String {
         .to_string()
 }
 
+/// `N of M bytes`, or `N bytes of a body of unannounced length`.
+fn received_of(received: u64, expected: Option<u64>) -> String {
+    match expected {
+        Some(expected) => format!("{received} of {expected} bytes"),
+        None => format!("{received} bytes of a body of unannounced length"),
+    }
+}
+
 /// ` [CODE, CODE]`, or nothing without codes.
 fn codes_suffix(codes: &[ErrorCode]) -> String {
     if codes.is_empty() {
@@ -368,6 +438,43 @@ mod tests {
 
     fn status(status: u16, body: &str) -> Error {
         Error::status("PUT manifest r/x:1", status, body.as_bytes())
+    }
+
+    #[test]
+    fn transport_failures_say_so_and_retry_later_and_bad_tokens_name_their_source() {
+        let cut = Error::Truncated {
+            what: "GET blob r/x@sha256:ab".into(),
+            received: 5,
+            expected: None,
+            attempts: 1,
+        };
+        assert!(cut.is_retryable() && cut.is_transport());
+        assert_eq!(
+            cut.to_string(),
+            "GET blob r/x@sha256:ab: transport failure: the connection closed after 5 bytes of a body of unannounced length"
+        );
+        let later = Error::RetryLater {
+            what: "GET http://r/v2/x/manifests/sha256:ab".into(),
+            status: 503,
+            retry_after: std::time::Duration::from_secs(30),
+            waited: std::time::Duration::from_secs(60),
+            budget: std::time::Duration::from_secs(60),
+        };
+        assert!(!later.is_retryable() && !later.is_transport());
+        assert_eq!(
+            later.to_string(),
+            "GET http://r/v2/x/manifests/sha256:ab: the registry kept asking to retry later \
+             (answered 503 with Retry-After: 30 s); this run already waited 60 s on Retry-After, \
+             and waits at most 60 s in all"
+        );
+        let token = Error::InvalidToken {
+            realm: "https://r/token".into(),
+        };
+        assert!(!token.is_retryable());
+        assert!(token
+            .to_string()
+            .contains("the token endpoint https://r/token sent an invalid token"));
+        assert!(!status(503, "").is_transport());
     }
 
     #[test]

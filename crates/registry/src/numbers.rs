@@ -9,7 +9,7 @@
 //! |---|---|
 //! | `--timeout` / `CNB_ATTEST_TIMEOUT` | past what the clock can represent: no deadline (as `0`) |
 //! | token `expires_in` | negative, fractional, non-numeric: [`DEFAULT_TOKEN_LIFETIME`]; above [`MAX_TOKEN_LIFETIME`]: that |
-//! | `Retry-After` | not whole non-negative seconds (an HTTP date, `-5`, `tomorrow`): ignored (own backoff); huge: [`crate::RetryPolicy::max_delay`] |
+//! | `Retry-After` | not whole non-negative seconds (an HTTP date, `-5`, `tomorrow`): ignored (own backoff); huge: [`crate::RetryPolicy::max_delay`]; all waits of a client together: [`crate::RetryPolicy::retry_after_budget`] |
 //! | `Content-Length`, sizes | compared with limits only, never added to or allocated from |
 
 use std::time::{Duration, Instant};

@@ -1,4 +1,9 @@
-//! Retry policy: jittered exponential backoff that honours `Retry-After`.
+//! Retry policy: jittered exponential backoff that honours `Retry-After`, within a budget.
+//!
+//! A registry that answers `Retry-After` to every request could otherwise hold a run until its
+//! deadline: each wait is capped ([`RetryPolicy::max_delay`]) and all waits one [`crate::Client`]
+//! makes on `Retry-After` together are bounded ([`RetryPolicy::retry_after_budget`]); past it a
+//! request that is asked to wait fails with [`crate::Error::RetryLater`].
 
 use std::time::Duration;
 
@@ -11,6 +16,9 @@ pub struct RetryPolicy {
     pub base: Duration,
     /// Longest delay, including one asked for by `Retry-After`.
     pub max_delay: Duration,
+    /// The most one client waits on `Retry-After` in all, every request together. A `Retry-After`
+    /// wait that does not fit in what is left ends the request with [`crate::Error::RetryLater`].
+    pub retry_after_budget: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -19,6 +27,7 @@ impl Default for RetryPolicy {
             max_attempts: 5,
             base: Duration::from_millis(200),
             max_delay: Duration::from_secs(30),
+            retry_after_budget: Duration::from_secs(60),
         }
     }
 }
