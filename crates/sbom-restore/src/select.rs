@@ -23,7 +23,7 @@ use serde::{Serialize, Serializer};
 use cnb_attestation_config::annotations;
 
 use crate::inspect::{self, Fetched};
-use crate::path::SbomPath;
+use crate::path::{folded, SbomPath};
 use crate::write::{Placement, Restored};
 use crate::{Failure, Rule};
 
@@ -257,30 +257,38 @@ pub fn place(
         }
     }
     if let Some((buildpack, layer)) = placed {
-        return Ok(Place::At {
-            path: SbomPath::Sbom {
+        return at(
+            SbomPath::Sbom {
                 buildpack,
                 layer,
                 format,
             },
-            placement: Placement::Signed,
-        });
+            Placement::Signed,
+        );
     }
     // Only the image is signed: nothing signed can say more than the annotation.
     let annotated = annotated_buildpack
         .and_then(|id| BuildpackId::new(id).ok())
         .filter(|id| in_label.contains(id));
-    Ok(match annotated {
-        Some(buildpack) => Place::At {
-            path: SbomPath::Sbom {
+    match annotated {
+        Some(buildpack) => at(
+            SbomPath::Sbom {
                 buildpack,
                 layer: None,
                 format,
             },
-            placement: Placement::UnsignedAnnotation,
-        },
-        None => Place::NoBuildpack,
-    })
+            Placement::UnsignedAnnotation,
+        ),
+        None => Ok(Place::NoBuildpack),
+    }
+}
+
+/// A place, once its names passed [`SbomPath::check_characters`]: `verify` and every restore
+/// refuse the same names.
+fn at(path: SbomPath, placement: Placement) -> Result<Place, Failure> {
+    path.check_characters()
+        .map_err(|reason| Failure::new(Rule::HiddenCharacter, reason))?;
+    Ok(Place::At { path, placement })
 }
 
 /// The message of a [`Place::NoBuildpack`] note.
@@ -555,28 +563,13 @@ pub fn plan_restore(
             }
         }
     }
-    // Two buildpack IDs can escape to one directory (`a/b` and `a_b`), and two names differing
-    // only in letter case are one file on a case-insensitive file system (macOS, Windows): never
-    // let one overwrite the other; both are refused.
-    let mut by_relative: BTreeMap<String, SbomPath> = BTreeMap::new();
-    for path in chosen.keys() {
-        let relative = path.relative().display().to_string();
-        if let Some(other) = by_relative.insert(relative.to_lowercase(), path.clone()) {
-            plan.failures.push(Problem::new(
-                relative,
-                Failure::new(
-                    Rule::SameFile,
-                    format!(
-                        "{} and {} would be the same file (their buildpack IDs escape to one directory, or the paths differ only in letter case)",
-                        describe_path(&other),
-                        describe_path(path)
-                    ),
-                ),
-            ));
-            conflicted.push(other);
-            conflicted.push(path.clone());
-        }
-    }
+    let places: Vec<(SbomPath, String)> = chosen
+        .iter()
+        .map(|(path, (_, sources, _, _))| (path.clone(), sources.join(", ")))
+        .collect();
+    let (problems, refused) = check_places(&places);
+    plan.failures.extend(problems);
+    conflicted.extend(refused);
     for path in conflicted {
         chosen.remove(&path);
     }
@@ -604,6 +597,75 @@ fn describe_path(path: &SbomPath) -> String {
         }
         SbomPath::Legacy => path.relative().display().to_string(),
     }
+}
+
+/// The one plan check over every file a restore would write, from attestations or from the SBOM
+/// layer, run before anything is written. `places` are the places with what each came from
+/// (attestation digests, or `sbom-layer`), which each problem names. Refused:
+///
+/// * a component holding an invisible, bidirectional-control or control character
+///   ([`Rule::HiddenCharacter`]);
+/// * two places that are one file on some file system ([`Rule::SameFile`]): buildpack IDs that
+///   escape to one directory (`a/b` and `a_b`), or names equal once letter case is folded and
+///   Unicode normalised to NFC ([`crate::path::folded`]: `café` in NFC and in NFD);
+/// * a place that is, on disk, a directory on the way to another ([`Rule::FileAndDirectory`]): an
+///   image-scoped `<bp>/sbom.cdx.json` and the SBOM of that buildpack's layer named
+///   `sbom.cdx.json`.
+///
+/// Returns the problems and every place involved in one (both sides of a collision): none of them
+/// may be written, and the restore is refused.
+pub fn check_places(places: &[(SbomPath, String)]) -> (Vec<Problem>, Vec<SbomPath>) {
+    let mut problems = Vec::new();
+    let mut refused = Vec::new();
+    let mut by_name: BTreeMap<Vec<String>, (&SbomPath, &str)> = BTreeMap::new();
+    for (path, source) in places {
+        if let Err(reason) = path.check_characters() {
+            problems.push(Problem::new(
+                source.as_str(),
+                Failure::new(Rule::HiddenCharacter, reason),
+            ));
+            refused.push(path.clone());
+            continue;
+        }
+        let name: Vec<String> = path.components().iter().map(|c| folded(c)).collect();
+        if let Some((other, other_source)) = by_name.get(&name) {
+            problems.push(Problem::new(
+                source.as_str(),
+                Failure::new(
+                    Rule::SameFile,
+                    format!(
+                        "{} and {} (from {other_source}) would be the same file (their buildpack IDs escape to one directory, or the names differ only in letter case or Unicode normalisation)",
+                        describe_path(path),
+                        describe_path(other),
+                    ),
+                ),
+            ));
+            refused.push((*other).clone());
+            refused.push(path.clone());
+            continue;
+        }
+        by_name.insert(name, (path, source));
+    }
+    for (name, (path, source)) in &by_name {
+        for end in 1..name.len() {
+            if let Some((file, file_source)) = by_name.get(&name[..end]) {
+                problems.push(Problem::new(
+                    *source,
+                    Failure::new(
+                        Rule::FileAndDirectory,
+                        format!(
+                            "{} would be written inside {} (from {file_source}), a file: one name is a file and the other's directory, so neither can be written",
+                            describe_path(path),
+                            describe_path(file),
+                        ),
+                    ),
+                ));
+                refused.push((*file).clone());
+                refused.push((*path).clone());
+            }
+        }
+    }
+    (problems, refused)
 }
 
 /// `--require-all-layers` against a trusted expected set: every SBOM file of the image's SBOM layer
