@@ -1401,11 +1401,70 @@ mod tests {
         assert_eq!(plan.failures.len(), 1);
         let problem = &plan.failures[0];
         assert_eq!(problem.failure.rule, Rule::SameFile);
-        assert_eq!(problem.attestation, "a_b/sbom.cdx.json");
+        // The problem names the attestations, as every plan problem does.
+        assert_eq!(problem.attestation, fetched[1].descriptor.digest.to_string());
         assert_eq!(
             problem.failure.message,
-            "a_b/sbom.cdx.json (buildpack a/b) and a_b/sbom.cdx.json (buildpack a_b) would be the same file (their buildpack IDs escape to one directory, or the paths differ only in letter case)"
+            format!(
+                "a_b/sbom.cdx.json (buildpack a_b) and a_b/sbom.cdx.json (buildpack a/b) (from {}) would be the same file (their buildpack IDs escape to one directory, or the names differ only in letter case or Unicode normalisation)",
+                fetched[0].descriptor.digest
+            )
         );
+    }
+
+    /// The plan check over places, as attested files and SBOM-layer files both get it.
+    fn places(paths: &[(&str, Option<&str>)]) -> Vec<(SbomPath, String)> {
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, (id, layer))| {
+                (
+                    SbomPath::Sbom {
+                        buildpack: BuildpackId::new(*id).unwrap(),
+                        layer: layer.map(|l| LayerName::new(l).unwrap()),
+                        format: SbomFormat::CycloneDx,
+                    },
+                    format!("source-{i}"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_that_is_the_directory_of_another_refuses_both() {
+        let (problems, refused) =
+            check_places(&places(&[("acme/tools", None), ("acme/tools", Some("sbom.cdx.json"))]));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].failure.rule, Rule::FileAndDirectory);
+        assert_eq!(problems[0].attestation, "source-1");
+        assert_eq!(
+            problems[0].failure.message,
+            "acme_tools/sbom.cdx.json/sbom.cdx.json (buildpack acme/tools) would be written inside acme_tools/sbom.cdx.json (buildpack acme/tools) (from source-0), a file: one name is a file and the other's directory, so neither can be written"
+        );
+        assert_eq!(refused.len(), 2);
+        // Letter case folded: the same on a case-insensitive file system.
+        let (problems, _) =
+            check_places(&places(&[("acme/tools", None), ("Acme/Tools", Some("SBOM.cdx.json"))]));
+        assert_eq!(problems[0].failure.rule, Rule::FileAndDirectory);
+    }
+
+    #[test]
+    fn nfc_and_nfd_spellings_are_one_file_and_hidden_characters_are_refused() {
+        let (problems, refused) =
+            check_places(&places(&[("acme/caf\u{e9}", None), ("acme/cafe\u{301}", None)]));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].failure.rule, Rule::SameFile);
+        assert_eq!(refused.len(), 2);
+        let (problems, refused) = check_places(&places(&[
+            ("acme/to\u{200b}ols", None),
+            ("acme/\u{202e}sloot", None),
+            ("acme/tools", None),
+        ]));
+        let rules: Vec<Rule> = problems.iter().map(|p| p.failure.rule).collect();
+        assert_eq!(rules, [Rule::HiddenCharacter, Rule::HiddenCharacter]);
+        assert!(problems[0].failure.message.contains("U+200B"));
+        assert!(problems[1].failure.message.contains("U+202E"));
+        assert_eq!(refused.len(), 2);
     }
 
     #[test]
