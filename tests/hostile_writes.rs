@@ -667,13 +667,15 @@ fn an_interrupted_500_file_download_exits_130_or_143_and_writes_nothing() {
             continue;
         }
         caught = true;
+        let left = snapshot(&out);
+        assert_eq!(
+            (left.len(), temporaries(&out)),
+            (0, Vec::new()),
+            "a partial tree or a temporary file was left ({:?}):\n{report}",
+            output.status
+        );
         assert_eq!(output.status.code(), Some(130), "{report}");
         assert!(report.contains("interrupted by SIGINT"), "{report}");
-        assert_eq!(
-            snapshot(&out),
-            BTreeMap::new(),
-            "a partial tree or a temporary file was left:\n{report}"
-        );
         break;
     }
     assert!(caught, "the download never ran long enough to be interrupted while writing");
