@@ -150,7 +150,10 @@ impl Pushed {
         Attestation {
             subjects: vec![
                 (IMAGE.into(), self.digest.clone()),
-                (format!("{buildpack}:{layer}"), self.diff_id(buildpack, layer)),
+                (
+                    format!("{buildpack}:{layer}"),
+                    self.diff_id(buildpack, layer),
+                ),
             ],
             predicate: cdx(tag, 0),
         }
@@ -270,7 +273,10 @@ fn refused_writing_nothing(
     let report = text(output);
     assert_eq!(output.status.code(), Some(code), "{report}");
     for digest in attestations {
-        assert!(report.contains(digest.as_str()), "{digest} is not named:\n{report}");
+        assert!(
+            report.contains(digest.as_str()),
+            "{digest} is not named:\n{report}"
+        );
     }
     for reason in reasons {
         assert!(report.contains(reason), "no `{reason}` in:\n{report}");
@@ -356,7 +362,11 @@ fn the_sbom_layer_fallback_with_a_file_and_a_directory_with_one_name_restores_no
             && report.contains("one name is a file and the other's directory"),
         "{report}"
     );
-    assert_eq!(snapshot(&layers), before, "the layers directory changed:\n{report}");
+    assert_eq!(
+        snapshot(&layers),
+        before,
+        "the layers directory changed:\n{report}"
+    );
     assert_eq!(temporaries(image.tmp.path()), Vec::<PathBuf>::new());
 }
 
@@ -375,7 +385,10 @@ fn buildpack_ids_equal_under_unicode_normalisation_are_refused() {
     let Some(image) = Pushed::new(&[(nfc, &[]), (nfd, &[])], None) else {
         return;
     };
-    let digests = image.sign(&[image.image_scoped(nfc, "nfc"), image.image_scoped(nfd, "nfd")]);
+    let digests = image.sign(&[
+        image.image_scoped(nfc, "nfc"),
+        image.image_scoped(nfd, "nfd"),
+    ]);
     let out = image.tmp.path().join("out");
     let output = image.download(&out, &[]);
     refused_writing_nothing(
@@ -410,9 +423,18 @@ fn buildpack_ids_with_invisible_or_bidi_characters_are_refused_by_every_command(
     refused_writing_nothing(&output, 3, &digests, &["U+200B", "U+202E"], &out);
     // Shown escaped, never raw.
     let report = text(&output);
-    assert!(!report.contains('\u{202e}') && !report.contains('\u{200b}'), "{report}");
+    assert!(
+        !report.contains('\u{202e}') && !report.contains('\u{200b}'),
+        "{report}"
+    );
 
-    let verified = image.cli(&["verify", "--json", &image.reference, "--key", &image.public_key()]);
+    let verified = image.cli(&[
+        "verify",
+        "--json",
+        &image.reference,
+        "--key",
+        &image.public_key(),
+    ]);
     assert_eq!(verified.status.code(), Some(3), "{}", text(&verified));
     let verdicts: Vec<Value> = serde_json::from_slice(&verified.stdout).unwrap();
     for digest in &digests {
@@ -625,11 +647,7 @@ fn an_interrupted_500_file_download_exits_130_or_143_and_writes_nothing() {
     fs::create_dir_all(&out).unwrap();
     let child = spawn_download(&image, &proxy.host, &out);
     let deadline = Instant::now() + Duration::from_secs(60);
-    while proxy
-        .matching(|r| r.path().contains("/blobs/"))
-        .len()
-        < 3
-    {
+    while proxy.matching(|r| r.path().contains("/blobs/")).len() < 3 {
         assert!(Instant::now() < deadline, "no blob was fetched");
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -678,5 +696,8 @@ fn an_interrupted_500_file_download_exits_130_or_143_and_writes_nothing() {
         assert!(report.contains("interrupted by SIGINT"), "{report}");
         break;
     }
-    assert!(caught, "the download never ran long enough to be interrupted while writing");
+    assert!(
+        caught,
+        "the download never ran long enough to be interrupted while writing"
+    );
 }

@@ -29,9 +29,9 @@ use cnb_sbom_discovery::{BuildpackId, SbomFormat};
 use cnb_sbom_restore::select::{
     check_places, missing_from_layer, missing_layers, plan_restore, Plan, Policy,
 };
-use cnb_sbom_restore::Restored;
 pub use cnb_sbom_restore::write::interrupt;
 pub use cnb_sbom_restore::Existing;
+use cnb_sbom_restore::Restored;
 use serde::Serialize;
 
 use crate::{Error, Image, Selection};

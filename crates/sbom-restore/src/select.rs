@@ -1402,7 +1402,10 @@ mod tests {
         let problem = &plan.failures[0];
         assert_eq!(problem.failure.rule, Rule::SameFile);
         // The problem names the attestations, as every plan problem does.
-        assert_eq!(problem.attestation, fetched[1].descriptor.digest.to_string());
+        assert_eq!(
+            problem.attestation,
+            fetched[1].descriptor.digest.to_string()
+        );
         assert_eq!(
             problem.failure.message,
             format!(
@@ -1432,8 +1435,10 @@ mod tests {
 
     #[test]
     fn a_file_that_is_the_directory_of_another_refuses_both() {
-        let (problems, refused) =
-            check_places(&places(&[("acme/tools", None), ("acme/tools", Some("sbom.cdx.json"))]));
+        let (problems, refused) = check_places(&places(&[
+            ("acme/tools", None),
+            ("acme/tools", Some("sbom.cdx.json")),
+        ]));
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert_eq!(problems[0].failure.rule, Rule::FileAndDirectory);
         assert_eq!(problems[0].attestation, "source-1");
@@ -1443,15 +1448,19 @@ mod tests {
         );
         assert_eq!(refused.len(), 2);
         // Letter case folded: the same on a case-insensitive file system.
-        let (problems, _) =
-            check_places(&places(&[("acme/tools", None), ("Acme/Tools", Some("SBOM.cdx.json"))]));
+        let (problems, _) = check_places(&places(&[
+            ("acme/tools", None),
+            ("Acme/Tools", Some("SBOM.cdx.json")),
+        ]));
         assert_eq!(problems[0].failure.rule, Rule::FileAndDirectory);
     }
 
     #[test]
     fn nfc_and_nfd_spellings_are_one_file_and_hidden_characters_are_refused() {
-        let (problems, refused) =
-            check_places(&places(&[("acme/caf\u{e9}", None), ("acme/cafe\u{301}", None)]));
+        let (problems, refused) = check_places(&places(&[
+            ("acme/caf\u{e9}", None),
+            ("acme/cafe\u{301}", None),
+        ]));
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].failure.rule, Rule::SameFile);
         assert_eq!(refused.len(), 2);

@@ -139,7 +139,11 @@ pub fn write_tree(root: &Path, files: &[Restored], existing: Existing) -> Result
     let removed = staging.commit(&chain[top], existing)?;
     Ok(Written {
         files: written,
-        removed: if removed { earlier_files(&earlier) } else { Vec::new() },
+        removed: if removed {
+            earlier_files(&earlier)
+        } else {
+            Vec::new()
+        },
     })
 }
 
@@ -151,7 +155,9 @@ fn entries(dir: &Path) -> Result<Vec<PathBuf>, Error> {
     while let Some(relative) = stack.pop() {
         let read = match fs::read_dir(dir.join(&relative)) {
             Ok(read) => read,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && relative.as_os_str().is_empty() => {
+            Err(e)
+                if e.kind() == std::io::ErrorKind::NotFound && relative.as_os_str().is_empty() =>
+            {
                 return Ok(out)
             }
             Err(source) => {
@@ -204,7 +210,9 @@ static PENDING: Mutex<Pending> = Mutex::new(Pending {
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 fn pending() -> MutexGuard<'static, Pending> {
-    PENDING.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    PENDING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Stops every restore write of this process for good: each temporary tree being built is removed
@@ -306,7 +314,8 @@ impl Staging {
                     path: self.destination.clone(),
                 })
             } else {
-                let replacing = existing == Existing::Replace && fs::symlink_metadata(target).is_ok();
+                let replacing =
+                    existing == Existing::Replace && fs::symlink_metadata(target).is_ok();
                 let moved_aside = if replacing {
                     let old = self.path.with_file_name(format!(
                         "{}-replaced",
