@@ -288,6 +288,30 @@ fn refused_writing_nothing(
     );
 }
 
+/// `verify --json` fails (exit 3) and gives `rule` for at least one of `attestations`, as
+/// `download` refuses them: the commands agree.
+fn verify_agrees(image: &Pushed, attestations: &[String], rule: &str) {
+    let verified = image.cli(&[
+        "verify",
+        "--json",
+        &image.reference,
+        "--key",
+        &image.public_key(),
+    ]);
+    assert_eq!(verified.status.code(), Some(3), "{}", text(&verified));
+    let verdicts: Vec<Value> = serde_json::from_slice(&verified.stdout).unwrap();
+    let failed: Vec<&Value> = verdicts
+        .iter()
+        .filter(|v| {
+            attestations
+                .iter()
+                .any(|d| v.to_string().contains(d.as_str()))
+                && v.to_string().contains(rule)
+        })
+        .collect();
+    assert!(!failed.is_empty(), "no `{rule}` verdict in {verdicts:#?}");
+}
+
 fn snapshot_or_empty(dir: &Path) -> BTreeMap<PathBuf, String> {
     if dir.exists() {
         snapshot(dir)
@@ -303,8 +327,8 @@ fn snapshot_or_empty(dir: &Path) -> BTreeMap<PathBuf, String> {
 /// A signed image-scoped `acme_tools/sbom.cdx.json` and the signed SBOM of the buildpack's layer
 /// named `sbom.cdx.json` (`acme_tools/sbom.cdx.json/sbom.cdx.json`): the first is a file where the
 /// second needs a directory. Both are valid alone; the plan check refuses the pair (exit 3, both
-/// attestations named) before anything is written. Before the fix the write failed half way, one
-/// file written, exit 1.
+/// attestations named) before anything is written, and `verify` fails the pair with the same rule.
+/// Before the fix the write failed half way, one file written, exit 1.
 #[test]
 fn a_file_and_a_directory_with_one_name_are_refused_before_anything_is_written() {
     let Some(image) = Pushed::new(&[("acme/tools", &["sbom.cdx.json"])], None) else {
@@ -324,6 +348,7 @@ fn a_file_and_a_directory_with_one_name_are_refused_before_anything_is_written()
         &out,
     );
     assert_eq!(temporaries(image.tmp.path()), Vec::<PathBuf>::new());
+    verify_agrees(&image, &digests, "file-and-directory");
 }
 
 /// The analyzer's SBOM-layer fallback: an unsigned image whose SBOM layer holds
@@ -376,8 +401,8 @@ fn the_sbom_layer_fallback_with_a_file_and_a_directory_with_one_name_restores_no
 
 /// `acme/café` spelled in NFC (`é`, U+00E9) and in NFD (`e` + U+0301) are two buildpacks of the
 /// label and two directories on Linux, but one name to a person and one directory on macOS: the
-/// plan check refuses both (exit 3, each attestation named), nothing written. Before the fix
-/// both were written.
+/// plan check refuses both (exit 3, each attestation named), nothing written; `verify` fails
+/// them with the same rule. Before the fix both were written.
 #[test]
 fn buildpack_ids_equal_under_unicode_normalisation_are_refused() {
     let nfc = "acme/caf\u{e9}";
@@ -401,6 +426,7 @@ fn buildpack_ids_equal_under_unicode_normalisation_are_refused() {
     // The message names both attestations (one per line, the other inside it).
     let report = text(&output);
     assert!(report.contains(digests[0].as_str()), "{report}");
+    verify_agrees(&image, &digests, "same-file");
 }
 
 /// Buildpack IDs holding a zero-width space (U+200B) or a right-to-left override (U+202E) are in

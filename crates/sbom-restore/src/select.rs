@@ -311,30 +311,63 @@ pub fn verify_placed(
 
 /// Like [`verify_placed`], also returning where each verified statement goes (`None` when it
 /// failed, or when there is no label to place it with).
+///
+/// The places of the verified statements then get the plan check of a restore
+/// ([`check_places`]): statements whose places would be one file, or one the directory of the
+/// other, fail with that rule, as a restore refuses them (several statements for one place, such
+/// as one SBOM in two storage formats, are one place).
 pub fn verify_and_place(
     image: &Image,
     metadata: Option<&LifecycleMetadata>,
     fetched: &[Fetched],
     keys: &[VerifyingKey],
 ) -> Vec<(inspect::Verdict, Option<Place>)> {
-    inspect::verify_each(image, fetched, keys)
-        .into_iter()
-        .map(|(mut verdict, statement)| {
-            let mut placed = None;
-            if let (Some(statement), Some(metadata)) = (statement, metadata) {
-                match place(
-                    &statement,
-                    image,
-                    metadata,
-                    verdict.listed.buildpack.as_deref(),
-                ) {
-                    Ok(place) => placed = Some(place),
-                    Err(failure) => verdict.failure = Some(failure),
+    let mut placed: Vec<(inspect::Verdict, Option<Place>)> =
+        inspect::verify_each(image, fetched, keys)
+            .into_iter()
+            .map(|(mut verdict, statement)| {
+                let mut placed = None;
+                if let (Some(statement), Some(metadata)) = (statement, metadata) {
+                    match place(
+                        &statement,
+                        image,
+                        metadata,
+                        verdict.listed.buildpack.as_deref(),
+                    ) {
+                        Ok(place) => placed = Some(place),
+                        Err(failure) => verdict.failure = Some(failure),
+                    }
                 }
-            }
-            (verdict, placed)
+                (verdict, placed)
+            })
+            .collect();
+    let mut at: BTreeMap<SbomPath, Vec<usize>> = BTreeMap::new();
+    for (i, (verdict, place)) in placed.iter().enumerate() {
+        if let (true, Some(Place::At { path, .. })) = (verdict.ok(), place) {
+            at.entry(path.clone()).or_default().push(i);
+        }
+    }
+    let places: Vec<(SbomPath, String)> = at
+        .iter()
+        .map(|(path, verdicts)| {
+            let digests: Vec<&str> = verdicts
+                .iter()
+                .map(|&i| placed[i].0.listed.manifest_digest.as_str())
+                .collect();
+            (path.clone(), digests.join(", "))
         })
-        .collect()
+        .collect();
+    let (problems, _) = check_places(&places);
+    for problem in problems {
+        let Some((path, _)) = places.iter().find(|(_, s)| *s == problem.attestation) else {
+            continue;
+        };
+        for &i in &at[path] {
+            placed[i].0.failure = Some(problem.failure.clone());
+            placed[i].1 = None;
+        }
+    }
+    placed
 }
 
 fn describe(place: &(BuildpackId, Option<LayerName>)) -> String {
@@ -1413,6 +1446,34 @@ mod tests {
                 fetched[0].descriptor.digest
             )
         );
+    }
+
+    #[test]
+    fn verify_refuses_places_a_restore_refuses_as_one_file() {
+        let f = Fixture::new();
+        let metadata = label_of(&["example/node", "a/b", "a_b"]);
+        let fetched: Vec<Fetched> = ["a/b", "a_b"]
+            .iter()
+            .map(|id| {
+                let s = statement(
+                    vec![subject(id, &f.image_hex())],
+                    CDX,
+                    &format!(r#"{{"bomFormat":"CycloneDX","by":"{id}"}}"#),
+                );
+                f.attest(&s, &[])
+            })
+            .collect();
+        let verdicts = verify_placed(&f.image, Some(&metadata), &fetched, &[f.key()]);
+        let rules: Vec<Option<Rule>> = verdicts
+            .iter()
+            .map(|v| v.failure.as_ref().map(|f| f.rule))
+            .collect();
+        assert!(rules.contains(&Some(Rule::SameFile)), "{rules:?}");
+        // One SBOM stored twice is one place, not a collision.
+        let s = f.layer_statement();
+        let twice = [f.attest(&s, &[]), f.attest(&s, &[])];
+        let verdicts = verify_placed(&f.image, Some(&label()), &twice, &[f.key()]);
+        assert!(verdicts.iter().all(|v| v.ok()), "{verdicts:?}");
     }
 
     /// The plan check over places, as attested files and SBOM-layer files both get it.
