@@ -289,8 +289,8 @@ fn refused_writing_nothing(
 }
 
 /// `verify --json` fails (exit 3) and gives `rule` for at least one of `attestations`, as
-/// `download` refuses them: the commands agree.
-fn verify_agrees(image: &Pushed, attestations: &[String], rule: &str) {
+/// `download` refuses them: the commands agree. Returns the verdicts that fail with `rule`.
+fn verify_agrees(image: &Pushed, attestations: &[String], rule: &str) -> Vec<Value> {
     let verified = image.cli(&[
         "verify",
         "--json",
@@ -300,7 +300,7 @@ fn verify_agrees(image: &Pushed, attestations: &[String], rule: &str) {
     ]);
     assert_eq!(verified.status.code(), Some(3), "{}", text(&verified));
     let verdicts: Vec<Value> = serde_json::from_slice(&verified.stdout).unwrap();
-    let failed: Vec<&Value> = verdicts
+    let failed: Vec<Value> = verdicts
         .iter()
         .filter(|v| {
             attestations
@@ -308,8 +308,10 @@ fn verify_agrees(image: &Pushed, attestations: &[String], rule: &str) {
                 .any(|d| v.to_string().contains(d.as_str()))
                 && v.to_string().contains(rule)
         })
+        .cloned()
         .collect();
     assert!(!failed.is_empty(), "no `{rule}` verdict in {verdicts:#?}");
+    failed
 }
 
 fn snapshot_or_empty(dir: &Path) -> BTreeMap<PathBuf, String> {
@@ -399,6 +401,22 @@ fn the_sbom_layer_fallback_with_a_file_and_a_directory_with_one_name_restores_no
 // Names that look alike (item 4).
 // ---------------------------------------------------------------------------------------------
 
+/// An image of buildpacks `ids` (no layers), an image-scoped SBOM of each signed, and
+/// `download` run: the image, the attestations' digests (in the order of `ids`), the output and
+/// the output directory.
+fn image_scoped_downloaded(ids: [&str; 2]) -> Option<(Pushed, Vec<String>, Output, PathBuf)> {
+    let image = Pushed::new(&[(ids[0], &[]), (ids[1], &[])], None)?;
+    let attestations: Vec<Attestation> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| image.image_scoped(id, &format!("id-{i}")))
+        .collect();
+    let digests = image.sign(&attestations);
+    let out = image.tmp.path().join("out");
+    let output = image.download(&out, &[]);
+    Some((image, digests, output, out))
+}
+
 /// `acme/café` spelled in NFC (`é`, U+00E9) and in NFD (`e` + U+0301) are two buildpacks of the
 /// label and two directories on Linux, but one name to a person and one directory on macOS: the
 /// plan check refuses both (exit 3, each attestation named), nothing written; `verify` fails
@@ -407,15 +425,9 @@ fn the_sbom_layer_fallback_with_a_file_and_a_directory_with_one_name_restores_no
 fn buildpack_ids_equal_under_unicode_normalisation_are_refused() {
     let nfc = "acme/caf\u{e9}";
     let nfd = "acme/cafe\u{301}";
-    let Some(image) = Pushed::new(&[(nfc, &[]), (nfd, &[])], None) else {
+    let Some((image, digests, output, out)) = image_scoped_downloaded([nfc, nfd]) else {
         return;
     };
-    let digests = image.sign(&[
-        image.image_scoped(nfc, "nfc"),
-        image.image_scoped(nfd, "nfd"),
-    ]);
-    let out = image.tmp.path().join("out");
-    let output = image.download(&out, &[]);
     refused_writing_nothing(
         &output,
         3,
@@ -437,15 +449,10 @@ fn buildpack_ids_equal_under_unicode_normalisation_are_refused() {
 fn buildpack_ids_with_invisible_or_bidi_characters_are_refused_by_every_command() {
     let zero_width = "acme/to\u{200b}ols";
     let override_ = "acme/\u{202e}sloot";
-    let Some(image) = Pushed::new(&[(zero_width, &[]), (override_, &[])], None) else {
+    let Some((image, digests, output, out)) = image_scoped_downloaded([zero_width, override_])
+    else {
         return;
     };
-    let digests = image.sign(&[
-        image.image_scoped(zero_width, "zero-width"),
-        image.image_scoped(override_, "override"),
-    ]);
-    let out = image.tmp.path().join("out");
-    let output = image.download(&out, &[]);
     refused_writing_nothing(&output, 3, &digests, &["U+200B", "U+202E"], &out);
     // Shown escaped, never raw.
     let report = text(&output);
@@ -454,23 +461,13 @@ fn buildpack_ids_with_invisible_or_bidi_characters_are_refused_by_every_command(
         "{report}"
     );
 
-    let verified = image.cli(&[
-        "verify",
-        "--json",
-        &image.reference,
-        "--key",
-        &image.public_key(),
-    ]);
-    assert_eq!(verified.status.code(), Some(3), "{}", text(&verified));
-    let verdicts: Vec<Value> = serde_json::from_slice(&verified.stdout).unwrap();
+    let failed = verify_agrees(&image, &digests, "hidden-character");
     for digest in &digests {
-        let verdict = verdicts
-            .iter()
-            .find(|v| v.to_string().contains(digest.as_str()))
-            .unwrap_or_else(|| panic!("{digest} not in {verdicts:#?}"));
         assert!(
-            verdict.to_string().contains("hidden-character"),
-            "{verdict:#}"
+            failed
+                .iter()
+                .any(|v| v.to_string().contains(digest.as_str())),
+            "{digest} does not fail with hidden-character: {failed:#?}"
         );
     }
 }

@@ -28,21 +28,7 @@ pub enum SbomPath {
 impl SbomPath {
     /// The path relative to `<layers>/sbom/launch/`. Every component is a validated single name.
     pub fn relative(&self) -> PathBuf {
-        match self {
-            SbomPath::Sbom {
-                buildpack,
-                layer,
-                format,
-            } => {
-                let mut path = PathBuf::from(buildpack.escaped());
-                if let Some(layer) = layer {
-                    path.push(layer.as_str());
-                }
-                path.push(format.file_name());
-                path
-            }
-            SbomPath::Legacy => PathBuf::from(LEGACY_BOM),
-        }
+        self.components().iter().collect()
     }
 
     /// The components of [`SbomPath::relative`], as strings (every one a validated single name).

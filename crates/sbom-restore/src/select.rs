@@ -1406,11 +1406,9 @@ mod tests {
         assert_eq!(plan.warnings[0].failure.rule, Rule::Superseded);
     }
 
-    #[test]
-    fn two_places_that_are_one_file() {
-        let f = Fixture::new();
-        let metadata = label_of(&["example/node", "a/b", "a_b"]);
-        let fetched: Vec<Fetched> = ["a/b", "a_b"]
+    /// Image-scoped SBOMs of `a/b` and `a_b`: both escape to the directory `a_b`.
+    fn escaping_to_one_directory(f: &Fixture) -> Vec<Fetched> {
+        ["a/b", "a_b"]
             .iter()
             .map(|id| {
                 let s = statement(
@@ -1420,7 +1418,14 @@ mod tests {
                 );
                 f.attest(&s, &[])
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn two_places_that_are_one_file() {
+        let f = Fixture::new();
+        let metadata = label_of(&["example/node", "a/b", "a_b"]);
+        let fetched = escaping_to_one_directory(&f);
         let plan = plan_restore(
             &f.image,
             &metadata,
@@ -1452,17 +1457,7 @@ mod tests {
     fn verify_refuses_places_a_restore_refuses_as_one_file() {
         let f = Fixture::new();
         let metadata = label_of(&["example/node", "a/b", "a_b"]);
-        let fetched: Vec<Fetched> = ["a/b", "a_b"]
-            .iter()
-            .map(|id| {
-                let s = statement(
-                    vec![subject(id, &f.image_hex())],
-                    CDX,
-                    &format!(r#"{{"bomFormat":"CycloneDX","by":"{id}"}}"#),
-                );
-                f.attest(&s, &[])
-            })
-            .collect();
+        let fetched = escaping_to_one_directory(&f);
         let verdicts = verify_placed(&f.image, Some(&metadata), &fetched, &[f.key()]);
         let rules: Vec<Option<Rule>> = verdicts
             .iter()
