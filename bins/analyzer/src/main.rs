@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cnb_attest::restore::{restore, Fallback, Origin, Refusal, RestoreRequest};
+use cnb_attest::restore::{restore, Existing, Fallback, Origin, Refusal, RestoreRequest};
 use cnb_attest::{Error, Image, OpenOptions, Policy};
 use cnb_phase::flags::{LayoutFlags, RegistryFlags};
 use cnb_phase::{exit, shown, Failure};
@@ -60,6 +60,7 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<u8, Failure> {
+    cnb_phase::interrupt::install();
     let name = cli.previous_image.clone();
     let keys = cnb_attest::keys::read_public_keys(&cli.key)
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
@@ -91,6 +92,8 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             Fallback::SbomLayer
         },
         signed_placement_only: cli.signed_placement_only,
+        // As the lifecycle: the restored tree replaces what `<layers>/sbom/launch` held.
+        existing: Existing::Replace,
         ..RestoreRequest::with_keys(keys)
     };
     // As the lifecycle's analyzer: no previous image (a first build) or one that is not a
@@ -109,6 +112,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     .and_then(|r| r);
     let report = match result {
         Ok(report) => report,
+        Err(e) if cnb_phase::interrupt::received().is_some() => {
+            return Err(Failure::new(
+                cnb_phase::interrupt::received().unwrap_or(exit::INTERRUPTED),
+                e,
+            ))
+        }
         Err(Error::ImageNotFound(why)) => return nothing(why),
         Err(Error::NotBuildpacksImage(why)) => return nothing(why),
         Err(e @ Error::SbomLayer(_)) => return Err(Failure::new(exit::ANALYZE_NO_SBOMS, e)),
@@ -192,6 +201,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Refusal::NoneVerified { .. }) => nothing(format!(
             "{name} has no SBOM attestations and its SBOM layer holds no SBOM"
         )),
+        Some(Refusal::SbomLayerRejected { count }) => Err(Failure::new(
+            exit::ANALYZE_VERIFY_FAILED,
+            format!("{count} file(s) of the SBOM layer of {name} cannot be written as they are; no SBOM was restored"),
+        )),
         Some(Refusal::MissingLayers { missing }) => Err(Failure::new(
             exit::ANALYZE_COVERAGE,
             format!("launch layers without a verified SBOM: {}", missing.join(", ")),
@@ -203,6 +216,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 Origin::SbomLayer => "the SBOM layer",
             };
             if !cli.json {
+                for path in &report.removed {
+                    eprintln!(
+                        "Removed {} of an earlier restore",
+                        shown(&path.display().to_string())
+                    );
+                }
                 println!(
                     "Restored {} SBOM file(s) from {from} of {name}",
                     report.written.len()

@@ -3,7 +3,9 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use cnb_attest::restore::{restore, selection, Fallback, Origin, Refusal, RestoreRequest};
+use cnb_attest::restore::{
+    restore, selection, Existing, Fallback, Origin, Refusal, RestoreRequest,
+};
 use cnb_attest::{Image, Policy};
 use cnb_phase::flags::RegistryFlags;
 use cnb_phase::{exit, shown, Failure};
@@ -44,12 +46,18 @@ pub(crate) struct DownloadArgs {
     /// sbom download` does; checked against the label's diffID, but not signed).
     #[arg(long)]
     sbom_layer_fallback: bool,
+    /// Replace what `<dir>/layers/sbom/launch/` holds (an earlier download, another image's
+    /// SBOMs) with this image's SBOMs, as one move; the files removed are listed. Without it, a
+    /// non-empty `sbom/launch/` is refused and nothing is written.
+    #[arg(long)]
+    replace: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
 }
 
 pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
+    cnb_phase::interrupt::install();
     let keys = cnb_attest::keys::read_public_keys(&args.key).map_err(failure)?;
     let invalid = |e: &dyn std::fmt::Display| Failure::new(exit::INVALID_ARGS, e);
     let selection =
@@ -65,6 +73,11 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
             Fallback::Never
         },
         signed_placement_only: args.signed_placement_only,
+        existing: if args.replace {
+            Existing::Replace
+        } else {
+            Existing::Refuse
+        },
         ..RestoreRequest::with_keys(keys)
     };
     let root = args.output_dir.join("layers");
@@ -86,6 +99,7 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
             "plan": report.plan,
             "unsigned-sbom-layer": unsigned,
             "written": report.written,
+            "removed": report.removed,
             "missing-layers": report.missing_layers,
             "refusal": report.refusal,
             "left-out": report.left_out,
@@ -95,6 +109,12 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
     } else {
         for path in &report.written {
             println!("{}", shown(&path.display().to_string()));
+        }
+        for path in &report.removed {
+            eprintln!(
+                "Replaced {} (it was in the earlier tree)",
+                shown(&path.display().to_string())
+            );
         }
         for problem in &report.plan.failures {
             eprintln!("FAILED {}", shown(&problem.to_string()));
@@ -134,6 +154,25 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
                 shown(&missing.join(", "))
             ),
         )
+        .already_printed(args.json)),
+        Some(Refusal::SbomLayerRejected { count }) => Err(Failure::new(
+            exit::VERIFY_FAILED,
+            format!("{location}: {count} file(s) of the SBOM layer cannot be written as they are; nothing was written"),
+        )
+        .already_printed(args.json)),
+        Some(Refusal::Occupied {
+            path,
+            count,
+            example,
+        }) => Err(Failure::new(
+            exit::FAILED,
+            format!(
+                "{} already holds {count} entries (e.g. {}): refusing to mix them with the SBOMs of {location}; nothing was written",
+                shown(&path.display().to_string()),
+                shown(&example.display().to_string())
+            ),
+        )
+        .hint("pass --replace to replace that tree, or choose an empty --output-dir")
         .already_printed(args.json)),
         Some(_) => Err(Failure::new(
             exit::NO_ATTESTATIONS,

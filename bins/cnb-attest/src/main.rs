@@ -80,6 +80,9 @@ fn main() -> ExitCode {
 
 /// The exit code for a library error: invalid requests are usage errors, the rest failures.
 fn failure(e: cnb_attest::Error) -> Failure {
+    if let Some(code) = cnb_phase::interrupt::received() {
+        return Failure::new(code, e);
+    }
     let code = match e {
         cnb_attest::Error::InvalidRequest(_) => exit::INVALID_ARGS,
         _ => exit::FAILED,

@@ -11,12 +11,26 @@
 //! ([`RestoreReport::unsigned_placement`]) and can be refused
 //! ([`RestoreRequest::signed_placement_only`]). Platform SBOMs that belong to no buildpack are
 //! verified, noted and not restored.
+//!
+//! Writes are all or nothing: one plan check ([`cnb_sbom_restore::select::check_places`]) refuses,
+//! before anything is written, files that would be one file or one the directory of the other
+//! (letter case, Unicode normalisation, escaping) and names with invisible or bidirectional-control
+//! characters; the tree is then built beside its destination and moved into place
+//! ([`cnb_sbom_restore::write_tree`]). What `sbom/launch` held before is refused
+//! ([`Existing::Refuse`], `cnb-attest download` without `--replace`) or replaced as a whole
+//! ([`Existing::Replace`], the analyzer, as the lifecycle replaces it), never mixed with the
+//! restored files. [`interrupt`] (the binaries call it on SIGINT and SIGTERM) removes a tree being
+//! built and leaves the destination as it was.
 
 use std::path::{Path, PathBuf};
 
 use cnb_dsse::VerifyingKey;
 use cnb_sbom_discovery::{BuildpackId, SbomFormat};
-use cnb_sbom_restore::select::{missing_from_layer, missing_layers, plan_restore, Plan, Policy};
+use cnb_sbom_restore::select::{
+    check_places, missing_from_layer, missing_layers, plan_restore, Plan, Policy,
+};
+pub use cnb_sbom_restore::write::interrupt;
+pub use cnb_sbom_restore::Existing;
 use cnb_sbom_restore::Restored;
 use serde::Serialize;
 
@@ -40,6 +54,10 @@ pub struct RestoreRequest {
     pub require_all_layers: bool,
     /// Whether the image's SBOM layer may stand in when it has no SBOM attestation at all.
     pub fallback: Fallback,
+    /// What to do when `<layers_root>/sbom/launch` already holds entries: refuse (the default;
+    /// [`Refusal::Occupied`]) or replace the whole tree ([`RestoreReport::removed`] lists what was
+    /// there).
+    pub existing: Existing,
 }
 
 impl RestoreRequest {
@@ -57,6 +75,7 @@ impl RestoreRequest {
             policy: Policy::All,
             require_all_layers: false,
             fallback: Fallback::Never,
+            existing: Existing::Refuse,
         }
     }
 }
@@ -111,6 +130,23 @@ pub enum Refusal {
         /// What is missing.
         missing: Vec<String>,
     },
+    /// The files of the image's SBOM layer (the fallback) fail the plan check: two would be one
+    /// file, one would be the directory of another, or a name holds an invisible,
+    /// bidirectional-control or control character ([`Plan::failures`] names each).
+    SbomLayerRejected {
+        /// How many problems.
+        count: usize,
+    },
+    /// [`Existing::Refuse`]: `<layers_root>/sbom/launch` already holds entries (an earlier
+    /// restore, another image's SBOMs); nothing was written and nothing removed.
+    Occupied {
+        /// The directory.
+        path: PathBuf,
+        /// How many entries it holds (files and directories).
+        count: usize,
+        /// One of them, relative to `path` (a directory ends in `/`).
+        example: PathBuf,
+    },
 }
 
 /// What a restore decided and did.
@@ -137,6 +173,9 @@ pub struct RestoreReport {
     pub unsigned_placement: Vec<String>,
     /// The files written (empty on a refusal).
     pub written: Vec<PathBuf>,
+    /// With [`Existing::Replace`]: what the replaced `sbom/launch` tree held besides directories,
+    /// relative to it (all of it was removed; the restored files are all that is there now).
+    pub removed: Vec<PathBuf>,
     /// Registry requests sent, for registry images.
     pub requests: Option<u64>,
 }
@@ -207,6 +246,7 @@ pub async fn restore(
         left_out: plan.left_out.len(),
         unsigned_placement: plan.unsigned_placement.clone(),
         written: Vec::new(),
+        removed: Vec::new(),
         requests: None,
     };
     let mut refusal = if !plan.failures.is_empty() {
@@ -234,9 +274,23 @@ pub async fn restore(
         report.origin = Origin::SbomLayer;
         report.sbom_layer_skipped = layer.skipped;
         plan.files = only_selected(layer.files, selection);
-        plan.files
-            .is_empty()
-            .then_some(Refusal::NoneVerified { attestations: 0 })
+        // The layer's files pass the same plan check as attested ones.
+        let places: Vec<_> = plan
+            .files
+            .iter()
+            .map(|f| (f.path.clone(), f.source.clone()))
+            .collect();
+        let (problems, _) = check_places(&places);
+        if !problems.is_empty() {
+            plan.files.clear();
+            let count = problems.len();
+            plan.failures.extend(problems);
+            Some(Refusal::SbomLayerRejected { count })
+        } else {
+            plan.files
+                .is_empty()
+                .then_some(Refusal::NoneVerified { attestations: 0 })
+        }
     };
     if refusal.is_none() && request.require_all_layers {
         report.missing_layers = if report.origin == Origin::Attestations {
@@ -257,8 +311,24 @@ pub async fn restore(
                 source,
             })?;
         }
-        report.written =
-            cnb_sbom_restore::write_tree(layers_root, &plan.files).map_err(Error::Write)?;
+        match cnb_sbom_restore::write_tree(layers_root, &plan.files, request.existing) {
+            Ok(written) => {
+                report.written = written.files;
+                report.removed = written.removed;
+            }
+            Err(cnb_sbom_restore::Error::Occupied {
+                path,
+                count,
+                example,
+            }) => {
+                refusal = Some(Refusal::Occupied {
+                    path,
+                    count,
+                    example,
+                })
+            }
+            Err(e) => return Err(Error::Write(e)),
+        }
     }
     report.plan = plan;
     report.refusal = refusal;

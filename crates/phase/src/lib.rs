@@ -282,6 +282,12 @@ pub mod exit {
     /// `cnb-attest sign`: attestations were stored but are not listed where readers look.
     pub const NOT_DISCOVERABLE: u8 = 5;
 
+    /// A restore (`cnb-attest download`, `analyzer`) interrupted by SIGINT (128 + 2): nothing was
+    /// written.
+    pub const INTERRUPTED: u8 = 130;
+    /// A restore interrupted by SIGTERM (128 + 15): nothing was written.
+    pub const TERMINATED: u8 = 143;
+
     /// `analyzer`: the previous image cannot be read (or is not a buildpacks image).
     pub const ANALYZE_BAD_IMAGE: u8 = 34;
     /// `analyzer`: an attestation failed verification; nothing was restored.
@@ -310,6 +316,55 @@ pub mod exit {
     pub const SIGN_FAILED: u8 = 93;
     /// `signer`: attestations were pushed but are not listed where readers look.
     pub const SIGN_NOT_DISCOVERABLE: u8 = 94;
+}
+
+/// SIGINT and SIGTERM during a restore: the tree being built is removed, the destination is left
+/// as it was, and the process exits 130 or 143 ([`exit::INTERRUPTED`], [`exit::TERMINATED`]).
+///
+/// signal-hook's iterator receives the signals on a thread of its own (its handler only writes to
+/// a pipe, which is async-signal-safe); that thread calls [`cnb_attest::restore::interrupt`], which
+/// takes the writer's lock, so a tree being moved into place is moved completely first, and then
+/// exits. Installed by the binaries that restore, before they start.
+pub mod interrupt {
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    use signal_hook::consts::{SIGINT, SIGTERM};
+
+    static RECEIVED: AtomicU8 = AtomicU8::new(0);
+
+    /// Starts the thread that handles SIGINT and SIGTERM. Without it (or if it cannot be
+    /// installed) a signal ends the process as by default, without removing a temporary tree.
+    pub fn install() {
+        let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+            return;
+        };
+        let spawned = std::thread::Builder::new()
+            .name("signals".into())
+            .spawn(move || {
+                if let Some(signal) = signals.forever().next() {
+                    let (code, name) = if signal == SIGTERM {
+                        (super::exit::TERMINATED, "SIGTERM")
+                    } else {
+                        (super::exit::INTERRUPTED, "SIGINT")
+                    };
+                    RECEIVED.store(code, Ordering::SeqCst);
+                    cnb_attest::restore::interrupt();
+                    eprintln!("ERROR: interrupted by {name}; no SBOM was written");
+                    std::process::exit(i32::from(code));
+                }
+            });
+        drop(spawned);
+    }
+
+    /// The exit code for a signal received ([`exit::INTERRUPTED`](super::exit::INTERRUPTED) or
+    /// [`exit::TERMINATED`](super::exit::TERMINATED)), if one was: an error the interrupted write
+    /// returned meanwhile exits with it too.
+    pub fn received() -> Option<u8> {
+        match RECEIVED.load(Ordering::SeqCst) {
+            0 => None,
+            code => Some(code),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,14 +13,17 @@ pub const MAX_NAME_LEN: usize = 255;
 /// A buildpack ID as it appears in `group.toml` and the lifecycle label, e.g.
 /// `paketo-buildpacks/node-engine`.
 ///
-/// Accepted: non-empty, at most 255 bytes, no whitespace or control characters, no `..`
-/// anywhere, and not `.` (so that the escaped form is always one safe path component).
+/// Accepted: non-empty, at most 255 bytes, no whitespace or control characters, no backslash, not
+/// `.`, and no `/`-separated component that is `..` (so that the escaped form is always one safe
+/// path component). `..` inside a component (`acme..tools/extra`) is an ordinary name: the
+/// escaped form `acme..tools_extra` is one component that is neither `.` nor `..`.
 ///
 /// ```
 /// use cnb_sbom_discovery::BuildpackId;
 /// let id = BuildpackId::new("paketo-buildpacks/node-engine").unwrap();
 /// assert_eq!(id.escaped(), "paketo-buildpacks_node-engine");
 /// assert!(BuildpackId::new("a/../b").is_err());
+/// assert_eq!(BuildpackId::new("acme..tools/extra").unwrap().escaped(), "acme..tools_extra");
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -39,8 +42,8 @@ impl BuildpackId {
             Some("it is longer than 255 bytes")
         } else if id.chars().any(|c| c.is_whitespace() || c.is_control()) {
             Some("it contains whitespace or control characters")
-        } else if id.contains("..") {
-            Some("it contains `..`")
+        } else if id.split('/').any(|component| component == "..") {
+            Some("it has a `..` path component")
         } else if id == "." {
             Some("it is `.`")
         } else if id.contains('\\') {
@@ -201,10 +204,15 @@ mod tests {
             "buildpacksio/lifecycle",
             "a.b-c_d",
             "x",
+            "acme..tools/extra",
+            "a/b..",
+            "...",
         ] {
             assert!(BuildpackId::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", " a", "a b", "a\tb", "a\0b", "..", "a/../b", ".", "a\\b"] {
+        for bad in [
+            "", " a", "a b", "a\tb", "a\0b", "..", "a/../b", "../a", "a/..", ".", "a\\b",
+        ] {
             assert!(BuildpackId::new(bad).is_err(), "{bad:?}");
         }
         assert!(BuildpackId::new("a".repeat(256)).is_err());

@@ -1040,6 +1040,8 @@ pub(crate) mod tests {
             NoPlace,
             Conflict,
             SameFile,
+            FileAndDirectory,
+            HiddenCharacter,
             Superseded,
             AmbiguousLayer,
             NoBuildpack,

@@ -28,7 +28,7 @@ pub mod write;
 
 pub use path::SbomPath;
 pub use select::{PolicyError, Problem};
-pub use write::{write_tree, Placement, Restored};
+pub use write::{write_tree, Existing, Placement, Restored, Written};
 
 /// The verification or placement rule an attestation failed: what callers branch on. The
 /// [`Failure`] carrying it also has the message for people.
@@ -80,8 +80,15 @@ pub enum Rule {
     /// Two verified attestations hold different SBOMs for one place.
     Conflict,
     /// Two places would be one file on disk (buildpack IDs escaping to one directory, or paths
-    /// differing only in letter case).
+    /// differing only in letter case or Unicode normalisation, e.g. `café` in NFC and NFD).
     SameFile,
+    /// One place is a file and, on disk, the directory of another (an image-scoped
+    /// `<bp>/sbom.cdx.json` and a layer named `sbom.cdx.json` of the same buildpack): both
+    /// cannot be written.
+    FileAndDirectory,
+    /// A component of the place holds an invisible, bidirectional-control or control character
+    /// ([`path::hidden_character`]): a name that looks like another, or shows a different name.
+    HiddenCharacter,
     /// Under [`select::Policy::Newest`]: a newer verified attestation for the same place wins.
     Superseded,
     /// A bare layer subject (`<layer>`) whose digest the image's label records for that layer name
@@ -120,6 +127,8 @@ impl Rule {
             Rule::NoPlace => "no-place",
             Rule::Conflict => "conflict",
             Rule::SameFile => "same-file",
+            Rule::FileAndDirectory => "file-and-directory",
+            Rule::HiddenCharacter => "hidden-character",
             Rule::Superseded => "superseded",
             Rule::AmbiguousLayer => "ambiguous-layer",
             Rule::NoBuildpack => "no-buildpack",
@@ -190,6 +199,24 @@ pub enum Error {
         path: PathBuf,
         /// Why.
         reason: String,
+    },
+    /// The destination already holds SBOM files and the write was asked not to replace them
+    /// ([`write::Existing::Refuse`]): nothing was written.
+    #[error("{} already holds {count} file(s) (e.g. {}); refusing to mix them with this image's SBOMs", path.display(), example.display())]
+    Occupied {
+        /// The destination directory (`<root>/sbom/launch`).
+        path: PathBuf,
+        /// How many files it holds.
+        count: usize,
+        /// One of them, relative to `path`.
+        example: PathBuf,
+    },
+    /// The process was interrupted (SIGINT, SIGTERM) while writing: the temporary tree was removed
+    /// and the destination left as it was.
+    #[error("interrupted while writing {}; nothing was written", path.display())]
+    Interrupted {
+        /// The destination directory.
+        path: PathBuf,
     },
     /// An I/O error.
     #[error("{}: {source}", path.display())]

@@ -23,7 +23,7 @@ use serde::{Serialize, Serializer};
 use cnb_attestation_config::annotations;
 
 use crate::inspect::{self, Fetched};
-use crate::path::SbomPath;
+use crate::path::{folded, SbomPath};
 use crate::write::{Placement, Restored};
 use crate::{Failure, Rule};
 
@@ -257,30 +257,38 @@ pub fn place(
         }
     }
     if let Some((buildpack, layer)) = placed {
-        return Ok(Place::At {
-            path: SbomPath::Sbom {
+        return at(
+            SbomPath::Sbom {
                 buildpack,
                 layer,
                 format,
             },
-            placement: Placement::Signed,
-        });
+            Placement::Signed,
+        );
     }
     // Only the image is signed: nothing signed can say more than the annotation.
     let annotated = annotated_buildpack
         .and_then(|id| BuildpackId::new(id).ok())
         .filter(|id| in_label.contains(id));
-    Ok(match annotated {
-        Some(buildpack) => Place::At {
-            path: SbomPath::Sbom {
+    match annotated {
+        Some(buildpack) => at(
+            SbomPath::Sbom {
                 buildpack,
                 layer: None,
                 format,
             },
-            placement: Placement::UnsignedAnnotation,
-        },
-        None => Place::NoBuildpack,
-    })
+            Placement::UnsignedAnnotation,
+        ),
+        None => Ok(Place::NoBuildpack),
+    }
+}
+
+/// A place, once its names passed [`SbomPath::check_characters`]: `verify` and every restore
+/// refuse the same names.
+fn at(path: SbomPath, placement: Placement) -> Result<Place, Failure> {
+    path.check_characters()
+        .map_err(|reason| Failure::new(Rule::HiddenCharacter, reason))?;
+    Ok(Place::At { path, placement })
 }
 
 /// The message of a [`Place::NoBuildpack`] note.
@@ -303,30 +311,63 @@ pub fn verify_placed(
 
 /// Like [`verify_placed`], also returning where each verified statement goes (`None` when it
 /// failed, or when there is no label to place it with).
+///
+/// The places of the verified statements then get the plan check of a restore
+/// ([`check_places`]): statements whose places would be one file, or one the directory of the
+/// other, fail with that rule, as a restore refuses them (several statements for one place, such
+/// as one SBOM in two storage formats, are one place).
 pub fn verify_and_place(
     image: &Image,
     metadata: Option<&LifecycleMetadata>,
     fetched: &[Fetched],
     keys: &[VerifyingKey],
 ) -> Vec<(inspect::Verdict, Option<Place>)> {
-    inspect::verify_each(image, fetched, keys)
-        .into_iter()
-        .map(|(mut verdict, statement)| {
-            let mut placed = None;
-            if let (Some(statement), Some(metadata)) = (statement, metadata) {
-                match place(
-                    &statement,
-                    image,
-                    metadata,
-                    verdict.listed.buildpack.as_deref(),
-                ) {
-                    Ok(place) => placed = Some(place),
-                    Err(failure) => verdict.failure = Some(failure),
+    let mut placed: Vec<(inspect::Verdict, Option<Place>)> =
+        inspect::verify_each(image, fetched, keys)
+            .into_iter()
+            .map(|(mut verdict, statement)| {
+                let mut placed = None;
+                if let (Some(statement), Some(metadata)) = (statement, metadata) {
+                    match place(
+                        &statement,
+                        image,
+                        metadata,
+                        verdict.listed.buildpack.as_deref(),
+                    ) {
+                        Ok(place) => placed = Some(place),
+                        Err(failure) => verdict.failure = Some(failure),
+                    }
                 }
-            }
-            (verdict, placed)
+                (verdict, placed)
+            })
+            .collect();
+    let mut at: BTreeMap<SbomPath, Vec<usize>> = BTreeMap::new();
+    for (i, (verdict, place)) in placed.iter().enumerate() {
+        if let (true, Some(Place::At { path, .. })) = (verdict.ok(), place) {
+            at.entry(path.clone()).or_default().push(i);
+        }
+    }
+    let places: Vec<(SbomPath, String)> = at
+        .iter()
+        .map(|(path, verdicts)| {
+            let digests: Vec<&str> = verdicts
+                .iter()
+                .map(|&i| placed[i].0.listed.manifest_digest.as_str())
+                .collect();
+            (path.clone(), digests.join(", "))
         })
-        .collect()
+        .collect();
+    let (problems, _) = check_places(&places);
+    for problem in problems {
+        let Some((path, _)) = places.iter().find(|(_, s)| *s == problem.attestation) else {
+            continue;
+        };
+        for &i in &at[path] {
+            placed[i].0.failure = Some(problem.failure.clone());
+            placed[i].1 = None;
+        }
+    }
+    placed
 }
 
 fn describe(place: &(BuildpackId, Option<LayerName>)) -> String {
@@ -555,28 +596,13 @@ pub fn plan_restore(
             }
         }
     }
-    // Two buildpack IDs can escape to one directory (`a/b` and `a_b`), and two names differing
-    // only in letter case are one file on a case-insensitive file system (macOS, Windows): never
-    // let one overwrite the other; both are refused.
-    let mut by_relative: BTreeMap<String, SbomPath> = BTreeMap::new();
-    for path in chosen.keys() {
-        let relative = path.relative().display().to_string();
-        if let Some(other) = by_relative.insert(relative.to_lowercase(), path.clone()) {
-            plan.failures.push(Problem::new(
-                relative,
-                Failure::new(
-                    Rule::SameFile,
-                    format!(
-                        "{} and {} would be the same file (their buildpack IDs escape to one directory, or the paths differ only in letter case)",
-                        describe_path(&other),
-                        describe_path(path)
-                    ),
-                ),
-            ));
-            conflicted.push(other);
-            conflicted.push(path.clone());
-        }
-    }
+    let places: Vec<(SbomPath, String)> = chosen
+        .iter()
+        .map(|(path, (_, sources, _, _))| (path.clone(), sources.join(", ")))
+        .collect();
+    let (problems, refused) = check_places(&places);
+    plan.failures.extend(problems);
+    conflicted.extend(refused);
     for path in conflicted {
         chosen.remove(&path);
     }
@@ -604,6 +630,75 @@ fn describe_path(path: &SbomPath) -> String {
         }
         SbomPath::Legacy => path.relative().display().to_string(),
     }
+}
+
+/// The one plan check over every file a restore would write, from attestations or from the SBOM
+/// layer, run before anything is written. `places` are the places with what each came from
+/// (attestation digests, or `sbom-layer`), which each problem names. Refused:
+///
+/// * a component holding an invisible, bidirectional-control or control character
+///   ([`Rule::HiddenCharacter`]);
+/// * two places that are one file on some file system ([`Rule::SameFile`]): buildpack IDs that
+///   escape to one directory (`a/b` and `a_b`), or names equal once letter case is folded and
+///   Unicode normalised to NFC ([`crate::path::folded`]: `café` in NFC and in NFD);
+/// * a place that is, on disk, a directory on the way to another ([`Rule::FileAndDirectory`]): an
+///   image-scoped `<bp>/sbom.cdx.json` and the SBOM of that buildpack's layer named
+///   `sbom.cdx.json`.
+///
+/// Returns the problems and every place involved in one (both sides of a collision): none of them
+/// may be written, and the restore is refused.
+pub fn check_places(places: &[(SbomPath, String)]) -> (Vec<Problem>, Vec<SbomPath>) {
+    let mut problems = Vec::new();
+    let mut refused = Vec::new();
+    let mut by_name: BTreeMap<Vec<String>, (&SbomPath, &str)> = BTreeMap::new();
+    for (path, source) in places {
+        if let Err(reason) = path.check_characters() {
+            problems.push(Problem::new(
+                source.as_str(),
+                Failure::new(Rule::HiddenCharacter, reason),
+            ));
+            refused.push(path.clone());
+            continue;
+        }
+        let name: Vec<String> = path.components().iter().map(|c| folded(c)).collect();
+        if let Some((other, other_source)) = by_name.get(&name) {
+            problems.push(Problem::new(
+                source.as_str(),
+                Failure::new(
+                    Rule::SameFile,
+                    format!(
+                        "{} and {} (from {other_source}) would be the same file (their buildpack IDs escape to one directory, or the names differ only in letter case or Unicode normalisation)",
+                        describe_path(path),
+                        describe_path(other),
+                    ),
+                ),
+            ));
+            refused.push((*other).clone());
+            refused.push(path.clone());
+            continue;
+        }
+        by_name.insert(name, (path, source));
+    }
+    for (name, (path, source)) in &by_name {
+        for end in 1..name.len() {
+            if let Some((file, file_source)) = by_name.get(&name[..end]) {
+                problems.push(Problem::new(
+                    *source,
+                    Failure::new(
+                        Rule::FileAndDirectory,
+                        format!(
+                            "{} would be written inside {} (from {file_source}), a file: one name is a file and the other's directory, so neither can be written",
+                            describe_path(path),
+                            describe_path(file),
+                        ),
+                    ),
+                ));
+                refused.push((*file).clone());
+                refused.push((*path).clone());
+            }
+        }
+    }
+    (problems, refused)
 }
 
 /// `--require-all-layers` against a trusted expected set: every SBOM file of the image's SBOM layer
@@ -1311,11 +1406,9 @@ mod tests {
         assert_eq!(plan.warnings[0].failure.rule, Rule::Superseded);
     }
 
-    #[test]
-    fn two_places_that_are_one_file() {
-        let f = Fixture::new();
-        let metadata = label_of(&["example/node", "a/b", "a_b"]);
-        let fetched: Vec<Fetched> = ["a/b", "a_b"]
+    /// Image-scoped SBOMs of `a/b` and `a_b`: both escape to the directory `a_b`.
+    fn escaping_to_one_directory(f: &Fixture) -> Vec<Fetched> {
+        ["a/b", "a_b"]
             .iter()
             .map(|id| {
                 let s = statement(
@@ -1325,7 +1418,14 @@ mod tests {
                 );
                 f.attest(&s, &[])
             })
-            .collect();
+            .collect()
+    }
+
+    #[test]
+    fn two_places_that_are_one_file() {
+        let f = Fixture::new();
+        let metadata = label_of(&["example/node", "a/b", "a_b"]);
+        let fetched = escaping_to_one_directory(&f);
         let plan = plan_restore(
             &f.image,
             &metadata,
@@ -1339,11 +1439,97 @@ mod tests {
         assert_eq!(plan.failures.len(), 1);
         let problem = &plan.failures[0];
         assert_eq!(problem.failure.rule, Rule::SameFile);
-        assert_eq!(problem.attestation, "a_b/sbom.cdx.json");
+        // The problem names the attestations, as every plan problem does.
+        assert_eq!(
+            problem.attestation,
+            fetched[1].descriptor.digest.to_string()
+        );
         assert_eq!(
             problem.failure.message,
-            "a_b/sbom.cdx.json (buildpack a/b) and a_b/sbom.cdx.json (buildpack a_b) would be the same file (their buildpack IDs escape to one directory, or the paths differ only in letter case)"
+            format!(
+                "a_b/sbom.cdx.json (buildpack a_b) and a_b/sbom.cdx.json (buildpack a/b) (from {}) would be the same file (their buildpack IDs escape to one directory, or the names differ only in letter case or Unicode normalisation)",
+                fetched[0].descriptor.digest
+            )
         );
+    }
+
+    #[test]
+    fn verify_refuses_places_a_restore_refuses_as_one_file() {
+        let f = Fixture::new();
+        let metadata = label_of(&["example/node", "a/b", "a_b"]);
+        let fetched = escaping_to_one_directory(&f);
+        let verdicts = verify_placed(&f.image, Some(&metadata), &fetched, &[f.key()]);
+        let rules: Vec<Option<Rule>> = verdicts
+            .iter()
+            .map(|v| v.failure.as_ref().map(|f| f.rule))
+            .collect();
+        assert!(rules.contains(&Some(Rule::SameFile)), "{rules:?}");
+        // One SBOM stored twice is one place, not a collision.
+        let s = f.layer_statement();
+        let twice = [f.attest(&s, &[]), f.attest(&s, &[])];
+        let verdicts = verify_placed(&f.image, Some(&label()), &twice, &[f.key()]);
+        assert!(verdicts.iter().all(|v| v.ok()), "{verdicts:?}");
+    }
+
+    /// The plan check over places, as attested files and SBOM-layer files both get it.
+    fn places(paths: &[(&str, Option<&str>)]) -> Vec<(SbomPath, String)> {
+        paths
+            .iter()
+            .enumerate()
+            .map(|(i, (id, layer))| {
+                (
+                    SbomPath::Sbom {
+                        buildpack: BuildpackId::new(*id).unwrap(),
+                        layer: layer.map(|l| LayerName::new(l).unwrap()),
+                        format: SbomFormat::CycloneDx,
+                    },
+                    format!("source-{i}"),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_file_that_is_the_directory_of_another_refuses_both() {
+        let (problems, refused) = check_places(&places(&[
+            ("acme/tools", None),
+            ("acme/tools", Some("sbom.cdx.json")),
+        ]));
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert_eq!(problems[0].failure.rule, Rule::FileAndDirectory);
+        assert_eq!(problems[0].attestation, "source-1");
+        assert_eq!(
+            problems[0].failure.message,
+            "acme_tools/sbom.cdx.json/sbom.cdx.json (buildpack acme/tools) would be written inside acme_tools/sbom.cdx.json (buildpack acme/tools) (from source-0), a file: one name is a file and the other's directory, so neither can be written"
+        );
+        assert_eq!(refused.len(), 2);
+        // Letter case folded: the same on a case-insensitive file system.
+        let (problems, _) = check_places(&places(&[
+            ("acme/tools", None),
+            ("Acme/Tools", Some("SBOM.cdx.json")),
+        ]));
+        assert_eq!(problems[0].failure.rule, Rule::FileAndDirectory);
+    }
+
+    #[test]
+    fn nfc_and_nfd_spellings_are_one_file_and_hidden_characters_are_refused() {
+        let (problems, refused) = check_places(&places(&[
+            ("acme/caf\u{e9}", None),
+            ("acme/cafe\u{301}", None),
+        ]));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].failure.rule, Rule::SameFile);
+        assert_eq!(refused.len(), 2);
+        let (problems, refused) = check_places(&places(&[
+            ("acme/to\u{200b}ols", None),
+            ("acme/\u{202e}sloot", None),
+            ("acme/tools", None),
+        ]));
+        let rules: Vec<Rule> = problems.iter().map(|p| p.failure.rule).collect();
+        assert_eq!(rules, [Rule::HiddenCharacter, Rule::HiddenCharacter]);
+        assert!(problems[0].failure.message.contains("U+200B"));
+        assert!(problems[1].failure.message.contains("U+202E"));
+        assert_eq!(refused.len(), 2);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use cnb_sbom_restore::archive::{ArchiveLimits, DockerArchive, LayerRef};
 use cnb_sbom_restore::layer::{
     lifecycle_metadata, LayerLimits, DOCKER_LAYER_TAR, DOCKER_LAYER_TAR_GZIP,
 };
-use cnb_sbom_restore::write_tree;
+use cnb_sbom_restore::{write_tree, Existing};
 use serde_json::json;
 use sha2::{Digest as _, Sha256};
 
@@ -156,7 +156,7 @@ fn assert_restores_the_example_tree(archive: &DockerArchive, selector: Option<&s
     assert_eq!(layer.files.len(), 8);
     assert!(layer.skipped.is_empty(), "{:?}", layer.skipped);
     let out = tempfile::tempdir().unwrap();
-    write_tree(&out.path().join("layers"), &layer.files).unwrap();
+    write_tree(&out.path().join("layers"), &layer.files, Existing::Refuse).unwrap();
     assert!(
         tree(&out.path().join("layers/sbom/launch"))
             == tree(&workspace().join("examples/node-express/layers/sbom/launch")),

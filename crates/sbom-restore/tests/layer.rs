@@ -14,7 +14,7 @@ use cnb_sbom_restore::layer::{
     sbom_layer_descriptor, LayerLimits, SbomLayer, DOCKER_LAYER_TAR_GZIP, OCI_LAYER_TAR,
     OCI_LAYER_TAR_GZIP, OCI_LAYER_TAR_ZSTD, SOURCE,
 };
-use cnb_sbom_restore::{write_tree, Error};
+use cnb_sbom_restore::{write_tree, Error, Existing};
 use sha2::{Digest as _, Sha256};
 
 fn workspace() -> PathBuf {
@@ -103,8 +103,8 @@ fn extract(
 /// byte for byte with the tree the lifecycle would have extracted (the build's own tree).
 fn assert_parity(layer: &SbomLayer, expected_layers: &Path) {
     let out = tempfile::tempdir().unwrap();
-    let written = write_tree(out.path(), &layer.files).unwrap();
-    assert_eq!(written.len(), layer.files.len());
+    let written = write_tree(out.path(), &layer.files, Existing::Refuse).unwrap();
+    assert_eq!(written.files.len(), layer.files.len());
     let got = tree(&out.path().join("sbom/launch"));
     let want = tree(&expected_layers.join("sbom/launch"));
     assert_eq!(
