@@ -101,6 +101,12 @@ pub enum Refusal {
         /// SBOM attestations found.
         attestations: usize,
     },
+    /// SBOM attestations exist, none verified, and these could not be read from the registry
+    /// ([`Plan::unreadable`]): a transport or registry failure, not a verdict on them.
+    Unreadable {
+        /// How many could not be read.
+        count: usize,
+    },
     /// The image has no SBOM attestation, and its SBOM layer was not used.
     NoSboms {
         /// Whether the image has an SBOM layer (not used: the request does not allow it).
@@ -132,6 +138,10 @@ pub struct RestoreReport {
     /// Attestations left out because no given key verifies them ([`Plan::left_out`] names each
     /// and why): "N attestation(s) left out: not signed by a trusted key".
     pub left_out: usize,
+    /// Attestations left out because they could not be read from the registry
+    /// ([`Plan::unreadable`] names each and why): "N attestation(s) could not be read from the
+    /// registry".
+    pub unreadable: usize,
     /// Files written (or, on a refusal, that would have been) whose place comes from the unsigned
     /// buildpack annotation, as relative paths under `sbom/launch/`.
     pub unsigned_placement: Vec<String>,
@@ -205,6 +215,7 @@ pub async fn restore(
         missing_layers: Vec::new(),
         refusal: None,
         left_out: plan.left_out.len(),
+        unreadable: plan.unreadable.len(),
         unsigned_placement: plan.unsigned_placement.clone(),
         written: Vec::new(),
         requests: None,
@@ -215,6 +226,12 @@ pub async fn restore(
         })
     } else if !plan.files.is_empty() {
         None
+    } else if !plan.unreadable.is_empty() {
+        // Nothing verified, and the registry failed to give some: a registry failure, never
+        // "none verified", and never the unsigned layer in their place.
+        Some(Refusal::Unreadable {
+            count: plan.unreadable.len(),
+        })
     } else if !fetched.is_empty() || listed.load(std::sync::atomic::Ordering::Relaxed) > 0 {
         // There are SBOM attestations but none verified (or none selected): never the unsigned
         // layer in their place.

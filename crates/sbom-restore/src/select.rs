@@ -416,6 +416,10 @@ pub struct Plan {
     /// Attestations that no given key verifies (unreadable, tampered, or signed by no trusted key;
     /// [`Rule::is_unverified`]): reported and left out, never written, never blocking.
     pub left_out: Vec<Problem>,
+    /// Attestations that could not be read from the registry ([`Rule::FetchFailed`]: a transport
+    /// or registry failure, not a verdict): reported and left out, never written, never blocking
+    /// what did verify.
+    pub unreadable: Vec<Problem>,
     /// Verified SBOM attestations not restored: platform attestations that belong to no buildpack
     /// ([`Rule::NoBuildpack`]), and placements refused as unsigned ([`Rule::UnsignedPlacement`]).
     pub not_restored: Vec<Problem>,
@@ -459,6 +463,10 @@ pub fn plan_restore(
         let rank = (listed.created.clone().unwrap_or_default(), order);
         let statement = match verified {
             Ok(statement) => statement,
+            Err(failure) if failure.rule.is_fetch_failure() => {
+                plan.unreadable.push(Problem::new(name, failure));
+                continue;
+            }
             Err(failure) if failure.rule.is_unverified() => {
                 plan.left_out.push(Problem::new(name, failure));
                 continue;
@@ -1153,7 +1161,7 @@ mod tests {
         let fetched = Fetched {
             descriptor: Descriptor::for_bytes(OCI_MANIFEST, &manifest.to_json()),
             manifest: Ok(manifest),
-            layer: Ok(bytes),
+            layer: Ok(bytes.into()),
             source: "referrer",
         };
         let listed = inspect::list(std::slice::from_ref(&fetched));
