@@ -417,19 +417,22 @@ fn foreign_manifest(subject: &Value, artifact_type: Option<&str>, n: usize, size
     bytes
 }
 
-/// A proxy rule answering GETs of the manifests in `served` (path → generator of its bytes),
-/// generated on each request so that the test holds none of them.
-fn serve_manifests(
-    plan: Plan,
-    served: Arc<HashMap<String, Box<dyn Fn() -> Vec<u8> + Send + Sync>>>,
-) -> Plan {
+/// Manifests a proxy answers for the registry: path → media type and a generator of the bytes.
+type Served = HashMap<String, (&'static str, Box<dyn Fn() -> Vec<u8> + Send + Sync>)>;
+
+/// A proxy rule answering GETs of the manifests in `served`, generated on each request so that
+/// the test holds none of them.
+fn serve_manifests(plan: Plan, served: Arc<Served>) -> Plan {
     let matcher = Arc::clone(&served);
     plan.on(
         move |r| r.method == "GET" && matcher.contains_key(r.path()),
-        move |r, _| Action::Respond {
-            status: 200,
-            headers: vec![("Content-Type".into(), OCI_MANIFEST.into())],
-            body: served[r.path()](),
+        move |r, _| {
+            let (media_type, bytes) = &served[r.path()];
+            Action::Respond {
+                status: 200,
+                headers: vec![("Content-Type".into(), (*media_type).into())],
+                body: bytes(),
+            }
         },
     )
 }
@@ -446,14 +449,17 @@ fn two_hundred_foreign_4_mib_manifests_are_listed_without_being_fetched() {
         };
         let subject = image.subject();
         let size = MAX_MANIFEST - 1024;
-        let mut served: HashMap<String, Box<dyn Fn() -> Vec<u8> + Send + Sync>> = HashMap::new();
+        let mut served = Served::new();
         let mut entries = Vec::new();
         for n in 0..200 {
             let digest = sha256(&foreign_manifest(&subject, Some(FOREIGN), n, size));
             let subject = subject.clone();
             served.insert(
                 manifest_path(&digest),
-                Box::new(move || foreign_manifest(&subject, Some(FOREIGN), n, size)),
+                (
+                    OCI_MANIFEST,
+                    Box::new(move || foreign_manifest(&subject, Some(FOREIGN), n, size)),
+                ),
             );
             entries.push(json!({
                 "mediaType": OCI_MANIFEST,
@@ -532,12 +538,15 @@ fn a_foreign_index_or_a_foreign_manifest_over_4_mib_blocks_nothing() {
             json!({"mediaType": OCI_INDEX, "digest": index_digest, "size": index.len(), "artifactType": FOREIGN}),
             json!({"mediaType": OCI_MANIFEST, "digest": big_digest, "size": big_size, "artifactType": config_type}),
         ];
-        let mut served: HashMap<String, Box<dyn Fn() -> Vec<u8> + Send + Sync>> = HashMap::new();
+        let mut served = Served::new();
         served.insert(
             manifest_path(&index_digest),
-            Box::new(move || index.clone()),
+            (OCI_INDEX, Box::new(move || index.clone())),
         );
-        served.insert(manifest_path(&big_digest), Box::new(move || big.clone()));
+        served.insert(
+            manifest_path(&big_digest),
+            (OCI_MANIFEST, Box::new(move || big.clone())),
+        );
         let proxy = image.proxy_listing(entries, |plan| serve_manifests(plan, Arc::new(served)));
 
         let verified = image.verify(&proxy);
