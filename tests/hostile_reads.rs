@@ -41,6 +41,11 @@ impl std::ops::Deref for Image {
 }
 
 impl Image {
+    /// The example pushed, unsigned.
+    fn pushed(kind: Kind) -> Option<Image> {
+        SignedImage::pushed(kind).map(Image)
+    }
+
     /// The example pushed and signed by the CLI (7 SBOM attestations and the image signature).
     fn signed(kind: Kind) -> Option<Image> {
         let image = SignedImage::signed(kind)?;
@@ -152,9 +157,13 @@ impl Image {
         }
     }
 
-    /// The image's referrers listing as the registry serves it.
+    /// The image's referrers listing as the registry serves it (an empty one where it has none:
+    /// Distribution without a `sha256-<hex>` tag).
     fn listing(&self) -> Value {
         let (status, body) = self.get(&self.listing_path(), OCI_INDEX);
+        if status == 404 && self.registry.kind == Kind::Distribution {
+            return json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []});
+        }
         assert_eq!(status, 200, "{}", String::from_utf8_lossy(&body));
         serde_json::from_slice(&body).unwrap()
     }
@@ -169,8 +178,11 @@ impl Image {
         // with its own.
         let digest = sha256(&body);
         let plan = Plan::new().on(get(self.listing_path()), move |_, _| Action::Rewrite {
-            status: None,
-            headers: vec![("Docker-Content-Digest".into(), digest.clone())],
+            status: Some(200),
+            headers: vec![
+                ("Content-Type".into(), OCI_INDEX.into()),
+                ("Docker-Content-Digest".into(), digest.clone()),
+            ],
             body: body.clone(),
         });
         Proxy::start(&self.registry.host, extra(plan))
@@ -505,6 +517,41 @@ fn two_hundred_foreign_4_mib_manifests_are_listed_without_being_fetched() {
     }
 }
 
+/// A proxy in front of `image`'s registry listing, beside its referrers, another tool's OCI index
+/// with a `subject` (listed as an index) and a foreign manifest just over 4 MiB (listed with an
+/// image config artifact type, as a manifest without `artifactType` is), and serving both: the
+/// proxy and their digests.
+fn foreign_index_and_manifest_over_4_mib(image: &Image) -> (Proxy, [String; 2]) {
+    let subject = image.subject();
+    let index = serde_json::to_vec(&json!({
+        "schemaVersion": 2,
+        "mediaType": OCI_INDEX,
+        "artifactType": FOREIGN,
+        "manifests": [],
+        "subject": subject,
+    }))
+    .unwrap();
+    let config_type = "application/vnd.oci.image.config.v1+json";
+    let big_size = MAX_MANIFEST + 1;
+    let big = foreign_manifest(&subject, None, 0, big_size);
+    let (index_digest, big_digest) = (sha256(&index), sha256(&big));
+    let entries = vec![
+        json!({"mediaType": OCI_INDEX, "digest": index_digest, "size": index.len(), "artifactType": FOREIGN}),
+        json!({"mediaType": OCI_MANIFEST, "digest": big_digest, "size": big_size, "artifactType": config_type}),
+    ];
+    let mut served = Served::new();
+    served.insert(
+        manifest_path(&index_digest),
+        (OCI_INDEX, Box::new(move || index.clone())),
+    );
+    served.insert(
+        manifest_path(&big_digest),
+        (OCI_MANIFEST, Box::new(move || big.clone())),
+    );
+    let proxy = image.proxy_listing(entries, |plan| serve_manifests(plan, Arc::new(served)));
+    (proxy, [index_digest, big_digest])
+}
+
 // ---------------------------------------------------------------------------------------------
 // Item 6: one foreign referrer blocks every read.
 // ---------------------------------------------------------------------------------------------
@@ -521,33 +568,7 @@ fn a_foreign_index_or_a_foreign_manifest_over_4_mib_blocks_nothing() {
         let Some(image) = Image::signed(kind) else {
             return;
         };
-        let subject = image.subject();
-        let index = serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "artifactType": FOREIGN,
-            "manifests": [],
-            "subject": subject,
-        }))
-        .unwrap();
-        let config_type = "application/vnd.oci.image.config.v1+json";
-        let big_size = MAX_MANIFEST + 1;
-        let big = foreign_manifest(&subject, None, 0, big_size);
-        let (index_digest, big_digest) = (sha256(&index), sha256(&big));
-        let entries = vec![
-            json!({"mediaType": OCI_INDEX, "digest": index_digest, "size": index.len(), "artifactType": FOREIGN}),
-            json!({"mediaType": OCI_MANIFEST, "digest": big_digest, "size": big_size, "artifactType": config_type}),
-        ];
-        let mut served = Served::new();
-        served.insert(
-            manifest_path(&index_digest),
-            (OCI_INDEX, Box::new(move || index.clone())),
-        );
-        served.insert(
-            manifest_path(&big_digest),
-            (OCI_MANIFEST, Box::new(move || big.clone())),
-        );
-        let proxy = image.proxy_listing(entries, |plan| serve_manifests(plan, Arc::new(served)));
+        let (proxy, [index_digest, big_digest]) = foreign_index_and_manifest_over_4_mib(&image);
 
         let verified = image.verify(&proxy);
         let report = text(&verified);
@@ -792,5 +813,44 @@ fn a_fetch_failure_is_not_a_verification_failure() {
             !report.contains("not signed by a trusted key"),
             "{kind:?}:\n{report}"
         );
+    }
+}
+
+/// Item 6, with nothing signed: an unsigned image whose only referrers are another tool's (the
+/// index and the manifest over 4 MiB above). They are not SBOM attestations, so they do not stand
+/// between the image and its SBOM layer: the analyzer restores from the SBOM layer, as for any
+/// unsigned image (it used to fetch them, count them as attestations none of which verified, and
+/// exit 35); neither is fetched.
+#[test]
+fn foreign_referrers_never_stand_between_an_unsigned_image_and_its_sbom_layer() {
+    for kind in [Kind::Ferro, Kind::Distribution] {
+        let Some(image) = Image::pushed(kind) else {
+            return;
+        };
+        let (proxy, foreign) = foreign_index_and_manifest_over_4_mib(&image);
+        let layers = image.tmp.path().join("analyzed/layers");
+        let analyzed = image.analyzer(&proxy, &layers);
+        let report = text(&analyzed);
+        assert_eq!(
+            analyzed.status.code(),
+            Some(0),
+            "{kind:?}: analyzer:\n{report}"
+        );
+        assert!(
+            report.contains("from the SBOM layer"),
+            "{kind:?}: not restored from the SBOM layer:\n{report}"
+        );
+        assert!(
+            !cnb_attest_tests::sbom_files(&layers).is_empty(),
+            "{kind:?}: nothing restored:\n{report}"
+        );
+        for digest in &foreign {
+            assert_eq!(
+                gets(&proxy, &manifest_path(digest)),
+                0,
+                "{kind:?}: {digest} was fetched:\n{}",
+                proxy.summary()
+            );
+        }
     }
 }

@@ -16,6 +16,7 @@ use std::path::{Path, PathBuf};
 
 use cnb_dsse::VerifyingKey;
 use cnb_sbom_discovery::{BuildpackId, SbomFormat};
+use cnb_sbom_restore::inspect::foreign_from_listing;
 use cnb_sbom_restore::select::{missing_from_layer, missing_layers, plan_restore, Plan, Policy};
 use cnb_sbom_restore::Restored;
 use serde::Serialize;
@@ -185,16 +186,20 @@ pub async fn restore(
     // Whether the image has SBOM attestations at all is decided before the selection filters
     // them: a request for one buildpack never turns "other buildpacks are signed" into "nothing
     // is signed" and so into the unsigned fallback.
+    // Someone else's artifacts (known from the listing, or from their manifest) are not SBOM
+    // attestations: they never stand between an image and its SBOM layer.
     let any = Selection::default();
-    let listed = std::sync::atomic::AtomicUsize::new(0);
+    let unselected = std::sync::atomic::AtomicUsize::new(0);
     let fetched = image
         .fetch(&|d| {
-            if any.wants(d) {
-                listed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let wanted = selection.wants(d);
+            if !wanted && any.wants(d) && foreign_from_listing(d).is_none() {
+                unselected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            selection.wants(d)
+            wanted
         })
         .await?;
+    let attestations = fetched.iter().filter(|f| !f.is_foreign()).count();
     let mut plan = match image.manifest() {
         Some(manifest) => plan_restore(
             manifest,
@@ -210,7 +215,7 @@ pub async fn restore(
     let mut report = RestoreReport {
         plan: Plan::default(),
         origin: Origin::Attestations,
-        attestations: fetched.len(),
+        attestations,
         sbom_layer_skipped: Vec::new(),
         missing_layers: Vec::new(),
         refusal: None,
@@ -232,12 +237,10 @@ pub async fn restore(
         Some(Refusal::Unreadable {
             count: plan.unreadable.len(),
         })
-    } else if !fetched.is_empty() || listed.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+    } else if attestations > 0 || unselected.load(std::sync::atomic::Ordering::Relaxed) > 0 {
         // There are SBOM attestations but none verified (or none selected): never the unsigned
         // layer in their place.
-        Some(Refusal::NoneVerified {
-            attestations: fetched.len(),
-        })
+        Some(Refusal::NoneVerified { attestations })
     } else if request.fallback == Fallback::Never || metadata.sbom.is_none() {
         Some(Refusal::NoSboms {
             sbom_layer: metadata.sbom.is_some(),

@@ -263,6 +263,18 @@ pub struct Fetched {
     pub source: &'static str,
 }
 
+impl Fetched {
+    /// Whether this is someone else's artifact (recognised from the listing, or from a manifest in
+    /// no format this tool reads), not an attestation: listings show it, verification and
+    /// restores ignore it.
+    pub fn is_foreign(&self) -> bool {
+        match &self.manifest {
+            Ok(manifest) => StorageFormat::detect(manifest).is_none(),
+            Err(unread) => unread.kind == UnreadKind::Foreign,
+        }
+    }
+}
+
 /// Why a referrer's layer is not fetched, or `None` when it should be.
 pub(crate) fn skip_reason(manifest: &ImageManifest) -> Option<Unread> {
     if StorageFormat::detect(manifest).is_none() {
