@@ -1342,6 +1342,148 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_fetch_failure_is_not_a_verification_failure() {
+        let f = Fixture::new();
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.manifest = Err(Unread::fetch("GET manifest: registry answered 503"));
+        let failure = f.verdict(fetched).failure.unwrap();
+        assert_eq!(failure.rule, Rule::FetchFailed);
+        assert!(failure.rule.is_fetch_failure() && failure.rule.is_unverified());
+        assert_eq!(
+            failure.message,
+            "could not be read from the registry: GET manifest: registry answered 503"
+        );
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.layer = Err(Unread::fetch("reading blob: connection reset"));
+        assert_eq!(f.rule(fetched), Rule::FetchFailed);
+        // What was read and is wrong stays a content failure.
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.layer = Err(Unread::content("content has digest sha256:..."));
+        assert_eq!(f.rule(fetched), Rule::Blob);
+    }
+
+    #[test]
+    fn a_foreign_referrer_is_listed_never_verified() {
+        let f = Fixture::new();
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.manifest = Err(Unread::foreign("an index; not fetched"));
+        fetched.layer = Err(Unread::foreign("an index; not fetched"));
+        assert!(fetched.is_foreign());
+        assert!(verify(&f.image, std::slice::from_ref(&fetched), &[f.key()]).is_empty());
+        let listed = list(&[fetched]);
+        assert_eq!(listed[0].format, None);
+        assert_eq!(listed[0].problem.as_deref(), Some("an index; not fetched"));
+    }
+
+    fn listed(media_type: &str, artifact_type: Option<&str>, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest: Descriptor::for_bytes(media_type, &size.to_be_bytes()).digest,
+            size,
+            artifact_type: artifact_type.map(str::to_string),
+            annotations: None,
+            platform: None,
+        }
+    }
+
+    #[test]
+    fn foreign_artifacts_are_known_from_the_listing() {
+        use cnb_referrers::format::{BUNDLE_V03, DSSE_ENVELOPE};
+        use cnb_referrers::manifest::OCI_INDEX;
+        let cap = cnb_referrers::layout::MAX_MANIFEST_SIZE;
+        let config = "application/vnd.oci.image.config.v1+json";
+        // Fetched: the formats' own artifact types, a manifest listed by its config, none at all.
+        for artifact_type in [Some(BUNDLE_V03), Some(DSSE_ENVELOPE), Some(config), None] {
+            assert_eq!(
+                foreign_from_listing(&listed(OCI_MANIFEST, artifact_type, 1000)),
+                None
+            );
+        }
+        // Someone else's: an index, another artifact type, a manifest over the limit.
+        for d in [
+            listed(OCI_INDEX, Some("application/vnd.example+json"), 1000),
+            listed(OCI_MANIFEST, Some("application/vnd.example+json"), 1000),
+            listed(OCI_MANIFEST, Some(config), cap + 1),
+        ] {
+            let reason = foreign_from_listing(&d).unwrap();
+            assert_eq!(reason.kind, UnreadKind::Foreign, "{d:?}");
+            assert!(reason.message.contains("not fetched"), "{reason}");
+        }
+        // Listed as an attestation, but over the limit: unreadable, still not fetched.
+        let reason =
+            foreign_from_listing(&listed(OCI_MANIFEST, Some(BUNDLE_V03), cap + 1)).unwrap();
+        assert_eq!(reason.kind, UnreadKind::Content);
+    }
+
+    #[test]
+    fn a_listing_is_taken_once_per_digest() {
+        let a = listed(OCI_MANIFEST, None, 1);
+        let b = listed(OCI_MANIFEST, None, 2);
+        let taken = dedupe(vec![a.clone(), b.clone(), a.clone(), a.clone(), b]);
+        assert_eq!(taken.iter().map(|d| d.size).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn the_budget_refuses_before_reading_and_counts_understatements() {
+        let mut budget = Budget::new("image");
+        budget.charge("a", MAX_TOTAL_BLOB_BYTES - 10).unwrap();
+        budget.charge("b", 10).unwrap();
+        let refused = budget.charge("c", 1).unwrap_err().to_string();
+        assert!(
+            refused.contains("more than the 536870912 read for one image"),
+            "{refused}"
+        );
+        let mut budget = Budget::new("image");
+        budget.charge("a", 1).unwrap();
+        // The listing said 1 byte; 100 were read.
+        budget.settle(1, 100);
+        budget.charge("b", MAX_TOTAL_BLOB_BYTES - 100).unwrap();
+        assert!(budget.charge("c", 1).is_err());
+    }
+
+    #[test]
+    fn a_blob_is_read_once_and_shared() {
+        let bytes = b"attestation".to_vec();
+        let layer = Descriptor::for_bytes("application/example", &bytes);
+        let mut blobs = Blobs::default();
+        let mut budget = Budget::new("image");
+        let reads = std::cell::Cell::new(0);
+        let read = |_max: u64| {
+            reads.set(reads.get() + 1);
+            Ok::<_, String>(bytes.clone())
+        };
+        let first = blobs
+            .get(&layer, &mut budget, read, Unread::content)
+            .unwrap()
+            .unwrap();
+        let second = blobs
+            .get(&layer, &mut budget, read, Unread::content)
+            .unwrap()
+            .unwrap();
+        assert_eq!(reads.get(), 1);
+        assert!(std::sync::Arc::ptr_eq(&first, &second));
+        assert_eq!(budget.spent, bytes.len() as u64);
+        // Another descriptor of the same digest with another size is wrong about it.
+        let mut other = layer.clone();
+        other.size += 1;
+        let wrong = blobs
+            .get(&other, &mut budget, read, Unread::content)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(wrong.kind, UnreadKind::Content);
+        assert_eq!(reads.get(), 1);
+        // Over the per-blob limit: refused without a read.
+        let mut huge = layer.clone();
+        huge.digest = Descriptor::for_bytes("x", b"other").digest;
+        huge.size = MAX_ATTESTATION_BLOB + 1;
+        assert!(blobs
+            .get(&huge, &mut budget, read, Unread::content)
+            .unwrap()
+            .is_err());
+        assert_eq!(reads.get(), 1);
+    }
+
+    #[test]
     fn every_rule_serialises_as_its_name() {
         use Rule::*;
         let all = [

@@ -986,6 +986,28 @@ mod tests {
     }
 
     #[test]
+    fn an_attestation_the_registry_failed_to_give_is_unreadable_not_left_out() {
+        let f = Fixture::new();
+        let mut unread = f.attest(&f.layer_statement(), &[]);
+        unread.manifest = Err(crate::inspect::Unread::fetch("registry answered 503"));
+        let java = statement(
+            vec![subject("example/java", &f.image_hex())],
+            CDX,
+            r#"{"bomFormat":"CycloneDX","by":"java"}"#,
+        );
+        let fetched = [unread, f.attest(&java, &[])];
+        for policy in [Policy::All, Policy::Newest] {
+            let plan = plan(&f, &fetched, &[f.key()], policy);
+            assert!(plan.failures.is_empty() && plan.warnings.is_empty());
+            assert!(plan.left_out.is_empty(), "{:?}", plan.left_out);
+            assert_eq!(plan.unreadable.len(), 1);
+            assert_eq!(plan.unreadable[0].failure.rule, Rule::FetchFailed);
+            // What verified is written.
+            assert_eq!(plan.files.len(), 1);
+        }
+    }
+
+    #[test]
     fn an_unverifiable_attestation_is_left_out_under_either_policy() {
         let f = Fixture::new();
         let mut tampered = f.attest(&f.layer_statement(), &[]);
