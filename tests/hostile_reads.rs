@@ -578,7 +578,8 @@ fn a_foreign_index_or_a_foreign_manifest_over_4_mib_blocks_nothing() {
             "{kind:?}: verify:\n{report}"
         );
         assert!(
-            report.contains("all 8 attestation(s) verified"),
+            report.contains("all 8 attestation(s) verified")
+                && report.contains("2 other referrer(s) skipped"),
             "{kind:?}:\n{report}"
         );
 

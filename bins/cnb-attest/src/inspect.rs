@@ -149,6 +149,13 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
             }
         }
     }
+    if report.others > 0 && !args.json {
+        eprintln!(
+            "{}: {} other referrer(s) skipped: not an attestation format this tool reads",
+            shown(&location),
+            report.others
+        );
+    }
     let total = verdicts.len() + signatures.len();
     let fingerprint = keys
         .iter()

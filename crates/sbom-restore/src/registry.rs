@@ -20,14 +20,17 @@ pub async fn fetch_registry(
     fetch_registry_selected(client, repo, image, &|_| true).await
 }
 
-/// Why a registry read failed, by kind: what was read was wrong ([`Unread::content`]: too large,
-/// not matching its digest, malformed), or the registry or transport failed ([`Unread::fetch`]).
+/// Why a registry read failed, by kind: what was read is wrong or missing ([`Unread::content`]:
+/// too large, not matching its digest, malformed, a 404 for what a manifest names), or the
+/// registry or the transport failed ([`Unread::fetch`]: any other status after the retries, a
+/// connection or body cut short, the deadline, a redirect loop, access refused).
 fn unread(error: cnb_registry::Error) -> Unread {
     use cnb_registry::Error as E;
     match error {
-        E::TooLarge { .. } | E::DigestMismatch { .. } | E::Malformed(_) => {
-            Unread::content(error.to_string())
-        }
+        E::TooLarge { .. }
+        | E::DigestMismatch { .. }
+        | E::Malformed(_)
+        | E::Status { status: 404, .. } => Unread::content(error.to_string()),
         other => Unread::fetch(other.to_string()),
     }
 }
