@@ -157,6 +157,15 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             report.left_out
         );
     }
+    for problem in &report.plan.unreadable {
+        eprintln!("Warning: not read {}", shown(&problem.to_string()));
+    }
+    if report.unreadable > 0 && report.refusal.is_none() {
+        eprintln!(
+            "Warning: {} attestation(s) of {name} left out: could not be read from the registry",
+            report.unreadable
+        );
+    }
     for problem in &report.plan.not_restored {
         eprintln!("Skipped {}", shown(&problem.to_string()));
     }
@@ -179,6 +188,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
     }
     let outcome = match &report.refusal {
+        Some(Refusal::Unreadable { count }) => Err(Failure::new(
+            exit::ANALYZE_BAD_IMAGE,
+            format!(
+                "{count} attestation(s) of {name} could not be read from the registry and none verified; no SBOM was restored"
+            ),
+        )),
         Some(Refusal::VerificationFailed { count }) => Err(Failure::new(
             exit::ANALYZE_VERIFY_FAILED,
             format!("{count} attestation(s) of {name} failed verification; no SBOM was restored"),

@@ -103,6 +103,7 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
             "missing-layers": report.missing_layers,
             "refusal": report.refusal,
             "left-out": report.left_out,
+            "unreadable": report.unreadable,
             "unsigned-placement": report.unsigned_placement,
             "requests": report.requests,
         }));
@@ -125,6 +126,9 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
         for problem in &report.plan.left_out {
             eprintln!("Warning: left out {}", shown(&problem.to_string()));
         }
+        for problem in &report.plan.unreadable {
+            eprintln!("Warning: not read {}", shown(&problem.to_string()));
+        }
         for problem in &report.plan.not_restored {
             eprintln!("Skipped {}", shown(&problem.to_string()));
         }
@@ -141,7 +145,20 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
             report.left_out
         );
     }
+    if report.unreadable > 0 && report.refusal.is_none() {
+        eprintln!(
+            "Warning: {location}: {} attestation(s) left out: could not be read from the registry",
+            report.unreadable
+        );
+    }
     match &report.refusal {
+        Some(Refusal::Unreadable { count }) => Err(Failure::new(
+            exit::FAILED,
+            format!(
+                "{location}: {count} attestation(s) could not be read from the registry and none verified; nothing was written"
+            ),
+        )
+        .already_printed(args.json)),
         Some(Refusal::VerificationFailed { count }) => Err(Failure::new(
             exit::VERIFY_FAILED,
             format!("{location}: {count} attestation(s) failed verification; nothing was written"),

@@ -96,8 +96,15 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         ))
     })?;
     let verdicts = report.verdicts;
-    let failed =
-        verdicts.iter().filter(|v| !v.ok()).count() + signatures.iter().filter(|s| !s.ok()).count();
+    // Not read from the registry (a transport or registry failure) is not "failed verification".
+    let unread = |v: &&cnb_attest::Verdict| {
+        v.failure
+            .as_ref()
+            .is_some_and(|f| f.rule.is_fetch_failure())
+    };
+    let unreadable = verdicts.iter().filter(unread).count();
+    let failed = verdicts.iter().filter(|v| !v.ok()).count() - unreadable
+        + signatures.iter().filter(|s| !s.ok()).count();
     if args.json {
         // cosign 2 image signatures (the `.sig` tag) follow the attestations, marked by format.
         let mut all: Vec<serde_json::Value> = verdicts
@@ -114,6 +121,11 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         for v in &verdicts {
             match &v.failure {
                 None => println!("verified  {}", shown(&v.name())),
+                Some(reason) if reason.rule.is_fetch_failure() => println!(
+                    "NOT READ  {}: {}",
+                    shown(&v.name()),
+                    shown(&reason.to_string())
+                ),
                 Some(reason) => {
                     println!(
                         "FAILED    {}: {}",
@@ -137,6 +149,13 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
             }
         }
     }
+    if report.others > 0 && !args.json {
+        eprintln!(
+            "{}: {} other referrer(s) skipped: not an attestation format this tool reads",
+            shown(&location),
+            report.others
+        );
+    }
     let total = verdicts.len() + signatures.len();
     let fingerprint = keys
         .iter()
@@ -155,11 +174,25 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         )
         .already_printed(args.json));
     }
+    let not_read = match unreadable {
+        0 => String::new(),
+        n => format!("; {n} could not be read from the registry"),
+    };
     if failed > 0 {
         return Err(Failure::new(
             exit::VERIFY_FAILED,
             format!(
-                "{location}: {failed} of {total} attestation(s) failed verification with key{fingerprint}",
+                "{location}: {failed} of {total} attestation(s) failed verification with key{fingerprint}{not_read}",
+            ),
+        )
+        .already_printed(args.json));
+    }
+    if unreadable > 0 {
+        return Err(Failure::new(
+            exit::FAILED,
+            format!(
+                "{location}: {unreadable} of {total} attestation(s) could not be read from the registry (not a verification failure); {} verified with key{fingerprint}",
+                total - unreadable
             ),
         )
         .already_printed(args.json));

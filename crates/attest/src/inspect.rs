@@ -134,6 +134,9 @@ pub struct VerifyReport {
     pub verdicts: Vec<Verdict>,
     /// With `require_all_layers`: the launch layers (or SBOM paths) without a verified SBOM.
     pub missing_layers: Vec<String>,
+    /// Referrers skipped as someone else's artifacts (in no format this project reads; most are
+    /// known from the listing and never fetched): not verified, never a failure.
+    pub others: usize,
 }
 
 /// [`verify`] under a [`VerifyRequest`]: the same rules, restricted to the attestations `download`
@@ -158,6 +161,7 @@ pub async fn verify_with(image: &Image, request: &VerifyRequest) -> Result<Verif
     let selection = &request.selection;
     let narrowed = selection.buildpack.is_some() || selection.format.is_some();
     let fetched: Vec<Fetched> = image.fetch(&|d| !narrowed || selection.wants(d)).await?;
+    let others = fetched.iter().filter(|f| f.is_foreign()).count();
     let metadata = if request.require_all_layers || narrowed {
         Some(image.metadata()?)
     } else {
@@ -197,6 +201,7 @@ pub async fn verify_with(image: &Image, request: &VerifyRequest) -> Result<Verif
     Ok(VerifyReport {
         verdicts,
         missing_layers,
+        others,
     })
 }
 

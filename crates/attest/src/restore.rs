@@ -26,6 +26,7 @@ use std::path::{Path, PathBuf};
 
 use cnb_dsse::VerifyingKey;
 use cnb_sbom_discovery::{BuildpackId, SbomFormat};
+use cnb_sbom_restore::inspect::foreign_from_listing;
 use cnb_sbom_restore::select::{
     check_places, missing_from_layer, missing_layers, plan_restore, Plan, Policy,
 };
@@ -120,6 +121,12 @@ pub enum Refusal {
         /// SBOM attestations found.
         attestations: usize,
     },
+    /// SBOM attestations exist, none verified, and these could not be read from the registry
+    /// ([`Plan::unreadable`]): a transport or registry failure, not a verdict on them.
+    Unreadable {
+        /// How many could not be read.
+        count: usize,
+    },
     /// The image has no SBOM attestation, and its SBOM layer was not used.
     NoSboms {
         /// Whether the image has an SBOM layer (not used: the request does not allow it).
@@ -168,6 +175,10 @@ pub struct RestoreReport {
     /// Attestations left out because no given key verifies them ([`Plan::left_out`] names each
     /// and why): "N attestation(s) left out: not signed by a trusted key".
     pub left_out: usize,
+    /// Attestations left out because they could not be read from the registry
+    /// ([`Plan::unreadable`] names each and why): "N attestation(s) could not be read from the
+    /// registry".
+    pub unreadable: usize,
     /// Files written (or, on a refusal, that would have been) whose place comes from the unsigned
     /// buildpack annotation, as relative paths under `sbom/launch/`.
     pub unsigned_placement: Vec<String>,
@@ -214,16 +225,20 @@ pub async fn restore(
     // Whether the image has SBOM attestations at all is decided before the selection filters
     // them: a request for one buildpack never turns "other buildpacks are signed" into "nothing
     // is signed" and so into the unsigned fallback.
+    // Someone else's artifacts (known from the listing, or from their manifest) are not SBOM
+    // attestations: they never stand between an image and its SBOM layer.
     let any = Selection::default();
-    let listed = std::sync::atomic::AtomicUsize::new(0);
+    let unselected = std::sync::atomic::AtomicUsize::new(0);
     let fetched = image
         .fetch(&|d| {
-            if any.wants(d) {
-                listed.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let wanted = selection.wants(d);
+            if !wanted && any.wants(d) && foreign_from_listing(d).is_none() {
+                unselected.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
             }
-            selection.wants(d)
+            wanted
         })
         .await?;
+    let attestations = fetched.iter().filter(|f| !f.is_foreign()).count();
     let mut plan = match image.manifest() {
         Some(manifest) => plan_restore(
             manifest,
@@ -239,11 +254,12 @@ pub async fn restore(
     let mut report = RestoreReport {
         plan: Plan::default(),
         origin: Origin::Attestations,
-        attestations: fetched.len(),
+        attestations,
         sbom_layer_skipped: Vec::new(),
         missing_layers: Vec::new(),
         refusal: None,
         left_out: plan.left_out.len(),
+        unreadable: plan.unreadable.len(),
         unsigned_placement: plan.unsigned_placement.clone(),
         written: Vec::new(),
         removed: Vec::new(),
@@ -255,12 +271,16 @@ pub async fn restore(
         })
     } else if !plan.files.is_empty() {
         None
-    } else if !fetched.is_empty() || listed.load(std::sync::atomic::Ordering::Relaxed) > 0 {
+    } else if !plan.unreadable.is_empty() {
+        // Nothing verified, and the registry failed to give some: a registry failure, never
+        // "none verified", and never the unsigned layer in their place.
+        Some(Refusal::Unreadable {
+            count: plan.unreadable.len(),
+        })
+    } else if attestations > 0 || unselected.load(std::sync::atomic::Ordering::Relaxed) > 0 {
         // There are SBOM attestations but none verified (or none selected): never the unsigned
         // layer in their place.
-        Some(Refusal::NoneVerified {
-            attestations: fetched.len(),
-        })
+        Some(Refusal::NoneVerified { attestations })
     } else if request.fallback == Fallback::Never || metadata.sbom.is_none() {
         Some(Refusal::NoSboms {
             sbom_layer: metadata.sbom.is_some(),

@@ -347,8 +347,10 @@ impl OciLayout {
         subject: &Digest,
     ) -> Result<Vec<(Descriptor, Result<ImageManifest, String>)>, Error> {
         let mut out = Vec::new();
+        let mut seen = std::collections::HashSet::new();
         for descriptor in self.index()?.manifests {
-            if descriptor.media_type != OCI_MANIFEST {
+            // Each listed digest is read once, however often `index.json` lists it.
+            if descriptor.media_type != OCI_MANIFEST || !seen.insert(descriptor.digest.clone()) {
                 continue;
             }
             let read = if descriptor.size > MAX_MANIFEST_SIZE {

@@ -165,6 +165,85 @@ fn listed_from(fetched: &Fetched) -> Listed {
     }
 }
 
+/// An attestation blob as read (bounded, digest-checked), shared between the referrers that list
+/// the same blob: a blob is fetched and held once, whatever the number of referrers naming it.
+pub type Blob = std::sync::Arc<Vec<u8>>;
+
+/// Why a referrer's manifest or blob is not there to verify: what callers branch on is
+/// [`Unread::kind`]; the message is for people.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unread {
+    /// What kind of reason.
+    pub kind: UnreadKind,
+    /// What happened, for people.
+    pub message: String,
+}
+
+/// The kinds of [`Unread`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum UnreadKind {
+    /// The registry or the transport failed while it was fetched (a 5xx or other unexpected
+    /// status, a refused or reset connection, a body cut short, the run's deadline): nothing is
+    /// known of its content. Not a verification failure ([`Rule::FetchFailed`]).
+    Fetch,
+    /// What was read, or what the listing says of it, is wrong: missing although listed,
+    /// malformed, over a size limit, not matching its digest or its descriptor.
+    Content,
+    /// Someone else's artifact, recognised from its listed descriptor (an image index, an
+    /// artifact type no attestation has, a manifest over the size limit) or from its manifest (a
+    /// layer in no format this tool reads): skipped, reported by listings, never verified, never
+    /// blocking.
+    Foreign,
+}
+
+impl Unread {
+    /// A [`UnreadKind::Content`] reason.
+    pub fn content(message: impl Into<String>) -> Self {
+        Unread {
+            kind: UnreadKind::Content,
+            message: message.into(),
+        }
+    }
+
+    /// A [`UnreadKind::Fetch`] reason.
+    pub fn fetch(message: impl Into<String>) -> Self {
+        Unread {
+            kind: UnreadKind::Fetch,
+            message: message.into(),
+        }
+    }
+
+    /// A [`UnreadKind::Foreign`] reason.
+    pub fn foreign(message: impl Into<String>) -> Self {
+        Unread {
+            kind: UnreadKind::Foreign,
+            message: message.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Unread {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// A content problem (what stores other than registries report: a layout's missing or corrupt
+/// blob).
+impl From<String> for Unread {
+    fn from(message: String) -> Self {
+        Unread::content(message)
+    }
+}
+
+/// A content problem (see the `String` conversion).
+impl From<&str> for Unread {
+    fn from(message: &str) -> Self {
+        Unread::content(message)
+    }
+}
+
 /// One referrer of an image as fetched from a store: its descriptor as listed, its manifest, and
 /// its attestation blob (or why it could not be had). Listing and verification work on these, so
 /// they are the same whatever the store.
@@ -172,35 +251,237 @@ fn listed_from(fetched: &Fetched) -> Listed {
 pub struct Fetched {
     /// The descriptor as listed (layout index, Referrers API or tag-schema index).
     pub descriptor: Descriptor,
-    /// The referrer manifest, or why it could not be read although it is listed.
-    pub manifest: Result<ImageManifest, String>,
-    /// The attestation blob (bounded and digest-checked by the store), or the reason it is missing.
-    pub layer: Result<Vec<u8>, String>,
+    /// The referrer manifest, or why it is not there (not read: foreign; or unreadable although
+    /// listed).
+    pub manifest: Result<ImageManifest, Unread>,
+    /// The attestation blob (bounded and digest-checked by the store, shared with every referrer
+    /// naming the same blob), or the reason it is missing.
+    pub layer: Result<Blob, Unread>,
     /// Where it was found: `referrer` (layout index, Referrers API, tag-schema index),
     /// `cosign-att` (a layer of cosign 2's `sha256-<hex>.att` manifest) or `buildkit` (a layer of a
     /// BuildKit attestation manifest in the image's index: a bare, unsigned statement).
     pub source: &'static str,
 }
 
+impl Fetched {
+    /// Whether this is someone else's artifact (recognised from the listing, or from a manifest in
+    /// no format this tool reads), not an attestation: listings show it, verification and
+    /// restores ignore it.
+    pub fn is_foreign(&self) -> bool {
+        match &self.manifest {
+            Ok(manifest) => StorageFormat::detect(manifest).is_none(),
+            Err(unread) => unread.kind == UnreadKind::Foreign,
+        }
+    }
+}
+
 /// Why a referrer's layer is not fetched, or `None` when it should be.
-pub(crate) fn skip_reason(manifest: &ImageManifest) -> Option<String> {
+pub(crate) fn skip_reason(manifest: &ImageManifest) -> Option<Unread> {
     if StorageFormat::detect(manifest).is_none() {
-        return Some(format!(
+        return Some(Unread::foreign(format!(
             "not an attestation format this tool reads (artifactType {}, layer {})",
             manifest.effective_artifact_type(),
             manifest
                 .layers
                 .first()
                 .map_or("none", |l| l.media_type.as_str())
-        ));
+        )));
     }
     let layer = &manifest.layers[0];
     (layer.size > MAX_ATTESTATION_BLOB).then(|| {
-        format!(
+        Unread::content(format!(
             "attestation blob of {} bytes exceeds the {MAX_ATTESTATION_BLOB}-byte limit",
             layer.size
-        )
+        ))
     })
+}
+
+/// Artifact types a referrer holding an attestation this tool reads may be listed with: the two
+/// storage formats' own, and the config media types a manifest without `artifactType` is listed
+/// by (the RFC's literal shape has an image config and no `artifactType`). Anything else is
+/// another tool's artifact.
+const ATTESTATION_ARTIFACT_TYPES: [&str; 6] = [
+    cnb_referrers::format::BUNDLE_V03,
+    cnb_referrers::format::DSSE_ENVELOPE,
+    "application/vnd.oci.empty.v1+json",
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+    INTOTO_STATEMENT,
+];
+
+/// Whether a listed referrer is someone else's artifact, judged from its listed descriptor alone
+/// so that it is never fetched: an image index (attestations are image manifests), any other
+/// media type that is not an image manifest, an artifact type no attestation has, or a manifest
+/// over the registry manifest limit that is not listed as an attestation. `None`: fetch it.
+///
+/// A descriptor listed as an attestation but over the manifest limit is not foreign: it is
+/// unreadable ([`UnreadKind::Content`]), and reported as such, still without a request.
+pub fn foreign_from_listing(descriptor: &Descriptor) -> Option<Unread> {
+    use cnb_referrers::manifest::{DOCKER_MANIFEST, OCI_MANIFEST};
+    let media_type = descriptor.media_type.as_str();
+    if media_type != OCI_MANIFEST && media_type != DOCKER_MANIFEST {
+        return Some(Unread::foreign(format!(
+            "not an attestation format this tool reads (listed as {media_type}, not an image manifest; not fetched)"
+        )));
+    }
+    let listed_as_attestation = descriptor.artifact_type.as_deref().is_some_and(|t| {
+        t == cnb_referrers::format::BUNDLE_V03 || t == cnb_referrers::format::DSSE_ENVELOPE
+    });
+    if descriptor.size > cnb_referrers::layout::MAX_MANIFEST_SIZE {
+        let too_large = format!(
+            "listed manifest of {} bytes exceeds the {}-byte limit",
+            descriptor.size,
+            cnb_referrers::layout::MAX_MANIFEST_SIZE
+        );
+        return Some(if listed_as_attestation {
+            Unread::content(too_large)
+        } else {
+            Unread::foreign(format!(
+                "not an attestation format this tool reads ({too_large}; not fetched)"
+            ))
+        });
+    }
+    match descriptor.artifact_type.as_deref() {
+        Some(t) if !ATTESTATION_ARTIFACT_TYPES.contains(&t) => Some(Unread::foreign(format!(
+            "not an attestation format this tool reads (artifactType {t}; not fetched)"
+        ))),
+        _ => None,
+    }
+}
+
+/// The listing with each digest once (its first entry): a registry listing one referrer a
+/// thousand times gets it fetched, verified and counted once.
+pub(crate) fn dedupe(listed: Vec<Descriptor>) -> Vec<Descriptor> {
+    let mut seen = std::collections::HashSet::new();
+    listed
+        .into_iter()
+        .filter(|d| seen.insert(d.digest.clone()))
+        .collect()
+}
+
+/// The running total of bytes read for one image's attestations (referrer manifests and blobs),
+/// charged from the listed size before each read, so that the [`MAX_TOTAL_BLOB_BYTES`] cap is
+/// enforced before memory is used, not after.
+#[derive(Debug)]
+pub(crate) struct Budget {
+    what: String,
+    spent: u64,
+}
+
+impl Budget {
+    /// A budget for the attestations of `what` (the image, for messages).
+    pub(crate) fn new(what: impl Into<String>) -> Self {
+        Budget {
+            what: what.into(),
+            spent: 0,
+        }
+    }
+
+    /// Charges `size` bytes about to be read for `item`; refuses (nothing read) when the run
+    /// would go over [`MAX_TOTAL_BLOB_BYTES`].
+    pub(crate) fn charge(&mut self, item: &str, size: u64) -> Result<(), Error> {
+        let total = self.spent.saturating_add(size);
+        if total > MAX_TOTAL_BLOB_BYTES {
+            return Err(Error::Malformed(format!(
+                "{}: reading {item} ({size} bytes) would bring the attestations read to {total} bytes, more than the {MAX_TOTAL_BLOB_BYTES} read for one image",
+                self.what
+            )));
+        }
+        self.spent = total;
+        Ok(())
+    }
+
+    /// After a read of `read` bytes charged as `charged`: what the listing understated is charged
+    /// too (the read itself was bounded by the store's own limit).
+    pub(crate) fn settle(&mut self, charged: u64, read: u64) {
+        self.spent = self.spent.saturating_add(read.saturating_sub(charged));
+    }
+}
+
+/// The blobs read in one run, by digest: each is read once, however many referrers name it.
+/// Failures are remembered by digest and listed size.
+#[derive(Debug, Default)]
+pub(crate) struct Blobs {
+    read: std::collections::HashMap<cnb_referrers::Digest, Blob>,
+    failed: std::collections::HashMap<(cnb_referrers::Digest, u64), Unread>,
+}
+
+impl Blobs {
+    /// The blob `layer` describes: from memory when it was read already, else through `read`
+    /// (bounded by the listed size, charged to `budget` first). `Err` only when the budget is
+    /// spent: the run stops there.
+    pub(crate) fn get<E>(
+        &mut self,
+        layer: &Descriptor,
+        budget: &mut Budget,
+        read: impl FnOnce(u64) -> Result<Vec<u8>, E>,
+        reason: impl FnOnce(E) -> Unread,
+    ) -> Result<Result<Blob, Unread>, Error> {
+        if let Some(known) = self.before_read(layer, budget)? {
+            return Ok(known);
+        }
+        let result = read(layer.size).map(std::sync::Arc::new).map_err(reason);
+        Ok(self.remember(layer, result))
+    }
+
+    /// Before reading `layer`'s blob: what is already known of it (an earlier read, or a listed
+    /// size over [`MAX_ATTESTATION_BLOB`]), or `None` when it is to be read, its listed size
+    /// charged to `budget` (`Err` when the budget is spent).
+    pub(crate) fn before_read(
+        &mut self,
+        layer: &Descriptor,
+        budget: &mut Budget,
+    ) -> Result<Option<Result<Blob, Unread>>, Error> {
+        if let Some(cached) = self.cached(layer) {
+            return Ok(Some(cached));
+        }
+        if layer.size > MAX_ATTESTATION_BLOB {
+            return Ok(Some(Err(Unread::content(format!(
+                "attestation blob of {} bytes exceeds the {MAX_ATTESTATION_BLOB}-byte limit",
+                layer.size
+            )))));
+        }
+        budget.charge(&format!("blob {}", layer.digest), layer.size)?;
+        Ok(None)
+    }
+
+    /// What an earlier read of this blob gave, if any.
+    fn cached(&self, layer: &Descriptor) -> Option<Result<Blob, Unread>> {
+        if let Some(blob) = self.read.get(&layer.digest) {
+            // The bytes match the digest; a descriptor giving another size is wrong about them.
+            return Some(if blob.len() as u64 == layer.size {
+                Ok(blob.clone())
+            } else {
+                Err(Unread::content(format!(
+                    "blob {} is {} bytes but the manifest says {}",
+                    layer.digest,
+                    blob.len(),
+                    layer.size
+                )))
+            });
+        }
+        self.failed
+            .get(&(layer.digest.clone(), layer.size))
+            .map(|u| Err(u.clone()))
+    }
+
+    /// Records the outcome of reading `layer`'s blob.
+    pub(crate) fn remember(
+        &mut self,
+        layer: &Descriptor,
+        result: Result<Blob, Unread>,
+    ) -> Result<Blob, Unread> {
+        match &result {
+            Ok(blob) => {
+                self.read.insert(layer.digest.clone(), blob.clone());
+            }
+            Err(unread) => {
+                self.failed
+                    .insert((layer.digest.clone(), layer.size), unread.clone());
+            }
+        }
+        result
+    }
 }
 
 /// Every referrer of `image` in `layout`, with its attestation blob.
@@ -215,67 +496,83 @@ pub fn fetch_layout_selected(
     image: &Image,
     select: &dyn Fn(&Descriptor) -> bool,
 ) -> Result<Vec<Fetched>, Error> {
+    let mut budget = Budget::new(format!(
+        "{}@{}",
+        layout.root().display(),
+        image.descriptor.digest
+    ));
+    let mut blobs = Blobs::default();
+    let mut read_blob = |layer: &Descriptor, budget: &mut Budget| {
+        blobs.get(
+            layer,
+            budget,
+            |max| layout.read_blob(&layer.digest, max),
+            |e| Unread::content(e.to_string()),
+        )
+    };
     let mut buildkit = Vec::new();
     for manifest in layout.buildkit_attestations(&image.descriptor.digest)? {
         let bytes = layout
             .read_blob(&manifest.digest, cnb_referrers::layout::MAX_MANIFEST_SIZE)
             .map_err(|e| e.to_string());
+        let mut layers = Vec::new();
+        for layer in buildkit_layers(&bytes) {
+            let blob = read_blob(&layer, &mut budget)?;
+            layers.push((layer.digest, blob));
+        }
         buildkit.extend(buildkit_entries(bytes, image, |layer| {
-            layout
-                .read_blob(&layer.digest, MAX_ATTESTATION_BLOB)
-                .map_err(|e| e.to_string())
+            layers
+                .iter()
+                .find(|(d, _)| *d == layer.digest)
+                .map(|(_, b)| b.clone())
+                .unwrap_or_else(|| Err("not fetched".into()))
         }));
     }
-    let referrers: Vec<Fetched> = layout
-        .listed_referrers(&image.descriptor.digest)?
-        .into_iter()
-        .filter(|(descriptor, _)| select(descriptor))
-        .map(|(descriptor, manifest)| {
-            let layer = match &manifest {
-                Err(problem) => Err(problem.clone()),
-                Ok(manifest) => match skip_reason(manifest) {
-                    Some(reason) => Err(reason),
-                    None => layout
-                        .read_blob(&manifest.layers[0].digest, MAX_ATTESTATION_BLOB)
-                        .map_err(|e| e.to_string()),
-                },
-            };
-            Fetched {
-                descriptor,
-                manifest,
-                layer,
-                source: "referrer",
-            }
-        })
-        .collect();
+    // `listed_referrers` reads each listed digest once.
+    let listed = layout.listed_referrers(&image.descriptor.digest)?;
+    if listed.len() > MAX_REFERRERS {
+        return Err(Error::Malformed(format!(
+            "{} referrers listed: more than the {MAX_REFERRERS} read for one image",
+            listed.len()
+        )));
+    }
+    let mut referrers = Vec::new();
+    for (descriptor, manifest) in listed.into_iter().filter(|(d, _)| select(d)) {
+        let manifest = manifest.map_err(Unread::content);
+        let layer = match &manifest {
+            Err(problem) => Err(problem.clone()),
+            Ok(manifest) => match skip_reason(manifest) {
+                Some(reason) => Err(reason),
+                None => read_blob(&manifest.layers[0], &mut budget)?,
+            },
+        };
+        referrers.push(Fetched {
+            descriptor,
+            manifest,
+            layer,
+            source: "referrer",
+        });
+    }
     let all: Vec<Fetched> = referrers.into_iter().chain(buildkit).collect();
     within_limits(&all)?;
     Ok(all)
 }
 
-/// Most referrers read for one image, and most attestation bytes kept in memory for one run: a
-/// registry that lists endless referrers, or many pointing at one huge blob, is refused, not
-/// followed until memory runs out.
+/// Most referrers read for one image (distinct digests), and most attestation bytes (referrer
+/// manifests and distinct blobs, charged from their listed sizes before they are read) for one
+/// run: a registry that lists endless referrers, or many pointing at huge blobs, is refused before
+/// memory runs out.
 pub const MAX_REFERRERS: usize = 1024;
 /// See [`MAX_REFERRERS`].
 pub const MAX_TOTAL_BLOB_BYTES: u64 = 512 * 1024 * 1024;
 
-/// Enforces [`MAX_REFERRERS`] and [`MAX_TOTAL_BLOB_BYTES`] over what was fetched.
+/// Enforces [`MAX_REFERRERS`] over what was fetched (the byte cap is enforced before each read, by
+/// [`Budget`]).
 pub(crate) fn within_limits(fetched: &[Fetched]) -> Result<(), Error> {
     if fetched.len() > MAX_REFERRERS {
         return Err(Error::Malformed(format!(
             "{} referrers listed: more than the {MAX_REFERRERS} read for one image",
             fetched.len()
-        )));
-    }
-    let total: u64 = fetched
-        .iter()
-        .filter_map(|f| f.layer.as_ref().ok())
-        .map(|b| b.len() as u64)
-        .sum();
-    if total > MAX_TOTAL_BLOB_BYTES {
-        return Err(Error::Malformed(format!(
-            "{total} bytes of attestations: more than the {MAX_TOTAL_BLOB_BYTES} read for one image"
         )));
     }
     Ok(())
@@ -284,25 +581,31 @@ pub(crate) fn within_limits(fetched: &[Fetched]) -> Result<(), Error> {
 /// BuildKit's layer media type: a bare, unsigned in-toto statement.
 pub(crate) const INTOTO_STATEMENT: &str = "application/vnd.in-toto+json";
 
+/// The in-toto layers of a BuildKit attestation manifest (none when it cannot be read or parsed).
+pub(crate) fn buildkit_layers(manifest_bytes: &Result<Vec<u8>, String>) -> Vec<Descriptor> {
+    manifest_bytes
+        .as_ref()
+        .ok()
+        .and_then(|b| ImageManifest::from_json(b).ok())
+        .map(|m| {
+            m.layers
+                .into_iter()
+                .filter(|l| l.media_type == INTOTO_STATEMENT)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// One entry per in-toto layer of a BuildKit attestation manifest, presented as a one-layer
-/// manifest about `image`; `blob` reads a layer (bounded, digest-checked).
+/// manifest about `image`; `blob` gives a layer's blob (bounded, digest-checked, read once).
 pub(crate) fn buildkit_entries(
     manifest_bytes: Result<Vec<u8>, String>,
     image: &Image,
-    mut blob: impl FnMut(&Descriptor) -> Result<Vec<u8>, String>,
+    mut blob: impl FnMut(&Descriptor) -> Result<Blob, Unread>,
 ) -> Vec<Fetched> {
-    let manifest = match manifest_bytes
-        .and_then(|b| ImageManifest::from_json(&b).map_err(|e| e.to_string()))
-    {
-        Ok(m) => m,
-        Err(_) => return Vec::new(),
-    };
-    manifest
-        .layers
-        .iter()
-        .filter(|l| l.media_type == INTOTO_STATEMENT)
+    buildkit_layers(&manifest_bytes)
+        .into_iter()
         .map(|layer| Fetched {
-            descriptor: layer.clone(),
             manifest: Ok(ImageManifest {
                 schema_version: 2,
                 media_type: None,
@@ -312,25 +615,34 @@ pub(crate) fn buildkit_entries(
                 subject: Some(image.descriptor.clone()),
                 annotations: layer.annotations.clone(),
             }),
-            layer: if layer.size > MAX_ATTESTATION_BLOB {
-                Err(format!(
-                    "attestation blob of {} bytes exceeds the {MAX_ATTESTATION_BLOB}-byte limit",
-                    layer.size
-                ))
-            } else {
-                blob(layer)
-            },
+            layer: blob(&layer),
+            descriptor: layer,
             source: "buildkit",
         })
         .collect()
 }
+
+/// The failure for a manifest or blob that is not there: [`Rule::FetchFailed`] when the registry
+/// or the transport failed, else `rule`.
+fn unread_failure(problem: &Unread, rule: Rule) -> Failure {
+    match problem.kind {
+        UnreadKind::Fetch => Failure::new(
+            Rule::FetchFailed,
+            format!("{FETCH_FAILED}: {}", problem.message),
+        ),
+        _ => Failure::new(rule, problem.message.clone()),
+    }
+}
+
+/// The start of every [`Rule::FetchFailed`] message.
+pub const FETCH_FAILED: &str = "could not be read from the registry";
 
 /// Decodes a fetched referrer's envelope (nothing verified).
 fn envelope_of(fetched: &Fetched) -> Result<cnb_dsse::Envelope, Failure> {
     let manifest = fetched
         .manifest
         .as_ref()
-        .map_err(|problem| Failure::new(Rule::UnreadableReferrer, problem.clone()))?;
+        .map_err(|problem| unread_failure(problem, Rule::UnreadableReferrer))?;
     let format = StorageFormat::detect(manifest).ok_or_else(|| {
         Failure::new(
             Rule::UnknownFormat,
@@ -340,7 +652,7 @@ fn envelope_of(fetched: &Fetched) -> Result<cnb_dsse::Envelope, Failure> {
     let bytes = fetched
         .layer
         .as_ref()
-        .map_err(|problem| Failure::new(Rule::Blob, problem.clone()))?;
+        .map_err(|problem| unread_failure(problem, Rule::Blob))?;
     let stored =
         decode_layer(format, bytes).map_err(|e| Failure::new(Rule::Undecodable, e.to_string()))?;
     if stored.envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
@@ -377,7 +689,7 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
                 match f
                     .layer
                     .as_ref()
-                    .map_err(Clone::clone)
+                    .map_err(|u| u.message.clone())
                     .and_then(|b| Statement::from_json(b).map_err(|e| e.to_string()))
                 {
                     Ok(statement) => {
@@ -388,6 +700,14 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
                     }
                     Err(problem) => listed.problem = Some(problem),
                 }
+                return listed;
+            }
+            if let Err(Unread {
+                kind: UnreadKind::Foreign,
+                message,
+            }) = &f.manifest
+            {
+                listed.problem = Some(message.clone());
                 return listed;
             }
             match envelope_of(f).and_then(|e| parse_statement(&e)) {
@@ -449,16 +769,22 @@ pub(crate) fn verify_results(
     let mut out = Vec::new();
     for f in fetched {
         let manifest = match &f.manifest {
+            // Someone else's artifacts: not verified, never blocking (listings show them).
             Ok(m) if StorageFormat::detect(m).is_none() => continue,
+            Err(Unread {
+                kind: UnreadKind::Foreign,
+                ..
+            }) => continue,
             Ok(m) => m,
             Err(problem) => {
-                out.push((
-                    listed_from(f),
-                    Err(Failure::new(
+                let failure = match problem.kind {
+                    UnreadKind::Fetch => unread_failure(problem, Rule::UnreadableReferrer),
+                    _ => Failure::new(
                         Rule::UnreadableReferrer,
                         format!("listed referrer cannot be read: {problem}"),
-                    )),
-                ));
+                    ),
+                };
+                out.push((listed_from(f), Err(failure)));
                 continue;
             }
         };
@@ -726,7 +1052,7 @@ pub(crate) mod tests {
             Fetched {
                 descriptor: referrer.descriptor,
                 manifest: Ok(referrer.manifest),
-                layer: Ok(referrer.blobs[1].1.clone()),
+                layer: Ok(referrer.blobs[1].1.clone().into()),
                 source: "referrer",
             }
         }
@@ -832,7 +1158,7 @@ pub(crate) mod tests {
     fn an_undecodable_layer() {
         let f = Fixture::new();
         let mut fetched = f.attest(&f.layer_statement(), &[]);
-        fetched.layer = Ok(b"not an envelope".to_vec());
+        fetched.layer = Ok(b"not an envelope".to_vec().into());
         assert_eq!(f.rule(fetched), Rule::Undecodable);
     }
 
@@ -1016,10 +1342,153 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn a_fetch_failure_is_not_a_verification_failure() {
+        let f = Fixture::new();
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.manifest = Err(Unread::fetch("GET manifest: registry answered 503"));
+        let failure = f.verdict(fetched).failure.unwrap();
+        assert_eq!(failure.rule, Rule::FetchFailed);
+        assert!(failure.rule.is_fetch_failure() && failure.rule.is_unverified());
+        assert_eq!(
+            failure.message,
+            "could not be read from the registry: GET manifest: registry answered 503"
+        );
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.layer = Err(Unread::fetch("reading blob: connection reset"));
+        assert_eq!(f.rule(fetched), Rule::FetchFailed);
+        // What was read and is wrong stays a content failure.
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.layer = Err(Unread::content("content has digest sha256:..."));
+        assert_eq!(f.rule(fetched), Rule::Blob);
+    }
+
+    #[test]
+    fn a_foreign_referrer_is_listed_never_verified() {
+        let f = Fixture::new();
+        let mut fetched = f.attest(&f.layer_statement(), &[]);
+        fetched.manifest = Err(Unread::foreign("an index; not fetched"));
+        fetched.layer = Err(Unread::foreign("an index; not fetched"));
+        assert!(fetched.is_foreign());
+        assert!(verify(&f.image, std::slice::from_ref(&fetched), &[f.key()]).is_empty());
+        let listed = list(&[fetched]);
+        assert_eq!(listed[0].format, None);
+        assert_eq!(listed[0].problem.as_deref(), Some("an index; not fetched"));
+    }
+
+    fn listed(media_type: &str, artifact_type: Option<&str>, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: media_type.into(),
+            digest: Descriptor::for_bytes(media_type, &size.to_be_bytes()).digest,
+            size,
+            artifact_type: artifact_type.map(str::to_string),
+            annotations: None,
+            platform: None,
+        }
+    }
+
+    #[test]
+    fn foreign_artifacts_are_known_from_the_listing() {
+        use cnb_referrers::format::{BUNDLE_V03, DSSE_ENVELOPE};
+        use cnb_referrers::manifest::OCI_INDEX;
+        let cap = cnb_referrers::layout::MAX_MANIFEST_SIZE;
+        let config = "application/vnd.oci.image.config.v1+json";
+        // Fetched: the formats' own artifact types, a manifest listed by its config, none at all.
+        for artifact_type in [Some(BUNDLE_V03), Some(DSSE_ENVELOPE), Some(config), None] {
+            assert_eq!(
+                foreign_from_listing(&listed(OCI_MANIFEST, artifact_type, 1000)),
+                None
+            );
+        }
+        // Someone else's: an index, another artifact type, a manifest over the limit.
+        for d in [
+            listed(OCI_INDEX, Some("application/vnd.example+json"), 1000),
+            listed(OCI_MANIFEST, Some("application/vnd.example+json"), 1000),
+            listed(OCI_MANIFEST, Some(config), cap + 1),
+        ] {
+            let reason = foreign_from_listing(&d).unwrap();
+            assert_eq!(reason.kind, UnreadKind::Foreign, "{d:?}");
+            assert!(reason.message.contains("not fetched"), "{reason}");
+        }
+        // Listed as an attestation, but over the limit: unreadable, still not fetched.
+        let reason =
+            foreign_from_listing(&listed(OCI_MANIFEST, Some(BUNDLE_V03), cap + 1)).unwrap();
+        assert_eq!(reason.kind, UnreadKind::Content);
+    }
+
+    #[test]
+    fn a_listing_is_taken_once_per_digest() {
+        let a = listed(OCI_MANIFEST, None, 1);
+        let b = listed(OCI_MANIFEST, None, 2);
+        let taken = dedupe(vec![a.clone(), b.clone(), a.clone(), a.clone(), b]);
+        assert_eq!(taken.iter().map(|d| d.size).collect::<Vec<_>>(), vec![1, 2]);
+    }
+
+    #[test]
+    fn the_budget_refuses_before_reading_and_counts_understatements() {
+        let mut budget = Budget::new("image");
+        budget.charge("a", MAX_TOTAL_BLOB_BYTES - 10).unwrap();
+        budget.charge("b", 10).unwrap();
+        let refused = budget.charge("c", 1).unwrap_err().to_string();
+        assert!(
+            refused.contains("more than the 536870912 read for one image"),
+            "{refused}"
+        );
+        let mut budget = Budget::new("image");
+        budget.charge("a", 1).unwrap();
+        // The listing said 1 byte; 100 were read.
+        budget.settle(1, 100);
+        budget.charge("b", MAX_TOTAL_BLOB_BYTES - 100).unwrap();
+        assert!(budget.charge("c", 1).is_err());
+    }
+
+    #[test]
+    fn a_blob_is_read_once_and_shared() {
+        let bytes = b"attestation".to_vec();
+        let layer = Descriptor::for_bytes("application/example", &bytes);
+        let mut blobs = Blobs::default();
+        let mut budget = Budget::new("image");
+        let reads = std::cell::Cell::new(0);
+        let read = |_max: u64| {
+            reads.set(reads.get() + 1);
+            Ok::<_, String>(bytes.clone())
+        };
+        let first = blobs
+            .get(&layer, &mut budget, read, Unread::content)
+            .unwrap()
+            .unwrap();
+        let second = blobs
+            .get(&layer, &mut budget, read, Unread::content)
+            .unwrap()
+            .unwrap();
+        assert_eq!(reads.get(), 1);
+        assert!(std::sync::Arc::ptr_eq(&first, &second));
+        assert_eq!(budget.spent, bytes.len() as u64);
+        // Another descriptor of the same digest with another size is wrong about it.
+        let mut other = layer.clone();
+        other.size += 1;
+        let wrong = blobs
+            .get(&other, &mut budget, read, Unread::content)
+            .unwrap()
+            .unwrap_err();
+        assert_eq!(wrong.kind, UnreadKind::Content);
+        assert_eq!(reads.get(), 1);
+        // Over the per-blob limit: refused without a read.
+        let mut huge = layer.clone();
+        huge.digest = Descriptor::for_bytes("x", b"other").digest;
+        huge.size = MAX_ATTESTATION_BLOB + 1;
+        assert!(blobs
+            .get(&huge, &mut budget, read, Unread::content)
+            .unwrap()
+            .is_err());
+        assert_eq!(reads.get(), 1);
+    }
+
+    #[test]
     fn every_rule_serialises_as_its_name() {
         use Rule::*;
         let all = [
             UnreadableReferrer,
+            FetchFailed,
             Blob,
             UnknownFormat,
             Undecodable,

@@ -38,8 +38,12 @@ pub use write::{write_tree, Existing, Placement, Restored, Written};
 #[serde(rename_all = "kebab-case")]
 #[non_exhaustive]
 pub enum Rule {
-    /// A listed referrer's manifest cannot be read (missing, malformed, unreachable).
+    /// A listed referrer's manifest cannot be read (missing, malformed, over a size limit).
     UnreadableReferrer,
+    /// A listed referrer's manifest or blob could not be read from the registry: a transport or
+    /// registry failure (5xx, a connection reset, a body cut short), not a verdict on its content.
+    /// Reported as such, never as "failed verification".
+    FetchFailed,
     /// The attestation blob cannot be had: missing, over the size limit, or not matching its
     /// digest.
     Blob,
@@ -107,6 +111,7 @@ impl Rule {
     pub fn name(self) -> &'static str {
         match self {
             Rule::UnreadableReferrer => "unreadable-referrer",
+            Rule::FetchFailed => "fetch-failed",
             Rule::Blob => "blob",
             Rule::UnknownFormat => "unknown-format",
             Rule::Undecodable => "undecodable",
@@ -144,12 +149,21 @@ impl Rule {
         matches!(
             self,
             Rule::UnreadableReferrer
+                | Rule::FetchFailed
                 | Rule::Blob
                 | Rule::UnknownFormat
                 | Rule::Undecodable
                 | Rule::PayloadType
                 | Rule::Signature
         )
+    }
+}
+
+impl Rule {
+    /// Whether the registry or the transport failed while the attestation was fetched: it was not
+    /// verified, and nothing is known of its content (not tampering, not a key mismatch).
+    pub fn is_fetch_failure(self) -> bool {
+        self == Rule::FetchFailed
     }
 }
 

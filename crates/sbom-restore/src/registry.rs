@@ -1,12 +1,12 @@
 //! Reading an image's referrers from a registry (feature `registry`): the Referrers API merged
 //! with the tag-schema index, cosign 2's `.att` tag, and BuildKit attestation manifests.
 
-use cnb_referrers::format::MAX_ATTESTATION_BLOB;
 use cnb_referrers::layout::Image;
 use cnb_referrers::{Descriptor, ImageManifest};
 
 use crate::inspect::{
-    buildkit_entries, skip_reason, within_limits, Fetched, INTOTO_STATEMENT, MAX_REFERRERS,
+    buildkit_entries, buildkit_layers, dedupe, foreign_from_listing, skip_reason, within_limits,
+    Blob, Blobs, Budget, Fetched, Unread, INTOTO_STATEMENT, MAX_REFERRERS,
 };
 use crate::{simple_signing, Error};
 
@@ -20,9 +20,50 @@ pub async fn fetch_registry(
     fetch_registry_selected(client, repo, image, &|_| true).await
 }
 
+/// Why a registry read failed, by kind: what was read is wrong or missing ([`Unread::content`]:
+/// too large, not matching its digest, malformed, a 404 for what a manifest names), or the
+/// registry or the transport failed ([`Unread::fetch`]: any other status after the retries, a
+/// connection or body cut short, the deadline, a redirect loop, access refused).
+fn unread(error: cnb_registry::Error) -> Unread {
+    use cnb_registry::Error as E;
+    match error {
+        E::TooLarge { .. }
+        | E::DigestMismatch { .. }
+        | E::Malformed(_)
+        | E::Status { status: 404, .. } => Unread::content(error.to_string()),
+        other => Unread::fetch(other.to_string()),
+    }
+}
+
+/// Reads a blob through the run's [`Blobs`] (once per digest) and [`Budget`].
+async fn blob(
+    client: &cnb_registry::Client,
+    repo: &cnb_registry::Repository,
+    layer: &Descriptor,
+    blobs: &mut Blobs,
+    budget: &mut Budget,
+) -> Result<Result<Blob, Unread>, Error> {
+    if let Some(known) = blobs.before_read(layer, budget)? {
+        return Ok(known);
+    }
+    // Bounded by the listed size, which the budget was charged.
+    let result = client
+        .get_blob(repo, &layer.digest, layer.size)
+        .await
+        .map(std::sync::Arc::new)
+        .map_err(unread);
+    Ok(blobs.remember(layer, result))
+}
+
 /// Like [`fetch_registry`], fetching the manifest and blob only of referrers `select` accepts
 /// (from their listed descriptor: annotations and artifact type, unsigned hints), so asking for one
 /// buildpack's SBOMs downloads only those.
+///
+/// Bounded before anything is read: the listing is taken once per digest (a referrer listed a
+/// thousand times is fetched and verified once), someone else's artifacts are recognised from the
+/// listing and not fetched ([`foreign_from_listing`]), each distinct blob is read once, and every
+/// manifest and blob is charged from its listed size against the run's cap
+/// ([`crate::inspect::MAX_TOTAL_BLOB_BYTES`]) before it is read.
 pub async fn fetch_registry_selected(
     client: &cnb_registry::Client,
     repo: &cnb_registry::Repository,
@@ -46,12 +87,9 @@ pub async fn fetch_registry_selected(
             .map_err(|e| Error::BadImage(format!("{repo}:{}: {e}", subject.fallback_tag())))?;
         let index = cnb_referrers::ImageIndex::from_json(&bytes)
             .map_err(|e| Error::BadImage(format!("{repo}:{}: {e}", subject.fallback_tag())))?;
-        for d in index.manifests {
-            if !listed.iter().any(|l| l.digest == d.digest) {
-                listed.push(d);
-            }
-        }
+        listed.extend(index.manifests);
     }
+    let listed = dedupe(listed);
     let mut out = Vec::new();
     if listed.len() > MAX_REFERRERS {
         return Err(Error::Malformed(format!(
@@ -59,18 +97,35 @@ pub async fn fetch_registry_selected(
             listed.len()
         )));
     }
+    let mut budget = Budget::new(format!("{repo}@{subject}"));
+    let mut blobs = Blobs::default();
     for descriptor in listed.into_iter().filter(|d| select(d)) {
+        // Someone else's artifact, known from the listing: reported, never fetched.
+        if let Some(reason) = foreign_from_listing(&descriptor) {
+            out.push(Fetched {
+                descriptor,
+                manifest: Err(reason.clone()),
+                layer: Err(reason),
+                source: "referrer",
+            });
+            continue;
+        }
         // Every listed entry claims to refer to this image: one that cannot be read is reported,
         // never silently dropped.
+        budget.charge(
+            &format!("referrer manifest {}", descriptor.digest),
+            descriptor.size,
+        )?;
         let manifest = match client.get_manifest(repo, descriptor.digest.as_str()).await {
             Ok(Some(fetched)) => {
-                ImageManifest::from_json(&fetched.bytes).map_err(|e| e.to_string())
+                budget.settle(descriptor.size, fetched.bytes.len() as u64);
+                ImageManifest::from_json(&fetched.bytes).map_err(|e| Unread::content(e.to_string()))
             }
-            Ok(None) => Err(format!(
+            Ok(None) => Err(Unread::content(format!(
                 "listed referrer {} does not exist",
                 descriptor.digest
-            )),
-            Err(e) => Err(e.to_string()),
+            ))),
+            Err(e) => Err(unread(e)),
         };
         // A listed referrer whose manifest names another subject is not this image's.
         if let Ok(m) = &manifest {
@@ -82,15 +137,7 @@ pub async fn fetch_registry_selected(
             Err(problem) => Err(problem.clone()),
             Ok(manifest) => match skip_reason(manifest) {
                 Some(reason) => Err(reason),
-                None => client
-                    // Bounded by what the descriptor announces, not only by the global cap.
-                    .get_blob(
-                        repo,
-                        &manifest.layers[0].digest,
-                        manifest.layers[0].size.min(MAX_ATTESTATION_BLOB),
-                    )
-                    .await
-                    .map_err(|e| e.to_string()),
+                None => blob(client, repo, &manifest.layers[0], &mut blobs, &mut budget).await?,
             },
         };
         out.push(Fetched {
@@ -102,7 +149,8 @@ pub async fn fetch_registry_selected(
     }
     // cosign 2's tag: each layer of `sha256-<hex>.att` is one DSSE envelope, presented as a one-layer
     // manifest so listing and verification treat it like any referrer.
-    for layer in cnb_registry::cosign_tag::entries(client, repo, subject, "att").await? {
+    let att = cnb_registry::cosign_tag::entries(client, repo, subject, "att").await?;
+    for layer in dedupe(att) {
         if layer.media_type != cnb_referrers::format::DSSE_ENVELOPE || !select(&layer) {
             continue;
         }
@@ -115,17 +163,7 @@ pub async fn fetch_registry_selected(
             subject: Some(image.descriptor.clone()),
             annotations: layer.annotations.clone(),
         };
-        let blob = if layer.size > MAX_ATTESTATION_BLOB {
-            Err(format!(
-                "attestation blob of {} bytes exceeds the {MAX_ATTESTATION_BLOB}-byte limit",
-                layer.size
-            ))
-        } else {
-            client
-                .get_blob(repo, &layer.digest, layer.size.min(MAX_ATTESTATION_BLOB))
-                .await
-                .map_err(|e| e.to_string())
-        };
+        let blob = blob(client, repo, &layer, &mut blobs, &mut budget).await?;
         out.push(Fetched {
             descriptor: layer,
             manifest: Ok(manifest),
@@ -134,29 +172,29 @@ pub async fn fetch_registry_selected(
         });
     }
     // BuildKit attestation manifests, known from the index the image was reached through.
-    for manifest in &image.buildkit {
-        let bytes = client
-            .get_manifest(repo, manifest.digest.as_str())
-            .await
-            .map_err(|e| e.to_string())
-            .and_then(|m| m.map(|m| m.bytes).ok_or_else(|| "missing".to_string()));
+    for manifest in dedupe(image.buildkit.clone()) {
+        let bytes = if manifest.size > cnb_registry::api::MAX_MANIFEST_SIZE {
+            Err(format!(
+                "manifest of {} bytes exceeds the {}-byte limit",
+                manifest.size,
+                cnb_registry::api::MAX_MANIFEST_SIZE
+            ))
+        } else {
+            budget.charge(&format!("manifest {}", manifest.digest), manifest.size)?;
+            client
+                .get_manifest(repo, manifest.digest.as_str())
+                .await
+                .map_err(|e| e.to_string())
+                .and_then(|m| m.map(|m| m.bytes).ok_or_else(|| "missing".to_string()))
+        };
+        if let Ok(b) = &bytes {
+            budget.settle(manifest.size, b.len() as u64);
+        }
         let mut layers = Vec::new();
-        if let Ok(parsed) = bytes
-            .as_ref()
-            .map_err(Clone::clone)
-            .and_then(|b| ImageManifest::from_json(b).map_err(|e| e.to_string()))
-        {
-            for layer in parsed
-                .layers
-                .iter()
-                .filter(|l| l.media_type == INTOTO_STATEMENT)
-            {
-                let blob = client
-                    .get_blob(repo, &layer.digest, layer.size.min(MAX_ATTESTATION_BLOB))
-                    .await
-                    .map_err(|e| e.to_string());
-                layers.push((layer.digest.clone(), blob));
-            }
+        for layer in buildkit_layers(&bytes) {
+            debug_assert_eq!(layer.media_type, INTOTO_STATEMENT);
+            let blob = blob(client, repo, &layer, &mut blobs, &mut budget).await?;
+            layers.push((layer.digest, blob));
         }
         out.extend(buildkit_entries(bytes, image, |layer| {
             layers

@@ -457,6 +457,10 @@ pub struct Plan {
     /// Attestations that no given key verifies (unreadable, tampered, or signed by no trusted key;
     /// [`Rule::is_unverified`]): reported and left out, never written, never blocking.
     pub left_out: Vec<Problem>,
+    /// Attestations that could not be read from the registry ([`Rule::FetchFailed`]: a transport
+    /// or registry failure, not a verdict): reported and left out, never written, never blocking
+    /// what did verify.
+    pub unreadable: Vec<Problem>,
     /// Verified SBOM attestations not restored: platform attestations that belong to no buildpack
     /// ([`Rule::NoBuildpack`]), and placements refused as unsigned ([`Rule::UnsignedPlacement`]).
     pub not_restored: Vec<Problem>,
@@ -500,6 +504,10 @@ pub fn plan_restore(
         let rank = (listed.created.clone().unwrap_or_default(), order);
         let statement = match verified {
             Ok(statement) => statement,
+            Err(failure) if failure.rule.is_fetch_failure() => {
+                plan.unreadable.push(Problem::new(name, failure));
+                continue;
+            }
             Err(failure) if failure.rule.is_unverified() => {
                 plan.left_out.push(Problem::new(name, failure));
                 continue;
@@ -1073,6 +1081,28 @@ mod tests {
     }
 
     #[test]
+    fn an_attestation_the_registry_failed_to_give_is_unreadable_not_left_out() {
+        let f = Fixture::new();
+        let mut unread = f.attest(&f.layer_statement(), &[]);
+        unread.manifest = Err(crate::inspect::Unread::fetch("registry answered 503"));
+        let java = statement(
+            vec![subject("example/java", &f.image_hex())],
+            CDX,
+            r#"{"bomFormat":"CycloneDX","by":"java"}"#,
+        );
+        let fetched = [unread, f.attest(&java, &[])];
+        for policy in [Policy::All, Policy::Newest] {
+            let plan = plan(&f, &fetched, &[f.key()], policy);
+            assert!(plan.failures.is_empty() && plan.warnings.is_empty());
+            assert!(plan.left_out.is_empty(), "{:?}", plan.left_out);
+            assert_eq!(plan.unreadable.len(), 1);
+            assert_eq!(plan.unreadable[0].failure.rule, Rule::FetchFailed);
+            // What verified is written.
+            assert_eq!(plan.files.len(), 1);
+        }
+    }
+
+    #[test]
     fn an_unverifiable_attestation_is_left_out_under_either_policy() {
         let f = Fixture::new();
         let mut tampered = f.attest(&f.layer_statement(), &[]);
@@ -1248,7 +1278,7 @@ mod tests {
         let fetched = Fetched {
             descriptor: Descriptor::for_bytes(OCI_MANIFEST, &manifest.to_json()),
             manifest: Ok(manifest),
-            layer: Ok(bytes),
+            layer: Ok(bytes.into()),
             source: "referrer",
         };
         let listed = inspect::list(std::slice::from_ref(&fetched));
