@@ -77,9 +77,9 @@ fn failure(e: Error) -> Failure {
         Error::BadImage(_) | Error::ImageNotFound(_) | Error::NotBuildpacksImage(_) => {
             exit::EXPORT_BAD_IMAGE
         }
-        Error::TagsPartlyMoved(_) | Error::ReportNotRewritten { .. } | Error::RegistryUnsupported(_) => {
-            exit::EXPORT_OMIT_FAILED
-        }
+        Error::TagsPartlyMoved(_)
+        | Error::ReportNotRewritten { .. }
+        | Error::RegistryUnsupported(_) => exit::EXPORT_OMIT_FAILED,
         #[cfg(feature = "registry")]
         Error::Registry(_) => exit::EXPORT_OMIT_FAILED,
         _ => exit::EXPORT_CONFIG,

@@ -217,7 +217,11 @@ pub async fn export(request: &ExportRequest) -> Result<ExportReport, Error> {
                 #[cfg(feature = "registry")]
                 {
                     // The image is where the lifecycle pushed it: the first tag's repository.
-                    let at = report.image.tags.first().map_or(name.as_str(), |t| repository(t));
+                    let at = report
+                        .image
+                        .tags
+                        .first()
+                        .map_or(name.as_str(), |t| repository(t));
                     let source = parse_reference(&format!("{at}@{digest}"))?;
                     let tags = report
                         .image
@@ -355,9 +359,11 @@ pub async fn strip_sbom_layer(request: &StripRequest) -> Result<StripReport, Err
             let mut source = reference.clone();
             if let Some(path) = &request.report {
                 let report = Report::from_path(path).map_err(|e| bad(&e))?;
-                let digest = report.image.digest.clone().ok_or_else(|| {
-                    bad(&format!("{} has no [image] digest", path.display()))
-                })?;
+                let digest = report
+                    .image
+                    .digest
+                    .clone()
+                    .ok_or_else(|| bad(&format!("{} has no [image] digest", path.display())))?;
                 if let Some(named) = reference.digest.as_deref().filter(|d| *d != digest) {
                     return Err(Error::InvalidRequest(format!(
                         "{} describes {digest}, not {named}",
@@ -377,7 +383,8 @@ pub async fn strip_sbom_layer(request: &StripRequest) -> Result<StripReport, Err
                 }
             }
             let client = request.registry.client()?;
-            let outcome = strip_in_registry(&client, &source, &tags, request.report.as_deref()).await;
+            let outcome =
+                strip_in_registry(&client, &source, &tags, request.report.as_deref()).await;
             let requests = Some(client.stats().total());
             Ok(StripReport {
                 omitted: outcome?.0,
