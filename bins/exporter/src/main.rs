@@ -78,7 +78,7 @@ fn failure(e: Error) -> Failure {
             exit::EXPORT_BAD_IMAGE
         }
         Error::TagsPartlyMoved(_)
-        | Error::ReportNotRewritten { .. }
+        | Error::ReportNotRewritten(_)
         | Error::RegistryUnsupported(_) => exit::EXPORT_OMIT_FAILED,
         #[cfg(feature = "registry")]
         Error::Registry(_) => exit::EXPORT_OMIT_FAILED,

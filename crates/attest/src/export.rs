@@ -92,6 +92,21 @@ pub enum Omitted {
     },
 }
 
+/// `-omit-sbom` pushed the rewritten image and moved every tag, but `report.toml` could not be
+/// rewritten: it still names the old digest, and no signer configuration was written.
+#[derive(Debug, thiserror::Error)]
+#[error("omit-sbom: the rewritten image {digest} is pushed and every tag moved ({}), but {} was not rewritten: {source} (run again to finish)", tags.join(", "), report.display())]
+pub struct ReportNotRewritten {
+    /// The rewritten image's digest.
+    pub digest: String,
+    /// The tags that name it.
+    pub tags: Vec<String>,
+    /// The report.
+    pub report: PathBuf,
+    /// The cause.
+    pub source: cnb_sbom_discovery::Error,
+}
+
 /// The SBOM layer `-omit-sbom` dropped.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -162,6 +177,8 @@ const MAX_LABEL_FILE: u64 = 4 * 1024 * 1024;
 pub async fn export(request: &ExportRequest) -> Result<ExportReport, Error> {
     let bad = |e: &dyn std::fmt::Display| Error::BadImage(e.to_string());
     let mut omitted = None;
+    // Only a registry rewrite sends requests.
+    #[cfg_attr(not(feature = "registry"), allow(unused_mut))]
     let mut requests = None;
     let (reference, name, digest, label) = match &request.image {
         ExportedImage::Layout(location) => {
@@ -197,6 +214,8 @@ pub async fn export(request: &ExportRequest) -> Result<ExportReport, Error> {
                 .clone()
                 .unwrap_or_else(|| request.layers.join("report.toml"));
             let report = Report::from_path(&report_path).map_err(|e| bad(&e))?;
+            // Only a registry rewrite changes it.
+            #[cfg_attr(not(feature = "registry"), allow(unused_mut))]
             let mut digest = report.image.digest.clone().ok_or_else(|| {
                 bad(&format!(
                     "{} has no [image] digest (daemon and layout exports have none); use -layout-image",
@@ -457,7 +476,7 @@ async fn strip_in_registry(
     tags: &[cnb_registry::ImageRef],
     report: Option<&Path>,
 ) -> Result<(Omitted, String), Error> {
-    use cnb_signing::omit::{omit_sbom_layer_in_registry, RegistryOmit};
+    use cnb_signing::omit::{omit_sbom_layer_in_registry, RegistryOmit, RegistryRewrite};
     let shown = source.repository.to_string();
     let outcome = omit_sbom_layer_in_registry(client, source, tags)
         .await
@@ -466,7 +485,7 @@ async fn strip_in_registry(
                 Error::ImageNotFound(format!("{source}: {e}"))
             }
             cnb_signing::Error::Registry(e) => Error::Registry(e),
-            cnb_signing::Error::PartlyMoved(p) => Error::TagsPartlyMoved(p),
+            cnb_signing::Error::PartlyMoved(p) => Error::TagsPartlyMoved(Box::new(p)),
             other => Error::from(other),
         })?;
     match outcome {
@@ -477,24 +496,25 @@ async fn strip_in_registry(
             },
             label,
         )),
-        RegistryOmit::Rewritten {
-            from,
-            to,
-            manifest_size,
-            sbom_layer,
-            sbom_diff_id,
-            tags,
-            config_uploaded,
-            label,
-        } => {
+        RegistryOmit::Rewritten(rewrite) => {
+            let RegistryRewrite {
+                from,
+                to,
+                manifest_size,
+                sbom_layer,
+                sbom_diff_id,
+                tags,
+                config_uploaded,
+                label,
+            } = *rewrite;
             if let Some(path) = report {
                 Report::rewrite_digest(path, to.as_str(), manifest_size).map_err(|source| {
-                    Error::ReportNotRewritten {
+                    Error::ReportNotRewritten(Box::new(ReportNotRewritten {
                         digest: to.to_string(),
                         tags: tags.clone(),
                         report: path.to_path_buf(),
                         source,
-                    }
+                    }))
                 })?;
             }
             Ok((

@@ -120,20 +120,11 @@ pub enum Error {
     /// moved and which did not (those still name the old image). report.toml and the signer
     /// configuration were left as they were; running again finishes the move.
     #[error("{0}; report.toml and the signer configuration were left as they were (run again to finish: the rewrite is deterministic)")]
-    TagsPartlyMoved(cnb_signing::omit::PartlyMoved),
+    TagsPartlyMoved(Box<cnb_signing::omit::PartlyMoved>),
     /// `-omit-sbom` pushed the rewritten image and moved every tag, but report.toml could not be
     /// rewritten (no signer configuration was written).
-    #[error("omit-sbom: the rewritten image {digest} is pushed and every tag moved ({}), but {} was not rewritten: {source} (run again to finish)", tags.join(", "), report.display())]
-    ReportNotRewritten {
-        /// The rewritten image's digest.
-        digest: String,
-        /// The tags that name it.
-        tags: Vec<String>,
-        /// The report.
-        report: PathBuf,
-        /// The cause.
-        source: cnb_sbom_discovery::Error,
-    },
+    #[error(transparent)]
+    ReportNotRewritten(Box<export::ReportNotRewritten>),
     /// A registry image was named, but this build has no registry support (feature `registry`).
     #[error("{0}: this build has no registry support (cargo feature `registry`)")]
     RegistryUnsupported(String),

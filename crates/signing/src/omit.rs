@@ -244,24 +244,29 @@ pub enum RegistryOmit {
         label: String,
     },
     /// The rewritten image is pushed and every tag names it.
-    Rewritten {
-        /// The old digest.
-        from: Digest,
-        /// The new digest.
-        to: Digest,
-        /// The new manifest's size.
-        manifest_size: u64,
-        /// The SBOM layer dropped.
-        sbom_layer: Descriptor,
-        /// Its diffID.
-        sbom_diff_id: String,
-        /// The tags moved (`<registry>/<repository>:<tag>`).
-        tags: Vec<String>,
-        /// Repositories the new config was uploaded to (it was already in the others).
-        config_uploaded: Vec<String>,
-        /// The new label JSON.
-        label: String,
-    },
+    Rewritten(Box<RegistryRewrite>),
+}
+
+/// A registry image rewritten without its SBOM layer.
+#[cfg(feature = "registry")]
+#[derive(Debug, Clone)]
+pub struct RegistryRewrite {
+    /// The old digest.
+    pub from: Digest,
+    /// The new digest.
+    pub to: Digest,
+    /// The new manifest's size.
+    pub manifest_size: u64,
+    /// The SBOM layer dropped.
+    pub sbom_layer: Descriptor,
+    /// Its diffID.
+    pub sbom_diff_id: String,
+    /// The tags moved (`<registry>/<repository>:<tag>`).
+    pub tags: Vec<String>,
+    /// Repositories the new config was uploaded to (it was already in the others).
+    pub config_uploaded: Vec<String>,
+    /// The new label JSON.
+    pub label: String,
 }
 
 /// Rewrites the registry image `image` (by tag or digest) without its SBOM layer: reads its
@@ -366,7 +371,7 @@ pub async fn omit_sbom_layer_in_registry(
             not_moved,
         }));
     }
-    Ok(RegistryOmit::Rewritten {
+    Ok(RegistryOmit::Rewritten(Box::new(RegistryRewrite {
         from: fetched.digest,
         to: new_digest,
         manifest_size: rewrite.manifest.len() as u64,
@@ -375,5 +380,5 @@ pub async fn omit_sbom_layer_in_registry(
         tags: moved,
         config_uploaded,
         label: rewrite.label,
-    })
+    })))
 }
