@@ -466,6 +466,26 @@ fn omit_sbom_rewrites_the_registry_image_moves_every_tag_and_the_attestations_re
             "{kind:?}: {}",
             text(&strict)
         );
+        // `download --sbom-layer-fallback` says the same (exit 4: nothing to download).
+        let download = run(e
+            .env(&mut Command::new(bin("cnb-attest")))
+            .args(["download", "--sbom-layer-fallback", "-o"])
+            .arg(&nothing)
+            .arg("--key")
+            .arg(e.tmp.path().join("k/cosign.pub"))
+            .arg(format!("{}/{}", e.proxy.host, e.names[0])));
+        assert_eq!(
+            download.status.code(),
+            Some(4),
+            "{kind:?}: {}",
+            text(&download)
+        );
+        assert!(
+            text(&download).contains("has neither SBOM attestations nor an SBOM layer"),
+            "{}",
+            text(&download)
+        );
+        assert!(!nothing.exists() || snapshot(&nothing).is_empty());
 
         // The signer signs the new digest (in both repositories report.toml names); the analyzer
         // then restores every SBOM from the attestations, byte for byte.
