@@ -15,8 +15,9 @@ pub(crate) struct StripArgs {
     /// The image: a registry reference (by tag: the tag moves; by digest: the new manifest is
     /// pushed by digest) or `oci:<dir>:<tag>`.
     image: String,
-    /// The lifecycle's report.toml for a registry image: every tag it lists moves too, and it is
-    /// rewritten with the new digest (its digest must be the image's).
+    /// The lifecycle's report.toml for a registry image: the image rewritten is the one its digest
+    /// names (in IMAGE's repository; a digest in IMAGE must be the same), every tag it lists moves
+    /// too, and it is rewritten with the new digest.
     #[arg(long)]
     report: Option<PathBuf>,
     #[command(flatten)]

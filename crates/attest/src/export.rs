@@ -308,8 +308,9 @@ pub struct StripRequest {
     /// The image: a registry reference (by tag: that tag moves; by digest: the new manifest is
     /// pushed by digest) or `oci:<dir>:<tag>` (the tag moves).
     pub image: String,
-    /// The lifecycle's `report.toml` for a registry image: every tag it lists moves too, and it is
-    /// rewritten with the new digest. Its digest must be the image's.
+    /// The lifecycle's `report.toml` for a registry image: the image rewritten is the one its
+    /// digest names (in `image`'s repository; a digest in `image` must be the same), every tag it
+    /// lists moves too, and it is rewritten with the new digest.
     pub report: Option<PathBuf>,
     /// How to reach the registry.
     #[cfg(feature = "registry")]

@@ -99,7 +99,12 @@ pub fn without_sbom_layer(manifest: &[u8], config: &[u8]) -> Result<Option<Rewri
         .ok_or_else(|| bad(format!("no {LIFECYCLE_METADATA_LABEL} label")))?
         .to_string();
     let mut label = parse("label", label_text.as_bytes())?;
-    let Some(sbom) = label.as_object_mut().and_then(|l| l.remove("sbom")) else {
+    // `"sbom": null` is how a Go writer without `omitempty` says "no SBOM layer".
+    let Some(sbom) = label
+        .as_object_mut()
+        .and_then(|l| l.remove("sbom"))
+        .filter(|s| !s.is_null())
+    else {
         return Ok(None);
     };
     let sbom = sbom["sha"]
@@ -381,4 +386,141 @@ pub async fn omit_sbom_layer_in_registry(
         config_uploaded,
         label: rewrite.label,
     })))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn digest(c: char) -> String {
+        format!("sha256:{}", c.to_string().repeat(64))
+    }
+
+    /// A three-layer image whose middle layer is the SBOM layer, with `history` as given.
+    fn image(history: Option<Value>, sbom: Value) -> (Vec<u8>, Vec<u8>) {
+        let label =
+            json!({"app": [{"sha": digest('1')}], "sbom": sbom, "launcher": {"sha": digest('3')}});
+        let mut config = json!({
+            "created": "1980-01-01T00:00:01Z",
+            "architecture": "amd64",
+            "config": {"Labels": {LIFECYCLE_METADATA_LABEL: label.to_string(), "other": "kept"}},
+            "rootfs": {"type": "layers", "diff_ids": [digest('1'), digest('2'), digest('3')]},
+            "os": "linux",
+        });
+        if let Some(history) = history {
+            config["history"] = history;
+        }
+        let layer = |c| json!({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": digest(c), "size": 7, "annotations": {"x": "y"}});
+        let manifest = json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": digest('c'), "size": 1},
+            "layers": [layer('a'), layer('b'), layer('d')],
+            "annotations": {"org.opencontainers.image.created": "now"},
+        });
+        (
+            serde_json::to_vec(&manifest).unwrap(),
+            serde_json::to_vec(&config).unwrap(),
+        )
+    }
+
+    #[test]
+    fn the_sbom_layer_its_diff_id_and_history_entry_go_and_the_rest_stays_in_order() {
+        let history = json!([
+            {"created_by": "ENV", "empty_layer": true},
+            {"created_by": "app"},
+            {"created_by": "Software Bill-of-Materials"},
+            {"created_by": "launcher"},
+        ]);
+        let (manifest, config) = image(Some(history), json!({"sha": digest('2')}));
+        let rewrite = without_sbom_layer(&manifest, &config).unwrap().unwrap();
+        let new_config: Value = serde_json::from_slice(&rewrite.config).unwrap();
+        let new_manifest: Value = serde_json::from_slice(&rewrite.manifest).unwrap();
+        assert_eq!(
+            new_config.as_object().unwrap().keys().collect::<Vec<_>>(),
+            [
+                "created",
+                "architecture",
+                "config",
+                "rootfs",
+                "os",
+                "history"
+            ]
+        );
+        assert_eq!(
+            new_config["rootfs"]["diff_ids"],
+            json!([digest('1'), digest('3')])
+        );
+        let created_by: Vec<&str> = new_config["history"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["created_by"].as_str().unwrap())
+            .collect();
+        assert_eq!(created_by, ["ENV", "app", "launcher"]);
+        assert_eq!(new_config["config"]["Labels"]["other"], "kept");
+        assert_eq!(
+            rewrite.label,
+            json!({"app": [{"sha": digest('1')}], "launcher": {"sha": digest('3')}}).to_string()
+        );
+        assert_eq!(rewrite.sbom_layer.digest.as_str(), digest('b'));
+        assert_eq!(rewrite.sbom_diff_id, digest('2'));
+        let layers: Vec<&str> = new_manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["digest"].as_str().unwrap())
+            .collect();
+        assert_eq!(layers, [digest('a'), digest('d')]);
+        assert_eq!(new_manifest["layers"][0]["annotations"]["x"], "y");
+        assert_eq!(
+            new_manifest["annotations"]["org.opencontainers.image.created"],
+            "now"
+        );
+        assert_eq!(
+            new_manifest["config"]["digest"],
+            Digest::of(&rewrite.config).to_string()
+        );
+        assert_eq!(new_manifest["config"]["size"], rewrite.config.len());
+        // Deterministic: the same image gives the same bytes.
+        let again = without_sbom_layer(&manifest, &config).unwrap().unwrap();
+        assert_eq!(
+            (again.manifest, again.config),
+            (rewrite.manifest, rewrite.config)
+        );
+    }
+
+    #[test]
+    fn no_sbom_key_or_a_null_one_is_nothing_to_omit() {
+        let (manifest, config) = image(None, Value::Null);
+        assert!(without_sbom_layer(&manifest, &config).unwrap().is_none());
+    }
+
+    #[test]
+    fn what_cannot_be_rewritten_exactly_is_refused() {
+        let refused = |history: Option<Value>, sbom: Value| {
+            let (manifest, config) = image(history, sbom);
+            without_sbom_layer(&manifest, &config)
+                .unwrap_err()
+                .to_string()
+        };
+        let err = refused(None, json!({"sha": digest('9')}));
+        assert!(err.contains("is not a layer of the image"), "{err}");
+        let err = refused(None, json!({}));
+        assert!(err.contains("has no sha"), "{err}");
+        let err = refused(
+            Some(json!([{"created_by": "app"}, {"created_by": "sbom"}])),
+            json!({"sha": digest('2')}),
+        );
+        assert!(err.contains("2 non-empty entries for 3 layers"), "{err}");
+        let (manifest, config) = image(None, json!({"sha": digest('2')}));
+        let twice = String::from_utf8(config)
+            .unwrap()
+            .replacen("\"os\"", "\"os\":\"x\",\"os\"", 1);
+        let err = without_sbom_layer(&manifest, twice.as_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("duplicate key"), "{err}");
+    }
 }
