@@ -241,12 +241,14 @@ pub async fn export(request: &ExportRequest) -> Result<ExportReport, Error> {
                         .tags
                         .first()
                         .map_or(name.as_str(), |t| repository(t));
-                    let source = parse_reference(&format!("{at}@{digest}"))?;
+                    // A name report.toml gives that does not parse is a bad report, not a bad flag.
+                    let in_report = |e: Error| bad(&format!("{}: {e}", report_path.display()));
+                    let source = parse_reference(&format!("{at}@{digest}")).map_err(in_report)?;
                     let tags = report
                         .image
                         .tags
                         .iter()
-                        .map(|t| parse_reference(t))
+                        .map(|t| parse_reference(t).map_err(in_report))
                         .collect::<Result<Vec<_>, _>>()?;
                     let client = request.registry.client()?;
                     let outcome =
