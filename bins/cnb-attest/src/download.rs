@@ -191,6 +191,13 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
         )
         .hint("pass --replace to replace that tree, or choose an empty --output-dir")
         .already_printed(args.json)),
+        Some(Refusal::NoSboms { sbom_layer: false }) => Err(Failure::new(
+            exit::NO_ATTESTATIONS,
+            format!(
+                "{location} has neither SBOM attestations nor an SBOM layer; nothing was written"
+            ),
+        )
+        .already_printed(args.json)),
         Some(_) => Err(Failure::new(
             exit::NO_ATTESTATIONS,
             format!("{location}: no verified SBOM attestation matches"),

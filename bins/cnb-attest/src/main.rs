@@ -15,6 +15,7 @@ use cnb_phase::{exit, Failure};
 mod download;
 mod inspect;
 mod sign;
+mod strip;
 
 /// Sign, verify and list the SBOM attestations of Cloud Native Buildpacks images.
 #[derive(Parser)]
@@ -39,6 +40,10 @@ enum Command {
     /// Verify an image's SBOM attestations and write the SBOMs as `pack sbom download` does:
     /// `<out>/layers/sbom/launch/<buildpack>/[<layer>/]sbom.<ext>`.
     Download(Box<download::DownloadArgs>),
+    /// Rewrite an image without its SBOM layer (the exporter's -omit-sbom): the label's `sbom`
+    /// key, the layer's diffID and history entry go; the tags (and report.toml) move to the new
+    /// manifest. Only the new config is uploaded.
+    StripSbomLayer(strip::StripArgs),
 }
 
 #[derive(Args)]
@@ -75,6 +80,7 @@ fn main() -> ExitCode {
         Command::GenerateKeyPair(args) => generate_key_pair(args),
         Command::Doctor(args) => doctor(args),
         Command::Download(args) => download::run(*args),
+        Command::StripSbomLayer(args) => strip::run(args),
     })
 }
 

@@ -3,8 +3,10 @@
 //! Finds every SBOM in `<layers>/sbom/launch/` (and `build/`, `cache/` on request), works out each
 //! file's buildpack, layer and scope, and writes the signer configuration TOML with one attestation per
 //! SBOM file. The image comes from an OCI layout (`-layout-image`) or from `report.toml` plus the
-//! image's lifecycle metadata label (`-image-label`). One call to `cnb_attest::export::export`,
-//! built without the network stack. Exit codes: `docs/exit-codes.md`.
+//! image's lifecycle metadata label (`-image-label`). `-omit-sbom` first rewrites the image without
+//! its SBOM layer: in the layout, or (feature `registry`, on by default) in the registry, moving
+//! every tag report.toml lists and rewriting report.toml with the new digest. One call to
+//! `cnb_attest::export::export`. Exit codes: `docs/exit-codes.md`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,10 +36,13 @@ struct Cli {
     #[command(flatten)]
     layout: LayoutFlags,
     /// Rewrite the image without its SBOM layer (and the label's `sbom` key), so the attestations
-    /// carry the SBOMs alone; OCI layout images (the tag moves to the rewritten manifest).
+    /// carry the SBOMs alone. An OCI layout image: its tag moves to the rewritten manifest. A
+    /// registry image (report.toml): every tag report.toml lists moves, and report.toml gets the
+    /// new digest; the label is then read from the registry (no -image-label needed).
     #[arg(long)]
     omit_sbom: bool,
-    /// With report.toml: a file holding the image's io.buildpacks.lifecycle.metadata label JSON.
+    /// With report.toml (without -omit-sbom): a file holding the image's
+    /// io.buildpacks.lifecycle.metadata label JSON.
     #[arg(long)]
     image_label: Option<PathBuf>,
     /// The image name used for the image subject (default: the first tag in report.toml).
@@ -52,6 +57,9 @@ struct Cli {
     /// Also attest `<layers>/sbom/cache`.
     #[arg(long)]
     include_cache_sboms: bool,
+    #[cfg(feature = "registry")]
+    #[command(flatten)]
+    registry: cnb_phase::flags::RegistryFlags,
     /// Print the result as JSON (an error too).
     #[arg(long)]
     json: bool,
@@ -69,6 +77,11 @@ fn failure(e: Error) -> Failure {
         Error::BadImage(_) | Error::ImageNotFound(_) | Error::NotBuildpacksImage(_) => {
             exit::EXPORT_BAD_IMAGE
         }
+        Error::TagsPartlyMoved(_)
+        | Error::ReportNotRewritten(_)
+        | Error::RegistryUnsupported(_) => exit::EXPORT_OMIT_FAILED,
+        #[cfg(feature = "registry")]
+        Error::Registry(_) => exit::EXPORT_OMIT_FAILED,
         _ => exit::EXPORT_CONFIG,
     };
     Failure::new(code, e)
@@ -103,7 +116,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
             label: cli.image_label,
         },
     };
-    let report = export(&ExportRequest {
+    let request = ExportRequest {
         layers: cli.layers,
         group: cli.group,
         image,
@@ -112,8 +125,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         include_build: cli.include_build_sboms,
         include_cache: cli.include_cache_sboms,
         output: cli.signer_config,
-    })
-    .map_err(failure)?;
+        #[cfg(feature = "registry")]
+        registry: cli.registry.options(),
+    };
+    let report = cnb_attest::block_on(export(&request))
+        .and_then(|r| r)
+        .map_err(failure)?;
     if cli.json {
         println!(
             "{}",
@@ -122,10 +139,28 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         return Ok(exit::OK);
     }
     match &report.omitted {
-        Some(Omitted::Rewritten { tag, from, to }) => {
-            eprintln!("Omitted the SBOM layer: {tag} is now {to} (was {from})")
+        Some(Omitted::Rewritten {
+            image,
+            from,
+            to,
+            tags,
+            sbom_layer,
+            report: rewritten,
+            ..
+        }) => {
+            eprintln!(
+                "Omitted the SBOM layer {} ({} bytes) of {image}: {} now name {to} (was {from})",
+                sbom_layer.digest,
+                sbom_layer.size,
+                tags.join(", ")
+            );
+            if let Some(path) = rewritten {
+                eprintln!("Rewrote {} with digest {to}", path.display());
+            }
         }
-        Some(Omitted::NoSbomLayer) => eprintln!("The image has no SBOM layer; nothing to omit"),
+        Some(Omitted::NoSbomLayer { image, digest }) => eprintln!(
+            "{image}@{digest} has no SBOM layer; nothing to omit: no tag moved, nothing rewritten"
+        ),
         None => {}
     }
     for (path, reason) in &report.skipped {

@@ -13,7 +13,8 @@
 //! - [`inspect::list`], [`inspect::verify`]: the attestations of an image, and typed verdicts.
 //! - [`restore::restore`]: verify and write the SBOM files (`pack sbom download`, the analyzer),
 //!   one fail-closed policy with a typed [`restore::Refusal`].
-//! - [`export::export`]: the exporter's signer configuration (and `-omit-sbom`).
+//! - [`export::export`]: the exporter's signer configuration (and `-omit-sbom`);
+//!   [`export::strip_sbom_layer`]: an image rewritten without its SBOM layer.
 //! - [`keys`]: cosign key pairs, key files, the throw-away key.
 //!
 //! The functions that may talk to a registry are `async`. From synchronous code, run a whole
@@ -115,6 +116,15 @@ pub enum Error {
     #[cfg(feature = "registry")]
     #[error(transparent)]
     Registry(#[from] cnb_registry::Error),
+    /// `-omit-sbom` pushed the rewritten image, but not every tag moved: the value lists which
+    /// moved and which did not (those still name the old image). report.toml and the signer
+    /// configuration were left as they were; running again finishes the move.
+    #[error("{0}; report.toml and the signer configuration were left as they were (run again to finish: the rewrite is deterministic)")]
+    TagsPartlyMoved(Box<cnb_signing::omit::PartlyMoved>),
+    /// `-omit-sbom` pushed the rewritten image and moved every tag, but report.toml could not be
+    /// rewritten (no signer configuration was written).
+    #[error(transparent)]
+    ReportNotRewritten(Box<export::ReportNotRewritten>),
     /// A registry image was named, but this build has no registry support (feature `registry`).
     #[error("{0}: this build has no registry support (cargo feature `registry`)")]
     RegistryUnsupported(String),

@@ -288,7 +288,7 @@ pub struct ConfiguredSignRequest {
 /// use cnb_attest::{LayoutImage, SignOptions, SigningKey};
 /// // The exporter's part: the configuration for the image in the layout.
 /// let config = dir.path().join("signer.toml");
-/// export(&ExportRequest {
+/// cnb_attest::block_on(export(&ExportRequest {
 ///     layers: layers.clone(),
 ///     group: None,
 ///     image: ExportedImage::Layout(LayoutImage::parse(&format!("oci:{}:latest", dir.path().display()))?),
@@ -297,7 +297,9 @@ pub struct ConfiguredSignRequest {
 ///     include_build: false,
 ///     include_cache: false,
 ///     output: Some(config.clone()),
-/// })?;
+///     #[cfg(feature = "registry")]
+///     registry: Default::default(),
+/// }))??;
 /// // The signer's part: the configuration decides the image.
 /// let request = ConfiguredSignRequest {
 ///     config,

@@ -305,6 +305,9 @@ pub mod exit {
     pub const EXPORT_BAD_IMAGE: u8 = 66;
     /// `exporter`: the signer configuration could not be generated or written.
     pub const EXPORT_CONFIG: u8 = 67;
+    /// `exporter -omit-sbom` on a registry image did not finish: a registry error, not every tag
+    /// moved (the message lists which did and which did not), or report.toml not rewritten.
+    pub const EXPORT_OMIT_FAILED: u8 = 68;
 
     /// `signer`: the signer configuration is invalid.
     pub const SIGN_BAD_CONFIG: u8 = 90;

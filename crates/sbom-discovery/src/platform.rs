@@ -339,6 +339,51 @@ impl Report {
         let text = read_platform_file(path)?;
         Self::parse(&text, path)
     }
+
+    /// Rewrites `[image] digest` and `manifest-size` of the `report.toml` at `path` (read as
+    /// [`Report::from_path`] reads it) for an image pushed again under the same tags (the
+    /// exporter's `-omit-sbom`), keeping every other key and table. The file is replaced
+    /// atomically: a reader sees the old report or the new one, never a mix. Returns the new
+    /// report.
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// use cnb_sbom_discovery::platform::Report;
+    /// let path = dir.path().join("report.toml");
+    /// std::fs::write(&path, "[image]\ntags = [\"r.io/app:1\"]\ndigest = \"sha256:aa\"\nmanifest-size = 9\n\n[extra]\nkept = true\n")?;
+    /// let report = Report::rewrite_digest(&path, "sha256:bb", 7)?;
+    /// assert_eq!((report.image.digest.as_deref(), report.image.manifest_size), (Some("sha256:bb"), Some(7)));
+    /// assert!(std::fs::read_to_string(&path)?.contains("kept = true"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rewrite_digest(path: &Path, digest: &str, manifest_size: u64) -> Result<Self, Error> {
+        let origin = path.display().to_string();
+        let text = read_platform_file(path)?;
+        let mut table: toml::Table =
+            toml::from_str(&text).map_err(|e| Error::toml(&origin, &text, &e))?;
+        let image = table
+            .get_mut("image")
+            .and_then(toml::Value::as_table_mut)
+            .ok_or_else(|| Error::Platform {
+                origin: origin.clone(),
+                reason: "no [image] table".into(),
+            })?;
+        image.insert("digest".into(), toml::Value::String(digest.to_string()));
+        image.insert(
+            "manifest-size".into(),
+            toml::Value::Integer(i64::try_from(manifest_size).unwrap_or(i64::MAX)),
+        );
+        let text = toml::to_string(&table).map_err(|e| Error::Platform {
+            origin: origin.clone(),
+            reason: format!("cannot serialize: {e}"),
+        })?;
+        let report = Self::parse(&text, path)?;
+        cnb_local_files::write_atomic(path, text.as_bytes()).map_err(|e| Error::Platform {
+            origin,
+            reason: format!("cannot write: {e}"),
+        })?;
+        Ok(report)
+    }
 }
 
 impl FromStr for Report {

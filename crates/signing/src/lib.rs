@@ -74,6 +74,9 @@ pub enum Error {
     /// A signing option is invalid.
     #[error("{0}")]
     BadOption(String),
+    /// `-omit-sbom` pushed the rewritten image but could not move every tag.
+    #[error("{0}")]
+    PartlyMoved(omit::PartlyMoved),
     /// A stored attestation would be larger than readers accept: it could be signed, but never
     /// downloaded or restored.
     #[error(
