@@ -14,6 +14,8 @@
 //! - [`restore::restore`]: verify and write the SBOM files (`pack sbom download`, the analyzer),
 //!   one fail-closed policy with a typed [`restore::Refusal`].
 //! - [`export::export`]: the exporter's signer configuration (and `-omit-sbom`).
+//! - [`rebase::rebase`]: carry an image's verified attestations over to its rebase (the `rebaser`
+//!   phase).
 //! - [`keys`]: cosign key pairs, key files, the throw-away key.
 //!
 //! The functions that may talk to a registry are `async`. From synchronous code, run a whole
@@ -48,6 +50,7 @@ pub mod export;
 mod image;
 pub mod inspect;
 pub mod keys;
+pub mod rebase;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod restore;
@@ -126,6 +129,9 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// A rebase was refused ([`rebase::rebase`]); nothing was written.
+    #[error(transparent)]
+    Rebase(#[from] rebase::Refusal),
     /// The async runtime could not be started.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),

@@ -164,7 +164,7 @@ pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error>
 }
 
 #[cfg(feature = "registry")]
-fn attach_options(progress: bool) -> cnb_registry::AttachOptions {
+pub(crate) fn attach_options(progress: bool) -> cnb_registry::AttachOptions {
     if progress {
         cnb_registry::AttachOptions::with_progress_on_terminal()
     } else {
