@@ -14,6 +14,7 @@ use cnb_phase::{exit, Failure};
 
 mod download;
 mod inspect;
+mod rebase;
 mod sign;
 
 /// Sign, verify and list the SBOM attestations of Cloud Native Buildpacks images.
@@ -39,6 +40,9 @@ enum Command {
     /// Verify an image's SBOM attestations and write the SBOMs as `pack sbom download` does:
     /// `<out>/layers/sbom/launch/<buildpack>/[<layer>/]sbom.<ext>`.
     Download(Box<download::DownloadArgs>),
+    /// Carry an image's verified attestations over to its rebase: re-issue them for the new
+    /// digest, drop those about the old run image, add the platform's, sign the new image.
+    Rebase(Box<rebase::RebaseArgs>),
 }
 
 #[derive(Args)]
@@ -75,6 +79,7 @@ fn main() -> ExitCode {
         Command::GenerateKeyPair(args) => generate_key_pair(args),
         Command::Doctor(args) => doctor(args),
         Command::Download(args) => download::run(*args),
+        Command::Rebase(args) => rebase::run(*args),
     })
 }
 
