@@ -471,7 +471,10 @@ fn rebase_flow(flow: &Flow, target: &[&str]) {
         .env(&mut Command::new(bin("cnb-attest")))
         .arg("rebase")
         .args(["--previous-image", &flow.old])
-        .args(target.iter().map(|a| a.replacen('-', "--", 1)))
+        .args(target.iter().map(|a| match a.strip_prefix('-') {
+            Some(flag) if !flag.starts_with('-') => format!("--{flag}"),
+            _ => a.to_string(),
+        }))
         .arg("--verify-key")
         .arg(flow.keys("a").join("cosign.pub"))
         .arg("--key")
