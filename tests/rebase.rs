@@ -594,6 +594,60 @@ fn rebase_flow(flow: &Flow, target: &[&str]) {
     assert_eq!(flow.ls(&flow.new).len(), new_listing.len());
     // The old image's referrers are left alone.
     assert_eq!(flow.ls(&flow.old).len(), old_listing.len());
+
+    // -prune-previous: the old image's (all verified) referrers are deleted and unlisted; the new
+    // image keeps everything.
+    let mut pruning: Vec<&str> = target.to_vec();
+    pruning.push("-prune-previous");
+    let pruned = report_of(&flow.rebaser(&pruning, "a"));
+    assert_eq!(pruned["signed"]["pushed"], 0, "{pruned:#}");
+    let deleted: Vec<&str> = pruned["pruned"]["deleted"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    let mut expected = old_referrers.clone();
+    expected.sort();
+    let mut got = deleted.clone();
+    got.sort();
+    assert_eq!(got, expected, "{pruned:#}");
+    assert!(flow.ls(&flow.old).is_empty(), "{:#?}", flow.ls(&flow.old));
+    if let Some(r) = &flow.registry {
+        // Each deleted manifest is gone, and the tag-schema index (when there is one) lists none.
+        for digest in &deleted {
+            let (status, _) = r.curl(&format!("/v2/{REPO}/manifests/{digest}"), OCI_MANIFEST);
+            assert_eq!(status, 404, "{digest}");
+        }
+        let tag = format!("sha256-{}", &flow.old_digest[7..]);
+        let (status, body) = r.curl(
+            &format!("/v2/{REPO}/manifests/{tag}"),
+            "application/vnd.oci.image.index.v1+json",
+        );
+        if r.kind == Kind::Distribution {
+            assert_eq!(status, 200, "{body}");
+            let index: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(index["manifests"], json!([]), "{index:#}");
+        }
+    } else {
+        // Unlisted from index.json (the re-issues still name them in `dev.cnb-attest.replaces`).
+        let index = read_json(&flow.layout.join("index.json"));
+        let listed: Vec<&str> = index["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["digest"].as_str().unwrap())
+            .collect();
+        assert!(deleted.iter().all(|d| !listed.contains(d)), "{index:#}");
+    }
+    ok(flow.cli(&[
+        "verify",
+        &flow.new,
+        "--key",
+        new_key.to_str().unwrap(),
+        "--require-all-layers",
+    ]));
+    assert_eq!(flow.ls(&flow.new).len(), new_listing.len());
 }
 
 #[test]

@@ -22,7 +22,11 @@
 //!    image's SBOM) are added, and the new image is signed as the signer signs it.
 //!
 //! Everything is deterministic (RFC 6979 signatures, fixed serialisation), so a second run finds
-//! every referrer already present. The old image's referrers are left as they are.
+//! every referrer already present. The old image's referrers are left as they are, unless
+//! [`RebaseRequest::prune_previous`] asks to delete the verified ones once the new referrers are
+//! discoverable (a registry `DELETE` where it is allowed, then the deleted ones unlisted from the
+//! `sha256-<hex>` index without touching other writers' entries; an OCI layout unlists them from
+//! `index.json`).
 //!
 //! ```
 //! # let dir = tempfile::tempdir().unwrap();
@@ -39,6 +43,7 @@
 //!     platform: None,
 //!     options: SignOptions::default(),
 //!     progress: false,
+//!     prune_previous: false,
 //! };
 //! let refused = cnb_attest::block_on(async {
 //!     let image = Image::open(&target, &OpenOptions::default()).await?;
@@ -93,6 +98,10 @@ pub struct RebaseRequest {
     pub options: SignOptions,
     /// Show upload progress on a terminal.
     pub progress: bool,
+    /// After the new image's referrers are stored and discoverable, delete the previous image's
+    /// verified referrers (carried or dropped; unverified and foreign ones stay) where the store
+    /// allows it, and unlist them from its tag-schema index.
+    pub prune_previous: bool,
 }
 
 /// A signer configuration (the RFC's TOML) of attestations the platform adds to the new image.
@@ -168,6 +177,21 @@ pub struct RebaseReport {
     pub added: Vec<Added>,
     /// The signing run on the new image (every referrer stored, the image signature included).
     pub signed: SignReport,
+    /// With [`RebaseRequest::prune_previous`]: what was removed from the previous image.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pruned: Option<Pruned>,
+}
+
+/// The previous image's referrers removed by [`RebaseRequest::prune_previous`].
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct Pruned {
+    /// Referrer manifests deleted (registry) or unlisted from `index.json` (layout).
+    pub deleted: Vec<String>,
+    /// Referrer manifests the registry does not allow to delete: kept, and kept listed.
+    pub not_deletable: Vec<String>,
+    /// Registry only: writes of the previous image's `sha256-<hex>` index.
+    pub index_writes: u32,
 }
 
 impl RebaseReport {
@@ -407,6 +431,28 @@ pub async fn rebase(
             .collect(),
     };
     let signed = sign_new(new, current, &config, &roots, request).await?;
+    // Prune only what was verified (carried or dropped as superseded), and only once the new
+    // referrers are where readers look: the old ones are never the only copy lost.
+    let pruned = if request.prune_previous && signed.all_discoverable() {
+        let ours: Vec<cnb_referrers::Digest> = fetched
+            .iter()
+            .filter(|f| f.source == "referrer")
+            .map(|f| &f.descriptor.digest)
+            .filter(|d| {
+                reissues
+                    .iter()
+                    .any(|r| r.listed.manifest_digest == d.as_str())
+                    || dropped.iter().any(|x| {
+                        x.manifest_digest == d.as_str()
+                            && !matches!(x.reason, DropReason::Unverified { .. })
+                    })
+            })
+            .cloned()
+            .collect();
+        Some(prune(previous, old, &ours, request.progress).await?)
+    } else {
+        None
+    };
 
     let outcomes = |index: usize| -> Vec<AttestationOutcome> {
         signed
@@ -444,7 +490,54 @@ pub async fn rebase(
         dropped,
         added,
         signed,
+        pruned,
     })
+}
+
+/// Removes `digests`, referrers of `old`, from the previous image's store.
+async fn prune(
+    previous: &Image,
+    old: &StoredImage,
+    digests: &[cnb_referrers::Digest],
+    progress: bool,
+) -> Result<Pruned, Error> {
+    let subject = &old.descriptor.digest;
+    match &previous.source {
+        ImageSource::Layout { layout, .. } => Ok(Pruned {
+            deleted: layout
+                .remove_referrers(subject, digests)
+                .map_err(|e| Error::BadImage(e.to_string()))?
+                .iter()
+                .map(|d| d.to_string())
+                .collect(),
+            ..Pruned::default()
+        }),
+        #[cfg(feature = "registry")]
+        ImageSource::Registry {
+            client, reference, ..
+        } => {
+            let report = cnb_registry::prune::prune(
+                client,
+                &reference.repository,
+                subject,
+                digests,
+                &crate::sign::attach_options(progress),
+            )
+            .await?;
+            Ok(Pruned {
+                deleted: report.deleted,
+                not_deletable: report.not_deletable,
+                index_writes: report.index_writes,
+            })
+        }
+        _ => {
+            let _ = progress;
+            Err(Error::InvalidRequest(format!(
+                "{}: only referrers in a registry or an OCI layout can be pruned",
+                previous.name()
+            )))
+        }
+    }
 }
 
 /// The rebased image's reference from the lifecycle rebaser's `report.toml`: the repository of its

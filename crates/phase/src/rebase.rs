@@ -41,6 +41,11 @@ pub struct RebaseFlags {
     /// Directories the configuration's predicate `uri`s may point into (default: its directory).
     #[arg(long = "allow-root")]
     pub allow_roots: Vec<PathBuf>,
+    /// Once the rebased image's referrers are stored and discoverable, delete the previous image's
+    /// verified referrers where the registry allows DELETE (and unlist them from its
+    /// `sha256-<hex>` index), or unlist them from an OCI layout's `index.json`.
+    #[arg(long)]
+    pub prune_previous: bool,
 }
 
 impl RebaseFlags {
@@ -74,6 +79,7 @@ impl RebaseFlags {
             }),
             options,
             progress,
+            prune_previous: self.prune_previous,
         };
         Ok((self.previous_image.clone(), image, request))
     }
@@ -127,6 +133,17 @@ pub fn render(report: &RebaseReport) -> Vec<String> {
             shown(&added.predicate_type),
             new.join(", ")
         ));
+    }
+    if let Some(pruned) = &report.pruned {
+        for digest in &pruned.deleted {
+            lines.push(format!("pruned   {} (previous image)", shown(digest)));
+        }
+        for digest in &pruned.not_deletable {
+            lines.push(format!(
+                "kept     {} (previous image): the registry does not allow DELETE",
+                shown(digest)
+            ));
+        }
     }
     lines.push(format!(
         "Rebased attestations of {}@{} onto {}@{}: {} carried, {} dropped, {} added; {} referrer(s) \

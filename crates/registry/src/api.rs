@@ -187,6 +187,30 @@ impl Client {
         })
     }
 
+    /// Deletes the manifest `digest` (`DELETE /manifests/<digest>`). `Ok(true)` when the registry
+    /// deleted it (or it was already gone: 404), `Ok(false)` when the registry does not allow
+    /// deletes (405 `UNSUPPORTED`, as Distribution without `storage.delete.enabled`); anything
+    /// else is an error.
+    pub async fn delete_manifest(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
+        let response = self
+            .send(Request {
+                method: Method::DELETE,
+                url: format!("{}/manifests/{digest}", self.base(repo)),
+                headers: HeaderMap::new(),
+                body: None,
+                kind: "DELETE manifest",
+                repo,
+                push: true,
+                retry: true,
+            })
+            .await?;
+        match response.status() {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(true),
+            StatusCode::METHOD_NOT_ALLOWED => Ok(false),
+            _ => Err(Client::failure(&format!("DELETE manifest {repo}@{digest}"), response).await),
+        }
+    }
+
     /// Whether a blob exists (`HEAD`).
     pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
         let response = self
