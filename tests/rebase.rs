@@ -235,20 +235,7 @@ impl Flow {
         };
         if let Some(r) = &registry {
             for tag in ["latest", "rebased", "other"] {
-                let mut command = Command::new("skopeo");
-                command
-                    .args([
-                        "copy",
-                        "-q",
-                        "--preserve-digests",
-                        "--dest-tls-verify=false",
-                    ])
-                    .arg(format!("oci:{}:{tag}", layout.display()))
-                    .arg(format!("docker://{}/{REPO}:{tag}", r.host));
-                if let Some(creds) = r.creds() {
-                    command.arg("--dest-creds").arg(creds);
-                }
-                ok(run(&mut command));
+                r.push_layout_tag(&layout, tag, REPO, tag);
             }
             assert_eq!(
                 r.digest_of(&format!("{}/{REPO}:rebased", r.host)),
@@ -495,13 +482,16 @@ fn rebase_flow(flow: &Flow, target: &[&str]) {
 
     // The new digest verifies, layers all covered, with the rebaser's key.
     let new_key = flow.keys("b").join("cosign.pub");
-    ok(flow.cli(&[
-        "verify",
-        &flow.new,
-        "--key",
-        new_key.to_str().unwrap(),
-        "--require-all-layers",
-    ]));
+    let verify_new = || {
+        ok(flow.cli(&[
+            "verify",
+            &flow.new,
+            "--key",
+            new_key.to_str().unwrap(),
+            "--require-all-layers",
+        ]))
+    };
+    verify_new();
     // Every buildpack and launcher SBOM is there, byte for byte.
     let out_dir = flow.tmp.path().join("downloaded");
     ok(flow.cli(&[
@@ -640,13 +630,7 @@ fn rebase_flow(flow: &Flow, target: &[&str]) {
             .collect();
         assert!(deleted.iter().all(|d| !listed.contains(d)), "{index:#}");
     }
-    ok(flow.cli(&[
-        "verify",
-        &flow.new,
-        "--key",
-        new_key.to_str().unwrap(),
-        "--require-all-layers",
-    ]));
+    verify_new();
     assert_eq!(flow.ls(&flow.new).len(), new_listing.len());
 }
 
@@ -692,4 +676,63 @@ fn the_same_image_twice_is_refused() {
     assert_eq!(out.status.code(), Some(75), "{}", text(&out));
     assert!(text(&out).contains("same manifest"), "{}", text(&out));
     assert_eq!(flow.state(&flow.old), before);
+}
+
+#[test]
+fn an_attestation_no_given_key_verifies_is_reported_not_carried_and_not_pruned() {
+    let flow = Flow::new(None).unwrap();
+    // Another signer (key `c`) adds its own run-image-A SBOM and image signature.
+    let foreign = run_image_config(
+        &flow.tmp.path().join("platform-c"),
+        &flow.old,
+        &flow.old_digest,
+        &flow.run_a,
+        "C",
+    );
+    let key_c = flow.keys("c").join("cosign.key");
+    ok(flow.cli(&[
+        "sign",
+        &flow.old,
+        "--config",
+        foreign.to_str().unwrap(),
+        "--key",
+        key_c.to_str().unwrap(),
+    ]));
+    let sboms = sbom_files(&flow.layers).len();
+    let old_listing = flow.ls(&flow.old);
+    assert_eq!(old_listing.len(), sboms + 4, "{old_listing:#?}");
+
+    let new = flow.new.clone();
+    let report = report_of(&flow.rebaser(&["-image", &new, "-prune-previous"], "a"));
+    assert_eq!(report["carried"].as_array().unwrap().len(), sboms);
+    let unverified: Vec<&Value> = report["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["reason"] == "unverified")
+        .collect();
+    assert_eq!(unverified.len(), 2, "{report:#}");
+    assert!(
+        unverified.iter().all(|d| d["rule"] == "signature"),
+        "{report:#}"
+    );
+    // Pruning took the verified ones only: the other signer's two are still there.
+    assert_eq!(
+        report["pruned"]["deleted"].as_array().unwrap().len(),
+        sboms + 2,
+        "{report:#}"
+    );
+    let left: Vec<String> = flow
+        .ls(&flow.old)
+        .iter()
+        .map(|l| l["manifest-digest"].as_str().unwrap().to_string())
+        .collect();
+    let mut expected: Vec<String> = unverified
+        .iter()
+        .map(|d| d["manifest-digest"].as_str().unwrap().to_string())
+        .collect();
+    expected.sort();
+    let mut left = left;
+    left.sort();
+    assert_eq!(left, expected);
 }

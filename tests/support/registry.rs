@@ -126,6 +126,17 @@ impl Registry {
     /// Copies an OCI layout image into this registry with skopeo (an independent writer), keeping
     /// digests. Returns the pushed reference `<host>/<repo>:<tag>`.
     pub fn push_layout(&self, layout: &std::path::Path, repo: &str, tag: &str) -> String {
+        self.push_layout_tag(layout, "latest", repo, tag)
+    }
+
+    /// [`Registry::push_layout`] of the layout's image tagged `from`.
+    pub fn push_layout_tag(
+        &self,
+        layout: &std::path::Path,
+        from: &str,
+        repo: &str,
+        tag: &str,
+    ) -> String {
         let reference = format!("{}/{repo}:{tag}", self.host);
         let mut command = Command::new("skopeo");
         command
@@ -135,7 +146,7 @@ impl Registry {
                 "--preserve-digests",
                 "--dest-tls-verify=false",
             ])
-            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("oci:{}:{from}", layout.display()))
             .arg(format!("docker://{reference}"));
         if let Some(creds) = self.creds() {
             command.arg("--dest-creds").arg(creds);

@@ -1,13 +1,11 @@
 //! `cnb-attest rebase`.
 
 use clap::Args;
-use cnb_attest::rebase::{rebase, Refusal};
-use cnb_attest::{Error, Image};
+use cnb_attest::rebase::Refusal;
+use cnb_attest::Error;
 use cnb_phase::flags::{RegistryFlags, SignFlags};
-use cnb_phase::rebase::{render, RebaseFlags};
+use cnb_phase::rebase::{finish, rebase, RebaseFlags};
 use cnb_phase::{exit, Failure};
-
-use crate::print_json;
 
 #[derive(Args)]
 pub(crate) struct RebaseArgs {
@@ -17,7 +15,7 @@ pub(crate) struct RebaseArgs {
     signing: SignFlags,
     #[command(flatten)]
     registry: RegistryFlags,
-    /// Print the report as JSON (carried, dropped with reasons, added).
+    /// Print the report as JSON (carried, dropped with reasons, added, pruned).
     #[arg(long)]
     json: bool,
 }
@@ -37,29 +35,6 @@ pub(crate) fn run(args: RebaseArgs) -> Result<u8, Failure> {
         .signing
         .options()
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
-    let progress = args.registry.options().progress;
-    let (previous, image, request) = args.rebase.request(options, progress).map_err(failure)?;
-    let open = args.registry.open_options();
-    let report = cnb_attest::block_on(async {
-        let previous = Image::open(&previous, &open).await?;
-        let new = Image::open(&image, &open).await?;
-        rebase(&previous, &new, &request).await
-    })
-    .and_then(|r| r)
-    .map_err(failure)?;
-    if args.json {
-        print_json(&report);
-    } else {
-        for line in render(&report) {
-            println!("{line}");
-        }
-    }
-    if !report.signed.all_discoverable() {
-        return Err(Failure::new(
-            exit::NOT_DISCOVERABLE,
-            "attestation(s) were pushed but are not listed where readers look (see the report)",
-        )
-        .already_printed(args.json));
-    }
-    Ok(exit::OK)
+    let report = rebase(&args.rebase, options, &args.registry.open_options()).map_err(failure)?;
+    finish(&report, args.json, exit::NOT_DISCOVERABLE)
 }

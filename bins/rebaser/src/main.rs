@@ -9,10 +9,9 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use cnb_attest::rebase::rebase;
-use cnb_attest::{Error, Image};
+use cnb_attest::Error;
 use cnb_phase::flags::{RegistryFlags, SignFlags};
-use cnb_phase::rebase::{render, RebaseFlags};
+use cnb_phase::rebase::{finish, rebase, RebaseFlags};
 use cnb_phase::{exit, Failure};
 
 /// Carry an image's signed attestations over to its rebase.
@@ -25,7 +24,7 @@ struct Cli {
     signing: SignFlags,
     #[command(flatten)]
     registry: RegistryFlags,
-    /// Print the report as JSON (carried, dropped with reasons, added).
+    /// Print the report as JSON (carried, dropped with reasons, added, pruned).
     #[arg(long)]
     json: bool,
 }
@@ -58,31 +57,6 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         .signing
         .options()
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
-    let (previous, image, request) = cli.rebase.request(options, true).map_err(failure)?;
-    let open = cli.registry.open_options();
-    let report = cnb_attest::block_on(async {
-        let previous = Image::open(&previous, &open).await?;
-        let new = Image::open(&image, &open).await?;
-        rebase(&previous, &new, &request).await
-    })
-    .and_then(|r| r)
-    .map_err(failure)?;
-    if cli.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&report).unwrap_or_default()
-        );
-    } else {
-        for line in render(&report) {
-            println!("{line}");
-        }
-    }
-    if !report.signed.all_discoverable() {
-        return Err(Failure::new(
-            exit::REBASE_FAILED,
-            "attestation(s) were pushed but are not listed where readers look (see the report)",
-        )
-        .already_printed(cli.json));
-    }
-    Ok(exit::OK)
+    let report = rebase(&cli.rebase, options, &cli.registry.open_options()).map_err(failure)?;
+    finish(&report, cli.json, exit::REBASE_FAILED)
 }

@@ -626,12 +626,7 @@ fn platform_config(
     platform: &PlatformAttestations,
     current: &StoredImage,
 ) -> Result<(SignerConfig, AllowedRoots), Error> {
-    let config = cnb_attestation_config::load(&platform.path)?;
-    let mut dirs = platform.allow_roots.clone();
-    if dirs.is_empty() {
-        let parent = platform.path.parent().filter(|p| !p.as_os_str().is_empty());
-        dirs.push(parent.unwrap_or(Path::new(".")).to_path_buf());
-    }
+    let (config, roots) = crate::sign::load_config(&platform.path, &platform.allow_roots)?;
     let configured = config.image.digest()?;
     if configured != current.descriptor.digest {
         return Err(Error::ConfigMismatch(format!(
@@ -641,7 +636,7 @@ fn platform_config(
             current.descriptor.digest
         )));
     }
-    Ok((config, AllowedRoots::new(&dirs)?))
+    Ok((config, roots))
 }
 
 fn unverified(verdict: &cnb_sbom_restore::inspect::Verdict) -> DropReason {

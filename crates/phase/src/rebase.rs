@@ -5,9 +5,9 @@ use std::path::PathBuf;
 
 use cnb_attest::keys::KeySource;
 use cnb_attest::rebase::{PlatformAttestations, RebaseReport, RebaseRequest};
-use cnb_attest::Error;
+use cnb_attest::{Error, Image, OpenOptions};
 
-use crate::shown;
+use crate::{shown, Failure};
 
 /// What to rebase and with which keys.
 #[derive(clap::Args, Debug, Clone)]
@@ -82,6 +82,48 @@ impl RebaseFlags {
             prune_previous: self.prune_previous,
         };
         Ok((self.previous_image.clone(), image, request))
+    }
+}
+
+/// Opens both images and runs the rebase these flags ask for, in one [`cnb_attest::block_on`].
+pub fn rebase(
+    flags: &RebaseFlags,
+    options: cnb_attest::SignOptions,
+    open: &OpenOptions,
+) -> Result<RebaseReport, Error> {
+    let (previous, image, request) = flags.request(options, open.registry.progress)?;
+    cnb_attest::block_on(async {
+        let previous = Image::open(&previous, open).await?;
+        let new = Image::open(&image, open).await?;
+        cnb_attest::rebase::rebase(&previous, &new, &request).await
+    })?
+}
+
+/// Prints `report` ([`print`]) and gives the exit code: `not_discoverable` when a referrer stored
+/// is not listed where readers look, else success.
+pub fn finish(report: &RebaseReport, json: bool, not_discoverable: u8) -> Result<u8, Failure> {
+    print(report, json);
+    if !report.signed.all_discoverable() {
+        return Err(Failure::new(
+            not_discoverable,
+            "attestation(s) were pushed but are not listed where readers look (see the report)",
+        )
+        .already_printed(json));
+    }
+    Ok(crate::exit::OK)
+}
+
+/// Prints `report` on stdout: pretty JSON with `json`, else [`render`]'s lines.
+pub fn print(report: &RebaseReport, json: bool) {
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(report).unwrap_or_default()
+        );
+    } else {
+        for line in render(report) {
+            println!("{line}");
+        }
     }
 }
 
