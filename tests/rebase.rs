@@ -702,9 +702,24 @@ fn an_attestation_no_given_key_verifies_is_reported_not_carried_and_not_pruned()
     let old_listing = flow.ls(&flow.old);
     assert_eq!(old_listing.len(), sboms + 4, "{old_listing:#?}");
 
-    let new = flow.new.clone();
-    let report = report_of(&flow.rebaser(&["-image", &new, "-prune-previous"], "a"));
+    // `cnb-attest rebase`, no platform configuration: nothing added.
+    let verify_key = flow.keys("a").join("cosign.pub");
+    let key_b = flow.keys("b").join("cosign.key");
+    let report = report_of(&flow.cli(&[
+        "rebase",
+        "--previous-image",
+        &flow.old,
+        "--image",
+        &flow.new,
+        "--verify-key",
+        verify_key.to_str().unwrap(),
+        "--key",
+        key_b.to_str().unwrap(),
+        "--prune-previous",
+        "--json",
+    ]));
     assert_eq!(report["carried"].as_array().unwrap().len(), sboms);
+    assert_eq!(report["added"], json!([]), "{report:#}");
     let unverified: Vec<&Value> = report["dropped"]
         .as_array()
         .unwrap()

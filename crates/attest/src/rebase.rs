@@ -418,7 +418,7 @@ pub async fn rebase(
     let carried_count = reissues.len();
     let (platform_specs, roots) = match platform {
         Some((config, roots)) => (config.attestations, roots),
-        None => (Vec::new(), AllowedRoots::new::<&Path>(&[])?),
+        None => (Vec::new(), AllowedRoots::default()),
     };
     let config = SignerConfig {
         image: ImageSection {
