@@ -344,40 +344,30 @@ pub async fn rebase(
     let mut first_failure = None;
     for (mut verdict, statement) in verify_each(old, &fetched, &request.verify_keys) {
         checked += 1;
-        let statement = match (statement, &verdict.failure) {
-            (Some(statement), None) => {
-                // The placement rules of verify and restore: a statement they refuse is not
-                // carried either.
+        // The placement rules of verify and restore: a statement they refuse is not carried
+        // either.
+        let statement = match statement.filter(|_| verdict.ok()) {
+            Some(statement) => {
                 match place(
                     &statement,
                     old,
                     &old_label,
                     verdict.listed.buildpack.as_deref(),
                 ) {
-                    Ok(_) => statement,
+                    Ok(_) => Some(statement),
                     Err(failure) => {
                         verdict.failure = Some(failure);
-                        first_failure.get_or_insert_with(|| verdict.name());
-                        dropped.push(drop_entry(&verdict.listed, unverified(&verdict)));
-                        continue;
+                        None
                     }
                 }
             }
-            _ => {
-                first_failure.get_or_insert_with(|| {
-                    format!(
-                        "{}: {}",
-                        verdict.name(),
-                        verdict
-                            .failure
-                            .as_ref()
-                            .map(|f| f.message.as_str())
-                            .unwrap_or("")
-                    )
-                });
-                dropped.push(drop_entry(&verdict.listed, unverified(&verdict)));
-                continue;
-            }
+            None => None,
+        };
+        let (Some(statement), None) = (statement, &verdict.failure) else {
+            let reason = unverified(&verdict);
+            first_failure.get_or_insert_with(|| format!("{}: {reason}", verdict.name()));
+            dropped.push(drop_entry(&verdict.listed, reason));
+            continue;
         };
         if statement.predicate_type() == COSIGN_SIGN_V1 {
             dropped.push(drop_entry(&verdict.listed, DropReason::ImageSignature));
