@@ -121,7 +121,8 @@ pub struct PlatformAttestations {
 pub enum Refusal {
     /// The previous and the new image are the same manifest: there is nothing to rebase.
     #[error(
-        "the previous image and the new image are the same manifest ({digest}): nothing to rebase"
+        "the previous image and the new image are the same manifest ({digest}): nothing to \
+         rebase (name the previous image by digest: after a rebase its tag names the new image)"
     )]
     SameImage {
         /// The manifest digest.
