@@ -378,7 +378,9 @@ pub async fn rebase(
             .iter()
             .find(|f| f.descriptor.digest.as_str() == verdict.listed.manifest_digest)
             .and_then(|f| f.manifest.as_ref().ok());
-        match reissue_spec(&statement, &verdict.listed, manifest, old, current) {
+        match reissue_spec(&statement, &verdict.listed, manifest, old, current)
+            .and_then(|spec| reissuable(spec, current, &request.options))
+        {
             Ok(spec) => reissues.push(Reissue {
                 listed: verdict.listed,
                 spec,
@@ -729,6 +731,35 @@ fn reissue_spec(
     })
 }
 
+/// `spec` when the signer will take it: the checks of a signer configuration (annotation names,
+/// predicate JSON, SBOM format and digest, size) applied to it alone, so one old attestation the
+/// signer would refuse is dropped and reported instead of failing the whole rebase.
+fn reissuable(
+    spec: AttestationSpec,
+    current: &StoredImage,
+    options: &SignOptions,
+) -> Result<AttestationSpec, DropReason> {
+    let alone = SignerConfig {
+        image: ImageSection {
+            reference: format!("rebased@{}", current.descriptor.digest),
+        },
+        attestations: vec![spec],
+    };
+    let none = AllowedRoots::default();
+    alone
+        .validate(&none)
+        .and_then(|()| alone.attestations[0].read_predicate(&none, options.max_predicate_size))
+        .map_err(|e| DropReason::NotReissuable {
+            message: e.to_string(),
+        })?;
+    let [spec] = <[AttestationSpec; 1]>::try_from(alone.attestations).map_err(|_| {
+        DropReason::NotReissuable {
+            message: "internal: one attestation expected".into(),
+        }
+    })?;
+    Ok(spec)
+}
+
 /// The name part of the new image's signer configuration reference.
 fn subject_repository(image: &Image) -> String {
     match &image.source {
@@ -786,5 +817,66 @@ async fn sign_new(
         #[cfg(not(feature = "registry"))]
         #[allow(unreachable_patterns)]
         _ => Err(Error::RegistryUnsupported(new.name().to_string())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cnb_referrers::manifest::{Descriptor, ImageConfig, ImageManifest};
+
+    fn image(bytes: &[u8]) -> StoredImage {
+        StoredImage {
+            descriptor: Descriptor::for_bytes(cnb_referrers::manifest::OCI_MANIFEST, bytes),
+            manifest: ImageManifest {
+                schema_version: 2,
+                media_type: None,
+                artifact_type: None,
+                config: Descriptor::empty(),
+                layers: Vec::new(),
+                subject: None,
+                annotations: None,
+            },
+            config: ImageConfig {
+                labels: BTreeMap::new(),
+                diff_ids: Vec::new(),
+            },
+            buildkit: Vec::new(),
+        }
+    }
+
+    fn spec(annotation: &str, predicate: &str) -> AttestationSpec {
+        AttestationSpec {
+            predicate: PredicateSpec {
+                predicate_type: "https://cyclonedx.org/bom".into(),
+                source: PredicateSource::Value(predicate.into()),
+            },
+            subjects: vec![SubjectSpec {
+                name: "registry.example/app".into(),
+                digest: image(b"new").descriptor.digest,
+            }],
+            annotations: vec![(annotation.into(), "x".into())],
+        }
+    }
+
+    #[test]
+    fn an_attestation_the_signer_would_refuse_is_dropped_not_fatal() {
+        let current = image(b"new");
+        let options = SignOptions::default();
+        let cdx = r#"{"bomFormat":"CycloneDX","specVersion":"1.5"}"#;
+        assert!(reissuable(spec(REPLACES, cdx), &current, &options).is_ok());
+        // A secret-looking annotation name (carried from a hostile referrer) and a predicate that
+        // is not the format its type says are each dropped with the signer's reason.
+        for (annotation, predicate, says) in [
+            ("io.buildpacks.token", cdx, "secret-looking"),
+            (REPLACES, r#"{"spdxVersion":"SPDX-2.3"}"#, "CycloneDX"),
+        ] {
+            match reissuable(spec(annotation, predicate), &current, &options) {
+                Err(DropReason::NotReissuable { message }) => {
+                    assert!(message.contains(says), "{message}")
+                }
+                other => panic!("{other:?}"),
+            }
+        }
     }
 }
