@@ -188,9 +188,10 @@ impl Client {
     }
 
     /// Deletes the manifest `digest` (`DELETE /manifests/<digest>`). `Ok(true)` when the registry
-    /// deleted it (or it was already gone: 404), `Ok(false)` when the registry does not allow
-    /// deletes (405 `UNSUPPORTED`, as Distribution without `storage.delete.enabled`); anything
-    /// else is an error.
+    /// deleted it (or it was already gone: 404), `Ok(false)` when the registry does not allow it:
+    /// 405 `UNSUPPORTED` (Distribution without `storage.delete.enabled`), or 401/403 (these
+    /// credentials may push but not delete; the token asked for is `pull,push`, and token
+    /// registries want a `delete` action). Anything else is an error.
     pub async fn delete_manifest(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
         let response = self
             .send(Request {
@@ -206,7 +207,9 @@ impl Client {
             .await?;
         match response.status() {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(true),
-            StatusCode::METHOD_NOT_ALLOWED => Ok(false),
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Ok(false)
+            }
             _ => Err(Client::failure(&format!("DELETE manifest {repo}@{digest}"), response).await),
         }
     }

@@ -20,7 +20,8 @@ use crate::{AttachOptions, Client, Error, Repository};
 pub struct PruneReport {
     /// Referrer manifests deleted (or already gone).
     pub deleted: Vec<String>,
-    /// Referrer manifests the registry does not allow to delete (405): kept, and kept listed.
+    /// Referrer manifests the registry does not allow to delete (405, 401, 403): kept, and kept
+    /// listed.
     pub not_deletable: Vec<String>,
     /// Writes of the `sha256-<hex>` index (0 when there is none, or it listed none of them).
     pub index_writes: u32,
