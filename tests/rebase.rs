@@ -208,10 +208,14 @@ impl Flow {
     /// image whose app layer differs too (tag `other`); signs the first with key `a` (every
     /// buildpack and launcher SBOM, and a run-image-A SBOM from a platform configuration).
     fn new(kind: Option<Kind>) -> Option<Flow> {
-        let registry = match kind {
-            Some(kind) => Some(Registry::start(kind)?),
-            None => None,
-        };
+        match kind {
+            Some(kind) => Flow::with(Some(Registry::start(kind)?)),
+            None => Flow::with(None),
+        }
+    }
+
+    /// [`Flow::new`] on `registry` (or a layout).
+    fn with(registry: Option<Registry>) -> Option<Flow> {
         let tmp = tempfile::tempdir().unwrap();
         let (layers, layout) = fresh_spring_boot(tmp.path());
         for keys in ["a", "b", "c"] {
@@ -311,10 +315,10 @@ impl Flow {
     }
 
     /// `rebaser -previous-image <old> <target...> -verify-key <verify>/cosign.pub -key b/cosign.key
-    /// -config <platform B> -json`.
-    fn rebaser(&self, target: &[&str], verify: &str) -> Output {
-        run(self
-            .env(&mut Command::new(bin("rebaser")))
+    /// -config <platform B>`, not yet run.
+    fn rebaser_command(&self, target: &[&str], verify: &str) -> Command {
+        let mut command = Command::new(bin("rebaser"));
+        self.env(&mut command)
             .args(["-previous-image", &self.old])
             .args(target)
             .arg("-verify-key")
@@ -322,8 +326,18 @@ impl Flow {
             .arg("-key")
             .arg(self.keys("b").join("cosign.key"))
             .arg("-config")
-            .arg(&self.platform_b)
-            .arg("-json"))
+            .arg(&self.platform_b);
+        command
+    }
+
+    /// [`Flow::rebaser_command`] with `-json`.
+    fn rebaser(&self, target: &[&str], verify: &str) -> Output {
+        run(self.rebaser_command(target, verify).arg("-json"))
+    }
+
+    /// [`Flow::rebaser_command`] with `-verify-key a`, printing text.
+    fn rebaser_text(&self, target: &[&str]) -> Output {
+        run(&mut self.rebaser_command(target, "a"))
     }
 
     /// `ls --json` of `image` (empty when it has no attestations).
@@ -750,4 +764,32 @@ fn an_attestation_no_given_key_verifies_is_reported_not_carried_and_not_pruned()
     let mut left = left;
     left.sort();
     assert_eq!(left, expected);
+}
+
+#[test]
+fn pruning_where_the_registry_refuses_delete_keeps_and_reports_every_referrer() {
+    let Some(registry) = Registry::start_with(Kind::Distribution, false) else {
+        return;
+    };
+    let flow = Flow::with(Some(registry)).unwrap();
+    let old_listing = flow.ls(&flow.old);
+    let new = flow.new.clone();
+    let out = flow.rebaser(&["-image", &new, "-prune-previous"], "a");
+    let report = report_of(&out);
+    assert_eq!(report["pruned"]["deleted"], json!([]), "{report:#}");
+    assert_eq!(
+        report["pruned"]["not-deletable"].as_array().unwrap().len(),
+        old_listing.len(),
+        "{report:#}"
+    );
+    assert_eq!(report["pruned"]["index-writes"], 0, "{report:#}");
+    // Still there, still listed; the new image has everything.
+    assert_eq!(flow.ls(&flow.old).len(), old_listing.len());
+    assert_eq!(flow.ls(&flow.new).len(), old_listing.len());
+    let text = ok(flow.rebaser_text(&["-image", &new, "-prune-previous"]));
+    assert_eq!(
+        text.matches("the registry does not allow DELETE").count(),
+        old_listing.len(),
+        "{text}"
+    );
 }

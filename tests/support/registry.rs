@@ -39,6 +39,12 @@ impl Registry {
     /// Starts a registry of `kind`, or returns `None` (skipping, or failing under CI) when the
     /// server is not installed.
     pub fn start(kind: Kind) -> Option<Registry> {
+        Registry::start_with(kind, true)
+    }
+
+    /// [`Registry::start`]; with `delete` false, Distribution refuses `DELETE` (405 `UNSUPPORTED`,
+    /// its default), as many private registries do. ferro-oci-server always allows it.
+    pub fn start_with(kind: Kind, delete: bool) -> Option<Registry> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
@@ -47,7 +53,7 @@ impl Registry {
                 let binary = which("docker-registry").or_else(|| missing("docker-registry"))?;
                 std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
                 let config = format!(
-                    "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: {host}}}\nauth: {{htpasswd: {{realm: cnb-test, path: {}}}}}\n",
+                    "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: {delete}}}}}\nhttp: {{addr: {host}}}\nauth: {{htpasswd: {{realm: cnb-test, path: {}}}}}\n",
                     dir.path().join("data").display(),
                     dir.path().join("htpasswd").display()
                 );
