@@ -39,6 +39,12 @@ impl Registry {
     /// Starts a registry of `kind`, or returns `None` (skipping, or failing under CI) when the
     /// server is not installed.
     pub fn start(kind: Kind) -> Option<Registry> {
+        Registry::start_with(kind, true)
+    }
+
+    /// [`Registry::start`]; with `delete` false, Distribution refuses `DELETE` (405 `UNSUPPORTED`,
+    /// its default), as many private registries do. ferro-oci-server always allows it.
+    pub fn start_with(kind: Kind, delete: bool) -> Option<Registry> {
         let dir = tempfile::tempdir().unwrap();
         let port = free_port();
         let host = format!("127.0.0.1:{port}");
@@ -47,7 +53,7 @@ impl Registry {
                 let binary = which("docker-registry").or_else(|| missing("docker-registry"))?;
                 std::fs::write(dir.path().join("htpasswd"), HTPASSWD).unwrap();
                 let config = format!(
-                    "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: true}}}}\nhttp: {{addr: {host}}}\nauth: {{htpasswd: {{realm: cnb-test, path: {}}}}}\n",
+                    "version: 0.1\nlog: {{level: error}}\nstorage: {{filesystem: {{rootdirectory: {}}}, delete: {{enabled: {delete}}}}}\nhttp: {{addr: {host}}}\nauth: {{htpasswd: {{realm: cnb-test, path: {}}}}}\n",
                     dir.path().join("data").display(),
                     dir.path().join("htpasswd").display()
                 );
@@ -126,6 +132,17 @@ impl Registry {
     /// Copies an OCI layout image into this registry with skopeo (an independent writer), keeping
     /// digests. Returns the pushed reference `<host>/<repo>:<tag>`.
     pub fn push_layout(&self, layout: &std::path::Path, repo: &str, tag: &str) -> String {
+        self.push_layout_tag(layout, "latest", repo, tag)
+    }
+
+    /// [`Registry::push_layout`] of the layout's image tagged `from`.
+    pub fn push_layout_tag(
+        &self,
+        layout: &std::path::Path,
+        from: &str,
+        repo: &str,
+        tag: &str,
+    ) -> String {
         let reference = format!("{}/{repo}:{tag}", self.host);
         let mut command = Command::new("skopeo");
         command
@@ -135,7 +152,7 @@ impl Registry {
                 "--preserve-digests",
                 "--dest-tls-verify=false",
             ])
-            .arg(format!("oci:{}:latest", layout.display()))
+            .arg(format!("oci:{}:{from}", layout.display()))
             .arg(format!("docker://{reference}"));
         if let Some(creds) = self.creds() {
             command.arg("--dest-creds").arg(creds);

@@ -14,6 +14,7 @@ use cnb_phase::{exit, Failure};
 
 mod download;
 mod inspect;
+mod rebase;
 mod sign;
 mod strip;
 
@@ -44,6 +45,9 @@ enum Command {
     /// key, the layer's diffID and history entry go; the tags (and report.toml) move to the new
     /// manifest. Only the new config is uploaded.
     StripSbomLayer(strip::StripArgs),
+    /// Carry an image's verified attestations over to its rebase: re-issue them for the new
+    /// digest, drop those about the old run image, add the platform's, sign the new image.
+    Rebase(Box<rebase::RebaseArgs>),
 }
 
 #[derive(Args)]
@@ -81,6 +85,7 @@ fn main() -> ExitCode {
         Command::Doctor(args) => doctor(args),
         Command::Download(args) => download::run(*args),
         Command::StripSbomLayer(args) => strip::run(args),
+        Command::Rebase(args) => rebase::run(*args),
     })
 }
 

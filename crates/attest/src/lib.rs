@@ -15,6 +15,8 @@
 //!   one fail-closed policy with a typed [`restore::Refusal`].
 //! - [`export::export`]: the exporter's signer configuration (and `-omit-sbom`);
 //!   [`export::strip_sbom_layer`]: an image rewritten without its SBOM layer.
+//! - [`rebase::rebase`]: carry an image's verified attestations over to its rebase (the `rebaser`
+//!   phase).
 //! - [`keys`]: cosign key pairs, key files, the throw-away key.
 //!
 //! The functions that may talk to a registry are `async`. From synchronous code, run a whole
@@ -49,6 +51,7 @@ pub mod export;
 mod image;
 pub mod inspect;
 pub mod keys;
+pub mod rebase;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod restore;
@@ -136,6 +139,9 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// A rebase was refused ([`rebase::rebase`]); nothing was written.
+    #[error(transparent)]
+    Rebase(#[from] rebase::Refusal),
     /// The async runtime could not be started.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),

@@ -164,7 +164,7 @@ pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error>
 }
 
 #[cfg(feature = "registry")]
-fn attach_options(progress: bool) -> cnb_registry::AttachOptions {
+pub(crate) fn attach_options(progress: bool) -> cnb_registry::AttachOptions {
     if progress {
         cnb_registry::AttachOptions::with_progress_on_terminal()
     } else {
@@ -172,18 +172,24 @@ fn attach_options(progress: bool) -> cnb_registry::AttachOptions {
     }
 }
 
+/// A signer configuration file and the roots its `uri`s may point into (default: its directory).
+pub(crate) fn load_config(
+    path: &Path,
+    allow_roots: &[PathBuf],
+) -> Result<(SignerConfig, AllowedRoots), Error> {
+    let config = cnb_attestation_config::load(path)?;
+    let mut dirs = allow_roots.to_vec();
+    if dirs.is_empty() {
+        let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
+        dirs.push(parent.unwrap_or(Path::new(".")).to_path_buf());
+    }
+    Ok((config, AllowedRoots::new(&dirs)?))
+}
+
 /// The signer configuration and allowed roots for `input` on `image`.
 fn configure(image: &Image, input: &SignInput) -> Result<(SignerConfig, AllowedRoots), Error> {
     match input {
-        SignInput::Config { path, allow_roots } => {
-            let config = cnb_attestation_config::load(path)?;
-            let mut dirs = allow_roots.clone();
-            if dirs.is_empty() {
-                let parent = path.parent().filter(|p| !p.as_os_str().is_empty());
-                dirs.push(parent.unwrap_or(Path::new(".")).to_path_buf());
-            }
-            Ok((config, AllowedRoots::new(&dirs)?))
-        }
+        SignInput::Config { path, allow_roots } => load_config(path, allow_roots),
         SignInput::Layers(layers) => {
             let manifest = image.with_manifest()?;
             let (reference, default_name) = match (&image.source, image.layout()) {

@@ -13,6 +13,8 @@
 #![warn(missing_docs)]
 
 pub mod flags;
+#[cfg(feature = "registry")]
+pub mod rebase;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -281,6 +283,8 @@ pub mod exit {
 
     /// `cnb-attest sign`: attestations were stored but are not listed where readers look.
     pub const NOT_DISCOVERABLE: u8 = 5;
+    /// `cnb-attest rebase`: the new image is not a rebase of the previous one; nothing written.
+    pub const NOT_A_REBASE: u8 = 6;
 
     /// A restore (`cnb-attest download`, `analyzer`) interrupted by SIGINT (128 + 2): nothing was
     /// written.
@@ -308,6 +312,20 @@ pub mod exit {
     /// `exporter -omit-sbom` on a registry image did not finish: a registry error, not every tag
     /// moved (the message lists which did and which did not), or report.toml not rewritten.
     pub const EXPORT_OMIT_FAILED: u8 = 68;
+
+    /// `rebaser`: the previous or the rebased image cannot be read, or is not a buildpacks image.
+    pub const REBASE_BAD_IMAGE: u8 = 74;
+    /// `rebaser`: the new image is not a rebase of the previous one; nothing was written.
+    pub const REBASE_NOT_A_REBASE: u8 = 75;
+    /// `rebaser`: the previous image's attestations exist but none verified; nothing was written.
+    pub const REBASE_NOTHING_VERIFIED: u8 = 76;
+    /// `rebaser`: the platform's signer configuration is invalid or not for the rebased image.
+    pub const REBASE_BAD_CONFIG: u8 = 77;
+    /// `rebaser`: the signing or a verification key cannot be read.
+    pub const REBASE_BAD_KEY: u8 = 78;
+    /// `rebaser`: signing or storing an attestation failed, or one stored is not listed where
+    /// readers look.
+    pub const REBASE_FAILED: u8 = 79;
 
     /// `signer`: the signer configuration is invalid.
     pub const SIGN_BAD_CONFIG: u8 = 90;

@@ -427,6 +427,43 @@ impl OciLayout {
         })
     }
 
+    /// Unlists the referrers of `subject` whose manifest digest is in `digests` from `index.json`,
+    /// in one atomic update under the layout lock; returns the digests it unlisted. Entries that
+    /// are not referrers of `subject` (images, tags, others' referrers) are never touched. Blobs
+    /// stay (a layout has no garbage collection here).
+    pub fn remove_referrers(
+        &self,
+        subject: &Digest,
+        digests: &[Digest],
+    ) -> Result<Vec<Digest>, Error> {
+        self.update_index(|manifests| {
+            let mut removed = Vec::new();
+            manifests.retain(|entry| {
+                let digest = entry.get("digest").and_then(Value::as_str);
+                let is_referrer = entry["subject"]["digest"].as_str() == Some(subject.as_str())
+                    || self
+                        .read_referrer_subject(digest)
+                        .is_some_and(|s| s == subject.as_str());
+                match digests.iter().find(|d| Some(d.as_str()) == digest) {
+                    Some(d) if is_referrer => {
+                        removed.push(d.clone());
+                        false
+                    }
+                    _ => true,
+                }
+            });
+            Ok(removed)
+        })
+    }
+
+    /// The `subject` digest of the manifest blob `digest`, when it is a manifest with one.
+    fn read_referrer_subject(&self, digest: Option<&str>) -> Option<String> {
+        let digest: Digest = digest?.parse().ok()?;
+        let bytes = self.read_blob(&digest, MAX_INDEX_SIZE).ok()?;
+        let value: Value = serde_json::from_slice(&bytes).ok()?;
+        value["subject"]["digest"].as_str().map(str::to_string)
+    }
+
     /// One read-modify-write of `index.json` under the layout lock: `change` edits the `manifests`
     /// array (raw JSON, so entries this crate does not model are kept); the file is rewritten
     /// atomically only when it changed.

@@ -231,6 +231,33 @@ impl Client {
         })
     }
 
+    /// Deletes the manifest `digest` (`DELETE /manifests/<digest>`). `Ok(true)` when the registry
+    /// deleted it (or it was already gone: 404), `Ok(false)` when the registry does not allow it:
+    /// 405 `UNSUPPORTED` (Distribution without `storage.delete.enabled`), or 401/403 (these
+    /// credentials may push but not delete; the token asked for is `pull,push`, and token
+    /// registries want a `delete` action). Anything else is an error.
+    pub async fn delete_manifest(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
+        let response = self
+            .send(Request {
+                method: Method::DELETE,
+                url: format!("{}/manifests/{digest}", self.base(repo)),
+                headers: HeaderMap::new(),
+                body: None,
+                kind: "DELETE manifest",
+                repo,
+                push: true,
+                retry: true,
+            })
+            .await?;
+        match response.status() {
+            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(true),
+            StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                Ok(false)
+            }
+            _ => Err(Client::failure(&format!("DELETE manifest {repo}@{digest}"), response).await),
+        }
+    }
+
     /// Whether a blob exists (`HEAD`).
     pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
         let response = self

@@ -29,6 +29,7 @@ pub mod cosign_tag;
 pub mod doctor;
 mod error;
 pub mod numbers;
+pub mod prune;
 pub mod retry;
 
 pub use attach::{attach, AttachOptions, AttachReport};

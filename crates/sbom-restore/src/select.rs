@@ -111,6 +111,27 @@ pub fn diff_id_of(image: &Image, hex: &str) -> Option<String> {
     image.config.diff_ids.get(position).cloned()
 }
 
+/// Whether `diff_id` is a layer of the run image: at or below the label's `runImage.topLayer` in
+/// `rootfs.diff_ids` (the lifecycle's rebaser replaces exactly these layers).
+fn is_run_image_layer(image: &Image, metadata: &LifecycleMetadata, diff_id: &str) -> bool {
+    let Some(top) = metadata
+        .run_image
+        .as_ref()
+        .map(|r| r.top_layer.as_str())
+        .filter(|t| !t.is_empty())
+    else {
+        return false;
+    };
+    let diff_ids = &image.config.diff_ids;
+    match (
+        diff_ids.iter().position(|d| d == top),
+        diff_ids.iter().position(|d| d == diff_id),
+    ) {
+        (Some(top), Some(at)) => at <= top,
+        _ => false,
+    }
+}
+
 /// Where a verified SBOM statement's predicate goes, from signed data and the image's label
 /// wherever signed data can say:
 ///
@@ -119,6 +140,8 @@ pub fn diff_id_of(image: &Image, hex: &str) -> Option<String> {
 ///   for that layer (for a bare name, the label's one buildpack with that layer and diffID gives the
 ///   buildpack: never an annotation);
 /// * a subject with the image digest named by a buildpack of the label (image-scoped);
+/// * a layer subject that is a run-image layer (at or below the label's `runImage.topLayer`):
+///   the platform's attestation about the run image, [`Place::NoBuildpack`] (never restored);
 /// * only when the image is the statement's only place: `annotated_buildpack` (the unsigned
 ///   `io.buildpacks.buildpack.id` annotation), when that buildpack is in the label, marked
 ///   [`Placement::UnsignedAnnotation`].
@@ -142,6 +165,7 @@ pub fn place(
         .map_err(|e| Failure::new(Rule::BadLabel, e.to_string()))?;
     let known = |id: &BuildpackId| id.is_lifecycle() || in_label.contains(id);
     let mut placed: Option<(BuildpackId, Option<LayerName>)> = None;
+    let mut about_run_image: Option<String> = None;
     let mut set = |candidate: (BuildpackId, Option<LayerName>)| -> Result<(), Failure> {
         match &placed {
             Some(existing) if *existing != candidate => Err(Failure::new(
@@ -174,6 +198,13 @@ pub fn place(
                     ),
                 )
             })?;
+            // A layer of the run image (at or below the label's `runImage.topLayer`): a
+            // platform's attestation about its base (e.g. the run image's SBOM), whatever the
+            // subject's name. Verified, never restored; a rebase drops it with the run image.
+            if is_run_image_layer(image, metadata, &diff_id) {
+                about_run_image = Some(subject.name.clone());
+                continue;
+            }
             let bad_name = |message: String| Failure::new(Rule::LayerSubjectName, message);
             let Some((bp, layer)) = subject.name.rsplit_once(':') else {
                 let layer = LayerName::new(subject.name.as_str()).map_err(|e| {
@@ -255,6 +286,18 @@ pub fn place(
                 set((buildpack, None))?;
             }
         }
+    }
+    if let Some(run_layer) = about_run_image {
+        return match placed {
+            None => Ok(Place::NoBuildpack),
+            Some(place) => Err(Failure::new(
+                Rule::TwoPlaces,
+                format!(
+                    "the statement names two places: {} and the run image layer `{run_layer}`",
+                    describe(&place)
+                ),
+            )),
+        };
     }
     if let Some((buildpack, layer)) = placed {
         return at(
@@ -805,6 +848,46 @@ mod tests {
             path.relative().display().to_string(),
             "example_node/modules/sbom.cdx.json"
         );
+    }
+
+    #[test]
+    fn a_run_image_layer_subject_is_a_platform_attestation_never_restored() {
+        let mut f = Fixture::new();
+        let run_layer = hex_of(b"run image layer");
+        f.image
+            .config
+            .diff_ids
+            .insert(0, format!("sha256:{run_layer}"));
+        let mut metadata = label();
+        metadata.run_image = Some(cnb_sbom_discovery::platform::RunImageRecord {
+            top_layer: format!("sha256:{run_layer}"),
+            ..Default::default()
+        });
+        let run_image = statement(
+            vec![f.image_subject(), subject("run-image", &run_layer)],
+            CDX,
+            r#"{"bomFormat":"CycloneDX"}"#,
+        );
+        assert_eq!(
+            place(&run_image, &f.image, &metadata, Some("example/node")),
+            Ok(Place::NoBuildpack)
+        );
+        // Without the label's topLayer the same subject is no layer the label records.
+        assert_eq!(
+            place_rule(&f, &run_image, &label()).rule,
+            Rule::UnrecordedLayer
+        );
+        // A run-image layer and a buildpack layer in one statement: two places.
+        let both = statement(
+            vec![
+                f.image_subject(),
+                subject("run-image", &run_layer),
+                subject("example/node:modules", &layer_hex()),
+            ],
+            CDX,
+            r#"{"bomFormat":"CycloneDX"}"#,
+        );
+        assert_eq!(place_rule(&f, &both, &metadata).rule, Rule::TwoPlaces);
     }
 
     #[test]
