@@ -218,6 +218,25 @@ impl Flow {
     fn with(registry: Option<Registry>) -> Option<Flow> {
         let tmp = tempfile::tempdir().unwrap();
         let (layers, layout) = fresh_spring_boot(tmp.path());
+        // Exported as the RFC proposes, with `-omit-sbom`: the attestations alone carry the SBOMs.
+        let layer_count = |layout: &Path| {
+            read_json(&blob_path(layout, &tagged(layout, "latest")))["layers"]
+                .as_array()
+                .unwrap()
+                .len()
+        };
+        let with_sbom_layer = layer_count(&layout);
+        ok(run(Command::new(bin("exporter"))
+            .arg("-layers")
+            .arg(&layers)
+            .arg("-layout-image")
+            .arg(format!("oci:{}:latest", layout.display()))
+            .arg("-omit-sbom")));
+        assert_eq!(
+            layer_count(&layout) + 1,
+            with_sbom_layer,
+            "-omit-sbom kept the SBOM layer"
+        );
         for keys in ["a", "b", "c"] {
             key_pair(&tmp.path().join(keys), "");
         }

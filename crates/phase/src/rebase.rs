@@ -99,7 +99,7 @@ pub fn rebase(
     })?
 }
 
-/// Prints `report` ([`print`]) and gives the exit code: `not_discoverable` when a referrer stored
+/// Prints `report` ([`print()`]) and gives the exit code: `not_discoverable` when a referrer stored
 /// is not listed where readers look, else success.
 pub fn finish(report: &RebaseReport, json: bool, not_discoverable: u8) -> Result<u8, Failure> {
     print(report, json);
