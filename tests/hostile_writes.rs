@@ -311,6 +311,16 @@ fn verify_agrees(image: &Pushed, attestations: &[String], rule: &str) -> Vec<Val
         .cloned()
         .collect();
     assert!(!failed.is_empty(), "no `{rule}` verdict in {verdicts:#?}");
+    // Every attestation involved fails, as `download` refuses every one of them: both sides of a
+    // collision, not only the one its problem names.
+    for digest in attestations {
+        assert!(
+            failed
+                .iter()
+                .any(|v| v.to_string().contains(digest.as_str())),
+            "{digest} has no `{rule}` verdict in {verdicts:#?}"
+        );
+    }
     failed
 }
 

@@ -812,3 +812,54 @@ fn pruning_where_the_registry_refuses_delete_keeps_and_reports_every_referrer() 
         "{text}"
     );
 }
+
+/// SBOMs stored in two formats (a bundle and a bare DSSE referrer per statement): each signed
+/// statement is re-issued once, the other copy reported as the same statement, so attestations do
+/// not multiply with every rebase; pruning takes both old copies.
+#[test]
+fn a_statement_stored_in_two_formats_is_re_issued_once() {
+    let flow = Flow::new(None).unwrap();
+    let key = flow.keys("a").join("cosign.key");
+    ok(flow.cli(&[
+        "sign",
+        &flow.old,
+        "--layers",
+        flow.layers.to_str().unwrap(),
+        "--name",
+        NAME,
+        "--key",
+        key.to_str().unwrap(),
+        "--format",
+        "dsse",
+    ]));
+    let sboms = sbom_files(&flow.layers).len();
+    let old_listing = flow.ls(&flow.old).len();
+    assert!(old_listing >= 2 * sboms + 2, "{old_listing}");
+    let mut command = flow.rebaser_command(&["-image", &flow.new.clone()], "a");
+    let report = report_of(&run(command.args(["-prune-previous", "-json"])));
+    let carried = report["carried"].as_array().unwrap();
+    assert_eq!(carried.len(), sboms, "{report:#}");
+    let same: Vec<&Value> = report["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["reason"] == "same-statement")
+        .collect();
+    assert_eq!(same.len(), sboms, "{report:#}");
+    for dropped in &same {
+        assert!(
+            carried
+                .iter()
+                .any(|c| c["replaces"] == dropped["carried-as"]),
+            "{dropped:#} names no carried re-issue"
+        );
+    }
+    // The new image: each SBOM once, the run-image-B SBOM and the image signature.
+    assert_eq!(flow.ls(&flow.new).len(), sboms + 2);
+    // Every old referrer verified and is superseded (both copies of each SBOM): all pruned.
+    assert_eq!(
+        report["pruned"]["deleted"].as_array().unwrap().len(),
+        old_listing,
+        "{report:#}"
+    );
+}

@@ -36,5 +36,5 @@ pub(crate) fn run(args: RebaseArgs) -> Result<u8, Failure> {
         .options()
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
     let report = rebase(&args.rebase, options, &args.registry.open_options()).map_err(failure)?;
-    finish(&report, args.json, exit::NOT_DISCOVERABLE)
+    finish(&report, args.json, exit::NOT_DISCOVERABLE, exit::FAILED)
 }

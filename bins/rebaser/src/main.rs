@@ -58,5 +58,5 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         .options()
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
     let report = rebase(&cli.rebase, options, &cli.registry.open_options()).map_err(failure)?;
-    finish(&report, cli.json, exit::REBASE_FAILED)
+    finish(&report, cli.json, exit::REBASE_FAILED, exit::REBASE_FAILED)
 }

@@ -193,6 +193,29 @@ pub struct Pruned {
     pub not_deletable: Vec<String>,
     /// Registry only: writes of the previous image's `sha256-<hex>` index.
     pub index_writes: u32,
+    /// Registry only: referrer manifests whose `DELETE` failed (kept, and kept listed), with the
+    /// error.
+    pub failed: Vec<PruneFailed>,
+    /// Registry only: why the deleted referrers could not be unlisted from the previous image's
+    /// `sha256-<hex>` index, when they could not.
+    pub unlist_error: Option<String>,
+}
+
+/// A referrer of the previous image whose `DELETE` failed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PruneFailed {
+    /// The referrer manifest's digest.
+    pub digest: String,
+    /// Why.
+    pub error: String,
+}
+
+impl Pruned {
+    /// Whether every referrer asked for was deleted and unlisted, or is not deletable there.
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty() && self.unlist_error.is_none()
+    }
 }
 
 impl RebaseReport {
@@ -268,6 +291,14 @@ pub enum DropReason {
         /// Why.
         message: String,
     },
+    /// The same signed statement as another referrer (stored in another format, or twice): it is
+    /// carried once, as the re-issue of `carried_as`, so attestations do not multiply with each
+    /// rebase.
+    #[serde(rename_all = "kebab-case")]
+    SameStatement {
+        /// The referrer manifest whose re-issue carries the statement.
+        carried_as: String,
+    },
 }
 
 impl std::fmt::Display for DropReason {
@@ -285,6 +316,10 @@ impl std::fmt::Display for DropReason {
                 f.write_str("the previous image's signature; the new image is signed anew")
             }
             DropReason::NotReissuable { message } => write!(f, "cannot be re-issued: {message}"),
+            DropReason::SameStatement { carried_as } => write!(
+                f,
+                "the same signed statement as {carried_as}, which is re-issued once for both"
+            ),
         }
     }
 }
@@ -381,10 +416,25 @@ pub async fn rebase(
         match reissue_spec(&statement, &verdict.listed, manifest, old, current)
             .and_then(|spec| reissuable(spec, current, &request.options))
         {
-            Ok(spec) => reissues.push(Reissue {
-                listed: verdict.listed,
-                spec,
-            }),
+            Ok(spec) => {
+                // One statement stored several times (in two formats, or pushed twice) is
+                // re-issued once: otherwise each rebase would multiply it.
+                let same = reissues.iter().find(|r: &&Reissue| {
+                    r.spec.predicate == spec.predicate && r.spec.subjects == spec.subjects
+                });
+                match same {
+                    Some(first) => {
+                        let reason = DropReason::SameStatement {
+                            carried_as: first.listed.manifest_digest.clone(),
+                        };
+                        dropped.push(drop_entry(&verdict.listed, reason));
+                    }
+                    None => reissues.push(Reissue {
+                        listed: verdict.listed,
+                        spec,
+                    }),
+                }
+            }
             Err(reason) => dropped.push(drop_entry(&verdict.listed, reason)),
         }
     }
@@ -394,7 +444,11 @@ pub async fn rebase(
             .filter(|d| {
                 matches!(
                     d.reason,
-                    DropReason::LayerGone { .. } | DropReason::NotReissuable { .. }
+                    DropReason::LayerGone { .. }
+                        | DropReason::NotReissuable { .. }
+                        | DropReason::SameStatement { .. }
+                        // The previous image's signature verified too: the key is right.
+                        | DropReason::ImageSignature
                 )
             })
             .count();
@@ -436,8 +490,15 @@ pub async fn rebase(
                     .iter()
                     .any(|r| r.listed.manifest_digest == d.as_str())
                     || dropped.iter().any(|x| {
+                        // Never what verified but was not carried (`NotReissuable`): the old
+                        // referrer is its only signed copy.
                         x.manifest_digest == d.as_str()
-                            && !matches!(x.reason, DropReason::Unverified { .. })
+                            && matches!(
+                                x.reason,
+                                DropReason::ImageSignature
+                                    | DropReason::LayerGone { .. }
+                                    | DropReason::SameStatement { .. }
+                            )
                     })
             })
             .cloned()
@@ -516,11 +577,20 @@ async fn prune(
                 digests,
                 &crate::sign::attach_options(progress),
             )
-            .await?;
+            .await;
             Ok(Pruned {
                 deleted: report.deleted,
                 not_deletable: report.not_deletable,
                 index_writes: report.index_writes,
+                failed: report
+                    .failed
+                    .into_iter()
+                    .map(|f| PruneFailed {
+                        digest: f.digest,
+                        error: f.error,
+                    })
+                    .collect(),
+                unlist_error: report.unlist_error,
             })
         }
         _ => {

@@ -369,8 +369,13 @@ pub mod interrupt {
                         (super::exit::INTERRUPTED, "SIGINT")
                     };
                     RECEIVED.store(code, Ordering::SeqCst);
-                    cnb_attest::restore::interrupt();
-                    eprintln!("ERROR: interrupted by {name}; no SBOM was written");
+                    if cnb_attest::restore::interrupt() {
+                        eprintln!(
+                            "ERROR: interrupted by {name} after the restored SBOMs were moved into place; they are complete"
+                        );
+                    } else {
+                        eprintln!("ERROR: interrupted by {name}; no SBOM was written");
+                    }
                     std::process::exit(i32::from(code));
                 }
             });

@@ -100,13 +100,28 @@ pub fn rebase(
 }
 
 /// Prints `report` ([`print()`]) and gives the exit code: `not_discoverable` when a referrer stored
-/// is not listed where readers look, else success.
-pub fn finish(report: &RebaseReport, json: bool, not_discoverable: u8) -> Result<u8, Failure> {
+/// is not listed where readers look, `prune_failed` when `-prune-previous` did not finish (a
+/// `DELETE` or the index rewrite failed; the new image's attestations are complete), else
+/// success.
+pub fn finish(
+    report: &RebaseReport,
+    json: bool,
+    not_discoverable: u8,
+    prune_failed: u8,
+) -> Result<u8, Failure> {
     print(report, json);
     if !report.signed.all_discoverable() {
         return Err(Failure::new(
             not_discoverable,
             "attestation(s) were pushed but are not listed where readers look (see the report)",
+        )
+        .already_printed(json));
+    }
+    if report.pruned.as_ref().is_some_and(|p| !p.complete()) {
+        return Err(Failure::new(
+            prune_failed,
+            "the new image's attestations are complete, but pruning the previous image's did not \
+             finish (see the report)",
         )
         .already_printed(json));
     }
@@ -184,6 +199,19 @@ pub fn render(report: &RebaseReport) -> Vec<String> {
             lines.push(format!(
                 "kept     {} (previous image): the registry does not allow DELETE",
                 shown(digest)
+            ));
+        }
+        for failed in &pruned.failed {
+            lines.push(format!(
+                "kept     {} (previous image): DELETE failed: {}",
+                shown(&failed.digest),
+                shown(&failed.error)
+            ));
+        }
+        if let Some(error) = &pruned.unlist_error {
+            lines.push(format!(
+                "warning  the pruned referrers are still listed in the previous image's index: {}",
+                shown(error)
             ));
         }
     }

@@ -454,7 +454,8 @@ fn readback_wait(options: &AttachOptions, attempt: u32) -> Duration {
 /// transport failure or a protocol violation, which stay errors.
 fn index_refusal(e: &Error) -> bool {
     match e {
-        Error::Status { status, .. } => (400..500).contains(status),
+        // 408 and 429 are "not now", never a refusal to keep the index.
+        Error::Status { status, .. } => (400..500).contains(status) && !e.is_retryable(),
         Error::Denied { .. } | Error::FallbackTagTaken(_) | Error::IndexContention(_) => true,
         _ => false,
     }
@@ -586,6 +587,17 @@ async fn update_fallback_index(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_lasting_refusal_of_the_index_is_a_reason_never_a_request_to_come_back_later() {
+        let status = |code: u16| Error::status("PUT manifest", code, b"");
+        for refused in [400, 403, 404, 405] {
+            assert!(index_refusal(&status(refused)), "{refused}");
+        }
+        for later in [408, 429, 500, 503] {
+            assert!(!index_refusal(&status(later)), "{later}");
+        }
+    }
 
     #[test]
     fn the_read_back_waits_are_doubled_and_bounded() {

@@ -25,33 +25,76 @@ pub struct PruneReport {
     pub not_deletable: Vec<String>,
     /// Writes of the `sha256-<hex>` index (0 when there is none, or it listed none of them).
     pub index_writes: u32,
+    /// Referrer manifests whose `DELETE` failed (after the client's retries): kept, and kept
+    /// listed. The others are still deleted and unlisted.
+    pub failed: Vec<PruneFailure>,
+    /// Why the deleted referrers could not be unlisted from the `sha256-<hex>` index, when they
+    /// could not (readers then find listed referrers that no longer exist).
+    pub unlist_error: Option<String>,
+}
+
+impl PruneReport {
+    /// Whether everything asked for was either deleted and unlisted, or is not deletable here.
+    pub fn complete(&self) -> bool {
+        self.failed.is_empty() && self.unlist_error.is_none()
+    }
+}
+
+/// A referrer whose `DELETE` failed.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PruneFailure {
+    /// The referrer manifest's digest.
+    pub digest: String,
+    /// The registry's or the transport's error.
+    pub error: String,
 }
 
 /// Deletes the referrers `digests` of `subject` in `repo` and unlists the deleted ones from its
-/// tag-schema index (see the [module docs](self)).
+/// tag-schema index (see the [module docs](self)). A failed `DELETE` does not stop the others,
+/// and whatever was deleted is unlisted; failures are in the report ([`PruneReport::complete`]),
+/// never lost with it.
 pub async fn prune(
     client: &Client,
     repo: &Repository,
     subject: &Digest,
     digests: &[Digest],
     options: &AttachOptions,
-) -> Result<PruneReport, Error> {
+) -> PruneReport {
     let mut report = PruneReport::default();
     for digest in digests {
-        if client.delete_manifest(repo, digest).await? {
-            report.deleted.push(digest.to_string());
-        } else {
-            report.not_deletable.push(digest.to_string());
+        match client.delete_manifest(repo, digest).await {
+            Ok(true) => report.deleted.push(digest.to_string()),
+            Ok(false) => report.not_deletable.push(digest.to_string()),
+            Err(e) => report.failed.push(PruneFailure {
+                digest: digest.to_string(),
+                error: e.to_string(),
+            }),
         }
     }
-    let gone: BTreeSet<&str> = report.deleted.iter().map(String::as_str).collect();
+    if let Err(e) = unlist(client, repo, subject, options, &mut report).await {
+        report.unlist_error = Some(e.to_string());
+    }
+    report
+}
+
+/// Unlists the deleted referrers of `report` from the `sha256-<hex>` index.
+async fn unlist(
+    client: &Client,
+    repo: &Repository,
+    subject: &Digest,
+    options: &AttachOptions,
+    report: &mut PruneReport,
+) -> Result<(), Error> {
+    let deleted = report.deleted.clone();
+    let gone: BTreeSet<&str> = deleted.iter().map(String::as_str).collect();
     if gone.is_empty() {
-        return Ok(report);
+        return Ok(());
     }
     let tag = subject.fallback_tag();
     loop {
         let Some((mut index, etag)) = client.fallback_index(repo, subject).await? else {
-            return Ok(report);
+            return Ok(());
         };
         let entries = index
             .get_mut("manifests")
@@ -64,7 +107,7 @@ pub async fn prune(
                 .is_some_and(|d| gone.contains(d))
         });
         if entries.len() == before {
-            return Ok(report);
+            return Ok(());
         }
         if report.index_writes >= options.max_index_writes {
             return Err(Error::IndexContention(format!(

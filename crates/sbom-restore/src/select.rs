@@ -400,14 +400,24 @@ pub fn verify_and_place(
             (path.clone(), digests.join(", "))
         })
         .collect();
-    let (problems, _) = check_places(&places);
+    let (problems, refused) = check_places(&places);
+    // Both sides of a collision are refused, as `plan_restore` refuses both: `refused` holds, per
+    // problem in order, its other side first (a collision; none for a hidden character), then
+    // the place of the attestation the problem names.
+    let mut sides = refused.iter();
     for problem in problems {
-        let Some((path, _)) = places.iter().find(|(_, s)| *s == problem.attestation) else {
-            continue;
+        let other = match problem.failure.rule {
+            Rule::HiddenCharacter => None,
+            _ => sides.next(),
         };
-        for &i in &at[path] {
-            placed[i].0.failure = Some(problem.failure.clone());
-            placed[i].1 = None;
+        let own = sides.next();
+        for path in other.into_iter().chain(own) {
+            for &i in at.get(path).into_iter().flatten() {
+                if placed[i].0.failure.is_none() {
+                    placed[i].0.failure = Some(problem.failure.clone());
+                }
+                placed[i].1 = None;
+            }
         }
     }
     placed
@@ -697,7 +707,9 @@ fn describe_path(path: &SbomPath) -> String {
 ///   `sbom.cdx.json`.
 ///
 /// Returns the problems and every place involved in one (both sides of a collision): none of them
-/// may be written, and the restore is refused.
+/// may be written, and the restore is refused. `refused` is in problem order: for each problem,
+/// the other side of a collision first (none for a hidden character), then the problem's own place
+/// ([`verify_and_place`] relies on this).
 pub fn check_places(places: &[(SbomPath, String)]) -> (Vec<Problem>, Vec<SbomPath>) {
     let mut problems = Vec::new();
     let mut refused = Vec::new();

@@ -199,11 +199,14 @@ fn earlier_files(entries: &[PathBuf]) -> Vec<PathBuf> {
 /// Temporary trees being built or set aside by [`write_tree`], for [`interrupt`].
 struct Pending {
     interrupted: bool,
+    /// A tree was moved into place by this process.
+    committed: bool,
     trees: Vec<PathBuf>,
 }
 
 static PENDING: Mutex<Pending> = Mutex::new(Pending {
     interrupted: false,
+    committed: false,
     trees: Vec::new(),
 });
 /// Set by [`interrupt`]: checked by the writer before each file, without taking the lock.
@@ -219,13 +222,16 @@ fn pending() -> MutexGuard<'static, Pending> {
 /// (a tree being moved into place is first moved completely), and later writes fail with
 /// [`Error::Interrupted`] before creating anything. For the binaries' SIGINT and SIGTERM handling:
 /// call it from a thread that received the signal (never from the signal handler itself), then exit.
-pub fn interrupt() {
+/// Returns whether a restored tree had already been moved into place (the signal came after the
+/// write was complete), so that the message says what happened.
+pub fn interrupt() -> bool {
     INTERRUPTED.store(true, Ordering::SeqCst);
     let mut pending = pending();
     pending.interrupted = true;
     for tree in pending.trees.drain(..) {
         remove_tree(&tree);
     }
+    pending.committed
 }
 
 /// Removes a temporary tree, retrying while a writer still adds to it.
@@ -338,6 +344,7 @@ impl Staging {
                             if let Some(old) = &old {
                                 pending.trees.push(old.clone());
                             }
+                            pending.committed = true;
                             self.committed = true;
                             aside = old;
                             Ok(replacing)

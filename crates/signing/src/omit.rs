@@ -334,7 +334,9 @@ pub async fn omit_sbom_layer_in_registry(
     }
     let mut moved = Vec::new();
     let mut not_moved = Vec::new();
-    if tags.is_empty() {
+    // Pushed by digest when no entry names a tag, so "the rewritten image is pushed" holds even
+    // when every entry is a digest reference.
+    if !tags.iter().any(|t| t.tag.is_some() || t.digest.is_none()) {
         client
             .put_manifest(
                 repo,
