@@ -315,10 +315,10 @@ fn verify_agrees(image: &Pushed, attestations: &[String], rule: &str) -> Vec<Val
     // collision, not only the one its problem names.
     for digest in attestations {
         assert!(
-            failed
+            verdicts
                 .iter()
-                .any(|v| v.to_string().contains(digest.as_str())),
-            "{digest} has no `{rule}` verdict in {verdicts:#?}"
+                .any(|v| v["manifest-digest"] == digest.as_str() && v["rule"] == rule),
+            "{digest} has no `{rule}` verdict of its own in {verdicts:#?}"
         );
     }
     failed
