@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use base64::Engine as _;
+use cnb_attest_tests::proxy::{Action, Plan, Proxy};
 use cnb_attest_tests::registry::{Kind, Registry};
 use cnb_attest_tests::{
     bin, fresh_spring_boot, key_pair, ok, oracle, python, run, sbom_files, sha256, snapshot, text,
@@ -862,4 +863,76 @@ fn a_statement_stored_in_two_formats_is_re_issued_once() {
         old_listing,
         "{report:#}"
     );
+}
+
+/// A `DELETE` that keeps failing (500 from a proxy in front of Distribution) does not stop the
+/// others: every other old referrer is deleted and unlisted, the failed one is kept, still listed
+/// and named with its error, the report is still printed, and the rebaser exits 79 with the new
+/// image's attestations complete.
+#[test]
+fn a_failed_delete_is_reported_and_the_other_referrers_are_still_pruned_and_unlisted() {
+    let Some(registry) = Registry::start_with(Kind::Distribution, true) else {
+        return;
+    };
+    let upstream = registry.host.clone();
+    let basic = registry.cnb_registry_auth();
+    let flow = Flow::with(Some(registry)).unwrap();
+    let old_listing: Vec<String> = flow
+        .ls(&flow.old)
+        .iter()
+        .map(|l| l["manifest-digest"].as_str().unwrap().to_string())
+        .collect();
+    let victim = old_listing[0].clone();
+    let path = format!("/v2/{REPO}/manifests/{victim}");
+    let proxy = Proxy::start(
+        &upstream,
+        Plan::new().on(
+            move |r| r.method == "DELETE" && r.path() == path,
+            |_, _| Action::status(500),
+        ),
+    );
+    let via = |reference: &str| reference.replace(&upstream, &proxy.host);
+    let out = run(flow
+        .env(&mut Command::new(bin("rebaser")))
+        .env("CNB_REGISTRY_AUTH", basic.replace(&upstream, &proxy.host))
+        .env("CNB_INSECURE_REGISTRIES", &proxy.host)
+        .args([
+            "-previous-image",
+            &via(&flow.old),
+            "-image",
+            &via(&flow.new),
+        ])
+        .arg("-verify-key")
+        .arg(flow.keys("a").join("cosign.pub"))
+        .arg("-key")
+        .arg(flow.keys("b").join("cosign.key"))
+        .args(["-prune-previous", "-json"]));
+    assert_eq!(out.status.code(), Some(79), "{}", text(&out));
+    let report: Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("no report ({e}): {}", text(&out)));
+    let pruned = &report["pruned"];
+    assert_eq!(pruned["failed"].as_array().unwrap().len(), 1, "{report:#}");
+    assert_eq!(pruned["failed"][0]["digest"], victim.as_str(), "{report:#}");
+    assert!(
+        pruned["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("500"),
+        "{report:#}"
+    );
+    assert_eq!(
+        pruned["deleted"].as_array().unwrap().len(),
+        old_listing.len() - 1,
+        "{report:#}"
+    );
+    assert_eq!(pruned["unlist-error"], Value::Null, "{report:#}");
+    // The previous image keeps exactly the one that could not be deleted, still readable.
+    let left: Vec<String> = flow
+        .ls(&flow.old)
+        .iter()
+        .map(|l| l["manifest-digest"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(left, vec![victim]);
+    // The new image's attestations are complete: every SBOM and the image signature.
+    assert_eq!(flow.ls(&flow.new).len(), sbom_files(&flow.layers).len() + 1);
 }
