@@ -23,6 +23,17 @@ pub const SINGLE_POST_PROBE_MAX: usize = 4096;
 /// Media types accepted when fetching manifests.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.manifest.v1+json, application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.v2+json, application/vnd.docker.distribution.manifest.list.v2+json";
 
+/// What a `DELETE` of a manifest did ([`Client::delete_manifest`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deletion {
+    /// The registry deleted it.
+    Deleted,
+    /// It was not there (404).
+    NotFound,
+    /// The registry does not allow deleting it (405, 401, 403).
+    NotAllowed,
+}
+
 /// A manifest as fetched.
 #[derive(Debug, Clone)]
 pub struct Fetched {
@@ -231,12 +242,16 @@ impl Client {
         })
     }
 
-    /// Deletes the manifest `digest` (`DELETE /manifests/<digest>`). `Ok(true)` when the registry
-    /// deleted it (or it was already gone: 404), `Ok(false)` when the registry does not allow it:
-    /// 405 `UNSUPPORTED` (Distribution without `storage.delete.enabled`), or 401/403 (these
-    /// credentials may push but not delete; the token asked for is `pull,push`, and token
-    /// registries want a `delete` action). Anything else is an error.
-    pub async fn delete_manifest(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
+    /// Deletes the manifest `digest` (`DELETE /manifests/<digest>`): [`Deletion::Deleted`] (200,
+    /// 202), [`Deletion::NotFound`] (404: already gone), [`Deletion::NotAllowed`] when the registry
+    /// does not allow it: 405 `UNSUPPORTED` (Distribution without `storage.delete.enabled`), or
+    /// 401/403 (these credentials may push but not delete; the token asked for is `pull,push`,
+    /// and token registries want a `delete` action). Anything else is an error.
+    pub async fn delete_manifest(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+    ) -> Result<Deletion, Error> {
         let response = self
             .send(Request {
                 method: Method::DELETE,
@@ -250,9 +265,10 @@ impl Client {
             })
             .await?;
         match response.status() {
-            s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(true),
+            s if s.is_success() => Ok(Deletion::Deleted),
+            StatusCode::NOT_FOUND => Ok(Deletion::NotFound),
             StatusCode::METHOD_NOT_ALLOWED | StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                Ok(false)
+                Ok(Deletion::NotAllowed)
             }
             _ => Err(Client::failure(&format!("DELETE manifest {repo}@{digest}"), response).await),
         }

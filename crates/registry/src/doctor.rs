@@ -8,11 +8,10 @@
 use bytes::Bytes;
 use cnb_referrers::manifest::{Descriptor, ImageManifest, OCI_EMPTY, OCI_MANIFEST};
 use cnb_referrers::Digest;
-use reqwest::header::HeaderMap;
-use reqwest::{Method, StatusCode};
 use serde::Serialize;
 
-use crate::client::{Client, Request};
+use crate::api::Deletion;
+use crate::client::Client;
 use crate::Error;
 use crate::Repository;
 
@@ -259,18 +258,10 @@ pub async fn diagnose(client: &Client, repo: &Repository) -> Result<Diagnosis, E
     })
 }
 
+/// Whether the registry deleted `digest` (a 404 or a refusal is not a working delete).
 async fn delete(client: &Client, repo: &Repository, digest: &Digest) -> bool {
-    let response = client
-        .send(Request {
-            method: Method::DELETE,
-            url: format!("{}/manifests/{digest}", client.base(repo)),
-            headers: HeaderMap::new(),
-            body: None,
-            kind: "DELETE manifest",
-            repo,
-            push: true,
-            retry: true,
-        })
-        .await;
-    matches!(response, Ok(r) if r.status() == StatusCode::ACCEPTED || r.status() == StatusCode::OK)
+    matches!(
+        client.delete_manifest(repo, digest).await,
+        Ok(Deletion::Deleted)
+    )
 }

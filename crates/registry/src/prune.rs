@@ -12,6 +12,7 @@ use cnb_referrers::Digest;
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::api::Deletion;
 use crate::{AttachOptions, Client, Error, Repository};
 
 /// What [`prune`] did.
@@ -64,8 +65,8 @@ pub async fn prune(
     let mut report = PruneReport::default();
     for digest in digests {
         match client.delete_manifest(repo, digest).await {
-            Ok(true) => report.deleted.push(digest.to_string()),
-            Ok(false) => report.not_deletable.push(digest.to_string()),
+            Ok(Deletion::Deleted | Deletion::NotFound) => report.deleted.push(digest.to_string()),
+            Ok(Deletion::NotAllowed) => report.not_deletable.push(digest.to_string()),
             Err(e) => report.failed.push(PruneFailure {
                 digest: digest.to_string(),
                 error: e.to_string(),
