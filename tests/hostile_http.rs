@@ -23,7 +23,7 @@ use cnb_attest_tests::signed::{
     list_like, SignedImage, BUNDLE, CDX, FIVE_GIB, MAX_MANIFEST, NODE, OCI_INDEX, OCI_MANIFEST,
     REPO, SPDX,
 };
-use cnb_attest_tests::{ok, run, sha256, split_image_signatures, text};
+use cnb_attest_tests::{ok, reported, run, sha256, text};
 use serde_json::{json, Value};
 
 const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
@@ -1076,20 +1076,6 @@ fn fallback_listed(image: &Image) -> Vec<String> {
         .collect();
     listed.sort();
     listed
-}
-
-/// The referrer manifest digests of a `sign --json` report (7 attestations and the image
-/// signature), sorted.
-fn reported(report: &Value) -> Vec<String> {
-    let entries = report["attestations"].as_array().unwrap();
-    let (attestations, signatures) = split_image_signatures(entries);
-    assert_eq!((attestations.len(), signatures.len()), (7, 1), "{report:#}");
-    let mut digests: Vec<String> = entries
-        .iter()
-        .map(|a| a["manifest-digest"].as_str().unwrap().to_string())
-        .collect();
-    digests.sort();
-    digests
 }
 
 /// Case 36: Distribution (no Referrers API) behind a proxy that adds `OCI-Subject` to every

@@ -11,13 +11,12 @@
 //! non-zero, reports each attestation not discoverable and says why. Signing stores 8 referrers:
 //! the example's 7 SBOM attestations and the image signature.
 
-use std::path::Path;
 use std::process::{Command, Output};
 
 use cnb_attest_tests::proxy::{get, Action, Plan, Proxy, RequestInfo};
 use cnb_attest_tests::registry::Kind;
 use cnb_attest_tests::signed::{SignedImage, OCI_INDEX, REPO};
-use cnb_attest_tests::{bin, ok, run, split_image_signatures, text};
+use cnb_attest_tests::{bin, ok, reported, run, text, toml_to_json};
 use serde_json::{json, Value};
 
 /// `cnb-attest sign`'s exit code for attestations stored but not listed (`docs/exit-codes.md`).
@@ -160,20 +159,6 @@ fn curl(image: &SignedImage, host: &str, path: &str, accept: &str) -> (u16, Stri
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     let (body, code) = text.rsplit_once('\n').unwrap_or(("", "0"));
     (code.trim().parse().unwrap_or(0), body.to_string())
-}
-
-/// The report's referrer manifest digests, sorted, after checking it has the 7 attestations and
-/// the image signature.
-fn reported(report: &Value) -> Vec<String> {
-    let entries = report["attestations"].as_array().unwrap();
-    let (attestations, signatures) = split_image_signatures(entries);
-    assert_eq!((attestations.len(), signatures.len()), (7, 1), "{report:#}");
-    let mut digests: Vec<String> = entries
-        .iter()
-        .map(|a| a["manifest-digest"].as_str().unwrap().to_string())
-        .collect();
-    digests.sort();
-    digests
 }
 
 fn json_of(out: &Output) -> Value {
@@ -504,15 +489,4 @@ fn signer_phase(image: &SignedImage, proxy: &Proxy) -> Output {
         .arg("-key")
         .arg(image.keys().join("cosign.key"))
         .env("COSIGN_PASSWORD", ""))
-}
-
-/// The signer report (TOML) as JSON, read by Python's tomllib (an independent reader).
-fn toml_to_json(path: &Path) -> Value {
-    let out = ok(run(Command::new("python3")
-        .args([
-            "-c",
-            "import json,sys,tomllib;print(json.dumps(tomllib.load(open(sys.argv[1],'rb'))))",
-        ])
-        .arg(path)));
-    serde_json::from_str(&out).unwrap()
 }

@@ -3,13 +3,13 @@
 //! `ferro-oci-server` (the Referrers API). Independent readers (curl) check what is stored.
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use cnb_attest_tests::registry::{Kind, Registry, PASSWORD, USER};
 use cnb_attest_tests::{
     bin, fresh_example, fresh_spring_boot, is_image_signature, key_pair, ok, run, sha256,
-    split_image_signatures, text, COSIGN_SIGN_V1,
+    split_image_signatures, text, toml_to_json, COSIGN_SIGN_V1,
 };
 use serde_json::Value;
 
@@ -283,17 +283,6 @@ fn phase_flow(
             .env("COSIGN_PASSWORD", "pw"),
         registry,
     )));
-}
-
-fn toml_to_json(path: &PathBuf) -> Value {
-    // The report is TOML; python's tomllib reads it without a new Rust dependency in the tests.
-    let out = ok(run(Command::new("python3")
-        .args([
-            "-c",
-            "import json,sys,tomllib;print(json.dumps(tomllib.load(open(sys.argv[1],'rb'))))",
-        ])
-        .arg(path)));
-    serde_json::from_str(&out).unwrap()
 }
 
 /// 8 signer processes at once on the same image, each with its own attestation, against the

@@ -37,6 +37,32 @@ pub fn split_image_signatures(
         .partition(|e| !is_image_signature(e))
 }
 
+/// The referrer manifest digests of a `sign --json` report of the example (its 7 SBOM
+/// attestations and the image signature, which this checks), sorted.
+pub fn reported(report: &serde_json::Value) -> Vec<String> {
+    let entries = report["attestations"].as_array().unwrap();
+    let (attestations, signatures) = split_image_signatures(entries);
+    assert_eq!((attestations.len(), signatures.len()), (7, 1), "{report:#}");
+    let mut digests: Vec<String> = entries
+        .iter()
+        .map(|a| a["manifest-digest"].as_str().unwrap().to_string())
+        .collect();
+    digests.sort();
+    digests
+}
+
+/// A TOML file (the signer report) as JSON, read by Python's `tomllib`: an independent reader,
+/// and no TOML dependency in the tests.
+pub fn toml_to_json(path: &Path) -> serde_json::Value {
+    let out = ok(run(Command::new("python3")
+        .args([
+            "-c",
+            "import json,sys,tomllib;print(json.dumps(tomllib.load(open(sys.argv[1],'rb'))))",
+        ])
+        .arg(path)));
+    serde_json::from_str(&out).unwrap()
+}
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
