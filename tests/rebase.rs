@@ -293,26 +293,44 @@ impl Flow {
             &flow.run_a,
             "A",
         );
-        let key = flow.keys("a").join("cosign.key");
-        ok(flow.cli(&[
-            "sign",
-            &flow.old,
-            "--layers",
-            flow.layers.to_str().unwrap(),
-            "--name",
-            NAME,
-            "--key",
-            key.to_str().unwrap(),
-        ]));
-        ok(flow.cli(&[
-            "sign",
-            &flow.old,
-            "--config",
-            platform_a.to_str().unwrap(),
-            "--key",
-            key.to_str().unwrap(),
-        ]));
+        flow.sign_layers("a", &[]);
+        flow.sign_config(&platform_a, "a");
         Some(flow)
+    }
+
+    /// `cnb-attest sign` of the previous image's build (every buildpack and launcher SBOM) with
+    /// key `which`, and `extra` flags.
+    fn sign_layers(&self, which: &str, extra: &[&str]) {
+        let key = self.keys(which).join("cosign.key");
+        ok(self.cli(
+            &[
+                "sign",
+                &self.old,
+                "--layers",
+                self.layers.to_str().unwrap(),
+                "--name",
+                NAME,
+                "--key",
+                key.to_str().unwrap(),
+            ]
+            .iter()
+            .chain(extra)
+            .copied()
+            .collect::<Vec<_>>(),
+        ));
+    }
+
+    /// `cnb-attest sign --config <config>` of the previous image with key `which`.
+    fn sign_config(&self, config: &Path, which: &str) {
+        let key = self.keys(which).join("cosign.key");
+        ok(self.cli(&[
+            "sign",
+            &self.old,
+            "--config",
+            config.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ]));
     }
 
     fn keys(&self, which: &str) -> PathBuf {
@@ -723,15 +741,7 @@ fn an_attestation_no_given_key_verifies_is_reported_not_carried_and_not_pruned()
         &flow.run_a,
         "C",
     );
-    let key_c = flow.keys("c").join("cosign.key");
-    ok(flow.cli(&[
-        "sign",
-        &flow.old,
-        "--config",
-        foreign.to_str().unwrap(),
-        "--key",
-        key_c.to_str().unwrap(),
-    ]));
+    flow.sign_config(&foreign, "c");
     let sboms = sbom_files(&flow.layers).len();
     let old_listing = flow.ls(&flow.old);
     assert_eq!(old_listing.len(), sboms + 4, "{old_listing:#?}");
@@ -820,19 +830,7 @@ fn pruning_where_the_registry_refuses_delete_keeps_and_reports_every_referrer() 
 #[test]
 fn a_statement_stored_in_two_formats_is_re_issued_once() {
     let flow = Flow::new(None).unwrap();
-    let key = flow.keys("a").join("cosign.key");
-    ok(flow.cli(&[
-        "sign",
-        &flow.old,
-        "--layers",
-        flow.layers.to_str().unwrap(),
-        "--name",
-        NAME,
-        "--key",
-        key.to_str().unwrap(),
-        "--format",
-        "dsse",
-    ]));
+    flow.sign_layers("a", &["--format", "dsse"]);
     let sboms = sbom_files(&flow.layers).len();
     let old_listing = flow.ls(&flow.old).len();
     assert!(old_listing >= 2 * sboms + 2, "{old_listing}");
