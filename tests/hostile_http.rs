@@ -20,10 +20,10 @@ use cnb_attest_tests::closed::{assert_fails_closed, assert_leaves_out, files, mi
 use cnb_attest_tests::proxy::{bearer_realm, get, Action, Plan, Proxy, RequestInfo};
 use cnb_attest_tests::registry::Kind;
 use cnb_attest_tests::signed::{
-    list_like, SignedImage, BUNDLE, CDX, FIVE_GIB, MAX_MANIFEST, NODE, OCI_INDEX, OCI_MANIFEST,
-    REPO, SPDX,
+    list_like, manifest_path, SignedImage, BUNDLE, CDX, FIVE_GIB, MAX_MANIFEST, NODE, OCI_INDEX,
+    OCI_MANIFEST, REPO, SPDX,
 };
-use cnb_attest_tests::{ok, reported, run, sha256, text};
+use cnb_attest_tests::{error_line, ok, reported, sha256, text};
 use serde_json::{json, Value};
 
 const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
@@ -95,103 +95,6 @@ impl Image {
         json!({"mediaType": OCI_MANIFEST, "digest": self.digest, "size": body.len()})
     }
 
-    /// An HTTP request to the registry itself with curl (an independent client): the status and
-    /// the body. `content` is the `Accept` of a GET and the `Content-Type` of a body.
-    fn curl(&self, method: &str, path: &str, content: &str, body: Option<&[u8]>) -> (u16, Vec<u8>) {
-        self.curl_url(
-            method,
-            &format!("http://{}{path}", self.registry.host),
-            content,
-            body,
-        )
-    }
-
-    fn curl_url(
-        &self,
-        method: &str,
-        url: &str,
-        content: &str,
-        body: Option<&[u8]>,
-    ) -> (u16, Vec<u8>) {
-        let mut command = Command::new("curl");
-        command.args(["-s", "-X", method, "-w", "\n%{http_code}", url]);
-        if let Some(creds) = self.registry.creds() {
-            command.arg("-u").arg(creds);
-        }
-        match body {
-            Some(_) => command
-                .arg("-H")
-                .arg(format!("Content-Type: {content}"))
-                .args(["--data-binary", "@-"]),
-            None => command.arg("-H").arg(format!("Accept: {content}")),
-        };
-        let mut child = command
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("curl");
-        child
-            .stdin
-            .take()
-            .unwrap()
-            .write_all(body.unwrap_or_default())
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
-        let split = out.stdout.iter().rposition(|b| *b == b'\n').unwrap();
-        let status = String::from_utf8_lossy(&out.stdout[split + 1..])
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        (status, out.stdout[..split].to_vec())
-    }
-
-    /// Uploads `bytes` as a blob with curl (`POST`, then `PUT` to the upload location); returns
-    /// its descriptor with `media_type`.
-    fn push_blob(&self, bytes: &[u8], media_type: &str) -> Value {
-        let digest = sha256(bytes);
-        let mut command = Command::new("curl");
-        command
-            .args(["-s", "-o", "/dev/null", "-D", "-", "-X", "POST"])
-            .arg(format!(
-                "http://{}/v2/{REPO}/blobs/uploads/",
-                self.registry.host
-            ));
-        if let Some(creds) = self.registry.creds() {
-            command.arg("-u").arg(creds);
-        }
-        let head = ok(run(&mut command));
-        let location = head
-            .lines()
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
-                    .map(|(_, v)| v.trim().to_string())
-            })
-            .unwrap_or_else(|| panic!("no upload location:\n{head}"));
-        let url = if location.starts_with('/') {
-            format!("http://{}{location}", self.registry.host)
-        } else {
-            location
-        };
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let (status, body) = self.curl_url(
-            "PUT",
-            &format!("{url}{separator}digest={digest}"),
-            "application/octet-stream",
-            Some(bytes),
-        );
-        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-        json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
-    }
-
-    /// Pushes manifest bytes under `reference` with curl; returns their descriptor.
-    fn put_manifest(&self, reference: &str, media_type: &str, bytes: &[u8]) -> Value {
-        let (status, body) = self.curl("PUT", &manifest_path(reference), media_type, Some(bytes));
-        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
-        json!({"mediaType": media_type, "digest": sha256(bytes), "size": bytes.len()})
-    }
-
     /// A referrer of the image that is not an attestation (a scan report, say), pushed with curl:
     /// its manifest bytes and digest.
     fn push_foreign_referrer(&self, tag: &str) -> (Vec<u8>, String) {
@@ -214,18 +117,6 @@ impl Image {
         self.put_manifest(&digest, OCI_MANIFEST, &manifest);
         (manifest, digest)
     }
-}
-
-fn manifest_path(reference: &str) -> String {
-    format!("/v2/{REPO}/manifests/{reference}")
-}
-
-/// The `ERROR:` line of a failed run.
-fn error_line(report: &str) -> &str {
-    report
-        .lines()
-        .find(|l| l.starts_with("ERROR:"))
-        .unwrap_or_else(|| panic!("no ERROR line:\n{report}"))
 }
 
 /// The node layer's CycloneDX SBOM, below the output directory.

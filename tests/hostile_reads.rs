@@ -15,8 +15,10 @@ use cnb_attest_tests::closed::files;
 use cnb_attest_tests::proxy::{get, Action, Plan, Proxy};
 use cnb_attest_tests::registry::Kind;
 use cnb_attest_tests::rss::{mib, run_measured, Measured};
-use cnb_attest_tests::signed::{SignedImage, BUNDLE, CDX, NODE, OCI_INDEX, OCI_MANIFEST, REPO};
-use cnb_attest_tests::{bin, ok, run, sha256, text};
+use cnb_attest_tests::signed::{
+    manifest_path, SignedImage, BUNDLE, CDX, NODE, OCI_INDEX, OCI_MANIFEST, REPO,
+};
+use cnb_attest_tests::{bin, error_line, ok, run, sha256, text};
 use serde_json::{json, Value};
 
 const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
@@ -53,97 +55,9 @@ impl Image {
         Some(Image(image))
     }
 
-    /// `curl` against the registry itself, with its credentials.
-    fn curl(&self) -> Command {
-        let mut command = Command::new("curl");
-        command.arg("-s");
-        if let Some(creds) = self.registry.creds() {
-            command.arg("-u").arg(creds);
-        }
-        command
-    }
-
-    /// GET `path` on the registry: status and body.
-    fn get(&self, path: &str, accept: &str) -> (u16, Vec<u8>) {
-        let out = run(self
-            .curl()
-            .args(["-w", "\n%{http_code}", "-H"])
-            .arg(format!("Accept: {accept}"))
-            .arg(format!("http://{}{path}", self.registry.host)));
-        let split = out.stdout.iter().rposition(|b| *b == b'\n').unwrap();
-        let status = String::from_utf8_lossy(&out.stdout[split + 1..])
-            .trim()
-            .parse()
-            .unwrap_or(0);
-        (status, out.stdout[..split].to_vec())
-    }
-
-    /// Uploads the file at `path` as a blob (monolithic `POST` + `PUT`); returns its descriptor.
-    fn push_blob_file(&self, path: &Path, media_type: &str) -> Value {
-        let bytes_len = std::fs::metadata(path).unwrap().len();
-        let digest = sha256_file(path);
-        let head = ok(run(self
-            .curl()
-            .args(["-o", "/dev/null", "-D", "-", "-X", "POST"])
-            .arg(format!(
-                "http://{}/v2/{REPO}/blobs/uploads/",
-                self.registry.host
-            ))));
-        let location = head
-            .lines()
-            .find_map(|l| {
-                l.split_once(':')
-                    .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
-                    .map(|(_, v)| v.trim().to_string())
-            })
-            .unwrap_or_else(|| panic!("no upload location:\n{head}"));
-        let url = if location.starts_with('/') {
-            format!("http://{}{location}", self.registry.host)
-        } else {
-            location
-        };
-        let separator = if url.contains('?') { '&' } else { '?' };
-        let status = ok(run(self
-            .curl()
-            .args(["-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
-            .args(["-H", "Content-Type: application/octet-stream"])
-            .arg("--data-binary")
-            .arg(format!("@{}", path.display()))
-            .arg(format!("{url}{separator}digest={digest}"))));
-        assert_eq!(status.trim(), "201", "blob upload");
-        json!({"mediaType": media_type, "digest": digest, "size": bytes_len})
-    }
-
-    /// Uploads `bytes` as a blob.
-    fn push_blob(&self, bytes: &[u8], media_type: &str) -> Value {
-        let path = self.tmp.path().join("blob.upload");
-        std::fs::write(&path, bytes).unwrap();
-        self.push_blob_file(&path, media_type)
-    }
-
-    /// Pushes manifest bytes by digest; returns their descriptor.
-    fn put_manifest(&self, bytes: &[u8]) -> Value {
-        let digest = sha256(bytes);
-        let path = self.tmp.path().join("manifest.upload");
-        std::fs::write(&path, bytes).unwrap();
-        let status = ok(run(self
-            .curl()
-            .args(["-o", "/dev/null", "-w", "%{http_code}", "-X", "PUT"])
-            .arg("-H")
-            .arg(format!("Content-Type: {OCI_MANIFEST}"))
-            .arg("--data-binary")
-            .arg(format!("@{}", path.display()))
-            .arg(format!(
-                "http://{}/v2/{REPO}/manifests/{digest}",
-                self.registry.host
-            ))));
-        assert_eq!(status.trim(), "201", "manifest push");
-        json!({"mediaType": OCI_MANIFEST, "digest": digest, "size": bytes.len()})
-    }
-
     /// The image's descriptor, as a `subject`.
     fn subject(&self) -> Value {
-        let (status, body) = self.get(&manifest_path(&self.digest), OCI_MANIFEST);
+        let (status, body) = self.curl("GET", &manifest_path(&self.digest), OCI_MANIFEST, None);
         assert_eq!(status, 200);
         json!({"mediaType": OCI_MANIFEST, "digest": self.digest, "size": body.len()})
     }
@@ -160,7 +74,7 @@ impl Image {
     /// The image's referrers listing as the registry serves it (an empty one where it has none:
     /// Distribution without a `sha256-<hex>` tag).
     fn listing(&self) -> Value {
-        let (status, body) = self.get(&self.listing_path(), OCI_INDEX);
+        let (status, body) = self.curl("GET", &self.listing_path(), OCI_INDEX, None);
         if status == 404 && self.registry.kind == Kind::Distribution {
             return json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []});
         }
@@ -244,23 +158,11 @@ impl Image {
 
     /// The layer descriptor of referrer `digest`.
     fn layer_of(&self, digest: &str) -> Value {
-        let (status, body) = self.get(&manifest_path(digest), OCI_MANIFEST);
+        let (status, body) = self.curl("GET", &manifest_path(digest), OCI_MANIFEST, None);
         assert_eq!(status, 200);
         let manifest: Value = serde_json::from_slice(&body).unwrap();
         manifest["layers"][0].clone()
     }
-}
-
-fn manifest_path(reference: &str) -> String {
-    format!("/v2/{REPO}/manifests/{reference}")
-}
-
-fn sha256_file(path: &Path) -> String {
-    use sha2::Digest as _;
-    let mut hasher = sha2::Sha256::new();
-    let mut file = std::fs::File::open(path).unwrap();
-    std::io::copy(&mut file, &mut hasher).unwrap();
-    format!("sha256:{}", hex::encode(hasher.finalize()))
 }
 
 /// GET requests `proxy` saw for exactly `path`.
@@ -268,14 +170,6 @@ fn gets(proxy: &Proxy, path: &str) -> usize {
     proxy
         .matching(|r| r.method == "GET" && r.path() == path)
         .len()
-}
-
-/// The `ERROR:` line of a failed run.
-fn error_line(report: &str) -> &str {
-    report
-        .lines()
-        .find(|l| l.starts_with("ERROR:"))
-        .unwrap_or_else(|| panic!("no ERROR line:\n{report}"))
 }
 
 /// Lines of `report` starting with `prefix`.
@@ -291,13 +185,7 @@ fn lines_with<'a>(report: &'a str, prefix: &str) -> Vec<&'a str> {
 /// `count` bundle referrers of the image naming it as their one layer, pushed to the registry
 /// with curl: their listing entries (with the artifact type and annotations a listing gives).
 fn referrers_of_one_huge_blob(image: &Image, count: usize) -> (Value, Vec<Value>) {
-    let path = image.tmp.path().join("huge.blob");
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(MAX_BLOB)
-        .unwrap();
-    let blob = image.push_blob_file(&path, BUNDLE);
-    std::fs::remove_file(&path).unwrap();
+    let blob = image.push_blob(&vec![0; MAX_BLOB as usize], BUNDLE);
     let config = image.push_blob(b"{}", OCI_EMPTY);
     let subject = image.subject();
     let entries = (0..count)
@@ -315,7 +203,10 @@ fn referrers_of_one_huge_blob(image: &Image, count: usize) -> (Value, Vec<Value>
                 "subject": subject,
                 "annotations": annotations,
             });
-            let mut entry = image.put_manifest(&serde_json::to_vec(&manifest).unwrap());
+            let mut entry = {
+                let bytes = serde_json::to_vec(&manifest).unwrap();
+                image.put_manifest(&sha256(&bytes), OCI_MANIFEST, &bytes)
+            };
             entry["artifactType"] = json!(BUNDLE);
             entry["annotations"] = annotations;
             entry

@@ -63,6 +63,14 @@ pub fn toml_to_json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&out).unwrap()
 }
 
+/// The `ERROR:` line of a failed run's output.
+pub fn error_line(report: &str) -> &str {
+    report
+        .lines()
+        .find(|l| l.starts_with("ERROR:"))
+        .unwrap_or_else(|| panic!("no ERROR line:\n{report}"))
+}
+
 /// The workspace root.
 pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))

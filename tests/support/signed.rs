@@ -4,8 +4,9 @@
 //! a successful `download` writes.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 use base64::Engine as _;
 use serde_json::{json, Value};
@@ -49,6 +50,110 @@ pub struct SignedImage {
 }
 
 impl SignedImage {
+    /// An HTTP request to the registry itself with curl (an independent client): the status and
+    /// the body. `content` is the `Accept` of a GET and the `Content-Type` of a body.
+    pub fn curl(
+        &self,
+        method: &str,
+        path: &str,
+        content: &str,
+        body: Option<&[u8]>,
+    ) -> (u16, Vec<u8>) {
+        self.curl_url(
+            method,
+            &format!("http://{}{path}", self.registry.host),
+            content,
+            body,
+        )
+    }
+
+    /// [`SignedImage::curl`] to an absolute `url` (an upload location).
+    pub fn curl_url(
+        &self,
+        method: &str,
+        url: &str,
+        content: &str,
+        body: Option<&[u8]>,
+    ) -> (u16, Vec<u8>) {
+        let mut command = Command::new("curl");
+        command.args(["-s", "-X", method, "-w", "\n%{http_code}", url]);
+        if let Some(creds) = self.registry.creds() {
+            command.arg("-u").arg(creds);
+        }
+        match body {
+            Some(_) => command
+                .arg("-H")
+                .arg(format!("Content-Type: {content}"))
+                .args(["--data-binary", "@-"]),
+            None => command.arg("-H").arg(format!("Accept: {content}")),
+        };
+        let mut child = command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("curl");
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(body.unwrap_or_default())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let split = out.stdout.iter().rposition(|b| *b == b'\n').unwrap();
+        let status = String::from_utf8_lossy(&out.stdout[split + 1..])
+            .trim()
+            .parse()
+            .unwrap_or(0);
+        (status, out.stdout[..split].to_vec())
+    }
+
+    /// Uploads `bytes` as a blob with curl (`POST`, then `PUT` to the upload location); returns
+    /// its descriptor with `media_type`.
+    pub fn push_blob(&self, bytes: &[u8], media_type: &str) -> Value {
+        let digest = crate::sha256(bytes);
+        let mut command = Command::new("curl");
+        command
+            .args(["-s", "-o", "/dev/null", "-D", "-", "-X", "POST"])
+            .arg(format!(
+                "http://{}/v2/{REPO}/blobs/uploads/",
+                self.registry.host
+            ));
+        if let Some(creds) = self.registry.creds() {
+            command.arg("-u").arg(creds);
+        }
+        let head = ok(run(&mut command));
+        let location = head
+            .lines()
+            .find_map(|l| {
+                l.split_once(':')
+                    .filter(|(k, _)| k.eq_ignore_ascii_case("location"))
+                    .map(|(_, v)| v.trim().to_string())
+            })
+            .unwrap_or_else(|| panic!("no upload location:\n{head}"));
+        let url = if location.starts_with('/') {
+            format!("http://{}{location}", self.registry.host)
+        } else {
+            location
+        };
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let (status, body) = self.curl_url(
+            "PUT",
+            &format!("{url}{separator}digest={digest}"),
+            "application/octet-stream",
+            Some(bytes),
+        );
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        json!({"mediaType": media_type, "digest": digest, "size": bytes.len()})
+    }
+
+    /// Pushes manifest bytes under `reference` with curl; returns their descriptor.
+    pub fn put_manifest(&self, reference: &str, media_type: &str, bytes: &[u8]) -> Value {
+        let (status, body) = self.curl("PUT", &manifest_path(reference), media_type, Some(bytes));
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+        json!({"mediaType": media_type, "digest": crate::sha256(bytes), "size": bytes.len()})
+    }
+
     /// The example pushed with skopeo as `<registry>/hostile/app:1.0`, and a key pair; no
     /// attestations. `None` when the registry cannot be started (the test is skipped).
     pub fn pushed(kind: Kind) -> Option<SignedImage> {
@@ -228,4 +333,9 @@ pub fn list_like(index: &mut Value, digest: &str, manifest: &[u8]) {
     entry["digest"] = json!(crate::sha256(manifest));
     entry["size"] = json!(manifest.len());
     index["manifests"].as_array_mut().unwrap().push(entry);
+}
+
+/// The path of manifest `reference` (a tag or digest) of the image's repository.
+pub fn manifest_path(reference: &str) -> String {
+    format!("/v2/{REPO}/manifests/{reference}")
 }
