@@ -1,0 +1,1 @@
+//! (signing side: being written)

@@ -1,0 +1,1 @@
+//! (verification side: being written)
