@@ -374,12 +374,13 @@ fn verify_checkpoint(
             checkpoint.len()
         )));
     }
-    let mut blank = checkpoint.match_indices("\n\n");
-    let split = match (blank.next(), blank.next()) {
-        (Some((at, _)), None) => at,
-        (None, _) => return Err(malformed("it has no blank line before its signatures")),
-        (Some(_), Some(_)) => return Err(malformed("it has more than one blank line")),
-    };
+    let split = checkpoint
+        .find("\n\n")
+        .ok_or_else(|| malformed("it has no blank line before its signatures"))?;
+    let after = checkpoint.get(split + 2..).unwrap_or_default();
+    if after.starts_with('\n') || after.contains("\n\n") {
+        return Err(malformed("it has more than one blank line"));
+    }
     // The signed text runs up to and including the newline that ends the last body line.
     let (note, rest) = checkpoint.split_at(split + 1);
     let signatures_text = rest
@@ -602,5 +603,583 @@ fn check_binding(
         None => Err(binding(
             "the log entry is for another certificate (its verifier is not a PEM certificate)",
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bundle::KeylessMaterial;
+    use p256::ecdsa::signature::Signer as _;
+    use p256::pkcs8::EncodePublicKey as _;
+
+    const BUNDLE: &[u8] = include_bytes!("../testdata/cosign-oci-attestation.sigstore.json");
+    const TRUSTED_ROOT: &[u8] = include_bytes!("../testdata/cosign-trusted_root_pgi.json");
+    const REKOR: &str = "https://rekor.sigstore.dev";
+    /// `validFor.start` of the Rekor key in the trusted root: 2021-01-12T11:53:27Z.
+    const REKOR_KEY_START: i64 = 1610452407;
+
+    struct Fixture {
+        entry: TlogEntry,
+        logs: Vec<LogKey>,
+        envelope: cnb_dsse::Envelope,
+        leaf: Vec<u8>,
+    }
+
+    fn trusted_root() -> Value {
+        serde_json::from_slice(TRUSTED_ROOT).unwrap()
+    }
+
+    fn rekor_key(valid_from: Option<i64>, valid_until: Option<i64>) -> LogKey {
+        let root = trusted_root();
+        let tlog = root["tlogs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["baseUrl"] == REKOR)
+            .unwrap();
+        let der = STANDARD
+            .decode(tlog["publicKey"]["rawBytes"].as_str().unwrap())
+            .unwrap();
+        LogKey::new(REKOR.into(), &der, valid_from, valid_until).unwrap()
+    }
+
+    fn fixture() -> Fixture {
+        let material = KeylessMaterial::from_bundle_json(BUNDLE).unwrap().unwrap();
+        let bundle: Value = serde_json::from_slice(BUNDLE).unwrap();
+        let envelope =
+            cnb_dsse::Envelope::from_json(bundle["dsseEnvelope"].to_string().as_bytes()).unwrap();
+        Fixture {
+            entry: material.tlog_entries[0].clone(),
+            logs: vec![rekor_key(Some(REKOR_KEY_START), None)],
+            envelope,
+            leaf: material.certificate,
+        }
+    }
+
+    impl Fixture {
+        fn verify(&self) -> Result<Witnessed, TlogError> {
+            verify_entry(&self.entry, &self.logs, &self.envelope, &self.leaf)
+        }
+
+        fn proof(&mut self) -> &mut crate::bundle::InclusionProof {
+            self.entry.inclusion_proof.as_mut().unwrap()
+        }
+    }
+
+    #[track_caller]
+    fn assert_rule(result: Result<Witnessed, TlogError>, rule: TlogRule, says: &str) {
+        let error = result.unwrap_err();
+        assert_eq!(error.rule, rule, "{error}");
+        assert!(error.message.contains(says), "`{says}` not in: {error}");
+    }
+
+    #[test]
+    fn the_public_good_bundle_entry_verifies() {
+        let witnessed = fixture().verify().unwrap();
+        assert_eq!(
+            witnessed,
+            Witnessed {
+                integrated_time: 1740770291,
+                log_index: 175508996,
+                log: REKOR.into(),
+            }
+        );
+    }
+
+    #[test]
+    fn a_flipped_bit_in_the_set_fails_the_set() {
+        let mut f = fixture();
+        let set = f.entry.signed_entry_timestamp.as_mut().unwrap();
+        let last = set.len() - 1;
+        set[last] ^= 1;
+        assert_rule(f.verify(), TlogRule::Set, "does not verify");
+    }
+
+    #[test]
+    fn another_integrated_time_fails_the_set() {
+        let mut f = fixture();
+        f.entry.integrated_time += 1;
+        assert_rule(f.verify(), TlogRule::Set, "does not verify");
+    }
+
+    #[test]
+    fn another_global_index_fails_the_set() {
+        let mut f = fixture();
+        f.entry.log_index = f.proof().log_index;
+        assert_rule(f.verify(), TlogRule::Set, "does not verify");
+    }
+
+    #[test]
+    fn a_changed_proof_hash_fails_the_inclusion_proof() {
+        let mut f = fixture();
+        f.proof().hashes[3][0] ^= 0x80;
+        assert_rule(f.verify(), TlogRule::InclusionProof, "leads to the root");
+    }
+
+    #[test]
+    fn a_proof_one_hash_short_fails_the_inclusion_proof() {
+        let mut f = fixture();
+        f.proof().hashes.pop();
+        assert_rule(f.verify(), TlogRule::InclusionProof, "has 15 hashes");
+    }
+
+    #[test]
+    fn a_proof_at_another_leaf_index_fails() {
+        let mut f = fixture();
+        f.proof().log_index -= 1;
+        assert_rule(f.verify(), TlogRule::InclusionProof, "does not verify");
+        let mut f = fixture();
+        f.proof().log_index = f.proof().tree_size;
+        assert_rule(
+            f.verify(),
+            TlogRule::InclusionProof,
+            "not below the tree size",
+        );
+    }
+
+    /// The real checkpoint's note text (everything up to and including the blank line's first
+    /// newline) and its signature lines.
+    fn real_note(f: &Fixture) -> (String, String) {
+        let checkpoint = &f.entry.inclusion_proof.as_ref().unwrap().checkpoint;
+        let at = checkpoint.find("\n\n").unwrap();
+        (
+            checkpoint[..at + 1].to_string(),
+            checkpoint[at + 2..].to_string(),
+        )
+    }
+
+    fn other_key() -> p256::ecdsa::SigningKey {
+        p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap()
+    }
+
+    fn spki(key: &p256::ecdsa::SigningKey) -> Vec<u8> {
+        key.verifying_key()
+            .to_public_key_der()
+            .unwrap()
+            .as_bytes()
+            .to_vec()
+    }
+
+    /// A signature line of a signed note.
+    fn note_signature(
+        key: &p256::ecdsa::SigningKey,
+        hint: &[u8],
+        name: &str,
+        note: &str,
+    ) -> String {
+        let signature: p256::ecdsa::Signature = key.sign(note.as_bytes());
+        let mut blob = hint.to_vec();
+        blob.extend_from_slice(signature.to_der().as_bytes());
+        format!("\u{2014} {name} {}\n", STANDARD.encode(blob))
+    }
+
+    #[test]
+    fn a_checkpoint_signed_by_an_unknown_key_fails() {
+        let (note, _) = real_note(&fixture());
+        let key = other_key();
+        // With the unknown key's own hint: no line is the log's.
+        let hint = Sha256::digest(spki(&key))[..4].to_vec();
+        let mut f = fixture();
+        f.proof().checkpoint = format!(
+            "{note}\n{}",
+            note_signature(&key, &hint, "rekor.sigstore.dev", &note)
+        );
+        assert_rule(f.verify(), TlogRule::Checkpoint, "has no signature by");
+        // Claiming the log's hint: the signature does not verify with the log's key.
+        let mut f = fixture();
+        let hint = f.entry.log_id[..4].to_vec();
+        f.proof().checkpoint = format!(
+            "{note}\n{}",
+            note_signature(&key, &hint, "rekor.sigstore.dev", &note)
+        );
+        assert_rule(f.verify(), TlogRule::Checkpoint, "bad signature");
+    }
+
+    #[test]
+    fn a_checkpoint_signed_under_a_name_the_log_url_lacks_fails() {
+        let mut f = fixture();
+        let (note, signatures) = real_note(&f);
+        f.proof().checkpoint = format!(
+            "{note}\n{}",
+            signatures.replace("rekor.sigstore.dev", "rekor.example.dev")
+        );
+        assert_rule(f.verify(), TlogRule::Checkpoint, "has no signature by");
+    }
+
+    #[test]
+    fn a_checkpoint_for_another_root_with_the_real_signature_fails() {
+        let mut f = fixture();
+        let (note, signatures) = real_note(&f);
+        let real_root = STANDARD.encode(&f.proof().root_hash);
+        let note = note.replace(&real_root, &STANDARD.encode([9u8; 32]));
+        f.proof().checkpoint = format!("{note}\n{signatures}");
+        assert_rule(f.verify(), TlogRule::Checkpoint, "bad signature");
+    }
+
+    #[test]
+    fn a_malformed_checkpoint_fails() {
+        let (note, signatures) = real_note(&fixture());
+        let cases = [
+            (format!("{note}{signatures}"), "no blank line"),
+            (
+                format!("{note}\n\n{signatures}"),
+                "more than one blank line",
+            ),
+            (
+                format!("{note}\n{}", signatures.trim_end()),
+                "do not end with a newline",
+            ),
+            (
+                format!("{note}\n{}", signatures.replace('\u{2014}', "-")),
+                "signature line 1",
+            ),
+            (
+                format!("{note}\n{}", signatures.repeat(33)),
+                "more than 32 signature lines",
+            ),
+            (
+                format!("{}\n\n{signatures}", "x".repeat(MAX_CHECKPOINT)),
+                "more than the 65536",
+            ),
+        ];
+        for (checkpoint, says) in cases {
+            let mut f = fixture();
+            f.proof().checkpoint = checkpoint;
+            assert_rule(f.verify(), TlogRule::Checkpoint, says);
+        }
+        // 32 copies of the real line are accepted (the bound is not off by one).
+        let mut f = fixture();
+        f.proof().checkpoint = format!("{note}\n{}", signatures.repeat(32));
+        f.verify().unwrap();
+    }
+
+    #[test]
+    fn an_unknown_log_id_is_an_unknown_log() {
+        let mut f = fixture();
+        f.entry.log_id[0] ^= 1;
+        let shown = STANDARD.encode(&f.entry.log_id);
+        assert_rule(f.verify(), TlogRule::UnknownLog, &shown);
+    }
+
+    #[test]
+    fn a_log_key_expired_before_the_integrated_time_is_an_unknown_log() {
+        let mut f = fixture();
+        f.logs = vec![rekor_key(Some(REKOR_KEY_START), Some(1740770290))];
+        assert_rule(f.verify(), TlogRule::UnknownLog, "was not valid at");
+        // Valid until exactly the integrated time is valid.
+        f.logs = vec![rekor_key(Some(REKOR_KEY_START), Some(1740770291))];
+        f.verify().unwrap();
+        // A key that only became valid after it is not.
+        f.logs = vec![rekor_key(Some(1740770292), None)];
+        assert_rule(f.verify(), TlogRule::UnknownLog, "was not valid at");
+    }
+
+    #[test]
+    fn another_payload_is_another_envelope() {
+        let mut f = fixture();
+        f.envelope.payload.push(b' ');
+        assert_rule(f.verify(), TlogRule::Binding, "another envelope/payload");
+    }
+
+    #[test]
+    fn another_signature_fails_the_binding() {
+        let mut f = fixture();
+        f.envelope.signatures[0].sig[10] ^= 1;
+        assert_rule(f.verify(), TlogRule::Binding, "another signature");
+        let mut f = fixture();
+        let second = f.envelope.signatures[0].clone();
+        f.envelope.signatures.push(second);
+        assert_rule(f.verify(), TlogRule::Binding, "exactly one");
+    }
+
+    #[test]
+    fn another_certificate_fails_the_binding() {
+        let mut f = fixture();
+        let root = trusted_root();
+        let ca = root["certificateAuthorities"][0]["certChain"]["certificates"][0]["rawBytes"]
+            .as_str()
+            .unwrap();
+        f.leaf = STANDARD.decode(ca).unwrap();
+        assert_rule(f.verify(), TlogRule::Binding, "another certificate");
+    }
+
+    #[test]
+    fn an_intoto_entry_is_refused_by_kind() {
+        let mut f = fixture();
+        f.entry.kind = "intoto".into();
+        assert_rule(f.verify(), TlogRule::Kind, "`intoto` 0.0.1");
+        let mut f = fixture();
+        f.entry.version = "0.0.2".into();
+        assert_rule(f.verify(), TlogRule::Kind, "`dsse` 0.0.2");
+    }
+
+    #[test]
+    fn a_rekor_v2_entry_is_refused_by_kind() {
+        let mut f = fixture();
+        f.entry.kind = "hashedrekord".into();
+        f.entry.version = "0.0.2".into();
+        assert_rule(
+            f.verify(),
+            TlogRule::Kind,
+            "Rekor v2 entries are not verified",
+        );
+    }
+
+    #[test]
+    fn an_entry_without_set_has_no_promise() {
+        let mut f = fixture();
+        f.entry.signed_entry_timestamp = None;
+        assert_rule(f.verify(), TlogRule::NoPromise, "no inclusion promise");
+    }
+
+    #[test]
+    fn an_entry_without_proof_has_no_proof() {
+        let mut f = fixture();
+        f.entry.inclusion_proof = None;
+        assert_rule(f.verify(), TlogRule::NoProof, "no inclusion proof");
+    }
+
+    #[test]
+    fn an_oversized_body_is_refused_before_anything_else() {
+        let mut f = fixture();
+        f.entry.canonicalized_body = vec![b' '; MAX_BODY + 1];
+        assert_rule(f.verify(), TlogRule::Kind, "more than the 1048576 read");
+    }
+
+    // A Merkle tree computed from RFC 6962 §2.1's recursive definitions (MTH and PATH), which
+    // the verifier's bit arithmetic (RFC 9162 §2.1.3.2) must agree with.
+
+    fn leaves(n: usize) -> Vec<[u8; 32]> {
+        (0..n)
+            .map(|i| leaf_hash(format!("leaf {i}").as_bytes()))
+            .collect()
+    }
+
+    /// The largest power of two smaller than `n` (n > 1).
+    fn split(n: usize) -> usize {
+        let mut k = 1;
+        while k * 2 < n {
+            k *= 2;
+        }
+        k
+    }
+
+    fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
+        match leaves.len() {
+            0 => Sha256::digest([]).into(),
+            1 => leaves[0],
+            n => {
+                let k = split(n);
+                node_hash(&mth(&leaves[..k]), &mth(&leaves[k..]))
+            }
+        }
+    }
+
+    fn path(m: usize, leaves: &[[u8; 32]]) -> Vec<Vec<u8>> {
+        let n = leaves.len();
+        if n <= 1 {
+            return Vec::new();
+        }
+        let k = split(n);
+        let (mut p, sibling) = if m < k {
+            (path(m, &leaves[..k]), mth(&leaves[k..]))
+        } else {
+            (path(m - k, &leaves[k..]), mth(&leaves[..k]))
+        };
+        p.push(sibling.to_vec());
+        p
+    }
+
+    #[test]
+    fn inclusion_proofs_of_a_small_tree_verify_only_at_their_own_index() {
+        for n in 1..=7usize {
+            let leaves = leaves(n);
+            let root = mth(&leaves);
+            let size = n as u64;
+            for i in 0..n {
+                let proof = path(i, &leaves);
+                verify_inclusion(i as u64, size, &leaves[i], &proof, &root)
+                    .unwrap_or_else(|e| panic!("leaf {i} of {n}: {e}"));
+                for j in (0..n).filter(|&j| j != i) {
+                    assert!(
+                        verify_inclusion(j as u64, size, &leaves[i], &proof, &root).is_err(),
+                        "proof of leaf {i} verified at {j} in a tree of {n}"
+                    );
+                    assert!(
+                        verify_inclusion(i as u64, size, &leaves[j], &proof, &root).is_err(),
+                        "leaf {j} verified with the proof of {i} in a tree of {n}"
+                    );
+                }
+                // The same proof does not verify against the root of a tree one larger.
+                let bigger = mth(&self::leaves(n + 1));
+                assert!(verify_inclusion(i as u64, size + 1, &leaves[i], &proof, &bigger).is_err());
+            }
+        }
+    }
+
+    #[test]
+    fn hostile_proof_numbers_are_refused_without_work() {
+        let leaf = leaf_hash(b"x");
+        assert!(verify_inclusion(0, 0, &leaf, &[], &leaf).is_err());
+        assert!(verify_inclusion(5, 5, &leaf, &[], &leaf).is_err());
+        let error = verify_inclusion(u64::MAX - 1, u64::MAX, &leaf, &[], &leaf).unwrap_err();
+        assert!(error.contains("needs 63"), "{error}");
+        let error = verify_inclusion(0, u64::MAX, &leaf, &[], &leaf).unwrap_err();
+        assert!(error.contains("needs 64"), "{error}");
+        let error = verify_inclusion(0, 2, &leaf, &[vec![0u8; 31]], &leaf).unwrap_err();
+        assert!(error.contains("hash 0 is 31 bytes"), "{error}");
+        // A one-leaf tree: the leaf is the root, with no hashes.
+        verify_inclusion(0, 1, &leaf, &[], &leaf).unwrap();
+    }
+
+    /// A log of our own: the real body (so the binding holds) as leaf 3 of a 5-leaf tree, with a
+    /// SET and a checkpoint signed by `key`.
+    struct OwnLog {
+        f: Fixture,
+        key: p256::ecdsa::SigningKey,
+        root: [u8; 32],
+    }
+
+    impl OwnLog {
+        fn new() -> Self {
+            let mut f = fixture();
+            let key = other_key();
+            let log = LogKey::new(REKOR.into(), &spki(&key), None, None).unwrap();
+            f.entry.log_id = log.log_id.clone();
+            f.logs = vec![log];
+            let mut own = OwnLog {
+                f,
+                key,
+                root: [0; 32],
+            };
+            own.set_body(own.f.entry.canonicalized_body.clone());
+            own
+        }
+
+        /// Puts `body` in the tree, and signs the SET and a checkpoint for it.
+        fn set_body(&mut self, body: Vec<u8>) {
+            let mut tree = leaves(5);
+            tree[3] = leaf_hash(&body);
+            self.root = mth(&tree);
+            self.f.entry.canonicalized_body = body;
+            let proof = self.f.proof();
+            proof.log_index = 3;
+            proof.tree_size = 5;
+            proof.hashes = path(3, &tree);
+            proof.root_hash = self.root.to_vec();
+            let checkpoint = self.checkpoint(5, &self.root, "");
+            self.f.proof().checkpoint = checkpoint;
+            self.sign_set();
+        }
+
+        fn sign_set(&mut self) {
+            let signature: p256::ecdsa::Signature = self.key.sign(&set_payload(&self.f.entry));
+            self.f.entry.signed_entry_timestamp = Some(signature.to_der().as_bytes().to_vec());
+        }
+
+        fn checkpoint(&self, size: u64, root: &[u8], other: &str) -> String {
+            let note = format!(
+                "rekor.sigstore.dev - 1193050959916656506\n{size}\n{}\n{other}",
+                STANDARD.encode(root)
+            );
+            let hint = self.f.logs[0].log_id[..4].to_vec();
+            format!(
+                "{note}\n{}",
+                note_signature(&self.key, &hint, "rekor.sigstore.dev", &note)
+            )
+        }
+    }
+
+    #[test]
+    fn an_entry_of_a_log_of_our_own_verifies() {
+        let own = OwnLog::new();
+        let witnessed = own.f.verify().unwrap();
+        assert_eq!(witnessed.log_index, 175508996);
+        // Other content lines (older Rekor, @sigstore/mock) and other signers' lines are allowed.
+        let mut own = OwnLog::new();
+        let checkpoint = own.checkpoint(5, &own.root, "Timestamp: 1740770291000000000\n");
+        own.f.proof().checkpoint = format!("{}\u{2014} witness.example AAAAAAAAAA==\n", checkpoint);
+        own.f.verify().unwrap();
+    }
+
+    #[test]
+    fn a_signed_checkpoint_for_another_root_or_size_fails() {
+        let mut own = OwnLog::new();
+        own.f.proof().checkpoint = own.checkpoint(5, &[9u8; 32], "");
+        assert_rule(own.f.verify(), TlogRule::Checkpoint, "is for another root");
+        let mut own = OwnLog::new();
+        own.f.proof().checkpoint = own.checkpoint(6, &own.root, "");
+        assert_rule(own.f.verify(), TlogRule::Checkpoint, "is for another size");
+    }
+
+    #[test]
+    fn a_signed_checkpoint_with_a_malformed_body_fails() {
+        let own = OwnLog::new();
+        let hint = own.f.logs[0].log_id[..4].to_vec();
+        let root = STANDARD.encode(own.root);
+        for (note, says) in [
+            (format!("\n5\n{root}\n"), "origin line is empty"),
+            (format!("o\n+5\n{root}\n"), "tree size `+5`"),
+            (
+                format!("o\n18446744073709551616\n{root}\n"),
+                "not a 64-bit number",
+            ),
+            ("o\n5\n".to_string(), "no root hash line"),
+            ("o\n5\nnot base64!\n".to_string(), "is not base64"),
+        ] {
+            let mut own = OwnLog::new();
+            own.f.proof().checkpoint = format!(
+                "{note}\n{}",
+                note_signature(&own.key, &hint, "rekor.sigstore.dev", &note)
+            );
+            assert_rule(own.f.verify(), TlogRule::Checkpoint, says);
+        }
+    }
+
+    #[test]
+    fn a_body_of_another_kind_than_declared_fails() {
+        let mut own = OwnLog::new();
+        let body = String::from_utf8(own.f.entry.canonicalized_body.clone())
+            .unwrap()
+            .replacen("\"apiVersion\":\"0.0.1\"", "\"apiVersion\":\"0.0.2\"", 1);
+        own.set_body(body.into_bytes());
+        assert_rule(own.f.verify(), TlogRule::Kind, "is a `dsse` 0.0.2 entry");
+    }
+
+    #[test]
+    fn a_body_with_two_signatures_fails_the_binding() {
+        let mut own = OwnLog::new();
+        let mut body: Value = serde_json::from_slice(&own.f.entry.canonicalized_body).unwrap();
+        let signatures = body["spec"]["signatures"].as_array_mut().unwrap();
+        signatures.push(signatures[0].clone());
+        own.set_body(serde_json::to_vec(&body).unwrap());
+        assert_rule(own.f.verify(), TlogRule::Binding, "2 signatures");
+    }
+
+    #[test]
+    fn the_verifier_pem_is_compared_by_der_whatever_its_line_layout() {
+        let mut own = OwnLog::new();
+        let mut body: Value = serde_json::from_slice(&own.f.entry.canonicalized_body).unwrap();
+        let verifier = &mut body["spec"]["signatures"][0]["verifier"];
+        let pem = String::from_utf8(STANDARD.decode(verifier.as_str().unwrap()).unwrap()).unwrap();
+        // One long base64 line, CRLF line ends.
+        let lines: Vec<&str> = pem.lines().collect();
+        let rewrapped = format!(
+            "{}\r\n{}\r\n{}\r\n",
+            lines[0],
+            lines[1..lines.len() - 1].concat(),
+            lines[lines.len() - 1]
+        );
+        assert_ne!(rewrapped, pem);
+        *verifier = Value::String(STANDARD.encode(rewrapped));
+        own.set_body(serde_json::to_vec(&body).unwrap());
+        own.f.verify().unwrap();
+        // And a PEM public key (not a certificate) does not bind.
+        let mut body: Value = serde_json::from_slice(&own.f.entry.canonicalized_body).unwrap();
+        let pem = pem::encode(&pem::Pem::new("PUBLIC KEY", own.f.leaf.clone()));
+        body["spec"]["signatures"][0]["verifier"] = Value::String(STANDARD.encode(pem));
+        own.set_body(serde_json::to_vec(&body).unwrap());
+        assert_rule(own.f.verify(), TlogRule::Binding, "not a PEM certificate");
     }
 }
