@@ -915,6 +915,19 @@ mod tests {
     }
 
     #[test]
+    fn untrusted_kind_text_is_shown_escaped() {
+        let mut f = fixture();
+        f.entry.kind = "dsse\r\u{1b}[2Kverified".into();
+        let error = f.verify().unwrap_err();
+        assert_eq!(error.rule, TlogRule::Kind);
+        assert!(
+            error.message.contains("dsse\\r\\u{1b}[2Kverified"),
+            "{error}"
+        );
+        assert!(!error.message.contains('\u{1b}'), "{error}");
+    }
+
+    #[test]
     fn a_rekor_v2_entry_is_refused_by_kind() {
         let mut f = fixture();
         f.entry.kind = "hashedrekord".into();
