@@ -374,6 +374,7 @@ async function main() {
   const stop = () => {
     server.close(() => process.exit(0));
     server.closeAllConnections();
+    setTimeout(() => process.exit(0), 2000).unref();
   };
   process.on('SIGTERM', stop);
   process.on('SIGINT', stop);
