@@ -8,8 +8,8 @@ use std::process::Command;
 
 use base64::Engine as _;
 use cnb_attest_tests::sigstore::{
-    jwt, mint_token, node_verify, now, python_sign, python_verify, FakeOptions, FakeSigstore,
-    ISSUER, LOG_INDEX_OFFSET,
+    jwt, mint_token, node_sign, node_verify, now, python_sign, python_verify, FakeOptions,
+    FakeSigstore, ISSUER, LOG_INDEX_OFFSET,
 };
 use cnb_attest_tests::{run, text};
 use sha2::{Digest, Sha256};
@@ -612,7 +612,7 @@ fn rekor_max_body_refuses_a_big_entry_with_413() {
 }
 
 #[test]
-fn a_backdated_certificate_is_expired_before_it_can_be_used() {
+fn a_backdated_certificate_is_refused_by_sigstore_python_and_expired_at_integration() {
     let Some(fake) = FakeSigstore::start_with(FakeOptions {
         cert_clock_offset: -3600,
         ..FakeOptions::default()
@@ -642,4 +642,96 @@ fn a_backdated_certificate_is_expired_before_it_can_be_used() {
     assert_eq!(requests[0]["path"], "/api/v2/signingCert");
     assert_eq!(requests[0]["status"], 201);
     assert_eq!(fake.log_requests(), 0);
+
+    // sigstore-js signs with it; both verifiers then refuse the bundle: the certificate had
+    // expired at Rekor's integrated time. (The second signature, whose inclusion proof has
+    // hashes: see `node_sign` on sigstore-python and the first entry of a tree.)
+    let token = mint_token(IDENTITY, ISSUER, 600);
+    let subject = subject_hex("late");
+    let paths: Vec<PathBuf> = (0..2)
+        .map(|i| dir.path().join(format!("js-{i}.sigstore.json")))
+        .collect();
+    for path in &paths {
+        let output = node_sign(&fake, &token, &statement(&subject, 1), path);
+        assert_passes(output, "sigstore-js signing with a backdated certificate");
+    }
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&paths[1]).unwrap()).unwrap();
+    let integrated = int(&tlog_entry(&bundle)["integratedTime"]) as i64;
+    assert!((integrated - now()).abs() < 120, "{bundle:#}");
+    assert_fails(
+        python_verify(&fake, &paths[1], IDENTITY, ISSUER, &subject),
+        "sigstore verify identity of a certificate expired at the integrated time",
+        "cert is not valid at validation time",
+    );
+    assert_fails(
+        node_verify(&fake, IDENTITY, ISSUER, &paths),
+        "verify_keyless_bundle.js of a certificate expired at the integrated time",
+        "CERTIFICATE_ERROR",
+    );
+}
+
+#[test]
+fn sigstore_js_signs_with_a_public_key_request_and_both_verifiers_accept_it() {
+    let Some(fake) = FakeSigstore::start() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let token = mint_token(IDENTITY, ISSUER, 600);
+    let subject = subject_hex("signed by sigstore-js");
+    let paths: Vec<PathBuf> = (0..2)
+        .map(|i| dir.path().join(format!("js-{i}.sigstore.json")))
+        .collect();
+    for path in &paths {
+        assert_passes(
+            node_sign(&fake, &token, &statement(&subject, 1), path),
+            "sigstore-js signing",
+        );
+    }
+    assert_passes(
+        node_verify(&fake, IDENTITY, ISSUER, &paths),
+        "verify_keyless_bundle.js",
+    );
+    assert_passes(
+        python_verify(&fake, &paths[1], IDENTITY, ISSUER, &subject),
+        "sigstore verify identity",
+    );
+    // A public-key request whose proof of possession is not over the token's subject: 400.
+    let url = format!("{}/api/v2/signingCert", fake.url);
+    let bundle: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&paths[0]).unwrap()).unwrap();
+    let cert = unb64(
+        bundle["verificationMaterial"]["certificate"]["rawBytes"]
+            .as_str()
+            .unwrap(),
+    );
+    // Any DER ECDSA signature will do as a wrong proof: the envelope's, over the PAE.
+    let wrong_proof = bundle["dsseEnvelope"]["signatures"][0]["sig"].clone();
+    let key = public_key_pem_of(&cert);
+    let (status, _, body) = curl(
+        "POST",
+        &url,
+        &["Content-Type: application/json"],
+        Some(
+            &serde_json::json!({
+                "credentials": {"oidcIdentityToken": token},
+                "publicKeyRequest": {"publicKey": {"algorithm": "ECDSA", "content": key}, "proofOfPossession": wrong_proof},
+            })
+            .to_string(),
+        ),
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("proofOfPossession"), "{body}");
+}
+
+/// The PEM public key of a DER certificate, read by openssl (an independent reader).
+fn public_key_pem_of(cert_der: &[u8]) -> String {
+    let scratch = tempfile::tempdir().unwrap();
+    let file = scratch.path().join("cert.der");
+    std::fs::write(&file, cert_der).unwrap();
+    let output = run(Command::new("openssl")
+        .args(["x509", "-inform", "DER", "-noout", "-pubkey", "-in"])
+        .arg(&file));
+    assert!(output.status.success(), "{}", text(&output));
+    String::from_utf8(output.stdout).unwrap()
 }

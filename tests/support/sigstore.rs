@@ -48,8 +48,8 @@ fn tools() -> Option<(PathBuf, PathBuf)> {
     if which("node").is_none() || !modules.join("@sigstore/mock").is_dir() {
         return missing("node with @sigstore/mock").and(None);
     }
-    if !modules.join("@sigstore/verify").is_dir() {
-        return missing("node with @sigstore/verify").and(None);
+    if !modules.join("@sigstore/verify").is_dir() || !modules.join("@sigstore/sign").is_dir() {
+        return missing("node with @sigstore/verify and @sigstore/sign").and(None);
     }
     let python = tools_dir().join("venv/bin/python");
     if !python.is_file() || !tools_dir().join("venv/bin/sigstore").is_file() {
@@ -224,6 +224,48 @@ pub fn python_sign(fake: &FakeSigstore, token: &str, statement: &[u8], out: &Pat
         .arg(&token_file)
         .arg(&statement_file)
         .arg(out))
+}
+
+/// The sigstore-js signer run by [`node_sign`]: `@sigstore/sign`'s `DSSEBundleBuilder` with a
+/// `FulcioSigner` (a public-key request with proof of possession, not a CSR) and a `RekorWitness`
+/// (`dsse` entries).
+const NODE_SIGN: &str = r#"
+const fs = require('fs');
+const { DSSEBundleBuilder, FulcioSigner, RekorWitness } = require('@sigstore/sign');
+const { bundleToJSON } = require('@sigstore/bundle');
+const [url, tokenFile, statementFile, out] = process.argv.slice(1);
+const token = fs.readFileSync(tokenFile, 'utf8').trim();
+const builder = new DSSEBundleBuilder({
+  signer: new FulcioSigner({ fulcioBaseURL: url, identityProvider: { getToken: async () => token } }),
+  witnesses: [new RekorWitness({ rekorBaseURL: url, entryType: 'dsse' })],
+});
+builder.create({ data: fs.readFileSync(statementFile), type: 'application/vnd.in-toto+json' })
+  .then((bundle) => { fs.writeFileSync(out, JSON.stringify(bundleToJSON(bundle))); console.log(`signed ${out}`); })
+  .catch((e) => {
+    console.log(`FAILED: ${e.code || e.name}: ${e.message}${e.cause ? ` (${e.cause.message})` : ''}`);
+    process.exit(1);
+  });
+"#;
+
+/// Signs the in-toto statement `statement` keylessly with sigstore-js (`@sigstore/sign`, a
+/// second signer independent of this project and of sigstore-python) against `fake`, writing the
+/// bundle to `out`. Note: sigstore-js writes proto3 JSON, which omits an empty
+/// `inclusionProof.hashes` (the first entry of a tree), and sigstore-python 4.5.1 then refuses to
+/// parse the bundle ("Field required"); bundles from later entries have hashes.
+pub fn node_sign(fake: &FakeSigstore, token: &str, statement: &[u8], out: &Path) -> Output {
+    let (modules, _) = tools().expect("FakeSigstore::start checked the tools");
+    let inputs = tempfile::tempdir().unwrap();
+    let token_file = inputs.path().join("token");
+    let statement_file = inputs.path().join("statement.json");
+    std::fs::write(&token_file, token).unwrap();
+    std::fs::write(&statement_file, statement).unwrap();
+    run(Command::new("node")
+        .args(["-e", NODE_SIGN])
+        .arg(&fake.url)
+        .arg(&token_file)
+        .arg(&statement_file)
+        .arg(out)
+        .env("NODE_PATH", modules))
 }
 
 /// Verifies a DSSE bundle offline with sigstore-python's CLI (`sigstore verify identity

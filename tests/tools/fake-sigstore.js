@@ -288,7 +288,8 @@ async function main() {
     const auth = req.headers.authorization || '';
     const bodyToken = json.credentials && json.credentials.oidcIdentityToken;
     const token = bodyToken || (auth.startsWith('Bearer ') ? auth.slice(7).trim() : '');
-    checkToken(token);
+    const claims = checkToken(token);
+    if (json.publicKeyRequest) return publicKeyCert(token, claims, json.publicKeyRequest);
     let csr = json.certificateSigningRequest;
     if (typeof csr !== 'string' || csr === '') throw { status: 400, message: 'certificateSigningRequest is required' };
     if (!csr.startsWith('-----')) csr = Buffer.from(csr, 'base64').toString('utf8');
@@ -298,6 +299,29 @@ async function main() {
     }
     if (!(await parsed.verify())) throw { status: 400, message: 'the CSR signature does not verify (no proof of possession)' };
     const r = await fulcio.fn(JSON.stringify({ credentials: { oidcIdentityToken: token }, certificateSigningRequest: csr }));
+    if (r.statusCode >= 300) throw { status: r.statusCode, message: String(r.response) };
+    return [r.statusCode, JSON.parse(r.response), null];
+  }
+
+  // The other Fulcio request form (sigstore-js uses it): a public key and, as proof of
+  // possession, its signature over the token's `sub`.
+  async function publicKeyCert(token, claims, request) {
+    const bad = (message) => { throw { status: 400, message }; };
+    const content = request.publicKey && request.publicKey.content;
+    if (typeof content !== 'string') bad('publicKeyRequest.publicKey.content is required');
+    let key;
+    try {
+      key = crypto.createPublicKey(content.startsWith('-----') ? content
+        : { key: Buffer.from(content, 'base64'), format: 'der', type: 'spki' });
+    } catch (e) {
+      bad(`publicKeyRequest.publicKey is not a PEM or DER public key: ${e.message}`);
+    }
+    const proof = Buffer.from(String(request.proofOfPossession || ''), 'base64');
+    let proven = false;
+    try { proven = crypto.verify('sha256', Buffer.from(claims.sub, 'utf8'), key, proof); } catch { proven = false; }
+    if (!proven) bad('proofOfPossession is not a signature over the token subject by this key');
+    const pem = key.export({ format: 'pem', type: 'spki' }).toString();
+    const r = await fulcio.fn(JSON.stringify({ credentials: { oidcIdentityToken: token }, publicKeyRequest: { publicKey: { content: pem } } }));
     if (r.statusCode >= 300) throw { status: r.statusCode, message: String(r.response) };
     return [r.statusCode, JSON.parse(r.response), null];
   }
