@@ -325,6 +325,35 @@ fn successive_signatures_get_proofs_in_a_growing_merkle_tree() {
         "verify_keyless_bundle.js",
     );
 
+    // The entries' proofs in the grown tree, from GET: leaves 0 and 1 of 3 have two-hash paths,
+    // in an order that matters. Bundles carrying them still verify.
+    let refreshed: Vec<PathBuf> = bundles[..2]
+        .iter()
+        .enumerate()
+        .map(|(i, bundle)| {
+            let bundle = with_current_proof(&fake, bundle);
+            let proof = &tlog_entry(&bundle)["inclusionProof"];
+            assert_eq!(
+                (int(&proof["logIndex"]), int(&proof["treeSize"])),
+                (i as u64, 3)
+            );
+            assert_eq!(proof["hashes"].as_array().unwrap().len(), 2);
+            let path = dir.path().join(format!("{i}-refreshed.sigstore.json"));
+            std::fs::write(&path, bundle.to_string()).unwrap();
+            path
+        })
+        .collect();
+    for path in &refreshed {
+        assert_passes(
+            python_verify(&fake, path, IDENTITY, ISSUER, &subject),
+            "sigstore verify identity with a proof in the grown tree",
+        );
+    }
+    assert_passes(
+        node_verify(&fake, IDENTITY, ISSUER, &refreshed),
+        "verify_keyless_bundle.js with proofs in the grown tree",
+    );
+
     // A proof with a sibling hash changed no longer verifies.
     let mut forged = bundles[2].clone();
     let hashes = forged["verificationMaterial"]["tlogEntries"][0]["inclusionProof"]["hashes"]
@@ -345,6 +374,39 @@ fn successive_signatures_get_proofs_in_a_growing_merkle_tree() {
         "verify_keyless_bundle.js of a forged proof",
         "FAILED",
     );
+}
+
+/// `bundle` with the inclusion proof of its entry in the current tree, fetched with `GET
+/// /api/v1/log/entries/<leaf hash>` and mapped to the bundle's form (research §2.5).
+fn with_current_proof(fake: &FakeSigstore, bundle: &serde_json::Value) -> serde_json::Value {
+    let body = unb64(tlog_entry(bundle)["canonicalizedBody"].as_str().unwrap());
+    let leaf = hex::encode(
+        Sha256::new()
+            .chain_update([0u8])
+            .chain_update(&body)
+            .finalize(),
+    );
+    let (status, _, response) = curl(
+        "GET",
+        &format!("{}/api/v1/log/entries/{leaf}", fake.url),
+        &[],
+        None,
+    );
+    assert_eq!(status, 200, "{response}");
+    let response: serde_json::Value = serde_json::from_str(&response).unwrap();
+    let entry = response.as_object().unwrap().values().next().unwrap();
+    assert_eq!(entry["body"], tlog_entry(bundle)["canonicalizedBody"]);
+    let proof = &entry["verification"]["inclusionProof"];
+    let hex_to_b64 = |h: &serde_json::Value| b64(&hex::decode(h.as_str().unwrap()).unwrap());
+    let mut bundle = bundle.clone();
+    bundle["verificationMaterial"]["tlogEntries"][0]["inclusionProof"] = serde_json::json!({
+        "logIndex": proof["logIndex"].to_string(),
+        "rootHash": hex_to_b64(&proof["rootHash"]),
+        "treeSize": proof["treeSize"].to_string(),
+        "hashes": proof["hashes"].as_array().unwrap().iter().map(hex_to_b64).collect::<Vec<_>>(),
+        "checkpoint": {"envelope": proof["checkpoint"]},
+    });
+    bundle
 }
 
 #[test]

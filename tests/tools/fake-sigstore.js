@@ -376,9 +376,10 @@ async function main() {
         headers.location = `/api/v1/log/entries/${location}`;
         headers.etag = location;
       }
+      // Logged before the response is sent, so a client that has its answer finds it logged.
+      fs.appendFileSync(logFile, JSON.stringify({ method: req.method, path: req.url.split('?')[0], bytes, status }) + '\n');
       res.writeHead(status, headers);
       res.end(JSON.stringify(payload));
-      fs.appendFileSync(logFile, JSON.stringify({ method: req.method, path: req.url.split('?')[0], bytes, status }) + '\n');
     });
   });
 
