@@ -8,6 +8,7 @@ pub mod proxy;
 pub mod registry;
 pub mod rss;
 pub mod signed;
+pub mod sigstore;
 
 use std::collections::BTreeMap;
 use std::fs;
