@@ -779,4 +779,88 @@ pub(crate) mod tests {
         let cert = Certificate::from_der(&der).unwrap();
         assert_eq!(tbs, cert.tbs_certificate.to_der().unwrap());
     }
+    fn mock(name: &str) -> Vec<u8> {
+        let path = format!("{}/testdata/chain/{name}.der", env!("CARGO_MANIFEST_DIR"));
+        std::fs::read(path).unwrap()
+    }
+
+    fn ca(chain: &[&str]) -> Vec<CertificateAuthority> {
+        vec![CertificateAuthority {
+            uri: "https://fulcio.mock".into(),
+            chain: chain.iter().map(|n| mock(n)).collect(),
+            valid_from: None,
+            valid_until: None,
+        }]
+    }
+
+    #[test]
+    fn a_p256_ca_signing_with_sha384_verifies_as_the_mock_does() {
+        let leaf = Leaf::parse(&mock("leaf")).unwrap();
+        assert_eq!(
+            leaf.sans,
+            ["https://github.com/example/repo/.github/workflows/release.yml@refs/heads/main"]
+        );
+        assert_eq!(
+            leaf.issuer.as_deref(),
+            Some("https://token.actions.githubusercontent.com")
+        );
+        let t = leaf.not_before + 60;
+        let chain = verify_chain(&leaf, &[], &ca(&["root"]), t).unwrap();
+        let root = Parsed::new(&mock("root")).unwrap();
+        assert_eq!(chain.issuer_spki_der, root.spki_der().unwrap());
+        // A CA of another name did not issue it.
+        let e = verify_chain(&leaf, &[], &ca(&["root_nosign"]), t).unwrap_err();
+        assert_eq!(e.rule, CertRule::UnknownCa);
+    }
+
+    #[test]
+    fn a_leaf_without_code_signing_gives_key_usage() {
+        let leaf = Leaf::parse(&mock("leaf_nocodesign")).unwrap();
+        assert!(leaf.digital_signature && !leaf.code_signing);
+        let e = verify_chain(&leaf, &[], &ca(&["root"]), leaf.not_before + 60).unwrap_err();
+        assert_eq!(e.rule, CertRule::KeyUsage);
+        assert!(e.message.contains("codeSigning"), "{e}");
+    }
+
+    #[test]
+    fn a_username_san_and_the_raw_issuer_extension_are_read() {
+        let leaf = Leaf::parse(&mock("leaf_username")).unwrap();
+        assert_eq!(leaf.sans, ["alice!example.com"]);
+        assert_eq!(leaf.issuer.as_deref(), Some("https://issuer.example"));
+    }
+
+    #[test]
+    fn two_different_issuer_extensions_are_refused() {
+        let e = Leaf::parse(&mock("leaf_mismatch")).unwrap_err();
+        assert_eq!(e.rule, CertRule::Issuer);
+        assert!(e.message.contains("`https://two.example`"), "{e}");
+        assert!(e.message.contains("`https://one.example`"), "{e}");
+    }
+
+    #[test]
+    fn path_length_constraints_are_respected() {
+        let leaf = Leaf::parse(&mock("leaf_via_inter")).unwrap();
+        let t = leaf.not_before + 60;
+        // The intermediate in the trusted chain, or carried by the bundle: the same violation.
+        let e = verify_chain(&leaf, &[], &ca(&["inter", "root_pl0"]), t).unwrap_err();
+        assert_eq!(e.rule, CertRule::Chain);
+        assert!(
+            e.message
+                .contains("allows 0 intermediate CA certificates below it, the chain has 1"),
+            "{e}"
+        );
+        let e = verify_chain(&leaf, &[mock("inter")], &ca(&["root_pl0"]), t).unwrap_err();
+        assert_eq!(e.rule, CertRule::Chain);
+        // Without the intermediate, no CA issued the leaf.
+        let e = verify_chain(&leaf, &[], &ca(&["root_pl0"]), t).unwrap_err();
+        assert_eq!(e.rule, CertRule::UnknownCa);
+    }
+
+    #[test]
+    fn a_ca_without_key_cert_sign_is_refused() {
+        let leaf = Leaf::parse(&mock("leaf_nosign")).unwrap();
+        let e = verify_chain(&leaf, &[], &ca(&["root_nosign"]), leaf.not_before + 60).unwrap_err();
+        assert_eq!(e.rule, CertRule::Chain);
+        assert!(e.message.contains("no KeyUsage keyCertSign"), "{e}");
+    }
 }
