@@ -222,6 +222,31 @@ impl Parsed {
     }
 }
 
+impl Parsed {
+    /// Refuses a critical extension this verifier does not process (RFC 5280 §4.2).
+    fn check_critical_extensions(&self) -> Result<(), CertError> {
+        const UNDERSTOOD: [ObjectIdentifier; 4] = [
+            KEY_USAGE,
+            SUBJECT_ALT_NAME,
+            BASIC_CONSTRAINTS,
+            EXT_KEY_USAGE,
+        ];
+        for e in self.cert.tbs_certificate.extensions.iter().flatten() {
+            if e.critical && !UNDERSTOOD.contains(&e.extn_id) {
+                return Err(err(
+                    CertRule::Chain,
+                    format!(
+                        "certificate `{}` has a critical extension {} this verifier does not understand",
+                        self.subject(),
+                        e.extn_id
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
 fn check_unique_extensions(cert: &Certificate) -> Result<(), CertError> {
     if let Some(extensions) = &cert.tbs_certificate.extensions {
         for (i, e) in extensions.iter().enumerate() {
@@ -447,17 +472,25 @@ pub fn verify_chain(
                     format!("certificate authority {}: {}", shown(&ca.uri), e.message),
                 )
             })?;
-        let path: Vec<Parsed> = extra.iter().cloned().chain(chain).collect();
-        let Some(issuer) = path.first() else { continue };
-        if issuer.cert.tbs_certificate.subject != *leaf_issuer {
-            continue;
+        // With the carried intermediates first, and (if there are any) without them, so an
+        // unrelated carried certificate does not hide a direct path.
+        let mut paths: Vec<Vec<Parsed>> =
+            vec![extra.iter().cloned().chain(chain.clone()).collect()];
+        if !extra.is_empty() {
+            paths.push(chain);
         }
-        match leaf.parsed.signed_by(issuer) {
-            Ok(()) => candidates.push((ca, path)),
-            Err(why) => notes.push(format!(
-                "certificate authority {} has the issuer's name but did not sign it ({why})",
-                shown(&ca.uri)
-            )),
+        for path in paths {
+            let Some(issuer) = path.first() else { continue };
+            if issuer.cert.tbs_certificate.subject != *leaf_issuer {
+                continue;
+            }
+            match leaf.parsed.signed_by(issuer) {
+                Ok(()) => candidates.push((ca, path)),
+                Err(why) => notes.push(format!(
+                    "certificate authority {} has the issuer's name but did not sign it ({why})",
+                    shown(&ca.uri)
+                )),
+            }
         }
     }
     if candidates.is_empty() {
@@ -503,6 +536,9 @@ fn check_path(
         ));
     }
     let ca_name = shown(&ca.uri);
+    for cert in std::iter::once(&leaf.parsed).chain(path) {
+        cert.check_critical_extensions()?;
+    }
     for (depth, cert) in path.iter().enumerate() {
         let subject = cert.subject();
         let constraints = cert
@@ -705,6 +741,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_unrelated_carried_certificate_does_not_hide_the_direct_path() {
+        let root = root();
+        let leaf = Leaf::parse(&leaf_der()).unwrap();
+        let unrelated = std::fs::read(format!(
+            "{}/testdata/chain/root.der",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        verify_chain(
+            &leaf,
+            &[unrelated],
+            &root.certificate_authorities,
+            INTEGRATED,
+        )
+        .unwrap();
+    }
+
+    #[test]
     fn a_root_without_the_issuing_ca_gives_unknown_ca() {
         let mut root = root();
         root.certificate_authorities.remove(1);
@@ -862,5 +916,13 @@ pub(crate) mod tests {
         let e = verify_chain(&leaf, &[], &ca(&["root_nosign"]), leaf.not_before + 60).unwrap_err();
         assert_eq!(e.rule, CertRule::Chain);
         assert!(e.message.contains("no KeyUsage keyCertSign"), "{e}");
+    }
+
+    #[test]
+    fn an_unknown_critical_extension_is_refused() {
+        let leaf = Leaf::parse(&mock("leaf_critical")).unwrap();
+        let e = verify_chain(&leaf, &[], &ca(&["root"]), leaf.not_before + 60).unwrap_err();
+        assert_eq!(e.rule, CertRule::Chain);
+        assert!(e.message.contains("critical extension 1.2.3.4"), "{e}");
     }
 }

@@ -17,6 +17,7 @@ sign leaf leaf root "/"
 sign leaf_nocodesign leaf_nocodesign root "/"
 sign leaf_username leaf_username root "/"
 sign leaf_mismatch leaf_mismatch root "/"
+sign leaf_critical leaf_critical root "/"
 selfsign root_pl0 "/O=sigstore.mock/CN=pathlen0-root" mock_ca_pl0
 sign inter mock_ca root_pl0 "/O=sigstore.mock/CN=intermediate" inter
 sign leaf_via_inter leaf inter "/"
