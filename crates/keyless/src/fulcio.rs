@@ -296,6 +296,31 @@ mod tests {
         assert!(csr.starts_with(b"-----BEGIN CERTIFICATE REQUEST-----\n"));
     }
 
+    #[tokio::test]
+    async fn a_certificate_for_another_key_is_refused_by_obtain() {
+        // The canned leaf certifies a fixed key, never the ephemeral key `obtain` generates.
+        let leaf = certificate_pem(&key());
+        let root = certificate_pem(&p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap());
+        let body = serde_json::json!({"signedCertificateEmbeddedSct": {"chain": {"certificates": [leaf, root]}}});
+        let (base, seen) = serve(vec![answer("201 Created", "", &body.to_string())]).await;
+        let instances = crate::sign::Instances {
+            fulcio_url: base.clone(),
+            rekor_url: base,
+        };
+        let error = crate::sign::KeylessSigner::obtain(
+            &instances,
+            &token(),
+            &crate::sign::KeylessOptions::default(),
+        )
+        .await
+        .unwrap_err();
+        assert!(
+            matches!(&error, SignError::FulcioResponse { reason, .. } if reason.contains("another public key")),
+            "{error:?}"
+        );
+        assert_eq!(seen.lock().unwrap().len(), 1);
+    }
+
     #[test]
     fn a_detached_sct_is_refused_as_such() {
         let body = br#"{"signedCertificateDetachedSct":{"chain":{"certificates":["a","b"]},"signedCertificateTimestamp":"e30="}}"#;

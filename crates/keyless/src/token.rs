@@ -192,7 +192,7 @@ impl IdentityToken {
 
     /// As [`parse`](Self::parse), for an instance whose Fulcio requires `audience`.
     pub fn parse_for_audience(raw: &str, audience: &str) -> Result<Self, TokenError> {
-        Self::parse_at(raw, audience, unix_now(), "the given value")
+        Self::parse_at(raw, audience, unix_now(), "the value given")
     }
 
     /// Reads the token from `source` now, for Fulcio's default audience.
