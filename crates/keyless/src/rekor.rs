@@ -56,6 +56,37 @@ pub fn dsse_entry_request(envelope: &cnb_dsse::Envelope, leaf_der: &[u8]) -> Vec
     out.into_bytes()
 }
 
+/// The length in bytes of [`dsse_entry_request`]`(envelope, leaf_der)`, computed without building
+/// it (so an oversized envelope is refused without a second copy of it in memory).
+pub fn dsse_entry_request_len(envelope: &cnb_dsse::Envelope, leaf_der: &[u8]) -> u64 {
+    let envelope_json = envelope.to_json();
+    // The envelope JSON as a JSON string: quotes, plus the escapes serde_json writes (`\"`, `\\`,
+    // the short forms of \b \t \n \f \r, `\u00XX` for the other control characters).
+    let escaped: u64 = envelope_json
+        .iter()
+        .map(|&b| match b {
+            b'"' | b'\\' | 0x08 | 0x09 | 0x0a | 0x0c | 0x0d => 2,
+            0x00..=0x1f => 6,
+            _ => 1,
+        })
+        .sum::<u64>()
+        + 2;
+    let pem_len = certificate_pem_len(leaf_der.len() as u64);
+    let verifier = pem_len.div_ceil(3) * 4;
+    let fixed = r#"{"apiVersion":"0.0.1","kind":"dsse","spec":{"proposedContent":{"envelope":,"verifiers":[""]}}}"#;
+    fixed.len() as u64 + escaped + verifier
+}
+
+/// The length of [`certificate_pem`] for a DER of `der_len` bytes.
+fn certificate_pem_len(der_len: u64) -> u64 {
+    let base64 = der_len.div_ceil(3) * 4;
+    let lines = base64.div_ceil(64);
+    "-----BEGIN CERTIFICATE-----\n".len() as u64
+        + base64
+        + lines
+        + "-----END CERTIFICATE-----\n".len() as u64
+}
+
 /// Sends a proposed entry to Rekor v1 at `base_url` and returns the logged entry.
 ///
 /// - `201` (any 2xx): the answer `{"<uuid>": {body, integratedTime, logID, logIndex,
@@ -385,6 +416,28 @@ mod tests {
         assert!(body[..body.len() - 1].iter().all(|l| l.len() == 64));
         assert!(body.last().unwrap().len() <= 64);
         assert_eq!(pem::parse(&pem_text).unwrap().contents(), leaf);
+    }
+
+    #[test]
+    fn the_request_length_is_computed_exactly_without_building_it() {
+        let key = cnb_dsse::SigningKey::generate()
+            .unwrap()
+            .with_keyid("k\"\\\u{1}\n\u{7f}é");
+        for (payload_type, payload, leaf_len) in [
+            (cnb_dsse::IN_TOTO_PAYLOAD_TYPE, b"{}".to_vec(), 700usize),
+            ("t\"y\\p\te\u{0}\u{1f}ü\u{2028}", vec![0u8; 1000], 1),
+            ("x", Vec::new(), 0),
+            ("x", vec![7u8; 100_001], 48),
+            ("x", vec![7u8; 3], 49),
+        ] {
+            let envelope = cnb_dsse::Envelope::sign(payload_type, payload, &key).unwrap();
+            let leaf = vec![0x30u8; leaf_len];
+            assert_eq!(
+                dsse_entry_request_len(&envelope, &leaf),
+                dsse_entry_request(&envelope, &leaf).len() as u64,
+                "{payload_type:?} {leaf_len}"
+            );
+        }
     }
 
     #[test]

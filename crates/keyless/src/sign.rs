@@ -32,7 +32,7 @@ use sha2::{Digest as _, Sha256};
 use crate::bundle::KeylessMaterial;
 use crate::fulcio::{self, IssuedCertificate};
 use crate::rekor;
-use crate::token::{IdentityToken, TokenError};
+use crate::token::{Claims, IdentityToken, TokenError};
 
 /// The default pre-flight limit on a Rekor request (2 MiB).
 pub const DEFAULT_MAX_LOG_REQUEST: u64 = 2 * 1024 * 1024;
@@ -247,8 +247,7 @@ pub struct KeylessSigner {
     client: reqwest::Client,
     instances: Instances,
     options: KeylessOptions,
-    issuer: String,
-    subject: String,
+    claims: Claims,
 }
 
 impl std::fmt::Debug for KeylessSigner {
@@ -257,8 +256,8 @@ impl std::fmt::Debug for KeylessSigner {
             .field("key", &self.key)
             .field("instances", &self.instances)
             .field("options", &self.options)
-            .field("issuer", &sanitize(&self.issuer, 200))
-            .field("subject", &sanitize(&self.subject, 200))
+            .field("issuer", &sanitize(&self.claims.issuer, 200))
+            .field("subject", &sanitize(&self.claims.subject, 200))
             .finish_non_exhaustive()
     }
 }
@@ -307,8 +306,7 @@ impl KeylessSigner {
             client,
             instances: instances.clone(),
             options: options.clone(),
-            issuer: token.issuer().to_string(),
-            subject: token.subject().to_string(),
+            claims: token.claims().clone(),
         })
     }
 
@@ -322,14 +320,19 @@ impl KeylessSigner {
         &self.certificate
     }
 
+    /// The claims of the token the certificate was requested with (the raw token is not kept).
+    pub fn claims(&self) -> &Claims {
+        &self.claims
+    }
+
     /// The token's issuer the certificate was requested with.
     pub fn issuer(&self) -> &str {
-        &self.issuer
+        &self.claims.issuer
     }
 
     /// The token's subject the certificate was requested with.
     pub fn subject(&self) -> &str {
-        &self.subject
+        &self.claims.subject
     }
 
     /// Refuses, before any request, an envelope whose Rekor request would exceed
@@ -340,7 +343,7 @@ impl KeylessSigner {
         envelope: &cnb_dsse::Envelope,
         what: &str,
     ) -> Result<(), SignError> {
-        let size = rekor::dsse_entry_request(envelope, &self.certificate.leaf_der).len() as u64;
+        let size = rekor::dsse_entry_request_len(envelope, &self.certificate.leaf_der);
         self.check_size(size, what)
     }
 
@@ -358,8 +361,8 @@ impl KeylessSigner {
         envelope: &cnb_dsse::Envelope,
         what: &str,
     ) -> Result<KeylessMaterial, SignError> {
+        self.check_log_size(envelope, what)?;
         let request = rekor::dsse_entry_request(envelope, &self.certificate.leaf_der);
-        self.check_size(request.len() as u64, what)?;
         let entry = rekor::upload(&self.client, &self.instances.rekor_url, request)
             .await
             .map_err(|e| match e {
@@ -755,8 +758,14 @@ mod tests {
                 max_log_request: max,
                 timeout: Duration::from_secs(10),
             },
-            issuer: "https://issuer.example".into(),
-            subject: "ci@example.com".into(),
+            claims: Claims {
+                issuer: "https://issuer.example".into(),
+                subject: "ci@example.com".into(),
+                audience: vec!["sigstore".into()],
+                expires_at: 2_000_000_000,
+                issued_at: None,
+                email: None,
+            },
         }
     }
 
