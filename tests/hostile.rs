@@ -164,6 +164,7 @@ impl Example {
                 predicate_type,
                 annotations,
                 key_hint: &hint,
+                verification_material: None,
                 created: None,
             },
         )
@@ -509,6 +510,7 @@ fn a_signature_by_another_key_is_left_out() {
                 predicate_type: CDX,
                 annotations: &annotations,
                 key_hint: &hint,
+                verification_material: None,
                 created: None,
             },
         );

@@ -403,7 +403,7 @@ fn bundle_manifest(
         "annotations": annotations,
     }))
     .unwrap();
-    let digest = format!("sha256:{}", cnb_attest_tests::sha256(&manifest));
+    let digest = cnb_attest_tests::sha256(&manifest);
     image.put_manifest(
         &digest,
         "application/vnd.oci.image.manifest.v1+json",

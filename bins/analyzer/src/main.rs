@@ -30,8 +30,17 @@ struct Cli {
     layers: PathBuf,
     /// Trusted public key (PEM); repeat for several (key rotation). An attestation counts if any
     /// of them verifies it; the others are left out, never restored.
-    #[arg(long, env = "CNB_ATTESTATION_PUBLIC_KEY", required = true)]
+    /// Not needed for keyless attestations (-certificate-identity, -certificate-oidc-issuer).
+    #[arg(
+        long,
+        env = "CNB_ATTESTATION_PUBLIC_KEY",
+        required_unless_present_any = ["certificate_identity", "certificate_identity_regexp"]
+    )]
     key: Vec<PathBuf>,
+    #[command(flatten)]
+    identity: cnb_phase::flags::IdentityFlags,
+    #[command(flatten)]
+    sigstore: cnb_phase::flags::SigstoreTrustFlags,
     /// Refuse SBOMs whose place only the unsigned `io.buildpacks.buildpack.id` annotation gives
     /// (statements whose only subject is the image): they are reported and not restored.
     #[arg(long)]
@@ -64,6 +73,10 @@ fn run(cli: Cli) -> Result<u8, Failure> {
     let name = cli.previous_image.clone();
     let keys = cnb_attest::keys::read_public_keys(&cli.key)
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    let keyless = cli
+        .identity
+        .verifier(&cli.sigstore)
+        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
     let policy: Policy = cli
         .policy
         .parse()
@@ -94,6 +107,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         signed_placement_only: cli.signed_placement_only,
         // As the lifecycle: the restored tree replaces what `<layers>/sbom/launch` held.
         existing: Existing::Replace,
+        keyless,
         ..RestoreRequest::with_keys(keys)
     };
     // As the lifecycle's analyzer: no previous image (a first build) or one that is not a

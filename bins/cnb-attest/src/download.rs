@@ -23,8 +23,13 @@ pub(crate) struct DownloadArgs {
     output_dir: PathBuf,
     /// Trusted public key (PEM); repeat for several (key rotation, several signers). An
     /// attestation counts if any of them verifies it; the others are left out, never written.
-    #[arg(long, required = true)]
+    /// Not needed for keyless attestations (--certificate-identity, --certificate-oidc-issuer).
+    #[arg(long, required_unless_present_any = ["certificate_identity", "certificate_identity_regexp"])]
     key: Vec<PathBuf>,
+    #[command(flatten)]
+    identity: cnb_phase::flags::IdentityFlags,
+    #[command(flatten)]
+    sigstore: cnb_phase::flags::SigstoreTrustFlags,
     /// Refuse SBOMs whose place only the unsigned `io.buildpacks.buildpack.id` annotation gives
     /// (statements whose only subject is the image): they are reported and not written.
     #[arg(long)]
@@ -60,6 +65,10 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
     cnb_phase::interrupt::install();
     let keys = cnb_attest::keys::read_public_keys(&args.key).map_err(failure)?;
     let invalid = |e: &dyn std::fmt::Display| Failure::new(exit::INVALID_ARGS, e);
+    let keyless = args
+        .identity
+        .verifier(&args.sigstore)
+        .map_err(|e| invalid(&e))?;
     let selection =
         selection(args.buildpack.as_deref(), args.format.as_deref()).map_err(|e| invalid(&e))?;
     let policy: Policy = args.policy.parse().map_err(|e| invalid(&e))?;
@@ -78,6 +87,7 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
         } else {
             Existing::Refuse
         },
+        keyless,
         ..RestoreRequest::with_keys(keys)
     };
     let root = args.output_dir.join("layers");

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use cnb_attest::{inspect, Image, Listed};
-use cnb_phase::flags::RegistryFlags;
+use cnb_phase::flags::{IdentityFlags, RegistryFlags, SigstoreTrustFlags};
 use cnb_phase::{exit, shown, Failure};
 
 use crate::{failure, print_json, run as block_on};
@@ -16,9 +16,14 @@ pub(crate) struct VerifyArgs {
     #[command(flatten)]
     registry: RegistryFlags,
     /// Trusted public key (PEM), e.g. cosign.pub; repeat for several (key rotation). An
-    /// attestation verifies if any of them verifies it.
-    #[arg(long, required = true)]
+    /// attestation verifies if any of them verifies it. Not needed for keyless attestations
+    /// (--certificate-identity and --certificate-oidc-issuer).
+    #[arg(long, required_unless_present_any = ["certificate_identity", "certificate_identity_regexp"])]
     key: Vec<PathBuf>,
+    #[command(flatten)]
+    identity: IdentityFlags,
+    #[command(flatten)]
+    sigstore: SigstoreTrustFlags,
     /// Only attestations with this predicate type (e.g. `https://cyclonedx.org/bom`).
     #[arg(long)]
     predicate_type: Option<String>,
@@ -78,12 +83,17 @@ pub(crate) fn ls(args: LsArgs) -> Result<u8, Failure> {
 
 pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     let keys = cnb_attest::keys::read_public_keys(&args.key).map_err(failure)?;
+    let keyless = args
+        .identity
+        .verifier(&args.sigstore)
+        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
     let selection = cnb_attest::restore::selection(args.buildpack.as_deref(), None)
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
     let request = inspect::VerifyRequest {
         predicate_type: args.predicate_type.clone(),
         selection,
         require_all_layers: args.require_all_layers,
+        keyless: keyless.clone(),
         ..inspect::VerifyRequest::new(keys.clone())
     };
     let open = args.registry.open_options();
@@ -120,7 +130,10 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
     } else {
         for v in &verdicts {
             match &v.failure {
-                None => println!("verified  {}", shown(&v.name())),
+                None => match &v.listed.signer {
+                    Some(signer) => println!("verified  {} ({})", shown(&v.name()), shown(signer)),
+                    None => println!("verified  {}", shown(&v.name())),
+                },
                 Some(reason) if reason.rule.is_fetch_failure() => println!(
                     "NOT READ  {}: {}",
                     shown(&v.name()),
@@ -157,16 +170,7 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         );
     }
     let total = verdicts.len() + signatures.len();
-    let fingerprint = keys
-        .iter()
-        .map(|key| key.fingerprint()[..16].to_string())
-        .collect::<Vec<_>>()
-        .join(", ");
-    let fingerprint = if keys.len() > 1 {
-        format!("s {fingerprint}")
-    } else {
-        format!(" {fingerprint}")
-    };
+    let fingerprint = trusted(&keys, keyless.as_deref());
     if total == 0 {
         return Err(Failure::new(
             exit::NO_ATTESTATIONS,
@@ -182,7 +186,7 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         return Err(Failure::new(
             exit::VERIFY_FAILED,
             format!(
-                "{location}: {failed} of {total} attestation(s) failed verification with key{fingerprint}{not_read}",
+                "{location}: {failed} of {total} attestation(s) failed verification with {fingerprint}{not_read}",
             ),
         )
         .already_printed(args.json));
@@ -191,7 +195,7 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         return Err(Failure::new(
             exit::FAILED,
             format!(
-                "{location}: {unreadable} of {total} attestation(s) could not be read from the registry (not a verification failure); {} verified with key{fingerprint}",
+                "{location}: {unreadable} of {total} attestation(s) could not be read from the registry (not a verification failure); {} verified with {fingerprint}",
                 total - unreadable
             ),
         )
@@ -208,10 +212,35 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         .already_printed(args.json));
     }
     eprintln!(
-        "{}: all {total} attestation(s) verified with key{fingerprint}",
+        "{}: all {total} attestation(s) verified with {fingerprint}",
         shown(&location)
     );
     Ok(exit::OK)
+}
+
+/// What was trusted, for messages: `key <fp>`, `keys <fp>, <fp>`, the keyless identity policy, or
+/// both.
+pub(crate) fn trusted(
+    keys: &[cnb_attest::VerifyingKey],
+    keyless: Option<&cnb_attest::keyless::Verifier>,
+) -> String {
+    let fingerprints = keys
+        .iter()
+        .map(|key| key.fingerprint()[..16].to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let keys = match keys.len() {
+        0 => None,
+        1 => Some(format!("key {fingerprints}")),
+        _ => Some(format!("keys {fingerprints}")),
+    };
+    let keyless = keyless.map(|v| format!("keyless identity {}", shown(&v.policy().describe())));
+    match (keys, keyless) {
+        (Some(k), Some(i)) => format!("{k} or {i}"),
+        (Some(k), None) => k,
+        (None, Some(i)) => i,
+        (None, None) => "no key".into(),
+    }
 }
 
 /// `name@sha256:<12 hex>`, escaped (the name is the unverified statement's).

@@ -96,6 +96,9 @@ fn failure(e: cnb_attest::Error) -> Failure {
     }
     let code = match e {
         cnb_attest::Error::InvalidRequest(_) => exit::INVALID_ARGS,
+        cnb_attest::Error::Keyless(_) | cnb_attest::Error::KeylessUntrusted(_) => {
+            exit::KEYLESS_FAILED
+        }
         _ => exit::FAILED,
     };
     Failure::new(code, e)

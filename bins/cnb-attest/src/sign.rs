@@ -6,7 +6,9 @@ use clap::Args;
 use cnb_attest::keys::KeySource;
 use cnb_attest::sign::{LayersInput, SignInput, SignRequest};
 use cnb_attest::{Image, Status};
-use cnb_phase::flags::{password_source, RegistryFlags, SignFlags};
+use cnb_phase::flags::{
+    password_source, KeylessSignFlags, RegistryFlags, SignFlags, SigstoreTrustFlags,
+};
 use cnb_phase::{exit, Failure};
 
 use crate::{print_json, run as block_on};
@@ -32,21 +34,26 @@ pub(crate) struct SignArgs {
     /// Subject name of the image (a repository, e.g. `registry.example/team/app`).
     #[arg(long)]
     name: Option<String>,
-    /// Private key: cosign encrypted key or PKCS#8 PEM. Without it a throw-away key is used.
-    #[arg(long)]
+    /// Private key: cosign encrypted key or PKCS#8 PEM. Without it (and without --keyless) a
+    /// throw-away key is used.
+    #[arg(long, conflicts_with = "keyless")]
     key: Option<PathBuf>,
     /// File holding the key's password (default: the COSIGN_PASSWORD environment variable).
     #[arg(long)]
     password_file: Option<PathBuf>,
     /// Sign with the throw-away key pair (empty password; nobody can verify what it signs
     /// later): implicit for OCI layouts without --key, required for registry images.
-    #[arg(long, conflicts_with = "key")]
+    #[arg(long, conflicts_with_all = ["key", "keyless"])]
     throwaway_key: bool,
     /// Where the throw-away key pair is kept (created on first use, reused afterwards).
     #[arg(long, default_value = ".")]
     throwaway_key_dir: PathBuf,
     #[command(flatten)]
     signing: SignFlags,
+    #[command(flatten)]
+    keyless: KeylessSignFlags,
+    #[command(flatten)]
+    sigstore: SigstoreTrustFlags,
     /// Also attest `sbom/build` SBOMs.
     #[arg(long)]
     include_build_sboms: bool,
@@ -82,12 +89,17 @@ pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
             ))
         }
     };
-    let key = match args.key {
-        Some(path) => KeySource::File {
+    let keyless = args
+        .keyless
+        .source(&args.sigstore)
+        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    let key = match (keyless, args.key) {
+        (Some(keyless), _) => KeySource::Keyless(Box::new(keyless)),
+        (None, Some(path)) => KeySource::File {
             path,
             password: password_source(args.password_file.as_deref()),
         },
-        None => KeySource::Throwaway {
+        (None, None) => KeySource::Throwaway {
             dir: args.throwaway_key_dir,
             requested: args.throwaway_key,
         },

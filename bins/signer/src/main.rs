@@ -13,7 +13,9 @@ use clap::Parser;
 use cnb_attest::keys::KeySource;
 use cnb_attest::sign::{sign_configured, write_signer_report, ConfiguredSignRequest};
 use cnb_attest::Error;
-use cnb_phase::flags::{password_source, RegistryFlags, SignFlags};
+use cnb_phase::flags::{
+    password_source, KeylessSignFlags, RegistryFlags, SignFlags, SigstoreTrustFlags,
+};
 use cnb_phase::{exit, Failure};
 
 /// Sign a build's attestations and attach them to the image.
@@ -38,14 +40,23 @@ struct Cli {
     /// The image's OCI layout, overriding the configuration's reference: `oci:<dir>`.
     #[arg(long)]
     layout_image: Option<String>,
-    /// Private key: cosign encrypted key or PKCS#8 PEM.
-    #[arg(long, env = "CNB_SIGNING_KEY")]
-    key: PathBuf,
+    /// Private key: cosign encrypted key or PKCS#8 PEM. Not with -keyless.
+    #[arg(
+        long,
+        env = "CNB_SIGNING_KEY",
+        required_unless_present = "keyless",
+        conflicts_with = "keyless"
+    )]
+    key: Option<PathBuf>,
     /// File holding the key's password (default: the COSIGN_PASSWORD environment variable).
     #[arg(long, env = "CNB_SIGNING_PASSWORD_FILE")]
     password_file: Option<PathBuf>,
     #[command(flatten)]
     signing: SignFlags,
+    #[command(flatten)]
+    keyless: KeylessSignFlags,
+    #[command(flatten)]
+    sigstore: SigstoreTrustFlags,
     #[command(flatten)]
     registry: RegistryFlags,
     /// Where to write the signer report (default `<layers>/signer-report.toml`).
@@ -63,6 +74,7 @@ fn failure(e: Error) -> Failure {
         Error::InvalidRequest(_) => exit::INVALID_ARGS,
         Error::Config(_) | Error::ConfigMismatch(_) => exit::SIGN_BAD_CONFIG,
         Error::Key(_) => exit::SIGN_BAD_KEY,
+        Error::Keyless(_) | Error::KeylessUntrusted(_) => exit::SIGN_KEYLESS,
         Error::BadImage(_) | Error::ImageNotFound(_) => exit::SIGN_BAD_IMAGE,
         Error::Registry(_) | Error::Runtime(_) => exit::FAILED,
         _ => exit::SIGN_FAILED,
@@ -75,6 +87,23 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         .signing
         .options()
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    let keyless = cli
+        .keyless
+        .source(&cli.sigstore)
+        .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    let key = match (keyless, cli.key) {
+        (Some(keyless), _) => KeySource::Keyless(Box::new(keyless)),
+        (None, Some(path)) => KeySource::File {
+            path,
+            password: password_source(cli.password_file.as_deref()),
+        },
+        (None, None) => {
+            return Err(Failure::new(
+                exit::INVALID_ARGS,
+                "no signing key: give -key (or CNB_SIGNING_KEY), or -keyless",
+            ))
+        }
+    };
     let request = ConfiguredSignRequest {
         config: cli
             .config
@@ -84,10 +113,7 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         allow_roots: cli.allow_roots,
         report: cli.report,
         layout_image: cli.layout_image,
-        key: KeySource::File {
-            path: cli.key,
-            password: password_source(cli.password_file.as_deref()),
-        },
+        key,
         options,
         registry: cli.registry.options(),
         progress: true,

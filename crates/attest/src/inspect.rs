@@ -1,10 +1,14 @@
 //! Listing and verifying an image's attestations.
 
+use std::sync::Arc;
+
 use cnb_dsse::VerifyingKey;
+use cnb_keyless::verify::Verifier;
 use cnb_sbom_restore::inspect::{self as stored, Fetched, Listed, Verdict};
 use cnb_sbom_restore::select::{plan_restore, verify_and_place, Place, Policy};
 use cnb_sbom_restore::simple_signing;
 pub use cnb_sbom_restore::simple_signing::SignatureVerdict;
+use cnb_sbom_restore::Trust;
 use serde::Serialize;
 
 use crate::{Error, Image, Selection, COSIGN_SIGN_V1};
@@ -103,6 +107,9 @@ pub async fn verify(image: &Image, keys: &[VerifyingKey]) -> Result<Vec<Verdict>
 pub struct VerifyRequest {
     /// The trusted keys: an attestation verifies if any of them verifies it.
     pub keys: Vec<VerifyingKey>,
+    /// The keyless verifier (trusted root and identity policy) for attestations signed with a
+    /// Sigstore certificate; `None` trusts none of them.
+    pub keyless: Option<Arc<Verifier>>,
     /// Only attestations with this (signed) predicate type.
     pub predicate_type: Option<String>,
     /// Only this buildpack's attestations: chosen by the listing's annotations before anything is
@@ -115,10 +122,19 @@ pub struct VerifyRequest {
 }
 
 impl VerifyRequest {
+    /// What this request trusts: its keys and its keyless verifier.
+    pub fn trust(&self) -> Trust {
+        Trust {
+            keys: self.keys.clone(),
+            keyless: self.keyless.clone(),
+        }
+    }
+
     /// Every attestation, with `keys`, no coverage gate.
     pub fn new(keys: Vec<VerifyingKey>) -> Self {
         VerifyRequest {
             keys,
+            keyless: None,
             predicate_type: None,
             selection: Selection::default(),
             require_all_layers: false,
@@ -167,7 +183,7 @@ pub async fn verify_with(image: &Image, request: &VerifyRequest) -> Result<Verif
     } else {
         image.metadata().ok()
     };
-    let verdicts = verify_and_place(manifest, metadata.as_ref(), &fetched, &request.keys)
+    let verdicts = verify_and_place(manifest, metadata.as_ref(), &fetched, &request.trust())
         .into_iter()
         .filter(|(verdict, place)| {
             let predicate_ok = request
@@ -191,7 +207,7 @@ pub async fn verify_with(image: &Image, request: &VerifyRequest) -> Result<Verif
             manifest,
             metadata,
             &fetched,
-            &request.keys,
+            &request.trust(),
             selection,
             Policy::All,
             false,

@@ -139,15 +139,8 @@ impl KeylessRun {
         };
         options.check_keyless()?;
         // Envelopes are deterministic for one key: these are the ones the store will build.
-        let planned = cnb_signing::plan(
-            subject,
-            None,
-            location,
-            config,
-            roots,
-            self.key(),
-            options,
-        )?;
+        let planned =
+            cnb_signing::plan(subject, None, location, config, roots, self.key(), options)?;
         let logged = lock(&self.logged);
         let mut todo: Vec<(Vec<u8>, &cnb_signing::Planned)> = Vec::new();
         for p in &planned {
@@ -169,8 +162,7 @@ impl KeylessRun {
             }
         };
         for (_, p) in &todo {
-            self.signer
-                .check_log_size(&p.prepared.envelope, &what(p))?;
+            self.signer.check_log_size(&p.prepared.envelope, &what(p))?;
         }
         for (sig, p) in todo {
             let material = self.signer.witness(&p.prepared.envelope, &what(p)).await?;

@@ -30,6 +30,10 @@ pub enum KeySource {
     },
     /// A key the caller holds.
     Key(Box<SigningKey>),
+    /// No key: keyless signing with an OIDC identity (a Fulcio certificate, each envelope logged
+    /// in Rekor). Needs the network (feature `registry`).
+    #[cfg(feature = "registry")]
+    Keyless(Box<crate::keyless::KeylessSource>),
 }
 
 /// The throw-away key used by a run.
@@ -71,6 +75,11 @@ impl KeySource {
                 let (key, info) = throwaway_key(dir)?;
                 Ok((LoadedKey::Owned(key), Some(info)))
             }
+            #[cfg(feature = "registry")]
+            KeySource::Keyless(_) => Err(Error::InvalidRequest(
+                "a keyless signer has no key to load: its certificate is obtained when signing"
+                    .into(),
+            )),
         }
     }
 }
@@ -154,4 +163,68 @@ pub fn generate_key_pair(dir: &Path, password: &[u8]) -> Result<KeyPairFiles, Er
 /// ```
 pub fn read_public_keys(paths: &[PathBuf]) -> Result<Vec<VerifyingKey>, Error> {
     paths.iter().map(|p| Ok(read_public_key(p)?)).collect()
+}
+
+/// The signer of one run: a loaded key, or a keyless run with its certificate.
+pub(crate) struct RunSigner<'a> {
+    key: RunKey<'a>,
+    /// The throw-away key pair used, if any.
+    pub(crate) throwaway: Option<ThrowawayKey>,
+}
+
+enum RunKey<'a> {
+    Key(LoadedKey<'a>),
+    #[cfg(feature = "registry")]
+    Keyless(Box<crate::keyless::KeylessRun>),
+}
+
+impl<'a> RunSigner<'a> {
+    /// Loads the key, or (keyless) reads the token and obtains the run's one certificate.
+    pub(crate) async fn open(source: &'a KeySource) -> Result<RunSigner<'a>, Error> {
+        #[cfg(feature = "registry")]
+        if let KeySource::Keyless(keyless) = source {
+            return Ok(RunSigner {
+                key: RunKey::Keyless(Box::new(crate::keyless::KeylessRun::obtain(keyless).await?)),
+                throwaway: None,
+            });
+        }
+        let (key, throwaway) = source.load()?;
+        Ok(RunSigner {
+            key: RunKey::Key(key),
+            throwaway,
+        })
+    }
+
+    /// The key envelopes are signed with (keyless: the certificate's ephemeral key).
+    pub(crate) fn key(&self) -> &SigningKey {
+        match &self.key {
+            RunKey::Key(key) => key,
+            #[cfg(feature = "registry")]
+            RunKey::Keyless(run) => run.key(),
+        }
+    }
+
+    /// The options to store `subject`'s attestations with: `options` as given for a key; for a
+    /// keyless run, with every envelope's certificate and log entry (see
+    /// `KeylessRun::options_for`).
+    pub(crate) async fn options_for(
+        &self,
+        subject: &cnb_referrers::Descriptor,
+        location: &str,
+        config: &cnb_attestation_config::SignerConfig,
+        roots: &cnb_attestation_config::AllowedRoots,
+        options: &cnb_signing::SignOptions,
+    ) -> Result<cnb_signing::SignOptions, Error> {
+        match &self.key {
+            RunKey::Key(_) => {
+                let _ = (subject, location, config, roots);
+                Ok(options.clone())
+            }
+            #[cfg(feature = "registry")]
+            RunKey::Keyless(run) => {
+                run.options_for(subject, location, config, roots, options)
+                    .await
+            }
+        }
+    }
 }

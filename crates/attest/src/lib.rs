@@ -50,6 +50,7 @@ use std::path::PathBuf;
 pub mod export;
 mod image;
 pub mod inspect;
+pub mod keyless;
 pub mod keys;
 pub mod rebase;
 #[cfg(feature = "registry")]
@@ -139,6 +140,15 @@ pub enum Error {
         /// The cause.
         source: std::io::Error,
     },
+    /// Keyless signing failed: the identity token, Fulcio, Rekor, or an envelope too large for
+    /// the log (refused before any log request). Nothing was stored.
+    #[cfg(feature = "registry")]
+    #[error(transparent)]
+    Keyless(#[from] keyless::SignError),
+    /// A keyless bundle just made does not verify against the trusted root given for the
+    /// instance; nothing was stored.
+    #[error("{0}")]
+    KeylessUntrusted(String),
     /// A rebase was refused ([`rebase::rebase`]); nothing was written.
     #[error(transparent)]
     Rebase(#[from] rebase::Refusal),

@@ -39,6 +39,7 @@
 //! let key = SigningKey::generate()?;
 //! let request = RebaseRequest {
 //!     verify_keys: vec![key.verifying_key()],
+//!     verify_keyless: None,
 //!     key: KeySource::Key(Box::new(key)),
 //!     platform: None,
 //!     options: SignOptions::default(),
@@ -90,6 +91,8 @@ const CARRIED_PREFIX: &str = "io.buildpacks.";
 pub struct RebaseRequest {
     /// The keys the previous image's attestations are verified with (any one verifying is enough).
     pub verify_keys: Vec<VerifyingKey>,
+    /// The keyless verifier for the previous image's keyless attestations; `None` trusts none.
+    pub verify_keyless: Option<std::sync::Arc<cnb_keyless::verify::Verifier>>,
     /// The key the re-issued attestations, the platform's and the image signature are signed with.
     pub key: KeySource,
     /// The platform's attestations for the new image (e.g. the new run image's SBOM).
@@ -378,7 +381,14 @@ pub async fn rebase(
     let mut dropped = Vec::new();
     let mut checked = 0;
     let mut first_failure = None;
-    for (mut verdict, statement) in verify_each(old, &fetched, &request.verify_keys) {
+    for (mut verdict, statement) in verify_each(
+        old,
+        &fetched,
+        &cnb_sbom_restore::Trust {
+            keys: request.verify_keys.clone(),
+            keyless: request.verify_keyless.clone(),
+        },
+    ) {
         checked += 1;
         // The placement rules of verify and restore: a statement they refuse is not carried
         // either.
@@ -855,15 +865,20 @@ async fn sign_new(
     roots: &AllowedRoots,
     request: &RebaseRequest,
 ) -> Result<SignReport, Error> {
-    let (key, _) = request.key.load()?;
-    match &new.source {
-        ImageSource::Layout { layout, .. } => Ok(cnb_signing::sign_layout(
-            layout,
-            current,
+    let run = crate::keys::RunSigner::open(&request.key).await?;
+    let key = run.key();
+    let options = run
+        .options_for(
+            &current.descriptor,
+            new.name(),
             config,
             roots,
-            &*key,
             &request.options,
+        )
+        .await?;
+    match &new.source {
+        ImageSource::Layout { layout, .. } => Ok(cnb_signing::sign_layout(
+            layout, current, config, roots, key, &options,
         )?),
         #[cfg(feature = "registry")]
         ImageSource::Registry {
@@ -875,8 +890,8 @@ async fn sign_new(
             Some(&current.config.diff_ids),
             config,
             roots,
-            &*key,
-            &request.options,
+            key,
+            &options,
             &crate::sign::attach_options(request.progress),
         )
         .await?),

@@ -43,6 +43,9 @@ pub struct RestoreRequest {
     /// The trusted keys: an attestation counts if any of them verifies it (key rotation, several
     /// signers). Attestations none of them verifies are left out.
     pub keys: Vec<VerifyingKey>,
+    /// The keyless verifier (trusted root and identity policy) for attestations signed with a
+    /// Sigstore certificate; `None` trusts none of them.
+    pub keyless: Option<std::sync::Arc<cnb_keyless::verify::Verifier>>,
     /// Refuse placements taken from the unsigned `io.buildpacks.buildpack.id` annotation (statements
     /// whose only subject is the image): they are reported in [`Plan::not_restored`], not written.
     pub signed_placement_only: bool,
@@ -71,6 +74,7 @@ impl RestoreRequest {
     pub fn with_keys(keys: Vec<VerifyingKey>) -> Self {
         RestoreRequest {
             keys,
+            keyless: None,
             signed_placement_only: false,
             selection: Selection::default(),
             policy: Policy::All,
@@ -244,7 +248,10 @@ pub async fn restore(
             manifest,
             &metadata,
             &fetched,
-            &request.keys,
+            &cnb_sbom_restore::Trust {
+                keys: request.keys.clone(),
+                keyless: request.keyless.clone(),
+            },
             selection,
             request.policy,
             request.signed_placement_only,

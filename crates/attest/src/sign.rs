@@ -125,10 +125,20 @@ pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error>
             image.name()
         )));
     }
-    let (key, throwaway_key) = request.key.load()?;
+    let run = crate::keys::RunSigner::open(&request.key).await?;
+    let key = run.key();
+    let options = run
+        .options_for(
+            &manifest.descriptor,
+            image.name(),
+            &config,
+            &roots,
+            &request.options,
+        )
+        .await?;
     let report = match &image.source {
         ImageSource::Layout { layout, .. } => {
-            cnb_signing::sign_layout(layout, manifest, &config, &roots, &*key, &request.options)?
+            cnb_signing::sign_layout(layout, manifest, &config, &roots, key, &options)?
         }
         #[cfg(feature = "registry")]
         ImageSource::Registry {
@@ -141,8 +151,8 @@ pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error>
                 Some(&manifest.config.diff_ids),
                 &config,
                 &roots,
-                &*key,
-                &request.options,
+                key,
+                &options,
                 &attach_options(request.progress),
             )
             .await?
@@ -159,7 +169,7 @@ pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error>
     };
     Ok(Signed {
         report,
-        throwaway_key,
+        throwaway_key: run.throwaway,
     })
 }
 
@@ -329,7 +339,8 @@ pub async fn sign_configured(request: &ConfiguredSignRequest) -> Result<Vec<Sign
     let mut root_dirs = vec![request.layers.clone()];
     root_dirs.extend(request.allow_roots.iter().cloned());
     let roots = AllowedRoots::new(&root_dirs)?;
-    let (key, _) = request.key.load()?;
+    let run = crate::keys::RunSigner::open(&request.key).await?;
+    let key = run.key();
     let target = match &request.layout_image {
         Some(text) => Target::Layout(
             LayoutImage::parse(text).map_err(|e| Error::InvalidRequest(e.to_string()))?,
@@ -345,13 +356,17 @@ pub async fn sign_configured(request: &ConfiguredSignRequest) -> Result<Vec<Sign
                 .resolve_image(location.selector.as_deref())
                 .map_err(bad)?;
             let image = layout.read_image(&descriptor).map_err(bad)?;
+            let options = run
+                .options_for(
+                    &image.descriptor,
+                    &location.dir.display().to_string(),
+                    &config,
+                    &roots,
+                    &request.options,
+                )
+                .await?;
             Ok(vec![cnb_signing::sign_layout(
-                &layout,
-                &image,
-                &config,
-                &roots,
-                &*key,
-                &request.options,
+                &layout, &image, &config, &roots, key, &options,
             )?])
         }
         #[cfg(feature = "registry")]
@@ -364,6 +379,15 @@ pub async fn sign_configured(request: &ConfiguredSignRequest) -> Result<Vec<Sign
                     .subject(&reference)
                     .await
                     .map_err(|e| Error::BadImage(e.to_string()))?;
+                let options = run
+                    .options_for(
+                        &subject,
+                        &reference.to_string(),
+                        &config,
+                        &roots,
+                        &request.options,
+                    )
+                    .await?;
                 reports.push(
                     cnb_signing::sign_registry(
                         &client,
@@ -374,8 +398,8 @@ pub async fn sign_configured(request: &ConfiguredSignRequest) -> Result<Vec<Sign
                         None,
                         &config,
                         &roots,
-                        &*key,
-                        &request.options,
+                        key,
+                        &options,
                         &attach_options(request.progress),
                     )
                     .await?,

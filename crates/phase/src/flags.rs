@@ -101,3 +101,190 @@ pub fn password_source(file: Option<&std::path::Path>) -> cnb_attest::PasswordSo
         None => cnb_attest::PasswordSource::default_env(),
     }
 }
+
+/// The Sigstore instance's trust material, for keyless signing and verifying.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct SigstoreTrustFlags {
+    /// Sigstore trusted root (`trusted_root.json`: Fulcio CAs, Rekor and CT log keys), for a
+    /// private or air-gapped instance or a rotated root; default: the public-good instance's
+    /// embedded copy.
+    #[arg(long, value_name = "FILE")]
+    pub trusted_root: Option<std::path::PathBuf>,
+    /// Sigstore client trust config (a trusted root and a signing config in one file, as
+    /// sigstore-python's `--trust-config` takes it).
+    #[arg(long, value_name = "FILE", conflicts_with = "trusted_root")]
+    pub trust_config: Option<std::path::PathBuf>,
+}
+
+impl SigstoreTrustFlags {
+    fn client_config(&self) -> Result<Option<cnb_attest::keyless::ClientTrustConfig>, Error> {
+        self.trust_config
+            .as_deref()
+            .map(|path| {
+                cnb_attest::keyless::ClientTrustConfig::from_file(path)
+                    .map_err(|e| Error::InvalidRequest(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// The trusted root: `--trusted-root`, the trust config's, or the public-good one.
+    pub fn trusted_root(&self) -> Result<cnb_attest::keyless::TrustedRoot, Error> {
+        if let Some(config) = self.client_config()? {
+            return Ok(config.trusted_root);
+        }
+        match &self.trusted_root {
+            Some(path) => cnb_attest::keyless::TrustedRoot::from_file(path)
+                .map_err(|e| Error::InvalidRequest(e.to_string())),
+            None => Ok(cnb_attest::keyless::TrustedRoot::public_good()),
+        }
+    }
+}
+
+/// Who keyless attestations must be signed by (`cosign verify-attestation`'s flags; regexps here
+/// are anchored: one that matches only part of the identity does not match).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct IdentityFlags {
+    /// The certificate identity keyless attestations must carry, exactly: an email, or a URI such
+    /// as a CI workflow's `https://github.com/org/repo/.github/workflows/build.yml@refs/heads/main`.
+    #[arg(
+        long,
+        value_name = "IDENTITY",
+        conflicts_with = "certificate_identity_regexp"
+    )]
+    pub certificate_identity: Option<String>,
+    /// A regular expression the whole certificate identity must match (anchored).
+    #[arg(long, value_name = "REGEXP")]
+    pub certificate_identity_regexp: Option<String>,
+    /// The OIDC issuer keyless certificates must carry, exactly (e.g.
+    /// `https://token.actions.githubusercontent.com`).
+    #[arg(
+        long,
+        value_name = "URL",
+        conflicts_with = "certificate_oidc_issuer_regexp"
+    )]
+    pub certificate_oidc_issuer: Option<String>,
+    /// A regular expression the whole OIDC issuer must match (anchored).
+    #[arg(long, value_name = "REGEXP")]
+    pub certificate_oidc_issuer_regexp: Option<String>,
+}
+
+impl IdentityFlags {
+    /// Whether any identity flag was given.
+    pub fn given(&self) -> bool {
+        self.certificate_identity.is_some()
+            || self.certificate_identity_regexp.is_some()
+            || self.certificate_oidc_issuer.is_some()
+            || self.certificate_oidc_issuer_regexp.is_some()
+    }
+
+    /// The keyless verifier these flags ask for (`None` when no identity flag is given: keyless
+    /// attestations are then not trusted). An identity without an issuer, or the reverse, is
+    /// refused: both decide who signed.
+    pub fn verifier(
+        &self,
+        trust: &SigstoreTrustFlags,
+    ) -> Result<Option<std::sync::Arc<cnb_attest::keyless::Verifier>>, Error> {
+        use cnb_attest::keyless::{IdentityPolicy, Matcher, Verifier};
+        if !self.given() {
+            return Ok(None);
+        }
+        let matcher =
+            |exact: &Option<String>, regexp: &Option<String>, what: &str, flag: &str| match (
+                exact, regexp,
+            ) {
+                (Some(exact), _) => Ok(Matcher::exact(exact)),
+                (None, Some(regexp)) => {
+                    Matcher::regex(regexp).map_err(|e| Error::InvalidRequest(e.to_string()))
+                }
+                (None, None) => Err(Error::InvalidRequest(format!(
+                    "keyless verification needs the {what} too: give --{flag} (or --{flag}-regexp)"
+                ))),
+            };
+        let policy = IdentityPolicy {
+            identity: matcher(
+                &self.certificate_identity,
+                &self.certificate_identity_regexp,
+                "certificate identity",
+                "certificate-identity",
+            )?,
+            issuer: matcher(
+                &self.certificate_oidc_issuer,
+                &self.certificate_oidc_issuer_regexp,
+                "OIDC issuer",
+                "certificate-oidc-issuer",
+            )?,
+        };
+        Ok(Some(std::sync::Arc::new(Verifier::new(
+            trust.trusted_root()?,
+            policy,
+        ))))
+    }
+}
+
+/// Keyless signing: a Sigstore certificate for an OIDC identity instead of a key file.
+#[cfg(feature = "registry")]
+#[derive(clap::Args, Debug, Clone)]
+pub struct KeylessSignFlags {
+    /// Sign keyless: an ephemeral key certified by Fulcio for the OIDC identity token, each
+    /// attestation logged in Rekor, stored as Sigstore bundles (what `cosign attest` does without
+    /// a key).
+    #[arg(long)]
+    pub keyless: bool,
+    /// Environment variable holding the OIDC identity token (audience `sigstore`).
+    #[arg(long, value_name = "NAME", default_value = "SIGSTORE_ID_TOKEN")]
+    pub identity_token_env: String,
+    /// File holding the OIDC identity token, read when signing (a mounted, refreshed token, e.g.
+    /// a Kubernetes projected service-account token). Never a configuration file.
+    #[arg(long, value_name = "FILE")]
+    pub identity_token_file: Option<std::path::PathBuf>,
+    /// Sigstore signing config (`signing_config.json` v0.2): the Fulcio and Rekor instances to
+    /// use; default: the public-good instance (or the one in --trust-config).
+    #[arg(long, value_name = "FILE")]
+    pub signing_config: Option<std::path::PathBuf>,
+    /// The largest request sent to the transparency log, in bytes: a Rekor v1 entry carries the
+    /// whole envelope, and the public instance refuses a few megabytes. A larger attestation is
+    /// refused before any log request.
+    #[arg(long, value_name = "BYTES", default_value_t = cnb_attest::keyless::DEFAULT_MAX_LOG_REQUEST)]
+    pub max_log_request: u64,
+}
+
+#[cfg(feature = "registry")]
+impl KeylessSignFlags {
+    /// The keyless source these flags ask for, or `None` without `--keyless`.
+    pub fn source(
+        &self,
+        trust: &SigstoreTrustFlags,
+    ) -> Result<Option<cnb_attest::keyless::KeylessSource>, Error> {
+        use cnb_attest::keyless::{KeylessSource, SigningConfig, TokenSource};
+        if !self.keyless {
+            return Ok(None);
+        }
+        let token = match &self.identity_token_file {
+            Some(path) => TokenSource::File(path.clone()),
+            None => TokenSource::Env(self.identity_token_env.clone()),
+        };
+        let trusted_root = trust.trusted_root()?;
+        let signing_config = match (&self.signing_config, trust.client_config()?) {
+            (Some(path), _) => Some(
+                SigningConfig::from_file(path).map_err(|e| Error::InvalidRequest(e.to_string()))?,
+            ),
+            (None, Some(config)) => Some(config.signing_config),
+            (None, None) => None,
+        };
+        let mut source = match signing_config {
+            Some(config) => KeylessSource::from_signing_config(token, &config, trusted_root)?,
+            None => {
+                if trust.trusted_root.is_some() {
+                    return Err(Error::InvalidRequest(
+                        "--trusted-root names a private instance's root, but no --signing-config \
+                         says where its Fulcio and Rekor are"
+                            .into(),
+                    ));
+                }
+                KeylessSource::public_good(token)
+            }
+        };
+        source.options.max_log_request = self.max_log_request;
+        Ok(Some(source))
+    }
+}

@@ -285,6 +285,10 @@ pub mod exit {
     pub const NOT_DISCOVERABLE: u8 = 5;
     /// `cnb-attest rebase`: the new image is not a rebase of the previous one; nothing written.
     pub const NOT_A_REBASE: u8 = 6;
+    /// `cnb-attest sign`, `rebase`: keyless signing failed (the identity token, Fulcio, Rekor, an
+    /// attestation too large for the log, or a bundle that does not verify against the trusted
+    /// root); nothing was stored.
+    pub const KEYLESS_FAILED: u8 = 7;
 
     /// A restore (`cnb-attest download`, `analyzer`) interrupted by SIGINT (128 + 2): nothing was
     /// written.
@@ -337,6 +341,10 @@ pub mod exit {
     pub const SIGN_FAILED: u8 = 93;
     /// `signer`: attestations were pushed but are not listed where readers look.
     pub const SIGN_NOT_DISCOVERABLE: u8 = 94;
+    /// `signer -keyless`: keyless signing failed (the identity token, Fulcio, Rekor, an
+    /// attestation too large for the log, or a bundle that does not verify against the trusted
+    /// root); nothing was stored.
+    pub const SIGN_KEYLESS: u8 = 95;
 }
 
 /// SIGINT and SIGTERM during a restore: the tree being built is removed, the destination is left

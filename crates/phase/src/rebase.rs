@@ -26,11 +26,30 @@ pub struct RebaseFlags {
     pub report: Option<PathBuf>,
     /// Public key the previous image's attestations are verified with; repeatable (any one
     /// verifying is enough).
-    #[arg(long = "verify-key", required = true)]
+    /// Not needed for keyless attestations (-certificate-identity, -certificate-oidc-issuer).
+    #[arg(
+        long = "verify-key",
+        required_unless_present_any = ["certificate_identity", "certificate_identity_regexp"]
+    )]
     pub verify_keys: Vec<PathBuf>,
-    /// Private key the new attestations are signed with: cosign encrypted key or PKCS#8 PEM.
-    #[arg(long, env = "CNB_SIGNING_KEY")]
-    pub key: PathBuf,
+    /// Who the previous image's keyless attestations must be signed by.
+    #[command(flatten)]
+    pub identity: crate::flags::IdentityFlags,
+    /// Private key the new attestations are signed with: cosign encrypted key or PKCS#8 PEM. Not
+    /// with -keyless.
+    #[arg(
+        long,
+        env = "CNB_SIGNING_KEY",
+        required_unless_present = "keyless",
+        conflicts_with = "keyless"
+    )]
+    pub key: Option<PathBuf>,
+    /// Keyless signing of the new attestations.
+    #[command(flatten)]
+    pub keyless: crate::flags::KeylessSignFlags,
+    /// The Sigstore trust material, for keyless verifying and signing.
+    #[command(flatten)]
+    pub sigstore: crate::flags::SigstoreTrustFlags,
     /// File holding the key's password (default: the COSIGN_PASSWORD environment variable).
     #[arg(long, env = "CNB_SIGNING_PASSWORD_FILE")]
     pub password_file: Option<PathBuf>,
@@ -67,12 +86,22 @@ impl RebaseFlags {
                 ))
             }
         };
-        let request = RebaseRequest {
-            verify_keys: cnb_attest::keys::read_public_keys(&self.verify_keys)?,
-            key: KeySource::File {
-                path: self.key.clone(),
+        let key = match (self.keyless.source(&self.sigstore)?, &self.key) {
+            (Some(keyless), _) => KeySource::Keyless(Box::new(keyless)),
+            (None, Some(path)) => KeySource::File {
+                path: path.clone(),
                 password: crate::flags::password_source(self.password_file.as_deref()),
             },
+            (None, None) => {
+                return Err(Error::InvalidRequest(
+                    "no signing key: give -key (or CNB_SIGNING_KEY), or -keyless".into(),
+                ))
+            }
+        };
+        let request = RebaseRequest {
+            verify_keys: cnb_attest::keys::read_public_keys(&self.verify_keys)?,
+            verify_keyless: self.identity.verifier(&self.sigstore)?,
+            key,
             platform: self.config.as_ref().map(|path| PlatformAttestations {
                 path: path.clone(),
                 allow_roots: self.allow_roots.clone(),

@@ -150,6 +150,9 @@ pub struct ReferrerParts<'a> {
     pub annotations: &'a BTreeMap<String, String>,
     /// The signing key's hint (cosign 3: base64 of the SHA-256 of the SPKI DER).
     pub key_hint: &'a str,
+    /// A bundle's whole `verificationMaterial` object (JSON) for keyless signatures: the Fulcio
+    /// certificate and the transparency-log entry. `None` writes a public-key hint instead.
+    pub verification_material: Option<&'a str>,
     /// `org.opencontainers.image.created`, only when the caller has a reproducible time
     /// (`SOURCE_DATE_EPOCH`); `None` keeps manifests byte-identical across runs.
     pub created: Option<&'a str>,
@@ -172,7 +175,10 @@ pub fn build_referrer(
         .collect();
     let (layer_bytes, own) = match format {
         StorageFormat::Bundle => (
-            bundle_json(envelope, parts.key_hint),
+            match parts.verification_material {
+                Some(material) => bundle_json_with_material(envelope, material),
+                None => bundle_json(envelope, parts.key_hint),
+            },
             vec![
                 (BUNDLE_CONTENT, "dsse-envelope"),
                 (BUNDLE_PREDICATE_TYPE, parts.predicate_type),
@@ -224,12 +230,23 @@ pub fn build_referrer(
 /// `keyid`s are left out, fields in declaration order.
 pub fn bundle_json(envelope: &Envelope, key_hint: &str) -> Vec<u8> {
     let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let mut out = String::with_capacity(envelope.payload.len() * 4 / 3 + 512);
+    bundle_json_with_material(
+        envelope,
+        &format!("{{\"publicKey\":{{\"hint\":{}}}}}", string(key_hint)),
+    )
+}
+
+/// A Sigstore bundle v0.3 holding `envelope` and the given `verificationMaterial` object (JSON,
+/// written as given): a keyless bundle's certificate and transparency-log entry.
+pub fn bundle_json_with_material(envelope: &Envelope, verification_material: &str) -> Vec<u8> {
+    let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut out =
+        String::with_capacity(envelope.payload.len() * 4 / 3 + 512 + verification_material.len());
     out.push_str("{\"mediaType\":");
     out.push_str(&string(BUNDLE_V03));
-    out.push_str(",\"verificationMaterial\":{\"publicKey\":{\"hint\":");
-    out.push_str(&string(key_hint));
-    out.push_str("}},\"dsseEnvelope\":{\"payload\":\"");
+    out.push_str(",\"verificationMaterial\":");
+    out.push_str(verification_material);
+    out.push_str(",\"dsseEnvelope\":{\"payload\":\"");
     out.push_str(&STANDARD.encode(&envelope.payload));
     out.push_str("\",\"payloadType\":");
     out.push_str(&string(&envelope.payload_type));
@@ -258,6 +275,9 @@ pub struct StoredEnvelope {
     pub envelope: Envelope,
     /// The public-key hint of a bundle, if any.
     pub key_hint: Option<String>,
+    /// A bundle's whole `verificationMaterial` object (certificate, transparency-log entries),
+    /// for keyless verification; `None` for bare envelopes and bundles without one.
+    pub verification_material: Option<serde_json::Value>,
 }
 
 /// Decodes the layer of a referrer in `format`.
@@ -267,6 +287,7 @@ pub fn decode_layer(format: StorageFormat, bytes: &[u8]) -> Result<StoredEnvelop
             envelope: Envelope::from_json(bytes)
                 .map_err(|e| Error::Malformed(format!("DSSE envelope: {e}")))?,
             key_hint: None,
+            verification_material: None,
         }),
         StorageFormat::Bundle => {
             #[derive(Deserialize)]
@@ -274,20 +295,9 @@ pub fn decode_layer(format: StorageFormat, bytes: &[u8]) -> Result<StoredEnvelop
             struct Bundle<'a> {
                 media_type: String,
                 #[serde(default)]
-                verification_material: Option<Material>,
+                verification_material: Option<serde_json::Value>,
                 #[serde(borrow)]
                 dsse_envelope: Option<&'a RawValue>,
-            }
-            #[derive(Deserialize)]
-            #[serde(rename_all = "camelCase")]
-            struct Material {
-                #[serde(default)]
-                public_key: Option<PublicKey>,
-            }
-            #[derive(Deserialize)]
-            struct PublicKey {
-                #[serde(default)]
-                hint: Option<String>,
             }
             let bundle: Bundle<'_> = serde_json::from_slice(bytes)
                 .map_err(|e| Error::Malformed(format!("Sigstore bundle: {e}")))?;
@@ -305,12 +315,17 @@ pub fn decode_layer(format: StorageFormat, bytes: &[u8]) -> Result<StoredEnvelop
                 .ok_or_else(|| Error::Malformed("Sigstore bundle holds no DSSE envelope".into()))?;
             let envelope = Envelope::from_json(raw.get().as_bytes())
                 .map_err(|e| Error::Malformed(format!("Sigstore bundle DSSE envelope: {e}")))?;
+            let key_hint = bundle
+                .verification_material
+                .as_ref()
+                .and_then(|m| m.get("publicKey"))
+                .and_then(|k| k.get("hint"))
+                .and_then(serde_json::Value::as_str)
+                .map(str::to_string);
             Ok(StoredEnvelope {
                 envelope,
-                key_hint: bundle
-                    .verification_material
-                    .and_then(|m| m.public_key)
-                    .and_then(|k| k.hint),
+                key_hint,
+                verification_material: bundle.verification_material,
             })
         }
     }
@@ -386,6 +401,7 @@ mod tests {
             predicate_type: "https://cyclonedx.org/bom",
             annotations: &annotations,
             key_hint: "hint",
+            verification_material: None,
             created,
         };
         build_referrer(format, &envelope(), &parts)

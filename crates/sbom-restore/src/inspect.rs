@@ -10,10 +10,10 @@
 //! fail (the one exception, placing a statement whose only subject is the image, is
 //! `select::place`'s, and is reported as unsigned).
 
-use cnb_dsse::{VerifyingKey, IN_TOTO_PAYLOAD_TYPE};
+use cnb_dsse::IN_TOTO_PAYLOAD_TYPE;
 use cnb_intoto::{Statement, Subject};
 use cnb_referrers::format::{
-    decode_layer, BUNDLE_PREDICATE_TYPE, MAX_ATTESTATION_BLOB, PREDICATE_TYPE,
+    decode_layer, StoredEnvelope, BUNDLE_PREDICATE_TYPE, MAX_ATTESTATION_BLOB, PREDICATE_TYPE,
 };
 use cnb_referrers::layout::{Image, OciLayout};
 use cnb_referrers::{Descriptor, ImageManifest, StorageFormat};
@@ -22,7 +22,8 @@ use sha2::{Digest as _, Sha256};
 
 use cnb_attestation_config::annotations;
 
-use crate::{Error, Failure, Rule};
+pub use crate::trust::NOT_TRUSTED;
+use crate::{Error, Failure, Rule, Trust};
 
 /// An annotation of an attestation manifest: on the manifest, or else on its attestation layer's
 /// descriptor (where the RFC and cosign's `.att` put them). Unsigned either way.
@@ -58,6 +59,11 @@ pub struct Listed {
     pub problem: Option<String>,
     /// `org.opencontainers.image.created` (unsigned), when the referrer carries it.
     pub created: Option<String>,
+    /// Who signed it, once verified keyless: the certificate identity and issuer, and the
+    /// transparency-log entry that witnessed it. `None` for key-based signatures and anything not
+    /// verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signer: Option<String>,
 }
 
 /// The verdict on one referrer.
@@ -162,6 +168,7 @@ fn listed_from(fetched: &Fetched) -> Listed {
         subjects: Vec::new(),
         problem: None,
         created: annotation(cnb_referrers::manifest::CREATED),
+        signer: None,
     }
 }
 
@@ -637,8 +644,9 @@ fn unread_failure(problem: &Unread, rule: Rule) -> Failure {
 /// The start of every [`Rule::FetchFailed`] message.
 pub const FETCH_FAILED: &str = "could not be read from the registry";
 
-/// Decodes a fetched referrer's envelope (nothing verified).
-fn envelope_of(fetched: &Fetched) -> Result<cnb_dsse::Envelope, Failure> {
+/// Decodes a fetched referrer's envelope and its bundle's verification material (nothing
+/// verified).
+fn stored_of(fetched: &Fetched) -> Result<StoredEnvelope, Failure> {
     let manifest = fetched
         .manifest
         .as_ref()
@@ -664,7 +672,7 @@ fn envelope_of(fetched: &Fetched) -> Result<cnb_dsse::Envelope, Failure> {
             ),
         ));
     }
-    Ok(stored.envelope)
+    Ok(stored)
 }
 
 fn parse_statement(envelope: &cnb_dsse::Envelope) -> Result<Statement, Failure> {
@@ -710,7 +718,7 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
                 listed.problem = Some(message.clone());
                 return listed;
             }
-            match envelope_of(f).and_then(|e| parse_statement(&e)) {
+            match stored_of(f).and_then(|s| parse_statement(&s.envelope)) {
                 Ok(statement) => {
                     listed.predicate_type = Some(statement.predicate_type().to_string());
                     listed.subjects = statement.subjects().iter().map(subject_text).collect();
@@ -725,8 +733,8 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
 /// Verifies every fetched referrer in a format this tool reads. Referrers in other formats are left
 /// out (they are someone else's); an empty result means there was nothing to verify. A referrer
 /// counts as signed when any of `keys` verifies it (key rotation, several signers).
-pub fn verify(image: &Image, fetched: &[Fetched], keys: &[VerifyingKey]) -> Vec<Verdict> {
-    verify_each(image, fetched, keys)
+pub fn verify(image: &Image, fetched: &[Fetched], trust: &Trust) -> Vec<Verdict> {
+    verify_each(image, fetched, trust)
         .into_iter()
         .map(|(verdict, _)| verdict)
         .collect()
@@ -736,9 +744,9 @@ pub fn verify(image: &Image, fetched: &[Fetched], keys: &[VerifyingKey]) -> Vec<
 pub fn verify_each(
     image: &Image,
     fetched: &[Fetched],
-    keys: &[VerifyingKey],
+    trust: &Trust,
 ) -> Vec<(Verdict, Option<Statement>)> {
-    verify_results(image, fetched, keys)
+    verify_results(image, fetched, trust)
         .into_iter()
         .map(|(listed, result)| match result {
             Ok(statement) => (
@@ -764,7 +772,7 @@ pub fn verify_each(
 pub(crate) fn verify_results(
     image: &Image,
     fetched: &[Fetched],
-    keys: &[VerifyingKey],
+    trust: &Trust,
 ) -> Vec<(Listed, Result<Statement, Failure>)> {
     let mut out = Vec::new();
     for f in fetched {
@@ -790,10 +798,12 @@ pub(crate) fn verify_results(
         };
         let mut listed = listed_from(f);
         let annotated_type = listed.predicate_type.clone();
-        let verified = envelope_of(f).and_then(|envelope| {
+        let verified = stored_of(f).and_then(|stored| {
             // The signature is checked before the payload is parsed: nothing unsigned is interpreted.
-            verify_signature(&envelope, keys)?;
-            parse_statement(&envelope)
+            if let Some(signer) = trust.verify(&stored)? {
+                listed.signer = Some(signer);
+            }
+            parse_statement(&stored.envelope)
         });
         let result = verified.and_then(|statement| {
             listed.subjects = statement.subjects().iter().map(subject_text).collect();
@@ -805,28 +815,6 @@ pub(crate) fn verify_results(
     out
 }
 
-/// The message of every [`Rule::Signature`] failure.
-pub const NOT_TRUSTED: &str = "not signed by a trusted key";
-
-/// Whether any of `keys` verifies `envelope`; otherwise a [`Rule::Signature`] failure naming why
-/// each key refused it.
-fn verify_signature(envelope: &cnb_dsse::Envelope, keys: &[VerifyingKey]) -> Result<(), Failure> {
-    let mut reasons = Vec::new();
-    for key in keys {
-        match envelope.verify(key) {
-            Ok(_) => return Ok(()),
-            Err(e) => reasons.push(format!("signature does not verify: {e}")),
-        }
-    }
-    if reasons.is_empty() {
-        reasons.push("no key given".into());
-    }
-    Err(Failure::new(
-        Rule::Signature,
-        format!("{NOT_TRUSTED} ({})", reasons.join("; ")),
-    ))
-}
-
 /// Lists every referrer of `image` stored in `layout`.
 pub fn list_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Listed>, Error> {
     Ok(list(&fetch_layout(layout, image)?))
@@ -836,9 +824,9 @@ pub fn list_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Listed>, Err
 pub fn verify_layout(
     layout: &OciLayout,
     image: &Image,
-    keys: &[VerifyingKey],
+    trust: &Trust,
 ) -> Result<Vec<Verdict>, Error> {
-    Ok(verify(image, &fetch_layout(layout, image)?, keys))
+    Ok(verify(image, &fetch_layout(layout, image)?, trust))
 }
 
 /// The checks on a statement whose signature verified.
@@ -1012,7 +1000,7 @@ pub(crate) mod tests {
             }
         }
 
-        pub(crate) fn key(&self) -> VerifyingKey {
+        pub(crate) fn key(&self) -> cnb_dsse::VerifyingKey {
             self.key.verifying_key()
         }
 
@@ -1046,6 +1034,7 @@ pub(crate) mod tests {
                     predicate_type,
                     annotations: &annotations,
                     key_hint: "",
+                    verification_material: None,
                     created,
                 },
             );
@@ -1093,7 +1082,7 @@ pub(crate) mod tests {
 
         /// The one verdict on `fetched`.
         pub(crate) fn verdict(&self, fetched: Fetched) -> Verdict {
-            let mut verdicts = verify(&self.image, &[fetched], &[self.key()]);
+            let mut verdicts = verify(&self.image, &[fetched], &Trust::keys(&[self.key()]));
             assert_eq!(verdicts.len(), 1);
             verdicts.remove(0)
         }
@@ -1147,11 +1136,11 @@ pub(crate) mod tests {
         if let Ok(manifest) = &mut fetched.manifest {
             manifest.layers[0].media_type = "application/example".into();
         }
-        let failure = envelope_of(&fetched).unwrap_err();
+        let failure = stored_of(&fetched).unwrap_err();
         assert_eq!(failure.rule, Rule::UnknownFormat);
         assert_eq!(failure.message, "not an attestation format this tool reads");
         // Someone else's referrer: left out of verification.
-        assert!(verify(&f.image, &[fetched], &[f.key()]).is_empty());
+        assert!(verify(&f.image, &[fetched], &Trust::keys(&[f.key()])).is_empty());
     }
 
     #[test]
@@ -1369,7 +1358,12 @@ pub(crate) mod tests {
         fetched.manifest = Err(Unread::foreign("an index; not fetched"));
         fetched.layer = Err(Unread::foreign("an index; not fetched"));
         assert!(fetched.is_foreign());
-        assert!(verify(&f.image, std::slice::from_ref(&fetched), &[f.key()]).is_empty());
+        assert!(verify(
+            &f.image,
+            std::slice::from_ref(&fetched),
+            &Trust::keys(&[f.key()])
+        )
+        .is_empty());
         let listed = list(&[fetched]);
         assert_eq!(listed[0].format, None);
         assert_eq!(listed[0].problem.as_deref(), Some("an index; not fetched"));

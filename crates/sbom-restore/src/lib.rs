@@ -24,10 +24,12 @@ pub mod select;
 pub mod simple_signing;
 pub mod source;
 pub mod tar;
+pub mod trust;
 pub mod write;
 
 pub use path::SbomPath;
 pub use select::{PolicyError, Problem};
+pub use trust::Trust;
 pub use write::{write_tree, Existing, Placement, Restored, Written};
 
 /// The verification or placement rule an attestation failed: what callers branch on. The
@@ -55,6 +57,11 @@ pub enum Rule {
     PayloadType,
     /// The signature does not verify with any given key: "not signed by a trusted key".
     Signature,
+    /// A keyless (Sigstore) signature that does not verify: its certificate chain, SCT,
+    /// transparency-log entry (SET, inclusion proof, checkpoint, binding to this envelope and
+    /// certificate) or the identity policy failed; the message names the keyless rule
+    /// (`cnb_keyless::verify::Rule`), e.g. `keyless identity: ...`.
+    Keyless,
     /// The signed payload is not a valid in-toto statement.
     Statement,
     /// The manifest's predicate type annotation differs from the signed predicate type.
@@ -117,6 +124,7 @@ impl Rule {
             Rule::Undecodable => "undecodable",
             Rule::PayloadType => "payload-type",
             Rule::Signature => "signature",
+            Rule::Keyless => "keyless",
             Rule::Statement => "statement",
             Rule::PredicateType => "predicate-type",
             Rule::SubjectWithoutSha256 => "subject-without-sha256",
@@ -155,6 +163,7 @@ impl Rule {
                 | Rule::Undecodable
                 | Rule::PayloadType
                 | Rule::Signature
+                | Rule::Keyless
         )
     }
 }

@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 
-use cnb_dsse::VerifyingKey;
+use crate::Trust;
 use cnb_intoto::Statement;
 use cnb_referrers::format::{BUNDLE_PREDICATE_TYPE, PREDICATE_TYPE};
 use cnb_referrers::layout::Image;
@@ -344,9 +344,9 @@ pub fn verify_placed(
     image: &Image,
     metadata: Option<&LifecycleMetadata>,
     fetched: &[Fetched],
-    keys: &[VerifyingKey],
+    trust: &Trust,
 ) -> Vec<inspect::Verdict> {
-    verify_and_place(image, metadata, fetched, keys)
+    verify_and_place(image, metadata, fetched, trust)
         .into_iter()
         .map(|(verdict, _)| verdict)
         .collect()
@@ -363,10 +363,10 @@ pub fn verify_and_place(
     image: &Image,
     metadata: Option<&LifecycleMetadata>,
     fetched: &[Fetched],
-    keys: &[VerifyingKey],
+    trust: &Trust,
 ) -> Vec<(inspect::Verdict, Option<Place>)> {
     let mut placed: Vec<(inspect::Verdict, Option<Place>)> =
-        inspect::verify_each(image, fetched, keys)
+        inspect::verify_each(image, fetched, trust)
             .into_iter()
             .map(|(mut verdict, statement)| {
                 let mut placed = None;
@@ -539,7 +539,7 @@ pub fn plan_restore(
     image: &Image,
     metadata: &LifecycleMetadata,
     fetched: &[Fetched],
-    keys: &[VerifyingKey],
+    trust: &Trust,
     request: &Request,
     policy: Policy,
     signed_placement_only: bool,
@@ -548,7 +548,7 @@ pub fn plan_restore(
     // Per place: the bytes, the attestations backing them, and (created, listing order) to rank.
     let mut chosen: BTreeMap<SbomPath, Candidate> = BTreeMap::new();
     let mut conflicted: Vec<SbomPath> = Vec::new();
-    for (order, (listed, verified)) in inspect::verify_results(image, fetched, keys)
+    for (order, (listed, verified)) in inspect::verify_results(image, fetched, trust)
         .into_iter()
         .enumerate()
     {
@@ -1163,12 +1163,17 @@ mod tests {
         );
     }
 
-    fn plan(f: &Fixture, fetched: &[Fetched], keys: &[VerifyingKey], policy: Policy) -> Plan {
+    fn plan(
+        f: &Fixture,
+        fetched: &[Fetched],
+        keys: &[cnb_dsse::VerifyingKey],
+        policy: Policy,
+    ) -> Plan {
         plan_restore(
             &f.image,
             &label(),
             fetched,
-            keys,
+            &Trust::keys(keys),
             &Request::default(),
             policy,
             false,
@@ -1322,7 +1327,7 @@ mod tests {
             &f.image,
             &label(),
             &fetched,
-            &[f.key()],
+            &Trust::keys(&[f.key()]),
             &Request::default(),
             Policy::All,
             true,
@@ -1384,7 +1389,7 @@ mod tests {
             &f.image,
             Some(&label()),
             std::slice::from_ref(&fetched),
-            &[f.key()],
+            &Trust::keys(&[f.key()]),
         );
         assert!(verdicts[0].ok(), "{:?}", verdicts[0].failure);
         let plan = plan(&f, &[fetched], &[f.key()], Policy::All);
@@ -1407,8 +1412,8 @@ mod tests {
             "{}",
         );
         let fetched = [f.attest(&s, &[])];
-        assert!(inspect::verify(&f.image, &fetched, &[f.key()])[0].ok());
-        let verdicts = verify_placed(&f.image, Some(&label()), &fetched, &[f.key()]);
+        assert!(inspect::verify(&f.image, &fetched, &Trust::keys(&[f.key()]))[0].ok());
+        let verdicts = verify_placed(&f.image, Some(&label()), &fetched, &Trust::keys(&[f.key()]));
         let failure = verdicts[0].failure.as_ref().unwrap();
         assert_eq!(failure.rule, Rule::UnrecordedLayer);
         // A platform attestation and an annotation-placed one pass.
@@ -1417,7 +1422,7 @@ mod tests {
             &f.image,
             Some(&label()),
             &[f.attest(&platform, &[])],
-            &[f.key()],
+            &Trust::keys(&[f.key()]),
         );
         assert!(verdicts[0].ok());
     }
@@ -1469,7 +1474,7 @@ mod tests {
             &f.image,
             &label(),
             &fetched,
-            &[f.key()],
+            &Trust::keys(&[f.key()]),
             &Request::default(),
             Policy::All,
             false,
@@ -1495,7 +1500,7 @@ mod tests {
             &f.image,
             &label(),
             &fetched,
-            &[f.key()],
+            &Trust::keys(&[f.key()]),
             &Request::default(),
             Policy::Newest,
             false,
@@ -1522,7 +1527,7 @@ mod tests {
             &f.image,
             &label(),
             &reversed,
-            &[f.key()],
+            &Trust::keys(&[f.key()]),
             &Request::default(),
             Policy::Newest,
             false,
@@ -1555,7 +1560,7 @@ mod tests {
             &f.image,
             &metadata,
             &fetched,
-            &[f.key()],
+            &Trust::keys(&[f.key()]),
             &Request::default(),
             Policy::All,
             false,
@@ -1583,7 +1588,12 @@ mod tests {
         let f = Fixture::new();
         let metadata = label_of(&["example/node", "a/b", "a_b"]);
         let fetched = escaping_to_one_directory(&f);
-        let verdicts = verify_placed(&f.image, Some(&metadata), &fetched, &[f.key()]);
+        let verdicts = verify_placed(
+            &f.image,
+            Some(&metadata),
+            &fetched,
+            &Trust::keys(&[f.key()]),
+        );
         let rules: Vec<Option<Rule>> = verdicts
             .iter()
             .map(|v| v.failure.as_ref().map(|f| f.rule))
@@ -1592,7 +1602,7 @@ mod tests {
         // One SBOM stored twice is one place, not a collision.
         let s = f.layer_statement();
         let twice = [f.attest(&s, &[]), f.attest(&s, &[])];
-        let verdicts = verify_placed(&f.image, Some(&label()), &twice, &[f.key()]);
+        let verdicts = verify_placed(&f.image, Some(&label()), &twice, &Trust::keys(&[f.key()]));
         assert!(verdicts.iter().all(|v| v.ok()), "{verdicts:?}");
     }
 
@@ -1665,7 +1675,7 @@ mod tests {
             &f.image,
             &label(),
             &fetched,
-            &[f.key()],
+            &Trust::keys(&[f.key()]),
             &Request::default(),
             Policy::All,
             false,

@@ -110,7 +110,15 @@ pub struct SignOptions {
     pub max_predicate_size: u64,
     /// How the image itself is signed.
     pub image_signature: ImageSignature,
+    /// Keyless signing: each envelope's bundle `verificationMaterial` (the Fulcio certificate and
+    /// its transparency-log entry), keyed by the envelope's signature bytes. Envelopes are
+    /// deterministic for one key, so the material obtained for a first [`plan`] applies to the
+    /// envelopes of the next. `None`: key-based bundles (a public-key hint).
+    pub keyless: Option<std::sync::Arc<KeylessMaterials>>,
 }
+
+/// Keyless verification material per envelope signature (see [`SignOptions::keyless`]).
+pub type KeylessMaterials = BTreeMap<Vec<u8>, String>;
 
 /// `https://sigstore.dev/cosign/sign/v1`: the predicate type of a cosign 3 image signature.
 pub const COSIGN_SIGN_V1: &str = "https://sigstore.dev/cosign/sign/v1";
@@ -149,11 +157,45 @@ impl Default for SignOptions {
             created: None,
             max_predicate_size: DEFAULT_MAX_PREDICATE_SIZE,
             image_signature: ImageSignature::Bundle,
+            keyless: None,
         }
     }
 }
 
 impl SignOptions {
+    /// Refuses what keyless signing cannot store: a keyless signature needs its certificate and
+    /// log entry next to it, which only a Sigstore bundle carries.
+    pub fn check_keyless(&self) -> Result<(), Error> {
+        if let Some(format) = self.formats.iter().find(|f| **f != StorageFormat::Bundle) {
+            return Err(Error::BadOption(format!(
+                "keyless signing stores Sigstore bundles only: a `{format}` attestation cannot carry                  the certificate and transparency-log entry that verify it (use --format bundle)"
+            )));
+        }
+        if self.image_signature == ImageSignature::SimpleSigning {
+            return Err(Error::BadOption(
+                "keyless signing cannot write a cosign 2 simple-signing image signature (it has no \
+                 place for the certificate); use --image-signature bundle or none"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The keyless material for `envelope` when this is a keyless run (`Ok(None)` otherwise).
+    fn material_for(&self, envelope: &Envelope, index: usize) -> Result<Option<&str>, Error> {
+        let Some(materials) = &self.keyless else {
+            return Ok(None);
+        };
+        let signature = envelope.signatures.first().map(|s| s.sig.as_slice());
+        match signature.and_then(|sig| materials.get(sig)) {
+            Some(material) => Ok(Some(material.as_str())),
+            None => Err(Error::BadOption(format!(
+                "attestation #{index}: its envelope was not logged in the transparency log of \
+                 this keyless run (the signature differs from the one logged)"
+            ))),
+        }
+    }
+
     /// Refuses what only a registry can store (cosign tags) when the target is an OCI layout.
     pub fn check_layout_target(&self) -> Result<(), Error> {
         if self.formats.iter().any(|f| !f.is_referrer())
@@ -511,16 +553,21 @@ pub fn plan(
         )));
     }
     check_subjects(config, &image_digest, diff_ids, location)?;
+    if options.keyless.is_some() {
+        options.check_keyless()?;
+    }
     let prepared = prepare(config, roots, signer, options)?;
     let hint = signer.public_key().hint();
     let mut out = Vec::new();
     for p in prepared {
+        let material = options.material_for(&p.envelope, p.index)?;
         for format in &options.formats {
             let parts = ReferrerParts {
                 subject,
                 predicate_type: &p.predicate_type,
                 annotations: &p.annotations,
                 key_hint: &hint,
+                verification_material: material,
                 created: options.created.as_deref(),
             };
             let stored = if format.is_referrer() {
@@ -605,6 +652,7 @@ fn image_signature(
                 envelope,
                 predicate_sha256: hex::encode(Sha256::digest(b"{}")),
             };
+            let material = options.material_for(&prepared.envelope, 0)?;
             let referrer = build_referrer(
                 StorageFormat::Bundle,
                 &prepared.envelope,
@@ -613,6 +661,7 @@ fn image_signature(
                     predicate_type: COSIGN_SIGN_V1,
                     annotations: &prepared.annotations,
                     key_hint: hint,
+                    verification_material: material,
                     created: options.created.as_deref(),
                 },
             );
