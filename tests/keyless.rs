@@ -216,7 +216,10 @@ fn keyless_on_a_layout_verifies_with_sigstore_python_and_sigstore_js_and_restore
 
     // Another identity, another issuer, an unanchored-only regexp: every attestation fails,
     // naming the keyless rule.
-    let regexp = ["--certificate-identity-regexp", "ci\\.cnb-attest\\.test/workflows/build"];
+    let regexp = [
+        "--certificate-identity-regexp",
+        "ci\\.cnb-attest\\.test/workflows/build",
+    ];
     let anchored = [
         "--certificate-identity-regexp",
         "https://ci\\.cnb-attest\\.test/workflows/[a-z]+@refs/heads/main",
@@ -224,8 +227,14 @@ fn keyless_on_a_layout_verifies_with_sigstore_python_and_sigstore_js_and_restore
     let issuer = ["--certificate-oidc-issuer", ISSUER];
     let root = fake.trusted_root().display().to_string();
     for (flags, rule) in [
-        (identity_flags(&fake, OTHER_IDENTITY, ISSUER), "keyless identity"),
-        (identity_flags(&fake, IDENTITY, OTHER_ISSUER), "keyless issuer"),
+        (
+            identity_flags(&fake, OTHER_IDENTITY, ISSUER),
+            "keyless identity",
+        ),
+        (
+            identity_flags(&fake, IDENTITY, OTHER_ISSUER),
+            "keyless issuer",
+        ),
         (
             [&regexp[..], &issuer[..], &["--trusted-root", &root][..]]
                 .concat()
@@ -266,7 +275,11 @@ fn keyless_on_a_layout_verifies_with_sigstore_python_and_sigstore_js_and_restore
         None,
     );
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("--certificate-identity"), "{}", text(&out));
+    assert!(
+        text(&out).contains("--certificate-identity"),
+        "{}",
+        text(&out)
+    );
 
     // download and the analyzer: with the identity, every SBOM byte for byte; with another,
     // nothing.
@@ -333,7 +346,12 @@ fn keyless_on_both_registries_restores_with_the_identity_and_fails_closed_with_a
             &fake,
             &token_path,
         );
-        assert!(signed.status.success(), "{:?}: {}", registry.kind, text(&signed));
+        assert!(
+            signed.status.success(),
+            "{:?}: {}",
+            registry.kind,
+            text(&signed)
+        );
         let mut verify = strings(&["verify", &reference]);
         verify.extend(identity_flags(&fake, IDENTITY, ISSUER));
         let out = cli(&verify, Some(&registry));
@@ -367,7 +385,13 @@ fn keyless_on_both_registries_restores_with_the_identity_and_fails_closed_with_a
                 .env("CNB_REGISTRY_AUTH", registry.cnb_registry_auth())
                 .env("CNB_INSECURE_REGISTRIES", &registry.host)
                 .env("DOCKER_CONFIG", "/nonexistent"));
-            assert_eq!(out.status.code(), expected, "{:?}: {}", registry.kind, text(&out));
+            assert_eq!(
+                out.status.code(),
+                expected,
+                "{:?}: {}",
+                registry.kind,
+                text(&out)
+            );
             if expected == Some(0) {
                 assert_eq!(sbom_files(&restore), sbom_files(&layers));
             }
@@ -376,11 +400,7 @@ fn keyless_on_both_registries_restores_with_the_identity_and_fails_closed_with_a
 }
 
 /// The referrer manifest of a bundle (as cosign 3 writes one), about `subject`, with `annotations`.
-fn bundle_manifest(
-    image: &SignedImage,
-    bundle: &[u8],
-    annotations: &Value,
-) -> (Vec<u8>, String) {
+fn bundle_manifest(image: &SignedImage, bundle: &[u8], annotations: &Value) -> (Vec<u8>, String) {
     let (_, subject) = image.curl(
         "GET",
         &format!("/v2/hostile/app/manifests/{}", image.digest),
@@ -430,7 +450,12 @@ fn statements_of(image: &SignedImage) -> Vec<(Vec<u8>, Value)> {
         );
         let manifest: Value = serde_json::from_slice(&manifest).unwrap();
         let layer = manifest["layers"][0]["digest"].as_str().unwrap();
-        let (_, bundle) = image.curl("GET", &format!("/v2/hostile/app/blobs/{layer}"), "*/*", None);
+        let (_, bundle) = image.curl(
+            "GET",
+            &format!("/v2/hostile/app/blobs/{layer}"),
+            "*/*",
+            None,
+        );
         let bundle: Value = serde_json::from_slice(&bundle).unwrap();
         let payload = base64::engine::general_purpose::STANDARD
             .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
@@ -484,7 +509,10 @@ fn bundles_sigstore_python_signs_verify_here_and_their_sboms_restore() {
     args.extend(identity_flags(&fake, IDENTITY, ISSUER));
     let out = image.cli_at(&host, &args.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(sbom_files(&out_dir.join("layers")), sbom_files(&image.layers));
+    assert_eq!(
+        sbom_files(&out_dir.join("layers")),
+        sbom_files(&image.layers)
+    );
 }
 
 /// A bundle of our keyless run, changed as a forger would, then pushed as another referrer of the
@@ -506,7 +534,12 @@ fn forged_log_evidence_and_foreign_certificates_fail_closed_naming_the_rule() {
     let host = image.registry.host.clone();
     let reference = format!("{host}/hostile/app:1.0");
     let (token_path, token) = token_file(image.tmp.path());
-    let mut sign = strings(&["sign", &reference, "--layers", &image.layers.display().to_string()]);
+    let mut sign = strings(&[
+        "sign",
+        &reference,
+        "--layers",
+        &image.layers.display().to_string(),
+    ]);
     sign.extend(keyless_flags(&fake, &token_path));
     let out = image.cli_at(&host, &sign.iter().map(String::as_str).collect::<Vec<_>>());
     assert!(out.status.success(), "{}", text(&out));
@@ -520,8 +553,16 @@ fn forged_log_evidence_and_foreign_certificates_fail_closed_naming_the_rule() {
             None,
         );
         let manifest: Value = serde_json::from_slice(&manifest).unwrap();
-        let layer = manifest["layers"][0]["digest"].as_str().unwrap().to_string();
-        let (_, bundle) = image.curl("GET", &format!("/v2/hostile/app/blobs/{layer}"), "*/*", None);
+        let layer = manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (_, bundle) = image.curl(
+            "GET",
+            &format!("/v2/hostile/app/blobs/{layer}"),
+            "*/*",
+            None,
+        );
         (manifest, serde_json::from_slice(&bundle).unwrap())
     };
     let originals: Vec<(Value, Value)> = listed
@@ -560,8 +601,7 @@ fn forged_log_evidence_and_foreign_certificates_fail_closed_naming_the_rule() {
     forgeries.push(("keyless log-binding", forged));
     // Thousands of log entries: refused before any is looked at.
     let mut forged = first.clone();
-    forged["verificationMaterial"]["tlogEntries"] =
-        Value::Array(vec![entry(first); 5000]);
+    forged["verificationMaterial"]["tlogEntries"] = Value::Array(vec![entry(first); 5000]);
     forgeries.push(("keyless material", forged));
     // A certificate of another CA (another instance), with that instance's own log evidence.
     let statement = b64
@@ -578,7 +618,8 @@ fn forged_log_evidence_and_foreign_certificates_fail_closed_naming_the_rule() {
     forgeries.push(("keyless log-binding", forged));
     let mut pushed = Vec::new();
     for (rule, bundle) in &forgeries {
-        let (_, digest) = bundle_manifest(&image, &serde_json::to_vec(bundle).unwrap(), annotations);
+        let (_, digest) =
+            bundle_manifest(&image, &serde_json::to_vec(bundle).unwrap(), annotations);
         pushed.push((digest, *rule));
     }
     let mut args = strings(&["verify", "--json", &reference]);
