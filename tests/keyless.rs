@@ -12,7 +12,8 @@ use std::process::{Command, Output};
 use cnb_attest_tests::registry::{Kind, Registry};
 use cnb_attest_tests::signed::SignedImage;
 use cnb_attest_tests::sigstore::{
-    mint_token, node_verify, python_sign, python_verify, FakeOptions, FakeSigstore, ISSUER,
+    mint_token, node_verify, python_sign, python_sign_with, python_verify, FakeOptions,
+    FakeSigstore, ISSUER,
 };
 use cnb_attest_tests::{bin, fresh_example, run, sbom_files, snapshot, text};
 use serde_json::Value;
@@ -118,7 +119,9 @@ fn export_and_sign(
         .args(keyless_flags(fake, token))
         .env("DOCKER_CONFIG", "/nonexistent");
     if let Target::Registry(registry, _) = target {
+        // Every registry request logged: the token must not be among what is printed.
         signer
+            .arg("-debug")
             .env("CNB_REGISTRY_AUTH", registry.cnb_registry_auth())
             .env("CNB_INSECURE_REGISTRIES", &registry.host);
     }
@@ -337,7 +340,7 @@ fn keyless_on_both_registries_restores_with_the_identity_and_fails_closed_with_a
     {
         let tmp = tempfile::tempdir().unwrap();
         let (layers, image) = fresh_example(tmp.path());
-        let (token_path, _) = token_file(tmp.path());
+        let (token_path, token) = token_file(tmp.path());
         let reference = registry.push_layout(&image, "keyless/app", "1.0");
         let signed = export_and_sign(
             &layers,
@@ -350,6 +353,12 @@ fn keyless_on_both_registries_restores_with_the_identity_and_fails_closed_with_a
             signed.status.success(),
             "{:?}: {}",
             registry.kind,
+            text(&signed)
+        );
+        assert!(text(&signed).contains("DEBUG "), "{}", text(&signed));
+        assert!(
+            !text(&signed).contains(&token),
+            "the token leaked: {}",
             text(&signed)
         );
         let mut verify = strings(&["verify", &reference]);
@@ -616,6 +625,40 @@ fn forged_log_evidence_and_foreign_certificates_fail_closed_naming_the_rule() {
     forged["verificationMaterial"]["tlogEntries"] =
         first["verificationMaterial"]["tlogEntries"].clone();
     forgeries.push(("keyless log-binding", forged));
+    // A certificate of another CA with real evidence from our own log: the other instance's
+    // Fulcio and CT log, this instance's Rekor.
+    let ours: Value = serde_json::from_slice(&fs::read(fake.trust_config()).unwrap()).unwrap();
+    let mut mixed: Value =
+        serde_json::from_slice(&fs::read(other.trust_config()).unwrap()).unwrap();
+    mixed["trustedRoot"]["tlogs"] = ours["trustedRoot"]["tlogs"].clone();
+    mixed["signingConfig"]["rekorTlogUrls"] = ours["signingConfig"]["rekorTlogUrls"].clone();
+    let mixed_path = image.tmp.path().join("mixed-trust-config.json");
+    fs::write(&mixed_path, serde_json::to_vec(&mixed).unwrap()).unwrap();
+    let other_ca = image.tmp.path().join("other-ca.sigstore.json");
+    let out = python_sign_with(&mixed_path, &token, &statement, &other_ca);
+    assert!(out.status.success(), "{}", text(&out));
+    forgeries.push((
+        "keyless unknown-ca",
+        serde_json::from_slice(&fs::read(&other_ca).unwrap()).unwrap(),
+    ));
+    // A bare public key where the certificate belongs (the leaf's own key, as a signer holding
+    // only the ephemeral key would write it).
+    let python = cnb_attest_tests::python().unwrap();
+    let leaf = first["verificationMaterial"]["certificate"]["rawBytes"]
+        .as_str()
+        .unwrap();
+    let spki = run(Command::new(python).args([
+        "-c",
+        "import base64,sys\nfrom cryptography import x509\nfrom cryptography.hazmat.primitives import serialization as s\n\
+         c=x509.load_der_x509_certificate(base64.b64decode(sys.argv[1]))\n\
+         print(base64.b64encode(c.public_key().public_bytes(s.Encoding.DER,s.PublicFormat.SubjectPublicKeyInfo)).decode())",
+        leaf,
+    ]));
+    assert!(spki.status.success(), "{}", text(&spki));
+    let mut forged = first.clone();
+    forged["verificationMaterial"]["certificate"]["rawBytes"] =
+        String::from_utf8(spki.stdout).unwrap().trim().into();
+    forgeries.push(("keyless bare-key", forged));
     let mut pushed = Vec::new();
     for (rule, bundle) in &forgeries {
         let (_, digest) =
@@ -645,6 +688,41 @@ fn forged_log_evidence_and_foreign_certificates_fail_closed_naming_the_rule() {
     let _ = snapshot;
 }
 
+/// A bundle whose certificate had expired when the log integrated it (signed by sigstore-js, which
+/// signs with such a certificate; sigstore-python refuses to) fails closed as `expired`.
+#[test]
+fn a_certificate_expired_at_the_integrated_time_fails_closed() {
+    let Some(expired) = FakeSigstore::start_with(FakeOptions {
+        cert_clock_offset: -3600,
+        ..FakeOptions::default()
+    }) else {
+        return;
+    };
+    let Some(image) = SignedImage::signed(Kind::Ferro) else {
+        return;
+    };
+    let token = mint_token(IDENTITY, ISSUER, 600);
+    let (statement, annotations) = statements_of(&image).remove(0);
+    let bundle = image.tmp.path().join("expired.sigstore.json");
+    let out = cnb_attest_tests::sigstore::node_sign(&expired, &token, &statement, &bundle);
+    assert!(out.status.success(), "sigstore-js sign: {}", text(&out));
+    let (_, digest) = bundle_manifest(&image, &fs::read(&bundle).unwrap(), &annotations);
+    let host = image.registry.host.clone();
+    let reference = format!("{host}/hostile/app:1.0");
+    let mut args = strings(&["verify", "--json", &reference]);
+    args.extend(identity_flags(&expired, IDENTITY, ISSUER));
+    let out = image.cli_at(&host, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+    let verdict = verdicts(&out)
+        .into_iter()
+        .find(|v| v["manifest-digest"] == digest)
+        .unwrap_or_else(|| panic!("{}", text(&out)));
+    assert_eq!(verdict["rule"], "keyless", "{verdict}");
+    let failure = verdict["failure"].as_str().unwrap();
+    assert!(failure.starts_with("keyless expired"), "{verdict}");
+    assert!(failure.contains("log integrated it at"), "{verdict}");
+}
+
 /// An envelope over the log's size limit is refused before any log request, naming the
 /// attestation and the way out; nothing is stored. A certificate that the instance issues already
 /// expired at the log's integrated time never gets stored either: the run's own bundle fails the
@@ -668,6 +746,30 @@ fn oversized_envelopes_expired_certificates_and_toml_tokens_are_refused_before_a
     assert!(text(&out).contains("attestation #"), "{}", text(&out));
     assert!(text(&out).contains("4000"), "{}", text(&out));
     assert_eq!(fake.log_requests(), 0, "{:?}", fake.requests());
+    assert_eq!(snapshot(&image), before);
+
+    // The log itself refuses the request as too large (413): named, not retried, nothing stored.
+    let Some(small) = FakeSigstore::start_with(FakeOptions {
+        rekor_max_body: Some(6000),
+        ..FakeOptions::default()
+    }) else {
+        return;
+    };
+    let mut args = strings(&["sign", &target, "--layers", &layers.display().to_string()]);
+    args.extend(keyless_flags(&small, &token_path));
+    let out = cli(&args, None);
+    assert_eq!(out.status.code(), Some(7), "{}", text(&out));
+    assert!(text(&out).contains("attestation #"), "{}", text(&out));
+    let refused: Vec<Value> = small
+        .requests()
+        .into_iter()
+        .filter(|r| r["path"] == "/api/v1/log/entries")
+        .collect();
+    assert_eq!(
+        refused.iter().filter(|r| r["status"] == 413).count(),
+        1,
+        "one 413, never retried: {refused:?}"
+    );
     assert_eq!(snapshot(&image), before);
 
     let Some(expired) = FakeSigstore::start_with(FakeOptions {

@@ -934,3 +934,99 @@ fn a_failed_delete_is_reported_and_the_other_referrers_are_still_pruned_and_unli
     // The new image's attestations are complete: every SBOM and the image signature.
     assert_eq!(flow.ls(&flow.new).len(), sbom_files(&flow.layers).len() + 1);
 }
+
+/// Keyless on both sides of a rebase: the previous image signed keyless (besides key `a`), the
+/// rebaser verifying by identity and issuer (no `-verify-key`) and signing keyless (no `-key`):
+/// every buildpack SBOM is carried, the key-based copies are left unverified (no key given), and
+/// the rebased image's attestations verify by identity with `cnb-attest verify`.
+#[test]
+fn a_keyless_previous_image_is_carried_by_identity_and_re_signed_keyless() {
+    use cnb_attest_tests::sigstore::{mint_token, FakeSigstore, ISSUER};
+    let Some(fake) = FakeSigstore::start() else {
+        return;
+    };
+    let flow = Flow::new(None).unwrap();
+    let identity = "https://ci.cnb-attest.test/workflows/rebase@refs/heads/main";
+    let token = flow.tmp.path().join("oidc-token");
+    fs::write(&token, mint_token(identity, ISSUER, 600)).unwrap();
+    let trust_config = fake.trust_config();
+    let keyless = [
+        "--keyless",
+        "--identity-token-file",
+        token.to_str().unwrap(),
+        "--trust-config",
+        trust_config.to_str().unwrap(),
+    ];
+    ok(flow.cli(
+        &[
+            "sign",
+            &flow.old,
+            "--layers",
+            flow.layers.to_str().unwrap(),
+            "--name",
+            NAME,
+        ]
+        .iter()
+        .chain(&keyless)
+        .copied()
+        .collect::<Vec<_>>(),
+    ));
+    let sboms = sbom_files(&flow.layers).len();
+    let policy = [
+        "--certificate-identity",
+        identity,
+        "--certificate-oidc-issuer",
+        ISSUER,
+        "--trust-config",
+        trust_config.to_str().unwrap(),
+    ];
+    let out = flow.cli(
+        &[
+            "rebase",
+            "--previous-image",
+            &flow.old,
+            "--image",
+            &flow.new,
+            "--json",
+        ]
+        .iter()
+        .chain(&[
+            "--keyless",
+            "--identity-token-file",
+            token.to_str().unwrap(),
+        ])
+        .chain(&policy)
+        .copied()
+        .collect::<Vec<_>>(),
+    );
+    let report = report_of(&out);
+    assert_eq!(
+        report["carried"].as_array().unwrap().len(),
+        sboms,
+        "{report:#}"
+    );
+    let unverified = report["dropped"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["reason"] == "unverified")
+        .count();
+    assert!(
+        unverified >= sboms,
+        "key-based copies not reported: {report:#}"
+    );
+    let verified = flow.cli(
+        &["verify", "--json", &flow.new]
+            .iter()
+            .chain(&policy)
+            .copied()
+            .collect::<Vec<_>>(),
+    );
+    assert!(verified.status.success(), "{}", text(&verified));
+    let verdicts: Vec<Value> = serde_json::from_slice(&verified.stdout).unwrap();
+    // The carried SBOMs and the new image signature, all keyless.
+    assert_eq!(verdicts.len(), sboms + 1, "{verdicts:#?}");
+    assert!(verdicts
+        .iter()
+        .all(|v| v["signer"].as_str().unwrap_or_default().contains(identity)));
+}

@@ -212,6 +212,12 @@ pub fn mint_token(subject: &str, issuer: &str, lifetime_seconds: i64) -> String 
 /// Signs the in-toto statement `statement` (JSON bytes) keylessly with sigstore-python against
 /// `fake`, writing the bundle to `out` (`tests/oracles/keyless_sign.py`).
 pub fn python_sign(fake: &FakeSigstore, token: &str, statement: &[u8], out: &Path) -> Output {
+    python_sign_with(&fake.trust_config(), token, statement, out)
+}
+
+/// [`python_sign`] with another client trust config (e.g. one instance's Fulcio and another's
+/// Rekor).
+pub fn python_sign_with(trust_config: &Path, token: &str, statement: &[u8], out: &Path) -> Output {
     let (_, python) = tools().expect("FakeSigstore::start checked the tools");
     let inputs = tempfile::tempdir().unwrap();
     let token_file = inputs.path().join("token");
@@ -220,7 +226,7 @@ pub fn python_sign(fake: &FakeSigstore, token: &str, statement: &[u8], out: &Pat
     std::fs::write(&statement_file, statement).unwrap();
     run(Command::new(python)
         .arg(oracle("keyless_sign.py"))
-        .arg(fake.trust_config())
+        .arg(trust_config)
         .arg(&token_file)
         .arg(&statement_file)
         .arg(out))

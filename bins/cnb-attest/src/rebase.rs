@@ -25,6 +25,7 @@ fn failure(e: Error) -> Failure {
         Error::InvalidRequest(_) => exit::INVALID_ARGS,
         Error::Rebase(Refusal::NothingVerified { .. }) => exit::VERIFY_FAILED,
         Error::Rebase(_) => exit::NOT_A_REBASE,
+        Error::Keyless(_) | Error::KeylessUntrusted(_) => exit::KEYLESS_FAILED,
         _ => exit::FAILED,
     };
     Failure::new(code, e)

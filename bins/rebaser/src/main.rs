@@ -43,6 +43,8 @@ fn failure(e: Error) -> Failure {
         Error::Rebase(_) => exit::REBASE_NOT_A_REBASE,
         Error::Config(_) | Error::ConfigMismatch(_) => exit::REBASE_BAD_CONFIG,
         Error::Key(_) => exit::REBASE_BAD_KEY,
+        // The keyless signer's identity token, Fulcio, Rekor: the rebaser's signing credential.
+        Error::Keyless(_) | Error::KeylessUntrusted(_) => exit::REBASE_BAD_KEY,
         Error::BadImage(_)
         | Error::ImageNotFound(_)
         | Error::NotBuildpacksImage(_)

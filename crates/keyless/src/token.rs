@@ -322,8 +322,8 @@ impl IdentityToken {
                 origin: origin.to_string(),
                 issuer: sanitize(&issuer, SHOWN),
                 subject: sanitize(&subject, SHOWN),
-                expired_at: rfc3339_utc(expires_at),
-                now: rfc3339_utc(now),
+                expired_at: cnb_untrusted::time::rfc3339_utc(expires_at),
+                now: cnb_untrusted::time::rfc3339_utc(now),
             });
         }
         if !audiences.iter().any(|a| a == audience) {
@@ -382,7 +382,10 @@ impl fmt::Debug for IdentityToken {
         f.debug_struct("IdentityToken")
             .field("issuer", &sanitize(&self.claims.issuer, SHOWN))
             .field("subject", &sanitize(&self.claims.subject, SHOWN))
-            .field("expires_at", &rfc3339_utc(self.claims.expires_at))
+            .field(
+                "expires_at",
+                &cnb_untrusted::time::rfc3339_utc(self.claims.expires_at),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -516,30 +519,6 @@ fn unix_now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0)
-}
-
-/// Seconds since the epoch as RFC 3339 UTC (`2026-12-01T22:37:05Z`).
-fn rfc3339_utc(seconds: i64) -> String {
-    // Keep the arithmetic far from overflow for hostile values (±10^13 s is ±300,000 years).
-    let seconds = seconds.clamp(-10_000_000_000_000, 10_000_000_000_000);
-    let days = seconds.div_euclid(86_400);
-    let secs = seconds.rem_euclid(86_400);
-    // Civil-from-days (Howard Hinnant's algorithm), proleptic Gregorian calendar.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        secs / 3600,
-        (secs % 3600) / 60,
-        secs % 60
-    )
 }
 
 /// Builds an unsigned-looking test JWT (header, claims, a dummy signature part).
@@ -854,12 +833,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    #[test]
-    fn rfc3339_formatting() {
-        assert_eq!(rfc3339_utc(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339_utc(1_700_000_000), "2023-11-14T22:13:20Z");
-        assert_eq!(rfc3339_utc(951_782_400), "2000-02-29T00:00:00Z");
     }
 }

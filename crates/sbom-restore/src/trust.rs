@@ -79,7 +79,7 @@ impl Trust {
                     cnb_untrusted::text::sanitize(&verified.issuer, 256),
                     verified.log_index,
                     verified.log,
-                    verified.integrated_time
+                    cnb_keyless::trust::format_unix(verified.integrated_time)
                 ))),
                 Err(e) => Err(Failure::new(
                     Rule::Keyless,

@@ -7,6 +7,7 @@
 //! - [`json`]: strict JSON reading: duplicate keys, keys that Go's case-insensitive
 //!   `encoding/json` would take for another field, deep nesting and out-of-range numbers are
 //!   refused.
+//! - [`time`]: Unix seconds as RFC 3339 UTC, for messages and manifests, safe for hostile values.
 //! - [`text`]: the sanitizer for untrusted text quoted in messages: control characters, escape
 //!   sequences and bidi overrides are shown escaped, and long text is shortened.
 //!
@@ -33,5 +34,6 @@
 mod digest;
 pub mod json;
 pub mod text;
+pub mod time;
 
 pub use digest::{Digest, DigestError};
