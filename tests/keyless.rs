@@ -178,6 +178,17 @@ fn keyless_on_a_layout_verifies_with_sigstore_python_and_sigstore_js_and_restore
     );
     // 7 SBOMs and the image signature: one certificate, 8 log entries.
     assert_eq!(fake.log_requests(), 8, "{:?}", fake.requests());
+    let certificates = fake
+        .requests()
+        .iter()
+        .filter(|r| r["path"] == "/api/v2/signingCert")
+        .count();
+    assert_eq!(
+        certificates,
+        1,
+        "one certificate per run: {:?}",
+        fake.requests()
+    );
     let target = format!("oci:{}:latest", image.display());
 
     let listed = cli(&strings(&["ls", "--json", &target]), None);
@@ -512,6 +523,20 @@ fn bundles_sigstore_python_signs_verify_here_and_their_sboms_restore() {
         .iter()
         .filter(|v| !v["signer"].is_string())
         .all(|v| v["rule"] == "signature"));
+    // Key and identity together: key-based and keyless attestations of one image all verify,
+    // each by what its bundle carries.
+    let key = image.keys().join("cosign.pub");
+    args.extend(strings(&["--key", &key.display().to_string()]));
+    let out = image.cli_at(&host, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(out.status.success(), "{}", text(&out));
+    let all = verdicts(&out);
+    assert_eq!(all.len(), 16, "{}", text(&out));
+    assert_eq!(
+        all.iter().filter(|v| v["signer"].is_string()).count(),
+        8,
+        "{}",
+        text(&out)
+    );
     // Restored from the python-signed bundles alone (no key given): every SBOM byte for byte.
     let out_dir = tmp.path().join("out");
     let mut args = strings(&["download", &reference, "-o", &out_dir.display().to_string()]);
