@@ -57,9 +57,12 @@ impl Matcher {
         Matcher::Exact(value.into())
     }
 
-    /// A matcher for values `pattern` matches as a whole (compiled as `^(?:PATTERN)$`).
+    /// A matcher for values `pattern` matches as a whole (compiled as `^(?:PATTERN)$`). The
+    /// pattern must compile on its own first: one with an unbalanced `)` (`a)|(b`) would close the
+    /// anchoring group and match far more than the whole value.
     pub fn regex(pattern: &str) -> Result<Matcher, PolicyError> {
-        regex::Regex::new(&format!("^(?:{pattern})$"))
+        regex::Regex::new(pattern)
+            .and_then(|_| regex::Regex::new(&format!("^(?:{pattern})$")))
             .map(Matcher::Regex)
             .map_err(|e| PolicyError {
                 pattern: cnb_untrusted::text::sanitize(pattern, SHOWN),
@@ -207,6 +210,11 @@ mod tests {
         // An alternation cannot escape the anchors.
         let policy = IdentityPolicy::new(Matcher::regex("x|cody").unwrap(), issuer.clone());
         assert!(policy.check(&sans(), ISSUER).is_err());
+        // Nor can a pattern that closes the anchoring group itself (it would match anything
+        // once wrapped): refused as a pattern.
+        for escaping in ["a)|(.*", "x)|(b", ".*)|(.*"] {
+            assert!(Matcher::regex(escaping).is_err(), "{escaping}");
+        }
         let policy = IdentityPolicy::new(Matcher::regex(r".*@soyland\.com").unwrap(), issuer);
         assert_eq!(policy.check(&sans(), ISSUER).unwrap(), IDENTITY);
         let policy = IdentityPolicy::new(

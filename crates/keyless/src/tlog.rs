@@ -203,9 +203,18 @@ fn show_log_id(log_id: &[u8]) -> String {
 
 /// The trusted log with the entry's log ID, its key valid at the integrated time.
 fn find_log<'a>(entry: &TlogEntry, logs: &'a [LogKey]) -> Result<&'a LogKey, TlogError> {
+    // A root may list one key twice (another base URL, another validity window): the one valid at
+    // the integrated time is the one that counts.
+    let time = entry.integrated_time;
+    let valid_then = |log: &&LogKey| {
+        !log.valid_from.is_some_and(|from| time < from)
+            && !log.valid_until.is_some_and(|until| time > until)
+    };
     let log = logs
         .iter()
-        .find(|log| log.log_id == entry.log_id)
+        .filter(|log| log.log_id == entry.log_id)
+        .find(valid_then)
+        .or_else(|| logs.iter().find(|log| log.log_id == entry.log_id))
         .ok_or_else(|| {
             fail(
                 TlogRule::UnknownLog,
@@ -215,7 +224,6 @@ fn find_log<'a>(entry: &TlogEntry, logs: &'a [LogKey]) -> Result<&'a LogKey, Tlo
                 ),
             )
         })?;
-    let time = entry.integrated_time;
     let before = log.valid_from.is_some_and(|from| time < from);
     let after = log.valid_until.is_some_and(|until| time > until);
     if before || after {
@@ -873,6 +881,18 @@ mod tests {
         // A key that only became valid after it is not.
         f.logs = vec![rekor_key(Some(1740770292), None)];
         assert_rule(f.verify(), TlogRule::UnknownLog, "was not valid at");
+    }
+
+    #[test]
+    fn one_key_listed_twice_counts_in_the_window_valid_at_the_integrated_time() {
+        let mut f = fixture();
+        f.logs = vec![
+            rekor_key(Some(REKOR_KEY_START), Some(1740770290)),
+            rekor_key(Some(1740770290), None),
+        ];
+        f.verify().unwrap();
+        f.logs.reverse();
+        f.verify().unwrap();
     }
 
     #[test]

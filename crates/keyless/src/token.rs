@@ -9,8 +9,9 @@
 //! refreshed in place. Tokens never come from configuration files; a token file whose content looks
 //! like TOML or JSON is refused.
 //!
-//! The raw token is a secret. It is held in a buffer wiped on drop, `Debug` and `Display` print
-//! only its issuer and subject, and no [`TokenError`] ever contains it.
+//! The raw token is a secret. It is held in a buffer wiped on drop (the copies in a Fulcio request
+//! body and the HTTP client's buffers are not wiped), `Debug` and `Display` print only its issuer
+//! and subject, and no [`TokenError`] ever contains it.
 
 use std::fmt;
 use std::path::{Path, PathBuf};

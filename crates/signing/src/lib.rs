@@ -168,7 +168,8 @@ impl SignOptions {
     pub fn check_keyless(&self) -> Result<(), Error> {
         if let Some(format) = self.formats.iter().find(|f| **f != StorageFormat::Bundle) {
             return Err(Error::BadOption(format!(
-                "keyless signing stores Sigstore bundles only: a `{format}` attestation cannot carry                  the certificate and transparency-log entry that verify it (use --format bundle)"
+                "keyless signing stores Sigstore bundles only: a `{format}` attestation cannot carry \
+                 the certificate and transparency-log entry that verify it (use --format bundle)"
             )));
         }
         if self.image_signature == ImageSignature::SimpleSigning {
