@@ -207,8 +207,8 @@ fn find_log<'a>(entry: &TlogEntry, logs: &'a [LogKey]) -> Result<&'a LogKey, Tlo
     // the integrated time is the one that counts.
     let time = entry.integrated_time;
     let valid_then = |log: &&LogKey| {
-        !log.valid_from.is_some_and(|from| time < from)
-            && !log.valid_until.is_some_and(|until| time > until)
+        log.valid_from.is_none_or(|from| time >= from)
+            && log.valid_until.is_none_or(|until| time <= until)
     };
     let log = logs
         .iter()
