@@ -325,16 +325,6 @@ impl KeylessSigner {
         &self.claims
     }
 
-    /// The token's issuer the certificate was requested with.
-    pub fn issuer(&self) -> &str {
-        &self.claims.issuer
-    }
-
-    /// The token's subject the certificate was requested with.
-    pub fn subject(&self) -> &str {
-        &self.claims.subject
-    }
-
     /// Refuses, before any request, an envelope whose Rekor request would exceed
     /// `max_log_request`; the message names `what` (the attestation), the size, the limit and
     /// the ways out.
