@@ -124,10 +124,7 @@ pub struct VerifyRequest {
 impl VerifyRequest {
     /// What this request trusts: its keys and its keyless verifier.
     pub fn trust(&self) -> Trust {
-        Trust {
-            keys: self.keys.clone(),
-            keyless: self.keyless.clone(),
-        }
+        Trust::new(&self.keys, self.keyless.as_ref())
     }
 
     /// Every attestation, with `keys`, no coverage gate.

@@ -384,10 +384,7 @@ pub async fn rebase(
     for (mut verdict, statement) in verify_each(
         old,
         &fetched,
-        &cnb_sbom_restore::Trust {
-            keys: request.verify_keys.clone(),
-            keyless: request.verify_keyless.clone(),
-        },
+        &cnb_sbom_restore::Trust::new(&request.verify_keys, request.verify_keyless.as_ref()),
     ) {
         checked += 1;
         // The placement rules of verify and restore: a statement they refuse is not carried

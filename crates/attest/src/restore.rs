@@ -248,10 +248,7 @@ pub async fn restore(
             manifest,
             &metadata,
             &fetched,
-            &cnb_sbom_restore::Trust {
-                keys: request.keys.clone(),
-                keyless: request.keyless.clone(),
-            },
+            &cnb_sbom_restore::Trust::new(&request.keys, request.keyless.as_ref()),
             selection,
             request.policy,
             request.signed_placement_only,

@@ -43,9 +43,17 @@ impl From<Vec<VerifyingKey>> for Trust {
 }
 
 impl Trust {
+    /// Trusts `keys` and, when given, the keyless verifier.
+    pub fn new(keys: &[VerifyingKey], keyless: Option<&Arc<Verifier>>) -> Self {
+        Trust {
+            keys: keys.to_vec(),
+            keyless: keyless.cloned(),
+        }
+    }
+
     /// Trusts `keys` only.
     pub fn keys(keys: &[VerifyingKey]) -> Self {
-        Trust::from(keys.to_vec())
+        Trust::new(keys, None)
     }
 
     /// Whether nothing at all is trusted.
