@@ -763,10 +763,14 @@ fn oversized_envelopes_expired_certificates_and_toml_tokens_are_refused_before_a
     let (token_path, token) = token_file(tmp.path());
     let target = format!("oci:{}:latest", image.display());
     let before = snapshot(&image);
-    let mut args = strings(&["sign", &target, "--layers", &layers.display().to_string()]);
-    args.extend(keyless_flags(&fake, &token_path));
-    args.extend(strings(&["--max-log-request", "4000"]));
-    let out = cli(&args, None);
+    // `cnb-attest sign` of the example layout, keyless with `fake` and the token in `token`.
+    let sign_keyless = |fake: &FakeSigstore, token: &Path, extra: &[&str]| {
+        let mut args = strings(&["sign", &target, "--layers", &layers.display().to_string()]);
+        args.extend(keyless_flags(fake, token));
+        args.extend(strings(extra));
+        cli(&args, None)
+    };
+    let out = sign_keyless(&fake, &token_path, &["--max-log-request", "4000"]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
     assert!(text(&out).contains("attestation #"), "{}", text(&out));
     assert!(text(&out).contains("4000"), "{}", text(&out));
@@ -780,9 +784,7 @@ fn oversized_envelopes_expired_certificates_and_toml_tokens_are_refused_before_a
     }) else {
         return;
     };
-    let mut args = strings(&["sign", &target, "--layers", &layers.display().to_string()]);
-    args.extend(keyless_flags(&small, &token_path));
-    let out = cli(&args, None);
+    let out = sign_keyless(&small, &token_path, &[]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
     assert!(text(&out).contains("attestation #"), "{}", text(&out));
     let refused: Vec<Value> = small
@@ -803,18 +805,14 @@ fn oversized_envelopes_expired_certificates_and_toml_tokens_are_refused_before_a
     }) else {
         return;
     };
-    let mut args = strings(&["sign", &target, "--layers", &layers.display().to_string()]);
-    args.extend(keyless_flags(&expired, &token_path));
-    let out = cli(&args, None);
+    let out = sign_keyless(&expired, &token_path, &[]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
     assert!(text(&out).contains("expired"), "{}", text(&out));
     assert_eq!(snapshot(&image), before);
 
     let toml = tmp.path().join("token.toml");
     fs::write(&toml, format!("[sigstore]\nidentity-token = \"{token}\"\n")).unwrap();
-    let mut args = strings(&["sign", &target, "--layers", &layers.display().to_string()]);
-    args.extend(keyless_flags(&fake, &toml));
-    let out = cli(&args, None);
+    let out = sign_keyless(&fake, &toml, &[]);
     assert_eq!(out.status.code(), Some(7), "{}", text(&out));
     assert!(!text(&out).contains(&token), "{}", text(&out));
     assert_eq!(snapshot(&image), before);
