@@ -777,8 +777,8 @@ fn digests_with_dot_dot_or_slash_inside_attestations_are_refused() {
         )
     };
     // Its blobs are stored, so only the hostile digest can make it fail.
-    for (_, bytes) in &template.blobs {
-        ex.layout.write_blob(bytes).unwrap();
+    for (descriptor, blob) in &template.blobs {
+        ex.layout.write_planned_blob(descriptor, blob).unwrap();
     }
     let annotations = template.descriptor.annotations.clone().unwrap();
     let manifest: Value = serde_json::from_slice(&template.manifest_bytes).unwrap();

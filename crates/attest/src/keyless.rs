@@ -138,17 +138,25 @@ impl KeylessRun {
             m.lock().unwrap_or_else(|e| e.into_inner()).clone()
         };
         options.check_keyless()?;
+        // A transparency-log entry holds the whole envelope: keyless runs sign in memory.
+        let options = &cnb_signing::SignOptions {
+            stream_above: u64::MAX,
+            ..options.clone()
+        };
         // Envelopes are deterministic for one key: these are the ones the store will build.
         let planned =
             cnb_signing::plan(subject, None, location, config, roots, self.key(), options)?;
         let logged = lock(&self.logged);
-        let mut todo: Vec<(Vec<u8>, &cnb_signing::Planned)> = Vec::new();
+        let mut todo: Vec<(Vec<u8>, &cnb_signing::Planned, &cnb_dsse::Envelope)> = Vec::new();
         for p in &planned {
-            let Some(sig) = p.prepared.envelope.signatures.first() else {
+            let Some(envelope) = p.prepared.envelope() else {
                 continue;
             };
-            if !logged.contains_key(&sig.sig) && !todo.iter().any(|(s, _)| *s == sig.sig) {
-                todo.push((sig.sig.clone(), p));
+            let Some(sig) = envelope.signatures.first() else {
+                continue;
+            };
+            if !logged.contains_key(&sig.sig) && !todo.iter().any(|(s, _, _)| *s == sig.sig) {
+                todo.push((sig.sig.clone(), p, envelope));
             }
         }
         let what = |p: &cnb_signing::Planned| {
@@ -161,22 +169,20 @@ impl KeylessRun {
                 )
             }
         };
-        for (_, p) in &todo {
-            self.signer.check_log_size(&p.prepared.envelope, &what(p))?;
+        for (_, p, envelope) in &todo {
+            self.signer.check_log_size(envelope, &what(p))?;
         }
-        for (sig, p) in todo {
-            let material = self.signer.witness(&p.prepared.envelope, &what(p)).await?;
-            self.check
-                .verify(&p.prepared.envelope, &material)
-                .map_err(|e| {
-                    crate::Error::KeylessUntrusted(format!(
-                        "{}: the bundle just made does not verify against the trusted root \
+        for (sig, p, envelope) in todo {
+            let material = self.signer.witness(envelope, &what(p)).await?;
+            self.check.verify(envelope, &material).map_err(|e| {
+                crate::Error::KeylessUntrusted(format!(
+                    "{}: the bundle just made does not verify against the trusted root \
                          ({}: {}); nothing was stored (is --trusted-root the instance's?)",
-                        what(p),
-                        e.rule.name(),
-                        e.message
-                    ))
-                })?;
+                    what(p),
+                    e.rule.name(),
+                    e.message
+                ))
+            })?;
             self.logged
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())

@@ -126,3 +126,58 @@ fn without_the_registry_feature_a_registry_image_is_refused_by_type() {
     .unwrap();
     assert!(matches!(opened, Err(Error::RegistryUnsupported(_))));
 }
+
+/// Predicates signed from a stream (never held in memory) are stored byte for byte as the ones
+/// signed in memory: the same envelopes, bundles, manifests and digests, so everything proven of
+/// the in-memory form (cosign, sigstore-python, securesystemslib read it) holds for the streamed
+/// one. Signing the same image both ways, the second run finds every attestation present.
+#[test]
+fn streamed_and_in_memory_signing_store_the_same_bytes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let key = SigningKey::generate().unwrap();
+    let public = key.verifying_key();
+    let target = example_image(&tmp.path().join("image"));
+    for (first, second) in [(u64::MAX, 0), (0, u64::MAX)] {
+        let image_dir = tmp.path().join(format!("image-{first}"));
+        copy_dir(&tmp.path().join("image"), &image_dir);
+        let target = target.replace(
+            &tmp.path().join("image").display().to_string(),
+            &image_dir.display().to_string(),
+        );
+        let run = |stream_above: u64| {
+            let mut request = request(key.clone());
+            request.options.stream_above = stream_above;
+            cnb_attest::block_on(async {
+                let image = Image::open(&target, &OpenOptions::default()).await?;
+                let signed = sign(&image, &request).await?;
+                let verdicts = inspect::verify(&image, std::slice::from_ref(&public)).await?;
+                Ok::<_, Error>((signed, verdicts))
+            })
+            .unwrap()
+            .unwrap()
+        };
+        let (signed, verdicts) = run(first);
+        assert_eq!(signed.report.pushed, 8);
+        assert!(verdicts.iter().all(|v| v.ok()), "{verdicts:?}");
+        let (again, verdicts) = run(second);
+        assert_eq!(
+            (again.report.pushed, again.report.already_present),
+            (0, 8),
+            "signed with stream_above = {first}, then {second}"
+        );
+        assert!(verdicts.iter().all(|v| v.ok()), "{verdicts:?}");
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}

@@ -80,7 +80,7 @@ pub use model::{
     AttestationSpec, ImageSection, PredicateSource, PredicateSpec, SignerConfig, SubjectSpec,
 };
 pub use parse::{load, parse, MAX_CONFIG_SIZE};
-pub use validate::{AllowedRoots, DEFAULT_MAX_PREDICATE_SIZE};
+pub use validate::{AllowedRoots, PredicateFile, DEFAULT_MAX_PREDICATE_SIZE};
 
 /// The annotation names this project puts on attestations (and on the referrer manifests that
 /// carry them). They are hints for selection only; every security decision uses signed bytes.

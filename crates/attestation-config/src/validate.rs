@@ -271,6 +271,61 @@ impl AttestationSpec {
     }
 }
 
+/// A predicate file checked against the allowed roots, for a signer that streams it instead of
+/// reading it whole ([`AttestationSpec::predicate_file`]).
+#[derive(Debug, Clone)]
+pub struct PredicateFile {
+    path: PathBuf,
+    checked: Metadata,
+    cap: u64,
+}
+
+impl PredicateFile {
+    /// The file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Its length when it was checked.
+    pub fn len(&self) -> u64 {
+        self.checked.len()
+    }
+
+    /// Whether it was empty when it was checked.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Opens it, making sure it is still the file that was checked (not a link, not replaced).
+    /// Reads must stop at [`PredicateFile::len`] and check that they got that many bytes.
+    pub fn open(&self) -> Result<std::fs::File, Error> {
+        cnb_local_files::open_checked(&self.path, self.cap, &self.checked)
+            .map_err(read_error(&self.path, self.cap))
+    }
+}
+
+impl AttestationSpec {
+    /// For a predicate given by `uri`: the checked file (inside a root, no links, a regular file
+    /// of at most `cap` bytes), to stream. `None` for an inline value. Its content is not checked:
+    /// the caller checks it as it streams, as [`AttestationSpec::read_predicate`] would.
+    pub fn predicate_file(
+        &self,
+        roots: &AllowedRoots,
+        cap: u64,
+    ) -> Result<Option<PredicateFile>, Error> {
+        match &self.predicate.source {
+            PredicateSource::Uri(uri) => {
+                let (path, checked) = roots.resolve("predicate[0].uri", uri)?;
+                let file = PredicateFile { path, checked, cap };
+                // The same refusals as a read, before anything is streamed.
+                file.open()?;
+                Ok(Some(file))
+            }
+            PredicateSource::Value(_) => Ok(None),
+        }
+    }
+}
+
 /// Read a file whose link-free metadata was just taken, bounded, and make sure the opened
 /// file is that file.
 fn read_checked(path: &Path, checked: &Metadata, cap: u64) -> Result<Vec<u8>, Error> {

@@ -30,20 +30,23 @@ const SIGNATURE_FIELDS: &[&str] = &["keyid", "sig"];
 /// );
 /// ```
 pub fn pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let type_len = payload_type.len().to_string();
-    let body_len = payload.len().to_string();
-    let mut out = Vec::with_capacity(
-        b"DSSEv1 ".len() + type_len.len() + payload_type.len() + body_len.len() + payload.len() + 3,
-    );
-    out.extend_from_slice(b"DSSEv1 ");
-    out.extend_from_slice(type_len.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(payload_type.as_bytes());
-    out.push(b' ');
-    out.extend_from_slice(body_len.as_bytes());
-    out.push(b' ');
+    let mut out = pae_header(payload_type, payload.len() as u64);
     out.extend_from_slice(payload);
     out
+}
+
+/// The [`pae`] bytes that come before the payload, for a payload of `payload_len` bytes: what a
+/// signer hashes first when it streams the payload.
+///
+/// ```
+/// assert_eq!(cnb_dsse::pae_header("t", 11), b"DSSEv1 1 t 11 ");
+/// ```
+pub fn pae_header(payload_type: &str, payload_len: u64) -> Vec<u8> {
+    format!(
+        "DSSEv1 {} {payload_type} {payload_len} ",
+        payload_type.len()
+    )
+    .into_bytes()
 }
 
 /// A DSSE envelope: a payload, its type, and signatures over [`pae`] of the two.
@@ -88,25 +91,36 @@ impl Envelope {
     /// `{"payloadType":…,"payload":…,"signatures":[{"keyid":…,"sig":…}]}`, binary fields in
     /// standard base64 with padding. The same envelope always gives the same bytes.
     pub fn to_json(&self) -> Vec<u8> {
+        let (head, tail) = Self::json_around_payload(&self.payload_type, &self.signatures);
         let payload = b64::encode(&self.payload);
-        let mut out = String::with_capacity(payload.len() + 64 + 128 * self.signatures.len());
-        out.push_str("{\"payloadType\":");
-        push_json_string(&mut out, &self.payload_type);
-        out.push_str(",\"payload\":\"");
-        out.push_str(&payload);
-        out.push_str("\",\"signatures\":[");
-        for (i, signature) in self.signatures.iter().enumerate() {
+        let mut out = Vec::with_capacity(head.len() + payload.len() + tail.len());
+        out.extend_from_slice(&head);
+        out.extend_from_slice(payload.as_bytes());
+        out.extend_from_slice(&tail);
+        out
+    }
+
+    /// What [`Envelope::to_json`] writes before and after the payload's base64, for writers that
+    /// stream a payload too large to hold: `head + base64(payload) + tail` is the envelope's JSON.
+    pub fn json_around_payload(payload_type: &str, signatures: &[Signature]) -> (Vec<u8>, Vec<u8>) {
+        let mut head = String::with_capacity(64);
+        head.push_str("{\"payloadType\":");
+        push_json_string(&mut head, payload_type);
+        head.push_str(",\"payload\":\"");
+        let mut tail = String::with_capacity(32 + 128 * signatures.len());
+        tail.push_str("\",\"signatures\":[");
+        for (i, signature) in signatures.iter().enumerate() {
             if i > 0 {
-                out.push(',');
+                tail.push(',');
             }
-            out.push_str("{\"keyid\":");
-            push_json_string(&mut out, &signature.keyid);
-            out.push_str(",\"sig\":\"");
-            out.push_str(&b64::encode(&signature.sig));
-            out.push_str("\"}");
+            tail.push_str("{\"keyid\":");
+            push_json_string(&mut tail, &signature.keyid);
+            tail.push_str(",\"sig\":\"");
+            tail.push_str(&b64::encode(&signature.sig));
+            tail.push_str("\"}");
         }
-        out.push_str("]}");
-        out.into_bytes()
+        tail.push_str("]}");
+        (head.into_bytes(), tail.into_bytes())
     }
 
     /// Parses an envelope strictly.

@@ -22,6 +22,13 @@ use crate::error::{in_memory, owned, Error};
 pub trait Signer: Send + Sync {
     /// Signs `message` (the whole message; the signer hashes it).
     fn sign(&self, message: &[u8]) -> Result<Vec<u8>, Error>;
+    /// Signs a message given only its SHA-256 digest, for messages too large to hold in memory:
+    /// the same signature [`Signer::sign`] gives for the message. Signers that must see the
+    /// message itself return `None`, and callers then sign it whole.
+    fn sign_prehashed(&self, sha256: &[u8; 32]) -> Option<Result<Vec<u8>, Error>> {
+        let _ = sha256;
+        None
+    }
     /// The `keyid` to put next to the signature (cosign uses `""`).
     fn keyid(&self) -> &str;
     /// The public key that verifies this signer's signatures.
@@ -132,6 +139,20 @@ impl Signer for SigningKey {
                 reason: e.to_string(),
             })?;
         Ok(signature.to_der().as_bytes().to_vec())
+    }
+
+    fn sign_prehashed(&self, sha256: &[u8; 32]) -> Option<Result<Vec<u8>, Error>> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner as _;
+        // RFC 6979 nonces derive from the digest, so this equals `sign` of the whole message.
+        let signed: Result<p256::ecdsa::Signature, _> = self.inner.sign_prehash(sha256);
+        Some(
+            signed
+                .map(|s| s.to_der().as_bytes().to_vec())
+                .map_err(|e| Error::Signing {
+                    fingerprint: self.fingerprint(),
+                    reason: e.to_string(),
+                }),
+        )
     }
 
     fn keyid(&self) -> &str {

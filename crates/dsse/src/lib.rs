@@ -47,7 +47,7 @@ pub mod keyfile;
 mod keys;
 mod password;
 
-pub use envelope::{pae, Envelope, Signature, IN_TOTO_PAYLOAD_TYPE, MAX_SIGNATURES};
+pub use envelope::{pae, pae_header, Envelope, Signature, IN_TOTO_PAYLOAD_TYPE, MAX_SIGNATURES};
 pub use error::{Error, IN_MEMORY};
 pub use keyfile::{
     generate_key_pair, read_private_key, read_public_key, write_key_pair, KeyPairFiles,

@@ -36,7 +36,7 @@ use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use cnb_untrusted::json;
+use cnb_untrusted::{json, json_stream};
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -298,22 +298,7 @@ impl Statement {
         predicate_type: &str,
         predicate: Vec<u8>,
     ) -> Result<Self, Error> {
-        if subjects.is_empty() {
-            return Err(Error::NoSubject);
-        }
-        if subjects.len() > MAX_SUBJECTS {
-            return Err(Error::BadSubject {
-                name: String::new(),
-                reason: format!(
-                    "{} subjects (at most {MAX_SUBJECTS} are allowed)",
-                    subjects.len()
-                ),
-            });
-        }
-        for subject in &subjects {
-            subject.validate()?;
-        }
-        check_predicate_type(predicate_type)?;
+        check_parts(&subjects, predicate_type)?;
         check_predicate(&predicate)?;
         Ok(Statement {
             version,
@@ -321,6 +306,20 @@ impl Statement {
             predicate_type: predicate_type.to_string(),
             predicate,
         })
+    }
+
+    /// The statement's JSON without its predicate, for writers that stream a predicate too large
+    /// to hold: [`Statement::to_json`] of the same statement is `head + predicate + tail`. The
+    /// subjects and the predicate type are checked as [`Statement::new`] checks them; the
+    /// predicate must be checked by the caller as it streams (one JSON object, nested at most
+    /// [`MAX_NESTING_DEPTH`] `- 1` levels, as [`predicate_validator`] does).
+    pub fn frame(
+        version: StatementVersion,
+        subjects: &[Subject],
+        predicate_type: &str,
+    ) -> Result<(Vec<u8>, Vec<u8>), Error> {
+        check_parts(subjects, predicate_type)?;
+        Ok(frame(version, subjects, predicate_type))
     }
 
     /// The statement version.
@@ -351,34 +350,11 @@ impl Statement {
     /// Serialises the statement: compact JSON, fields in the order the specification lists them,
     /// the predicate spliced in verbatim. Deterministic.
     pub fn to_json(&self) -> Vec<u8> {
-        // serde_json string escaping cannot fail for `&str`.
-        let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
-        let mut out = Vec::with_capacity(self.predicate.len() + 512);
-        out.extend_from_slice(b"{\"_type\":");
-        out.extend_from_slice(string(self.version.type_uri()).as_bytes());
-        out.extend_from_slice(b",\"subject\":[");
-        for (i, subject) in self.subjects.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
-            out.extend_from_slice(b"{\"name\":");
-            out.extend_from_slice(string(&subject.name).as_bytes());
-            out.extend_from_slice(b",\"digest\":{");
-            for (j, (algorithm, value)) in subject.digest.iter().enumerate() {
-                if j > 0 {
-                    out.push(b',');
-                }
-                out.extend_from_slice(string(algorithm).as_bytes());
-                out.push(b':');
-                out.extend_from_slice(string(value).as_bytes());
-            }
-            out.extend_from_slice(b"}}");
-        }
-        out.extend_from_slice(b"],\"predicateType\":");
-        out.extend_from_slice(string(&self.predicate_type).as_bytes());
-        out.extend_from_slice(b",\"predicate\":");
+        let (head, tail) = frame(self.version, &self.subjects, &self.predicate_type);
+        let mut out = Vec::with_capacity(head.len() + self.predicate.len() + tail.len());
+        out.extend_from_slice(&head);
         out.extend_from_slice(&self.predicate);
-        out.push(b'}');
+        out.extend_from_slice(&tail);
         out
     }
 
@@ -447,6 +423,66 @@ fn check_predicate_type(predicate_type: &str) -> Result<(), Error> {
         return Err(Error::BadPredicateType(predicate_type.to_string()));
     }
     Ok(())
+}
+
+fn check_parts(subjects: &[Subject], predicate_type: &str) -> Result<(), Error> {
+    if subjects.is_empty() {
+        return Err(Error::NoSubject);
+    }
+    if subjects.len() > MAX_SUBJECTS {
+        return Err(Error::BadSubject {
+            name: String::new(),
+            reason: format!(
+                "{} subjects (at most {MAX_SUBJECTS} are allowed)",
+                subjects.len()
+            ),
+        });
+    }
+    for subject in subjects {
+        subject.validate()?;
+    }
+    check_predicate_type(predicate_type)
+}
+
+/// Compact JSON, fields in the order the specification lists them, around the predicate.
+fn frame(
+    version: StatementVersion,
+    subjects: &[Subject],
+    predicate_type: &str,
+) -> (Vec<u8>, Vec<u8>) {
+    // serde_json string escaping cannot fail for `&str`.
+    let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
+    let mut out = Vec::with_capacity(512);
+    out.extend_from_slice(b"{\"_type\":");
+    out.extend_from_slice(string(version.type_uri()).as_bytes());
+    out.extend_from_slice(b",\"subject\":[");
+    for (i, subject) in subjects.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(b"{\"name\":");
+        out.extend_from_slice(string(&subject.name).as_bytes());
+        out.extend_from_slice(b",\"digest\":{");
+        for (j, (algorithm, value)) in subject.digest.iter().enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(string(algorithm).as_bytes());
+            out.push(b':');
+            out.extend_from_slice(string(value).as_bytes());
+        }
+        out.extend_from_slice(b"}}");
+    }
+    out.extend_from_slice(b"],\"predicateType\":");
+    out.extend_from_slice(string(predicate_type).as_bytes());
+    out.extend_from_slice(b",\"predicate\":");
+    (out, b"}".to_vec())
+}
+
+/// A streaming check of a predicate, the one [`Statement::new`] applies: one JSON object, nested
+/// at most [`MAX_NESTING_DEPTH`] levels counting the statement around it, finite numbers, UTF-8.
+pub fn predicate_validator() -> json_stream::Validator {
+    json_stream::Validator::new(json_stream::Top::Object, MAX_NESTING_DEPTH - 1)
 }
 
 fn check_predicate(predicate: &[u8]) -> Result<(), Error> {

@@ -151,12 +151,10 @@ pub fn read_checked(path: &Path, cap: u64, checked: &Metadata) -> Result<Vec<u8>
     Ok(bytes)
 }
 
-fn read_checked_into(
-    path: &Path,
-    cap: u64,
-    checked: &Metadata,
-    buf: &mut Vec<u8>,
-) -> Result<(), ReadError> {
+/// Opens a file whose link-free metadata `checked` was taken when its path was checked, for a
+/// caller that streams it: the same refusals as [`read_checked`] (a link, not a regular file,
+/// over `cap`, or not the same file once opened); the caller bounds its reads by `checked.len()`.
+pub fn open_checked(path: &Path, cap: u64, checked: &Metadata) -> Result<File, ReadError> {
     if checked.file_type().is_symlink() {
         return Err(ReadError::Symlink);
     }
@@ -174,6 +172,17 @@ fn read_checked_into(
     if !opened.is_file() || !same_file(checked, &opened) {
         return Err(ReadError::Replaced);
     }
+    Ok(file)
+}
+
+fn read_checked_into(
+    path: &Path,
+    cap: u64,
+    checked: &Metadata,
+    buf: &mut Vec<u8>,
+) -> Result<(), ReadError> {
+    let file = open_checked(path, cap, checked)?;
+    let opened = file.metadata().map_err(ReadError::Io)?;
     buf.clear();
     buf.reserve(usize::try_from(opened.len().min(cap)).unwrap_or(0));
     file.take(cap.saturating_add(1))
@@ -464,12 +473,22 @@ impl std::error::Error for WriteError {}
 /// temporary file is removed on failure. The file gets the process's default mode (0666 less the
 /// umask).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
+    use std::io::Write as _;
+    write_atomic_with(path, |file| file.write_all(bytes))
+}
+
+/// Like [`write_atomic`], for content too large to hold: `fill` writes it into the temporary file
+/// (through its own buffering). When `fill` fails, nothing is written at `path`.
+pub fn write_atomic_with(
+    path: &Path,
+    fill: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
+) -> Result<(), WriteError> {
     if let Ok(meta) = fs::symlink_metadata(path) {
         if !meta.is_file() {
             return Err(WriteError::NotRegular);
         }
     }
-    let (tmp, dir) = write_temporary(path, bytes, None)?;
+    let (tmp, dir) = write_temporary(path, fill, None)?;
     fs::rename(&tmp, path).map_err(|e| {
         let _ = fs::remove_file(&tmp);
         WriteError::Io(e)
@@ -485,7 +504,11 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError>
     if fs::symlink_metadata(path).is_ok() {
         return Err(WriteError::AlreadyExists);
     }
-    let (tmp, dir) = write_temporary(path, bytes, Some(mode))?;
+    let (tmp, dir) = write_temporary(
+        path,
+        |file| std::io::Write::write_all(file, bytes),
+        Some(mode),
+    )?;
     let linked = fs::hard_link(&tmp, path);
     let _ = fs::remove_file(&tmp);
     match linked {
@@ -498,13 +521,12 @@ pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<(), WriteError>
     }
 }
 
-/// A new, synced temporary file holding `bytes` beside `path`; its path and the directory.
-fn write_temporary<'a>(
-    path: &'a Path,
-    bytes: &[u8],
+/// A new, synced temporary file beside `path` that `fill` wrote; its path and the directory.
+fn write_temporary(
+    path: &Path,
+    fill: impl FnOnce(&mut fs::File) -> std::io::Result<()>,
     mode: Option<u32>,
-) -> Result<(std::path::PathBuf, &'a Path), WriteError> {
-    use std::io::Write as _;
+) -> Result<(std::path::PathBuf, &Path), WriteError> {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().ok_or(WriteError::NoParent)?;
@@ -532,7 +554,7 @@ fn write_temporary<'a>(
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(WriteError::Io(e)),
         };
-        let written = file.write_all(bytes).and_then(|()| file.sync_all());
+        let written = fill(&mut file).and_then(|()| file.sync_all());
         if let Err(e) = written {
             let _ = fs::remove_file(&tmp);
             return Err(WriteError::Io(e));

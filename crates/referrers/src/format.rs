@@ -20,6 +20,7 @@ use cnb_dsse::Envelope;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
+use crate::blob::Blob;
 use crate::manifest::{Descriptor, ImageManifest, OCI_MANIFEST};
 use crate::Error;
 
@@ -135,7 +136,7 @@ pub struct Referrer {
     /// The descriptor of the manifest, as listed by the Referrers API or a tag-schema index.
     pub descriptor: Descriptor,
     /// The blobs the manifest references (config and layer), with their bytes.
-    pub blobs: Vec<(Descriptor, Vec<u8>)>,
+    pub blobs: Vec<(Descriptor, Blob)>,
 }
 
 /// What a referrer needs besides the envelope.
@@ -167,29 +168,76 @@ pub fn build_referrer(
     envelope: &Envelope,
     parts: &ReferrerParts<'_>,
 ) -> Referrer {
+    let (prefix, suffix) = layer_json_around_payload(
+        format,
+        &envelope.payload_type,
+        &envelope.signatures,
+        parts.key_hint,
+        parts.verification_material,
+    );
+    let encoded = STANDARD.encode(&envelope.payload);
+    let mut layer_bytes = Vec::with_capacity(prefix.len() + encoded.len() + suffix.len());
+    layer_bytes.extend_from_slice(&prefix);
+    layer_bytes.extend_from_slice(encoded.as_bytes());
+    layer_bytes.extend_from_slice(&suffix);
+    let layer = Descriptor::for_bytes(format.artifact_type(), &layer_bytes);
+    referrer_for_layer(format, layer, Blob::Bytes(layer_bytes), parts)
+}
+
+/// The JSON of `format`'s attestation layer before and after the payload's base64: the layer is
+/// `prefix + base64(payload) + suffix`. What [`build_referrer`] writes, for callers that stream a
+/// payload too large to hold and hash the layer as they go. `key_hint` and
+/// `verification_material` are [`ReferrerParts`]' fields; the prefix does not depend on the
+/// signatures.
+pub fn layer_json_around_payload(
+    format: StorageFormat,
+    payload_type: &str,
+    signatures: &[cnb_dsse::Signature],
+    key_hint: &str,
+    verification_material: Option<&str>,
+) -> (Vec<u8>, Vec<u8>) {
+    match format {
+        StorageFormat::Bundle => {
+            let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
+            let hint;
+            let material = match verification_material {
+                Some(material) => material,
+                None => {
+                    hint = format!("{{\"publicKey\":{{\"hint\":{}}}}}", string(key_hint));
+                    &hint
+                }
+            };
+            bundle_json_around_payload(payload_type, signatures, material)
+        }
+        // A cosign-legacy entry is a layer, not a referrer (see `legacy_attestation_layer`); asked
+        // for a referrer anyway, it gets the bare-DSSE one, which holds the same layer.
+        StorageFormat::Dsse | StorageFormat::CosignLegacy => {
+            Envelope::json_around_payload(payload_type, signatures)
+        }
+    }
+}
+
+/// The referrer whose one layer is `layer` (its descriptor and bytes), in `format`.
+pub fn referrer_for_layer(
+    format: StorageFormat,
+    layer: Descriptor,
+    layer_bytes: Blob,
+    parts: &ReferrerParts<'_>,
+) -> Referrer {
     let mut annotations: BTreeMap<String, String> = parts
         .annotations
         .iter()
         .filter(|(name, _)| !is_reserved_annotation(name))
         .map(|(name, value)| (name.clone(), value.clone()))
         .collect();
-    let (layer_bytes, own) = match format {
-        StorageFormat::Bundle => (
-            match parts.verification_material {
-                Some(material) => bundle_json_with_material(envelope, material),
-                None => bundle_json(envelope, parts.key_hint),
-            },
-            vec![
-                (BUNDLE_CONTENT, "dsse-envelope"),
-                (BUNDLE_PREDICATE_TYPE, parts.predicate_type),
-            ],
-        ),
-        // A cosign-legacy entry is a layer, not a referrer (see `legacy_attestation_layer`); asked
-        // for a referrer anyway, it gets the bare-DSSE one, which holds the same layer.
-        StorageFormat::Dsse | StorageFormat::CosignLegacy => (
-            envelope.to_json(),
-            vec![(PREDICATE_TYPE, parts.predicate_type)],
-        ),
+    let own = match format {
+        StorageFormat::Bundle => vec![
+            (BUNDLE_CONTENT, "dsse-envelope"),
+            (BUNDLE_PREDICATE_TYPE, parts.predicate_type),
+        ],
+        StorageFormat::Dsse | StorageFormat::CosignLegacy => {
+            vec![(PREDICATE_TYPE, parts.predicate_type)]
+        }
     };
     for (name, value) in own {
         annotations.insert(name.to_string(), value.to_string());
@@ -197,7 +245,6 @@ pub fn build_referrer(
     if let Some(created) = parts.created {
         annotations.insert(crate::manifest::CREATED.to_string(), created.to_string());
     }
-    let layer = Descriptor::for_bytes(format.artifact_type(), &layer_bytes);
     let config = Descriptor::empty();
     let manifest = ImageManifest {
         schema_version: 2,
@@ -218,7 +265,7 @@ pub fn build_referrer(
         manifest_bytes,
         descriptor,
         blobs: vec![
-            (config, crate::manifest::EMPTY_JSON.to_vec()),
+            (config, Blob::Bytes(crate::manifest::EMPTY_JSON.to_vec())),
             (layer, layer_bytes),
         ],
     }
@@ -239,33 +286,51 @@ pub fn bundle_json(envelope: &Envelope, key_hint: &str) -> Vec<u8> {
 /// A Sigstore bundle v0.3 holding `envelope` and the given `verificationMaterial` object (JSON,
 /// written as given): a keyless bundle's certificate and transparency-log entry.
 pub fn bundle_json_with_material(envelope: &Envelope, verification_material: &str) -> Vec<u8> {
+    let (prefix, suffix) = bundle_json_around_payload(
+        &envelope.payload_type,
+        &envelope.signatures,
+        verification_material,
+    );
+    let encoded = STANDARD.encode(&envelope.payload);
+    let mut out = Vec::with_capacity(prefix.len() + encoded.len() + suffix.len());
+    out.extend_from_slice(&prefix);
+    out.extend_from_slice(encoded.as_bytes());
+    out.extend_from_slice(&suffix);
+    out
+}
+
+/// A bundle's JSON before and after the payload's base64.
+fn bundle_json_around_payload(
+    payload_type: &str,
+    signatures: &[cnb_dsse::Signature],
+    verification_material: &str,
+) -> (Vec<u8>, Vec<u8>) {
     let string = |s: &str| serde_json::to_string(s).unwrap_or_default();
-    let mut out =
-        String::with_capacity(envelope.payload.len() * 4 / 3 + 512 + verification_material.len());
-    out.push_str("{\"mediaType\":");
-    out.push_str(&string(BUNDLE_V03));
-    out.push_str(",\"verificationMaterial\":");
-    out.push_str(verification_material);
-    out.push_str(",\"dsseEnvelope\":{\"payload\":\"");
-    out.push_str(&STANDARD.encode(&envelope.payload));
-    out.push_str("\",\"payloadType\":");
-    out.push_str(&string(&envelope.payload_type));
-    out.push_str(",\"signatures\":[");
-    for (i, signature) in envelope.signatures.iter().enumerate() {
+    let mut prefix = String::with_capacity(128 + verification_material.len());
+    prefix.push_str("{\"mediaType\":");
+    prefix.push_str(&string(BUNDLE_V03));
+    prefix.push_str(",\"verificationMaterial\":");
+    prefix.push_str(verification_material);
+    prefix.push_str(",\"dsseEnvelope\":{\"payload\":\"");
+    let mut suffix = String::with_capacity(128);
+    suffix.push_str("\",\"payloadType\":");
+    suffix.push_str(&string(payload_type));
+    suffix.push_str(",\"signatures\":[");
+    for (i, signature) in signatures.iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            suffix.push(',');
         }
-        out.push_str("{\"sig\":\"");
-        out.push_str(&STANDARD.encode(&signature.sig));
-        out.push('"');
+        suffix.push_str("{\"sig\":\"");
+        suffix.push_str(&STANDARD.encode(&signature.sig));
+        suffix.push('"');
         if !signature.keyid.is_empty() {
-            out.push_str(",\"keyid\":");
-            out.push_str(&string(&signature.keyid));
+            suffix.push_str(",\"keyid\":");
+            suffix.push_str(&string(&signature.keyid));
         }
-        out.push('}');
+        suffix.push('}');
     }
-    out.push_str("]}}");
-    out.into_bytes()
+    suffix.push_str("]}}");
+    (prefix.into_bytes(), suffix.into_bytes())
 }
 
 /// What a stored attestation layer holds once decoded (nothing is verified yet).

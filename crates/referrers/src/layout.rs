@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use cnb_local_files::{Links, ReadError};
 use serde_json::Value;
 
+use crate::blob::Blob;
 use crate::format::Referrer;
 use crate::manifest::{
     Descriptor, ImageConfig, ImageIndex, ImageManifest, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
@@ -327,6 +328,26 @@ impl OciLayout {
         Ok((digest, true))
     }
 
+    /// Writes a planned blob if it is not there yet (streamed ones without holding them), checking
+    /// that what was written has the descriptor's digest and size; returns whether it was written.
+    pub fn write_planned_blob(&self, descriptor: &Descriptor, blob: &Blob) -> Result<bool, Error> {
+        if self.has_blob(&descriptor.digest) {
+            return Ok(false);
+        }
+        let path = self.blob_path(&descriptor.digest);
+        cnb_local_files::write_atomic_with(&path, |file| {
+            blob.write_checked(file, &descriptor.digest, descriptor.size)
+        })
+        .map_err(|e| match e {
+            cnb_local_files::WriteError::Io(source) => Error::Io { path, source },
+            other => Error::Layout {
+                path,
+                reason: other.to_string(),
+            },
+        })?;
+        Ok(true)
+    }
+
     /// Manifests listed in `index.json` whose `subject` is `subject`, with the descriptor as listed.
     pub fn referrers(&self, subject: &Digest) -> Result<Vec<(Descriptor, ImageManifest)>, Error> {
         Ok(self
@@ -391,9 +412,8 @@ impl OciLayout {
     /// A manifest already listed (same digest) is left alone, so storing twice adds nothing.
     pub fn store_referrers(&self, referrers: &[Referrer]) -> Result<Vec<StoreOutcome>, Error> {
         for referrer in referrers {
-            for (descriptor, bytes) in &referrer.blobs {
-                let (digest, _) = self.write_blob(bytes)?;
-                debug_assert_eq!(digest, descriptor.digest);
+            for (descriptor, blob) in &referrer.blobs {
+                self.write_planned_blob(descriptor, blob)?;
             }
             self.write_blob(&referrer.manifest_bytes)?;
         }

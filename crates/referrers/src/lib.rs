@@ -21,11 +21,13 @@
 
 use std::path::PathBuf;
 
+pub mod blob;
 pub mod format;
 pub mod layout;
 pub mod manifest;
 pub mod reference;
 
+pub use blob::Blob;
 /// The validated `sha256:<64 lowercase hex>` digest, shared by every crate of the workspace.
 pub use cnb_untrusted::Digest;
 pub use format::{build_referrer, decode_layer, Referrer, ReferrerParts, StorageFormat};

@@ -8,7 +8,7 @@ use reqwest::header::{
 };
 use reqwest::{Method, StatusCode};
 
-use crate::client::{body_error, check_document, read_bounded, Client, Request};
+use crate::client::{body_error, check_document, read_bounded, Body, Client, Request};
 use crate::Error;
 use crate::Repository;
 
@@ -207,7 +207,7 @@ impl Client {
                 method: Method::PUT,
                 url: format!("{}/manifests/{reference}", self.base(repo)),
                 headers,
-                body: Some(Bytes::copy_from_slice(bytes)),
+                body: Some(Bytes::copy_from_slice(bytes).into()),
                 kind: "PUT manifest",
                 repo,
                 push: true,
@@ -430,10 +430,35 @@ impl Client {
         digest: &Digest,
         bytes: Bytes,
     ) -> Result<(), Error> {
+        self.upload(repo, digest, Body::Bytes(bytes)).await
+    }
+
+    /// Uploads a planned blob (see [`cnb_referrers::Blob`]): one held in memory as
+    /// [`Client::upload_blob`] does, a streamed one without holding it: read from its source for
+    /// each attempt, encoded on the fly and checked against `digest` and `size` as it is sent.
+    pub async fn upload_planned_blob(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        size: u64,
+        blob: &cnb_referrers::Blob,
+    ) -> Result<(), Error> {
+        let body = match blob {
+            cnb_referrers::Blob::Bytes(b) => Body::Bytes(Bytes::copy_from_slice(b)),
+            cnb_referrers::Blob::Stream(s) => Body::Stream {
+                blob: s.clone(),
+                digest: digest.clone(),
+                size,
+            },
+        };
+        self.upload(repo, digest, body).await
+    }
+
+    async fn upload(&self, repo: &Repository, digest: &Digest, body: Body) -> Result<(), Error> {
         let policy = self.retry_policy().clone();
         let mut attempt = 0;
         loop {
-            match self.upload_once(repo, digest, bytes.clone()).await {
+            match self.upload_once(repo, digest, body.clone()).await {
                 Ok(()) => return Ok(()),
                 Err(e) if e.is_retryable() && attempt + 1 < policy.max_attempts => {
                     self.note_retry();
@@ -465,7 +490,7 @@ impl Client {
                 method: Method::POST,
                 url: format!("{}/blobs/uploads/?digest={digest}", self.base(repo)),
                 headers,
-                body: Some(bytes),
+                body: Some(bytes.into()),
                 kind: "POST upload",
                 repo,
                 push: true,
@@ -489,11 +514,15 @@ impl Client {
         &self,
         repo: &Repository,
         digest: &Digest,
-        bytes: Bytes,
+        bytes: Body,
     ) -> Result<(), Error> {
+        let len = match &bytes {
+            Body::Bytes(b) => b.len() as u64,
+            Body::Stream { size, .. } => *size,
+        };
         let single = match self.single_post(&repo.host) {
             Some(known) => known,
-            None => bytes.len() <= SINGLE_POST_PROBE_MAX,
+            None => len <= SINGLE_POST_PROBE_MAX as u64,
         };
         let mut headers = HeaderMap::new();
         let body = if single {

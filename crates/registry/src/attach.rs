@@ -29,7 +29,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use cnb_referrers::manifest::{Descriptor, OCI_INDEX, OCI_MANIFEST};
-use cnb_referrers::{Digest, Referrer};
+use cnb_referrers::{Blob, Digest, Referrer};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::Value;
@@ -226,47 +226,51 @@ pub async fn attach(
         .collect();
 
     // 2. Blobs, smallest first so the empty config probes single-POST support.
-    let mut blobs: BTreeMap<Digest, Bytes> = BTreeMap::new();
+    let mut blobs: BTreeMap<Digest, (u64, &Blob)> = BTreeMap::new();
     for r in &new {
-        for (descriptor, bytes) in &r.blobs {
+        for (descriptor, blob) in &r.blobs {
             blobs
                 .entry(descriptor.digest.clone())
-                .or_insert_with(|| Bytes::copy_from_slice(bytes));
+                .or_insert((descriptor.size, blob));
         }
     }
-    let mut ordered: Vec<(Digest, Bytes)> = blobs.into_iter().collect();
-    ordered.sort_by_key(|(_, b)| b.len());
+    let mut ordered: Vec<(Digest, (u64, &Blob))> = blobs.into_iter().collect();
+    ordered.sort_by_key(|(_, (size, _))| *size);
     let progress = Progress::new(
         options.progress,
         ordered.len(),
         new.len(),
-        ordered.iter().map(|(_, b)| b.len()).sum(),
+        ordered.iter().map(|(_, (size, _))| *size as usize).sum(),
     );
     let progress = &progress;
     let mut blobs_uploaded = 0;
     let mut rest = ordered.into_iter();
-    if let Some((digest, bytes)) = rest.next() {
+    if let Some((digest, (size, blob))) = rest.next() {
         // The smallest blob is the 2-byte empty config every referrer shares, so every signer of
         // every image uploads it: check first and never re-upload it (a re-upload rewrites its link
         // in the repository, and Distribution does that non-atomically, so a concurrent signer's
         // manifest push can find the blob "unknown"). It still teaches single-POST support.
         if client.blob_exists(repo, &digest).await? {
-            if client.single_post(&repo.host).is_none()
-                && bytes.len() <= crate::api::SINGLE_POST_PROBE_MAX
-            {
-                client.probe_single_post(repo, &digest, bytes).await?;
+            if let Some(bytes) = blob.as_bytes() {
+                if client.single_post(&repo.host).is_none()
+                    && bytes.len() <= crate::api::SINGLE_POST_PROBE_MAX
+                {
+                    client
+                        .probe_single_post(repo, &digest, Bytes::copy_from_slice(bytes))
+                        .await?;
+                }
             }
         } else {
-            let size = bytes.len();
-            client.upload_blob(repo, &digest, bytes).await?;
+            client
+                .upload_planned_blob(repo, &digest, size, blob)
+                .await?;
             blobs_uploaded += 1;
-            progress.blob(size);
+            progress.blob(size as usize);
         }
     }
-    blobs_uploaded += stream::iter(rest.map(|(digest, bytes)| async move {
-        let size = bytes.len();
-        let uploaded = upload(client, repo, &digest, bytes).await?;
-        progress.blob(size);
+    blobs_uploaded += stream::iter(rest.map(|(digest, (size, blob))| async move {
+        let uploaded = upload(client, repo, &digest, size, blob).await?;
+        progress.blob(size as usize);
         Ok::<bool, Error>(uploaded)
     }))
     .buffer_unordered(options.concurrency.max(1))
@@ -405,12 +409,13 @@ async fn upload(
     client: &Client,
     repo: &Repository,
     digest: &Digest,
-    bytes: Bytes,
+    size: u64,
+    blob: &Blob,
 ) -> Result<bool, Error> {
-    if bytes.len() >= HEAD_BEFORE_UPLOAD && client.blob_exists(repo, digest).await? {
+    if size >= HEAD_BEFORE_UPLOAD as u64 && client.blob_exists(repo, digest).await? {
         return Ok(false);
     }
-    client.upload_blob(repo, digest, bytes).await?;
+    client.upload_planned_blob(repo, digest, size, blob).await?;
     Ok(true)
 }
 

@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use crate::numbers;
 use crate::retry::RetryPolicy;
 use crate::Error;
 use crate::Repository;
+use cnb_referrers::Digest;
 
 /// Largest token response read.
 const MAX_TOKEN_RESPONSE: u64 = 64 * 1024;
@@ -173,11 +174,98 @@ struct HostState {
 }
 
 /// One request to make.
+/// A request body: bytes in memory, or a planned blob produced again for every attempt (read from
+/// its source, encoded on the fly, checked against its digest as it goes) so it is never held.
+#[derive(Debug, Clone)]
+pub(crate) enum Body {
+    Bytes(Bytes),
+    Stream {
+        blob: Arc<dyn cnb_referrers::blob::StreamedBlob>,
+        digest: Digest,
+        size: u64,
+    },
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Body::Bytes(bytes)
+    }
+}
+
+/// Pieces of a streamed body in flight between the thread producing them and the connection.
+const STREAM_PIECES_IN_FLIGHT: usize = 4;
+
+impl Body {
+    fn to_reqwest(&self) -> reqwest::Body {
+        match self {
+            Body::Bytes(bytes) => reqwest::Body::from(bytes.clone()),
+            Body::Stream { blob, digest, size } => {
+                let (tx, rx) =
+                    tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(STREAM_PIECES_IN_FLIGHT);
+                let (blob, digest, size) = (blob.clone(), digest.clone(), *size);
+                tokio::task::spawn_blocking(move || {
+                    let mut out = ChannelWriter {
+                        tx: tx.clone(),
+                        buf: Vec::new(),
+                    };
+                    let written = cnb_referrers::Blob::Stream(blob)
+                        .write_checked(&mut out, &digest, size)
+                        .and_then(|()| out.send_buffered());
+                    if let Err(e) = written {
+                        // The request fails with this error instead of sending a short body.
+                        let _ = tx.blocking_send(Err(e));
+                    }
+                });
+                reqwest::Body::wrap_stream(futures_util::stream::unfold(rx, |mut rx| async move {
+                    rx.recv().await.map(|piece| (piece, rx))
+                }))
+            }
+        }
+    }
+}
+
+/// Hands what is written to a streamed request body, in pieces of
+/// [`cnb_referrers::blob::CHUNK`] bytes.
+struct ChannelWriter {
+    tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
+    buf: Vec<u8>,
+}
+
+impl ChannelWriter {
+    fn send_buffered(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = Bytes::from(std::mem::take(&mut self.buf));
+        self.tx
+            .blocking_send(Ok(piece))
+            .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+}
+
+impl std::io::Write for ChannelWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.capacity() == 0 {
+            self.buf.reserve(cnb_referrers::blob::CHUNK);
+        }
+        let room = cnb_referrers::blob::CHUNK - self.buf.len();
+        let n = room.min(data.len());
+        self.buf.extend_from_slice(&data[..n]);
+        if self.buf.len() == cnb_referrers::blob::CHUNK {
+            self.send_buffered()?;
+        }
+        Ok(n)
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 pub(crate) struct Request<'a> {
     pub method: Method,
     pub url: String,
     pub headers: HeaderMap,
-    pub body: Option<Bytes>,
+    pub body: Option<Body>,
     pub kind: &'static str,
     pub repo: &'a Repository,
     pub push: bool,
@@ -613,7 +701,10 @@ impl Client {
                 }
             }
             if let Some(body) = &request.body {
-                builder = builder.body(body.clone());
+                if let Body::Stream { size, .. } = body {
+                    builder = builder.header(reqwest::header::CONTENT_LENGTH, *size);
+                }
+                builder = builder.body(body.to_reqwest());
             }
             self.stats.count(request.kind);
             let started = Instant::now();

@@ -415,8 +415,13 @@ impl Walker<'_> {
                 extension,
             }),
             FileClass::Sbom(format) => {
-                let bytes = read_checked(&entry.path, meta, self.options.max_file_size)?;
-                format.check_content_of(&entry.path, &bytes)?;
+                let (size, sha256) = if meta.len() > STREAM_ABOVE {
+                    check_streamed(&entry.path, meta, self.options.max_file_size, format)?
+                } else {
+                    let bytes = read_checked(&entry.path, meta, self.options.max_file_size)?;
+                    format.check_content_of(&entry.path, &bytes)?;
+                    (bytes.len() as u64, hex::encode(Sha256::digest(&bytes)))
+                };
                 self.out.files.push(SbomFile {
                     path: entry.path,
                     relative: entry.relative,
@@ -424,13 +429,92 @@ impl Walker<'_> {
                     buildpack: buildpack.clone(),
                     scope,
                     format,
-                    size: bytes.len() as u64,
-                    sha256: hex::encode(Sha256::digest(&bytes)),
+                    size,
+                    sha256,
                 });
                 Ok(())
             }
         }
     }
+}
+
+/// SBOM files larger than this are checked and hashed in one streaming pass, never held whole.
+const STREAM_ABOVE: u64 = 1024 * 1024;
+
+/// Checks an SBOM file as [`SbomFormat::check_content_of`] does, and hashes it, reading it in
+/// pieces: its size and lowercase hex sha256.
+fn check_streamed(
+    path: &Path,
+    checked: &Metadata,
+    cap: u64,
+    format: crate::SbomFormat,
+) -> Result<(u64, String), Error> {
+    use cnb_untrusted::json_stream::{Top, Validator};
+    use std::io::Read as _;
+    let file = cnb_local_files::open_checked(path, cap, checked).map_err(read_error(path, cap))?;
+    let len = checked.len();
+    let mut reader = file.take(len.saturating_add(1));
+    let mut validator =
+        Validator::new(Top::Any, cnb_untrusted::json::MAX_DEPTH).watch_top_keys(crate::SNIFF_KEYS);
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    let invalid = |e: cnb_untrusted::json_stream::StreamError| {
+        let (line, column) = line_and_column(path, e.offset);
+        Error::InvalidJson {
+            path: path.to_path_buf(),
+            line,
+            column,
+            reason: e.reason.to_string(),
+        }
+    };
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(path, e)),
+        };
+        total += n as u64;
+        if total > len {
+            return Err(read_error(path, cap)(ReadError::Replaced));
+        }
+        hasher.update(&buf[..n]);
+        validator.feed(&buf[..n]).map_err(invalid)?;
+    }
+    if total != len {
+        return Err(read_error(path, cap)(ReadError::Replaced));
+    }
+    let values = validator.top_values().to_vec();
+    validator.finish().map_err(invalid)?;
+    format.check_top_values(path, &values)?;
+    Ok((len, hex::encode(hasher.finalize())))
+}
+
+/// The 1-based line and column of byte `offset` of the file at `path`, for a message (read again
+/// only when a streamed check failed; `(0, 0)` if it cannot be read).
+fn line_and_column(path: &Path, offset: u64) -> (usize, usize) {
+    use std::io::Read as _;
+    let Ok(file) = fs::File::open(path) else {
+        return (0, 0);
+    };
+    let (mut line, mut column) = (1usize, 1usize);
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut reader = file.take(offset);
+    while let Ok(n) = reader.read(&mut buf) {
+        if n == 0 {
+            break;
+        }
+        for &b in &buf[..n] {
+            if b == b'\n' {
+                line += 1;
+                column = 1;
+            } else {
+                column += 1;
+            }
+        }
+    }
+    (line, column)
 }
 
 /// Read a regular file that `lstat` already vetted, at most `cap` bytes, and make sure the

@@ -122,6 +122,62 @@ impl SbomFormat {
     }
 }
 
+/// The top-level keys [`SbomFormat::check_top_values`] needs, for
+/// [`Validator::watch_top_keys`](cnb_untrusted::json_stream::Validator::watch_top_keys).
+pub const SNIFF_KEYS: &[&str] = &[
+    "bomFormat",
+    "spdxVersion",
+    "artifacts",
+    "Artifacts",
+    "descriptor",
+    "Descriptor",
+    "schema",
+    "Schema",
+];
+
+impl SbomFormat {
+    /// Like [`SbomFormat::check_content_of`], for a document validated in a stream: decides from
+    /// the top-level values a [`Validator`](cnb_untrusted::json_stream::Validator) watching
+    /// [`SNIFF_KEYS`] recorded, with the same rules.
+    pub fn check_top_values(
+        self,
+        path: &Path,
+        values: &[cnb_untrusted::json_stream::TopValue],
+    ) -> Result<(), Error> {
+        use cnb_untrusted::json_stream::Kind;
+        let mut s = Sniff::default();
+        for v in values {
+            let slot = match v.key {
+                "bomFormat" => &mut s.bom_format,
+                "spdxVersion" => &mut s.spdx_version,
+                "artifacts" | "Artifacts" => &mut s.artifacts,
+                "descriptor" | "Descriptor" => &mut s.descriptor,
+                _ => &mut s.schema,
+            };
+            let shape = match v.kind {
+                Kind::Null => Shape::Null,
+                Kind::Bool => Shape::Bool,
+                Kind::Number => Shape::Number,
+                Kind::String => Shape::String(v.text.clone()),
+                Kind::Array => Shape::Array,
+                Kind::Object => Shape::Object,
+            };
+            if slot.is_none() || matches!(shape, Shape::Array | Shape::Object) {
+                *slot = Some(shape);
+            }
+        }
+        if s.matches(self) {
+            Ok(())
+        } else {
+            Err(Error::ContentMismatch {
+                path: path.to_path_buf(),
+                claimed: self,
+                found: s.describe(),
+            })
+        }
+    }
+}
+
 impl fmt::Display for SbomFormat {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -60,6 +60,6 @@ pub use discover::{
     LEGACY_BOM_FILE_NAME,
 };
 pub use error::Error;
-pub use format::SbomFormat;
+pub use format::{SbomFormat, SNIFF_KEYS};
 pub use ids::{BuildpackId, LayerName, MAX_NAME_LEN};
 pub use index::BuildpackIndex;

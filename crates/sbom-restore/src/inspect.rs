@@ -1041,7 +1041,12 @@ pub(crate) mod tests {
             Fetched {
                 descriptor: referrer.descriptor,
                 manifest: Ok(referrer.manifest),
-                layer: Ok(referrer.blobs[1].1.clone().into()),
+                layer: Ok(referrer.blobs[1]
+                    .1
+                    .as_bytes()
+                    .expect("in memory")
+                    .to_vec()
+                    .into()),
                 source: "referrer",
             }
         }

@@ -24,9 +24,11 @@ use sha2::{Digest as _, Sha256};
 pub mod generate;
 pub mod location;
 pub mod omit;
+mod stream;
 
 pub use cnb_intoto::StatementVersion;
 pub use location::{LayoutImage, Target};
+pub use stream::StreamedEnvelope;
 
 /// The `io.buildpacks.*` annotation names, re-exported from the configuration crate.
 pub use cnb_attestation_config::annotations;
@@ -115,7 +117,13 @@ pub struct SignOptions {
     /// deterministic for one key, so the material obtained for a first [`plan`] applies to the
     /// envelopes of the next. `None`: key-based bundles (a public-key hint).
     pub keyless: Option<std::sync::Arc<KeylessMaterials>>,
+    /// Predicate files larger than this are signed from a stream, never held in memory
+    /// ([`DEFAULT_STREAM_ABOVE`]); smaller ones are read whole.
+    pub stream_above: u64,
 }
+
+/// Default [`SignOptions::stream_above`]: 1 MiB.
+pub const DEFAULT_STREAM_ABOVE: u64 = 1024 * 1024;
 
 /// Keyless verification material per envelope signature (see [`SignOptions::keyless`]).
 pub type KeylessMaterials = BTreeMap<Vec<u8>, String>;
@@ -158,6 +166,7 @@ impl Default for SignOptions {
             max_predicate_size: DEFAULT_MAX_PREDICATE_SIZE,
             image_signature: ImageSignature::Bundle,
             keyless: None,
+            stream_above: DEFAULT_STREAM_ABOVE,
         }
     }
 }
@@ -267,9 +276,28 @@ pub struct Prepared {
     /// The configuration's annotations.
     pub annotations: BTreeMap<String, String>,
     /// The signed envelope.
-    pub envelope: Envelope,
+    pub signed: Signed,
     /// sha256 (hex) of the predicate bytes.
     pub predicate_sha256: String,
+}
+
+/// A signed attestation: held in memory, or signed from a stream and stored from it.
+#[derive(Debug, Clone)]
+pub enum Signed {
+    /// The whole envelope, in memory.
+    Envelope(Envelope),
+    /// The predicate stays in its file ([`SignOptions::stream_above`]).
+    Streamed(std::sync::Arc<StreamedEnvelope>),
+}
+
+impl Prepared {
+    /// The envelope, when it is held in memory.
+    pub fn envelope(&self) -> Option<&Envelope> {
+        match &self.signed {
+            Signed::Envelope(e) => Some(e),
+            Signed::Streamed(_) => None,
+        }
+    }
 }
 
 /// Reads, states and signs every attestation of `config`. Fails on the first bad one, before
@@ -282,8 +310,26 @@ pub fn prepare(
 ) -> Result<Vec<Prepared>, Error> {
     config.validate(roots)?;
     let mut out = Vec::with_capacity(config.attestations.len());
+    let hint = signer.public_key().hint();
     for (i, spec) in config.attestations.iter().enumerate() {
         let index = i + 1;
+        let annotations: BTreeMap<String, String> = spec.annotations.iter().cloned().collect();
+        if let Some(file) = spec.predicate_file(roots, options.max_predicate_size)? {
+            if stream::streams(&file, options) {
+                if let Some((streamed, predicate_sha256)) =
+                    stream::prepare_streamed(index, spec, file, signer, options, &hint)?
+                {
+                    out.push(Prepared {
+                        index,
+                        predicate_type: spec.predicate.predicate_type.clone(),
+                        annotations,
+                        signed: Signed::Streamed(std::sync::Arc::new(streamed)),
+                        predicate_sha256,
+                    });
+                    continue;
+                }
+            }
+        }
         let predicate = config.read_predicate(spec, roots, options.max_predicate_size)?;
         let predicate_sha256 = hex::encode(Sha256::digest(&predicate));
         let statement = Statement::new(
@@ -302,8 +348,8 @@ pub fn prepare(
         out.push(Prepared {
             index,
             predicate_type: spec.predicate.predicate_type.clone(),
-            annotations: spec.annotations.iter().cloned().collect(),
-            envelope,
+            annotations,
+            signed: Signed::Envelope(envelope),
             predicate_sha256,
         });
     }
@@ -561,7 +607,10 @@ pub fn plan(
     let hint = signer.public_key().hint();
     let mut out = Vec::new();
     for p in prepared {
-        let material = options.material_for(&p.envelope, p.index)?;
+        let material = match p.envelope() {
+            Some(envelope) => options.material_for(envelope, p.index)?,
+            None => None,
+        };
         for format in &options.formats {
             let parts = ReferrerParts {
                 subject,
@@ -571,15 +620,37 @@ pub fn plan(
                 verification_material: material,
                 created: options.created.as_deref(),
             };
-            let stored = if format.is_referrer() {
-                Stored::Referrer(Box::new(build_referrer(*format, &p.envelope, &parts)))
-            } else {
-                let (descriptor, bytes) = cnb_referrers::format::legacy_attestation_layer(
-                    &p.envelope,
-                    &p.predicate_type,
-                    &p.annotations,
-                );
-                Stored::CosignTagLayer(descriptor, bytes)
+            let stored = match &p.signed {
+                Signed::Streamed(streamed) => {
+                    let (_, layer, blob) = streamed
+                        .layers
+                        .iter()
+                        .find(|(f, _, _)| f == format)
+                        .ok_or_else(|| {
+                            Error::BadOption(format!(
+                                "attestation #{}: no streamed layer in format {}",
+                                p.index,
+                                format.name()
+                            ))
+                        })?;
+                    Stored::Referrer(Box::new(cnb_referrers::format::referrer_for_layer(
+                        *format,
+                        layer.clone(),
+                        cnb_referrers::Blob::Stream(blob.clone()),
+                        &parts,
+                    )))
+                }
+                Signed::Envelope(envelope) if format.is_referrer() => {
+                    Stored::Referrer(Box::new(build_referrer(*format, envelope, &parts)))
+                }
+                Signed::Envelope(envelope) => {
+                    let (descriptor, bytes) = cnb_referrers::format::legacy_attestation_layer(
+                        envelope,
+                        &p.predicate_type,
+                        &p.annotations,
+                    );
+                    Stored::CosignTagLayer(descriptor, bytes)
+                }
             };
             // One limit for both sides: what readers refuse is never signed.
             let max = cnb_referrers::format::MAX_ATTESTATION_BLOB;
@@ -646,28 +717,27 @@ fn image_signature(
             })?;
             let envelope = Envelope::sign(IN_TOTO_PAYLOAD_TYPE, statement.to_json(), signer)
                 .map_err(sign_error)?;
-            let prepared = Prepared {
-                index: 0,
-                predicate_type: COSIGN_SIGN_V1.into(),
-                annotations: BTreeMap::new(),
-                envelope,
-                predicate_sha256: hex::encode(Sha256::digest(b"{}")),
-            };
-            let material = options.material_for(&prepared.envelope, 0)?;
+            let material = options.material_for(&envelope, 0)?;
             let referrer = build_referrer(
                 StorageFormat::Bundle,
-                &prepared.envelope,
+                &envelope,
                 &ReferrerParts {
                     subject,
                     predicate_type: COSIGN_SIGN_V1,
-                    annotations: &prepared.annotations,
+                    annotations: &BTreeMap::new(),
                     key_hint: hint,
                     verification_material: material,
                     created: options.created.as_deref(),
                 },
             );
             Ok(Some(Planned {
-                prepared,
+                prepared: Prepared {
+                    index: 0,
+                    predicate_type: COSIGN_SIGN_V1.into(),
+                    annotations: BTreeMap::new(),
+                    signed: Signed::Envelope(envelope),
+                    predicate_sha256: hex::encode(Sha256::digest(b"{}")),
+                },
                 stored: Stored::Referrer(Box::new(referrer)),
             }))
         }
@@ -693,14 +763,14 @@ fn image_signature(
                 index: 0,
                 predicate_type: "cosign container image signature".into(),
                 annotations: BTreeMap::new(),
-                envelope: Envelope {
+                signed: Signed::Envelope(Envelope {
                     payload_type: cnb_referrers::format::SIMPLE_SIGNING.into(),
                     payload: payload.clone(),
                     signatures: vec![cnb_dsse::Signature {
                         keyid: String::new(),
                         sig: signature,
                     }],
-                },
+                }),
                 predicate_sha256: hex::encode(Sha256::digest(&payload)),
             };
             Ok(Some(Planned {

@@ -33,6 +33,7 @@
 
 mod digest;
 pub mod json;
+pub mod json_stream;
 pub mod text;
 pub mod time;
 
