@@ -170,6 +170,11 @@ struct HostState {
     tokens: HashMap<String, (Zeroizing<String>, Instant)>,
     /// Whether `POST ...?digest=` with a body completes an upload (201), learned once per run.
     single_post: Option<bool>,
+    /// The registry answered a conditional write with 412 in this run: it honours `If-Match`.
+    if_match_honoured: bool,
+    /// The longest read→write gap of a shared-tag write measured in this run (see
+    /// [`crate::settle`]).
+    write_gap: Duration,
 }
 
 /// One request to make.
@@ -261,6 +266,35 @@ impl Client {
     pub(crate) fn set_single_post(&self, host: &str, value: bool) {
         if let Ok(mut hosts) = self.hosts.lock() {
             hosts.entry(host.to_string()).or_default().single_post = Some(value);
+        }
+    }
+
+    /// Whether the registry at `host` has refused a stale `If-Match` with 412 in this run (a
+    /// registry that ignores `If-Match`, like Distribution 2.8, never does). Learned from the
+    /// conditional writes the run makes anyway, never from an extra request.
+    pub fn if_match_honoured(&self, host: &str) -> bool {
+        self.hosts
+            .lock()
+            .ok()
+            .is_some_and(|h| h.get(host).is_some_and(|s| s.if_match_honoured))
+    }
+
+    pub(crate) fn set_if_match_honoured(&self, host: &str) {
+        if let Ok(mut hosts) = self.hosts.lock() {
+            hosts.entry(host.to_string()).or_default().if_match_honoured = true;
+        }
+    }
+
+    /// Records the read→write gap of one shared-tag write on `host`; returns the longest one
+    /// recorded there in this run (this one included).
+    pub(crate) fn note_write_gap(&self, host: &str, gap: Duration) -> Duration {
+        match self.hosts.lock() {
+            Ok(mut hosts) => {
+                let state = hosts.entry(host.to_string()).or_default();
+                state.write_gap = state.write_gap.max(gap);
+                state.write_gap
+            }
+            Err(_) => gap,
         }
     }
 
