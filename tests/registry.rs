@@ -164,8 +164,11 @@ fn signs_on_both_registries_and_plain_http_readers_see_every_attestation() {
 
 /// The phase flow on the Paketo spring-boot tree (10 attestations, plus the image signature: 11
 /// referrers): exporter from report.toml + label, then signer. Prints the request figure and holds
-/// it to the budget, which is per referrer pushed: at most 3 per referrer + 8 on the fallback
-/// registry (two-request uploads), 2 + 8 on the Referrers API one.
+/// it to the budget, which is per referrer pushed: at most 3 per referrer + 9 on the fallback
+/// registry (two-request uploads; the 9th is the fresh read of the index just before it is
+/// written, which keeps every writer's read→write gap one round trip and so lets the wait before
+/// the read back be tens of milliseconds instead of 1.5 s: docs/decisions/referrers-fallback.md),
+/// 2 + 8 on the Referrers API one.
 #[test]
 fn signer_request_budget_for_the_spring_boot_tree() {
     for registry in registries() {
@@ -197,11 +200,15 @@ fn signer_request_budget_for_the_spring_boot_tree() {
             image_report["requests-by-kind"]
         );
         assert_eq!(image_report["pushed"], referrers, "{image_report:#}");
-        let per_referrer = if kind == Kind::Distribution { 3 } else { 2 };
+        let (per_referrer, per_run) = if kind == Kind::Distribution {
+            (3, 9)
+        } else {
+            (2, 8)
+        };
         assert!(
-            requests <= per_referrer * referrers + 8,
+            requests <= per_referrer * referrers + per_run,
             "{kind:?}: {requests} requests, over the budget of {per_referrer} per referrer \
-             ({referrers} = 10 attestations + 1 image signature) + 8"
+             ({referrers} = 10 attestations + 1 image signature) + {per_run}"
         );
         if kind == Kind::Ferro {
             assert_eq!(image_report["index-writes"], 0);
@@ -431,7 +438,7 @@ fn eight_concurrent_signers_lose_no_update_twenty_runs_in_a_row() {
 /// finishing together on two cores are the case where a stale write is most likely to land late.
 #[test]
 fn thirty_two_concurrent_signers_lose_no_update() {
-    concurrent_signers_lose_no_update(32, 3);
+    concurrent_signers_lose_no_update(32, 1);
 }
 
 /// When the stale write of the attack below reaches the registry.

@@ -50,10 +50,11 @@ pub const HEAD_BEFORE_UPLOAD: usize = 4 * 1024 * 1024;
 pub struct AttachOptions {
     /// Uploads and manifest pushes in flight at once.
     pub concurrency: usize,
-    /// The longest wait after writing the fallback index (or a cosign tag) before reading it
+    /// The cap on the wait after writing the fallback index (or a cosign tag) before reading it
     /// back. The wait itself follows the read→write gap measured in the run ([`crate::settle`]):
-    /// 4 × the longest one, at least 50 ms, at most this, jittered up by at most half; none after
-    /// a write the registry guarded with `If-Match`. Zero reads back at once.
+    /// 4 × the longest one, at least 50 ms, at most this, jittered up by at most half; never less
+    /// than twice a gap measured longer than half of this; none after a write the registry
+    /// guarded with `If-Match`.
     pub settle: Duration,
     /// Fallback index rewrites allowed before giving up.
     pub max_index_writes: u32,

@@ -175,7 +175,14 @@ struct HostState {
     /// The longest read→write gap of a shared-tag write measured in this run (see
     /// [`crate::settle`]).
     write_gap: Duration,
+    /// The longest answer to a manifest request or a blob `HEAD` in this run (no upload or
+    /// download, whose time is the body's): how slow the registry answers now.
+    latency: Duration,
 }
+
+/// The requests whose answer time [`Client::note_write_gap`] counts as the registry's latency:
+/// the ones a shared-tag writer makes between its read and its write, and others of the same size.
+const LATENCY_KINDS: [&str; 4] = ["GET manifest", "PUT manifest", "HEAD blob", "GET referrers"];
 
 /// One request to make.
 pub(crate) struct Request<'a> {
@@ -286,15 +293,27 @@ impl Client {
     }
 
     /// Records the read→write gap of one shared-tag write on `host`; returns the longest one
-    /// recorded there in this run (this one included).
+    /// recorded there in this run (this one included), or the longest answer to a single manifest
+    /// request there in this run when that is longer (a concurrent writer's gap is such a read and
+    /// such a write: when the registry, or this machine, answers slowly, so do theirs).
     pub(crate) fn note_write_gap(&self, host: &str, gap: Duration) -> Duration {
         match self.hosts.lock() {
             Ok(mut hosts) => {
                 let state = hosts.entry(host.to_string()).or_default();
                 state.write_gap = state.write_gap.max(gap);
-                state.write_gap
+                state.write_gap.max(state.latency)
             }
             Err(_) => gap,
+        }
+    }
+
+    fn note_latency(&self, host: &str, kind: &str, latency: Duration) {
+        if !LATENCY_KINDS.contains(&kind) {
+            return;
+        }
+        if let Ok(mut hosts) = self.hosts.lock() {
+            let state = hosts.entry(host.to_string()).or_default();
+            state.latency = state.latency.max(latency);
         }
     }
 
@@ -661,6 +680,7 @@ impl Client {
                 Error::transport(format!("{method} {}", redact_url(&url)), e)
             })?;
             let status = response.status();
+            self.note_latency(&request.repo.host, request.kind, started.elapsed());
             if self.options.debug {
                 eprintln!(
                     "DEBUG {method} {} -> {} ({} ms)",

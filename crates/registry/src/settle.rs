@@ -8,11 +8,12 @@
 //! between but, for a cosign tag, its config blob), so such a writer's read→write gap is about one
 //! round trip, and its write lands within that gap after our write. A read back that comes later
 //! than that sees the loss and repairs it. The wait is therefore not a constant: it is
-//! [`GAP_FACTOR`] times the longest read→write gap this client measured on the host in this run
-//! (a concurrent writer of the same code on the same registry takes about as long; the factor
-//! covers it being slower, and a loss hidden behind a second writer's overlapping write), at
-//! least [`FLOOR`], at most [`crate::AttachOptions::settle`], jittered upwards so that signers
-//! finishing together do not read back together.
+//! [`GAP_FACTOR`] times the longest read→write gap this client measured on the host in this run,
+//! or the longest single manifest request there when that is longer (a concurrent writer of the
+//! same code on the same registry takes about as long; the factor covers it being slower, and a
+//! loss hidden behind a second writer's overlapping write), at least [`FLOOR`], at most
+//! [`crate::AttachOptions::settle`] unless the measured gap itself is more than half of that (then
+//! twice the gap), jittered upwards so that signers finishing together do not read back together.
 //!
 //! Where the registry has shown, in this run, that it honours `If-Match` (it answered a stale one
 //! with 412) and our write carried the ETag of the read just before it, no writer using `If-Match`
@@ -30,6 +31,10 @@ pub const GAP_FACTOR: u32 = 4;
 /// The shortest wait after an unconditional write, whatever the measured gap.
 pub const FLOOR: Duration = Duration::from_millis(50);
 
+/// The longest wait whatever was measured: a registry that takes half a minute from a read to a
+/// write is not waited for any longer.
+pub const CEILING: Duration = Duration::from_secs(60);
+
 /// What the write just made tells about concurrent writers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Written {
@@ -44,13 +49,17 @@ pub enum Written {
     Refused,
 }
 
-/// The upper end of the wait before the read back, before jitter: `GAP_FACTOR × largest_gap`, at
-/// least [`FLOOR`], at most `settle` (which also caps the floor: `settle` zero waits nothing).
+/// The wait before the read back, before jitter: [`GAP_FACTOR`] × `largest_gap`, at least
+/// [`FLOOR`], at most `settle`; but never less than twice the gap itself, so a registry measured
+/// slower than `settle / 2` is waited for as long as it takes (a cap below a gap already seen
+/// would be a wait known to be too short), up to [`CEILING`].
 pub fn bound(largest_gap: Duration, settle: Duration) -> Duration {
     largest_gap
         .saturating_mul(GAP_FACTOR)
         .max(FLOOR)
         .min(settle)
+        .max(largest_gap.saturating_mul(2))
+        .min(CEILING)
 }
 
 /// The wait before reading back after `written`, given the largest read→write gap measured, the
@@ -102,11 +111,32 @@ mod tests {
             "a fast registry still waits the floor"
         );
         assert_eq!(bound(ms(30), SETTLE), ms(120), "four times the gap");
-        assert_eq!(bound(ms(900), SETTLE), SETTLE, "never more than settle");
+        assert_eq!(
+            bound(ms(375), SETTLE),
+            SETTLE,
+            "four times the gap, up to settle"
+        );
+        assert_eq!(bound(ms(600), SETTLE), SETTLE, "capped at settle");
         assert_eq!(bound(ms(30), ms(80)), ms(80), "settle caps the multiple");
         assert_eq!(bound(ms(2), ms(20)), ms(20), "settle caps the floor too");
-        assert_eq!(bound(ms(30), Duration::ZERO), Duration::ZERO);
-        assert_eq!(bound(Duration::MAX, SETTLE), SETTLE, "no overflow");
+        assert_eq!(bound(ms(0), Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_gap_longer_than_half_of_settle_is_waited_for_twice_over() {
+        assert_eq!(bound(ms(900), SETTLE), ms(1800));
+        assert_eq!(bound(ms(4500), SETTLE), ms(9000));
+        assert_eq!(
+            bound(ms(30), Duration::ZERO),
+            ms(60),
+            "settle zero still waits the gap"
+        );
+        assert_eq!(bound(Duration::MAX, SETTLE), CEILING, "no overflow");
+        for gap in [0, 1, 10, 100, 749, 750, 751, 5000] {
+            let b = bound(ms(gap), SETTLE);
+            assert!(b >= ms(gap) * 2, "{gap}: {b:?}");
+            assert!(b <= SETTLE.max(ms(gap) * 2), "{gap}: {b:?}");
+        }
     }
 
     #[test]
@@ -133,11 +163,13 @@ mod tests {
     }
 
     #[test]
-    fn the_old_constant_is_the_most_it_ever_waits() {
-        // The previous rule waited settle × [0.5, 1.5]; the new one never waits longer.
+    fn the_old_constant_is_the_most_it_waits_unless_the_gap_itself_is_longer() {
+        // The previous rule waited settle × [0.5, 1.5] whatever the registry did; the new one waits
+        // longer only for a gap measured above settle / 2.
         for fraction in [0.0, 0.3, 1.0] {
             for written in [Written::Unguarded, Written::Refused, Written::Guarded] {
-                assert!(wait(written, Duration::MAX, SETTLE, fraction) <= SETTLE.mul_f64(1.5));
+                assert!(wait(written, ms(750), SETTLE, fraction) <= SETTLE.mul_f64(1.5));
+                assert!(wait(written, ms(2), SETTLE, fraction) <= FLOOR.mul_f64(1.5));
             }
         }
     }
