@@ -455,7 +455,6 @@ struct Race {
     ours: Value,
     theirs: Value,
     ours_attestation: String,
-    theirs_attestation: String,
     listed: Vec<String>,
     /// Milliseconds from the registry's answer to our first index write to: the stale write
     /// answered, and our read back arriving.
@@ -572,7 +571,6 @@ fn stale_write_race(registry: &Registry, repo: &str, release: Release) -> Race {
     };
     Race {
         ours_attestation: attestation(&ours),
-        theirs_attestation: attestation(&theirs),
         ours,
         theirs,
         listed: listed_by_plain_http(registry, repo, &digest)
