@@ -175,14 +175,15 @@ struct HostState {
     /// The longest read→write gap of a shared-tag write measured in this run (see
     /// [`crate::settle`]).
     write_gap: Duration,
-    /// The longest answer to a manifest request or a blob `HEAD` in this run (no upload or
-    /// download, whose time is the body's): how slow the registry answers now.
+    /// The longest answer to a single manifest or referrers read in this run (never an upload,
+    /// a download or one of the pushes a run makes many at once): how slow the registry, or this
+    /// machine, answers a read now.
     latency: Duration,
 }
 
 /// The requests whose answer time [`Client::note_write_gap`] counts as the registry's latency:
-/// the ones a shared-tag writer makes between its read and its write, and others of the same size.
-const LATENCY_KINDS: [&str; 4] = ["GET manifest", "PUT manifest", "HEAD blob", "GET referrers"];
+/// reads like the one a shared-tag writer makes before its write, made one at a time.
+const LATENCY_KINDS: [&str; 2] = ["GET manifest", "GET referrers"];
 
 /// One request to make.
 pub(crate) struct Request<'a> {
@@ -294,8 +295,8 @@ impl Client {
 
     /// Records the read→write gap of one shared-tag write on `host`; returns the longest one
     /// recorded there in this run (this one included), or the longest answer to a single manifest
-    /// request there in this run when that is longer (a concurrent writer's gap is such a read and
-    /// such a write: when the registry, or this machine, answers slowly, so do theirs).
+    /// read there in this run when that is longer (a concurrent writer's gap is such a read and a
+    /// write: when the registry, or this machine, answers slowly, so do theirs).
     pub(crate) fn note_write_gap(&self, host: &str, gap: Duration) -> Duration {
         match self.hosts.lock() {
             Ok(mut hosts) => {
