@@ -164,8 +164,11 @@ fn signs_on_both_registries_and_plain_http_readers_see_every_attestation() {
 
 /// The phase flow on the Paketo spring-boot tree (10 attestations, plus the image signature: 11
 /// referrers): exporter from report.toml + label, then signer. Prints the request figure and holds
-/// it to the budget, which is per referrer pushed: at most 3 per referrer + 8 on the fallback
-/// registry (two-request uploads), 2 + 8 on the Referrers API one.
+/// it to the budget, which is per referrer pushed: at most 3 per referrer + 9 on the fallback
+/// registry (two-request uploads; the 9th is the fresh read of the index just before it is
+/// written, which keeps every writer's read→write gap one round trip and so lets the wait before
+/// the read back be tens of milliseconds instead of 1.5 s: docs/decisions/referrers-fallback.md),
+/// 2 + 8 on the Referrers API one.
 #[test]
 fn signer_request_budget_for_the_spring_boot_tree() {
     for registry in registries() {
@@ -197,11 +200,15 @@ fn signer_request_budget_for_the_spring_boot_tree() {
             image_report["requests-by-kind"]
         );
         assert_eq!(image_report["pushed"], referrers, "{image_report:#}");
-        let per_referrer = if kind == Kind::Distribution { 3 } else { 2 };
+        let (per_referrer, per_run) = if kind == Kind::Distribution {
+            (3, 9)
+        } else {
+            (2, 8)
+        };
         assert!(
-            requests <= per_referrer * referrers + 8,
+            requests <= per_referrer * referrers + per_run,
             "{kind:?}: {requests} requests, over the budget of {per_referrer} per referrer \
-             ({referrers} = 10 attestations + 1 image signature) + 8"
+             ({referrers} = 10 attestations + 1 image signature) + {per_run}"
         );
         if kind == Kind::Ferro {
             assert_eq!(image_report["index-writes"], 0);
@@ -285,12 +292,62 @@ fn phase_flow(
     )));
 }
 
-/// 8 signer processes at once on the same image, each with its own attestation, against the
-/// fallback registry: every run, the final `sha256-<hex>` index lists all 8. 20 runs in a row.
-/// Every process also signs the image itself; with the same key and image that signature is the
-/// same deterministic referrer for all of them, so the index holds 8 per round + 1.
-#[test]
-fn eight_concurrent_signers_lose_no_update_twenty_runs_in_a_row() {
+/// The config of one concurrent signer: one CycloneDX attestation of the image at
+/// `<host>/race/app@<digest>`, unique by `round` and `i`.
+fn race_config(
+    dir: &Path,
+    host: &str,
+    repo: &str,
+    digest: &str,
+    round: usize,
+    i: usize,
+) -> std::path::PathBuf {
+    let config = dir.join(format!("c-{host}-{repo}-{round}-{i}.toml").replace([':', '/'], "_"));
+    fs::write(
+        &config,
+        format!(
+            "[image]\nreference = \"{host}/{repo}@{digest}\"\n\n[[attestations]]\n  [[attestations.predicate]]\n  type = \"https://cyclonedx.org/bom\"\n  value = '{{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.5\",\"version\":1,\"serialNumber\":\"urn:uuid:00000000-0000-4000-8000-{round:06}{i:06}\"}}'\n  [[attestations.statement.subject]]\n  name = \"{host}/{repo}\"\n  digest = \"{digest}\"\n"
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// Starts `cnb-attest sign --config <config>` against `host` (the registry or a proxy in front
+/// of it), with the registry's credentials for that host.
+fn spawn_race_signer(
+    registry: &Registry,
+    host: &str,
+    reference: &str,
+    config: &Path,
+    keys: &Path,
+) -> std::process::Child {
+    use base64::Engine as _;
+    let auth = format!(
+        "{{\"{host}\": \"Basic {}\"}}",
+        base64::engine::general_purpose::STANDARD.encode(registry.creds().unwrap())
+    );
+    Command::new(bin("cnb-attest"))
+        .args(["sign", reference, "--json", "--config"])
+        .arg(config)
+        .arg("--key")
+        .arg(keys.join("cosign.key"))
+        .env("COSIGN_PASSWORD", "")
+        .env("CNB_REGISTRY_AUTH", auth)
+        .env("CNB_INSECURE_REGISTRIES", host)
+        .env("DOCKER_CONFIG", "/nonexistent")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// `signers` signer processes at once on the same image, each with its own attestation, against
+/// the fallback registry, `rounds` times: after every round the final `sha256-<hex>` index lists
+/// every attestation of every round. Every process also signs the image itself; with the same key
+/// and image that signature is the same deterministic referrer for all of them, so the index holds
+/// `signers` per round + 1. Prints each round's wall time and the slowest signer's.
+fn concurrent_signers_lose_no_update(signers: usize, rounds: usize) {
     let Some(registry) = Registry::start(Kind::Distribution) else {
         return;
     };
@@ -301,36 +358,28 @@ fn eight_concurrent_signers_lose_no_update_twenty_runs_in_a_row() {
     let digest = registry.digest_of(&reference);
     let mut all_expected = Vec::new();
     let mut image_signature: Option<String> = None;
-    for round in 0..20 {
-        let children: Vec<_> = (0..8)
+    let mut index_writes = 0u64;
+    for round in 0..rounds {
+        let started = std::time::Instant::now();
+        let children: Vec<_> = (0..signers)
             .map(|i| {
-                let config = tmp.path().join(format!("c-{round}-{i}.toml"));
-                fs::write(
-                    &config,
-                    format!(
-                        "[image]\nreference = \"{}/race/app@{digest}\"\n\n[[attestations]]\n  [[attestations.predicate]]\n  type = \"https://cyclonedx.org/bom\"\n  value = '{{\"bomFormat\":\"CycloneDX\",\"specVersion\":\"1.5\",\"version\":1,\"serialNumber\":\"urn:uuid:00000000-0000-4000-8000-{round:06}{i:06}\"}}'\n  [[attestations.statement.subject]]\n  name = \"{}/race/app\"\n  digest = \"{digest}\"\n",
-                        registry.host, registry.host
-                    ),
-                )
-                .unwrap();
-                with_registry_env(
-                    Command::new(bin("cnb-attest"))
-                        .args(["sign", &reference, "--json", "--config"])
-                        .arg(&config)
-                        .arg("--key")
-                        .arg(tmp.path().join("k/cosign.key"))
-                        .env("COSIGN_PASSWORD", ""),
+                let config = race_config(tmp.path(), &registry.host, "race/app", &digest, round, i);
+                let child = spawn_race_signer(
                     &registry,
-                )
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+                    &registry.host,
+                    &reference,
+                    &config,
+                    &tmp.path().join("k"),
+                );
+                (std::time::Instant::now(), child)
             })
             .collect();
-        for child in children {
+        let mut slowest = std::time::Duration::ZERO;
+        for (spawned, child) in children {
             let out: Output = child.wait_with_output().unwrap();
+            slowest = slowest.max(spawned.elapsed());
             let report: Value = serde_json::from_str(&ok(out)).unwrap();
+            index_writes += report["index-writes"].as_u64().unwrap_or(0);
             let (attestations, signatures) =
                 split_image_signatures(report["attestations"].as_array().unwrap());
             assert_eq!(attestations.len(), 1, "{report:#}");
@@ -348,6 +397,11 @@ fn eight_concurrent_signers_lose_no_update_twenty_runs_in_a_row() {
                 "round {round}: same key and image, yet a different image signature"
             );
         }
+        eprintln!(
+            "{signers} signers, round {round}: {} ms in all, slowest signer {} ms",
+            started.elapsed().as_millis(),
+            slowest.as_millis()
+        );
         let listed: Vec<String> = listed_by_plain_http(&registry, "race/app", &digest)
             .iter()
             .map(|e| e["digest"].as_str().unwrap().to_string())
@@ -363,9 +417,246 @@ fn eight_concurrent_signers_lose_no_update_twenty_runs_in_a_row() {
         assert_eq!(
             listed.len(),
             all_expected.len() + 1,
-            "round {round}: duplicates or strangers (expected 8 per round + the one image signature)"
+            "round {round}: duplicates or strangers (expected {signers} per round + the one image signature)"
         );
     }
+    eprintln!(
+        "{signers} signers × {rounds} rounds: {index_writes} index writes in all ({} signer runs)",
+        signers * rounds
+    );
+}
+
+/// 8 signer processes at once on the same image, 20 rounds in a row: no update is lost.
+#[test]
+fn eight_concurrent_signers_lose_no_update_twenty_runs_in_a_row() {
+    concurrent_signers_lose_no_update(8, 20);
+}
+
+/// 32 signer processes at once on the same image, against the fallback registry: every
+/// attestation of every signer is listed at the end of each round. The wait before each signer
+/// reads the index back is a few times its own measured read→write gap, not a constant; 32 writers
+/// finishing together on two cores are the case where a stale write is most likely to land late.
+#[test]
+fn thirty_two_concurrent_signers_lose_no_update() {
+    concurrent_signers_lose_no_update(32, 1);
+}
+
+/// When the stale write of the attack below reaches the registry.
+#[derive(Clone, Copy, Debug)]
+enum Release {
+    /// This many milliseconds after the registry answered our index write: within our wait.
+    AfterOurWrite(u64),
+    /// After our signer has exited: later than any wait of ours.
+    AfterOurRun,
+}
+
+/// What one [`stale_write_race`] left behind.
+struct Race {
+    ours: Value,
+    theirs: Value,
+    ours_attestation: String,
+    listed: Vec<String>,
+    /// Milliseconds from the registry's answer to our first index write to: the stale write
+    /// answered, and our read back arriving.
+    timeline: String,
+}
+
+/// Two signers on one image in `repo`. Theirs goes through a proxy that holds its index `PUT`
+/// (made right after its fresh read, so the read is from before ours) until `release`: its
+/// read→write gap is stretched far beyond one round trip, and its write drops our entry. Ours goes
+/// through a recording proxy, so the test sees when our write and our read back happened.
+fn stale_write_race(registry: &Registry, repo: &str, release: Release) -> Race {
+    use cnb_attest_tests::proxy::{Action, Plan, Proxy};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    let reference = registry.push_layout(&image, repo, "1.0");
+    let digest = registry.digest_of(&reference);
+    let index_path = format!("/v2/{repo}/manifests/sha256-{}", &digest[7..]);
+    let is_index_put = {
+        let index_path = index_path.clone();
+        move |r: &cnb_attest_tests::proxy::RequestInfo| r.method == "PUT" && r.path() == index_path
+    };
+
+    let ours_proxy = Arc::new(Proxy::start(&registry.host, Plan::new()));
+    let held = Arc::new(AtomicBool::new(false));
+    let ours_done = Arc::new(AtomicBool::new(false));
+    let plan = {
+        let (held, ours_done, ours_proxy) = (held.clone(), ours_done.clone(), ours_proxy.clone());
+        let is_index_put_ours = is_index_put.clone();
+        Plan::new().on(is_index_put.clone(), move |_, n| {
+            if n > 0 {
+                return Action::Forward;
+            }
+            held.store(true, Ordering::SeqCst);
+            let deadline = Instant::now() + Duration::from_secs(120);
+            match release {
+                Release::AfterOurWrite(lag) => {
+                    while !ours_proxy
+                        .matching(&is_index_put_ours)
+                        .iter()
+                        .any(|r| r.answered_at.is_some())
+                    {
+                        assert!(Instant::now() < deadline, "our index write never came");
+                        std::thread::sleep(Duration::from_millis(1));
+                    }
+                    std::thread::sleep(Duration::from_millis(lag));
+                }
+                Release::AfterOurRun => {
+                    while !ours_done.load(Ordering::SeqCst) {
+                        assert!(Instant::now() < deadline, "our signer never finished");
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                }
+            }
+            Action::Forward
+        })
+    };
+    let theirs_proxy = Proxy::start(&registry.host, plan);
+
+    let keys = tmp.path().join("k");
+    let theirs_config = race_config(tmp.path(), &theirs_proxy.host, repo, &digest, 0, 1);
+    let theirs = spawn_race_signer(
+        registry,
+        &theirs_proxy.host,
+        &format!("{}/{repo}@{digest}", theirs_proxy.host),
+        &theirs_config,
+        &keys,
+    );
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !held.load(Ordering::SeqCst) {
+        assert!(Instant::now() < deadline, "their index write never came");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let ours_config = race_config(tmp.path(), &ours_proxy.host, repo, &digest, 0, 0);
+    let ours = spawn_race_signer(
+        registry,
+        &ours_proxy.host,
+        &format!("{}/{repo}@{digest}", ours_proxy.host),
+        &ours_config,
+        &keys,
+    );
+    let ours: Value = serde_json::from_str(&ok(ours.wait_with_output().unwrap())).unwrap();
+    ours_done.store(true, Ordering::SeqCst);
+    let theirs: Value = serde_json::from_str(&ok(theirs.wait_with_output().unwrap())).unwrap();
+
+    let attestation = |report: &Value| {
+        let (attestations, _) = split_image_signatures(report["attestations"].as_array().unwrap());
+        attestations[0]["manifest-digest"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let ours_log = ours_proxy.matching(|r| r.path() == index_path);
+    let our_write = ours_log
+        .iter()
+        .find(|r| r.request.method == "PUT")
+        .and_then(|r| r.answered_at)
+        .expect("our index write");
+    let our_read_back = ours_log
+        .iter()
+        .find(|r| r.request.method == "GET" && r.request.at > our_write)
+        .map(|r| r.request.at);
+    let stale = theirs_proxy
+        .matching(&is_index_put)
+        .first()
+        .and_then(|r| r.answered_at);
+    let since = |t: Option<Instant>| {
+        t.map(|t| format!("{} ms", t.saturating_duration_since(our_write).as_millis()))
+            .unwrap_or_else(|| "never".into())
+    };
+    Race {
+        ours_attestation: attestation(&ours),
+        ours,
+        theirs,
+        listed: listed_by_plain_http(registry, repo, &digest)
+            .iter()
+            .map(|e| e["digest"].as_str().unwrap().to_string())
+            .collect(),
+        timeline: format!(
+            "after our index write was answered: their stale write answered at {}, our read back at {}",
+            since(stale),
+            since(our_read_back)
+        ),
+    }
+}
+
+/// The attack on the measured wait. Their signer read the index before ours wrote it and writes
+/// it (without our entry) a few milliseconds after ours did: a read→write gap far longer than the
+/// round trip a writer of this version takes, but still inside our wait (at least 50 ms). Our read
+/// back sees our entry gone and writes it again, and the index ends up listing both. With no wait
+/// (read back at once) our read back comes before the stale write and the entry is lost.
+#[test]
+fn a_stale_index_write_landing_within_our_wait_is_seen_and_repaired() {
+    let Some(registry) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let race = stale_write_race(&registry, "stale/within", Release::AfterOurWrite(5));
+    eprintln!("{}", race.timeline);
+    assert!(
+        race.listed.contains(&race.ours_attestation),
+        "our attestation was lost to the stale write ({}): {:#?}",
+        race.timeline,
+        race.listed
+    );
+    // Both signers' referrers, and nothing else: the two attestations and the image signatures
+    // (one per signer, since the signature names the host it was made through, a proxy each).
+    let mut expected: Vec<String> = [&race.ours, &race.theirs]
+        .iter()
+        .flat_map(|r| r["attestations"].as_array().unwrap().iter())
+        .map(|a| a["manifest-digest"].as_str().unwrap().to_string())
+        .collect();
+    expected.sort();
+    expected.dedup();
+    let mut listed = race.listed.clone();
+    listed.sort();
+    assert_eq!(listed, expected, "{}", race.timeline);
+    assert_eq!(
+        race.ours["index-writes"], 2,
+        "our read back should have caught the stale write and repaired it ({}): {:#}",
+        race.timeline, race.ours
+    );
+    assert_eq!(race.theirs["index-writes"], 1, "{:#}", race.theirs);
+}
+
+/// The bound of the same design, stated as a test: a writer whose read→write gap is longer than
+/// our whole run (here a proxy holds its index write until our signer has exited; in life, an old
+/// cnb-attest that merged the index it read before its uploads, or a tool that reads early) drops
+/// our entry after our read back, and nothing of ours sees it. Our run reported the attestation
+/// discoverable, because it was listed when read back. `docs/decisions/referrers-fallback.md` says
+/// this in words; a signer that must be sure re-runs `sign`, which re-adds what is missing.
+#[test]
+fn a_stale_index_write_landing_after_our_run_is_the_documented_bound() {
+    let Some(registry) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let race = stale_write_race(&registry, "stale/after", Release::AfterOurRun);
+    eprintln!("{}", race.timeline);
+    assert_eq!(race.ours["index-writes"], 1, "{:#}", race.ours);
+    let (attestations, _) = split_image_signatures(race.ours["attestations"].as_array().unwrap());
+    assert_eq!(attestations[0]["discoverable"], true, "{:#}", race.ours);
+    // Exactly what their stale write held: their referrers (their fresh read was of an index
+    // with none of ours yet); ours, the attestation and our image signature, are gone.
+    let mut theirs: Vec<String> = race.theirs["attestations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["manifest-digest"].as_str().unwrap().to_string())
+        .collect();
+    theirs.sort();
+    let mut listed = race.listed.clone();
+    listed.sort();
+    assert_eq!(listed, theirs, "{}", race.timeline);
+    assert!(
+        !race.listed.contains(&race.ours_attestation),
+        "a write held past our run did not drop our entry ({}): the bound in the decision record \
+         is out of date",
+        race.timeline
+    );
 }
 
 #[test]

@@ -215,6 +215,9 @@ impl Client {
             })
             .await?;
         if response.status() == StatusCode::PRECONDITION_FAILED {
+            if if_match.is_some() {
+                self.set_if_match_honoured(&repo.host);
+            }
             return Err(Error::PreconditionFailed(format!("{repo}:{reference}")));
         }
         if !response.status().is_success() {

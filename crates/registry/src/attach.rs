@@ -14,18 +14,20 @@
 //!    still does not list goes into the `sha256-<hex>` index, as the distribution spec has clients
 //!    do where the registry does not process the subject.
 //! 5. Otherwise (no claim, or the claim not borne out) update the `sha256-<hex>` index ONCE for the
-//!    run: union-merge with what is there (never dropping others' entries), `If-Match` when the
-//!    registry offers an ETag, then read it back after a short settle delay and repair if a
-//!    concurrent writer lost our entries (bounded). A settle delay far longer than one
-//!    read-modify-write means a writer whose stale merge drops our entries does so before we look
-//!    again, so we notice and repair. An index that reads back absent after it was written is read
-//!    again with backoff, never rewritten blindly.
+//!    run: read it afresh, union-merge with what is there (never dropping others' entries) and
+//!    write it at once, `If-Match` when the registry offers an ETag. Then read it back and repair
+//!    if a concurrent writer lost our entries (bounded). Only a writer that read before our write
+//!    and wrote after it can lose them, and every writer writes one round trip after its read, so
+//!    the read back waits a small multiple of the longest read→write gap measured in the run
+//!    ([`crate::settle`]; capped by [`AttachOptions::settle`]), and not at all after a write a
+//!    registry that honours `If-Match` guarded. An index that reads back absent after it was
+//!    written is read again with backoff, never rewritten blindly.
 //!
 //! A referrer is reported discoverable only when one of these reads listed it; otherwise its
 //! [`Outcome::not_listed`] says what became of the index.
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use cnb_referrers::manifest::{Descriptor, OCI_INDEX, OCI_MANIFEST};
@@ -35,6 +37,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::client::Client;
+use crate::settle::{self, Written};
 use crate::Error;
 use crate::Repository;
 
@@ -47,7 +50,11 @@ pub const HEAD_BEFORE_UPLOAD: usize = 4 * 1024 * 1024;
 pub struct AttachOptions {
     /// Uploads and manifest pushes in flight at once.
     pub concurrency: usize,
-    /// Wait before reading the fallback index back.
+    /// The cap on the wait after writing the fallback index (or a cosign tag) before reading it
+    /// back. The wait itself follows the read→write gap measured in the run ([`crate::settle`]):
+    /// 4 × the longest one, at least 50 ms, at most this, jittered up by at most half; never less
+    /// than twice a gap measured longer than half of this; none after a write the registry
+    /// guarded with `If-Match`.
     pub settle: Duration,
     /// Fallback index rewrites allowed before giving up.
     pub max_index_writes: u32,
@@ -342,16 +349,8 @@ pub async fn attach(
         referrers.iter().map(|r| &r.descriptor).collect()
     };
     if !ours.is_empty() {
-        let initial = match fallback {
-            Some(index) => Ok(index),
-            None => client.fallback_index(repo, &subject.digest).await,
-        };
-        let updated = match initial {
-            Ok(initial) => {
-                update_fallback_index(client, repo, &subject.digest, &ours, initial, options).await
-            }
-            Err(e) => Err(e),
-        };
+        let updated =
+            update_fallback_index(client, repo, &subject.digest, &ours, fallback, options).await;
         match updated {
             Ok(update) => {
                 index_writes = update.writes;
@@ -492,38 +491,61 @@ struct IndexUpdate {
 }
 
 /// Read-merge-write of the `sha256-<hex>` index until every one of `ours` is listed and stays
-/// listed after a settle delay.
+/// listed after a wait that follows the measured read→write gap ([`crate::settle`]).
+///
+/// `held` is the index as step 1 read it, before the uploads: enough to see that nothing is
+/// missing (a re-run writes nothing and reads nothing more), never merged into a write. Every
+/// write merges a read made immediately before it, so this writer's own read→write gap, which
+/// bounds how late its stale write can land on another signer's entries, is one round trip.
 async fn update_fallback_index(
     client: &Client,
     repo: &Repository,
     subject: &Digest,
     ours: &[&Descriptor],
-    initial: Option<(Value, Option<String>)>,
+    held: Option<Option<(Value, Option<String>)>>,
     options: &AttachOptions,
 ) -> Result<IndexUpdate, Error> {
     let tag = subject.fallback_tag();
-    let mut current = initial;
+    // The index to merge and when its read started; `None` while only the stale one is held.
+    let mut read_started = None;
+    let mut current = match held {
+        Some(index) => index,
+        None => {
+            read_started = Some(Instant::now());
+            client.fallback_index(repo, subject).await?
+        }
+    };
     let mut writes = 0u32;
     let mut unknown_child_retries = 0u32;
     loop {
-        let (mut index, etag) = current.take().unwrap_or_else(|| {
-            (
-                serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}),
-                None,
-            )
-        });
-        let present = entry_digests(&index);
-        let missing: Vec<&&Descriptor> = ours
-            .iter()
-            .filter(|d| !present.contains(d.digest.as_str()))
-            .collect();
-        if missing.is_empty() {
+        let present = current
+            .as_ref()
+            .map(|(index, _)| entry_digests(index))
+            .unwrap_or_default();
+        if ours.iter().all(|d| present.contains(d.digest.as_str())) {
             return Ok(IndexUpdate {
                 listed: present,
                 writes,
                 absent: false,
             });
         }
+        let Some(started) = read_started else {
+            // Something is missing and the index held was read before the uploads: read it again
+            // now, so the merge below is of a read one round trip old.
+            read_started = Some(Instant::now());
+            current = client.fallback_index(repo, subject).await?;
+            continue;
+        };
+        let (mut index, etag) = current.take().unwrap_or_else(|| {
+            (
+                serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}),
+                None,
+            )
+        });
+        let missing: Vec<&&Descriptor> = ours
+            .iter()
+            .filter(|d| !present.contains(d.digest.as_str()))
+            .collect();
         if writes >= options.max_index_writes {
             return Err(Error::IndexContention(format!(
                 "{repo}:{tag}: {} referrer(s) still missing after {writes} writes",
@@ -545,13 +567,23 @@ async fn update_fallback_index(
         }
         let bytes =
             serde_json::to_vec(&index).map_err(|e| Error::Malformed(format!("index: {e}")))?;
-        match client
+        let written = match client
             .put_manifest(repo, &tag, &bytes, OCI_INDEX, etag.as_deref())
             .await
         {
-            Ok(_) => writes += 1,
+            Ok(_) => {
+                writes += 1;
+                if etag.is_some() && client.if_match_honoured(&repo.host) {
+                    Written::Guarded
+                } else {
+                    Written::Unguarded
+                }
+            }
             // Someone else wrote first: start again from a fresh read.
-            Err(Error::PreconditionFailed(_)) => writes += 1,
+            Err(Error::PreconditionFailed(_)) => {
+                writes += 1;
+                Written::Refused
+            }
             // Distribution checks that every manifest an index lists exists, reading each one's
             // link file; a concurrent signer pushing the same manifest (an image signature is the
             // same deterministic referrer for every signer with that key) rewrites that file
@@ -562,12 +594,14 @@ async fn update_fallback_index(
                 client.note_retry();
                 tokio::time::sleep(client.retry_policy().delay(unknown_child_retries - 1, None))
                     .await;
+                read_started = Some(Instant::now());
                 current = client.fallback_index(repo, subject).await?;
                 continue;
             }
             Err(e) => return Err(e),
-        }
-        tokio::time::sleep(client.retry_policy().jitter(options.settle)).await;
+        };
+        settle::after_write(client, &repo.host, started, written, options.settle).await;
+        read_started = Some(Instant::now());
         current = client.fallback_index(repo, subject).await?;
         // Concurrent writers merge, none removes the tag: an index absent right after a write is
         // a registry that is slow to show it (read again, with backoff) or one that does not
@@ -576,6 +610,7 @@ async fn update_fallback_index(
         while current.is_none() && attempt < options.readback_attempts {
             client.note_retry();
             tokio::time::sleep(readback_wait(options, attempt)).await;
+            read_started = Some(Instant::now());
             current = client.fallback_index(repo, subject).await?;
             attempt += 1;
         }

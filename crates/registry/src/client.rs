@@ -171,7 +171,20 @@ struct HostState {
     tokens: HashMap<String, (Zeroizing<String>, Instant)>,
     /// Whether `POST ...?digest=` with a body completes an upload (201), learned once per run.
     single_post: Option<bool>,
+    /// The registry answered a conditional write with 412 in this run: it honours `If-Match`.
+    if_match_honoured: bool,
+    /// The longest read→write gap of a shared-tag write measured in this run (see
+    /// [`crate::settle`]).
+    write_gap: Duration,
+    /// The longest answer to a single manifest or referrers read in this run (never an upload,
+    /// a download or one of the pushes a run makes many at once): how slow the registry, or this
+    /// machine, answers a read now.
+    latency: Duration,
 }
+
+/// The requests whose answer time [`Client::note_write_gap`] counts as the registry's latency:
+/// reads like the one a shared-tag writer makes before its write, made one at a time.
+const LATENCY_KINDS: [&str; 2] = ["GET manifest", "GET referrers"];
 
 /// One request to make.
 /// A request body: bytes in memory, or a planned blob produced again for every attempt (read from
@@ -349,6 +362,47 @@ impl Client {
     pub(crate) fn set_single_post(&self, host: &str, value: bool) {
         if let Ok(mut hosts) = self.hosts.lock() {
             hosts.entry(host.to_string()).or_default().single_post = Some(value);
+        }
+    }
+
+    /// Whether the registry at `host` has refused a stale `If-Match` with 412 in this run (a
+    /// registry that ignores `If-Match`, like Distribution 2.8, never does). Learned from the
+    /// conditional writes the run makes anyway, never from an extra request.
+    pub fn if_match_honoured(&self, host: &str) -> bool {
+        self.hosts
+            .lock()
+            .ok()
+            .is_some_and(|h| h.get(host).is_some_and(|s| s.if_match_honoured))
+    }
+
+    pub(crate) fn set_if_match_honoured(&self, host: &str) {
+        if let Ok(mut hosts) = self.hosts.lock() {
+            hosts.entry(host.to_string()).or_default().if_match_honoured = true;
+        }
+    }
+
+    /// Records the read→write gap of one shared-tag write on `host`; returns the longest one
+    /// recorded there in this run (this one included), or the longest answer to a single manifest
+    /// read there in this run when that is longer (a concurrent writer's gap is such a read and a
+    /// write: when the registry, or this machine, answers slowly, so do theirs).
+    pub(crate) fn note_write_gap(&self, host: &str, gap: Duration) -> Duration {
+        match self.hosts.lock() {
+            Ok(mut hosts) => {
+                let state = hosts.entry(host.to_string()).or_default();
+                state.write_gap = state.write_gap.max(gap);
+                state.write_gap.max(state.latency)
+            }
+            Err(_) => gap,
+        }
+    }
+
+    fn note_latency(&self, host: &str, kind: &str, latency: Duration) {
+        if !LATENCY_KINDS.contains(&kind) {
+            return;
+        }
+        if let Ok(mut hosts) = self.hosts.lock() {
+            let state = hosts.entry(host.to_string()).or_default();
+            state.latency = state.latency.max(latency);
         }
     }
 
@@ -718,6 +772,7 @@ impl Client {
                 Error::transport(format!("{method} {}", redact_url(&url)), e)
             })?;
             let status = response.status();
+            self.note_latency(&request.repo.host, request.kind, started.elapsed());
             if self.options.debug {
                 eprintln!(
                     "DEBUG {method} {} -> {} ({} ms)",

@@ -2,9 +2,12 @@
 //! ONE manifest per image whose layers are the entries. Adding an entry is a read-modify-write of
 //! that tag, racing other writers exactly like the referrers tag schema, so it gets the same
 //! treatment: append only what is missing, keep every layer others wrote (as raw JSON), `If-Match`
-//! when an ETag is offered, read back after a settle delay and repair, bounded.
+//! when an ETag is offered, read back and repair, bounded. Each write merges a read made just
+//! before it (the layer blobs go up first), and the wait before the read back follows the
+//! measured read→write gap ([`crate::settle`]).
 
 use std::collections::BTreeSet;
+use std::time::Instant;
 
 use bytes::Bytes;
 use cnb_referrers::format::legacy_config;
@@ -14,6 +17,7 @@ use serde_json::Value;
 
 use crate::attach::AttachOptions;
 use crate::client::Client;
+use crate::settle::{self, Written};
 use crate::Error;
 use crate::Repository;
 
@@ -45,9 +49,13 @@ pub async fn append(
     let tag = format!("{}.{suffix}", subject.fallback_tag());
     let mut report = TagReport::default();
     let mut first = true;
+    // Layer blobs known to be in the repository: uploaded (or found) before a fresh read, so they
+    // never sit between the read a write merges and the write.
+    let mut ensured: BTreeSet<String> = BTreeSet::new();
+    let mut read_started = Instant::now();
+    let mut current = client.get_manifest(repo, &tag).await?;
     loop {
-        let current = client.get_manifest(repo, &tag).await?;
-        let (mut manifest, etag) = match current {
+        let (mut manifest, etag) = match current.take() {
             Some(fetched) => {
                 let value: Value = serde_json::from_slice(&fetched.bytes)
                     .map_err(|e| Error::Malformed(format!("{repo}:{tag}: {e}")))?;
@@ -98,15 +106,28 @@ pub async fn append(
                 "{repo}:{tag} would hold more than cosign's {MAX_LAYERS} layers"
             )));
         }
-        for (descriptor, bytes) in &missing {
-            // The same envelope may already be up as a `dsse` referrer's layer: never re-upload (a
-            // re-upload rewrites the blob's link, see `attach`).
-            if !client.blob_exists(repo, &descriptor.digest).await? {
-                client
-                    .upload_blob(repo, &descriptor.digest, Bytes::copy_from_slice(bytes))
-                    .await?;
-                report.blobs_uploaded += 1;
+        let unensured: Vec<&&(Descriptor, Vec<u8>)> = missing
+            .iter()
+            .filter(|(d, _)| !ensured.contains(d.digest.as_str()))
+            .collect();
+        if !unensured.is_empty() {
+            for (descriptor, bytes) in unensured {
+                // The same envelope may already be up as a `dsse` referrer's layer: never
+                // re-upload (a re-upload rewrites the blob's link, see `attach`).
+                if !client.blob_exists(repo, &descriptor.digest).await? {
+                    client
+                        .upload_blob(repo, &descriptor.digest, Bytes::copy_from_slice(bytes))
+                        .await?;
+                    report.blobs_uploaded += 1;
+                }
+                ensured.insert(descriptor.digest.to_string());
             }
+            // The uploads took time: merge a read made now, not the one before them.
+            read_started = Instant::now();
+            current = client.get_manifest(repo, &tag).await?;
+            continue;
+        }
+        for (descriptor, _) in &missing {
             entries.push(
                 serde_json::to_value(descriptor)
                     .map_err(|e| Error::Malformed(format!("layer descriptor: {e}")))?,
@@ -116,6 +137,8 @@ pub async fn append(
             .iter()
             .filter_map(|l| l["digest"].as_str().map(str::to_string))
             .collect();
+        // The config lists every layer, so it can only be made after the merge: it is the one
+        // upload inside the read→write gap, and the measured gap includes it.
         let config = legacy_config(&diff_ids);
         let config_descriptor = Descriptor::for_bytes(OCI_IMAGE_CONFIG, &config);
         if !client.blob_exists(repo, &config_descriptor.digest).await? {
@@ -132,14 +155,19 @@ pub async fn append(
             .to_string();
         let bytes = serde_json::to_vec(&manifest)
             .map_err(|e| Error::Malformed(format!("{repo}:{tag}: {e}")))?;
-        match client
+        let written = match client
             .put_manifest(repo, &tag, &bytes, &media_type, etag.as_deref())
             .await
         {
-            Ok(_) | Err(Error::PreconditionFailed(_)) => report.writes += 1,
+            Ok(_) if etag.is_some() && client.if_match_honoured(&repo.host) => Written::Guarded,
+            Ok(_) => Written::Unguarded,
+            Err(Error::PreconditionFailed(_)) => Written::Refused,
             Err(e) => return Err(e),
-        }
-        tokio::time::sleep(client.retry_policy().jitter(options.settle)).await;
+        };
+        report.writes += 1;
+        settle::after_write(client, &repo.host, read_started, written, options.settle).await;
+        read_started = Instant::now();
+        current = client.get_manifest(repo, &tag).await?;
     }
 }
 

@@ -31,6 +31,7 @@ mod error;
 pub mod numbers;
 pub mod prune;
 pub mod retry;
+pub mod settle;
 
 pub use attach::{attach, AttachOptions, AttachReport};
 pub use auth::{Credential, Keychain};

@@ -54,9 +54,14 @@ impl RetryPolicy {
 impl RetryPolicy {
     /// `base` scaled uniformly into [50%, 150%], so that concurrent writers spread out.
     pub fn jitter(&self, base: Duration) -> Duration {
+        base.mul_f64(0.5 + self.fraction())
+    }
+
+    /// A uniform draw in [0, 1] (256 steps), for jitter.
+    pub fn fraction(&self) -> f64 {
         let mut byte = [0u8; 1];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut byte);
-        base.mul_f64(0.5 + f64::from(byte[0]) / 255.0)
+        f64::from(byte[0]) / 255.0
     }
 }
 
