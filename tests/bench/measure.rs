@@ -64,6 +64,22 @@ impl Figures {
         self.blob_gets += other.blob_gets;
     }
 
+    /// Multiplies the additive figures by `factor` (an estimate of all runs from a sample of
+    /// them); peak RSS and the first request stay the sample's.
+    pub(crate) fn scale(&mut self, factor: f64) {
+        let n = |v: u64| (v as f64 * factor).round() as u64;
+        self.wall = self.wall.mul_f64(factor);
+        self.cpu = self.cpu.mul_f64(factor);
+        for v in self.by_method.values_mut() {
+            *v = n(*v);
+        }
+        self.sent = n(self.sent);
+        self.received = n(self.received);
+        self.blob_bytes_sent = n(self.blob_bytes_sent);
+        self.manifest_puts = n(self.manifest_puts);
+        self.blob_gets = n(self.blob_gets);
+    }
+
     pub(crate) fn to_json(&self) -> Value {
         json!({
             "error": self.error,
