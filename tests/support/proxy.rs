@@ -284,6 +284,29 @@ impl Proxy {
         all
     }
 
+    /// How many requests have arrived so far (cheap: nothing is copied).
+    pub fn count(&self) -> usize {
+        self.shared.log.lock().unwrap().len()
+    }
+
+    /// The requests that arrived after the first `from`, in arrival order (for measuring one run
+    /// of many through one proxy without copying the earlier runs' bodies).
+    pub fn requests_since(&self, from: usize) -> Vec<Recorded> {
+        let log = self.shared.log.lock().unwrap();
+        let mut some = log[from.min(log.len())..].to_vec();
+        drop(log);
+        some.sort_by_key(|r| r.request.seq);
+        some
+    }
+
+    /// Whether every request after the first `from` has been answered (or dropped).
+    pub fn answered_since(&self, from: usize) -> bool {
+        let log = self.shared.log.lock().unwrap();
+        log[from.min(log.len())..]
+            .iter()
+            .all(|r| r.answered_at.is_some())
+    }
+
     /// The requests so far that `filter` accepts.
     pub fn matching(&self, filter: impl Fn(&RequestInfo) -> bool) -> Vec<Recorded> {
         self.requests()

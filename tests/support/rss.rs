@@ -21,6 +21,8 @@ pub struct Measured {
     pub output: Output,
     /// Peak resident set size in bytes.
     pub peak_rss: u64,
+    /// CPU time the program used, user + system (`wait4`'s `ru_utime` + `ru_stime`).
+    pub cpu: std::time::Duration,
 }
 
 /// Runs `command` (program, arguments, environment and directory as set; stdout and stderr
@@ -69,7 +71,7 @@ pub fn run_measured(command: &mut Command) -> Measured {
         .trim()
         .parse()
         .expect("a pid");
-    let (status, peak_kib) = wait4(pid);
+    let (status, peak_kib, cpu) = wait4(pid);
     Measured {
         output: Output {
             status,
@@ -77,6 +79,7 @@ pub fn run_measured(command: &mut Command) -> Measured {
             stderr: stderr.join().expect("stderr reader"),
         },
         peak_rss: peak_kib.saturating_mul(1024),
+        cpu,
     }
 }
 
@@ -88,9 +91,9 @@ fn become_subreaper() {
     assert_eq!(done, 0, "prctl: {}", std::io::Error::last_os_error());
 }
 
-/// Waits for the child `pid` to end: its exit status and `ru_maxrss` (KiB).
+/// Waits for the child `pid` to end: its exit status, `ru_maxrss` (KiB) and user + system time.
 #[allow(unsafe_code)]
-fn wait4(pid: u32) -> (ExitStatus, u64) {
+fn wait4(pid: u32) -> (ExitStatus, u64, std::time::Duration) {
     use std::os::unix::process::ExitStatusExt as _;
     let pid = libc::pid_t::try_from(pid).expect("a pid fits pid_t");
     let mut status: libc::c_int = 0;
@@ -110,9 +113,14 @@ fn wait4(pid: u32) -> (ExitStatus, u64) {
             "wait4({pid}): {error}"
         );
     }
+    let time = |t: libc::timeval| {
+        std::time::Duration::from_secs(u64::try_from(t.tv_sec).unwrap_or(0))
+            + std::time::Duration::from_micros(u64::try_from(t.tv_usec).unwrap_or(0))
+    };
     (
         ExitStatus::from_raw(status),
         u64::try_from(usage.ru_maxrss).unwrap_or(0),
+        time(usage.ru_utime) + time(usage.ru_stime),
     )
 }
 
