@@ -519,3 +519,124 @@ fn a_buildpack_filter_never_downgrades_to_the_unsigned_sbom_layer() {
         text(&fell_back)
     );
 }
+
+/// A valid CycloneDX document of at least `size` bytes, written in pieces (never held): one
+/// component per ~100 bytes.
+fn write_large_cyclonedx(path: &Path, size: u64) {
+    use std::io::Write as _;
+    let file = std::fs::File::create(path).unwrap();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    out.write_all(br#"{"bomFormat":"CycloneDX","specVersion":"1.4","version":1,"components":["#)
+        .unwrap();
+    let mut written = 0u64;
+    let mut i = 0u64;
+    while written < size {
+        let component = format!(
+            r#"{}{{"type":"library","name":"pkg-{i}","version":"1.0.{i}","purl":"pkg:npm/pkg-{i}@1.0.{i}"}}"#,
+            if i == 0 { "" } else { "," }
+        );
+        out.write_all(component.as_bytes()).unwrap();
+        written += component.len() as u64;
+        i += 1;
+    }
+    out.write_all(b"]}\n").unwrap();
+    out.flush().unwrap();
+}
+
+/// SHA-256 hex of a file, read in pieces.
+fn sha256_of_file(path: &Path) -> String {
+    use sha2::Digest as _;
+    let mut hasher = sha2::Sha256::new();
+    std::io::copy(&mut std::fs::File::open(path).unwrap(), &mut hasher).unwrap();
+    hex::encode(hasher.finalize())
+}
+
+/// An SBOM over the 64 MiB that readers once held in memory (80 MiB of CycloneDX; its bundle is
+/// 107 MiB) signs, and downloads back byte for byte through temporary files: the download's peak
+/// RSS stays under 96 MiB, whatever the size of the SBOM.
+#[test]
+fn an_80_mib_sbom_downloads_byte_for_byte_with_bounded_memory() {
+    use cnb_attest_tests::rss::{mib, run_measured};
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    let relative = "paketo-buildpacks_node-engine/node/sbom.cdx.json";
+    let sbom = layers.join("sbom/launch").join(relative);
+    write_large_cyclonedx(&sbom, 80 << 20);
+    let expected = sha256_of_file(&sbom);
+    let keys = tmp.path().join("keys");
+    key_pair(&keys, "");
+    let reference = format!("oci:{}", image.display());
+    ok(run(env(
+        Command::new(bin("cnb-attest"))
+            .args(["sign", &reference, "--format", "bundle", "--layers"])
+            .arg(&layers)
+            .arg("--key")
+            .arg(keys.join("cosign.key"))
+            .env("COSIGN_PASSWORD", ""),
+        None,
+    )));
+    let out = tmp.path().join("out");
+    let measured = run_measured(
+        env(
+            Command::new(bin("cnb-attest"))
+                .args(["download", &reference, "--json", "-o"])
+                .arg(&out)
+                .arg("--key")
+                .arg(keys.join("cosign.pub")),
+            None,
+        )
+        .env("TMPDIR", tmp.path()),
+    );
+    assert!(
+        measured.output.status.success(),
+        "{}",
+        text(&measured.output)
+    );
+    let restored = out.join("layers/sbom/launch").join(relative);
+    assert_eq!(sha256_of_file(&restored), expected);
+    assert_eq!(
+        std::fs::metadata(&restored).unwrap().len(),
+        std::fs::metadata(&sbom).unwrap().len()
+    );
+    // The other SBOMs of the example come back too.
+    let files: Vec<String> = downloaded_names(&out);
+    assert_eq!(files.len(), 7, "{files:?}");
+    // Temporary files are gone.
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".cnb-attest-spool-"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    eprintln!(
+        "download of an 80 MiB SBOM: peak RSS {}, CPU {:?}",
+        mib(measured.peak_rss),
+        measured.cpu
+    );
+    assert!(
+        measured.peak_rss < 96 << 20,
+        "peak RSS {} while downloading an 80 MiB SBOM",
+        mib(measured.peak_rss)
+    );
+}
+
+/// The relative paths of a downloaded tree, without reading the files.
+fn downloaded_names(out: &Path) -> Vec<String> {
+    fn walk(dir: &Path, base: &Path, names: &mut Vec<String>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let entry = entry.unwrap();
+            let path = entry.path();
+            if entry.file_type().unwrap().is_dir() {
+                walk(&path, base, names);
+            } else {
+                names.push(path.strip_prefix(base).unwrap().display().to_string());
+            }
+        }
+    }
+    let base = out.join("layers/sbom/launch");
+    let mut names = Vec::new();
+    walk(&base, &base, &mut names);
+    names.sort();
+    names
+}

@@ -390,14 +390,17 @@ pub async fn rebase(
         // The placement rules of verify and restore: a statement they refuse is not carried
         // either.
         let statement = match statement.filter(|_| verdict.ok()) {
-            Some(statement) => {
+            Some(verified) => {
                 match place(
-                    &statement,
+                    &verified.statement,
                     old,
                     &old_label,
                     verdict.listed.buildpack.as_deref(),
-                ) {
-                    Ok(_) => Some(statement),
+                )
+                // A predicate read through a temporary file is read into memory to be re-signed.
+                .and_then(|_| verified.into_statement())
+                {
+                    Ok(statement) => Some(statement),
                     Err(failure) => {
                         verdict.failure = Some(failure);
                         None

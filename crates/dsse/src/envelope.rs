@@ -206,6 +206,26 @@ impl Envelope {
     }
 }
 
+impl Envelope {
+    /// Like [`verify`](Self::verify), for an envelope whose payload is not held: `pae_sha256` is
+    /// the SHA-256 of [`pae`]`(payload_type, payload)`, hashed by the caller as the payload
+    /// streamed past ([`pae_header`] first). [`Envelope::payload`] is not looked at.
+    pub fn verify_prehashed(&self, key: &VerifyingKey, pae_sha256: &[u8; 32]) -> Result<(), Error> {
+        if self
+            .signatures
+            .iter()
+            .any(|signature| key.verify_prehashed(pae_sha256, &signature.sig).is_ok())
+        {
+            Ok(())
+        } else {
+            Err(Error::NoValidSignature {
+                fingerprint: key.fingerprint(),
+                count: self.signatures.len(),
+            })
+        }
+    }
+}
+
 fn invalid(reason: String) -> Error {
     Error::InvalidEnvelope { reason }
 }

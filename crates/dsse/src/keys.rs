@@ -286,6 +286,29 @@ impl VerifyingKey {
     }
 }
 
+impl VerifyingKey {
+    /// Verifies an ASN.1 DER signature over a message given by its SHA-256 digest: what
+    /// [`verify`](Self::verify) checks over the message itself, for messages streamed through a
+    /// hash rather than held.
+    pub fn verify_prehashed(&self, sha256: &[u8; 32], der_sig: &[u8]) -> Result<(), Error> {
+        use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
+        match self {
+            VerifyingKey::P256(key) => {
+                let signature =
+                    p256::ecdsa::Signature::from_der(der_sig).map_err(|_| Error::BadSignature {
+                        fingerprint: self.fingerprint(),
+                        reason: "not an ASN.1 DER ECDSA P-256 signature",
+                    })?;
+                key.verify_prehash(sha256, &signature)
+                    .map_err(|_| Error::BadSignature {
+                        fingerprint: self.fingerprint(),
+                        reason: "signature mismatch",
+                    })
+            }
+        }
+    }
+}
+
 impl fmt::Debug for VerifyingKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

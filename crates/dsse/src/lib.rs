@@ -41,6 +41,7 @@
 #![warn(missing_docs)]
 
 mod b64;
+pub use b64::{Base64Decoder, Base64Error};
 mod envelope;
 mod error;
 pub mod keyfile;

@@ -58,6 +58,102 @@ pub fn is_reserved_annotation(name: &str) -> bool {
 /// makes it 1.6 MB).
 pub const MAX_ATTESTATION_BLOB: u64 = 64 * 1024 * 1024;
 
+/// Attestation blobs larger than this are read through a temporary file rather than held
+/// ([`decode_layer_streamed`]); smaller ones are read whole ([`decode_layer`]).
+pub const STREAM_READ_ABOVE: u64 = 8 * 1024 * 1024;
+
+/// The largest bundle or envelope blob read back through a temporary file (a 512 MiB SBOM is a
+/// 683 MiB bundle).
+pub const MAX_STREAMED_ATTESTATION_BLOB: u64 = 1024 * 1024 * 1024;
+
+/// The largest blob readers accept in `format`: [`MAX_STREAMED_ATTESTATION_BLOB`] for what they
+/// read through a temporary file, [`MAX_ATTESTATION_BLOB`] for keyless bundles (verified in
+/// memory: the transparency-log entry binds the whole envelope).
+pub fn reader_limit(format: StorageFormat, keyless: bool) -> u64 {
+    match format {
+        StorageFormat::Bundle if keyless => MAX_ATTESTATION_BLOB,
+        StorageFormat::Bundle | StorageFormat::Dsse | StorageFormat::CosignLegacy => {
+            MAX_STREAMED_ATTESTATION_BLOB
+        }
+    }
+}
+
+/// Longest string other than the payload kept while a streamed blob is read.
+pub const MAX_KEPT_STRING: usize = 64 * 1024;
+/// Longest document kept once the payload is taken out of a streamed blob.
+pub const MAX_HOLLOW_DOCUMENT: usize = 4 * 1024 * 1024;
+
+/// Like [`decode_layer`], for a blob too large to hold: `blob` is read once, in pieces, and the
+/// envelope's payload (a bundle's `dsseEnvelope.payload`, an envelope's `payload`) is base64-
+/// decoded into `payload` as it passes; the rest of the document, with `""` for the payload, is
+/// then read by [`decode_layer`], every one of its checks applying. The base64 text is held to
+/// the rules of [`Envelope::from_json`] ([`cnb_dsse::Base64Decoder`]); a payload given twice, or
+/// any other string over [`MAX_KEPT_STRING`] bytes, is refused.
+///
+/// Returns the envelope with an empty [`Envelope::payload`] and the length of the payload written.
+pub fn decode_layer_streamed(
+    format: StorageFormat,
+    blob: &mut dyn std::io::Read,
+    payload: &mut dyn std::io::Write,
+) -> Result<(StoredEnvelope, u64), Error> {
+    use cnb_untrusted::hollow::{Hollower, Take};
+    let (what, path): (&str, &'static [&'static str]) = match format {
+        StorageFormat::Bundle => (
+            "Sigstore bundle DSSE envelope",
+            &["dsseEnvelope", "payload"],
+        ),
+        StorageFormat::Dsse | StorageFormat::CosignLegacy => ("DSSE envelope", &["payload"]),
+    };
+    let malformed = |reason: String| Error::Malformed(format!("{what}: {reason}"));
+    let mut hollower = Hollower::new(
+        path,
+        Take::StringContent,
+        MAX_KEPT_STRING,
+        MAX_HOLLOW_DOCUMENT,
+    );
+    let mut decoder = cnb_dsse::Base64Decoder::new();
+    let mut decoded = Vec::new();
+    let mut written = 0u64;
+    let mut chunk = vec![0u8; crate::blob::CHUNK];
+    loop {
+        let n = match blob.read(&mut chunk) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(malformed(format!("reading the blob: {e}"))),
+        };
+        hollower
+            .feed(&chunk[..n], &mut |text| {
+                decoded.clear();
+                decoder
+                    .feed(text, &mut decoded)
+                    .map_err(|e| format!("\"payload\" is not valid base64: {e}"))?;
+                written += decoded.len() as u64;
+                payload
+                    .write_all(&decoded)
+                    .map_err(|e| format!("writing the payload: {e}"))
+            })
+            .map_err(|e| malformed(e.to_string()))?;
+    }
+    let (hollow, found) = hollower.finish().map_err(|e| malformed(e.to_string()))?;
+    let stored = decode_layer(format, &hollow)?;
+    if found != 1 || !stored.envelope.payload.is_empty() {
+        return Err(malformed(
+            "no payload string where the payload belongs".into(),
+        ));
+    }
+    decoded.clear();
+    decoder
+        .finish(&mut decoded)
+        .map_err(|e| malformed(format!("\"payload\" is not valid base64: {e}")))?;
+    written += decoded.len() as u64;
+    payload
+        .write_all(&decoded)
+        .and_then(|()| payload.flush())
+        .map_err(|e| malformed(format!("writing the payload: {e}")))?;
+    Ok((stored, written))
+}
+
 /// How an attestation is stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum StorageFormat {
@@ -470,6 +566,148 @@ mod tests {
             created,
         };
         build_referrer(format, &envelope(), &parts)
+    }
+
+    /// Decodes `bytes` streamed in pieces of `piece`, as `decode_layer` gives it: the envelope
+    /// with its payload put back.
+    fn streamed(
+        format: StorageFormat,
+        bytes: &[u8],
+        piece: usize,
+    ) -> Result<StoredEnvelope, Error> {
+        struct Pieces<'a>(&'a [u8], usize);
+        impl std::io::Read for Pieces<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.0.len().min(self.1).min(buf.len());
+                buf[..n].copy_from_slice(&self.0[..n]);
+                self.0 = &self.0[n..];
+                Ok(n)
+            }
+        }
+        let mut payload = Vec::new();
+        let (mut stored, len) =
+            decode_layer_streamed(format, &mut Pieces(bytes, piece), &mut payload)?;
+        assert_eq!(len, payload.len() as u64);
+        stored.envelope.payload = payload;
+        Ok(stored)
+    }
+
+    #[test]
+    fn streamed_and_in_memory_decoding_give_the_same_verdicts() {
+        let payload = br#"{"_type":"https://in-toto.io/Statement/v1","predicate":{"a":"\u00e9"}}"#;
+        let e = Envelope {
+            payload: payload.to_vec(),
+            ..envelope()
+        };
+        let good_bare = String::from_utf8(e.to_json()).unwrap();
+        let good_bundle = String::from_utf8(bundle_json(&e, "hint")).unwrap();
+        let b64 = STANDARD.encode(payload);
+        let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b"\xfb\xff\xbf\xfb\xff");
+        let mixed = format!("{}+", &url[..url.len() - 1]);
+        let escaped = b64.replace('/', "\\/");
+        let bare = |payload: &str| {
+            format!(
+                r#"{{"payloadType":"application/vnd.in-toto+json","payload":"{payload}","signatures":[{{"keyid":"","sig":"AQID"}}]}}"#
+            )
+        };
+        let mut bare_cases = vec![
+            good_bare.clone(),
+            bare(&b64),
+            bare(&url),
+            bare(&mixed),
+            bare(&escaped),
+            bare("aGk=aGk="),
+            bare("aGk=\\n"),
+            bare("aGl="),
+            bare("\\u0061Gk="),
+            bare("\\u00e9Gk="),
+            // Repeated and case-folded keys.
+            good_bare.replacen(
+                "\"payload\":",
+                &format!("\"payload\":\"{b64}\",\"payload\":"),
+                1,
+            ),
+            good_bare.replacen(
+                "\"payload\":",
+                &format!("\"Payload\":\"{b64}\",\"payload\":"),
+                1,
+            ),
+            good_bare.replacen("\"payload\":", "\"p\\u0061yload\":", 1),
+            good_bare.replacen("\"payloadType\":", "\"PayloadType\":", 1),
+            good_bare.replacen(
+                "\"payloadType\":",
+                "\"payloadType\":\"x\",\"payloadType\":",
+                1,
+            ),
+            // Trailing garbage, truncation, a payload that is no string.
+            format!("{good_bare} x"),
+            format!("{good_bare}{{}}"),
+            good_bare[..good_bare.len() - 1].to_string(),
+            good_bare[..good_bare.len() / 2].to_string(),
+            bare("x").replace("\"x\"", "12"),
+            bare("x").replace("\"x\"", "[\"aGk=\"]"),
+            good_bare.replacen("{", "{\"nested\":{\"payload\":\"aGk=\"},", 1),
+            format!("[{good_bare}]"),
+            String::new(),
+        ];
+        bare_cases.push(bare_cases[0].replace("\"signatures\"", "\"Signatures\""));
+        let mut bundle_cases = vec![
+            good_bundle.clone(),
+            good_bundle.replacen("\"dsseEnvelope\":", "\"DsseEnvelope\":", 1),
+            good_bundle.replacen(
+                "\"payload\":",
+                &format!("\"payload\":\"{b64}\",\"payload\":"),
+                1,
+            ),
+            good_bundle.replacen("\"payload\":", "\"payloadType\":\"x\",\"payload\":", 1),
+            good_bundle.replacen(&b64, &mixed, 1),
+            format!("{good_bundle}]"),
+            good_bundle.replacen("{", "{\"payload\":\"aGk=\",", 1),
+        ];
+        bundle_cases.push(good_bundle.replacen(
+            "\"dsseEnvelope\":",
+            "\"dsseEnvelope\":{},\"dsseEnvelope\":",
+            1,
+        ));
+        let mut accepted = 0;
+        for (format, cases) in [
+            (StorageFormat::Dsse, &bare_cases),
+            (StorageFormat::Bundle, &bundle_cases),
+        ] {
+            for case in cases {
+                let whole = decode_layer(format, case.as_bytes());
+                for piece in [1, 3, 17, 1 << 20] {
+                    let piecewise = streamed(format, case.as_bytes(), piece);
+                    match (&whole, &piecewise) {
+                        (Ok(w), Ok(p)) => {
+                            assert_eq!(w.envelope, p.envelope, "{case}");
+                            assert_eq!(w.key_hint, p.key_hint, "{case}");
+                        }
+                        (Err(_), Err(_)) => {}
+                        _ => panic!("{format} {case:?} in pieces of {piece}: in memory {whole:?}, streamed {piecewise:?}"),
+                    }
+                }
+                accepted += usize::from(whole.is_ok());
+            }
+        }
+        // The good ones (twice as given, standard, URL-safe, escaped key and content, an unknown
+        // field holding another `payload`), the good bundle and one with an unknown `payload`.
+        assert_eq!(accepted, 9, "cases that decode");
+    }
+
+    #[test]
+    fn reader_limits() {
+        assert_eq!(
+            reader_limit(StorageFormat::Bundle, true),
+            MAX_ATTESTATION_BLOB
+        );
+        for format in [
+            StorageFormat::Bundle,
+            StorageFormat::Dsse,
+            StorageFormat::CosignLegacy,
+        ] {
+            assert_eq!(reader_limit(format, false), MAX_STREAMED_ATTESTATION_BLOB);
+        }
     }
 
     #[test]

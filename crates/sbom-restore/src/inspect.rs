@@ -13,7 +13,8 @@
 use cnb_dsse::IN_TOTO_PAYLOAD_TYPE;
 use cnb_intoto::{Statement, Subject};
 use cnb_referrers::format::{
-    decode_layer, StoredEnvelope, BUNDLE_PREDICATE_TYPE, MAX_ATTESTATION_BLOB, PREDICATE_TYPE,
+    decode_layer, StoredEnvelope, BUNDLE_PREDICATE_TYPE, MAX_STREAMED_ATTESTATION_BLOB,
+    PREDICATE_TYPE, STREAM_READ_ABOVE,
 };
 use cnb_referrers::layout::{Image, OciLayout};
 use cnb_referrers::{Descriptor, ImageManifest, StorageFormat};
@@ -22,6 +23,7 @@ use sha2::{Digest as _, Sha256};
 
 use cnb_attestation_config::annotations;
 
+use crate::spool::Spooled;
 pub use crate::trust::NOT_TRUSTED;
 use crate::{Error, Failure, Rule, Trust};
 
@@ -174,7 +176,62 @@ fn listed_from(fetched: &Fetched) -> Listed {
 
 /// An attestation blob as read (bounded, digest-checked), shared between the referrers that list
 /// the same blob: a blob is fetched and held once, whatever the number of referrers naming it.
-pub type Blob = std::sync::Arc<Vec<u8>>;
+/// Blobs over [`STREAM_READ_ABOVE`] bytes are held in a temporary file.
+#[derive(Debug, Clone)]
+pub enum Blob {
+    /// Held in memory.
+    Memory(std::sync::Arc<Vec<u8>>),
+    /// Held in a temporary file ([`crate::spool`]).
+    Spooled(Spooled),
+}
+
+impl From<Vec<u8>> for Blob {
+    fn from(bytes: Vec<u8>) -> Self {
+        Blob::Memory(std::sync::Arc::new(bytes))
+    }
+}
+
+impl Blob {
+    /// Its length in bytes.
+    pub fn len(&self) -> u64 {
+        match self {
+            Blob::Memory(bytes) => bytes.len() as u64,
+            Blob::Spooled(spooled) => spooled.len(),
+        }
+    }
+
+    /// Whether it is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Its bytes, when held in memory.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Blob::Memory(bytes) => Some(bytes),
+            Blob::Spooled(_) => None,
+        }
+    }
+
+    /// Whether both are the same read (one shared blob).
+    pub fn same_read(&self, other: &Blob) -> bool {
+        match (self, other) {
+            (Blob::Memory(a), Blob::Memory(b)) => std::sync::Arc::ptr_eq(a, b),
+            (Blob::Spooled(a), Blob::Spooled(b)) => a.same_file(b),
+            _ => false,
+        }
+    }
+}
+
+/// The most attestation bytes read through temporary files for one image (charged from the
+/// listed sizes before each read, as [`MAX_TOTAL_BLOB_BYTES`] is for blobs held in memory).
+pub const MAX_TOTAL_SPOOLED_BYTES: u64 = 4 * 1024 * 1024 * 1024;
+
+/// The largest attestation blob read: [`MAX_STREAMED_ATTESTATION_BLOB`] (blobs over
+/// [`STREAM_READ_ABOVE`] bytes are read through a temporary file; keyless bundles over
+/// [`MAX_ATTESTATION_BLOB`](cnb_referrers::format::MAX_ATTESTATION_BLOB) are refused when
+/// verified).
+pub const MAX_BLOB: u64 = MAX_STREAMED_ATTESTATION_BLOB;
 
 /// Why a referrer's manifest or blob is not there to verify: what callers branch on is
 /// [`Unread::kind`]; the message is for people.
@@ -295,9 +352,9 @@ pub(crate) fn skip_reason(manifest: &ImageManifest) -> Option<Unread> {
         )));
     }
     let layer = &manifest.layers[0];
-    (layer.size > MAX_ATTESTATION_BLOB).then(|| {
+    (layer.size > MAX_BLOB).then(|| {
         Unread::content(format!(
-            "attestation blob of {} bytes exceeds the {MAX_ATTESTATION_BLOB}-byte limit",
+            "attestation blob of {} bytes exceeds the {MAX_BLOB}-byte limit",
             layer.size
         ))
     })
@@ -373,6 +430,7 @@ pub(crate) fn dedupe(listed: Vec<Descriptor>) -> Vec<Descriptor> {
 pub(crate) struct Budget {
     what: String,
     spent: u64,
+    spooled: u64,
 }
 
 impl Budget {
@@ -381,7 +439,22 @@ impl Budget {
         Budget {
             what: what.into(),
             spent: 0,
+            spooled: 0,
         }
+    }
+
+    /// Charges `size` bytes about to be read through a temporary file for `item`; refuses
+    /// (nothing read) when the run would go over [`MAX_TOTAL_SPOOLED_BYTES`].
+    pub(crate) fn charge_spooled(&mut self, item: &str, size: u64) -> Result<(), Error> {
+        let total = self.spooled.saturating_add(size);
+        if total > MAX_TOTAL_SPOOLED_BYTES {
+            return Err(Error::Malformed(format!(
+                "{}: reading {item} ({size} bytes) would bring the attestations read through temporary files to {total} bytes, more than the {MAX_TOTAL_SPOOLED_BYTES} read for one image",
+                self.what
+            )));
+        }
+        self.spooled = total;
+        Ok(())
     }
 
     /// Charges `size` bytes about to be read for `item`; refuses (nothing read) when the run
@@ -427,12 +500,12 @@ impl Blobs {
         if let Some(known) = self.before_read(layer, budget)? {
             return Ok(known);
         }
-        let result = read(layer.size).map(std::sync::Arc::new).map_err(reason);
+        let result = read(layer.size).map(Blob::from).map_err(reason);
         Ok(self.remember(layer, result))
     }
 
     /// Before reading `layer`'s blob: what is already known of it (an earlier read, or a listed
-    /// size over [`MAX_ATTESTATION_BLOB`]), or `None` when it is to be read, its listed size
+    /// size over [`MAX_BLOB`]), or `None` when it is to be read, its listed size
     /// charged to `budget` (`Err` when the budget is spent).
     pub(crate) fn before_read(
         &mut self,
@@ -442,13 +515,17 @@ impl Blobs {
         if let Some(cached) = self.cached(layer) {
             return Ok(Some(cached));
         }
-        if layer.size > MAX_ATTESTATION_BLOB {
+        if layer.size > MAX_BLOB {
             return Ok(Some(Err(Unread::content(format!(
-                "attestation blob of {} bytes exceeds the {MAX_ATTESTATION_BLOB}-byte limit",
+                "attestation blob of {} bytes exceeds the {MAX_BLOB}-byte limit",
                 layer.size
             )))));
         }
-        budget.charge(&format!("blob {}", layer.digest), layer.size)?;
+        if layer.size > STREAM_READ_ABOVE {
+            budget.charge_spooled(&format!("blob {}", layer.digest), layer.size)?;
+        } else {
+            budget.charge(&format!("blob {}", layer.digest), layer.size)?;
+        }
         Ok(None)
     }
 
@@ -456,7 +533,7 @@ impl Blobs {
     fn cached(&self, layer: &Descriptor) -> Option<Result<Blob, Unread>> {
         if let Some(blob) = self.read.get(&layer.digest) {
             // The bytes match the digest; a descriptor giving another size is wrong about them.
-            return Some(if blob.len() as u64 == layer.size {
+            return Some(if blob.len() == layer.size {
                 Ok(blob.clone())
             } else {
                 Err(Unread::content(format!(
@@ -510,12 +587,19 @@ pub fn fetch_layout_selected(
     ));
     let mut blobs = Blobs::default();
     let mut read_blob = |layer: &Descriptor, budget: &mut Budget| {
-        blobs.get(
-            layer,
-            budget,
-            |max| layout.read_blob(&layer.digest, max),
-            |e| Unread::content(e.to_string()),
-        )
+        if layer.size <= STREAM_READ_ABOVE {
+            return blobs.get(
+                layer,
+                budget,
+                |max| layout.read_blob(&layer.digest, max),
+                |e| Unread::content(e.to_string()),
+            );
+        }
+        if let Some(known) = blobs.before_read(layer, budget)? {
+            return Ok(known);
+        }
+        let result = spool_layout_blob(layout, layer).map(Blob::Spooled);
+        Ok(blobs.remember(layer, result))
     };
     let mut buildkit = Vec::new();
     for manifest in layout.buildkit_attestations(&image.descriptor.digest)? {
@@ -563,6 +647,25 @@ pub fn fetch_layout_selected(
     let all: Vec<Fetched> = referrers.into_iter().chain(buildkit).collect();
     within_limits(&all)?;
     Ok(all)
+}
+
+/// Copies a layout blob over [`STREAM_READ_ABOVE`] bytes into a temporary file, bounded by its
+/// listed size and checked against its digest as it is copied (what is verified is the copy, which
+/// nothing else writes).
+fn spool_layout_blob(layout: &OciLayout, layer: &Descriptor) -> Result<Spooled, Unread> {
+    let path = layout.blob_path(&layer.digest);
+    let shown = |e: std::io::Error| Unread::content(format!("{}: {e}", path.display()));
+    let mut file = std::fs::File::open(&path).map_err(shown)?;
+    let spooled = Spooled::copy_from(&mut file, layer.size.min(MAX_BLOB)).map_err(shown)?;
+    let actual = format!("sha256:{}", hex::encode(spooled.sha256()));
+    if layer.digest.algorithm() != "sha256" || actual != layer.digest.to_string() {
+        return Err(Unread::content(format!(
+            "{}: content does not match digest {}",
+            path.display(),
+            layer.digest
+        )));
+    }
+    Ok(spooled)
 }
 
 /// Most referrers read for one image (distinct digests), and most attestation bytes (referrer
@@ -644,9 +747,8 @@ fn unread_failure(problem: &Unread, rule: Rule) -> Failure {
 /// The start of every [`Rule::FetchFailed`] message.
 pub const FETCH_FAILED: &str = "could not be read from the registry";
 
-/// Decodes a fetched referrer's envelope and its bundle's verification material (nothing
-/// verified).
-fn stored_of(fetched: &Fetched) -> Result<StoredEnvelope, Failure> {
+/// A fetched referrer's storage format and blob, or why it has none.
+fn blob_of(fetched: &Fetched) -> Result<(StorageFormat, &Blob), Failure> {
     let manifest = fetched
         .manifest
         .as_ref()
@@ -657,10 +759,15 @@ fn stored_of(fetched: &Fetched) -> Result<StoredEnvelope, Failure> {
             "not an attestation format this tool reads",
         )
     })?;
-    let bytes = fetched
+    let blob = fetched
         .layer
         .as_ref()
         .map_err(|problem| unread_failure(problem, Rule::Blob))?;
+    Ok((format, blob))
+}
+
+/// Decodes an envelope held in memory and its bundle's verification material (nothing verified).
+fn stored_of(format: StorageFormat, bytes: &[u8]) -> Result<StoredEnvelope, Failure> {
     let stored =
         decode_layer(format, bytes).map_err(|e| Failure::new(Rule::Undecodable, e.to_string()))?;
     if stored.envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
@@ -678,6 +785,81 @@ fn stored_of(fetched: &Fetched) -> Result<StoredEnvelope, Failure> {
 fn parse_statement(envelope: &cnb_dsse::Envelope) -> Result<Statement, Failure> {
     Statement::from_json(&envelope.payload)
         .map_err(|e| Failure::new(Rule::Statement, e.to_string()))
+}
+
+/// A verified statement, with its predicate held in the statement or, for an attestation read
+/// through a temporary file, in a temporary file of its own.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    /// The statement. When [`Verified::spooled`] is set, its predicate is `{}`: the predicate's
+    /// bytes are in that file.
+    pub statement: Statement,
+    /// The predicate's exact bytes, for an attestation read through a temporary file.
+    pub spooled: Option<Spooled>,
+}
+
+impl Verified {
+    /// SHA-256 of the predicate's exact bytes.
+    pub fn predicate_sha256(&self) -> [u8; 32] {
+        match &self.spooled {
+            Some(spooled) => spooled.sha256(),
+            None => Sha256::digest(self.statement.predicate()).into(),
+        }
+    }
+
+    /// The statement with its predicate, read into memory from its temporary file when it has
+    /// one (for callers that need the bytes, such as a rebase re-signing them).
+    pub fn into_statement(self) -> Result<Statement, Failure> {
+        let Some(spooled) = self.spooled else {
+            return Ok(self.statement);
+        };
+        let failure = |e: String| Failure::new(Rule::Statement, e);
+        let predicate = spooled
+            .read_all()
+            .map_err(|e| failure(format!("reading the predicate: {e}")))?;
+        Statement::new(
+            self.statement.version(),
+            self.statement.subjects().to_vec(),
+            self.statement.predicate_type(),
+            predicate,
+        )
+        .map_err(|e| failure(e.to_string()))
+    }
+}
+
+/// Decodes and (with `trust`) verifies a fetched referrer's blob and reads its statement; without
+/// `trust` nothing is verified (listings). Nothing unsigned is interpreted when verifying: the
+/// signature is checked before the payload is parsed.
+fn read_statement(
+    fetched: &Fetched,
+    trust: Option<&Trust>,
+    signer: &mut Option<String>,
+) -> Result<Verified, Failure> {
+    let (format, blob) = blob_of(fetched)?;
+    match blob {
+        Blob::Memory(bytes) => {
+            let stored = stored_of(format, bytes)?;
+            if let Some(trust) = trust {
+                *signer = trust.verify(&stored)?;
+            }
+            Ok(Verified {
+                statement: parse_statement(&stored.envelope)?,
+                spooled: None,
+            })
+        }
+        Blob::Spooled(spooled) => {
+            let opened = crate::spool::open(format, spooled)?;
+            if let Some(trust) = trust {
+                *signer =
+                    trust.verify_prehashed(&opened.stored, &opened.pae_sha256, spooled.len())?;
+            }
+            let (statement, predicate) = crate::spool::statement(&opened)?;
+            Ok(Verified {
+                statement,
+                spooled: Some(predicate),
+            })
+        }
+    }
 }
 
 fn subject_text(subject: &Subject) -> String {
@@ -698,6 +880,11 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
                     .layer
                     .as_ref()
                     .map_err(|u| u.message.clone())
+                    .and_then(|b| {
+                        b.as_bytes().ok_or_else(|| {
+                            format!("BuildKit statement of {} bytes: too large to read", b.len())
+                        })
+                    })
                     .and_then(|b| Statement::from_json(b).map_err(|e| e.to_string()))
                 {
                     Ok(statement) => {
@@ -718,7 +905,7 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
                 listed.problem = Some(message.clone());
                 return listed;
             }
-            match stored_of(f).and_then(|s| parse_statement(&s.envelope)) {
+            match read_statement(f, None, &mut None).map(|v| v.statement) {
                 Ok(statement) => {
                     listed.predicate_type = Some(statement.predicate_type().to_string());
                     listed.subjects = statement.subjects().iter().map(subject_text).collect();
@@ -745,7 +932,7 @@ pub fn verify_each(
     image: &Image,
     fetched: &[Fetched],
     trust: &Trust,
-) -> Vec<(Verdict, Option<Statement>)> {
+) -> Vec<(Verdict, Option<Verified>)> {
     verify_results(image, fetched, trust)
         .into_iter()
         .map(|(listed, result)| match result {
@@ -773,7 +960,7 @@ pub(crate) fn verify_results(
     image: &Image,
     fetched: &[Fetched],
     trust: &Trust,
-) -> Vec<(Listed, Result<Statement, Failure>)> {
+) -> Vec<(Listed, Result<Verified, Failure>)> {
     let mut out = Vec::new();
     for f in fetched {
         let manifest = match &f.manifest {
@@ -798,17 +985,20 @@ pub(crate) fn verify_results(
         };
         let mut listed = listed_from(f);
         let annotated_type = listed.predicate_type.clone();
-        let verified = stored_of(f).and_then(|stored| {
-            // The signature is checked before the payload is parsed: nothing unsigned is interpreted.
-            if let Some(signer) = trust.verify(&stored)? {
-                listed.signer = Some(signer);
-            }
-            parse_statement(&stored.envelope)
-        });
-        let result = verified.and_then(|statement| {
+        // The signature is checked before the payload is parsed: nothing unsigned is interpreted.
+        let verified = read_statement(f, Some(trust), &mut listed.signer);
+        let result = verified.and_then(|verified| {
+            let statement = &verified.statement;
             listed.subjects = statement.subjects().iter().map(subject_text).collect();
             listed.predicate_type = Some(statement.predicate_type().to_string());
-            check(image, manifest, &statement, annotated_type.as_deref()).map(|()| statement)
+            check(
+                image,
+                manifest,
+                statement,
+                &verified.predicate_sha256(),
+                annotated_type.as_deref(),
+            )
+            .map(|()| verified)
         });
         out.push((listed, result));
     }
@@ -834,6 +1024,7 @@ fn check(
     image: &Image,
     manifest: &ImageManifest,
     statement: &Statement,
+    predicate_sha256: &[u8; 32],
     annotated_predicate_type: Option<&str>,
 ) -> Result<(), Failure> {
     if let Some(annotated) = annotated_predicate_type {
@@ -909,10 +1100,7 @@ fn check(
         }
     }
     if let Some(annotated) = annotation_of(manifest, annotations::SBOM_DIGEST) {
-        let actual = format!(
-            "sha256:{}",
-            hex::encode(Sha256::digest(statement.predicate()))
-        );
+        let actual = format!("sha256:{}", hex::encode(predicate_sha256));
         if annotated != actual {
             return Err(Failure::new(
                 Rule::SbomDigest,
@@ -1103,6 +1291,207 @@ pub(crate) mod tests {
         }
     }
 
+    /// `fetched` with its blob in a temporary file, as blobs over [`STREAM_READ_ABOVE`] are read.
+    fn spooled(fetched: &Fetched) -> Fetched {
+        let mut spooled = fetched.clone();
+        if let Ok(blob) = &fetched.layer {
+            let bytes = blob.as_bytes().expect("in memory").to_vec();
+            spooled.layer = Ok(Blob::Spooled(
+                Spooled::copy_from(&mut bytes.as_slice(), MAX_BLOB).unwrap(),
+            ));
+        }
+        spooled
+    }
+
+    /// `fetched` with its blob's text edited by `edit`.
+    fn edited(fetched: &Fetched, edit: impl Fn(String) -> String) -> Fetched {
+        let mut out = fetched.clone();
+        let text = String::from_utf8(fetched.layer.as_ref().unwrap().as_bytes().unwrap().to_vec());
+        out.layer = Ok(edit(text.unwrap()).into_bytes().into());
+        out
+    }
+
+    #[test]
+    fn streamed_and_in_memory_verification_give_the_same_verdicts() {
+        let f = Fixture::new();
+        let sign = |payload_type: &str, payload: &[u8], key: &SigningKey| {
+            let envelope = Envelope::sign(payload_type, payload.to_vec(), key).unwrap();
+            f.referrer(&envelope, "https://cyclonedx.org/bom", &[], None)
+        };
+        let good_statement = f.layer_statement();
+        let good = f.attest(&good_statement, &[]);
+        let json = String::from_utf8(good_statement.to_json()).unwrap();
+        let other = SigningKey::generate().unwrap();
+        let with_predicate =
+            |predicate: &str| json.replace(r#""predicate":{"bomFormat":"CycloneDX"}"#, predicate);
+        let right_digest = format!("sha256:{}", hex_of(good_statement.predicate()));
+        let wrong_digest = format!("sha256:{}", hex_of(b"other"));
+        let cases: Vec<(&str, Fetched)> = vec![
+            ("good", good.clone()),
+            (
+                "good, SBOM digest annotated",
+                f.attest(
+                    &good_statement,
+                    &[(annotations::SBOM_DIGEST, &right_digest)],
+                ),
+            ),
+            (
+                "wrong SBOM digest",
+                f.attest(
+                    &good_statement,
+                    &[(annotations::SBOM_DIGEST, &wrong_digest)],
+                ),
+            ),
+            (
+                "another key",
+                sign(IN_TOTO_PAYLOAD_TYPE, json.as_bytes(), &other),
+            ),
+            ("text/plain", sign("text/plain", json.as_bytes(), &f.key)),
+            ("no statement", sign(IN_TOTO_PAYLOAD_TYPE, b"{}", &f.key)),
+            (
+                "whitespace around the predicate",
+                sign(
+                    IN_TOTO_PAYLOAD_TYPE,
+                    with_predicate("\"predicate\" : \n {\"bomFormat\":\"CycloneDX\"} \t")
+                        .as_bytes(),
+                    &f.key,
+                ),
+            ),
+            (
+                "a predicate that is not an object",
+                sign(
+                    IN_TOTO_PAYLOAD_TYPE,
+                    with_predicate(r#""predicate":"CycloneDX""#).as_bytes(),
+                    &f.key,
+                ),
+            ),
+            (
+                "a predicate that is not JSON",
+                sign(
+                    IN_TOTO_PAYLOAD_TYPE,
+                    with_predicate(r#""predicate":{"a":1e400}"#).as_bytes(),
+                    &f.key,
+                ),
+            ),
+            (
+                "two predicates",
+                sign(
+                    IN_TOTO_PAYLOAD_TYPE,
+                    with_predicate(r#""predicate":{},"predicate":{"bomFormat":"CycloneDX"}"#)
+                        .as_bytes(),
+                    &f.key,
+                ),
+            ),
+            (
+                "Predicate",
+                sign(
+                    IN_TOTO_PAYLOAD_TYPE,
+                    with_predicate(r#""Predicate":{},"predicate":{"bomFormat":"CycloneDX"}"#)
+                        .as_bytes(),
+                    &f.key,
+                ),
+            ),
+            (
+                "garbage after the statement",
+                sign(IN_TOTO_PAYLOAD_TYPE, format!("{json}x").as_bytes(), &f.key),
+            ),
+            (
+                "a statement cut short",
+                sign(
+                    IN_TOTO_PAYLOAD_TYPE,
+                    &json.as_bytes()[..json.len() - 1],
+                    &f.key,
+                ),
+            ),
+            (
+                "two payloads",
+                edited(&good, |t| {
+                    t.replacen("\"payload\":", "\"payload\":\"e30=\",\"payload\":", 1)
+                }),
+            ),
+            (
+                "PayloadType",
+                edited(&good, |t| {
+                    t.replacen("\"payloadType\":", "\"PayloadType\":", 1)
+                }),
+            ),
+            (
+                "garbage after the envelope",
+                edited(&good, |t| format!("{t} x")),
+            ),
+            (
+                "mixed base64 alphabets",
+                edited(&good, |t| {
+                    let start = t.find("\"payload\":\"").unwrap() + 11;
+                    let mut t = t.into_bytes();
+                    t[start] = b'-';
+                    t[start + 4] = b'+';
+                    String::from_utf8(t).unwrap()
+                }),
+            ),
+            ("URL-safe base64", {
+                let envelope =
+                    Envelope::sign(IN_TOTO_PAYLOAD_TYPE, json.clone().into_bytes(), &f.key)
+                        .unwrap();
+                let fetched = f.referrer(&envelope, "https://cyclonedx.org/bom", &[], None);
+                let url = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.as_bytes());
+                let standard = base64::engine::general_purpose::STANDARD.encode(json.as_bytes());
+                edited(&fetched, |t| t.replacen(&standard, &url, 1))
+            }),
+            (
+                "a tampered payload",
+                edited(&good, |t| {
+                    let standard =
+                        base64::engine::general_purpose::STANDARD.encode(json.as_bytes());
+                    let tampered = base64::engine::general_purpose::STANDARD
+                        .encode(json.replace("CycloneDX", "CycloneDY").as_bytes());
+                    t.replacen(&standard, &tampered, 1)
+                }),
+            ),
+        ];
+        use base64::Engine as _;
+        let trust = Trust::keys(&[f.key()]);
+        let mut verified = 0;
+        for (name, fetched) in cases {
+            let whole = verify_results(&f.image, std::slice::from_ref(&fetched), &trust);
+            let streamed = verify_results(&f.image, &[spooled(&fetched)], &trust);
+            assert_eq!(whole.len(), 1, "{name}");
+            assert_eq!(streamed.len(), 1, "{name}");
+            match (&whole[0].1, &streamed[0].1) {
+                (Ok(w), Ok(s)) => {
+                    verified += 1;
+                    assert!(s.spooled.is_some(), "{name}");
+                    assert_eq!(w.predicate_sha256(), s.predicate_sha256(), "{name}");
+                    assert_eq!(w.statement, s.clone().into_statement().unwrap(), "{name}");
+                    assert_eq!(whole[0].0.subjects, streamed[0].0.subjects, "{name}");
+                }
+                (Err(w), Err(s)) => assert_eq!(w.rule, s.rule, "{name}: {w} / {s}"),
+                (w, s) => panic!("{name}: in memory {w:?}, streamed {s:?}"),
+            }
+        }
+        // good, annotated, whitespace, URL-safe.
+        assert_eq!(verified, 4);
+    }
+
+    #[test]
+    fn a_large_keyless_bundle_is_refused_with_its_reason() {
+        let f = Fixture::new();
+        let envelope =
+            Envelope::sign(IN_TOTO_PAYLOAD_TYPE, f.layer_statement().to_json(), &f.key).unwrap();
+        let material =
+            r#"{"x509CertificateChain":{"certificates":[{"rawBytes":"MAA="}]},"tlogEntries":[]}"#;
+        let bundle = cnb_referrers::format::bundle_json_with_material(&envelope, material);
+        let mut fetched = f.referrer(&envelope, "https://cyclonedx.org/bom", &[], None);
+        if let Ok(manifest) = &mut fetched.manifest {
+            manifest.layers[0].media_type = cnb_referrers::format::BUNDLE_V03.into();
+        }
+        fetched.layer = Ok(bundle.into());
+        let streamed = verify_results(&f.image, &[spooled(&fetched)], &Trust::keys(&[f.key()]));
+        let failure = streamed[0].1.as_ref().unwrap_err();
+        assert!(failure.rule.is_unverified(), "{failure}");
+        assert!(failure.message.contains("keyless"), "{failure}");
+    }
+
     #[test]
     fn a_valid_attestation_verifies() {
         let f = Fixture::new();
@@ -1141,7 +1530,7 @@ pub(crate) mod tests {
         if let Ok(manifest) = &mut fetched.manifest {
             manifest.layers[0].media_type = "application/example".into();
         }
-        let failure = stored_of(&fetched).unwrap_err();
+        let failure = blob_of(&fetched).unwrap_err();
         assert_eq!(failure.rule, Rule::UnknownFormat);
         assert_eq!(failure.message, "not an attestation format this tool reads");
         // Someone else's referrer: left out of verification.
@@ -1460,7 +1849,7 @@ pub(crate) mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(reads.get(), 1);
-        assert!(std::sync::Arc::ptr_eq(&first, &second));
+        assert!(first.same_read(&second));
         assert_eq!(budget.spent, bytes.len() as u64);
         // Another descriptor of the same digest with another size is wrong about it.
         let mut other = layer.clone();
@@ -1474,7 +1863,7 @@ pub(crate) mod tests {
         // Over the per-blob limit: refused without a read.
         let mut huge = layer.clone();
         huge.digest = Descriptor::for_bytes("x", b"other").digest;
-        huge.size = MAX_ATTESTATION_BLOB + 1;
+        huge.size = MAX_BLOB + 1;
         assert!(blobs
             .get(&huge, &mut budget, read, Unread::content)
             .unwrap()

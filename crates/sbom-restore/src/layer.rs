@@ -309,6 +309,7 @@ fn read_entries<R: Read>(
         files.push(Restored {
             path,
             bytes,
+            spooled: None,
             source: SOURCE.into(),
             placement: crate::write::Placement::SbomLayer,
         });

@@ -23,6 +23,7 @@ pub mod registry;
 pub mod select;
 pub mod simple_signing;
 pub mod source;
+pub mod spool;
 pub mod tar;
 pub mod trust;
 pub mod write;

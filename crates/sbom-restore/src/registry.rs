@@ -10,6 +10,33 @@ use crate::inspect::{
 };
 use crate::{simple_signing, Error};
 
+/// Downloads a blob over [`crate::spool::STREAM_READ_ABOVE`] bytes into a temporary file (the
+/// client checks its digest and bounds it by its listed size as it streams).
+async fn spool_blob(
+    client: &cnb_registry::Client,
+    repo: &cnb_registry::Repository,
+    layer: &Descriptor,
+) -> Result<Blob, Unread> {
+    let mut file = tempfile::Builder::new()
+        .prefix(".cnb-attest-spool-")
+        .tempfile()
+        .map_err(|e| Unread::fetch(format!("creating a temporary file: {e}")))?;
+    client
+        .get_blob_to(repo, &layer.digest, layer.size, file.as_file_mut())
+        .await
+        .map_err(unread)?;
+    let spooled = crate::spool::Spooled::from_temp_file(file)
+        .map_err(|e| Unread::fetch(format!("reading the temporary file back: {e}")))?;
+    let actual = format!("sha256:{}", hex::encode(spooled.sha256()));
+    if actual != layer.digest.to_string() {
+        return Err(Unread::content(format!(
+            "blob {} changed on disk after it was downloaded",
+            layer.digest
+        )));
+    }
+    Ok(Blob::Spooled(spooled))
+}
+
 /// Every referrer of `image` in a registry (Referrers API, else the tag-schema index), with its
 /// attestation blob.
 pub async fn fetch_registry(
@@ -47,11 +74,15 @@ async fn blob(
         return Ok(known);
     }
     // Bounded by the listed size, which the budget was charged.
-    let result = client
-        .get_blob(repo, &layer.digest, layer.size)
-        .await
-        .map(std::sync::Arc::new)
-        .map_err(unread);
+    let result = if layer.size > crate::spool::STREAM_READ_ABOVE {
+        spool_blob(client, repo, layer).await
+    } else {
+        client
+            .get_blob(repo, &layer.digest, layer.size)
+            .await
+            .map(Blob::from)
+            .map_err(unread)
+    };
     Ok(blobs.remember(layer, result))
 }
 

@@ -370,9 +370,9 @@ pub fn verify_and_place(
             .into_iter()
             .map(|(mut verdict, statement)| {
                 let mut placed = None;
-                if let (Some(statement), Some(metadata)) = (statement, metadata) {
+                if let (Some(verified), Some(metadata)) = (statement, metadata) {
                     match place(
-                        &statement,
+                        &verified.statement,
                         image,
                         metadata,
                         verdict.listed.buildpack.as_deref(),
@@ -525,9 +525,38 @@ pub struct Plan {
     pub skipped: usize,
 }
 
-/// The SBOM chosen so far for one place: its bytes, the attestations backing it, its rank
+/// The SBOM chosen so far for one place: its content, the attestations backing it, its rank
 /// (`created` annotation, listing order) for [`Policy::Newest`], and what placed it.
-type Candidate = (Vec<u8>, Vec<String>, (String, usize), Placement);
+type Candidate = (Content, Vec<String>, (String, usize), Placement);
+
+/// A verified SBOM's exact bytes: in memory, or in a temporary file ([`crate::spool`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Content {
+    Bytes(Vec<u8>),
+    Spooled(crate::spool::Spooled),
+}
+
+impl Content {
+    fn of(verified: inspect::Verified) -> Self {
+        match verified.spooled {
+            Some(spooled) => Content::Spooled(spooled),
+            None => Content::Bytes(verified.statement.into_predicate()),
+        }
+    }
+
+    /// Whether both hold the same bytes (by their SHA-256 when one is a file).
+    fn same(&self, other: &Content) -> bool {
+        use sha2::Digest as _;
+        let digest = |c: &Content| match c {
+            Content::Bytes(b) => (b.len() as u64, <[u8; 32]>::from(sha2::Sha256::digest(b))),
+            Content::Spooled(s) => (s.len(), s.sha256()),
+        };
+        match (self, other) {
+            (Content::Bytes(a), Content::Bytes(b)) => a == b,
+            _ => digest(self) == digest(other),
+        }
+    }
+}
 
 /// Verifies `fetched` with `keys` (any one of them verifying an attestation is enough) and decides
 /// the files to restore. Attestations no key verifies are left out ([`Plan::left_out`]); platform
@@ -555,8 +584,8 @@ pub fn plan_restore(
         let name = inspect::describe(&listed);
         let digest = listed.manifest_digest.clone();
         let rank = (listed.created.clone().unwrap_or_default(), order);
-        let statement = match verified {
-            Ok(statement) => statement,
+        let verified = match verified {
+            Ok(verified) => verified,
             Err(failure) if failure.rule.is_fetch_failure() => {
                 plan.unreadable.push(Problem::new(name, failure));
                 continue;
@@ -573,7 +602,12 @@ pub fn plan_restore(
                 continue;
             }
         };
-        match place(&statement, image, metadata, listed.buildpack.as_deref()) {
+        match place(
+            &verified.statement,
+            image,
+            metadata,
+            listed.buildpack.as_deref(),
+        ) {
             Err(failure) => plan.failures.push(Problem::new(name, failure)),
             Ok(Place::NotLaunchSbom) => plan.skipped += 1,
             Ok(Place::NoBuildpack) => {
@@ -601,9 +635,9 @@ pub fn plan_restore(
                 ));
             }
             Ok(Place::At { path, placement }) => {
-                let bytes = statement.into_predicate();
+                let bytes = Content::of(verified);
                 match chosen.get_mut(&path) {
-                    Some((existing, sources, _, placed)) if *existing == bytes => {
+                    Some((existing, sources, _, placed)) if existing.same(&bytes) => {
                         sources.push(digest);
                         if placement == Placement::Signed {
                             *placed = Placement::Signed;
@@ -673,9 +707,14 @@ pub fn plan_restore(
             plan.unsigned_placement.push(relative.clone());
         }
         plan.restored.insert(relative, sources.clone());
+        let (bytes, spooled) = match bytes {
+            Content::Bytes(bytes) => (bytes, None),
+            Content::Spooled(spooled) => (Vec::new(), Some(spooled)),
+        };
         plan.files.push(Restored {
             path,
             bytes,
+            spooled,
             source: sources.join(","),
             placement,
         });

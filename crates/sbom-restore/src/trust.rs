@@ -95,9 +95,45 @@ impl Trust {
                 )),
             };
         }
+        self.verify_with_keys(|key| stored.envelope.verify(key))
+    }
+
+    /// Like [`verify`](Self::verify), for an envelope read through a temporary file
+    /// ([`crate::spool`]): its payload is not held, and `pae_sha256` is the SHA-256 of its DSSE
+    /// PAE. Keyless bundles are refused: the signer never stores one this large, and their
+    /// verification needs the whole envelope.
+    pub fn verify_prehashed(
+        &self,
+        stored: &StoredEnvelope,
+        pae_sha256: &[u8; 32],
+        blob_size: u64,
+    ) -> Result<Option<String>, Failure> {
+        let keyless = match &stored.verification_material {
+            Some(material) => KeylessMaterial::from_verification_material(material)
+                .map_err(|e| Failure::new(Rule::Keyless, format!("keyless material: {}", e.0)))?
+                .is_some(),
+            None => false,
+        };
+        if keyless {
+            return Err(Failure::new(
+                Rule::Keyless,
+                format!(
+                    "keyless bundle of {blob_size} bytes: keyless attestations are verified only \
+                     up to {} bytes",
+                    cnb_referrers::format::MAX_ATTESTATION_BLOB
+                ),
+            ));
+        }
+        self.verify_with_keys(|key| stored.envelope.verify_prehashed(key, pae_sha256))
+    }
+
+    fn verify_with_keys(
+        &self,
+        verify: impl Fn(&VerifyingKey) -> Result<(), cnb_dsse::Error>,
+    ) -> Result<Option<String>, Failure> {
         let mut reasons = Vec::new();
         for key in &self.keys {
-            match stored.envelope.verify(key) {
+            match verify(key) {
                 Ok(_) => return Ok(None),
                 Err(e) => reasons.push(format!("signature does not verify: {e}")),
             }

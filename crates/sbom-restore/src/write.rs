@@ -11,13 +11,30 @@ use std::sync::{Mutex, MutexGuard};
 
 use crate::path::SbomPath;
 use crate::Error;
+/// Creates `path` (which must not exist) with the content of `spooled`, checked as it is copied,
+/// and syncs it.
+fn create_synced_from(path: &Path, spooled: &crate::spool::Spooled) -> std::io::Result<()> {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+    spooled.copy_checked(&mut out)?;
+    let file = out.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()
+}
+
 /// One file to write.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Restored {
     /// Where it goes under `sbom/launch/`.
     pub path: SbomPath,
-    /// Its exact bytes.
+    /// Its exact bytes (empty when [`Restored::spooled`] holds them).
     pub bytes: Vec<u8>,
+    /// Its exact bytes in a temporary file, for an SBOM too large to hold
+    /// ([`crate::spool`]): copied into the temporary tree and checked against the length and
+    /// SHA-256 taken when it was verified.
+    pub spooled: Option<crate::spool::Spooled>,
     /// Where it came from (an attestation digest, or `sbom-layer`), for reports.
     pub source: String,
     /// What decided its place.
@@ -127,9 +144,17 @@ pub fn write_tree(root: &Path, files: &[Restored], existing: Existing) -> Result
             }
         }
         let target = base.join(&relative);
-        cnb_local_files::create_synced(&target, &file.bytes)
-            .map_err(|e| local(e, &launch.join(&relative)))
-            .map_err(|e| blocks(e, file))?;
+        match &file.spooled {
+            Some(spooled) => create_synced_from(&target, spooled)
+                .map_err(|source| Error::Io {
+                    path: launch.join(&relative),
+                    source,
+                })
+                .map_err(|e| blocks(e, file))?,
+            None => cnb_local_files::create_synced(&target, &file.bytes)
+                .map_err(|e| local(e, &launch.join(&relative)))
+                .map_err(|e| blocks(e, file))?,
+        }
         written.push(launch.join(&relative));
     }
     for dir in dirs.iter().rev() {
@@ -456,6 +481,7 @@ mod tests {
                 format: SbomFormat::CycloneDx,
             },
             bytes: b"{}\\n".to_vec(),
+            spooled: None,
             source: "test".into(),
             placement: Placement::Signed,
         }

@@ -94,7 +94,7 @@ pub enum Error {
         format: &'static str,
         /// Its size.
         size: u64,
-        /// [`cnb_referrers::format::MAX_ATTESTATION_BLOB`].
+        /// [`cnb_referrers::format::reader_limit`] of the format.
         max: u64,
     },
 }
@@ -652,8 +652,10 @@ pub fn plan(
                     Stored::CosignTagLayer(descriptor, bytes)
                 }
             };
-            // One limit for both sides: what readers refuse is never signed.
-            let max = cnb_referrers::format::MAX_ATTESTATION_BLOB;
+            // One limit for both sides: what readers refuse is never signed. Readers take key-
+            // signed blobs through a temporary file up to a larger size than keyless bundles,
+            // which they verify in memory.
+            let max = cnb_referrers::format::reader_limit(*format, options.keyless.is_some());
             if stored.size() > max {
                 return Err(Error::TooLargeForReaders {
                     index: p.index,

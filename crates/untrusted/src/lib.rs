@@ -32,6 +32,7 @@
 #![warn(missing_docs)]
 
 mod digest;
+pub mod hollow;
 pub mod json;
 pub mod json_stream;
 pub mod text;
