@@ -702,7 +702,7 @@ fn oversized_manifests_and_blobs_in_a_layout_are_refused_unread() {
             ),
             (
                 &blob_listed_huge,
-                "attestation blob of 5368709120 bytes exceeds the 67108864-byte limit",
+                "attestation blob of 5368709120 bytes exceeds the 1073741824-byte limit",
             ),
             (
                 // Read bounded by the size its descriptor gives, as from a registry.

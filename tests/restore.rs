@@ -619,6 +619,38 @@ fn an_80_mib_sbom_downloads_byte_for_byte_with_bounded_memory() {
         "peak RSS {} while downloading an 80 MiB SBOM",
         mib(measured.peak_rss)
     );
+
+    // The analyzer restores it the same way, into `<layers>/sbom/launch`.
+    let analyzed = tmp.path().join("analyzed");
+    std::fs::create_dir(&analyzed).unwrap();
+    let measured = run_measured(
+        env(
+            Command::new(bin("analyzer"))
+                .args(["-previous-image", &reference, "-layers"])
+                .arg(&analyzed)
+                .arg("-key")
+                .arg(keys.join("cosign.pub")),
+            None,
+        )
+        .env("TMPDIR", tmp.path()),
+    );
+    assert!(
+        measured.output.status.success(),
+        "{}",
+        text(&measured.output)
+    );
+    let restored = analyzed.join("sbom/launch").join(relative);
+    assert_eq!(sha256_of_file(&restored), expected);
+    eprintln!(
+        "analyzer restoring an 80 MiB SBOM: peak RSS {}, CPU {:?}",
+        mib(measured.peak_rss),
+        measured.cpu
+    );
+    assert!(
+        measured.peak_rss < 96 << 20,
+        "peak RSS {} while restoring an 80 MiB SBOM",
+        mib(measured.peak_rss)
+    );
 }
 
 /// The relative paths of a downloaded tree, without reading the files.
@@ -639,4 +671,30 @@ fn downloaded_names(out: &Path) -> Vec<String> {
     walk(&base, &base, &mut names);
     names.sort();
     names
+}
+
+/// Through a registry: an SBOM whose attestations are over the 8 MiB read in memory (12 MiB of
+/// CycloneDX, in both storage formats: one place, two blobs read through temporary files and found
+/// to hold the same SBOM) downloads back byte for byte.
+#[test]
+fn a_12_mib_sbom_in_both_formats_downloads_byte_for_byte_from_a_registry() {
+    let Some(registry) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    let relative = "paketo-buildpacks_npm-install/launch-modules/sbom.cdx.json";
+    write_large_cyclonedx(&layers.join("sbom/launch").join(relative), 12 << 20);
+    let keys = tmp.path().join("k");
+    key_pair(&keys, "");
+    let reference = registry.push_layout(&image, "restore/large", "1.0");
+    sign(&reference, &layers, &keys, Some(&registry));
+    let out = tmp.path().join("out");
+    let report = download(&reference, &out, &keys, Some(&registry), &[]);
+    assert_eq!(downloaded(&out), sbom_files(&layers), "{report:#}");
+    assert!(report["plan"]["failures"].as_array().unwrap().is_empty());
+    // Each file came from two verified attestations (bundle and dsse) that agree.
+    for sources in report["plan"]["restored"].as_object().unwrap().values() {
+        assert_eq!(sources.as_array().unwrap().len(), 2, "{report:#}");
+    }
 }

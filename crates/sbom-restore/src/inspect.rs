@@ -1488,8 +1488,13 @@ pub(crate) mod tests {
         fetched.layer = Ok(bundle.into());
         let streamed = verify_results(&f.image, &[spooled(&fetched)], &Trust::keys(&[f.key()]));
         let failure = streamed[0].1.as_ref().unwrap_err();
-        assert!(failure.rule.is_unverified(), "{failure}");
-        assert!(failure.message.contains("keyless"), "{failure}");
+        assert_eq!(failure.rule, Rule::Keyless, "{failure}");
+        assert!(
+            failure
+                .message
+                .contains("keyless attestations are verified only up to 67108864 bytes"),
+            "{failure}"
+        );
     }
 
     #[test]
