@@ -12,9 +12,9 @@ use crate::error::{sanitize, Error};
 use crate::model::{AttestationSpec, PredicateSource, SignerConfig};
 use crate::Digest;
 
-/// Default cap on one predicate read by [`AttestationSpec::read_predicate`]: 256 MiB, the same
-/// as discovery's cap on an SBOM file.
-pub const DEFAULT_MAX_PREDICATE_SIZE: u64 = cnb_sbom_discovery::DEFAULT_MAX_FILE_SIZE;
+/// Default cap on one predicate read (into memory) by [`AttestationSpec::read_predicate`]:
+/// 256 MiB. Signers stream larger predicate files up to a cap of their own.
+pub const DEFAULT_MAX_PREDICATE_SIZE: u64 = 256 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Root {

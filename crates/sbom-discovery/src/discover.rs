@@ -13,8 +13,10 @@ use crate::format::SbomFormat;
 use crate::ids::{BuildpackId, LayerName};
 use crate::index::BuildpackIndex;
 
-/// Default cap on one SBOM file: 256 MiB.
-pub const DEFAULT_MAX_FILE_SIZE: u64 = 256 * 1024 * 1024;
+/// Default cap on one SBOM file: 768 MiB, the largest whose Sigstore bundle (base64: 4/3 of it)
+/// readers still take (`cnb_referrers::format::MAX_STREAMED_ATTESTATION_BLOB`, 1 GiB). Files over
+/// 1 MiB are checked and hashed in pieces, never held.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 768 * 1024 * 1024;
 
 /// The name of the legacy BOM file the lifecycle writes for Platform API ≥ 0.9 (never attested).
 pub const LEGACY_BOM_FILE_NAME: &str = "sbom.legacy.json";

@@ -108,8 +108,10 @@ pub struct SignOptions {
     pub statement_version: StatementVersion,
     /// `org.opencontainers.image.created` for the manifests; set only from `SOURCE_DATE_EPOCH`.
     pub created: Option<String>,
-    /// Largest predicate read.
+    /// Largest predicate read into memory (predicates that are not streamed).
     pub max_predicate_size: u64,
+    /// Largest predicate file streamed (see [`SignOptions::stream_above`]).
+    pub max_streamed_predicate_size: u64,
     /// How the image itself is signed.
     pub image_signature: ImageSignature,
     /// Keyless signing: each envelope's bundle `verificationMaterial` (the Fulcio certificate and
@@ -121,6 +123,10 @@ pub struct SignOptions {
     /// ([`DEFAULT_STREAM_ABOVE`]); smaller ones are read whole.
     pub stream_above: u64,
 }
+
+/// Default [`SignOptions::max_streamed_predicate_size`]: 768 MiB, discovery's cap on an SBOM file
+/// (its bundle is then at most the 1 GiB readers take through a temporary file).
+pub const DEFAULT_MAX_STREAMED_PREDICATE_SIZE: u64 = cnb_sbom_discovery::DEFAULT_MAX_FILE_SIZE;
 
 /// Default [`SignOptions::stream_above`]: 1 MiB.
 pub const DEFAULT_STREAM_ABOVE: u64 = 1024 * 1024;
@@ -164,6 +170,7 @@ impl Default for SignOptions {
             statement_version: StatementVersion::V1,
             created: None,
             max_predicate_size: DEFAULT_MAX_PREDICATE_SIZE,
+            max_streamed_predicate_size: DEFAULT_MAX_STREAMED_PREDICATE_SIZE,
             image_signature: ImageSignature::Bundle,
             keyless: None,
             stream_above: DEFAULT_STREAM_ABOVE,
@@ -314,7 +321,12 @@ pub fn prepare(
     for (i, spec) in config.attestations.iter().enumerate() {
         let index = i + 1;
         let annotations: BTreeMap<String, String> = spec.annotations.iter().cloned().collect();
-        if let Some(file) = spec.predicate_file(roots, options.max_predicate_size)? {
+        // Streamed files may be larger than what is read into memory; a file that is not
+        // streamed after all is read below, under `max_predicate_size`.
+        let streamed_cap = options
+            .max_streamed_predicate_size
+            .max(options.max_predicate_size);
+        if let Some(file) = spec.predicate_file(roots, streamed_cap)? {
             if stream::streams(&file, options) {
                 if let Some((streamed, predicate_sha256)) =
                     stream::prepare_streamed(index, spec, file, signer, options, &hint)?
