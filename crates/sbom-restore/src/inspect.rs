@@ -836,19 +836,33 @@ fn read_statement(
     signer: &mut Option<String>,
 ) -> Result<Verified, Failure> {
     let (format, blob) = blob_of(fetched)?;
-    match blob {
-        Blob::Memory(bytes) => {
-            let stored = stored_of(format, bytes)?;
-            if let Some(trust) = trust {
-                *signer = trust.verify(&stored)?;
-            }
-            Ok(Verified {
-                statement: parse_statement(&stored.envelope)?,
-                spooled: None,
-            })
+    let in_memory = |bytes: &[u8], signer: &mut Option<String>| {
+        let stored = stored_of(format, bytes)?;
+        if let Some(trust) = trust {
+            *signer = trust.verify(&stored)?;
         }
+        Ok(Verified {
+            statement: parse_statement(&stored.envelope)?,
+            spooled: None,
+        })
+    };
+    match blob {
+        Blob::Memory(bytes) => in_memory(bytes, signer),
         Blob::Spooled(spooled) => {
             let opened = crate::spool::open(format, spooled)?;
+            // Keyless bundles are verified in memory, as they always were up to that size: their
+            // transparency-log entry binds the whole envelope.
+            if crate::trust::is_keyless(&opened.stored)
+                && spooled.len() <= cnb_referrers::format::MAX_ATTESTATION_BLOB
+            {
+                let bytes = spooled.read_all().map_err(|e| {
+                    Failure::new(
+                        Rule::Undecodable,
+                        format!("reading the attestation blob: {e}"),
+                    )
+                })?;
+                return in_memory(&bytes, signer);
+            }
             if let Some(trust) = trust {
                 *signer =
                     trust.verify_prehashed(&opened.stored, &opened.pae_sha256, spooled.len())?;
@@ -1485,9 +1499,21 @@ pub(crate) mod tests {
         if let Ok(manifest) = &mut fetched.manifest {
             manifest.layers[0].media_type = cnb_referrers::format::BUNDLE_V03.into();
         }
-        fetched.layer = Ok(bundle.into());
-        let streamed = verify_results(&f.image, &[spooled(&fetched)], &Trust::keys(&[f.key()]));
-        let failure = streamed[0].1.as_ref().unwrap_err();
+        fetched.layer = Ok(bundle.clone().into());
+        // Read through a temporary file but within the in-memory limit: the in-memory verdict.
+        let trust = Trust::keys(&[f.key()]);
+        let whole = verify_results(&f.image, std::slice::from_ref(&fetched), &trust);
+        let streamed = verify_results(&f.image, &[spooled(&fetched)], &trust);
+        let (whole, streamed) = (
+            whole[0].1.as_ref().unwrap_err(),
+            streamed[0].1.as_ref().unwrap_err(),
+        );
+        assert_eq!(whole, streamed);
+        // Over it: refused, with the reason.
+        let stored = decode_layer(StorageFormat::Bundle, &bundle).unwrap();
+        let failure = trust
+            .verify_prehashed(&stored, &[0; 32], MAX_BLOB)
+            .unwrap_err();
         assert_eq!(failure.rule, Rule::Keyless, "{failure}");
         assert!(
             failure

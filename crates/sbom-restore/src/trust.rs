@@ -11,6 +11,15 @@ use cnb_referrers::format::StoredEnvelope;
 
 use crate::{Failure, Rule};
 
+/// Whether a stored envelope carries keyless verification material (or material that does not
+/// parse, which keyless verification reports).
+pub(crate) fn is_keyless(stored: &StoredEnvelope) -> bool {
+    stored
+        .verification_material
+        .as_ref()
+        .is_some_and(|m| !matches!(KeylessMaterial::from_verification_material(m), Ok(None)))
+}
+
 /// The message of every [`Rule::Signature`] failure.
 pub const NOT_TRUSTED: &str = "not signed by a trusted key";
 
