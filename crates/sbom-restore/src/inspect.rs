@@ -849,31 +849,55 @@ fn read_statement(
     match blob {
         Blob::Memory(bytes) => in_memory(bytes, signer),
         Blob::Spooled(spooled) => {
-            let opened = crate::spool::open(format, spooled)?;
-            // Keyless bundles are verified in memory, as they always were up to that size: their
-            // transparency-log entry binds the whole envelope.
-            if crate::trust::is_keyless(&opened.stored)
-                && spooled.len() <= cnb_referrers::format::MAX_ATTESTATION_BLOB
-            {
-                let bytes = spooled.read_all().map_err(|e| {
-                    Failure::new(
-                        Rule::Undecodable,
-                        format!("reading the attestation blob: {e}"),
-                    )
-                })?;
-                return in_memory(&bytes, signer);
+            let within_memory_limit = spooled.len() <= cnb_referrers::format::MAX_ATTESTATION_BLOB;
+            match read_spooled(format, spooled, trust, signer) {
+                Ok(Some(verified)) => Ok(verified),
+                // A blob the in-memory path would take gets its verdict, whatever the streamed
+                // path's own limits refuse (a large string outside the payload, a large hollow
+                // document) or cannot do (keyless verification).
+                Ok(None) | Err(_) if within_memory_limit => {
+                    let bytes = spooled.read_all().map_err(|e| {
+                        Failure::new(
+                            Rule::Undecodable,
+                            format!("reading the attestation blob: {e}"),
+                        )
+                    })?;
+                    *signer = None;
+                    in_memory(&bytes, signer)
+                }
+                Ok(None) => Err(Failure::new(
+                    Rule::Keyless,
+                    "keyless bundle over the in-memory limit",
+                )),
+                Err(failure) => Err(failure),
             }
-            if let Some(trust) = trust {
-                *signer =
-                    trust.verify_prehashed(&opened.stored, &opened.pae_sha256, spooled.len())?;
-            }
-            let (statement, predicate) = crate::spool::statement(&opened)?;
-            Ok(Verified {
-                statement,
-                spooled: Some(predicate),
-            })
         }
     }
+}
+
+/// The streamed path of [`read_statement`]: `Ok(None)` for a keyless bundle within the in-memory
+/// limit, which is verified in memory as it always was (its transparency-log entry binds the
+/// whole envelope).
+fn read_spooled(
+    format: StorageFormat,
+    spooled: &Spooled,
+    trust: Option<&Trust>,
+    signer: &mut Option<String>,
+) -> Result<Option<Verified>, Failure> {
+    let opened = crate::spool::open(format, spooled)?;
+    if crate::trust::is_keyless(&opened.stored)
+        && spooled.len() <= cnb_referrers::format::MAX_ATTESTATION_BLOB
+    {
+        return Ok(None);
+    }
+    if let Some(trust) = trust {
+        *signer = trust.verify_prehashed(&opened.stored, &opened.pae_sha256, spooled.len())?;
+    }
+    let (statement, predicate) = crate::spool::statement(&opened)?;
+    Ok(Some(Verified {
+        statement,
+        spooled: Some(predicate),
+    }))
 }
 
 fn subject_text(subject: &Subject) -> String {
@@ -1467,6 +1491,22 @@ pub(crate) mod tests {
         let trust = Trust::keys(&[f.key()]);
         let mut verified = 0;
         for (name, fetched) in cases {
+            // The streamed path alone (no in-memory fallback), on what it decides: decoding, the
+            // signature, the statement.
+            let memory = read_statement(&fetched, Some(&trust), &mut None);
+            let Ok(Blob::Spooled(file)) = &spooled(&fetched).layer else {
+                panic!("{name}: not spooled");
+            };
+            let (format, _) = blob_of(&fetched).unwrap();
+            let alone = read_spooled(format, file, Some(&trust), &mut None);
+            match (&memory, &alone) {
+                (Ok(m), Ok(Some(s))) => {
+                    assert_eq!(m.predicate_sha256(), s.predicate_sha256(), "{name}")
+                }
+                (Err(m), Err(s)) => assert_eq!(m.rule, s.rule, "{name}: {m} / {s}"),
+                (m, s) => panic!("{name}: in memory {m:?}, streamed alone {s:?}"),
+            }
+            // And the whole verification, fallback included.
             let whole = verify_results(&f.image, std::slice::from_ref(&fetched), &trust);
             let streamed = verify_results(&f.image, &[spooled(&fetched)], &trust);
             assert_eq!(whole.len(), 1, "{name}");
