@@ -1,11 +1,11 @@
 //! Attestations too large to hold, read through temporary files.
 //!
 //! A blob over [`STREAM_READ_ABOVE`] is fetched into a temporary file while it is hashed
-//! ([`Spooled`]); [`open`] then takes the DSSE payload out of it in one pass (base64-decoded into
+//! ([`Spooled`]); `open` then takes the DSSE payload out of it in one pass (base64-decoded into
 //! a second temporary file, the rest of the document read by the in-memory decoder) and hashes
 //! the DSSE pre-authentication encoding from the decoded file, so the signature is verified from
 //! that digest ([`crate::Trust::verify_prehashed`]). Only after the signature verified,
-//! [`statement`] takes the predicate out of the statement the same way (its bytes checked by
+//! `statement` takes the predicate out of the statement the same way (its bytes checked by
 //! [`cnb_intoto::predicate_validator`] and hashed as they pass into a third temporary file) and
 //! reads the rest with [`Statement::from_json`]. The predicate file is what the restore writer
 //! copies into its temporary tree, checked against the digest taken here.
