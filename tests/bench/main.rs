@@ -41,9 +41,10 @@ use serde_json::{json, Value};
 const USAGE: &str =
     "usage: bench [--only node-express,spring-boot,corpus,big] [--registry distribution,ferro]
              [--delay 0,20] [--rounds N] [--steps cold,warm,download,download-one]
-             [--no-baseline] [--per-sbom-sample N] [--big-mib N] [--json]
+             [--no-baseline] [--per-sbom-sample N] [--big-mib N] [--json] [--trace]
 Defaults: every scenario, both registries, delays 0 and 20 ms, 1 round, every step, baseline on,
-512 MiB big SBOM. The per-SBOM baseline runs one process per SBOM; with more than N SBOMs
+512 MiB big SBOM. --trace prints every run's requests (time from spawn, method, target, status,
+time to answer, body bytes). The per-SBOM baseline runs one process per SBOM; with more than N SBOMs
 (default 10; 0 = all) it runs N of them spread evenly over the sorted SBOMs and scales the sums
 to all (marked `est.`): the corpus's 100 runs alone take minutes per cell. --json adds one `BENCH-JSON {...}` line per cell.";
 
@@ -132,6 +133,7 @@ fn options(args: &[String]) -> Options {
                     .unwrap_or_else(|_| bad("--big-mib"))
             }
             "--json" => o.json = true,
+            "--trace" => measure::TRACE.store(true, std::sync::atomic::Ordering::Relaxed),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0)
@@ -437,6 +439,7 @@ fn cells(
             r.warm = sign(&reference, &input.layers, keys, via);
         }
         let plans = dir.join(format!("plans-{tag}"));
+        std::fs::create_dir_all(&plans).unwrap();
         if step("cold") {
             let repo_b = format!("bench/{tag}-floor");
             push(&repo_b);
