@@ -46,7 +46,9 @@ Defaults: every scenario, both registries, delays 0 and 20 ms, 1 round, every st
 512 MiB big SBOM. --trace prints every run's requests (time from spawn, method, target, status,
 time to answer, body bytes). The per-SBOM baseline runs one process per SBOM; with more than N SBOMs
 (default 10; 0 = all) it runs N of them spread evenly over the sorted SBOMs and scales the sums
-to all (marked `est.`): the corpus's 100 runs alone take minutes per cell. --json adds one `BENCH-JSON {...}` line per cell.";
+to all (marked `est.`): the corpus's 100 runs alone take minutes per cell. The cold sign always
+runs (the other steps need its attestations) and is printed when selected. --json adds one
+`BENCH-JSON {...}` line per cell.";
 
 struct Options {
     scenarios: Vec<String>,
@@ -139,6 +141,12 @@ fn options(args: &[String]) -> Options {
                 std::process::exit(0)
             }
             _ => bad(arg),
+        }
+    }
+    for s in &o.steps {
+        if !["cold", "warm", "download", "download-one"].contains(&s.as_str()) {
+            eprintln!("bench: unknown step {s}\n{USAGE}");
+            std::process::exit(2)
         }
     }
     for s in &o.scenarios {
