@@ -45,7 +45,7 @@ const USAGE: &str =
 Defaults: every scenario, both registries, delays 0 and 20 ms, 1 round, every step, baseline on,
 512 MiB big SBOM. --trace prints every run's requests (time from spawn, method, target, status,
 time to answer, body bytes). The per-SBOM baseline runs one process per SBOM; with more than N SBOMs
-(default 10; 0 = all) it runs N of them spread evenly over the sorted SBOMs and scales the sums
+(default 10; 0 = all) it runs N of them spread evenly over the SBOMs by size and scales the sums
 to all (marked `est.`): the corpus's 100 runs alone take minutes per cell. The cold sign always
 runs (the other steps need its attestations) and is printed when selected. --json adds one
 `BENCH-JSON {...}` line per cell.";
@@ -469,7 +469,17 @@ fn cells(
                 let picked: Vec<&PathBuf> = if o.sample == 0 || count <= o.sample {
                     all.iter().collect()
                 } else {
-                    (0..o.sample).map(|i| &all[i * count / o.sample]).collect()
+                    // A sample spread over the sizes: the SBOMs by size, the middle one of each
+                    // of `sample` equal slices.
+                    let sizes: Vec<u64> = corpus::sbom_paths(&input.layers)
+                        .iter()
+                        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+                        .collect();
+                    let mut by_size: Vec<usize> = (0..count).collect();
+                    by_size.sort_by_key(|&i| sizes[i]);
+                    (0..o.sample)
+                        .map(|k| &all[by_size[(2 * k + 1) * count / (2 * o.sample)]])
+                        .collect()
                 };
                 for one in &picked {
                     let mut f = sign(&c, one, keys, via);
