@@ -41,11 +41,14 @@ use serde_json::{json, Value};
 const USAGE: &str =
     "usage: bench [--only node-express,spring-boot,corpus,big] [--registry distribution,ferro]
              [--delay 0,20] [--rounds N] [--steps cold,warm,download,download-one]
-             [--no-baseline] [--per-sbom-sample N] [--big-mib N] [--json]
+             [--no-baseline] [--per-sbom-sample N] [--big-mib N] [--json] [--trace]
 Defaults: every scenario, both registries, delays 0 and 20 ms, 1 round, every step, baseline on,
-512 MiB big SBOM. The per-SBOM baseline runs one process per SBOM; with more than N SBOMs
-(default 10; 0 = all) it runs N of them spread evenly over the sorted SBOMs and scales the sums
-to all (marked `est.`): the corpus's 100 runs alone take minutes per cell. --json adds one `BENCH-JSON {...}` line per cell.";
+512 MiB big SBOM. --trace prints every run's requests (time from spawn, method, target, status,
+time to answer, body bytes). The per-SBOM baseline runs one process per SBOM; with more than N SBOMs
+(default 10; 0 = all) it runs N of them spread evenly over the SBOMs by size and scales the sums
+to all (marked `est.`): the corpus's 100 runs alone take minutes per cell. The cold sign always
+runs (the other steps need its attestations) and is printed when selected. --json adds one
+`BENCH-JSON {...}` line per cell.";
 
 struct Options {
     scenarios: Vec<String>,
@@ -132,11 +135,18 @@ fn options(args: &[String]) -> Options {
                     .unwrap_or_else(|_| bad("--big-mib"))
             }
             "--json" => o.json = true,
+            "--trace" => measure::TRACE.store(true, std::sync::atomic::Ordering::Relaxed),
             "-h" | "--help" => {
                 println!("{USAGE}");
                 std::process::exit(0)
             }
             _ => bad(arg),
+        }
+    }
+    for s in &o.steps {
+        if !["cold", "warm", "download", "download-one"].contains(&s.as_str()) {
+            eprintln!("bench: unknown step {s}\n{USAGE}");
+            std::process::exit(2)
         }
     }
     for s in &o.scenarios {
@@ -437,6 +447,7 @@ fn cells(
             r.warm = sign(&reference, &input.layers, keys, via);
         }
         let plans = dir.join(format!("plans-{tag}"));
+        std::fs::create_dir_all(&plans).unwrap();
         if step("cold") {
             let repo_b = format!("bench/{tag}-floor");
             push(&repo_b);
@@ -458,7 +469,17 @@ fn cells(
                 let picked: Vec<&PathBuf> = if o.sample == 0 || count <= o.sample {
                     all.iter().collect()
                 } else {
-                    (0..o.sample).map(|i| &all[i * count / o.sample]).collect()
+                    // A sample spread over the sizes: the SBOMs by size, the middle one of each
+                    // of `sample` equal slices.
+                    let sizes: Vec<u64> = corpus::sbom_paths(&input.layers)
+                        .iter()
+                        .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+                        .collect();
+                    let mut by_size: Vec<usize> = (0..count).collect();
+                    by_size.sort_by_key(|&i| sizes[i]);
+                    (0..o.sample)
+                        .map(|k| &all[by_size[(2 * k + 1) * count / (2 * o.sample)]])
+                        .collect()
                 };
                 for one in &picked {
                     let mut f = sign(&c, one, keys, via);
@@ -674,6 +695,10 @@ fn big(o: &Options, input: &corpus::Input, dir: &Path, keys: &Path) {
         let _ = std::fs::remove_dir_all(&layout);
     }
     let (ours, down) = (measure::median(signs), measure::median(downloads));
+    println!(
+        "(signed into an OCI layout only: the recording proxy buffers bodies of at most 256 MiB, so \
+         the registry steps are not run for this SBOM)"
+    );
     let at = format!("big · {} OCI layout", human(input.sbom_bytes));
     let checks = vec![
         format!(
@@ -735,7 +760,10 @@ fn print_cell(
     baseline: Option<&Figures>,
     checks: &[String],
 ) {
-    println!("\n== {title}");
+    match &ours.error {
+        Some(_) => println!("\n== {title} — FAILED (figures are up to the failure)"),
+        None => println!("\n== {title}"),
+    }
     println!(
         "  {:<16} {:>14} {:>14} {:>7}   {:>14} {:>8}",
         "", "cnb-attest", "floor", "ratio", "per-SBOM", "x"

@@ -5,11 +5,15 @@
 
 use std::collections::BTreeMap;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use cnb_attest_tests::proxy::{Proxy, Recorded};
 use cnb_attest_tests::rss::run_measured;
 use serde_json::{json, Value};
+
+/// `--trace`: print every run's requests as the proxy saw them.
+pub(crate) static TRACE: AtomicBool = AtomicBool::new(false);
 
 /// What one run cost.
 #[derive(Clone, Debug, Default)]
@@ -144,6 +148,48 @@ pub(crate) fn run(command: &mut Command, proxy: Option<&Proxy>) -> Figures {
             figures.blob_gets += 1;
         }
     }
+    if TRACE.load(Ordering::Relaxed) && !log.is_empty() {
+        let args: Vec<String> = command
+            .get_args()
+            .take(2)
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        println!(
+            "  trace: {} {} ({} requests, {:.1} ms)",
+            command.get_program().to_string_lossy(),
+            args.join(" "),
+            log.len(),
+            wall.as_secs_f64() * 1000.0
+        );
+        for r in &log {
+            let q = &r.request;
+            let at = q.at.saturating_duration_since(started).as_secs_f64() * 1000.0;
+            let took = r
+                .answered_at
+                .map(|a| {
+                    format!(
+                        "{:.1} ms",
+                        a.saturating_duration_since(q.at).as_secs_f64() * 1000.0
+                    )
+                })
+                .unwrap_or_else(|| "-".into());
+            // The path, and of the query only the digest (upload `_state`s are long).
+            let target = match query_digest(&q.target) {
+                Some(d) => format!("{}?digest={d}", q.path()),
+                None if q.query().is_empty() => q.path().to_string(),
+                None => format!("{}?…", q.path()),
+            };
+            println!(
+                "    +{at:8.1} ms {:<5} {target} -> {} ({took}; {} B up, {} B down)",
+                q.method,
+                r.status
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| r.action.to_string()),
+                r.body.len(),
+                r.sent
+            );
+        }
+    }
     figures.log = log;
     figures
 }
@@ -170,4 +216,13 @@ pub(crate) fn median(mut runs: Vec<Figures>) -> Figures {
     let mut out = runs.swap_remove(mid);
     out.cpu = cpus[mid];
     out
+}
+
+/// The `digest` parameter of a request target's query, shortened to 19 characters.
+fn query_digest(target: &str) -> Option<String> {
+    let query = target.split_once('?')?.1;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("digest="))
+        .map(|d| d.replace("%3A", ":").chars().take(19).collect())
 }

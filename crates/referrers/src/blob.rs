@@ -257,3 +257,59 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+    use crate::layout::OciLayout;
+    use crate::Descriptor;
+
+    /// A source whose bytes change after the blob was planned.
+    #[derive(Debug)]
+    struct Changing(std::sync::atomic::AtomicBool);
+    impl Source for Changing {
+        fn len(&self) -> u64 {
+            4
+        }
+        fn open(&self) -> io::Result<Box<dyn Read + Send>> {
+            let changed = self.0.swap(true, std::sync::atomic::Ordering::SeqCst);
+            let bytes: &[u8] = if changed { b"{\"b\"" } else { b"{\"a\"" };
+            Ok(Box::new(io::Cursor::new(bytes.to_vec())))
+        }
+    }
+
+    #[test]
+    fn a_streamed_blob_whose_source_changed_leaves_nothing_in_the_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::create(dir.path()).unwrap();
+        let payload = Arc::new(Payload {
+            head: Vec::new(),
+            body: Arc::new(Changing(false.into())),
+            tail: b":1}".to_vec(),
+        });
+        let blob = EncodedPayload {
+            prefix: b"\"".to_vec(),
+            payload,
+            suffix: b"\"".to_vec(),
+        };
+        // Planned from the first read...
+        let mut planned = Vec::new();
+        blob.write_to(&mut planned).unwrap();
+        let descriptor = Descriptor::for_bytes("application/json", &planned);
+        // ...stored from the second, which differs.
+        let err = layout
+            .write_planned_blob(&descriptor, &Blob::Stream(Arc::new(blob)))
+            .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("changed while it was being stored"),
+            "{err}"
+        );
+        assert!(!layout.has_blob(&descriptor.digest));
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

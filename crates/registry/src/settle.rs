@@ -9,7 +9,7 @@
 //! round trip, and its write lands within that gap after our write. A read back that comes later
 //! than that sees the loss and repairs it. The wait is therefore not a constant: it is
 //! [`GAP_FACTOR`] times the longest read→write gap this client measured on the host in this run,
-//! or the longest single manifest request there when that is longer (a concurrent writer of the
+//! or the longest single manifest or referrers read there when that is longer (a concurrent writer of the
 //! same code on the same registry takes about as long; the factor covers it being slower, and a
 //! loss hidden behind a second writer's overlapping write), at least [`FLOOR`], at most
 //! [`crate::AttachOptions::settle`] unless the measured gap itself is more than half of that (then

@@ -110,6 +110,11 @@ impl SbomFormat {
             column: e.column(),
             reason: json_reason(&e),
         })?;
+        self.verdict(path, &sniff)
+    }
+
+    /// Whether what was sniffed is this format, as an error naming `path` when not.
+    fn verdict(self, path: &Path, sniff: &Sniff) -> Result<(), Error> {
         if sniff.matches(self) {
             Ok(())
         } else {
@@ -166,15 +171,7 @@ impl SbomFormat {
                 *slot = Some(shape);
             }
         }
-        if s.matches(self) {
-            Ok(())
-        } else {
-            Err(Error::ContentMismatch {
-                path: path.to_path_buf(),
-                claimed: self,
-                found: s.describe(),
-            })
-        }
+        self.verdict(path, &s)
     }
 }
 

@@ -462,3 +462,61 @@ fn refuses_a_file_where_the_sbom_tree_should_be() {
         "{msg}"
     );
 }
+
+/// Files over 1 MiB are checked in a stream, never read whole: the same refusals, with the same
+/// line and column, and the same digest for a good file.
+#[test]
+fn large_files_are_checked_in_a_stream_with_the_same_answers() {
+    let pad = "x".repeat(1_200_000);
+    let (_tmp, layers) = small_tree();
+    let path = layers.join("sbom/launch/acme_bp/lay/sbom.cdx.json");
+    fs::write(
+        &path,
+        format!("{{\"pad\":\"{pad}\",\n  \"bomFormat\": \"CycloneDX\",\n  \"components\": [,]\n}}"),
+    )
+    .unwrap();
+    let (err, msg) = refuse(&layers, &DiscoveryOptions::default());
+    assert!(
+        matches!(
+            err,
+            Error::InvalidJson {
+                line: 3,
+                column: 18,
+                ..
+            }
+        ),
+        "{msg}"
+    );
+
+    let (_tmp, layers) = small_tree();
+    let path = layers.join("sbom/launch/acme_bp/sbom.spdx.json");
+    fs::write(&path, format!("{{\"pad\":\"{pad}\",{}", &CDX[1..])).unwrap();
+    let (err, msg) = refuse(&layers, &DiscoveryOptions::default());
+    assert!(
+        matches!(
+            err,
+            Error::ContentMismatch {
+                claimed: SbomFormat::Spdx,
+                ..
+            }
+        ),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("`spdx.json` claims SPDX but the content looks like CycloneDX"),
+        "{msg}"
+    );
+
+    let (_tmp, layers) = small_tree();
+    let path = layers.join("sbom/launch/acme_bp/lay/sbom.cdx.json");
+    let good = format!("{{\"pad\":\"{pad}\",{}", &CDX[1..]);
+    fs::write(&path, &good).unwrap();
+    let found = discover(&layers, &small_index(), &DiscoveryOptions::default()).unwrap();
+    let file = found.files.iter().find(|f| f.path == path).unwrap();
+    use sha2::Digest as _;
+    assert_eq!(
+        file.sha256,
+        hex::encode(sha2::Sha256::digest(good.as_bytes()))
+    );
+    assert_eq!(file.size, good.len() as u64);
+}

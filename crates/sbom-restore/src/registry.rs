@@ -3,6 +3,7 @@
 
 use cnb_referrers::layout::Image;
 use cnb_referrers::{Descriptor, ImageManifest};
+use futures_util::stream::{self, StreamExt as _};
 
 use crate::inspect::{
     buildkit_entries, buildkit_layers, dedupe, foreign_from_listing, skip_reason, within_limits,
@@ -61,6 +62,9 @@ fn unread(error: cnb_registry::Error) -> Unread {
         other => Unread::fetch(other.to_string()),
     }
 }
+
+/// Manifests and blobs read at once: the signer's upload concurrency.
+const READ_CONCURRENCY: usize = 8;
 
 /// Reads a blob through the run's [`Blobs`] (once per digest) and [`Budget`].
 async fn blob(
@@ -121,7 +125,6 @@ pub async fn fetch_registry_selected(
         listed.extend(index.manifests);
     }
     let listed = dedupe(listed);
-    let mut out = Vec::new();
     if listed.len() > MAX_REFERRERS {
         return Err(Error::Malformed(format!(
             "{repo}@{subject}: {} referrers listed, more than the {MAX_REFERRERS} read for one image",
@@ -130,15 +133,18 @@ pub async fn fetch_registry_selected(
     }
     let mut budget = Budget::new(format!("{repo}@{subject}"));
     let mut blobs = Blobs::default();
+    // 1. What to read, in listing order, each manifest charged from its listed size first.
+    let mut slots: Vec<Option<Fetched>> = Vec::new();
+    let mut to_read: Vec<(usize, Descriptor)> = Vec::new();
     for descriptor in listed.into_iter().filter(|d| select(d)) {
         // Someone else's artifact, known from the listing: reported, never fetched.
         if let Some(reason) = foreign_from_listing(&descriptor) {
-            out.push(Fetched {
+            slots.push(Some(Fetched {
                 descriptor,
                 manifest: Err(reason.clone()),
                 layer: Err(reason),
                 source: "referrer",
-            });
+            }));
             continue;
         }
         // Every listed entry claims to refer to this image: one that cannot be read is reported,
@@ -147,7 +153,24 @@ pub async fn fetch_registry_selected(
             &format!("referrer manifest {}", descriptor.digest),
             descriptor.size,
         )?;
-        let manifest = match client.get_manifest(repo, descriptor.digest.as_str()).await {
+        to_read.push((slots.len(), descriptor));
+        slots.push(None);
+    }
+    // 2. The manifests, READ_CONCURRENCY at a time, answers kept in listing order.
+    let manifests: Vec<_> =
+        stream::iter(to_read.into_iter().map(|(slot, descriptor)| async move {
+            let got = client.get_manifest(repo, descriptor.digest.as_str()).await;
+            (slot, descriptor, got)
+        }))
+        .buffered(READ_CONCURRENCY)
+        .collect()
+        .await;
+    // 3. Which blobs to read: each distinct one once, charged before it is read.
+    let mut pending: Vec<Descriptor> = Vec::new();
+    let mut waiting: Vec<(usize, Descriptor, Result<ImageManifest, Unread>, Descriptor)> =
+        Vec::new();
+    for (slot, descriptor, got) in manifests {
+        let manifest = match got {
             Ok(Some(fetched)) => {
                 budget.settle(descriptor.size, fetched.bytes.len() as u64);
                 ImageManifest::from_json(&fetched.bytes).map_err(|e| Unread::content(e.to_string()))
@@ -168,16 +191,61 @@ pub async fn fetch_registry_selected(
             Err(problem) => Err(problem.clone()),
             Ok(manifest) => match skip_reason(manifest) {
                 Some(reason) => Err(reason),
-                None => blob(client, repo, &manifest.layers[0], &mut blobs, &mut budget).await?,
+                None => {
+                    let layer = manifest.layers[0].clone();
+                    if !pending.iter().any(|p| p.digest == layer.digest) {
+                        match blobs.before_read(&layer, &mut budget)? {
+                            Some(known) => known,
+                            None => {
+                                pending.push(layer.clone());
+                                waiting.push((slot, descriptor, Ok(manifest.clone()), layer));
+                                continue;
+                            }
+                        }
+                    } else {
+                        waiting.push((slot, descriptor, Ok(manifest.clone()), layer));
+                        continue;
+                    }
+                }
             },
         };
-        out.push(Fetched {
+        slots[slot] = Some(Fetched {
             descriptor,
             manifest,
             layer,
             source: "referrer",
         });
     }
+    // 4. The blobs, READ_CONCURRENCY at a time; then every referrer waiting for one gets it (a
+    // second referrer naming the same digest with another size is told so by `before_read`).
+    let read: Vec<_> = stream::iter(pending.iter().map(|layer| async move {
+        // Bounded by the listed size, which the budget was charged.
+        let result = client
+            .get_blob(repo, &layer.digest, layer.size)
+            .await
+            .map(std::sync::Arc::new)
+            .map_err(unread);
+        (layer, result)
+    }))
+    .buffered(READ_CONCURRENCY)
+    .collect()
+    .await;
+    for (layer, result) in read {
+        let _ = blobs.remember(layer, result);
+    }
+    for (slot, descriptor, manifest, layer) in waiting {
+        let layer = match blobs.before_read(&layer, &mut budget)? {
+            Some(known) => known,
+            None => Err(Unread::fetch(format!("blob {} was not read", layer.digest))),
+        };
+        slots[slot] = Some(Fetched {
+            descriptor,
+            manifest,
+            layer,
+            source: "referrer",
+        });
+    }
+    let mut out: Vec<Fetched> = slots.into_iter().flatten().collect();
     // cosign 2's tag: each layer of `sha256-<hex>.att` is one DSSE envelope, presented as a one-layer
     // manifest so listing and verification treat it like any referrer.
     let att = cnb_registry::cosign_tag::entries(client, repo, subject, "att").await?;

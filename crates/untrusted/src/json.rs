@@ -177,10 +177,10 @@ pub fn check_nesting_and_numbers(
             b'"' => {
                 i += 1;
                 while i < json.len() {
-                    match json[i] {
-                        b'\\' => i += 2,
-                        b'"' => break,
-                        _ => i += 1,
+                    i = to_quote_or_backslash(json, i);
+                    match json.get(i) {
+                        Some(b'\\') => i += 2,
+                        _ => break,
                     }
                 }
                 i += 1;
@@ -214,6 +214,30 @@ pub fn check_nesting_and_numbers(
         }
     }
     Ok(())
+}
+
+/// The first `"` or `\\` at or after `i` (or the end), eight bytes at a time while a word holds
+/// neither (the SWAR zero-byte test, exact as a yes/no for the whole word).
+fn to_quote_or_backslash(json: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    while let Some(word) = json.get(i..i + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes);
+        if has_zero(x ^ (ONES * u64::from(b'"'))) | has_zero(x ^ (ONES * u64::from(b'\\'))) != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&b) = json.get(i) {
+        if b == b'"' || b == b'\\' {
+            break;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// Whether Go's `encoding/json` would match `key` to the ASCII field name `field`: equal under
@@ -507,5 +531,23 @@ mod tests {
             assert!(err.to_string().contains("out of the range"), "{doc}: {err}");
         }
         check_nesting_and_numbers(b"[1e308, -0.0, 0, \"1e400\"]", 8, 0).unwrap();
+    }
+
+    #[test]
+    fn the_string_scan_stops_at_quotes_and_backslashes_wherever_they_are() {
+        for special in [b'"', b'\\'] {
+            for at in 0..20 {
+                let mut text = vec![b'a'; 20];
+                text[at] = special;
+                assert_eq!(to_quote_or_backslash(&text, 0), at);
+            }
+        }
+        assert_eq!(to_quote_or_backslash(&[0xff; 19], 0), 19);
+        // Depth and numbers are still checked after long strings with escapes in them.
+        let doc = format!("[\"{}\\\"{}\",[[1e400]]]", "x".repeat(37), "y".repeat(9));
+        assert!(check_nesting_and_numbers(doc.as_bytes(), 127, 0).is_err());
+        assert!(check_nesting_and_numbers(doc.as_bytes(), 2, 0).is_err());
+        let fine = doc.replace("1e400", "1");
+        assert!(check_nesting_and_numbers(fine.as_bytes(), 3, 0).is_ok());
     }
 }

@@ -232,15 +232,10 @@ impl Validator {
                     // The common case, fast: printable ASCII that neither ends nor escapes.
                     if self.utf8_need == 0 {
                         let start = i;
-                        while i < n {
-                            let b = chunk[i];
-                            if (0x20..0x80).contains(&b) && b != b'"' && b != b'\\' {
-                                i += 1;
-                            } else {
-                                break;
-                            }
+                        i = plain_run(chunk, i);
+                        if self.key.is_some() || self.capture.is_some() {
+                            self.record(&chunk[start..i], key);
                         }
-                        self.record(&chunk[start..i], key);
                         if i == n {
                             break;
                         }
@@ -550,6 +545,38 @@ impl Validator {
     }
 }
 
+/// The end of the run of plain string bytes (printable ASCII other than `"` and `\\`) that starts
+/// at `i`: eight bytes at a time while none of them is special (the usual SWAR tests, exact as a
+/// yes/no for the whole word), then byte by byte.
+#[inline]
+fn plain_run(chunk: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
+    while let Some(word) = chunk.get(i..i + 8) {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(word);
+        let x = u64::from_le_bytes(bytes);
+        // A byte >= 0x80, a byte < 0x20, a quote or a backslash.
+        let special = (x & HIGH)
+            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+            | has_zero(x ^ (ONES * u64::from(b'"')))
+            | has_zero(x ^ (ONES * u64::from(b'\\')));
+        if special != 0 {
+            break;
+        }
+        i += 8;
+    }
+    while let Some(&b) = chunk.get(i) {
+        if (0x20..0x80).contains(&b) && b != b'"' && b != b'\\' {
+            i += 1;
+        } else {
+            break;
+        }
+    }
+    i
+}
+
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
 fn number_grammar(s: &[u8]) -> bool {
     let mut i = 0;
@@ -756,5 +783,19 @@ mod tests {
         let mut v = Validator::new(Top::Object, 127).watch_top_keys(KEYS);
         v.feed(long.as_bytes()).unwrap();
         assert_eq!(v.top_values()[0].text, None);
+    }
+
+    #[test]
+    fn plain_runs_stop_at_every_special_byte() {
+        for special in [0u8, 0x1f, b'"', b'\\', 0x80, 0xc3, 0xff] {
+            for at in 0..20 {
+                let mut text = vec![b'a'; 20];
+                text[at] = special;
+                assert_eq!(plain_run(&text, 0), at, "{special:#x} at {at}");
+            }
+        }
+        for plain in [0x20u8, b'!', b'#', b'[', b']', 0x7e, 0x7f] {
+            assert_eq!(plain_run(&[plain; 19], 0), 19, "{plain:#x}");
+        }
     }
 }
