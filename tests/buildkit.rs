@@ -17,17 +17,26 @@ const SPDX: &str = "https://spdx.dev/Document";
 
 /// Adds a BuildKit-style index (tag `bk`) over the example image to its layout.
 fn add_buildkit_index(layout: &OciLayout) -> String {
+    add_buildkit_index_padded(layout, 0)
+}
+
+/// The same, with a `pad` field of `pad` bytes in the predicate.
+fn add_buildkit_index_padded(layout: &OciLayout, pad: usize) -> String {
     let platform = layout.resolve_image(Some("latest")).unwrap();
     let spdx = fs::read(workspace_root().join(
         "examples/node-express/layers/sbom/launch/paketo-buildpacks_node-engine/node/sbom.spdx.json",
     ))
     .unwrap();
+    let mut predicate = serde_json::from_slice::<Value>(&spdx).unwrap();
+    if pad > 0 {
+        predicate["pad"] = Value::String("x".repeat(pad));
+    }
     let statement = serde_json::to_vec(&json!({
         "_type": "https://in-toto.io/Statement/v0.1",
         "predicateType": SPDX,
         "subject": [{"name": "pkg:docker/example/app@latest?platform=linux%2Famd64",
                      "digest": {"sha256": platform.digest.hex()}}],
-        "predicate": serde_json::from_slice::<Value>(&spdx).unwrap(),
+        "predicate": predicate,
     }))
     .unwrap();
     let (statement_digest, _) = layout.write_blob(&statement).unwrap();
@@ -117,4 +126,44 @@ fn buildkit_attestation_manifests_in_an_image_index_are_found() {
     let found = buildkit_entries(&listing);
     assert_eq!(found.len(), 1, "{listing}");
     assert_eq!(found[0]["predicate-type"], SPDX);
+}
+
+/// A bare statement over the 8 MiB above which attestation blobs are read through a temporary
+/// file is still listed, as it was when every blob was read into memory: from a layout, and from
+/// a registry (skopeo copies the index there).
+#[test]
+fn a_buildkit_statement_over_eight_mib_is_still_listed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, image) = fresh_example(tmp.path());
+    let layout = OciLayout::open(&image).unwrap();
+    add_buildkit_index_padded(&layout, 9 * 1024 * 1024);
+    let check = |listing: &str| {
+        let found = buildkit_entries(listing);
+        assert_eq!(found.len(), 1, "{listing}");
+        assert_eq!(found[0]["predicate-type"], SPDX, "{listing}");
+        assert!(
+            found[0]["problem"].as_str().unwrap().contains("unsigned"),
+            "{listing}"
+        );
+    };
+    check(&ok(run(Command::new(bin("cnb-attest"))
+        .args(["ls", "--json"])
+        .arg(format!("oci:{}:bk", image.display())))));
+    let Some(registry) = Registry::start(Kind::Ferro) else {
+        return;
+    };
+    ok(run(Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("oci:{}:bk", image.display()))
+        .arg(format!("docker://{}/bk/big:1.0", registry.host))));
+    check(&ok(run(Command::new(bin("cnb-attest"))
+        .args(["ls", "--json", &format!("{}/bk/big:1.0", registry.host)])
+        .env("CNB_INSECURE_REGISTRIES", &registry.host)
+        .env("DOCKER_CONFIG", "/nonexistent"))));
 }

@@ -918,12 +918,23 @@ pub fn list(fetched: &[Fetched]) -> Vec<Listed> {
                     .layer
                     .as_ref()
                     .map_err(|u| u.message.clone())
-                    .and_then(|b| {
-                        b.as_bytes().ok_or_else(|| {
-                            format!("BuildKit statement of {} bytes: too large to read", b.len())
-                        })
+                    .and_then(|b| match b {
+                        Blob::Memory(bytes) => Ok(bytes.to_vec()),
+                        // Spooled by size alone; a bare statement within the in-memory limit is
+                        // read back as it was read before blobs were spooled.
+                        Blob::Spooled(s)
+                            if s.len() <= cnb_referrers::format::MAX_ATTESTATION_BLOB =>
+                        {
+                            s.read_all().map_err(|e| format!("BuildKit statement: {e}"))
+                        }
+                        Blob::Spooled(s) => Err(format!(
+                            "BuildKit statement of {} bytes: over the {}-byte \
+                             limit for unsigned statements",
+                            s.len(),
+                            cnb_referrers::format::MAX_ATTESTATION_BLOB
+                        )),
                     })
-                    .and_then(|b| Statement::from_json(b).map_err(|e| e.to_string()))
+                    .and_then(|b| Statement::from_json(&b).map_err(|e| e.to_string()))
                 {
                     Ok(statement) => {
                         listed.predicate_type = Some(statement.predicate_type().to_string());

@@ -77,8 +77,18 @@ async fn blob(
     if let Some(known) = blobs.before_read(layer, budget)? {
         return Ok(known);
     }
-    // Bounded by the listed size, which the budget was charged.
-    let result = if layer.size > crate::spool::STREAM_READ_ABOVE {
+    let result = read_blob(client, repo, layer).await;
+    Ok(blobs.remember(layer, result))
+}
+
+/// Reads one blob, bounded by its listed size (which the budget was charged): into memory, or
+/// into a temporary file when it is over [`crate::spool::STREAM_READ_ABOVE`] bytes.
+async fn read_blob(
+    client: &cnb_registry::Client,
+    repo: &cnb_registry::Repository,
+    layer: &Descriptor,
+) -> Result<Blob, Unread> {
+    if layer.size > crate::spool::STREAM_READ_ABOVE {
         spool_blob(client, repo, layer).await
     } else {
         client
@@ -86,8 +96,7 @@ async fn blob(
             .await
             .map(Blob::from)
             .map_err(unread)
-    };
-    Ok(blobs.remember(layer, result))
+    }
 }
 
 /// Like [`fetch_registry`], fetching the manifest and blob only of referrers `select` accepts
@@ -218,15 +227,11 @@ pub async fn fetch_registry_selected(
     }
     // 4. The blobs, READ_CONCURRENCY at a time; then every referrer waiting for one gets it (a
     // second referrer naming the same digest with another size is told so by `before_read`).
-    let read: Vec<_> = stream::iter(pending.iter().map(|layer| async move {
-        // Bounded by the listed size, which the budget was charged.
-        let result = client
-            .get_blob(repo, &layer.digest, layer.size)
-            .await
-            .map(std::sync::Arc::new)
-            .map_err(unread);
-        (layer, result)
-    }))
+    let read: Vec<_> = stream::iter(
+        pending
+            .iter()
+            .map(|layer| async move { (layer, read_blob(client, repo, layer).await) }),
+    )
     .buffered(READ_CONCURRENCY)
     .collect()
     .await;
