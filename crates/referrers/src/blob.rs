@@ -135,8 +135,9 @@ impl Payload {
         self.len() == 0
     }
 
-    /// Calls `each` with the payload's bytes in order, in pieces of at most [`CHUNK`] bytes
-    /// (the body's length is checked: a body that grew or shrank is an error).
+    /// Calls `each` with the payload's bytes in order, in pieces of at most [`CHUNK`] bytes. At
+    /// most the body's planned length is read (a [`Source`] may stop there, as the signer's does);
+    /// a body that yields fewer bytes is an error.
     pub fn for_each_piece(&self, mut each: impl FnMut(&[u8]) -> io::Result<()>) -> io::Result<()> {
         each(&self.head)?;
         let mut reader = self.body.open()?;

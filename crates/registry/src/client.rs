@@ -220,10 +220,11 @@ impl Body {
                     let mut out = ChannelWriter {
                         tx: tx.clone(),
                         buf: Vec::new(),
+                        held: None,
                     };
                     let written = cnb_referrers::Blob::Stream(blob)
                         .write_checked(&mut out, &digest, size)
-                        .and_then(|()| out.send_buffered());
+                        .and_then(|()| out.finish());
                     if let Err(e) = written {
                         // The request fails with this error instead of sending a short body.
                         let _ = tx.blocking_send(Err(e));
@@ -238,21 +239,34 @@ impl Body {
 }
 
 /// Hands what is written to a streamed request body, in pieces of
-/// [`cnb_referrers::blob::CHUNK`] bytes.
+/// [`cnb_referrers::blob::CHUNK`] bytes. The last full piece is held back until [`finish`] (called
+/// once the bytes were checked against their digest), so a body whose check fails never reaches
+/// its `Content-Length`: the request fails instead of completing with changed bytes.
+///
+/// [`finish`]: ChannelWriter::finish
 struct ChannelWriter {
     tx: tokio::sync::mpsc::Sender<std::io::Result<Bytes>>,
     buf: Vec<u8>,
+    held: Option<Bytes>,
 }
 
 impl ChannelWriter {
-    fn send_buffered(&mut self) -> std::io::Result<()> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let piece = Bytes::from(std::mem::take(&mut self.buf));
+    fn send(&self, piece: Bytes) -> std::io::Result<()> {
         self.tx
             .blocking_send(Ok(piece))
             .map_err(|_| std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+    }
+
+    /// Sends the piece held back and the rest: the bytes passed their check.
+    fn finish(&mut self) -> std::io::Result<()> {
+        if let Some(piece) = self.held.take() {
+            self.send(piece)?;
+        }
+        if !self.buf.is_empty() {
+            let rest = Bytes::from(std::mem::take(&mut self.buf));
+            self.send(rest)?;
+        }
+        Ok(())
     }
 }
 
@@ -265,7 +279,10 @@ impl std::io::Write for ChannelWriter {
         let n = room.min(data.len());
         self.buf.extend_from_slice(&data[..n]);
         if self.buf.len() == cnb_referrers::blob::CHUNK {
-            self.send_buffered()?;
+            let full = Bytes::from(std::mem::take(&mut self.buf));
+            if let Some(previous) = self.held.replace(full) {
+                self.send(previous)?;
+            }
         }
         Ok(n)
     }
@@ -1064,6 +1081,31 @@ async fn read_prefix(mut response: reqwest::Response, max: usize) -> Vec<u8> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_streamed_body_holds_its_last_full_piece_until_the_check_passed() {
+        use std::io::Write as _;
+        let chunk = cnb_referrers::blob::CHUNK;
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let mut out = ChannelWriter {
+            tx,
+            buf: Vec::new(),
+            held: None,
+        };
+        out.write_all(&vec![7u8; 2 * chunk]).unwrap();
+        let mut sent = 0;
+        while let Ok(piece) = rx.try_recv() {
+            sent += piece.unwrap().len();
+        }
+        // Everything but one full piece: a body checked too late never reaches its length.
+        assert_eq!(sent, chunk);
+        out.write_all(&[1, 2, 3]).unwrap();
+        out.finish().unwrap();
+        while let Ok(piece) = rx.try_recv() {
+            sent += piece.unwrap().len();
+        }
+        assert_eq!(sent, 2 * chunk + 3);
+    }
+
     use super::*;
 
     fn url(s: &str) -> reqwest::Url {

@@ -202,7 +202,12 @@ pub async fn fetch_registry_selected(
                 Some(reason) => Err(reason),
                 None => {
                     let layer = manifest.layers[0].clone();
-                    if !pending.iter().any(|p| p.digest == layer.digest) {
+                    // Keyed by digest and listed size, as failed reads are remembered: a referrer
+                    // that understates a blob's size never stands in for one that states it right.
+                    if !pending
+                        .iter()
+                        .any(|p| p.digest == layer.digest && p.size == layer.size)
+                    {
                         match blobs.before_read(&layer, &mut budget)? {
                             Some(known) => known,
                             None => {

@@ -267,6 +267,9 @@ pub(crate) fn statement(opened: &Opened) -> Result<(Statement, Spooled), Failure
     let mut validator = cnb_intoto::predicate_validator();
     let mut spooling = Spooling::new().map_err(io)?;
     let mut buf = vec![0u8; CHUNK];
+    // The payload file is read again here: what is parsed must be the bytes whose PAE digest the
+    // signature verified, so they are hashed as they pass and compared at the end.
+    let mut reread = Sha256::new();
     loop {
         let n = match reader.read(&mut buf) {
             Ok(0) => break,
@@ -274,6 +277,7 @@ pub(crate) fn statement(opened: &Opened) -> Result<(Statement, Spooled), Failure
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
             Err(e) => return Err(io(e)),
         };
+        reread.update(&buf[..n]);
         hollower
             .feed(&buf[..n], &mut |piece| {
                 validator
@@ -284,6 +288,11 @@ pub(crate) fn statement(opened: &Opened) -> Result<(Statement, Spooled), Failure
                     .map_err(|e| format!("writing the predicate: {e}"))
             })
             .map_err(|e| failure(e.to_string()))?;
+    }
+    if <[u8; 32]>::from(reread.finalize()) != opened.payload.sha256() {
+        return Err(failure(
+            "the payload's temporary file changed after its signature was verified".into(),
+        ));
     }
     let (hollow, found) = hollower.finish().map_err(|e| failure(e.to_string()))?;
     // The hollow statement first: its own errors (a missing predicate, a repeated key) are the

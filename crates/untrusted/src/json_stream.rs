@@ -84,8 +84,11 @@ impl fmt::Display for Shown {
     }
 }
 
-/// The longest number accepted, in characters. `serde_json` has no limit, but a number this long
-/// is either out of range or a denial of service; no honest document has one.
+/// The longest number accepted, in characters. `serde_json` and
+/// [`check_nesting_and_numbers`](crate::json::check_nesting_and_numbers) have no limit, so this is
+/// the one place the validator is stricter than the in-memory readers: a finite number written
+/// with more than 1024 characters (`0.000…1`) is refused here and accepted there. No honest
+/// document has one.
 pub const MAX_NUMBER_LEN: usize = 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
