@@ -78,6 +78,24 @@ fn add_buildkit_index_padded(layout: &OciLayout, pad: usize) -> String {
     platform.digest.to_string()
 }
 
+/// Copies the layout's `bk` index to `repo:1.0` with skopeo (an independent writer) and lists it.
+fn copy_and_list(image: &std::path::Path, registry: &Registry, repo: &str) -> String {
+    ok(run(Command::new("skopeo")
+        .args([
+            "copy",
+            "-q",
+            "--all",
+            "--preserve-digests",
+            "--dest-tls-verify=false",
+        ])
+        .arg(format!("oci:{}:bk", image.display()))
+        .arg(format!("docker://{}/{repo}:1.0", registry.host))));
+    ok(run(Command::new(bin("cnb-attest"))
+        .args(["ls", "--json", &format!("{}/{repo}:1.0", registry.host)])
+        .env("CNB_INSECURE_REGISTRIES", &registry.host)
+        .env("DOCKER_CONFIG", "/nonexistent")))
+}
+
 fn buildkit_entries(listing: &str) -> Vec<Value> {
     serde_json::from_str::<Vec<Value>>(listing)
         .unwrap()
@@ -109,20 +127,7 @@ fn buildkit_attestation_manifests_in_an_image_index_are_found() {
     let Some(registry) = Registry::start(Kind::Ferro) else {
         return;
     };
-    ok(run(Command::new("skopeo")
-        .args([
-            "copy",
-            "-q",
-            "--all",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-        ])
-        .arg(format!("oci:{}:bk", image.display()))
-        .arg(format!("docker://{}/bk/app:1.0", registry.host))));
-    let listing = ok(run(Command::new(bin("cnb-attest"))
-        .args(["ls", "--json", &format!("{}/bk/app:1.0", registry.host)])
-        .env("CNB_INSECURE_REGISTRIES", &registry.host)
-        .env("DOCKER_CONFIG", "/nonexistent")));
+    let listing = copy_and_list(&image, &registry, "bk/app");
     let found = buildkit_entries(&listing);
     assert_eq!(found.len(), 1, "{listing}");
     assert_eq!(found[0]["predicate-type"], SPDX);
@@ -152,18 +157,5 @@ fn a_buildkit_statement_over_eight_mib_is_still_listed() {
     let Some(registry) = Registry::start(Kind::Ferro) else {
         return;
     };
-    ok(run(Command::new("skopeo")
-        .args([
-            "copy",
-            "-q",
-            "--all",
-            "--preserve-digests",
-            "--dest-tls-verify=false",
-        ])
-        .arg(format!("oci:{}:bk", image.display()))
-        .arg(format!("docker://{}/bk/big:1.0", registry.host))));
-    check(&ok(run(Command::new(bin("cnb-attest"))
-        .args(["ls", "--json", &format!("{}/bk/big:1.0", registry.host)])
-        .env("CNB_INSECURE_REGISTRIES", &registry.host)
-        .env("DOCKER_CONFIG", "/nonexistent"))));
+    check(&copy_and_list(&image, &registry, "bk/big"));
 }

@@ -556,7 +556,6 @@ fn sha256_of_file(path: &Path) -> String {
 /// RSS stays under 96 MiB, whatever the size of the SBOM.
 #[test]
 fn an_80_mib_sbom_downloads_byte_for_byte_with_bounded_memory() {
-    use cnb_attest_tests::rss::{mib, run_measured};
     let tmp = tempfile::tempdir().unwrap();
     let (layers, image) = fresh_example(tmp.path());
     let relative = "paketo-buildpacks_node-engine/node/sbom.cdx.json";
@@ -576,7 +575,7 @@ fn an_80_mib_sbom_downloads_byte_for_byte_with_bounded_memory() {
         None,
     )));
     let out = tmp.path().join("out");
-    let measured = run_measured(
+    bounded(
         env(
             Command::new(bin("cnb-attest"))
                 .args(["download", &reference, "--json", "-o"])
@@ -586,11 +585,7 @@ fn an_80_mib_sbom_downloads_byte_for_byte_with_bounded_memory() {
             None,
         )
         .env("TMPDIR", tmp.path()),
-    );
-    assert!(
-        measured.output.status.success(),
-        "{}",
-        text(&measured.output)
+        "downloading an 80 MiB SBOM",
     );
     let restored = out.join("layers/sbom/launch").join(relative);
     assert_eq!(sha256_of_file(&restored), expected);
@@ -609,21 +604,11 @@ fn an_80_mib_sbom_downloads_byte_for_byte_with_bounded_memory() {
         .filter(|n| n.starts_with(".cnb-attest-spool-"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
-    eprintln!(
-        "download of an 80 MiB SBOM: peak RSS {}, CPU {:?}",
-        mib(measured.peak_rss),
-        measured.cpu
-    );
-    assert!(
-        measured.peak_rss < 96 << 20,
-        "peak RSS {} while downloading an 80 MiB SBOM",
-        mib(measured.peak_rss)
-    );
 
     // The analyzer restores it the same way, into `<layers>/sbom/launch`.
     let analyzed = tmp.path().join("analyzed");
     std::fs::create_dir(&analyzed).unwrap();
-    let measured = run_measured(
+    bounded(
         env(
             Command::new(bin("analyzer"))
                 .args(["-previous-image", &reference, "-layers"])
@@ -633,22 +618,29 @@ fn an_80_mib_sbom_downloads_byte_for_byte_with_bounded_memory() {
             None,
         )
         .env("TMPDIR", tmp.path()),
+        "restoring an 80 MiB SBOM with the analyzer",
     );
+    let restored = analyzed.join("sbom/launch").join(relative);
+    assert_eq!(sha256_of_file(&restored), expected);
+}
+
+/// Runs `command`, which must succeed, and asserts its peak RSS stays under 96 MiB while `what`.
+fn bounded(command: &mut Command, what: &str) {
+    use cnb_attest_tests::rss::{mib, run_measured};
+    let measured = run_measured(command);
     assert!(
         measured.output.status.success(),
         "{}",
         text(&measured.output)
     );
-    let restored = analyzed.join("sbom/launch").join(relative);
-    assert_eq!(sha256_of_file(&restored), expected);
     eprintln!(
-        "analyzer restoring an 80 MiB SBOM: peak RSS {}, CPU {:?}",
+        "{what}: peak RSS {}, CPU {:?}",
         mib(measured.peak_rss),
         measured.cpu
     );
     assert!(
         measured.peak_rss < 96 << 20,
-        "peak RSS {} while restoring an 80 MiB SBOM",
+        "peak RSS {} while {what}",
         mib(measured.peak_rss)
     );
 }

@@ -271,17 +271,23 @@ impl VerifyingKey {
     pub fn verify(&self, message: &[u8], der_sig: &[u8]) -> Result<(), Error> {
         match self {
             VerifyingKey::P256(key) => {
-                let signature =
-                    p256::ecdsa::Signature::from_der(der_sig).map_err(|_| Error::BadSignature {
-                        fingerprint: self.fingerprint(),
-                        reason: "not an ASN.1 DER ECDSA P-256 signature",
-                    })?;
-                key.verify(message, &signature)
-                    .map_err(|_| Error::BadSignature {
-                        fingerprint: self.fingerprint(),
-                        reason: "signature mismatch",
-                    })
+                let signature = self.p256_signature(der_sig)?;
+                key.verify(message, &signature).map_err(|_| self.mismatch())
             }
+        }
+    }
+
+    fn p256_signature(&self, der_sig: &[u8]) -> Result<p256::ecdsa::Signature, Error> {
+        p256::ecdsa::Signature::from_der(der_sig).map_err(|_| Error::BadSignature {
+            fingerprint: self.fingerprint(),
+            reason: "not an ASN.1 DER ECDSA P-256 signature",
+        })
+    }
+
+    fn mismatch(&self) -> Error {
+        Error::BadSignature {
+            fingerprint: self.fingerprint(),
+            reason: "signature mismatch",
         }
     }
 }
@@ -294,16 +300,9 @@ impl VerifyingKey {
         use p256::ecdsa::signature::hazmat::PrehashVerifier as _;
         match self {
             VerifyingKey::P256(key) => {
-                let signature =
-                    p256::ecdsa::Signature::from_der(der_sig).map_err(|_| Error::BadSignature {
-                        fingerprint: self.fingerprint(),
-                        reason: "not an ASN.1 DER ECDSA P-256 signature",
-                    })?;
+                let signature = self.p256_signature(der_sig)?;
                 key.verify_prehash(sha256, &signature)
-                    .map_err(|_| Error::BadSignature {
-                        fingerprint: self.fingerprint(),
-                        reason: "signature mismatch",
-                    })
+                    .map_err(|_| self.mismatch())
             }
         }
     }

@@ -355,16 +355,9 @@ fn refuses_a_file_over_the_cap() {
     assert!(msg.contains("larger than the limit of 16 bytes"), "{msg}");
 }
 
-#[test]
-fn refuses_invalid_json_with_line_and_column() {
-    let (_tmp, layers) = small_tree();
-    let path = layers.join("sbom/launch/acme_bp/lay/sbom.cdx.json");
-    fs::write(
-        &path,
-        "{\n  \"bomFormat\": \"CycloneDX\",\n  \"components\": [,]\n}",
-    )
-    .unwrap();
-    let (err, msg) = refuse(&layers, &DiscoveryOptions::default());
+/// Discovery's refusal of `layers` as invalid JSON at line 3, column 18; its message.
+fn refused_at_line_3_column_18(layers: &Path) -> String {
+    let (err, msg) = refuse(layers, &DiscoveryOptions::default());
     assert!(
         matches!(
             err,
@@ -376,6 +369,19 @@ fn refuses_invalid_json_with_line_and_column() {
         ),
         "{msg}"
     );
+    msg
+}
+
+#[test]
+fn refuses_invalid_json_with_line_and_column() {
+    let (_tmp, layers) = small_tree();
+    let path = layers.join("sbom/launch/acme_bp/lay/sbom.cdx.json");
+    fs::write(
+        &path,
+        "{\n  \"bomFormat\": \"CycloneDX\",\n  \"components\": [,]\n}",
+    )
+    .unwrap();
+    let msg = refused_at_line_3_column_18(&layers);
     assert!(msg.contains(&path.display().to_string()), "{msg}");
     assert!(msg.contains("invalid JSON at line 3, column 18"), "{msg}");
 }
@@ -475,18 +481,7 @@ fn large_files_are_checked_in_a_stream_with_the_same_answers() {
         format!("{{\"pad\":\"{pad}\",\n  \"bomFormat\": \"CycloneDX\",\n  \"components\": [,]\n}}"),
     )
     .unwrap();
-    let (err, msg) = refuse(&layers, &DiscoveryOptions::default());
-    assert!(
-        matches!(
-            err,
-            Error::InvalidJson {
-                line: 3,
-                column: 18,
-                ..
-            }
-        ),
-        "{msg}"
-    );
+    refused_at_line_3_column_18(&layers);
 
     let (_tmp, layers) = small_tree();
     let path = layers.join("sbom/launch/acme_bp/sbom.spdx.json");

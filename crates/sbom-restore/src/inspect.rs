@@ -770,6 +770,12 @@ fn blob_of(fetched: &Fetched) -> Result<(StorageFormat, &Blob), Failure> {
 fn stored_of(format: StorageFormat, bytes: &[u8]) -> Result<StoredEnvelope, Failure> {
     let stored =
         decode_layer(format, bytes).map_err(|e| Failure::new(Rule::Undecodable, e.to_string()))?;
+    check_payload_type(&stored)?;
+    Ok(stored)
+}
+
+/// An envelope must carry an in-toto statement.
+pub(crate) fn check_payload_type(stored: &StoredEnvelope) -> Result<(), Failure> {
     if stored.envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
         return Err(Failure::new(
             Rule::PayloadType,
@@ -779,7 +785,7 @@ fn stored_of(format: StorageFormat, bytes: &[u8]) -> Result<StoredEnvelope, Fail
             ),
         ));
     }
-    Ok(stored)
+    Ok(())
 }
 
 fn parse_statement(envelope: &cnb_dsse::Envelope) -> Result<Statement, Failure> {

@@ -18,7 +18,6 @@ use std::io::{self, Read, Write};
 use std::path::Path;
 use std::sync::Arc;
 
-use cnb_dsse::IN_TOTO_PAYLOAD_TYPE;
 use cnb_intoto::Statement;
 use cnb_referrers::format::{decode_layer_streamed, StorageFormat, StoredEnvelope};
 use sha2::{Digest as _, Sha256};
@@ -225,15 +224,7 @@ pub(crate) fn open(format: StorageFormat, blob: &Spooled) -> Result<Opened, Fail
         .map_err(|e| undecodable(e.to_string()))?;
     let payload = spooling.done().map_err(io)?;
     debug_assert_eq!(payload.len(), len);
-    if stored.envelope.payload_type != IN_TOTO_PAYLOAD_TYPE {
-        return Err(Failure::new(
-            Rule::PayloadType,
-            format!(
-                "DSSE payloadType is `{}`, expected `{IN_TOTO_PAYLOAD_TYPE}`",
-                stored.envelope.payload_type
-            ),
-        ));
-    }
+    crate::inspect::check_payload_type(&stored)?;
     let mut hasher = Sha256::new();
     hasher.update(cnb_dsse::pae_header(
         &stored.envelope.payload_type,
