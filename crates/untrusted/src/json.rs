@@ -218,23 +218,43 @@ pub fn check_nesting_and_numbers(
 
 /// The first `"` or `\\` at or after `i` (or the end), eight bytes at a time while a word holds
 /// neither (the SWAR zero-byte test, exact as a yes/no for the whole word).
-fn to_quote_or_backslash(json: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    while let Some(word) = json.get(i..i + 8) {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        let x = u64::from_le_bytes(bytes);
-        if has_zero(x ^ (ONES * u64::from(b'"'))) | has_zero(x ^ (ONES * u64::from(b'\\'))) != 0 {
+fn to_quote_or_backslash(json: &[u8], i: usize) -> usize {
+    skip_run(
+        json,
+        i,
+        |x| has_byte(x, b'"') | has_byte(x, b'\\') == 0,
+        |b| b != b'"' && b != b'\\',
+    )
+}
+
+/// Every byte of the word `x` repeated.
+pub(crate) const ONES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of every byte of a word.
+pub(crate) const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Non-zero when some byte of `x` is `byte` (the SWAR zero-byte test, exact as a yes/no).
+pub(crate) fn has_byte(x: u64, byte: u8) -> u64 {
+    let v = x ^ (ONES * u64::from(byte));
+    v.wrapping_sub(ONES) & !v & HIGH
+}
+
+/// The end of the run of bytes starting at `i` that `byte_ok` accepts: eight bytes at a time while
+/// `word_ok` accepts the whole little-endian word, then byte by byte.
+pub(crate) fn skip_run(
+    bytes: &[u8],
+    mut i: usize,
+    word_ok: impl Fn(u64) -> bool,
+    byte_ok: impl Fn(u8) -> bool,
+) -> usize {
+    while let Some(word) = bytes.get(i..i + 8) {
+        let mut buf = [0u8; 8];
+        buf.copy_from_slice(word);
+        if !word_ok(u64::from_le_bytes(buf)) {
             break;
         }
         i += 8;
     }
-    while let Some(&b) = json.get(i) {
-        if b == b'"' || b == b'\\' {
-            break;
-        }
+    while bytes.get(i).is_some_and(|b| byte_ok(*b)) {
         i += 1;
     }
     i

@@ -552,32 +552,21 @@ impl Validator {
 /// at `i`: eight bytes at a time while none of them is special (the usual SWAR tests, exact as a
 /// yes/no for the whole word), then byte by byte.
 #[inline]
-fn plain_run(chunk: &[u8], mut i: usize) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGH: u64 = 0x8080_8080_8080_8080;
-    let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-    while let Some(word) = chunk.get(i..i + 8) {
-        let mut bytes = [0u8; 8];
-        bytes.copy_from_slice(word);
-        let x = u64::from_le_bytes(bytes);
-        // A byte >= 0x80, a byte < 0x20, a quote or a backslash.
-        let special = (x & HIGH)
-            | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
-            | has_zero(x ^ (ONES * u64::from(b'"')))
-            | has_zero(x ^ (ONES * u64::from(b'\\')));
-        if special != 0 {
-            break;
-        }
-        i += 8;
-    }
-    while let Some(&b) = chunk.get(i) {
-        if (0x20..0x80).contains(&b) && b != b'"' && b != b'\\' {
-            i += 1;
-        } else {
-            break;
-        }
-    }
-    i
+fn plain_run(chunk: &[u8], i: usize) -> usize {
+    use crate::json::{has_byte, skip_run, HIGH, ONES};
+    skip_run(
+        chunk,
+        i,
+        // No byte >= 0x80, none < 0x20, no quote, no backslash.
+        |x| {
+            (x & HIGH)
+                | (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+                | has_byte(x, b'"')
+                | has_byte(x, b'\\')
+                == 0
+        },
+        |b| (0x20..0x80).contains(&b) && b != b'"' && b != b'\\',
+    )
 }
 
 /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
