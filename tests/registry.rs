@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use cnb_attest_tests::registry::{Kind, Registry, PASSWORD, USER};
 use cnb_attest_tests::{
-    bin, fresh_example, fresh_spring_boot, is_image_signature, key_pair, ok, run, sha256,
+    bin, fresh_example, fresh_spring_boot, is_image_signature, key_pair, ok, record, run, sha256,
     split_image_signatures, text, toml_to_json, COSIGN_SIGN_V1,
 };
 use serde_json::Value;
@@ -377,6 +377,7 @@ fn concurrent_signers_lose_no_update(signers: usize, rounds: usize) {
         let mut slowest = std::time::Duration::ZERO;
         for (spawned, child) in children {
             let out: Output = child.wait_with_output().unwrap();
+            record(bin("cnb-attest").as_os_str(), &out);
             slowest = slowest.max(spawned.elapsed());
             let report: Value = serde_json::from_str(&ok(out)).unwrap();
             index_writes += report["index-writes"].as_u64().unwrap_or(0);

@@ -98,11 +98,62 @@ pub fn bin(name: &str) -> PathBuf {
     path
 }
 
-/// Runs a command, returning its output (never panics on a non-zero exit).
+/// Runs a command, returning its output (never panics on a non-zero exit). The output goes to the
+/// secrets audit ([`record`]).
 pub fn run(command: &mut Command) -> Output {
-    command
+    let output = command
         .output()
-        .unwrap_or_else(|e| panic!("could not start {command:?}: {e}"))
+        .unwrap_or_else(|e| panic!("could not start {command:?}: {e}"));
+    record(command.get_program(), &output);
+    output
+}
+
+/// The directory of the suite-wide secrets audit, when `scripts/test` asks for one.
+fn audit_dir() -> Option<PathBuf> {
+    std::env::var_os("CNB_ATTEST_OUTPUT_LOG")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+}
+
+/// Keeps a child's stdout and stderr for the secrets audit (`scripts/check-secrets`), when
+/// `CNB_ATTEST_OUTPUT_LOG` names a directory: one file per child. Every runner of this crate's
+/// children calls it ([`run`], [`rss::run_measured`](crate::rss), the concurrent signers).
+pub fn record(program: &std::ffi::OsStr, output: &Output) {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let Some(dir) = audit_dir() else {
+        return;
+    };
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let name = Path::new(program)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut log = format!("# {name} ({})\n", output.status).into_bytes();
+    log.extend_from_slice(&output.stdout);
+    log.extend_from_slice(b"\n# stderr\n");
+    log.extend_from_slice(&output.stderr);
+    fs::create_dir_all(&dir).unwrap();
+    fs::write(dir.join(format!("out-{}-{n}.log", std::process::id())), log).unwrap();
+}
+
+/// Names a secret the tests handed to a child (a password, a token, a private key), for the
+/// secrets audit to look for in every recorded output. Values shorter than 8 characters are too
+/// common to look for and are skipped; the tests' real credentials are longer.
+pub fn secret(value: &str) {
+    use std::io::Write as _;
+    let Some(dir) = audit_dir() else {
+        return;
+    };
+    if value.len() < 8 {
+        return;
+    }
+    fs::create_dir_all(&dir).unwrap();
+    let mut file = fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join(format!("secrets-{}.txt", std::process::id())))
+        .unwrap();
+    writeln!(file, "{}", hex::encode(value)).unwrap();
 }
 
 /// stdout + stderr of an output, as text.
@@ -133,10 +184,17 @@ pub fn key_pair(dir: &Path, password: &str) {
 /// [`key_pair`] with a given `cnb-attest` binary.
 pub fn key_pair_with(cli: &Path, dir: &Path, password: &str) {
     fs::create_dir_all(dir).unwrap();
+    secret(password);
     ok(run(Command::new(cli)
         .args(["generate-key-pair", "--output-dir"])
         .arg(dir)
         .env("COSIGN_PASSWORD", password)));
+    // The encrypted private key's base64 lines: none may be shown by any command.
+    for line in fs::read_to_string(dir.join("cosign.key")).unwrap().lines() {
+        if !line.starts_with("-----") {
+            secret(line);
+        }
+    }
 }
 
 /// Copies a directory tree (regular files and directories only).

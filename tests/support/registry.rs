@@ -113,7 +113,13 @@ impl Registry {
 
     /// The `user:password` for skopeo and curl, if the registry needs one.
     pub fn creds(&self) -> Option<String> {
-        (self.kind == Kind::Distribution).then(|| format!("{USER}:{PASSWORD}"))
+        (self.kind == Kind::Distribution).then(|| {
+            use base64::Engine as _;
+            let creds = format!("{USER}:{PASSWORD}");
+            crate::secret(PASSWORD);
+            crate::secret(&base64::engine::general_purpose::STANDARD.encode(&creds));
+            creds
+        })
     }
 
     /// `CNB_REGISTRY_AUTH` for this registry.

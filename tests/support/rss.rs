@@ -72,12 +72,14 @@ pub fn run_measured(command: &mut Command) -> Measured {
         .parse()
         .expect("a pid");
     let (status, peak_kib, cpu) = wait4(pid);
+    let output = Output {
+        status,
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    };
+    crate::record(command.get_program(), &output);
     Measured {
-        output: Output {
-            status,
-            stdout: stdout.join().expect("stdout reader"),
-            stderr: stderr.join().expect("stderr reader"),
-        },
+        output,
         peak_rss: peak_kib.saturating_mul(1024),
         cpu,
     }

@@ -200,13 +200,15 @@ pub fn now() -> i64 {
 pub fn mint_token(subject: &str, issuer: &str, lifetime_seconds: i64) -> String {
     let now = now();
     let exp = now + lifetime_seconds;
-    jwt(&serde_json::json!({
+    let token = jwt(&serde_json::json!({
         "iss": issuer,
         "sub": subject,
         "aud": "sigstore",
         "iat": now.min(exp - 60),
         "exp": exp,
-    }))
+    }));
+    crate::secret(&token);
+    token
 }
 
 /// Signs the in-toto statement `statement` (JSON bytes) keylessly with sigstore-python against

@@ -38,8 +38,9 @@ pub struct RegistryFlags {
     /// Registry (`host[:port]`) to reach over plain HTTP; repeatable. Also CNB_INSECURE_REGISTRIES.
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
-    /// Log every registry request (method, URL, status; never headers or bodies) to stderr.
-    #[arg(long)]
+    /// Log every registry request (method, URL, status; never headers or bodies) to stderr. Also
+    /// CNB_ATTEST_DEBUG (any value but empty, 0, false, no, off).
+    #[arg(long, env = "CNB_ATTEST_DEBUG", value_parser = clap::builder::FalseyValueParser::new())]
     pub debug: bool,
     /// Overall deadline for the run's registry work, in seconds: no request starts or runs past
     /// it, retries included (0, or a value too large for the clock such as 18446744073709551615:
