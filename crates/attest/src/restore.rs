@@ -15,8 +15,9 @@
 //! Writes are all or nothing: one plan check ([`cnb_sbom_restore::select::check_places`]) refuses,
 //! before anything is written, files that would be one file or one the directory of the other
 //! (letter case, Unicode normalisation, escaping) and names with invisible or bidirectional-control
-//! characters; the tree is then built beside its destination and moved into place
-//! ([`cnb_sbom_restore::write_tree`]). What `sbom/launch` held before is refused
+//! characters; the tree is then built beside its destination through directory handles and moved
+//! into place ([`cnb_sbom_restore::write_tree_with`]); directories other users can change are
+//! refused unless [`RestoreRequest::shared_output`] allows them. What `sbom/launch` held before is refused
 //! ([`Existing::Refuse`], `cnb-attest download` without `--replace`) or replaced as a whole
 //! ([`Existing::Replace`], the analyzer, as the lifecycle replaces it), never mixed with the
 //! restored files. [`interrupt`] (the binaries call it on SIGINT and SIGTERM) removes a tree being

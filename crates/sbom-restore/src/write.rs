@@ -151,6 +151,8 @@ pub struct Hooks {
     /// Called at each point of the move into place where a crash could strike: before and after
     /// each rename of the destination.
     pub at_commit: Option<Arc<dyn Fn() + Send + Sync>>,
+    /// Takes the two-rename path, as on a file system that refuses `RENAME_EXCHANGE`.
+    pub no_exchange: bool,
 }
 
 impl std::fmt::Debug for Hooks {
@@ -159,6 +161,7 @@ impl std::fmt::Debug for Hooks {
             .field("after_check", &self.after_check.is_some())
             .field("fail_file", &self.fail_file)
             .field("at_commit", &self.at_commit.is_some())
+            .field("no_exchange", &self.no_exchange)
             .finish()
     }
 }
@@ -743,7 +746,7 @@ impl Staging {
                     && rustix::fs::statat(parent, &self.target, AtFlags::SYMLINK_NOFOLLOW).is_ok();
                 crash_point();
                 let moved = if replacing {
-                    self.exchange(parent, &mut pending, &crash_point)
+                    self.exchange(parent, &mut pending, &crash_point, hooks.no_exchange)
                 } else {
                     rustix::fs::renameat(parent, &self.name, parent, &self.target)
                         .map(|()| None)
@@ -799,14 +802,17 @@ impl Staging {
         parent: BorrowedFd<'_>,
         pending: &mut Pending,
         crash_point: &dyn Fn(),
+        no_exchange: bool,
     ) -> std::io::Result<Option<OsString>> {
-        match rustix::fs::renameat_with(
-            parent,
-            &self.name,
-            parent,
-            &self.target,
-            rustix::fs::RenameFlags::EXCHANGE,
-        ) {
+        let flags = if no_exchange {
+            // Refused as a file system without the exchange refuses it.
+            Err(Errno::INVAL)
+        } else {
+            Ok(rustix::fs::RenameFlags::EXCHANGE)
+        };
+        match flags.and_then(|flags| {
+            rustix::fs::renameat_with(parent, &self.name, parent, &self.target, flags)
+        }) {
             // The earlier tree now has the temporary tree's name.
             Ok(()) => return Ok(Some(self.name.clone())),
             Err(Errno::INVAL | Errno::NOSYS | Errno::OPNOTSUPP) => {}
@@ -1254,5 +1260,37 @@ mod tests {
         assert_eq!((path, *owner, *why), (&root, 65534, Shared::OtherOwner));
         assert!(err.to_string().contains("owner uid 65534"), "{err}");
         assert_eq!(fs::read_dir(&root).unwrap().count(), 0);
+    }
+
+    /// Where the file system refuses `RENAME_EXCHANGE`, the earlier tree is renamed aside and the
+    /// new one in: the result is the same, and nothing is left beside it.
+    #[test]
+    fn without_the_exchange_two_renames_replace_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("layers");
+        stale(&root);
+        let options = WriteOptions {
+            existing: Existing::Replace,
+            hooks: Hooks {
+                no_exchange: true,
+                ..Hooks::default()
+            },
+            ..WriteOptions::default()
+        };
+        let written = write_tree_with(&root, &two("new"), &options).unwrap();
+        assert_eq!(
+            written.removed,
+            [PathBuf::from("other_image/sbom.cdx.json")]
+        );
+        let expected: std::collections::BTreeMap<_, _> = two("new")
+            .into_iter()
+            .map(|f| (f.path.relative(), f.bytes))
+            .collect();
+        assert_eq!(tree(&root.join("sbom/launch")), expected);
+        let names: Vec<_> = fs::read_dir(root.join("sbom"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(names, ["launch"]);
     }
 }
