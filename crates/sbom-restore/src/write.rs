@@ -1072,16 +1072,17 @@ mod tests {
                 fs::rename(&victim, &aside).unwrap();
                 std::os::unix::fs::symlink(&link_to, &victim).unwrap();
             });
-            let err = write_tree_with(&root, &two("new"), &options).unwrap_err();
+            let result = write_tree_with(&root, &two("new"), &options);
+            assert_eq!(
+                tree(outside.path()),
+                Default::default(),
+                "{swapped}: written through the symlink ({result:?})"
+            );
+            let err = result.unwrap_err();
             assert!(
                 err.to_string()
                     .contains("was replaced while the restore was being written"),
                 "{swapped}: {err}"
-            );
-            assert_eq!(
-                tree(outside.path()),
-                Default::default(),
-                "{swapped}: written through the symlink"
             );
             // What was there is untouched, where the swap moved it, and no temporary tree is left.
             let after: std::collections::BTreeMap<_, _> = tree(dir.path())
