@@ -357,7 +357,8 @@ fn require_all_layers_checks_against_the_sbom_layer() {
 /// at its place, byte for byte, not only that there is one. The image's SBOM layer holds
 /// npm-install's CycloneDX SBOM as built; the attestation signed for that place (with a trusted
 /// key) holds another one, with a component the image does not have. The analyzer refuses it
-/// (exit 37), naming the file, and restores nothing; `verify --require-all-layers` fails it too.
+/// (exit 37), naming the file, and restores nothing; `verify` and `download` with
+/// `--require-all-layers` fail it too (exit 3).
 /// Without the flag the verified SBOMs are restored as signed (the flag is what compares).
 #[test]
 fn require_all_layers_compares_each_verified_sbom_with_the_sbom_layer() {
@@ -409,6 +410,18 @@ fn require_all_layers_compares_each_verified_sbom_with_the_sbom_layer() {
         .arg(tmp.path().join("k/cosign.pub")));
     assert_eq!(verify.status.code(), Some(3), "{}", text(&verify));
     assert!(text(&verify).contains(place), "{}", text(&verify));
+    let out_dir = tmp.path().join("downloaded");
+    let download = run(Command::new(bin("cnb-attest"))
+        .args(["download", &reference, "--require-all-layers", "-o"])
+        .arg(&out_dir)
+        .arg("--key")
+        .arg(tmp.path().join("k/cosign.pub")));
+    assert_eq!(download.status.code(), Some(3), "{}", text(&download));
+    assert!(text(&download).contains(place), "{}", text(&download));
+    assert!(
+        !out_dir.join("layers/sbom").exists(),
+        "nothing may be written"
+    );
 
     let out = analyze(&reference, &layers, &tmp.path().join("k"), &[], None);
     assert!(out.status.success(), "{}", text(&out));
