@@ -352,3 +352,81 @@ fn require_all_layers_checks_against_the_sbom_layer() {
     }
     assert!(snapshot(&layers).is_empty(), "nothing may be written");
 }
+
+/// Case 6, by content: `-require-all-layers` compares each verified SBOM with the SBOM layer's file
+/// at its place, byte for byte, not only that there is one. The image's SBOM layer holds
+/// npm-install's CycloneDX SBOM as built; the attestation signed for that place (with a trusted
+/// key) holds another one, with a component the image does not have. The analyzer refuses it
+/// (exit 37), naming the file, and restores nothing; `verify` and `download` with
+/// `--require-all-layers` fail it too (exit 3).
+/// Without the flag the verified SBOMs are restored as signed (the flag is what compares).
+#[test]
+fn require_all_layers_compares_each_verified_sbom_with_the_sbom_layer() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (source, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    let changed = tmp.path().join("changed");
+    cnb_attest_tests::copy_dir(&source, &changed);
+    let place = "paketo-buildpacks_npm-install/launch-modules/sbom.cdx.json";
+    let file = changed.join("sbom/launch").join(place);
+    let mut cdx: serde_json::Value = serde_json::from_slice(&fs::read(&file).unwrap()).unwrap();
+    cdx["components"]
+        .as_array_mut()
+        .expect("a CycloneDX SBOM with components")
+        .push(
+            serde_json::json!({"type": "library", "name": "not-in-this-image", "version": "6.6.6"}),
+        );
+    let signed = serde_json::to_vec_pretty(&cdx).unwrap();
+    assert_ne!(
+        signed,
+        fs::read(source.join("sbom/launch").join(place)).unwrap()
+    );
+    fs::write(&file, &signed).unwrap();
+    let reference = format!("oci:{}", image.display());
+    sign(&reference, &changed, &tmp.path().join("k"), None);
+
+    let layers = tmp.path().join("layers-out");
+    fs::create_dir(&layers).unwrap();
+    let out = analyze(
+        &reference,
+        &layers,
+        &tmp.path().join("k"),
+        &["-require-all-layers"],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(37), "{}", text(&out));
+    assert!(
+        text(&out).contains("differ from the SBOM layer"),
+        "{}",
+        text(&out)
+    );
+    assert!(text(&out).contains(place), "{}", text(&out));
+    // Only the changed file is named: the others have the layer's bytes.
+    assert!(!text(&out).contains("sbom.spdx.json"), "{}", text(&out));
+    assert!(snapshot(&layers).is_empty(), "nothing may be written");
+
+    let verify = run(Command::new(bin("cnb-attest"))
+        .args(["verify", &reference, "--require-all-layers", "--key"])
+        .arg(tmp.path().join("k/cosign.pub")));
+    assert_eq!(verify.status.code(), Some(3), "{}", text(&verify));
+    assert!(text(&verify).contains(place), "{}", text(&verify));
+    let out_dir = tmp.path().join("downloaded");
+    let download = run(Command::new(bin("cnb-attest"))
+        .args(["download", &reference, "--require-all-layers", "-o"])
+        .arg(&out_dir)
+        .arg("--key")
+        .arg(tmp.path().join("k/cosign.pub")));
+    assert_eq!(download.status.code(), Some(3), "{}", text(&download));
+    assert!(text(&download).contains(place), "{}", text(&download));
+    assert!(
+        !out_dir.join("layers/sbom").exists(),
+        "nothing may be written"
+    );
+
+    let out = analyze(&reference, &layers, &tmp.path().join("k"), &[], None);
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(
+        fs::read(layers.join("sbom/launch").join(place)).unwrap(),
+        signed
+    );
+}

@@ -8,7 +8,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Parser;
-use cnb_attest::restore::{restore, Existing, Fallback, Origin, Refusal, RestoreRequest};
+use cnb_attest::restore::{
+    restore, Existing, Fallback, Origin, OutputDir, Refusal, RestoreRequest, SharedOutput,
+};
 use cnb_attest::{Error, Image, OpenOptions, Policy};
 use cnb_phase::flags::{LayoutFlags, RegistryFlags};
 use cnb_phase::{exit, shown, Failure};
@@ -52,9 +54,16 @@ struct Cli {
     /// verified one wins (failures are warnings).
     #[arg(long, default_value = "all")]
     policy: String,
-    /// Fail unless every launch layer of each SBOM-producing buildpack has a verified SBOM.
+    /// Fail unless every launch layer of each SBOM-producing buildpack has a verified SBOM and,
+    /// when the previous image has an SBOM layer, each verified SBOM has the bytes of the layer's
+    /// file at its place.
     #[arg(long)]
     require_all_layers: bool,
+    /// Write even when the layers directory, or `sbom` or `sbom/launch` in it, is owned by
+    /// another user (not this user, nor root) or writable by group or others without the sticky
+    /// bit; refused by default (exit 38), as whoever can change it can swap the restored SBOMs.
+    #[arg(long)]
+    allow_shared_output: bool,
     #[command(flatten)]
     layout: LayoutFlags,
     #[command(flatten)]
@@ -107,6 +116,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         signed_placement_only: cli.signed_placement_only,
         // As the lifecycle: the restored tree replaces what `<layers>/sbom/launch` held.
         existing: Existing::Replace,
+        shared_output: if cli.allow_shared_output {
+            SharedOutput::Allow
+        } else {
+            SharedOutput::Refuse
+        },
+        output: OutputDir::Root,
         keyless,
         ..RestoreRequest::with_keys(keys)
     };
@@ -237,6 +252,13 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         Some(Refusal::MissingLayers { missing }) => Err(Failure::new(
             exit::ANALYZE_COVERAGE,
             format!("launch layers without a verified SBOM: {}", missing.join(", ")),
+        )),
+        Some(Refusal::DiffersFromLayer { differing }) => Err(Failure::new(
+            exit::ANALYZE_COVERAGE,
+            format!(
+                "verified SBOMs that differ from the SBOM layer of {name}: {}; no SBOM was restored",
+                shown(&differing.join(", "))
+            ),
         )),
         Some(other) => Err(Failure::new(exit::FAILED, format!("{name}: {other:?}"))),
         None => {

@@ -4,7 +4,8 @@ use std::path::PathBuf;
 
 use clap::Args;
 use cnb_attest::restore::{
-    restore, selection, Existing, Fallback, Origin, Refusal, RestoreRequest,
+    restore, selection, Existing, Fallback, Origin, OutputDir, Refusal, RestoreRequest,
+    SharedOutput,
 };
 use cnb_attest::{Image, Policy};
 use cnb_phase::flags::RegistryFlags;
@@ -40,7 +41,9 @@ pub(crate) struct DownloadArgs {
     /// Only this format: cdx, spdx or syft.
     #[arg(long)]
     format: Option<String>,
-    /// Fail unless every launch layer of each SBOM-producing buildpack has a verified SBOM.
+    /// Fail unless every launch layer of each SBOM-producing buildpack has a verified SBOM and,
+    /// when the image has an SBOM layer, each verified SBOM has the bytes of the layer's file at
+    /// its place.
     #[arg(long)]
     require_all_layers: bool,
     /// Several attestations for one SBOM: `all` must verify and agree (default), or the `newest`
@@ -56,6 +59,12 @@ pub(crate) struct DownloadArgs {
     /// non-empty `sbom/launch/` is refused and nothing is written.
     #[arg(long)]
     replace: bool,
+    /// Write even when the output directory, or `layers`, `layers/sbom` or
+    /// `layers/sbom/launch` in it, is owned by another user (not this user, nor root) or
+    /// writable by group or others without the sticky bit; refused by default, as whoever can
+    /// change it can swap the SBOMs written.
+    #[arg(long)]
+    allow_shared_output: bool,
     /// Print the result as JSON.
     #[arg(long)]
     json: bool,
@@ -87,6 +96,12 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
         } else {
             Existing::Refuse
         },
+        shared_output: if args.allow_shared_output {
+            SharedOutput::Allow
+        } else {
+            SharedOutput::Refuse
+        },
+        output: OutputDir::Parent,
         keyless,
         ..RestoreRequest::with_keys(keys)
     };
@@ -111,6 +126,7 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
             "written": report.written,
             "removed": report.removed,
             "missing-layers": report.missing_layers,
+            "differing-layers": report.differing_layers,
             "refusal": report.refusal,
             "left-out": report.left_out,
             "unreadable": report.unreadable,
@@ -179,6 +195,14 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
             format!(
                 "{location}: launch layers without a verified SBOM: {}; nothing was written",
                 shown(&missing.join(", "))
+            ),
+        )
+        .already_printed(args.json)),
+        Some(Refusal::DiffersFromLayer { differing }) => Err(Failure::new(
+            exit::VERIFY_FAILED,
+            format!(
+                "{location}: verified SBOMs that differ from the image's SBOM layer: {}; nothing was written",
+                shown(&differing.join(", "))
             ),
         )
         .already_printed(args.json)),

@@ -211,6 +211,16 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         )
         .already_printed(args.json));
     }
+    if !report.differing_layers.is_empty() {
+        return Err(Failure::new(
+            exit::VERIFY_FAILED,
+            format!(
+                "{location}: verified SBOMs that differ from the image's SBOM layer: {}",
+                shown(&report.differing_layers.join(", "))
+            ),
+        )
+        .already_printed(args.json));
+    }
     eprintln!(
         "{}: all {total} attestation(s) verified with {fingerprint}",
         shown(&location)

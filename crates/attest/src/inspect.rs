@@ -117,7 +117,9 @@ pub struct VerifyRequest {
     /// buildpack's.
     pub selection: Selection,
     /// Also check, as `download --require-all-layers` does, that every launch layer of each
-    /// SBOM-producing buildpack has a verified SBOM ([`VerifyReport::missing_layers`]).
+    /// SBOM-producing buildpack has a verified SBOM ([`VerifyReport::missing_layers`]) and, against
+    /// the image's SBOM layer, one with the bytes of the layer's file
+    /// ([`VerifyReport::differing_layers`]).
     pub require_all_layers: bool,
 }
 
@@ -147,6 +149,9 @@ pub struct VerifyReport {
     pub verdicts: Vec<Verdict>,
     /// With `require_all_layers`: the launch layers (or SBOM paths) without a verified SBOM.
     pub missing_layers: Vec<String>,
+    /// With `require_all_layers`, against the image's SBOM layer: SBOM paths whose verified SBOM
+    /// differs, byte for byte, from the layer's file there.
+    pub differing_layers: Vec<String>,
     /// Referrers skipped as someone else's artifacts (in no format this project reads; most are
     /// known from the listing and never fetched): not verified, never a failure.
     pub others: usize,
@@ -199,6 +204,7 @@ pub async fn verify_with(image: &Image, request: &VerifyRequest) -> Result<Verif
         .map(|(verdict, _)| verdict)
         .collect();
     let mut missing_layers = Vec::new();
+    let mut differing_layers = Vec::new();
     if let (true, Some(metadata)) = (request.require_all_layers, metadata.as_ref()) {
         let plan = plan_restore(
             manifest,
@@ -209,11 +215,14 @@ pub async fn verify_with(image: &Image, request: &VerifyRequest) -> Result<Verif
             Policy::All,
             false,
         );
-        missing_layers = crate::restore::missing(image, metadata, &plan, selection).await?;
+        let coverage = crate::restore::missing(image, metadata, &plan, selection).await?;
+        missing_layers = coverage.missing;
+        differing_layers = coverage.differing;
     }
     Ok(VerifyReport {
         verdicts,
         missing_layers,
+        differing_layers,
         others,
     })
 }

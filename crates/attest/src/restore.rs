@@ -15,8 +15,9 @@
 //! Writes are all or nothing: one plan check ([`cnb_sbom_restore::select::check_places`]) refuses,
 //! before anything is written, files that would be one file or one the directory of the other
 //! (letter case, Unicode normalisation, escaping) and names with invisible or bidirectional-control
-//! characters; the tree is then built beside its destination and moved into place
-//! ([`cnb_sbom_restore::write_tree`]). What `sbom/launch` held before is refused
+//! characters; the tree is then built beside its destination through directory handles and moved
+//! into place ([`cnb_sbom_restore::write_tree_with`]); directories other users can change are
+//! refused unless [`RestoreRequest::shared_output`] allows them. What `sbom/launch` held before is refused
 //! ([`Existing::Refuse`], `cnb-attest download` without `--replace`) or replaced as a whole
 //! ([`Existing::Replace`], the analyzer, as the lifecycle replaces it), never mixed with the
 //! restored files. [`interrupt`] (the binaries call it on SIGINT and SIGTERM) removes a tree being
@@ -28,11 +29,12 @@ use cnb_dsse::VerifyingKey;
 use cnb_sbom_discovery::{BuildpackId, SbomFormat};
 use cnb_sbom_restore::inspect::foreign_from_listing;
 use cnb_sbom_restore::select::{
-    check_places, missing_from_layer, missing_layers, plan_restore, Plan, Policy,
+    check_places, differing_from_layer, missing_from_layer, missing_layers, plan_restore, Plan,
+    Policy,
 };
 pub use cnb_sbom_restore::write::interrupt;
-pub use cnb_sbom_restore::Existing;
 use cnb_sbom_restore::Restored;
+pub use cnb_sbom_restore::{Existing, OutputDir, SharedOutput};
 use serde::Serialize;
 
 use crate::{Error, Image, Selection};
@@ -54,7 +56,9 @@ pub struct RestoreRequest {
     /// Several attestations for one SBOM: all must verify and agree, or the newest wins.
     pub policy: Policy,
     /// Refuse unless every launch layer of each SBOM-producing buildpack has a restored SBOM
-    /// (checked against the image's SBOM layer when it has one, else against its label).
+    /// (checked against the image's SBOM layer when it has one, else against its label). Against
+    /// the SBOM layer, each verified SBOM must also have the bytes of the layer's file at its
+    /// place ([`Refusal::DiffersFromLayer`]).
     pub require_all_layers: bool,
     /// Whether the image's SBOM layer may stand in when it has no SBOM attestation at all.
     pub fallback: Fallback,
@@ -62,6 +66,13 @@ pub struct RestoreRequest {
     /// [`Refusal::Occupied`]) or replace the whole tree ([`RestoreReport::removed`] lists what was
     /// there).
     pub existing: Existing,
+    /// Whether directories other users can change (owned by another user, or writable by group
+    /// or others without the sticky bit) are accepted on the way to `sbom/launch`; refused by
+    /// default ([`cnb_sbom_restore::Error::SharedOutput`], in [`Error::Write`]).
+    pub shared_output: SharedOutput,
+    /// Which directory the user named: `layers_root` itself (the analyzer's layers directory, the
+    /// default) or its parent (`download -o <dir>`); it is checked with those below it.
+    pub output: OutputDir,
 }
 
 impl RestoreRequest {
@@ -81,6 +92,8 @@ impl RestoreRequest {
             require_all_layers: false,
             fallback: Fallback::Never,
             existing: Existing::Refuse,
+            shared_output: SharedOutput::Refuse,
+            output: OutputDir::Root,
         }
     }
 }
@@ -141,6 +154,12 @@ pub enum Refusal {
         /// What is missing.
         missing: Vec<String>,
     },
+    /// `require_all_layers` against the image's SBOM layer: the verified SBOMs at these places
+    /// (paths under `sbom/launch/`) differ, byte for byte, from the SBOM layer's files there.
+    DiffersFromLayer {
+        /// The SBOM paths whose verified SBOM differs from the layer's file.
+        differing: Vec<String>,
+    },
     /// The files of the image's SBOM layer (the fallback) fail the plan check: two would be one
     /// file, one would be the directory of another, or a name holds an invisible,
     /// bidirectional-control or control character ([`Plan::failures`] names each).
@@ -174,6 +193,9 @@ pub struct RestoreReport {
     pub sbom_layer_skipped: Vec<(String, String)>,
     /// `require_all_layers` gaps (empty when not asked).
     pub missing_layers: Vec<String>,
+    /// `require_all_layers` against the SBOM layer: SBOM paths whose verified SBOM differs from
+    /// the layer's file (empty when not asked).
+    pub differing_layers: Vec<String>,
     /// Why nothing was written, if nothing was.
     pub refusal: Option<Refusal>,
     /// Attestations left out because no given key verifies them ([`Plan::left_out`] names each
@@ -261,6 +283,7 @@ pub async fn restore(
         attestations,
         sbom_layer_skipped: Vec::new(),
         missing_layers: Vec::new(),
+        differing_layers: Vec::new(),
         refusal: None,
         left_out: plan.left_out.len(),
         unreadable: plan.unreadable.len(),
@@ -317,25 +340,46 @@ pub async fn restore(
         }
     };
     if refusal.is_none() && request.require_all_layers {
-        report.missing_layers = if report.origin == Origin::Attestations {
+        let coverage = if report.origin == Origin::Attestations {
             missing(image, &metadata, &plan, selection).await?
         } else {
-            missing_layers(&plan, &metadata)
+            Coverage {
+                missing: missing_layers(&plan, &metadata),
+                differing: Vec::new(),
+            }
         };
+        report.missing_layers = coverage.missing;
+        report.differing_layers = coverage.differing;
         if !report.missing_layers.is_empty() {
             refusal = Some(Refusal::MissingLayers {
                 missing: report.missing_layers.clone(),
+            });
+        } else if !report.differing_layers.is_empty() {
+            refusal = Some(Refusal::DiffersFromLayer {
+                differing: report.differing_layers.clone(),
             });
         }
     }
     if refusal.is_none() {
         if let Some(parent) = layers_root.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|source| Error::Io {
-                path: parent.to_path_buf(),
-                source,
-            })?;
+            // Created 0755 (less the umask): a directory this restore makes passes its own check.
+            use std::os::unix::fs::DirBuilderExt as _;
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(|source| Error::Io {
+                    path: parent.to_path_buf(),
+                    source,
+                })?;
         }
-        match cnb_sbom_restore::write_tree(layers_root, &plan.files, request.existing) {
+        let options = cnb_sbom_restore::WriteOptions {
+            existing: request.existing,
+            shared: request.shared_output,
+            output: request.output,
+            ..cnb_sbom_restore::WriteOptions::default()
+        };
+        match cnb_sbom_restore::write_tree_with(layers_root, &plan.files, &options) {
             Ok(written) => {
                 report.written = written.files;
                 report.removed = written.removed;
@@ -360,24 +404,40 @@ pub async fn restore(
     Ok(report)
 }
 
+/// What `require_all_layers` found.
+pub(crate) struct Coverage {
+    /// Launch layers (or SBOM paths) without a verified SBOM.
+    pub(crate) missing: Vec<String>,
+    /// SBOM paths whose verified SBOM differs from the SBOM layer's file.
+    pub(crate) differing: Vec<String>,
+}
+
 /// The `require_all_layers` gaps of `plan` (files from attestations). The SBOM layer, when the
-/// image has one, is the trusted list of what must be there (its content is fixed by the image
-/// digest); otherwise every launch layer of each SBOM-producing buildpack in the label.
+/// image has one, is the trusted list of what must be there and of what it must hold (its content
+/// is fixed by the image digest): each of its files needs a verified SBOM with the same bytes.
+/// Without one, every launch layer of each SBOM-producing buildpack in the label needs one.
 pub(crate) async fn missing(
     image: &Image,
     metadata: &cnb_sbom_discovery::platform::LifecycleMetadata,
     plan: &Plan,
     selection: &Selection,
-) -> Result<Vec<String>, Error> {
+) -> Result<Coverage, Error> {
     Ok(if metadata.sbom.is_some() {
         let layer = image
             .source
             .sbom_layer(metadata)
             .await
             .map_err(Error::SbomLayer)?;
-        missing_from_layer(plan, &only_selected(layer.files, selection))
+        let layer = only_selected(layer.files, selection);
+        Coverage {
+            missing: missing_from_layer(plan, &layer),
+            differing: differing_from_layer(plan, &layer),
+        }
     } else {
-        missing_layers(plan, metadata)
+        Coverage {
+            missing: missing_layers(plan, metadata),
+            differing: Vec::new(),
+        }
     })
 }
 

@@ -566,27 +566,6 @@ fn write_temporary(
     )))
 }
 
-/// Creates `path`, which must not exist (not even as a dangling link), with `bytes`, and syncs it.
-/// For files inside a new temporary directory that is moved into place as a whole afterwards
-/// (the all-or-nothing tree writer of a restore): the file needs no rename of its own.
-pub fn create_synced(path: &Path, bytes: &[u8]) -> Result<(), WriteError> {
-    use std::io::Write as _;
-    let mut file = match fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
-    {
-        Ok(file) => file,
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-            return Err(WriteError::AlreadyExists)
-        }
-        Err(e) => return Err(WriteError::Io(e)),
-    };
-    file.write_all(bytes)
-        .and_then(|()| file.sync_all())
-        .map_err(WriteError::Io)
-}
-
 /// Makes the entries of `dir` (renames, links, new files) durable; a failure here does not undo
 /// them, and is not reported.
 pub fn sync_dir(dir: &Path) {

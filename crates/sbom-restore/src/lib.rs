@@ -8,7 +8,8 @@
 //!
 //! Every path written is built from validated parts ([`path::SbomPath`]), taken from signed data
 //! (statement subjects and predicate type) and the image's label, never from paths or annotations
-//! in remote data; [`write::write_tree`] never follows a symlink at or below the target.
+//! in remote data; [`write::write_tree`] never follows a symlink at or below the target, writes through directory
+//! handles opened once, and refuses directories other users can change.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
@@ -31,7 +32,10 @@ pub mod write;
 pub use path::SbomPath;
 pub use select::{PolicyError, Problem};
 pub use trust::Trust;
-pub use write::{write_tree, Existing, Placement, Restored, Written};
+pub use write::{
+    write_tree, write_tree_with, Existing, OutputDir, Placement, Restored, Shared, SharedOutput,
+    WriteOptions, Written,
+};
 
 /// The verification or placement rule an attestation failed: what callers branch on. The
 /// [`Failure`] carrying it also has the message for people.
@@ -234,6 +238,19 @@ pub enum Error {
         count: usize,
         /// One of them, relative to `path`.
         example: PathBuf,
+    },
+    /// A directory on the way to the destination could be changed by another user, and
+    /// [`write::SharedOutput::Refuse`] was asked for: nothing was written.
+    #[error("refusing {}: it {why} (owner uid {owner}, mode {mode:04o}); whoever can change it can swap the restored SBOMs; nothing was written (accept it with allow-shared-output)", path.display())]
+    SharedOutput {
+        /// The directory.
+        path: PathBuf,
+        /// Its owner's user ID.
+        owner: u32,
+        /// Its permission bits (with setuid, setgid and sticky).
+        mode: u32,
+        /// What makes it shared.
+        why: write::Shared,
     },
     /// The process was interrupted (SIGINT, SIGTERM) while writing: the temporary tree was removed
     /// and the destination left as it was.

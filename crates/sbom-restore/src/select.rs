@@ -817,6 +817,37 @@ pub fn missing_from_layer(plan: &Plan, layer: &[Restored]) -> Vec<String> {
         .collect()
 }
 
+/// `--require-all-layers` against the image's SBOM layer, by content: the SBOM paths where `plan`
+/// restores a verified SBOM whose bytes (SHA-256) differ from the SBOM layer's file at that place.
+/// The layer's content is fixed by the image digest, so a verified SBOM that differs from it was
+/// not made by the build of this image.
+pub fn differing_from_layer(plan: &Plan, layer: &[Restored]) -> Vec<String> {
+    let restored: std::collections::BTreeMap<&SbomPath, [u8; 32]> = plan
+        .files
+        .iter()
+        .map(|f| (&f.path, content_sha256(f)))
+        .collect();
+    layer
+        .iter()
+        .filter(|f| !matches!(f.path, SbomPath::Legacy))
+        .filter(|f| {
+            restored
+                .get(&f.path)
+                .is_some_and(|verified| *verified != content_sha256(f))
+        })
+        .map(|f| f.path.relative().display().to_string())
+        .collect()
+}
+
+/// SHA-256 of a restored file's bytes (taken when it was spooled, for a spooled one).
+fn content_sha256(file: &Restored) -> [u8; 32] {
+    use sha2::Digest as _;
+    match &file.spooled {
+        Some(spooled) => spooled.sha256(),
+        None => sha2::Sha256::digest(&file.bytes).into(),
+    }
+}
+
 /// `--require-all-layers`: the launch layers of SBOM-producing buildpacks (those with at least one
 /// restored SBOM) that have no restored SBOM, as `<bp-id>:<layer>`.
 pub fn missing_layers(plan: &Plan, metadata: &LifecycleMetadata) -> Vec<String> {
