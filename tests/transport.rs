@@ -6,6 +6,7 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use cnb_attest_tests::proxy::{Action, Plan, Proxy};
 use cnb_attest_tests::registry::{Kind, Registry};
 use cnb_attest_tests::{bin, fresh_example, missing, ok, run, text, which};
 
@@ -242,4 +243,70 @@ fn plain_http_only_for_the_registry_named_insecure() {
     for flag in ["tls-verify", "skip-tls", "insecure-skip"] {
         assert!(!help.contains(flag), "ls offers {flag}: {help}");
     }
+}
+
+/// Case 47: layer descriptors with foreign `urls` (as Windows base layers carry) are never
+/// followed: every blob is fetched from the registry by digest, so no request, with or without
+/// credentials, goes to the host the manifest names. The image's manifest is rewritten with curl
+/// (an independent writer) to give every layer a URL on another host; `download
+/// --sbom-layer-fallback` restores the same files as from the image without URLs, and the other
+/// host sees no request.
+#[test]
+fn foreign_layer_urls_are_never_followed() {
+    const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+    let Some(registry) = Registry::start(Kind::Ferro) else {
+        return;
+    };
+    let foreign = Proxy::other_host(Plan::all(|_, _| Action::status(404)));
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, image) = fresh_example(tmp.path());
+    let plain = registry.push_layout(&image, "foreign/app", "1.0");
+    let (status, manifest) = registry.curl("/v2/foreign/app/manifests/1.0", OCI_MANIFEST);
+    assert_eq!(status, 200, "{manifest}");
+    let mut manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    for layer in manifest["layers"].as_array_mut().unwrap() {
+        let digest = layer["digest"].as_str().unwrap().to_string();
+        layer["urls"] = serde_json::json!([format!("http://{}/layers/{digest}", foreign.host)]);
+    }
+    let body = tmp.path().join("manifest-with-urls.json");
+    std::fs::write(&body, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    let put = run(Command::new("curl")
+        .args(["-s", "-f", "-X", "PUT", "-H"])
+        .arg(format!("Content-Type: {OCI_MANIFEST}"))
+        .arg("--data-binary")
+        .arg(format!("@{}", body.display()))
+        .arg(format!(
+            "http://{}/v2/foreign/app/manifests/urls",
+            registry.host
+        )));
+    assert!(put.status.success(), "{}", text(&put));
+    let with_urls = format!("{}/foreign/app:urls", registry.host);
+    let (_, served) = registry.curl("/v2/foreign/app/manifests/urls", OCI_MANIFEST);
+    assert!(
+        served.contains(&foreign.host),
+        "the registry dropped the urls: {served}"
+    );
+
+    let keys = tmp.path().join("k");
+    cnb_attest_tests::key_pair(&keys, "");
+    let download = |reference: &str, out: &Path| {
+        run(Command::new(bin("cnb-attest"))
+            .args(["download", reference, "--sbom-layer-fallback", "--key"])
+            .arg(keys.join("cosign.pub"))
+            .arg("-o")
+            .arg(out)
+            .env("CNB_INSECURE_REGISTRIES", &registry.host)
+            .env("DOCKER_CONFIG", "/nonexistent"))
+    };
+    let (expected, got) = (tmp.path().join("plain"), tmp.path().join("urls"));
+    ok(download(&plain, &expected));
+    let out = download(&with_urls, &got);
+    assert!(out.status.success(), "{}", text(&out));
+    let files = cnb_attest_tests::sbom_files(&got.join("layers"));
+    assert!(!files.is_empty(), "{}", text(&out));
+    assert_eq!(
+        files,
+        cnb_attest_tests::sbom_files(&expected.join("layers"))
+    );
+    assert_eq!(foreign.count(), 0, "{:?}", foreign.requests());
 }
