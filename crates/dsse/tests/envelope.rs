@@ -599,3 +599,41 @@ fn deep_nesting_huge_numbers_and_invalid_utf8_are_errors_not_panics() {
         }
     });
 }
+
+/// The digest form of verification (used when the payload streams through a temporary file)
+/// decides as the whole-payload form does: the right PAE digest verifies; the digest of another
+/// payload, of another payload type, of the payload without PAE, or another key does not.
+#[test]
+fn verify_prehashed_decides_as_verify_does() {
+    use sha2::{Digest, Sha256};
+    let key = key();
+    let envelope = signed(&key);
+    let digest = |bytes: &[u8]| -> [u8; 32] { Sha256::digest(bytes).into() };
+    let right = digest(&pae(&envelope.payload_type, &envelope.payload));
+    envelope
+        .verify_prehashed(&key.public_key(), &right)
+        .unwrap();
+    key.public_key()
+        .verify_prehashed(&right, &envelope.signatures[0].sig)
+        .unwrap();
+
+    for wrong in [
+        digest(&pae(&envelope.payload_type, br#"{"a":2}"#)),
+        digest(&pae("text/plain", &envelope.payload)),
+        digest(&envelope.payload),
+    ] {
+        let err = envelope
+            .verify_prehashed(&key.public_key(), &wrong)
+            .unwrap_err();
+        assert!(matches!(err, Error::NoValidSignature { .. }), "{err}");
+        assert!(key
+            .public_key()
+            .verify_prehashed(&wrong, &envelope.signatures[0].sig)
+            .is_err());
+    }
+    let other = SigningKey::generate().unwrap().public_key();
+    assert!(matches!(
+        envelope.verify_prehashed(&other, &right).unwrap_err(),
+        Error::NoValidSignature { .. }
+    ));
+}

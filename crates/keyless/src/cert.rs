@@ -919,6 +919,21 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn an_extension_given_twice_is_refused_as_malformed() {
+        let mut cert = Certificate::from_der(&mock("leaf")).unwrap();
+        let extensions = cert.tbs_certificate.extensions.as_mut().unwrap();
+        let eku = extensions
+            .iter()
+            .find(|e| e.extn_id == const_oid::db::rfc5280::ID_CE_EXT_KEY_USAGE)
+            .unwrap()
+            .clone();
+        extensions.push(eku);
+        let e = Leaf::parse(&cert.to_der().unwrap()).unwrap_err();
+        assert_eq!(e.rule, CertRule::Malformed);
+        assert!(e.message.contains("extension 2.5.29.37 twice"), "{e}");
+    }
+
+    #[test]
     fn an_unknown_critical_extension_is_refused() {
         let leaf = Leaf::parse(&mock("leaf_critical")).unwrap();
         let e = verify_chain(&leaf, &[], &ca(&["root"]), leaf.not_before + 60).unwrap_err();

@@ -1183,6 +1183,27 @@ pub(crate) mod tests {
 
     use super::*;
 
+    /// The run's budgets refuse the read that would go over them, naming it, and charge nothing
+    /// for it: what fits exactly is still taken.
+    #[test]
+    fn the_read_budgets_refuse_past_their_totals() {
+        let mut budget = Budget::new("img");
+        budget
+            .charge_spooled("first", MAX_TOTAL_SPOOLED_BYTES - 1)
+            .unwrap();
+        let e = budget.charge_spooled("second", 2).unwrap_err().to_string();
+        assert!(
+            e.contains("second (2 bytes)") && e.starts_with("img: "),
+            "{e}"
+        );
+        budget.charge_spooled("third", 1).unwrap();
+        assert!(budget.charge_spooled("fourth", 1).is_err());
+
+        budget.charge("a", MAX_TOTAL_BLOB_BYTES).unwrap();
+        let e = budget.charge("b", 1).unwrap_err().to_string();
+        assert!(e.contains("b (1 bytes)"), "{e}");
+    }
+
     /// sha256 hex of `bytes`.
     pub(crate) fn hex_of(bytes: &[u8]) -> String {
         hex::encode(Sha256::digest(bytes))

@@ -298,3 +298,42 @@ pub(crate) fn statement(opened: &Opened) -> Result<(Statement, Spooled), Failure
     let predicate = spooling.done().map_err(io)?;
     Ok((statement, predicate))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What is copied out is what was spooled, and a temporary file changed after it was hashed
+    /// (same length or not) is refused instead of copied.
+    #[test]
+    fn copy_checked_copies_the_spooled_bytes_and_refuses_a_changed_file() {
+        let bytes: Vec<u8> = (0..3 * CHUNK + 17).map(|i| (i % 251) as u8).collect();
+        let spooled = Spooled::copy_from(&mut bytes.as_slice(), bytes.len() as u64).unwrap();
+        assert_eq!(spooled.len(), bytes.len() as u64);
+        let mut out = Vec::new();
+        spooled.copy_checked(&mut out).unwrap();
+        assert_eq!(out, bytes);
+
+        let mut changed = bytes.clone();
+        changed[CHUNK + 1] ^= 1;
+        fs::write(&spooled.0.path, &changed).unwrap();
+        let err = spooled.copy_checked(&mut Vec::new()).unwrap_err();
+        assert!(err.to_string().contains("changed"), "{err}");
+        fs::write(&spooled.0.path, &bytes[1..]).unwrap();
+        assert!(spooled.copy_checked(&mut Vec::new()).is_err());
+    }
+
+    /// More than `max` bytes is refused; exactly `max` is taken.
+    #[test]
+    fn copy_from_takes_at_most_max_bytes() {
+        let bytes = vec![7u8; 1000];
+        assert_eq!(
+            Spooled::copy_from(&mut bytes.as_slice(), 1000)
+                .unwrap()
+                .read_all()
+                .unwrap(),
+            bytes
+        );
+        assert!(Spooled::copy_from(&mut bytes.as_slice(), 999).is_err());
+    }
+}
