@@ -584,6 +584,7 @@ async fn update_fallback_index(
         }
         let bytes =
             serde_json::to_vec(&index).map_err(|e| Error::Malformed(format!("index: {e}")))?;
+        let backoff = client.retry_policy().delay(failed_writes, None);
         let written = match client
             .put_merged_manifest(repo, &tag, &bytes, OCI_INDEX, etag.as_deref())
             .await
@@ -622,13 +623,12 @@ async fn update_fallback_index(
             Err(e)
                 if e.is_retryable()
                     && failed_writes + 1 < client.retry_policy().max_attempts
-                    && client.may_wait(client.retry_policy().delay(failed_writes, None)) =>
+                    && client.may_wait(backoff) =>
             {
-                let wait = client.retry_policy().delay(failed_writes, None);
                 failed_writes += 1;
                 unsettled = Some(started);
                 client.note_retry();
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep(backoff).await;
                 read_started = Some(Instant::now());
                 current = client.fallback_index(repo, subject).await?;
                 continue;

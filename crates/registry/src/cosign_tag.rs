@@ -172,6 +172,7 @@ pub async fn append(
             .to_string();
         let bytes = serde_json::to_vec(&manifest)
             .map_err(|e| Error::Malformed(format!("{repo}:{tag}: {e}")))?;
+        let backoff = client.retry_policy().delay(failed_writes, None);
         let written = match client
             .put_merged_manifest(repo, &tag, &bytes, &media_type, etag.as_deref())
             .await
@@ -184,13 +185,12 @@ pub async fn append(
             Err(e)
                 if e.is_retryable()
                     && failed_writes + 1 < client.retry_policy().max_attempts
-                    && client.may_wait(client.retry_policy().delay(failed_writes, None)) =>
+                    && client.may_wait(backoff) =>
             {
-                let wait = client.retry_policy().delay(failed_writes, None);
                 failed_writes += 1;
                 unsettled = Some(read_started);
                 client.note_retry();
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep(backoff).await;
                 read_started = Instant::now();
                 current = client.get_manifest(repo, &tag).await?;
                 continue;

@@ -123,6 +123,7 @@ async fn unlist(
         let bytes =
             serde_json::to_vec(&index).map_err(|e| Error::Malformed(format!("index: {e}")))?;
         report.index_writes += 1;
+        let backoff = client.retry_policy().delay(failed_writes, None);
         match client
             .put_merged_manifest(repo, &tag, &bytes, OCI_INDEX, etag.as_deref())
             .await
@@ -134,12 +135,11 @@ async fn unlist(
             Err(e)
                 if e.is_retryable()
                     && failed_writes + 1 < client.retry_policy().max_attempts
-                    && client.may_wait(client.retry_policy().delay(failed_writes, None)) =>
+                    && client.may_wait(backoff) =>
             {
-                let wait = client.retry_policy().delay(failed_writes, None);
                 failed_writes += 1;
                 client.note_retry();
-                tokio::time::sleep(wait).await;
+                tokio::time::sleep(backoff).await;
             }
             Err(e) => return Err(e),
         }
