@@ -554,6 +554,25 @@ fn loss_timeline(
     out
 }
 
+/// `line` with hex runs and numbers replaced by `#` (so that failures group by reason), at most
+/// 200 characters.
+fn elide(line: &str) -> String {
+    let mut out = String::new();
+    let mut in_number = false;
+    for c in line.trim().chars() {
+        if c.is_ascii_hexdigit() && (c.is_ascii_digit() || in_number) {
+            if !in_number {
+                out.push('#');
+                in_number = true;
+            }
+        } else {
+            in_number = false;
+            out.push(c);
+        }
+    }
+    out.chars().take(200).collect()
+}
+
 /// Where a `sign --json` entry puts its SBOM: `soak_sNN/<layer>/sbom.cdx.json`.
 fn place_of(entry: &Value) -> Option<String> {
     let bp = entry["buildpack"].as_str()?;
@@ -866,6 +885,24 @@ fn soak(registry: &Registry) {
             wall.elapsed().as_secs_f64()
         ),
     );
+    table.push_str("  failures by reason (first ERROR line, digests and numbers elided):\n");
+    let mut reasons: BTreeMap<(String, i32, String), usize> = BTreeMap::new();
+    for r in results.iter().filter(|r| r.code != Some(0)) {
+        let line = r
+            .stderr
+            .lines()
+            .find_map(|l| l.strip_prefix("ERROR:"))
+            .unwrap_or("(no ERROR line)");
+        let key = (
+            format!("{}{}", r.op.name(), if r.short { " (1 s)" } else { "" }),
+            r.code.unwrap_or(-1),
+            elide(line),
+        );
+        *reasons.entry(key).or_default() += 1;
+    }
+    for ((op, code, why), n) in &reasons {
+        table.push_str(&format!("    {n:>4} × {op}, exit {code}: {why}\n"));
+    }
     eprintln!("{table}");
 
     let show = |list: &[(usize, String)]| {
