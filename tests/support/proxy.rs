@@ -73,8 +73,9 @@ pub struct Recorded {
     pub request: RequestInfo,
     /// The body bytes received (only part of it for [`Action::ResetMidBody`]).
     pub body: Vec<u8>,
-    /// What the proxy did: `forward`, `respond`, `reset`, `redirect`, `rewrite`, `amend`, `drop`,
-    /// `stream`, `error`.
+    /// What the proxy did: `forward`, `delayed` (forwarded after [`Action::Delayed`]), `respond`,
+    /// `reset`, `redirect`, `rewrite`, `amend`, `drop`, `close`, `rst`, `stop-mid-body`, `stream`,
+    /// `error`.
     pub action: &'static str,
     /// The status sent to the client, if one was.
     pub status: Option<u16>,
@@ -132,6 +133,15 @@ pub enum Action {
     },
     /// Close the connection without answering (the request head has been read; the body is not).
     Drop,
+    /// Read the whole request, then close the connection without answering: a clean close (FIN),
+    /// as a proxy or load balancer that gave up on the request does.
+    Close,
+    /// Read the whole request, then reset the connection (`SO_LINGER` 0: the close sends a RST
+    /// and nothing else).
+    Reset,
+    /// Read this many body bytes of the request (at most its `Content-Length`), then reset the
+    /// connection: a server that stops in the middle of an upload.
+    StopMidBody(usize),
     /// Answer without asking upstream with a body of spaces (JSON whitespace) that is larger than
     /// any client should read: the head announces `length` as `Content-Length` (it may lie), or,
     /// with `None`, a chunked body with no end. Bytes are written until `limit` have gone out or the
@@ -511,6 +521,23 @@ fn act(
             let _ = conn.stream.shutdown(Shutdown::Both);
             ("drop", None, Vec::new(), Instant::now(), 0)
         }
+        Action::Close => {
+            let body = request_body(conn, request).unwrap_or_default();
+            let _ = conn.stream.shutdown(Shutdown::Both);
+            ("close", None, body, Instant::now(), 0)
+        }
+        Action::Reset => {
+            let body = request_body(conn, request).unwrap_or_default();
+            let _ = socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
+            ("rst", None, body, Instant::now(), 0)
+        }
+        Action::StopMidBody(n) => {
+            let body = conn
+                .exact(n.min(request.content_length))
+                .unwrap_or_default();
+            let _ = socket2::SockRef::from(&conn.stream).set_linger(Some(Duration::ZERO));
+            ("stop-mid-body", None, body, Instant::now(), 0)
+        }
         Action::ResetMidBody => {
             let half = request.content_length / 2;
             let body = conn.exact(half).unwrap_or_default();
@@ -530,12 +557,7 @@ fn act(
             ("stream", Some(status), body, answered_at, sent)
         }
         other => {
-            let body = if has_header(&request.headers, "transfer-encoding", "chunked") {
-                conn.chunked()
-            } else {
-                conn.exact(request.content_length)
-            };
-            let Ok(body) = body else {
+            let Ok(body) = request_body(conn, request) else {
                 return ("error", None, Vec::new(), Instant::now(), 0);
             };
             let (name, response) = match other {
@@ -566,8 +588,8 @@ fn act(
                 Action::Delayed(ms) => {
                     std::thread::sleep(std::time::Duration::from_millis(ms));
                     match forward(shared, request, &body) {
-                        Ok(r) => ("forward", r),
-                        Err(e) => ("forward", error_response(&e)),
+                        Ok(r) => ("delayed", r),
+                        Err(e) => ("delayed", error_response(&e)),
                     }
                 }
                 Action::Rewrite {
@@ -601,7 +623,12 @@ fn act(
                     }
                     Err(e) => ("amend", error_response(&e)),
                 },
-                Action::Drop | Action::ResetMidBody | Action::Stream { .. } => unreachable!(),
+                Action::Drop
+                | Action::Close
+                | Action::Reset
+                | Action::StopMidBody(_)
+                | Action::ResetMidBody
+                | Action::Stream { .. } => unreachable!(),
             };
             let status = response.status;
             let head_only = request.method == "HEAD";
@@ -619,6 +646,15 @@ fn act(
             while matches!(conn.stream.read(&mut sink), Ok(n) if n > 0) {}
             (name, Some(status), body, answered_at, sent)
         }
+    }
+}
+
+/// The whole request body (`Content-Length` or chunked).
+fn request_body(conn: &mut Conn, request: &RequestInfo) -> io::Result<Vec<u8>> {
+    if has_header(&request.headers, "transfer-encoding", "chunked") {
+        conn.chunked()
+    } else {
+        conn.exact(request.content_length)
     }
 }
 
@@ -855,4 +891,159 @@ pub fn bearer_realm(
         .set(proxy.host.clone())
         .expect("set once, right after the proxy starts");
     proxy
+}
+
+/// A kind of fault [`Faults`] injects.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Fault {
+    /// The request read, then the connection closed with no answer (FIN).
+    Drop,
+    /// The request read, then the connection reset (RST, `SO_LINGER` 0).
+    Reset,
+    /// 500, 502 or 503, without asking upstream.
+    ServerError,
+    /// 429 with `Retry-After: 0` or `1`, without asking upstream.
+    TooManyRequests,
+    /// Forwarded after a delay of 50–750 ms.
+    Latency,
+    /// An upload (`PUT`, `PATCH` or `POST` with a body) read in part, then the connection reset.
+    StopMidUpload,
+}
+
+impl Fault {
+    /// Every kind, in report order.
+    pub const ALL: [Fault; 6] = [
+        Fault::Drop,
+        Fault::Reset,
+        Fault::ServerError,
+        Fault::TooManyRequests,
+        Fault::Latency,
+        Fault::StopMidUpload,
+    ];
+
+    /// A short name for reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Fault::Drop => "drop",
+            Fault::Reset => "reset",
+            Fault::ServerError => "5xx",
+            Fault::TooManyRequests => "429",
+            Fault::Latency => "latency",
+            Fault::StopMidUpload => "stop mid-upload",
+        }
+    }
+
+    fn index(self) -> usize {
+        Fault::ALL.iter().position(|f| *f == self).unwrap_or(0)
+    }
+}
+
+/// Seeded random faults at a given rate, for a soak: each request, by its position among the
+/// proxy's requests ([`RequestInfo::seq`]) and the seed, is either forwarded or meets one fault,
+/// chosen uniformly among the [`Fault`] kinds that apply to it (a stop mid-upload only to a
+/// request with a body). The same seed gives the same decision for the same position; which
+/// request gets a position depends on the order concurrent clients reach the proxy. Every fault
+/// is counted by kind.
+///
+/// ```no_run
+/// use cnb_attest_tests::proxy::{Faults, Plan, Proxy};
+/// let faults = Faults::new(42, 0.10);
+/// let proxy = Proxy::start("127.0.0.1:5000", Plan::new().with_faults(faults.clone()));
+/// // ... run clients through proxy.host ...
+/// eprintln!("{} faults in {} requests", faults.total(), faults.requests());
+/// ```
+pub struct Faults {
+    seed: u64,
+    per_million: u64,
+    enabled: AtomicBool,
+    requests: AtomicUsize,
+    counts: [AtomicUsize; 6],
+}
+
+impl Faults {
+    /// Faults at `rate` (0.0–1.0 of requests), drawn from `seed`.
+    pub fn new(seed: u64, rate: f64) -> Arc<Faults> {
+        Arc::new(Faults {
+            seed,
+            per_million: (rate.clamp(0.0, 1.0) * 1_000_000.0) as u64,
+            enabled: AtomicBool::new(true),
+            requests: AtomicUsize::new(0),
+            counts: Default::default(),
+        })
+    }
+
+    /// Turns injection on or off (off: every request is forwarded and not counted).
+    pub fn set_enabled(&self, enabled: bool) {
+        self.enabled.store(enabled, Ordering::SeqCst);
+    }
+
+    /// What to do with `request`: [`Action::Forward`], or the fault drawn for it (counted).
+    pub fn decide(&self, request: &RequestInfo) -> Action {
+        if !self.enabled.load(Ordering::SeqCst) {
+            return Action::Forward;
+        }
+        self.requests.fetch_add(1, Ordering::SeqCst);
+        let mut state = self.seed ^ (request.seq as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        let mut draw = || splitmix64(&mut state);
+        if draw() % 1_000_000 >= self.per_million {
+            return Action::Forward;
+        }
+        let upload = matches!(request.method.as_str(), "PUT" | "PATCH" | "POST")
+            && request.content_length > 0;
+        let kinds: &[Fault] = if upload {
+            &Fault::ALL
+        } else {
+            &Fault::ALL[..5]
+        };
+        let fault = kinds[(draw() % kinds.len() as u64) as usize];
+        self.counts[fault.index()].fetch_add(1, Ordering::SeqCst);
+        match fault {
+            Fault::Drop => Action::Close,
+            Fault::Reset => Action::Reset,
+            Fault::ServerError => Action::status([500, 502, 503][(draw() % 3) as usize]),
+            Fault::TooManyRequests => Action::Respond {
+                status: 429,
+                headers: vec![("Retry-After".into(), (draw() % 2).to_string())],
+                body: br#"{"errors":[{"code":"TOOMANYREQUESTS","message":"injected"}]}"#.to_vec(),
+            },
+            Fault::Latency => Action::Delayed(50 + draw() % 701),
+            Fault::StopMidUpload => {
+                Action::StopMidBody((draw() % request.content_length as u64) as usize)
+            }
+        }
+    }
+
+    /// Faults injected so far, by kind (every kind listed, zeros included).
+    pub fn counts(&self) -> Vec<(Fault, usize)> {
+        Fault::ALL
+            .iter()
+            .map(|f| (*f, self.counts[f.index()].load(Ordering::SeqCst)))
+            .collect()
+    }
+
+    /// Faults injected so far, all kinds.
+    pub fn total(&self) -> usize {
+        self.counts.iter().map(|c| c.load(Ordering::SeqCst)).sum()
+    }
+
+    /// Requests decided on while enabled.
+    pub fn requests(&self) -> usize {
+        self.requests.load(Ordering::SeqCst)
+    }
+}
+
+/// SplitMix64: a small, well-mixed generator (enough to spread faults; not for secrets).
+fn splitmix64(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl Plan {
+    /// Adds a rule that sends every request not decided by an earlier rule through `faults`.
+    pub fn with_faults(self, faults: Arc<Faults>) -> Plan {
+        self.on(|_| true, move |request, _| faults.decide(request))
+    }
 }

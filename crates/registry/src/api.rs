@@ -195,6 +195,36 @@ impl Client {
         media_type: &str,
         if_match: Option<&str>,
     ) -> Result<Put, Error> {
+        self.push_manifest(repo, reference, bytes, media_type, if_match, true)
+            .await
+    }
+
+    /// [`Client::put_manifest`] sent once, without the retries of 408, 429, 5xx and connection
+    /// failures: for a tag whose content is a merge of a read (the `sha256-<hex>` index, a cosign
+    /// tag). Sending the same merge again after a backoff would land it later than other writers
+    /// wait before reading their entries back, and drop what they wrote in between; the caller
+    /// backs off and merges a fresh read instead. Check [`Error::is_retryable`].
+    pub async fn put_merged_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+        if_match: Option<&str>,
+    ) -> Result<Put, Error> {
+        self.push_manifest(repo, reference, bytes, media_type, if_match, false)
+            .await
+    }
+
+    async fn push_manifest(
+        &self,
+        repo: &Repository,
+        reference: &str,
+        bytes: &[u8],
+        media_type: &str,
+        if_match: Option<&str>,
+        retry: bool,
+    ) -> Result<Put, Error> {
         let mut headers = HeaderMap::new();
         let (k, v) = header("content-type", media_type)?;
         headers.insert(k, v);
@@ -211,7 +241,7 @@ impl Client {
                 kind: "PUT manifest",
                 repo,
                 push: true,
-                retry: true,
+                retry,
             })
             .await?;
         if response.status() == StatusCode::PRECONDITION_FAILED {

@@ -517,12 +517,29 @@ async fn update_fallback_index(
     };
     let mut writes = 0u32;
     let mut unknown_child_retries = 0u32;
+    let mut failed_writes = 0u32;
+    // The read a failed write merged, when that write may have landed all the same (its answer
+    // was lost): found listed afterwards, our entries get the wait and read back of a write.
+    let mut unsettled: Option<Instant> = None;
     loop {
         let present = current
             .as_ref()
             .map(|(index, _)| entry_digests(index))
             .unwrap_or_default();
         if ours.iter().all(|d| present.contains(d.digest.as_str())) {
+            if let Some(started) = unsettled.take() {
+                settle::after_write(
+                    client,
+                    &repo.host,
+                    started,
+                    Written::Unguarded,
+                    options.settle,
+                )
+                .await;
+                read_started = Some(Instant::now());
+                current = client.fallback_index(repo, subject).await?;
+                continue;
+            }
             return Ok(IndexUpdate {
                 listed: present,
                 writes,
@@ -567,8 +584,9 @@ async fn update_fallback_index(
         }
         let bytes =
             serde_json::to_vec(&index).map_err(|e| Error::Malformed(format!("index: {e}")))?;
+        let backoff = client.retry_policy().delay(failed_writes, None);
         let written = match client
-            .put_manifest(repo, &tag, &bytes, OCI_INDEX, etag.as_deref())
+            .put_merged_manifest(repo, &tag, &bytes, OCI_INDEX, etag.as_deref())
             .await
         {
             Ok(_) => {
@@ -598,8 +616,26 @@ async fn update_fallback_index(
                 current = client.fallback_index(repo, subject).await?;
                 continue;
             }
+            // The write failed on the way (a connection lost, 429, 5xx). Its merge is not sent
+            // again as it was: after the backoff it would be older than other writers wait
+            // before reading back, and drop what they wrote meanwhile. Back off, then merge a
+            // fresh read, under the retry policy's attempts and the run's deadline.
+            Err(e)
+                if e.is_retryable()
+                    && failed_writes + 1 < client.retry_policy().max_attempts
+                    && client.may_wait(backoff) =>
+            {
+                failed_writes += 1;
+                unsettled = Some(started);
+                client.note_retry();
+                tokio::time::sleep(backoff).await;
+                read_started = Some(Instant::now());
+                current = client.fallback_index(repo, subject).await?;
+                continue;
+            }
             Err(e) => return Err(e),
         };
+        unsettled = None;
         settle::after_write(client, &repo.host, started, written, options.settle).await;
         read_started = Some(Instant::now());
         current = client.fallback_index(repo, subject).await?;

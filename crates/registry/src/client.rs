@@ -728,7 +728,7 @@ impl Client {
     }
 
     /// Whether waiting `wait` before a retry still leaves the deadline ahead.
-    fn may_wait(&self, wait: Duration) -> bool {
+    pub(crate) fn may_wait(&self, wait: Duration) -> bool {
         self.options
             .deadline
             .is_none_or(|deadline| numbers::time_left(deadline) > wait)

@@ -54,6 +54,10 @@ pub async fn append(
     let mut ensured: BTreeSet<String> = BTreeSet::new();
     let mut read_started = Instant::now();
     let mut current = client.get_manifest(repo, &tag).await?;
+    let mut failed_writes = 0u32;
+    // The read a failed write merged, when that write may have landed all the same (its answer
+    // was lost): found listed afterwards, our entries get the wait and read back of a write.
+    let mut unsettled: Option<Instant> = None;
     loop {
         let (mut manifest, etag) = match current.take() {
             Some(fetched) => {
@@ -88,6 +92,19 @@ pub async fn append(
             .filter(|(d, _)| !present.contains(d.digest.as_str()))
             .collect();
         if missing.is_empty() {
+            if let Some(started) = unsettled.take() {
+                settle::after_write(
+                    client,
+                    &repo.host,
+                    started,
+                    Written::Unguarded,
+                    options.settle,
+                )
+                .await;
+                read_started = Instant::now();
+                current = client.get_manifest(repo, &tag).await?;
+                continue;
+            }
             report.present_after = present;
             return Ok(report);
         }
@@ -155,15 +172,32 @@ pub async fn append(
             .to_string();
         let bytes = serde_json::to_vec(&manifest)
             .map_err(|e| Error::Malformed(format!("{repo}:{tag}: {e}")))?;
+        let backoff = client.retry_policy().delay(failed_writes, None);
         let written = match client
-            .put_manifest(repo, &tag, &bytes, &media_type, etag.as_deref())
+            .put_merged_manifest(repo, &tag, &bytes, &media_type, etag.as_deref())
             .await
         {
             Ok(_) if etag.is_some() && client.if_match_honoured(&repo.host) => Written::Guarded,
             Ok(_) => Written::Unguarded,
             Err(Error::PreconditionFailed(_)) => Written::Refused,
+            // Failed on the way: never the same merge again after a backoff (see
+            // `attach::update_fallback_index`); back off, then merge a fresh read.
+            Err(e)
+                if e.is_retryable()
+                    && failed_writes + 1 < client.retry_policy().max_attempts
+                    && client.may_wait(backoff) =>
+            {
+                failed_writes += 1;
+                unsettled = Some(read_started);
+                client.note_retry();
+                tokio::time::sleep(backoff).await;
+                read_started = Instant::now();
+                current = client.get_manifest(repo, &tag).await?;
+                continue;
+            }
             Err(e) => return Err(e),
         };
+        unsettled = None;
         report.writes += 1;
         settle::after_write(client, &repo.host, read_started, written, options.settle).await;
         read_started = Instant::now();

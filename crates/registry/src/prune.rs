@@ -93,6 +93,7 @@ async fn unlist(
         return Ok(());
     }
     let tag = subject.fallback_tag();
+    let mut failed_writes = 0u32;
     loop {
         let Some((mut index, etag)) = client.fallback_index(repo, subject).await? else {
             return Ok(());
@@ -122,12 +123,24 @@ async fn unlist(
         let bytes =
             serde_json::to_vec(&index).map_err(|e| Error::Malformed(format!("index: {e}")))?;
         report.index_writes += 1;
+        let backoff = client.retry_policy().delay(failed_writes, None);
         match client
-            .put_manifest(repo, &tag, &bytes, OCI_INDEX, etag.as_deref())
+            .put_merged_manifest(repo, &tag, &bytes, OCI_INDEX, etag.as_deref())
             .await
         {
             // Read again: done when none of ours is listed any more.
             Ok(_) | Err(Error::PreconditionFailed(_)) => continue,
+            // Failed on the way: never the same merge again after a backoff (it would drop what
+            // signers added meanwhile); back off, then read again and merge that.
+            Err(e)
+                if e.is_retryable()
+                    && failed_writes + 1 < client.retry_policy().max_attempts
+                    && client.may_wait(backoff) =>
+            {
+                failed_writes += 1;
+                client.note_retry();
+                tokio::time::sleep(backoff).await;
+            }
             Err(e) => return Err(e),
         }
     }
