@@ -45,17 +45,7 @@ fn sign(registry: &Registry, reference: &str, layers: &Path, keys: &Path, extra:
 
 /// What an independent reader sees: the raw Referrers API answer, or the raw `sha256-<hex>` index.
 fn listed_by_plain_http(registry: &Registry, repo: &str, digest: &str) -> Vec<Value> {
-    let accept = "application/vnd.oci.image.index.v1+json";
-    let (status, body) = match registry.kind {
-        Kind::Ferro => registry.curl(&format!("/v2/{repo}/referrers/{digest}"), accept),
-        Kind::Distribution => registry.curl(
-            &format!("/v2/{repo}/manifests/sha256-{}", &digest[7..]),
-            accept,
-        ),
-    };
-    assert_eq!(status, 200, "{body}");
-    let index: Value = serde_json::from_str(&body).unwrap();
-    index["manifests"].as_array().unwrap().clone()
+    registry.listing(repo, digest)
 }
 
 #[test]

@@ -420,20 +420,28 @@ fn wrong_exit(ran: &Ran) -> Option<String> {
 }
 
 /// The listing readers see, read directly: `(manifest digest, annotations)` per entry.
+/// How many times each digest is listed, and which of the entries reported stored (SBOM
+/// attestations, `digest -> place`, and image signatures) the listing lacks.
+fn seen_and_lost<'a>(
+    listing: &'a [(String, Value)],
+    stored: &'a BTreeMap<String, String>,
+    image_signatures: &'a BTreeSet<String>,
+) -> (BTreeMap<&'a str, usize>, Vec<(&'a String, &'a String)>) {
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for (d, _) in listing {
+        *seen.entry(d.as_str()).or_default() += 1;
+    }
+    let lost = stored
+        .iter()
+        .chain(image_signatures.iter().map(|d| (d, d)))
+        .filter(|(d, _)| !seen.contains_key(d.as_str()))
+        .collect();
+    (seen, lost)
+}
+
 fn listed(registry: &Registry, repo: &str, digest: &str) -> Vec<(String, Value)> {
-    let accept = "application/vnd.oci.image.index.v1+json";
-    let (status, body) = match registry.kind {
-        Kind::Ferro => registry.curl(&format!("/v2/{repo}/referrers/{digest}"), accept),
-        Kind::Distribution => registry.curl(
-            &format!("/v2/{repo}/manifests/sha256-{}", &digest[7..]),
-            accept,
-        ),
-    };
-    assert_eq!(status, 200, "{body}");
-    let index: Value = serde_json::from_str(&body).unwrap();
-    index["manifests"]
-        .as_array()
-        .unwrap()
+    registry
+        .listing(repo, digest)
         .iter()
         .map(|e| {
             (
@@ -699,15 +707,7 @@ fn soak(registry: &Registry) {
 
     // The registry's state, read directly.
     let listing = listed(registry, "soak/app", &digest);
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for (d, _) in &listing {
-        *seen.entry(d.as_str()).or_default() += 1;
-    }
-    let lost: Vec<(&String, &String)> = stored
-        .iter()
-        .chain(image_signatures.iter().map(|d| (d, d)))
-        .filter(|(d, _)| !seen.contains_key(d.as_str()))
-        .collect();
+    let (seen, lost) = seen_and_lost(&listing, &stored, &image_signatures);
     drop(seen);
     // The documented bound (docs/decisions/referrers-fallback.md): on a registry that ignores
     // `If-Match`, a chain of overlapping stale index writes can drop an entry after its signer
@@ -745,15 +745,7 @@ fn soak(registry: &Registry) {
     } else {
         listed(registry, "soak/app", &digest)
     };
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for (d, _) in &listing {
-        *seen.entry(d.as_str()).or_default() += 1;
-    }
-    let lost: Vec<(&String, &String)> = stored
-        .iter()
-        .chain(image_signatures.iter().map(|d| (d, d)))
-        .filter(|(d, _)| !seen.contains_key(d.as_str()))
-        .collect();
+    let (seen, lost) = seen_and_lost(&listing, &stored, &image_signatures);
     let twice: Vec<(&&str, &usize)> = seen.iter().filter(|(_, n)| **n > 1).collect();
     let two_for_one_place: Vec<(&String, &BTreeSet<String>)> =
         places.iter().filter(|(_, d)| d.len() > 1).collect();

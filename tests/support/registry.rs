@@ -195,6 +195,22 @@ impl Registry {
         (code.trim().parse().unwrap_or(0), body.to_string())
     }
 
+    /// What an independent reader sees of `digest`'s referrers, read with curl: the raw Referrers
+    /// API answer (ferro) or the raw `sha256-<hex>` index (Distribution), its `manifests`.
+    pub fn listing(&self, repo: &str, digest: &str) -> Vec<serde_json::Value> {
+        let accept = "application/vnd.oci.image.index.v1+json";
+        let (status, body) = match self.kind {
+            Kind::Ferro => self.curl(&format!("/v2/{repo}/referrers/{digest}"), accept),
+            Kind::Distribution => self.curl(
+                &format!("/v2/{repo}/manifests/sha256-{}", &digest[7..]),
+                accept,
+            ),
+        };
+        assert_eq!(status, 200, "{body}");
+        let index: serde_json::Value = serde_json::from_str(&body).unwrap();
+        index["manifests"].as_array().unwrap().clone()
+    }
+
     /// Stops the server (as a crash would) without removing its storage.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

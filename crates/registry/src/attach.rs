@@ -527,15 +527,7 @@ async fn update_fallback_index(
             .map(|(index, _)| entry_digests(index))
             .unwrap_or_default();
         if ours.iter().all(|d| present.contains(d.digest.as_str())) {
-            if let Some(started) = unsettled.take() {
-                settle::after_write(
-                    client,
-                    &repo.host,
-                    started,
-                    Written::Unguarded,
-                    options.settle,
-                )
-                .await;
+            if settle::after_lost_answer(client, &repo.host, &mut unsettled, options.settle).await {
                 read_started = Some(Instant::now());
                 current = client.fallback_index(repo, subject).await?;
                 continue;

@@ -92,15 +92,7 @@ pub async fn append(
             .filter(|(d, _)| !present.contains(d.digest.as_str()))
             .collect();
         if missing.is_empty() {
-            if let Some(started) = unsettled.take() {
-                settle::after_write(
-                    client,
-                    &repo.host,
-                    started,
-                    Written::Unguarded,
-                    options.settle,
-                )
-                .await;
+            if settle::after_lost_answer(client, &repo.host, &mut unsettled, options.settle).await {
                 read_started = Instant::now();
                 current = client.get_manifest(repo, &tag).await?;
                 continue;
