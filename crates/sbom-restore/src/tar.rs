@@ -146,7 +146,14 @@ fn skip_by_reading<R: Read>(inner: &mut R, n: u64) -> io::Result<()> {
 
 fn skip_by_seeking<R: Read + Seek>(inner: &mut R, n: u64) -> io::Result<()> {
     let n = i64::try_from(n).map_err(|_| io::Error::other("skip too large"))?;
-    inner.seek(SeekFrom::Current(n)).map(drop)
+    let target = inner.seek(SeekFrom::Current(n))?;
+    // Seeking past the end succeeds, and a read there returns nothing, as at a clean end of the
+    // archive: a body or padding cut short must be refused here, as skipping by reading does.
+    let end = inner.seek(SeekFrom::End(0))?;
+    if target > end {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    inner.seek(SeekFrom::Start(target)).map(drop)
 }
 
 /// A streaming tar reader. See the [module documentation](self).
@@ -183,7 +190,8 @@ impl<R: Read> TarReader<R> {
 
 impl<R: Read + Seek> TarReader<R> {
     /// A reader over a seekable `inner` (at the archive's start); unwanted bodies are skipped by
-    /// seeking. A truncated archive is then noticed at the next header read.
+    /// seeking. A body or padding that reaches past the end is refused as the streaming reader
+    /// refuses it.
     pub fn new_seekable(inner: R) -> Self {
         Self::with_skipper(inner, skip_by_seeking::<R>)
     }
@@ -766,6 +774,33 @@ mod tests {
             let b = &reader_entries[1];
             assert_eq!(b.path, "b");
             assert_eq!(&tar[b.data_offset as usize..][..3], b"bee");
+        }
+    }
+
+    /// Found by the `tar_layer` fuzz target (fuzz/regressions/tar_layer/seek-past-end-in-padding):
+    /// a seek past the end succeeded and the next header read found "nothing", the end of a clean
+    /// archive, so the seeking reader accepted an archive cut in its last entry's padding.
+    #[test]
+    fn an_archive_cut_in_the_padding_is_refused_by_both_readers() {
+        let tar = write(&[Entry::File("a".into(), b"abc".to_vec())], 0, 0).unwrap();
+        let cut = &tar[..512 + 100];
+        let streamed = std::iter::from_fn({
+            let mut r = TarReader::new(cut);
+            move || Some(r.next_entry()).filter(|e| !matches!(e, Ok(None)))
+        })
+        .take(2)
+        .collect::<Vec<_>>();
+        let seeking = std::iter::from_fn({
+            let mut r = TarReader::new_seekable(io::Cursor::new(cut));
+            move || Some(r.next_entry()).filter(|e| !matches!(e, Ok(None)))
+        })
+        .take(2)
+        .collect::<Vec<_>>();
+        for entries in [streamed, seeking] {
+            assert_eq!(entries.len(), 2, "{entries:?}");
+            assert!(entries[0].is_ok());
+            let err = entries[1].as_ref().unwrap_err().to_string();
+            assert!(err.contains("truncated"), "{err}");
         }
     }
 
