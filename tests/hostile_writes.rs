@@ -688,7 +688,7 @@ fn an_interrupted_500_file_download_exits_130_or_143_and_writes_nothing() {
         std::thread::sleep(Duration::from_millis(10));
     }
     signal(&child, "TERM");
-    let output = child.wait_with_output().unwrap();
+    let output = cnb_attest_tests::finished(child);
     let report = text(&output);
     assert_eq!(output.status.code(), Some(143), "{report}");
     assert!(report.contains("interrupted by SIGTERM"), "{report}");
@@ -714,7 +714,7 @@ fn an_interrupted_500_file_download_exits_130_or_143_and_writes_nothing() {
             }
             std::thread::sleep(Duration::from_micros(200));
         }
-        let output = child.wait_with_output().unwrap();
+        let output = cnb_attest_tests::finished(child);
         let report = text(&output);
         if !sent || output.status.code() == Some(0) {
             // The write finished before the signal could land: try again.

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use cnb_attest_tests::registry::{Kind, Registry, PASSWORD, USER};
 use cnb_attest_tests::{
-    bin, fresh_example, fresh_spring_boot, is_image_signature, key_pair, ok, record, run, sha256,
+    bin, fresh_example, fresh_spring_boot, is_image_signature, key_pair, ok, run, sha256,
     split_image_signatures, text, toml_to_json, COSIGN_SIGN_V1,
 };
 use serde_json::Value;
@@ -366,8 +366,7 @@ fn concurrent_signers_lose_no_update(signers: usize, rounds: usize) {
             .collect();
         let mut slowest = std::time::Duration::ZERO;
         for (spawned, child) in children {
-            let out: Output = child.wait_with_output().unwrap();
-            record(bin("cnb-attest").as_os_str(), &out);
+            let out: Output = cnb_attest_tests::finished(child);
             slowest = slowest.max(spawned.elapsed());
             let report: Value = serde_json::from_str(&ok(out)).unwrap();
             index_writes += report["index-writes"].as_u64().unwrap_or(0);
@@ -531,9 +530,9 @@ fn stale_write_race(registry: &Registry, repo: &str, release: Release) -> Race {
         &ours_config,
         &keys,
     );
-    let ours: Value = serde_json::from_str(&ok(ours.wait_with_output().unwrap())).unwrap();
+    let ours: Value = serde_json::from_str(&ok(cnb_attest_tests::finished(ours))).unwrap();
     ours_done.store(true, Ordering::SeqCst);
-    let theirs: Value = serde_json::from_str(&ok(theirs.wait_with_output().unwrap())).unwrap();
+    let theirs: Value = serde_json::from_str(&ok(cnb_attest_tests::finished(theirs))).unwrap();
 
     let attestation = |report: &Value| {
         let (attestations, _) = split_image_signatures(report["attestations"].as_array().unwrap());

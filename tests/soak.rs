@@ -1037,9 +1037,9 @@ fn a_failed_index_write_is_not_sent_again_with_its_stale_merge() {
         std::thread::sleep(Duration::from_millis(5));
     }
     let b: Value =
-        serde_json::from_str(&ok(sign(1, &b_proxy).wait_with_output().unwrap())).unwrap();
+        serde_json::from_str(&ok(cnb_attest_tests::finished(sign(1, &b_proxy)))).unwrap();
     b_done.store(true, Ordering::SeqCst);
-    let a: Value = serde_json::from_str(&ok(a.wait_with_output().unwrap())).unwrap();
+    let a: Value = serde_json::from_str(&ok(cnb_attest_tests::finished(a))).unwrap();
 
     let listed: BTreeSet<String> = listed(&registry, "soak/app", &digest)
         .into_iter()

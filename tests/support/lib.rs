@@ -108,6 +108,14 @@ pub fn run(command: &mut Command) -> Output {
     output
 }
 
+/// Waits for a child started with piped output and returns its output, recorded for the secrets
+/// audit as [`run`] records it.
+pub fn finished(child: std::process::Child) -> Output {
+    let output = child.wait_with_output().expect("wait for the child");
+    record(std::ffi::OsStr::new("child"), &output);
+    output
+}
+
 /// The directory of the suite-wide secrets audit, when `scripts/test` asks for one.
 fn audit_dir() -> Option<PathBuf> {
     std::env::var_os("CNB_ATTEST_OUTPUT_LOG")

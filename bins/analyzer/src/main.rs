@@ -60,7 +60,7 @@ struct Cli {
     #[arg(long)]
     require_all_layers: bool,
     /// Write even when the layers directory, or `sbom` or `sbom/launch` in it, is owned by
-    /// another user (not this user, nor root) or writable by group or others without the sticky
+    /// another user (not this user, nor root) or writable by others or by a shared group (not the owner's private group) without the sticky
     /// bit; refused by default (exit 38), as whoever can change it can swap the restored SBOMs.
     #[arg(long)]
     allow_shared_output: bool,

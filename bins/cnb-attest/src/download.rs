@@ -61,7 +61,7 @@ pub(crate) struct DownloadArgs {
     replace: bool,
     /// Write even when the output directory, or `layers`, `layers/sbom` or
     /// `layers/sbom/launch` in it, is owned by another user (not this user, nor root) or
-    /// writable by group or others without the sticky bit; refused by default, as whoever can
+    /// writable by others or by a shared group (not the owner's private group) without the sticky bit; refused by default, as whoever can
     /// change it can swap the SBOMs written.
     #[arg(long)]
     allow_shared_output: bool,

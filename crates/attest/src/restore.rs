@@ -66,8 +66,8 @@ pub struct RestoreRequest {
     /// [`Refusal::Occupied`]) or replace the whole tree ([`RestoreReport::removed`] lists what was
     /// there).
     pub existing: Existing,
-    /// Whether directories other users can change (owned by another user, or writable by group
-    /// or others without the sticky bit) are accepted on the way to `sbom/launch`; refused by
+    /// Whether directories other users can change (owned by another user, or writable by others
+    /// or by a shared group without the sticky bit) are accepted on the way to `sbom/launch`; refused by
     /// default ([`cnb_sbom_restore::Error::SharedOutput`], in [`Error::Write`]).
     pub shared_output: SharedOutput,
     /// Which directory the user named: `layers_root` itself (the analyzer's layers directory, the

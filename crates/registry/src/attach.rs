@@ -618,7 +618,8 @@ async fn update_fallback_index(
                     && client.may_wait(backoff) =>
             {
                 failed_writes += 1;
-                unsettled = Some(started);
+                // The oldest read any failed write merged: that write may land last.
+                unsettled = Some(unsettled.map_or(started, |u: Instant| u.min(started)));
                 client.note_retry();
                 tokio::time::sleep(backoff).await;
                 read_started = Some(Instant::now());

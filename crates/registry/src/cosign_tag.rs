@@ -180,7 +180,8 @@ pub async fn append(
                     && client.may_wait(backoff) =>
             {
                 failed_writes += 1;
-                unsettled = Some(read_started);
+                // The oldest read any failed write merged: that write may land last.
+                unsettled = Some(unsettled.map_or(read_started, |u: Instant| u.min(read_started)));
                 client.note_retry();
                 tokio::time::sleep(backoff).await;
                 read_started = Instant::now();

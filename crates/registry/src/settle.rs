@@ -76,8 +76,6 @@ pub fn wait(written: Written, largest_gap: Duration, settle: Duration, fraction:
     }
 }
 
-/// Records the read→write gap of the write just made (from the start of the read it merged to
-/// the end of its `PUT`), sleeps the [`wait`] for it, and returns the wait.
 /// When a write whose answer was lost may have landed (`unsettled`: the start of the read it
 /// merged), waits for it as for an unguarded write and clears it; `true` when it waited, so the
 /// caller reads again before deciding.
@@ -96,6 +94,8 @@ pub(crate) async fn after_lost_answer(
     }
 }
 
+/// Records the read→write gap of the write just made (from the start of the read it merged to
+/// the end of its `PUT`), sleeps the [`wait`] for it, and returns the wait.
 pub(crate) async fn after_write(
     client: &Client,
     host: &str,

@@ -284,6 +284,10 @@ pub fn write_tree_with(
     // The topmost missing directory of the chain is what the temporary tree becomes; when the
     // whole chain exists, `sbom/launch` is replaced.
     let top = existing_dirs.min(paths.len() - 1);
+    if top == 0 && options.output == OutputDir::Root {
+        // The root itself is missing: the tree is built in, and moved within, its parent.
+        check_shared(&handles[0], parent, options.shared)?;
+    }
     let staging = Staging::create(&handles[top], names[top], &paths[top], &launch)?;
     let mut created: Vec<PathBuf> = vec![PathBuf::new()];
     let mut base_rel = PathBuf::new();
@@ -337,7 +341,14 @@ pub fn write_tree_with(
     for i in 0..existing_dirs {
         still_there(&handles[i], names[i], &handles[i + 1], &paths[i])?;
     }
-    let removed = staging.commit(options.existing, &options.hooks)?;
+    // Only a tree that was there at the check is replaced: one that appeared since is never
+    // swapped out (the move then fails as occupied).
+    let existing = if existing_dirs == paths.len() {
+        options.existing
+    } else {
+        Existing::Refuse
+    };
+    let removed = staging.commit(existing, &options.hooks)?;
     Ok(Written {
         files: written,
         removed: if removed {
@@ -439,7 +450,8 @@ fn check_target(launch_dir: BorrowedFd<'_>, launch: &Path, relative: &Path) -> R
 }
 
 /// With [`SharedOutput::Refuse`]: the directory open as `dir` must be owned by the effective user
-/// or root, and not writable by group or others unless sticky.
+/// or root, and not writable by others, nor by a group other than its owner's private group,
+/// unless sticky.
 fn check_shared(dir: &OwnedFd, path: &Path, shared: SharedOutput) -> Result<(), Error> {
     if shared == SharedOutput::Allow {
         return Ok(());
@@ -447,9 +459,12 @@ fn check_shared(dir: &OwnedFd, path: &Path, shared: SharedOutput) -> Result<(), 
     let st = rustix::fs::fstat(dir).map_err(|e| io_error(path, e))?;
     let euid = rustix::process::geteuid().as_raw();
     let mode = st.st_mode & 0o7777;
+    let sticky = mode & 0o1000 != 0;
+    let by_others = mode & 0o002 != 0;
+    let by_group = mode & 0o020 != 0 && !private_group(st.st_uid, st.st_gid);
     let why = if st.st_uid != euid && st.st_uid != 0 {
         Shared::OtherOwner
-    } else if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+    } else if (by_others || by_group) && !sticky {
         Shared::Writable
     } else {
         return Ok(());
@@ -460,6 +475,48 @@ fn check_shared(dir: &OwnedFd, path: &Path, shared: SharedOutput) -> Result<(), 
         mode,
         why,
     })
+}
+
+/// Whether `gid` is the private group of the user `uid` (the user-private-group scheme of
+/// Debian, Ubuntu and Fedora, whose umask 002 makes every new directory group-writable): the
+/// group has the user's name, lists no other member, and is no other user's primary group, as
+/// `/etc/passwd` and `/etc/group` say (each read up to 4 MiB). Anything else, including a group
+/// these files do not hold (a directory service), counts as shared.
+fn private_group(uid: u32, gid: u32) -> bool {
+    fn lines(path: &str) -> Option<String> {
+        use std::io::Read as _;
+        let mut text = String::new();
+        std::fs::File::open(path)
+            .ok()?
+            .take(4 << 20)
+            .read_to_string(&mut text)
+            .ok()?;
+        Some(text)
+    }
+    let (Some(passwd), Some(group)) = (lines("/etc/passwd"), lines("/etc/group")) else {
+        return false;
+    };
+    let users: Vec<Vec<&str>> = passwd
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .filter(|f| f.len() >= 4)
+        .collect();
+    let Some(name) = users.iter().find(|f| f[2].parse() == Ok(uid)).map(|f| f[0]) else {
+        return false;
+    };
+    let others_primary = users
+        .iter()
+        .any(|f| f[2].parse() != Ok(uid) && f[3].parse() == Ok(gid));
+    let entry = group
+        .lines()
+        .map(|l| l.split(':').collect::<Vec<_>>())
+        .find(|f| f.len() >= 4 && f[2].parse() == Ok(gid));
+    match entry {
+        Some(f) => {
+            f[0] == name && !others_primary && f[3].split(',').all(|m| m.is_empty() || m == name)
+        }
+        None => false,
+    }
 }
 
 /// The name `name` in `parent` must still be the directory open as `opened` (same device and
@@ -827,11 +884,19 @@ impl Staging {
         match rustix::fs::renameat(parent, &self.name, parent, &self.target) {
             Ok(()) => Ok(Some(aside)),
             Err(e) => {
-                // Put the earlier tree back where it was.
-                if rustix::fs::renameat(parent, &aside, parent, &self.target).is_ok() {
-                    pending.trees.retain(|(_, n)| *n != aside);
+                // Put the earlier tree back where it was; never remove it, even when it cannot
+                // be put back (the error then says where it is).
+                pending.trees.retain(|(_, n)| *n != aside);
+                match rustix::fs::renameat(parent, &aside, parent, &self.target) {
+                    Ok(()) => Err(e.into()),
+                    Err(back) => Err(std::io::Error::new(
+                        std::io::Error::from(e).kind(),
+                        format!(
+                            "{e}; the earlier tree could not be put back ({back}) and is kept as {}",
+                            self.target_path.with_file_name(&aside).display()
+                        ),
+                    )),
                 }
-                Err(e.into())
             }
         }
     }
@@ -1192,23 +1257,59 @@ mod tests {
     /// sticky bit) or that another user owns is refused before anything is written, unless
     /// allowed; a sticky world-writable directory (as `/tmp`) and the lifecycle's 0755 layers
     /// directory pass.
+    fn euid() -> u32 {
+        rustix::process::geteuid().as_raw()
+    }
+
+    fn egid() -> u32 {
+        rustix::process::getegid().as_raw()
+    }
+
+    /// The user-private-group reading of `/etc/passwd` and `/etc/group`: root's own group is
+    /// private here; `users` (shared by name) and an unknown group are not.
+    #[test]
+    fn a_private_group_is_the_users_own_and_nothing_else() {
+        if euid() == 0
+            && std::fs::read_to_string("/etc/group")
+                .is_ok_and(|g| g.contains("\nroot:x:0:\n") || g.starts_with("root:x:0:\n"))
+        {
+            assert!(private_group(0, 0));
+        }
+        assert!(!private_group(euid(), 100));
+        assert!(!private_group(euid(), 4_000_000_000));
+        assert!(!private_group(4_000_000_000, 4_000_000_000));
+    }
+
     #[test]
     fn directories_other_users_can_change_are_refused_unless_allowed() {
-        let cases: [(&str, u32, OutputDir, bool); 7] = [
-            ("layers", 0o755, OutputDir::Root, true),
-            ("layers", 0o777, OutputDir::Root, false),
-            ("layers", 0o775, OutputDir::Root, false),
-            ("layers", 0o1777, OutputDir::Root, true),
-            ("layers/sbom", 0o757, OutputDir::Root, false),
-            ("", 0o777, OutputDir::Root, true),
-            ("", 0o777, OutputDir::Parent, false),
+        // Group 100 (`users` on Debian) is shared; a directory's own group when the tests run as
+        // root is root's private group (`root:x:0:`, no member, no other user's primary group).
+        let cases: [(&str, u32, Option<u32>, OutputDir, bool); 9] = [
+            ("layers", 0o755, None, OutputDir::Root, true),
+            ("layers", 0o777, None, OutputDir::Root, false),
+            ("layers", 0o775, Some(100), OutputDir::Root, false),
+            (
+                "layers",
+                0o775,
+                None,
+                OutputDir::Root,
+                private_group(euid(), egid()),
+            ),
+            ("layers", 0o1777, None, OutputDir::Root, true),
+            ("layers/sbom", 0o757, None, OutputDir::Root, false),
+            ("layers/sbom", 0o770, Some(100), OutputDir::Root, false),
+            ("", 0o777, None, OutputDir::Root, true),
+            ("", 0o777, None, OutputDir::Parent, false),
         ];
-        for (which, mode, output, passes) in cases {
+        for (which, mode, group, output, passes) in cases {
             let dir = tempfile::tempdir().unwrap();
             let root = dir.path().join("layers");
             fs::create_dir_all(root.join("sbom")).unwrap();
             let changed = dir.path().join(which);
             chmod(&changed, mode);
+            if let Some(gid) = group {
+                std::os::unix::fs::chown(&changed, None, Some(gid)).unwrap();
+            }
             let mut options = WriteOptions {
                 existing: Existing::Refuse,
                 output,
