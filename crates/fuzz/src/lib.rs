@@ -29,6 +29,7 @@ pub use restore_path::restore_path;
 pub use signer_toml::signer_toml;
 pub use statement::statement;
 pub use tar_layer::tar_layer;
+pub use util::Rng;
 
 /// A target: any bytes in, a panic when an invariant breaks.
 pub type Target = fn(&[u8]);

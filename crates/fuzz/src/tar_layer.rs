@@ -59,7 +59,7 @@ fn walk<R: Read>(mut tar: TarReader<R>, data: &[u8], rng: &mut Rng) -> Walk {
             assert_eq!(entry.size, 0, "{entry:?} has a body");
         }
         end_of_last = entry.data_offset + entry.size.div_ceil(BLOCK_SIZE) * BLOCK_SIZE;
-        let body = if rng.next().is_multiple_of(2) {
+        let body = if rng.next_u64().is_multiple_of(2) {
             match tar.read_body(1 << 24) {
                 Ok(body) => {
                     let start = entry.data_offset as usize;
@@ -190,7 +190,7 @@ pub fn tar_layer(data: &[u8]) {
     }
 
     let diff_id = sha256(data);
-    let mount = if rng.next().is_multiple_of(4) {
+    let mount = if rng.next_u64().is_multiple_of(4) {
         "/"
     } else {
         "/layers"
@@ -198,7 +198,7 @@ pub fn tar_layer(data: &[u8]) {
     let tar = extract(data, OCI_LAYER_TAR, &diff_id, mount);
     let mut gz = flate2::write::GzEncoder::new(
         Vec::new(),
-        flate2::Compression::new((rng.next() % 10) as u32),
+        flate2::Compression::new((rng.next_u64() % 10) as u32),
     );
     gz.write_all(data).expect("gzip into memory");
     let compressed = gz.finish().expect("gzip into memory");

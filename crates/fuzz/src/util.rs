@@ -3,11 +3,17 @@
 
 use std::io::{self, Read};
 
-/// xorshift64*, seeded from the input: no dependency, and reproducible.
+/// xorshift64*, seeded from the input (or, for the mutation loop, a given seed): no dependency,
+/// and reproducible.
 #[derive(Debug, Clone)]
-pub(crate) struct Rng(u64);
+pub struct Rng(u64);
 
 impl Rng {
+    /// A generator from a given non-zero seed.
+    pub fn seeded(seed: u64) -> Self {
+        Rng(seed)
+    }
+
     /// A generator seeded from `data` (FNV-1a), so one input always splits the same way.
     pub(crate) fn from_data(data: &[u8]) -> Self {
         let mut h: u64 = 0xcbf2_9ce4_8422_2325;
@@ -18,7 +24,8 @@ impl Rng {
         Rng(h | 1)
     }
 
-    pub(crate) fn next(&mut self) -> u64 {
+    /// The next number.
+    pub fn next_u64(&mut self) -> u64 {
         let mut x = self.0;
         x ^= x >> 12;
         x ^= x << 25;
@@ -27,9 +34,14 @@ impl Rng {
         x.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
 
+    /// A number in `0..n` (`0` when `n` is 0).
+    pub fn below(&mut self, n: usize) -> usize {
+        (self.next_u64() % n.max(1) as u64) as usize
+    }
+
     /// A number in `1..=max`.
     pub(crate) fn size(&mut self, max: usize) -> usize {
-        1 + (self.next() % max.max(1) as u64) as usize
+        1 + (self.next_u64() % max.max(1) as u64) as usize
     }
 }
 
@@ -38,7 +50,7 @@ pub(crate) fn pieces<'a>(data: &'a [u8], rng: &mut Rng, max: usize) -> Vec<&'a [
     let mut out = Vec::new();
     let mut rest = data;
     // Sometimes an empty piece first: feeding nothing must change nothing.
-    if rng.next().is_multiple_of(8) {
+    if rng.next_u64().is_multiple_of(8) {
         out.push(&data[..0]);
     }
     while !rest.is_empty() {
@@ -77,7 +89,7 @@ impl Read for ChoppyReader<'_> {
         if self.data.is_empty() || buf.is_empty() {
             return Ok(0);
         }
-        if self.interrupt && self.rng.next().is_multiple_of(16) {
+        if self.interrupt && self.rng.next_u64().is_multiple_of(16) {
             return Err(io::ErrorKind::Interrupted.into());
         }
         let n = self.rng.size(self.max).min(buf.len()).min(self.data.len());

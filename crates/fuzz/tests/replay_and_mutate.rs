@@ -9,6 +9,7 @@
 //! (super-linear time). `CNB_FUZZ_SEED` changes the mutation seed (default fixed, so every run
 //! tries the same inputs for the same time budget on the same machine).
 
+use cnb_attest_fuzz::Rng;
 use std::panic::{self, AssertUnwindSafe};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -43,23 +44,6 @@ fn files(dir: &Path) -> Vec<PathBuf> {
         .collect();
     out.sort();
     out
-}
-
-/// xorshift64*.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        let mut x = self.0;
-        x ^= x >> 12;
-        x ^= x << 25;
-        x ^= x >> 27;
-        self.0 = x;
-        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
 }
 
 const INTERESTING: &[&[u8]] = &[
@@ -114,11 +98,11 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, corpus: &[Vec<u8>]) {
             }
             1 if len > 0 => {
                 let i = rng.below(len);
-                input[i] = rng.next() as u8;
+                input[i] = rng.next_u64() as u8;
             }
             2 => {
                 let i = rng.below(len + 1);
-                input.insert(i, rng.next() as u8);
+                input.insert(i, rng.next_u64() as u8);
             }
             3 if len > 0 => {
                 let i = rng.below(len);
@@ -233,9 +217,11 @@ fn check(name: &str) {
 
     let seconds = env_number("CNB_FUZZ_SECONDS", 2.0);
     let seed = env_number("CNB_FUZZ_SEED", 0.0) as u64;
-    let mut rng = Rng(name.bytes().fold(0x9e37_79b9_7f4a_7c15u64 ^ seed, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    }) | 1);
+    let mut rng = Rng::seeded(
+        name.bytes().fold(0x9e37_79b9_7f4a_7c15u64 ^ seed, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+        }) | 1,
+    );
     let deadline = Instant::now() + Duration::from_secs_f64(seconds);
     let start = Instant::now();
     let mut executions = 0u64;

@@ -608,25 +608,24 @@ async fn update_fallback_index(
                 current = client.fallback_index(repo, subject).await?;
                 continue;
             }
-            // The write failed on the way (a connection lost, 429, 5xx). Its merge is not sent
-            // again as it was: after the backoff it would be older than other writers wait
-            // before reading back, and drop what they wrote meanwhile. Back off, then merge a
-            // fresh read, under the retry policy's attempts and the run's deadline.
-            Err(e)
-                if e.is_retryable()
-                    && failed_writes + 1 < client.retry_policy().max_attempts
-                    && client.may_wait(backoff) =>
-            {
-                failed_writes += 1;
-                // The oldest read any failed write merged: that write may land last.
-                unsettled = Some(unsettled.map_or(started, |u: Instant| u.min(started)));
-                client.note_retry();
-                tokio::time::sleep(backoff).await;
+            // Failed on the way: never the same merge again (see `settle::after_failed_write`).
+            Err(e) => {
+                if !settle::after_failed_write(
+                    client,
+                    &e,
+                    &mut failed_writes,
+                    &mut unsettled,
+                    started,
+                    backoff,
+                )
+                .await
+                {
+                    return Err(e);
+                }
                 read_started = Some(Instant::now());
                 current = client.fallback_index(repo, subject).await?;
                 continue;
             }
-            Err(e) => return Err(e),
         };
         unsettled = None;
         settle::after_write(client, &repo.host, started, written, options.settle).await;

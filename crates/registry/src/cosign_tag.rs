@@ -172,23 +172,24 @@ pub async fn append(
             Ok(_) if etag.is_some() && client.if_match_honoured(&repo.host) => Written::Guarded,
             Ok(_) => Written::Unguarded,
             Err(Error::PreconditionFailed(_)) => Written::Refused,
-            // Failed on the way: never the same merge again after a backoff (see
-            // `attach::update_fallback_index`); back off, then merge a fresh read.
-            Err(e)
-                if e.is_retryable()
-                    && failed_writes + 1 < client.retry_policy().max_attempts
-                    && client.may_wait(backoff) =>
-            {
-                failed_writes += 1;
-                // The oldest read any failed write merged: that write may land last.
-                unsettled = Some(unsettled.map_or(read_started, |u: Instant| u.min(read_started)));
-                client.note_retry();
-                tokio::time::sleep(backoff).await;
+            // Failed on the way: never the same merge again (see `settle::after_failed_write`).
+            Err(e) => {
+                if !settle::after_failed_write(
+                    client,
+                    &e,
+                    &mut failed_writes,
+                    &mut unsettled,
+                    read_started,
+                    backoff,
+                )
+                .await
+                {
+                    return Err(e);
+                }
                 read_started = Instant::now();
                 current = client.get_manifest(repo, &tag).await?;
                 continue;
             }
-            Err(e) => return Err(e),
         };
         unsettled = None;
         report.writes += 1;

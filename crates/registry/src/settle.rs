@@ -76,6 +76,32 @@ pub fn wait(written: Written, largest_gap: Duration, settle: Duration, fraction:
     }
 }
 
+/// After a merged write that failed on the way (a connection lost, 429, 5xx): whether it may be
+/// tried again, from a fresh read, under the retry policy's attempts and the run's deadline. When
+/// it may, counts it, remembers in `unsettled` the oldest read any failed write merged (that write
+/// may still land, last), and backs off; the caller then reads again. The same merge is never sent
+/// again: after the backoff it would be older than other writers wait before reading back.
+pub(crate) async fn after_failed_write(
+    client: &Client,
+    error: &crate::Error,
+    failed_writes: &mut u32,
+    unsettled: &mut Option<Instant>,
+    merged_read: Instant,
+    backoff: Duration,
+) -> bool {
+    if !(error.is_retryable()
+        && *failed_writes + 1 < client.retry_policy().max_attempts
+        && client.may_wait(backoff))
+    {
+        return false;
+    }
+    *failed_writes += 1;
+    *unsettled = Some(unsettled.map_or(merged_read, |u| u.min(merged_read)));
+    client.note_retry();
+    tokio::time::sleep(backoff).await;
+    true
+}
+
 /// When a write whose answer was lost may have landed (`unsettled`: the start of the read it
 /// merged), waits for it as for an unguarded write and clears it; `true` when it waited, so the
 /// caller reads again before deciding.
