@@ -64,6 +64,13 @@ struct Cli {
     /// bit; refused by default (exit 38), as whoever can change it can swap the restored SBOMs.
     #[arg(long)]
     allow_shared_output: bool,
+    /// When the previous image is an image index: the platform whose SBOMs to restore
+    /// (`os/arch[/variant]`). Default: the lifecycle's build target (`CNB_TARGET_OS`,
+    /// `CNB_TARGET_ARCH`, `CNB_TARGET_ARCH_VARIANT`) when set. An index of several platforms
+    /// without either is refused (exit 2), listing them; an index without this platform is no
+    /// previous image for it.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = cnb_phase::flags::platform)]
+    platform: Option<cnb_attest::PlatformSpec>,
     #[command(flatten)]
     layout: LayoutFlags,
     #[command(flatten)]
@@ -90,7 +97,13 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         .policy
         .parse()
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
+    let platform = match &cli.platform {
+        Some(p) => Some(p.clone()),
+        None => cnb_phase::flags::target_platform_from_env()
+            .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?,
+    };
     let mut open = OpenOptions {
+        platform,
         archive: cli.previous_image_archive.clone(),
         registry: cli.registry.options(),
         ..OpenOptions::default()
@@ -149,6 +162,12 @@ fn run(cli: Cli) -> Result<u8, Failure> {
         }
         Err(Error::ImageNotFound(why)) => return nothing(why),
         Err(Error::NotBuildpacksImage(why)) => return nothing(why),
+        // No manifest for this platform: a first build for it.
+        Err(e @ Error::NoSuchPlatform { .. }) => return nothing(e.to_string()),
+        Err(e @ Error::AmbiguousPlatform { .. }) => {
+            return Err(Failure::new(exit::INVALID_ARGS, e)
+                .hint("name the platform with -platform or CNB_TARGET_OS/CNB_TARGET_ARCH"))
+        }
         Err(e @ Error::SbomLayer(_)) => return Err(Failure::new(exit::ANALYZE_NO_SBOMS, e)),
         Err(e @ Error::Write(_)) => return Err(Failure::new(exit::ANALYZE_WRITE, e)),
         Err(e) => {

@@ -19,6 +19,10 @@ pub(crate) struct DownloadArgs {
     image: String,
     #[command(flatten)]
     registry: RegistryFlags,
+    /// For an image index of several platforms: the one to download (`os/arch[/variant]`, e.g.
+    /// linux/arm64). Required there: one tree holds one platform's SBOMs.
+    #[arg(long, value_name = "OS/ARCH[/VARIANT]", value_parser = cnb_phase::flags::platform)]
+    platform: Option<cnb_attest::PlatformSpec>,
     /// Output directory (the SBOMs go to `<dir>/layers/sbom/launch/`).
     #[arg(short = 'o', long = "output-dir", default_value = ".")]
     output_dir: PathBuf,
@@ -106,7 +110,10 @@ pub(crate) fn run(args: DownloadArgs) -> Result<u8, Failure> {
         ..RestoreRequest::with_keys(keys)
     };
     let root = args.output_dir.join("layers");
-    let open = args.registry.open_options();
+    let open = cnb_attest::OpenOptions {
+        platform: args.platform.clone(),
+        ..args.registry.open_options()
+    };
     let (report, location) = block_on(async {
         let image = Image::open(&args.image, &open).await?;
         let report = restore(&image, &request, &root).await?;

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 use cnb_attest::{inspect, Image, Listed};
-use cnb_phase::flags::{IdentityFlags, RegistryFlags, SigstoreTrustFlags};
+use cnb_phase::flags::{IdentityFlags, PlatformFlags, RegistryFlags, SigstoreTrustFlags};
 use cnb_phase::{exit, shown, Failure};
 
 use crate::{failure, print_json, run as block_on};
@@ -34,6 +34,11 @@ pub(crate) struct VerifyArgs {
     /// as `download --require-all-layers` checks.
     #[arg(long)]
     require_all_layers: bool,
+    #[command(flatten)]
+    platform: PlatformFlags,
+    /// Fail (exit 3) when a platform verified has no verified SBOM attestation, naming it.
+    #[arg(long)]
+    require_all_platforms: bool,
     /// Print the verdicts as JSON.
     #[arg(long)]
     json: bool,
@@ -45,6 +50,8 @@ pub(crate) struct LsArgs {
     image: String,
     #[command(flatten)]
     registry: RegistryFlags,
+    #[command(flatten)]
+    platform: PlatformFlags,
     /// Print as JSON.
     #[arg(long)]
     json: bool,
@@ -52,33 +59,56 @@ pub(crate) struct LsArgs {
 
 pub(crate) fn ls(args: LsArgs) -> Result<u8, Failure> {
     let open = args.registry.open_options();
-    let (listing, location, digest) = block_on(async {
-        let image = Image::open(&args.image, &open).await?;
-        let listing = inspect::list(&image).await?;
-        let digest = image.digest().map(|d| d.to_string()).unwrap_or_default();
-        Ok((listing, image.name().to_string(), digest))
+    let (subjects, per_platform) = block_on(async {
+        let platforms = Image::open_platforms(&args.image, &open, &args.platform.platforms).await?;
+        Ok((
+            inspect::list_platforms(&platforms).await?,
+            platforms.per_platform(),
+        ))
     })?;
     if args.json {
-        print_json(&listing);
+        if per_platform {
+            print_json(&subjects);
+        } else {
+            print_json(&subjects[0].listing);
+        }
     } else {
-        let others = match listing.others() {
-            0 => String::new(),
-            n => format!(", {n} other referrer(s)"),
-        };
-        println!(
-            "{}@{}: {} attestation(s), {} image signature(s){others}",
-            shown(&location),
-            shown(&digest),
-            listing.attestations(),
-            listing.signatures(),
-        );
-        print_listed(&listing.entries);
+        for subject in &subjects {
+            let listing = &subject.listing;
+            let others = match listing.others() {
+                0 => String::new(),
+                n => format!(", {n} other referrer(s)"),
+            };
+            if per_platform {
+                println!(
+                    "== {} ==",
+                    section(subject.platform.as_ref(), subject.index)
+                );
+            }
+            println!(
+                "{}@{}: {} attestation(s), {} image signature(s){others}",
+                shown(&subject.image),
+                shown(&subject.digest),
+                listing.attestations(),
+                listing.signatures(),
+            );
+            print_listed(&listing.entries);
+        }
     }
-    Ok(if listing.entries.is_empty() {
+    Ok(if subjects.iter().all(|s| s.listing.entries.is_empty()) {
         exit::NO_ATTESTATIONS
     } else {
         exit::OK
     })
+}
+
+/// A per-platform section's title: `linux/arm64`, or `image index`.
+fn section(platform: Option<&cnb_attest::PlatformSpec>, index: bool) -> String {
+    match (index, platform) {
+        (true, _) => "image index".into(),
+        (false, Some(p)) => format!("platform {p}"),
+        (false, None) => "platform (none declared)".into(),
+    }
 }
 
 pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
@@ -97,79 +127,78 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         ..inspect::VerifyRequest::new(keys.clone())
     };
     let open = args.registry.open_options();
-    let (report, signatures, location) = block_on(async {
-        let image = Image::open(&args.image, &open).await?;
+    let (all, per_platform, location) = block_on(async {
+        let platforms = Image::open_platforms(&args.image, &open, &args.platform.platforms).await?;
+        let location = platforms
+            .index_image
+            .as_ref()
+            .or(platforms.images.first())
+            .map(|i| i.name().to_string())
+            .unwrap_or_default();
         Ok((
-            inspect::verify_with(&image, &request).await?,
-            inspect::verify_image_signatures(&image, &keys).await?,
-            image.name().to_string(),
+            inspect::verify_platforms(&platforms, &request).await?,
+            platforms.per_platform(),
+            location,
         ))
     })?;
-    let verdicts = report.verdicts;
+    let subjects = &all.subjects;
     // Not read from the registry (a transport or registry failure) is not "failed verification".
     let unread = |v: &&cnb_attest::Verdict| {
         v.failure
             .as_ref()
             .is_some_and(|f| f.rule.is_fetch_failure())
     };
-    let unreadable = verdicts.iter().filter(unread).count();
-    let failed = verdicts.iter().filter(|v| !v.ok()).count() - unreadable
-        + signatures.iter().filter(|s| !s.ok()).count();
+    let verdicts = || subjects.iter().flat_map(|s| s.report.verdicts.iter());
+    let signatures = || subjects.iter().flat_map(|s| s.signatures.iter());
+    let unreadable = verdicts().filter(unread).count();
+    let failed = verdicts().filter(|v| !v.ok()).count() - unreadable
+        + signatures().filter(|s| !s.ok()).count();
     if args.json {
-        // cosign 2 image signatures (the `.sig` tag) follow the attestations, marked by format.
-        let mut all: Vec<serde_json::Value> = verdicts
-            .iter()
-            .filter_map(|v| serde_json::to_value(v).ok())
-            .collect();
-        all.extend(signatures.iter().filter_map(|s| {
-            let mut value = serde_json::to_value(s).ok()?;
-            value["format"] = "simple-signing".into();
-            Some(value)
-        }));
-        print_json(&all);
+        let entries: Vec<serde_json::Value> = subjects.iter().map(verdicts_json).collect();
+        if per_platform {
+            // One entry per subject: the index itself first, then each platform.
+            let entries: Vec<serde_json::Value> = subjects
+                .iter()
+                .zip(entries)
+                .map(|(s, verdicts)| {
+                    serde_json::json!({
+                        "platform": s.platform,
+                        "index": s.index,
+                        "digest": s.digest,
+                        "image": s.image,
+                        "verdicts": verdicts,
+                        "verified-sboms": s.verified_sboms(),
+                    })
+                })
+                .collect();
+            print_json(&entries);
+        } else {
+            print_json(&entries[0]);
+        }
     } else {
-        for v in &verdicts {
-            match &v.failure {
-                None => match &v.listed.signer {
-                    Some(signer) => println!("verified  {} ({})", shown(&v.name()), shown(signer)),
-                    None => println!("verified  {}", shown(&v.name())),
-                },
-                Some(reason) if reason.rule.is_fetch_failure() => println!(
-                    "NOT READ  {}: {}",
-                    shown(&v.name()),
-                    shown(&reason.to_string())
-                ),
-                Some(reason) => {
-                    println!(
-                        "FAILED    {}: {}",
-                        shown(&v.name()),
-                        shown(&reason.to_string())
-                    )
+        for subject in subjects {
+            if per_platform {
+                println!(
+                    "== {} {} ==",
+                    section(subject.platform.as_ref(), subject.index),
+                    shown(&subject.digest)
+                );
+                if subject.report.verdicts.is_empty() && subject.signatures.is_empty() {
+                    println!("(no attestations)");
                 }
             }
-        }
-        for s in &signatures {
-            match &s.failure {
-                None => println!(
-                    "verified  {} (image signature, cosign simple-signing)",
-                    shown(&s.digest.to_string())
-                ),
-                Some(reason) => println!(
-                    "FAILED    {} (image signature, cosign simple-signing): {}",
-                    shown(&s.digest.to_string()),
-                    shown(&reason.to_string())
-                ),
-            }
+            print_verdicts(subject);
         }
     }
-    if report.others > 0 && !args.json {
+    let others: usize = subjects.iter().map(|s| s.report.others).sum();
+    if others > 0 && !args.json {
         eprintln!(
             "{}: {} other referrer(s) skipped: not an attestation format this tool reads",
             shown(&location),
-            report.others
+            others
         );
     }
-    let total = verdicts.len() + signatures.len();
+    let total = verdicts().count() + signatures().count();
     let fingerprint = trusted(&keys, keyless.as_deref());
     if total == 0 {
         return Err(Failure::new(
@@ -201,22 +230,50 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         )
         .already_printed(args.json));
     }
-    if !report.missing_layers.is_empty() {
+    let missing: Vec<String> = subjects
+        .iter()
+        .flat_map(|s| {
+            s.report
+                .missing_layers
+                .iter()
+                .map(|m| labelled(s, m, per_platform))
+        })
+        .collect();
+    if !missing.is_empty() {
         return Err(Failure::new(
             exit::VERIFY_FAILED,
             format!(
                 "{location}: launch layers without a verified SBOM: {}",
-                report.missing_layers.join(", ")
+                missing.join(", ")
             ),
         )
         .already_printed(args.json));
     }
-    if !report.differing_layers.is_empty() {
+    let differing: Vec<String> = subjects
+        .iter()
+        .flat_map(|s| {
+            s.report
+                .differing_layers
+                .iter()
+                .map(|m| labelled(s, m, per_platform))
+        })
+        .collect();
+    if !differing.is_empty() {
         return Err(Failure::new(
             exit::VERIFY_FAILED,
             format!(
                 "{location}: verified SBOMs that differ from the image's SBOM layer: {}",
-                shown(&report.differing_layers.join(", "))
+                shown(&differing.join(", "))
+            ),
+        )
+        .already_printed(args.json));
+    }
+    if args.require_all_platforms && !all.unverified_platforms.is_empty() {
+        return Err(Failure::new(
+            exit::VERIFY_FAILED,
+            format!(
+                "{location}: platform(s) without a verified SBOM attestation: {}",
+                shown(&all.unverified_platforms.join(", "))
             ),
         )
         .already_printed(args.json));
@@ -226,6 +283,67 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
         shown(&location)
     );
     Ok(exit::OK)
+}
+
+/// `what`, prefixed with the subject's platform when reporting per platform.
+fn labelled(subject: &inspect::SubjectReport, what: &str, per_platform: bool) -> String {
+    match (&subject.platform, per_platform) {
+        (Some(p), true) => format!("{p}: {what}"),
+        _ => what.to_string(),
+    }
+}
+
+/// One subject's verdicts as JSON: the attestations, then cosign 2 image signatures (the `.sig`
+/// tag), marked by format.
+fn verdicts_json(subject: &inspect::SubjectReport) -> serde_json::Value {
+    let mut all: Vec<serde_json::Value> = subject
+        .report
+        .verdicts
+        .iter()
+        .filter_map(|v| serde_json::to_value(v).ok())
+        .collect();
+    all.extend(subject.signatures.iter().filter_map(|s| {
+        let mut value = serde_json::to_value(s).ok()?;
+        value["format"] = "simple-signing".into();
+        Some(value)
+    }));
+    serde_json::Value::Array(all)
+}
+
+fn print_verdicts(subject: &inspect::SubjectReport) {
+    for v in &subject.report.verdicts {
+        match &v.failure {
+            None => match &v.listed.signer {
+                Some(signer) => println!("verified  {} ({})", shown(&v.name()), shown(signer)),
+                None => println!("verified  {}", shown(&v.name())),
+            },
+            Some(reason) if reason.rule.is_fetch_failure() => println!(
+                "NOT READ  {}: {}",
+                shown(&v.name()),
+                shown(&reason.to_string())
+            ),
+            Some(reason) => {
+                println!(
+                    "FAILED    {}: {}",
+                    shown(&v.name()),
+                    shown(&reason.to_string())
+                )
+            }
+        }
+    }
+    for s in &subject.signatures {
+        match &s.failure {
+            None => println!(
+                "verified  {} (image signature, cosign simple-signing)",
+                shown(&s.digest.to_string())
+            ),
+            Some(reason) => println!(
+                "FAILED    {} (image signature, cosign simple-signing): {}",
+                shown(&s.digest.to_string()),
+                shown(&reason.to_string())
+            ),
+        }
+    }
 }
 
 /// What was trusted, for messages: `key <fp>`, `keys <fp>, <fp>`, the keyless identity policy, or

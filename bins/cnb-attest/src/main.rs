@@ -95,7 +95,9 @@ fn failure(e: cnb_attest::Error) -> Failure {
         return Failure::new(code, e);
     }
     let code = match e {
-        cnb_attest::Error::InvalidRequest(_) => exit::INVALID_ARGS,
+        cnb_attest::Error::InvalidRequest(_)
+        | cnb_attest::Error::AmbiguousPlatform { .. }
+        | cnb_attest::Error::NoSuchPlatform { .. } => exit::INVALID_ARGS,
         cnb_attest::Error::Keyless(_) | cnb_attest::Error::KeylessUntrusted(_) => {
             exit::KEYLESS_FAILED
         }

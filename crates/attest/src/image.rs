@@ -3,6 +3,7 @@
 use std::path::{Path, PathBuf};
 
 use cnb_referrers::layout::OciLayout;
+use cnb_referrers::platform::{IndexInfo, PlatformSpec};
 use cnb_sbom_discovery::platform::LifecycleMetadata;
 use cnb_sbom_restore::archive::{ArchiveLimits, DockerArchive};
 use cnb_sbom_restore::source::ImageSource;
@@ -18,6 +19,11 @@ pub struct OpenOptions {
     /// The lifecycle's OCI layout directory: the image text is then an image name, found at
     /// `<dir>/<registry>/<repository>/<tag or digest>` as the lifecycle lays images out.
     pub layout_dir: Option<PathBuf>,
+    /// The platform to open when the image is an image index (`os/arch[/variant]`). Without one,
+    /// an index of several platform manifests is [`Error::AmbiguousPlatform`]; an index of one
+    /// (BuildKit attestation manifests beside it do not count) opens that one. A manifest named
+    /// directly (by tag or digest) is taken as it is.
+    pub platform: Option<PlatformSpec>,
     /// How to reach registries.
     #[cfg(feature = "registry")]
     pub registry: crate::registry::RegistryOptions,
@@ -66,10 +72,16 @@ impl Image {
             None => Target::parse(target).map_err(|e| Error::InvalidRequest(e.to_string()))?,
         };
         match parsed {
-            Target::Layout(location) => open_layout(target, location),
+            Target::Layout(location) => open_layout(target, location, options.platform.as_ref()),
             #[cfg(feature = "registry")]
             Target::Registry(reference) => {
-                crate::registry::open(target, reference, &options.registry).await
+                crate::registry::open(
+                    target,
+                    reference,
+                    &options.registry,
+                    options.platform.as_ref(),
+                )
+                .await
             }
             #[cfg(not(feature = "registry"))]
             Target::Registry(_) => Err(Error::RegistryUnsupported(target.to_string())),
@@ -89,6 +101,18 @@ impl Image {
     /// The image with its manifest (`None` for a saved daemon image).
     pub fn manifest(&self) -> Option<&cnb_referrers::layout::Image> {
         self.source.image()
+    }
+
+    /// The image index this image was reached through (its descriptor, every platform it lists,
+    /// the platform chosen), when it was: a caller can go on to the other platforms.
+    pub fn index(&self) -> Option<&IndexInfo> {
+        self.source.image().and_then(|i| i.index.as_ref())
+    }
+
+    /// The platform of this image, as its index entry declares it (`None` for an image not
+    /// reached through an index, or an entry without a platform).
+    pub fn platform(&self) -> Option<&PlatformSpec> {
+        self.index().and_then(|i| i.chosen.as_ref())
     }
 
     /// Where the image is in an OCI layout, for layout images.
@@ -162,7 +186,11 @@ fn open_archive(name: &str, path: &Path, selector: Option<&str>) -> Result<Image
     ))
 }
 
-fn open_layout(name: &str, location: LayoutImage) -> Result<Image, Error> {
+fn open_layout(
+    name: &str,
+    location: LayoutImage,
+    platform: Option<&PlatformSpec>,
+) -> Result<Image, Error> {
     if !location.dir.exists() {
         return Err(Error::ImageNotFound(format!(
             "{name}: no OCI layout at {}",
@@ -170,17 +198,20 @@ fn open_layout(name: &str, location: LayoutImage) -> Result<Image, Error> {
         )));
     }
     let layout = OciLayout::open(&location.dir).map_err(|e| Error::BadImage(e.to_string()))?;
-    let descriptor = layout
-        .resolve_image(location.selector.as_deref())
+    let resolved = layout
+        .resolve(location.selector.as_deref(), platform)
         .map_err(|e| match e {
             cnb_referrers::Error::NoSuchImage { .. } => {
                 Error::ImageNotFound(format!("{name}: {e}"))
             }
+            cnb_referrers::Error::Platform(e) => Error::platform(name, e),
             other => Error::BadImage(other.to_string()),
         })?;
-    let image = layout
-        .read_image(&descriptor)
+    let mut image = layout
+        .read_image(&resolved.descriptor)
         .map_err(|e| Error::BadImage(e.to_string()))?;
+    image.buildkit = resolved.buildkit;
+    image.index = resolved.index;
     Ok(Image::from_source(
         ImageSource::Layout {
             layout: Box::new(layout),
@@ -189,4 +220,148 @@ fn open_layout(name: &str, location: LayoutImage) -> Result<Image, Error> {
         &location.to_string(),
         Some(location),
     ))
+}
+
+/// Every platform of a target that [`Image::open_platforms`] opened.
+pub struct Platforms {
+    /// The image index the platforms were reached through, when the target is one.
+    pub index: Option<IndexInfo>,
+    /// The index itself as a subject (its image signature, anything attached to the index
+    /// digest): present when every platform of an index was asked for.
+    pub index_image: Option<Image>,
+    /// One image per platform, in the index's order (one image for a target that is a single
+    /// manifest).
+    pub images: Vec<Image>,
+}
+
+impl Platforms {
+    /// Whether this is more than one image, or an index opened whole: callers report per
+    /// platform then.
+    pub fn per_platform(&self) -> bool {
+        self.images.len() > 1 || self.index_image.is_some()
+    }
+}
+
+impl Image {
+    /// Opens every platform of `target` that `wanted` names (each must be in the index:
+    /// [`Error::NoSuchPlatform`]), or, with `wanted` empty, every platform of an image index (and
+    /// the index itself as a subject, [`Platforms::index_image`]); a target that is one manifest,
+    /// or an index of one platform, opens as [`Image::open`] opens it. `options.platform` is not
+    /// used. Each platform is opened by its own resolution of `target` (a tag that moves between
+    /// them is caught: every platform must come from the same index).
+    pub async fn open_platforms(
+        target: &str,
+        options: &OpenOptions,
+        wanted: &[PlatformSpec],
+    ) -> Result<Platforms, Error> {
+        let with = |platform: Option<PlatformSpec>| OpenOptions {
+            platform,
+            ..options.clone()
+        };
+        let mut images = Vec::new();
+        let mut whole = false;
+        if wanted.is_empty() {
+            match Image::open(target, &with(None)).await {
+                Ok(image) => images.push(image),
+                Err(Error::AmbiguousPlatform { platforms, .. }) => {
+                    whole = true;
+                    for p in &platforms {
+                        let spec = p.platform.clone().ok_or_else(|| {
+                            Error::BadImage(format!(
+                                "{target}: the image index lists {} without a platform; name it by digest",
+                                p.digest
+                            ))
+                        })?;
+                        images.push(Image::open(target, &with(Some(spec))).await?);
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        } else {
+            for spec in wanted {
+                images.push(Image::open(target, &with(Some(spec.clone()))).await?);
+            }
+        }
+        let index = images.first().and_then(|i| i.index().cloned());
+        if let Some(first) = &index {
+            if images
+                .iter()
+                .any(|i| i.index().map(|x| &x.descriptor.digest) != Some(&first.descriptor.digest))
+            {
+                return Err(Error::BadImage(format!(
+                    "{target} changed while its platforms were opened (another image index)"
+                )));
+            }
+        }
+        let index_image = match (&index, whole) {
+            (Some(info), true) => Some(images[0].index_subject(info, options).await?),
+            _ => None,
+        };
+        Ok(Platforms {
+            index,
+            index_image,
+            images,
+        })
+    }
+
+    /// The index `info` describes as a subject of its own: no layers, no config, only what is
+    /// attached to its digest (the image signature `sign` writes for it).
+    async fn index_subject(&self, info: &IndexInfo, options: &OpenOptions) -> Result<Image, Error> {
+        let subject = cnb_referrers::layout::Image {
+            descriptor: info.descriptor.clone(),
+            manifest: cnb_referrers::ImageManifest {
+                schema_version: 2,
+                media_type: None,
+                artifact_type: None,
+                config: cnb_referrers::Descriptor::empty(),
+                layers: Vec::new(),
+                subject: None,
+                annotations: None,
+            },
+            config: cnb_referrers::ImageConfig {
+                labels: Default::default(),
+                diff_ids: Vec::new(),
+            },
+            buildkit: Vec::new(),
+            index: None,
+        };
+        let name = format!("{} (image index)", self.name);
+        match &self.source {
+            ImageSource::Layout { layout, .. } => Ok(Image::from_source(
+                ImageSource::Layout {
+                    layout: layout.clone(),
+                    image: Box::new(subject),
+                },
+                &name,
+                self.layout.as_ref().map(|l| LayoutImage {
+                    dir: l.dir.clone(),
+                    selector: Some(info.descriptor.digest.to_string()),
+                }),
+            )),
+            #[cfg(feature = "registry")]
+            ImageSource::Registry { reference, .. } => {
+                let reference = cnb_registry::ImageRef {
+                    repository: reference.repository.clone(),
+                    tag: None,
+                    digest: Some(info.descriptor.digest.to_string()),
+                };
+                Ok(Image::from_source(
+                    ImageSource::Registry {
+                        client: Box::new(options.registry.client()?),
+                        reference,
+                        image: Box::new(subject),
+                    },
+                    &name,
+                    None,
+                ))
+            }
+            _ => {
+                let _ = options;
+                Err(Error::InvalidRequest(format!(
+                    "{}: only images in a registry or an OCI layout are reached through an index",
+                    self.name
+                )))
+            }
+        }
+    }
 }

@@ -249,3 +249,136 @@ pub async fn verify_image_signatures(
         .map(|s| simple_signing::verify(manifest, s, keys))
         .collect())
 }
+
+/// One subject's part of [`verify_platforms`]: a platform manifest, or the image index itself.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SubjectReport {
+    /// The platform (`os/arch[/variant]`); `None` for the index itself or an image not reached
+    /// through an index.
+    pub platform: Option<crate::PlatformSpec>,
+    /// Whether this is the image index itself (its signature) rather than a platform manifest.
+    pub index: bool,
+    /// The manifest (or index) digest.
+    pub digest: String,
+    /// The image's name, for messages.
+    pub image: String,
+    /// What [`verify_with`] found.
+    pub report: VerifyReport,
+    /// cosign 2 image signatures ([`verify_image_signatures`]).
+    pub signatures: Vec<SignatureVerdict>,
+}
+
+impl SubjectReport {
+    /// Verified attestations that are not image signatures (the SBOMs).
+    pub fn verified_sboms(&self) -> usize {
+        self.report
+            .verdicts
+            .iter()
+            .filter(|v| v.ok() && v.listed.predicate_type.as_deref() != Some(COSIGN_SIGN_V1))
+            .count()
+    }
+}
+
+/// What [`verify_platforms`] found: one report per subject, the index's first when it was opened
+/// whole.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct PlatformsReport {
+    /// The subjects: the index (when opened whole), then each platform in index order.
+    pub subjects: Vec<SubjectReport>,
+    /// The platforms with no verified SBOM attestation (what `--require-all-platforms` fails on).
+    pub unverified_platforms: Vec<String>,
+}
+
+/// Verifies every image of `platforms` (and the index itself, when it was opened whole) under
+/// `request`, with `keys` for cosign 2 image signatures. A platform with no verified SBOM is
+/// named in [`PlatformsReport::unverified_platforms`].
+pub async fn verify_platforms(
+    platforms: &crate::Platforms,
+    request: &VerifyRequest,
+) -> Result<PlatformsReport, Error> {
+    let mut subjects = Vec::new();
+    if let Some(index) = &platforms.index_image {
+        // The index has no label and no layers: its attestations are checked for binding and
+        // signature only.
+        let plain = VerifyRequest {
+            require_all_layers: false,
+            selection: Selection::default(),
+            ..request.clone()
+        };
+        subjects.push(subject_report(index, None, true, &plain).await?);
+    }
+    for image in &platforms.images {
+        subjects.push(subject_report(image, image.platform().cloned(), false, request).await?);
+    }
+    let unverified_platforms = subjects
+        .iter()
+        .filter(|s| !s.index && s.verified_sboms() == 0)
+        .map(|s| match &s.platform {
+            Some(p) => p.to_string(),
+            None => s.digest.clone(),
+        })
+        .collect();
+    Ok(PlatformsReport {
+        subjects,
+        unverified_platforms,
+    })
+}
+
+async fn subject_report(
+    image: &Image,
+    platform: Option<crate::PlatformSpec>,
+    index: bool,
+    request: &VerifyRequest,
+) -> Result<SubjectReport, Error> {
+    Ok(SubjectReport {
+        platform,
+        index,
+        digest: image.digest().map(|d| d.to_string()).unwrap_or_default(),
+        image: image.name().to_string(),
+        report: verify_with(image, request).await?,
+        signatures: verify_image_signatures(image, &request.keys).await?,
+    })
+}
+
+/// One subject's listing in [`list_platforms`].
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SubjectListing {
+    /// The platform; `None` for the index itself.
+    pub platform: Option<crate::PlatformSpec>,
+    /// Whether this is the image index itself.
+    pub index: bool,
+    /// The manifest (or index) digest.
+    pub digest: String,
+    /// The image's name.
+    pub image: String,
+    /// Its referrers.
+    pub listing: Listing,
+}
+
+/// Lists the attestations of every image of `platforms` (the index's own first, when it was
+/// opened whole).
+pub async fn list_platforms(platforms: &crate::Platforms) -> Result<Vec<SubjectListing>, Error> {
+    let mut out = Vec::new();
+    let all = platforms
+        .index_image
+        .iter()
+        .map(|i| (i, true))
+        .chain(platforms.images.iter().map(|i| (i, false)));
+    for (image, index) in all {
+        out.push(SubjectListing {
+            platform: if index {
+                None
+            } else {
+                image.platform().cloned()
+            },
+            index,
+            digest: image.digest().map(|d| d.to_string()).unwrap_or_default(),
+            image: image.name().to_string(),
+            listing: list(image).await?,
+        });
+    }
+    Ok(out)
+}

@@ -58,9 +58,10 @@ pub mod registry;
 pub mod restore;
 pub mod sign;
 
-pub use image::{Image, OpenOptions};
+pub use image::{Image, OpenOptions, Platforms};
 
 pub use cnb_dsse::{PasswordSource, SigningKey, VerifyingKey};
+pub use cnb_referrers::platform::{self, IndexInfo, IndexPlatform, PlatformSpec};
 pub use cnb_referrers::{Digest, StorageFormat};
 pub use cnb_sbom_restore::inspect::{Listed, Verdict};
 pub use cnb_sbom_restore::select::{Plan, Policy, Request as Selection};
@@ -152,9 +153,63 @@ pub enum Error {
     /// A rebase was refused ([`rebase::rebase`]); nothing was written.
     #[error(transparent)]
     Rebase(#[from] rebase::Refusal),
+    /// The image is an image index of several platform manifests and no platform was named
+    /// (`OpenOptions::platform`, `--platform`): nothing is chosen silently. The CLIs exit 2.
+    #[error("{image}: the image index holds {} platform manifests; name one with --platform: {}", platforms.len(), list_platforms(platforms))]
+    AmbiguousPlatform {
+        /// The image as named.
+        image: String,
+        /// Every platform manifest of the index (`os/arch[/variant]` and digest).
+        platforms: Vec<IndexPlatform>,
+    },
+    /// The platform named is not in the image index (or is there more than once). The CLIs
+    /// exit 2 (the analyzer treats it as no previous image for this platform).
+    #[error(
+        "{image}: no one manifest for platform {wanted} in the image index; it holds: {}",
+        list_platforms(platforms)
+    )]
+    NoSuchPlatform {
+        /// The image as named.
+        image: String,
+        /// The platform asked for.
+        wanted: PlatformSpec,
+        /// Every platform manifest of the index.
+        platforms: Vec<IndexPlatform>,
+    },
     /// The async runtime could not be started.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+}
+
+fn list_platforms(platforms: &[IndexPlatform]) -> String {
+    if platforms.is_empty() {
+        return "no platform manifest".into();
+    }
+    platforms
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Error {
+    /// The facade's error for a platform that could not be chosen from `image`'s index.
+    pub(crate) fn platform(image: &str, e: cnb_referrers::platform::PlatformError) -> Self {
+        use cnb_referrers::platform::PlatformError;
+        match e {
+            PlatformError::Ambiguous { platforms } => Error::AmbiguousPlatform {
+                image: image.to_string(),
+                platforms,
+            },
+            PlatformError::NoMatch {
+                wanted, platforms, ..
+            } => Error::NoSuchPlatform {
+                image: image.to_string(),
+                wanted,
+                platforms,
+            },
+        }
+    }
 }
 
 impl From<cnb_signing::Error> for Error {

@@ -927,6 +927,7 @@ mod tests {
                 diff_ids: Vec::new(),
             },
             buildkit: Vec::new(),
+            index: None,
         }
     }
 

@@ -56,15 +56,20 @@ pub(crate) async fn open(
     name: &str,
     reference: ImageRef,
     options: &RegistryOptions,
+    platform: Option<&cnb_referrers::platform::PlatformSpec>,
 ) -> Result<Image, Error> {
     let client = options.client()?;
     let shown = reference.to_string();
-    let image = client.read_image(&reference).await.map_err(|e| match &e {
-        cnb_registry::Error::Status { status: 404, .. } => {
-            Error::ImageNotFound(format!("{name}: {e}"))
-        }
-        _ => Error::Registry(e),
-    })?;
+    let image = client
+        .read_image_for(&reference, platform)
+        .await
+        .map_err(|e| match e {
+            cnb_registry::Error::Status { status: 404, .. } => {
+                Error::ImageNotFound(format!("{name}: {e}"))
+            }
+            cnb_registry::Error::Platform { source, .. } => Error::platform(name, source),
+            e => Error::Registry(e),
+        })?;
     Ok(Image::from_source(
         ImageSource::Registry {
             client: Box::new(client),

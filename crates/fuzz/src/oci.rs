@@ -2,7 +2,7 @@
 //! strictly), image configs and the lifecycle metadata label. Every document read is written and
 //! read again to the same value; no document is both a manifest and an index (CVE-2021-41190).
 
-use cnb_referrers::layout::platform_of;
+use cnb_referrers::platform::choose;
 use cnb_referrers::{Descriptor, ImageConfig, ImageIndex, ImageManifest, StorageFormat};
 use cnb_sbom_discovery::platform::LifecycleMetadata;
 use cnb_sbom_restore::layer::{config_env, layers_mount, lifecycle_metadata, sbom_layer_position};
@@ -44,7 +44,7 @@ pub fn oci(data: &[u8]) {
         assert_eq!(&again, i);
         assert!(ImageManifest::from_json(&written).is_err());
         descriptors(&i.manifests);
-        if let Ok((chosen, others)) = platform_of(i) {
+        if let Ok((chosen, others)) = choose(i, None) {
             assert!(i.manifests.contains(&chosen));
             assert!(others.iter().all(|o| i.manifests.contains(o)));
         }

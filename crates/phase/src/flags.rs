@@ -289,3 +289,37 @@ impl KeylessSignFlags {
         Ok(Some(source))
     }
 }
+
+/// `--platform` values: `os/arch[/variant]`, repeatable or comma-separated.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PlatformFlags {
+    /// For an image index: the platform(s) to work on, `os/arch[/variant]` (e.g. linux/arm64);
+    /// repeat or comma-separate. Default: every platform of the index, reported one by one.
+    #[arg(long = "platform", value_name = "OS/ARCH[/VARIANT]", value_delimiter = ',', value_parser = platform)]
+    pub platforms: Vec<cnb_attest::PlatformSpec>,
+}
+
+/// Parses one `os/arch[/variant]` (a clap value parser).
+pub fn platform(text: &str) -> Result<cnb_attest::PlatformSpec, String> {
+    text.trim()
+        .parse()
+        .map_err(|e: cnb_attest::platform::BadPlatform| e.to_string())
+}
+
+/// The lifecycle's build target as a platform: `CNB_TARGET_OS`/`CNB_TARGET_ARCH` (and
+/// `CNB_TARGET_ARCH_VARIANT` when set and not empty); `None` unless both are set.
+pub fn target_platform_from_env() -> Result<Option<cnb_attest::PlatformSpec>, String> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    match (var("CNB_TARGET_OS"), var("CNB_TARGET_ARCH")) {
+        (Some(os), Some(arch)) => {
+            let text = match var("CNB_TARGET_ARCH_VARIANT") {
+                Some(variant) => format!("{os}/{arch}/{variant}"),
+                None => format!("{os}/{arch}"),
+            };
+            platform(&text)
+                .map(Some)
+                .map_err(|e| format!("CNB_TARGET_OS/CNB_TARGET_ARCH: {e}"))
+        }
+        _ => Ok(None),
+    }
+}

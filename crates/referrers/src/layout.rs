@@ -18,6 +18,7 @@ use crate::manifest::{
     Descriptor, ImageConfig, ImageIndex, ImageManifest, DOCKER_MANIFEST, OCI_INDEX, OCI_MANIFEST,
     REF_NAME,
 };
+use crate::platform::{self, IndexInfo, PlatformSpec};
 use crate::{Digest, Error};
 
 /// Largest `index.json` read.
@@ -46,54 +47,27 @@ pub struct Image {
     /// that holds them (`vnd.docker.reference.type: attestation-manifest` entries whose
     /// `vnd.docker.reference.digest` is this manifest).
     pub buildkit: Vec<Descriptor>,
+    /// The image index this manifest was reached through (its descriptor and every platform it
+    /// lists), when it was.
+    pub index: Option<IndexInfo>,
+}
+
+/// What [`OciLayout::resolve`] found: the platform manifest to work on, the BuildKit attestation
+/// manifests about it and, when it was reached through an image index, that index.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The image manifest's descriptor as listed.
+    pub descriptor: Descriptor,
+    /// BuildKit attestation manifests about it.
+    pub buildkit: Vec<Descriptor>,
+    /// The image index it was reached through.
+    pub index: Option<IndexInfo>,
 }
 
 /// BuildKit's annotation on the index entry of an attestation manifest.
 pub const BUILDKIT_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 /// BuildKit's annotation naming the platform manifest an attestation manifest is about.
 pub const BUILDKIT_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
-
-/// In an image index: the one platform manifest (an entry that is not a BuildKit attestation
-/// manifest; with several, the `linux/amd64` one, else an error naming them) and the BuildKit
-/// attestation manifests about it.
-pub fn platform_of(index: &crate::ImageIndex) -> Result<(Descriptor, Vec<Descriptor>), String> {
-    let is_attestation =
-        |d: &&Descriptor| d.annotation(BUILDKIT_REFERENCE_TYPE) == Some("attestation-manifest");
-    let platforms: Vec<&Descriptor> = index
-        .manifests
-        .iter()
-        .filter(|d| !is_attestation(d))
-        .filter(|d| d.media_type == OCI_MANIFEST || d.media_type == DOCKER_MANIFEST)
-        .collect();
-    let chosen = match platforms.as_slice() {
-        [one] => (*one).clone(),
-        [] => return Err("the image index holds no platform manifest".into()),
-        many => {
-            let amd64 = many.iter().find(|d| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| p.os == "linux" && p.architecture == "amd64")
-            });
-            match amd64 {
-                Some(d) => (*d).clone(),
-                None => {
-                    return Err(format!(
-                        "the image index holds {} platform manifests; name one by digest",
-                        many.len()
-                    ))
-                }
-            }
-        }
-    };
-    let attestations = index
-        .manifests
-        .iter()
-        .filter(|d| is_attestation(d))
-        .filter(|d| d.annotation(BUILDKIT_REFERENCE_DIGEST) == Some(chosen.digest.as_str()))
-        .cloned()
-        .collect();
-    Ok((chosen, attestations))
-}
 
 /// What storing one referrer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -169,19 +143,36 @@ impl OciLayout {
 
     /// Finds the image to work on: `selector` is a tag (`org.opencontainers.image.ref.name`) or a
     /// digest; with no selector the layout must hold exactly one tagged image manifest (or exactly
-    /// one manifest that is not a referrer).
+    /// one manifest that is not a referrer). An image index must hold one platform manifest; see
+    /// [`OciLayout::resolve`] to name one.
     pub fn resolve_image(&self, selector: Option<&str>) -> Result<Descriptor, Error> {
+        self.resolve(selector, None).map(|r| r.descriptor)
+    }
+
+    /// [`OciLayout::resolve_image`] with a platform: an image index resolves to its manifest for
+    /// `platform` ([`platform::choose`]: without one, an index of several platforms is
+    /// [`Error::Platform`] listing them). A digest also finds a manifest listed inside an image
+    /// index that `index.json` lists (with the BuildKit attestation manifests about it there). A
+    /// single manifest is taken as it is (`platform` is checked only against index entries).
+    pub fn resolve(
+        &self,
+        selector: Option<&str>,
+        wanted: Option<&PlatformSpec>,
+    ) -> Result<Resolved, Error> {
         let index = self.index()?;
         let is_manifest =
             |d: &&Descriptor| d.media_type == OCI_MANIFEST || d.media_type == DOCKER_MANIFEST;
+        let mut digest_selector = None;
         let found: Vec<&Descriptor> = match selector {
             Some(s) if s.starts_with("sha256:") => {
                 let digest: Digest = s.parse()?;
-                index
+                let found: Vec<&Descriptor> = index
                     .manifests
                     .iter()
                     .filter(|d| d.digest == digest)
-                    .collect()
+                    .collect();
+                digest_selector = Some(digest);
+                found
             }
             Some(tag) => index
                 .manifests
@@ -207,28 +198,32 @@ impl OciLayout {
         };
         let what = selector.unwrap_or("(no tag given)");
         match found.as_slice() {
-            [one] if is_manifest(one) => Ok((*one).clone()),
+            [one] if is_manifest(one) => Ok(Resolved {
+                descriptor: (*one).clone(),
+                buildkit: Vec::new(),
+                index: None,
+            }),
             [one] if one.media_type == OCI_INDEX => {
-                let bytes = self.read_blob(&one.digest, MAX_MANIFEST_SIZE)?;
-                let index = ImageIndex::from_json(&bytes).map_err(|e| Error::Layout {
-                    path: self.blob_path(&one.digest),
-                    reason: e.to_string(),
-                })?;
-                platform_of(&index)
-                    .map(|(platform, _)| platform)
-                    .map_err(|reason| Error::Layout {
-                        path: self.root.clone(),
-                        reason: format!("`{what}`: {reason}"),
-                    })
+                let (index, _) = self.read_index(one)?;
+                let (chosen, buildkit) = platform::choose(&index, wanted)?;
+                Ok(Resolved {
+                    index: Some(platform::index_info(one, &index, &chosen)),
+                    descriptor: chosen,
+                    buildkit,
+                })
             }
             [one] => Err(Error::Layout {
                 path: self.root.clone(),
                 reason: format!("`{what}` has unsupported media type {}", one.media_type),
             }),
-            [] => Err(Error::NoSuchImage {
-                path: self.root.clone(),
-                selector: what.to_string(),
-            }),
+            [] => match digest_selector {
+                // A manifest listed inside an image index that index.json lists.
+                Some(digest) => self.resolve_child(&index, &digest, wanted, what),
+                None => Err(Error::NoSuchImage {
+                    path: self.root.clone(),
+                    selector: what.to_string(),
+                }),
+            },
             many => Err(Error::Layout {
                 path: self.root.clone(),
                 reason: format!(
@@ -237,6 +232,62 @@ impl OciLayout {
                 ),
             }),
         }
+    }
+
+    /// Reads the image index `entry` names (bounded, digest-checked).
+    fn read_index(&self, entry: &Descriptor) -> Result<(ImageIndex, Vec<u8>), Error> {
+        let bytes = self.read_blob(&entry.digest, MAX_MANIFEST_SIZE)?;
+        let index = ImageIndex::from_json(&bytes).map_err(|e| Error::Layout {
+            path: self.blob_path(&entry.digest),
+            reason: e.to_string(),
+        })?;
+        Ok((index, bytes))
+    }
+
+    /// A platform manifest `digest` listed in an image index that `index.json` lists.
+    fn resolve_child(
+        &self,
+        top: &ImageIndex,
+        digest: &Digest,
+        wanted: Option<&PlatformSpec>,
+        what: &str,
+    ) -> Result<Resolved, Error> {
+        for entry in top.manifests.iter().filter(|d| d.media_type == OCI_INDEX) {
+            if entry.size > MAX_MANIFEST_SIZE {
+                continue;
+            }
+            let Ok((index, _)) = self.read_index(entry) else {
+                continue;
+            };
+            let Some(child) = platform::platform_manifests(&index)
+                .into_iter()
+                .find(|d| d.digest == *digest)
+                .cloned()
+            else {
+                continue;
+            };
+            if let Some(w) = wanted {
+                if !child.platform.as_ref().is_some_and(|p| w.matches(p)) {
+                    return Err(Error::Platform(platform::PlatformError::NoMatch {
+                        wanted: w.clone(),
+                        matching: 0,
+                        platforms: platform::platforms(&index)
+                            .into_iter()
+                            .filter(|p| p.digest == *digest)
+                            .collect(),
+                    }));
+                }
+            }
+            return Ok(Resolved {
+                index: Some(platform::index_info(entry, &index, &child)),
+                buildkit: platform::buildkit_about(&index, digest),
+                descriptor: child,
+            });
+        }
+        Err(Error::NoSuchImage {
+            path: self.root.clone(),
+            selector: what.to_string(),
+        })
     }
 
     /// The BuildKit attestation manifests about `platform` in any image index listed in
@@ -287,6 +338,7 @@ impl OciLayout {
             manifest,
             config,
             buildkit: Vec::new(),
+            index: None,
         })
     }
 

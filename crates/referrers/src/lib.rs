@@ -25,6 +25,7 @@ pub mod blob;
 pub mod format;
 pub mod layout;
 pub mod manifest;
+pub mod platform;
 pub mod reference;
 
 pub use blob::Blob;
@@ -135,6 +136,10 @@ pub enum Error {
         /// The tag or digest asked for.
         selector: String,
     },
+    /// No one platform manifest could be chosen from an image index (several and none named, or
+    /// none matching the one named); the error lists every platform.
+    #[error(transparent)]
+    Platform(#[from] platform::PlatformError),
     /// A file is larger than allowed.
     #[error("{}: {size} bytes exceeds the {max}-byte limit", path.display())]
     TooLarge {

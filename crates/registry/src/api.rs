@@ -863,11 +863,24 @@ impl Client {
         subject_descriptor(image, fetched).map(|(d, _)| d)
     }
 
-    /// Reads an image manifest (by tag or digest) and its config. An index is refused with a
-    /// message: attestations attach to one platform manifest.
+    /// Reads an image manifest (by tag or digest) and its config. An image index resolves to its
+    /// one platform manifest; one with several is [`Error::Platform`] listing them (see
+    /// [`Client::read_image_for`] to name one).
     pub async fn read_image(
         &self,
         image: &crate::ImageRef,
+    ) -> Result<cnb_referrers::layout::Image, Error> {
+        self.read_image_for(image, None).await
+    }
+
+    /// Reads an image manifest (by tag or digest) and its config; an image index resolves to its
+    /// manifest for `platform` ([`cnb_referrers::platform::choose`]: never a silent choice), with
+    /// the BuildKit attestation manifests about it and the index it was reached through
+    /// ([`cnb_referrers::layout::Image::index`]). A manifest named directly is taken as it is.
+    pub async fn read_image_for(
+        &self,
+        image: &crate::ImageRef,
+        platform: Option<&cnb_referrers::platform::PlatformSpec>,
     ) -> Result<cnb_referrers::layout::Image, Error> {
         let repo = &image.repository;
         let fetched = self
@@ -881,26 +894,45 @@ impl Client {
             })?;
         // Through an image index (a multi-platform image, or BuildKit's attestation layout): the
         // platform manifest, and the BuildKit attestation manifests about it.
-        let (fetched, buildkit) = if fetched.media_type == OCI_INDEX
-            || fetched.media_type == cnb_referrers::manifest::DOCKER_MANIFEST_LIST
-        {
-            let index = ImageIndex::from_json(&fetched.bytes)
-                .map_err(|e| Error::Malformed(format!("{image}: {e}")))?;
-            let (platform, buildkit) = cnb_referrers::layout::platform_of(&index)
-                .map_err(|reason| Error::Malformed(format!("{image}: {reason}")))?;
-            let fetched = self
-                .get_manifest(repo, platform.digest.as_str())
-                .await?
-                .ok_or_else(|| Error::Status {
-                    what: format!("GET manifest {repo}@{}", platform.digest),
-                    status: 404,
-                    codes: Vec::new(),
-                    detail: "the index names a manifest the registry does not have".into(),
-                })?;
-            (fetched, buildkit)
-        } else {
-            (fetched, Vec::new())
-        };
+        let (fetched, buildkit, index_info) =
+            if fetched.media_type == OCI_INDEX
+                || fetched.media_type == cnb_referrers::manifest::DOCKER_MANIFEST_LIST
+            {
+                let index = ImageIndex::from_json(&fetched.bytes)
+                    .map_err(|e| Error::Malformed(format!("{image}: {e}")))?;
+                let (chosen, buildkit) = cnb_referrers::platform::choose(&index, platform)
+                    .map_err(|source| Error::Platform {
+                        image: image.to_string(),
+                        source,
+                    })?;
+                let index_descriptor = Descriptor {
+                    media_type: fetched.media_type.clone(),
+                    digest: fetched.digest.clone(),
+                    size: fetched.bytes.len() as u64,
+                    artifact_type: None,
+                    annotations: None,
+                    platform: None,
+                };
+                let info = cnb_referrers::platform::index_info(&index_descriptor, &index, &chosen);
+                let fetched = self
+                    .get_manifest(repo, chosen.digest.as_str())
+                    .await?
+                    .ok_or_else(|| Error::Status {
+                        what: format!("GET manifest {repo}@{}", chosen.digest),
+                        status: 404,
+                        codes: Vec::new(),
+                        detail: "the index names a manifest the registry does not have".into(),
+                    })?;
+                if fetched.digest != chosen.digest {
+                    return Err(Error::Malformed(format!(
+                        "{image}: the registry served {} for {}",
+                        fetched.digest, chosen.digest
+                    )));
+                }
+                (fetched, buildkit, Some(info))
+            } else {
+                (fetched, Vec::new(), None)
+            };
         let (descriptor, manifest) = subject_descriptor(image, fetched)?;
         let config_bytes = self
             .get_blob(repo, &manifest.config.digest, MAX_CONFIG_SIZE)
@@ -912,6 +944,7 @@ impl Client {
             manifest,
             config,
             buildkit,
+            index: index_info,
         })
     }
 }

@@ -169,6 +169,16 @@ pub enum Error {
     /// A registry document is malformed (or a value taken from one cannot be sent back).
     #[error("malformed {0}")]
     Malformed(String),
+    /// An image index from which no one platform manifest could be chosen (several and none
+    /// named, or none matching the one named); the error lists every platform.
+    #[error("{image}: {source}")]
+    Platform {
+        /// The image as named.
+        image: String,
+        /// Why, with the index's platforms.
+        #[source]
+        source: cnb_referrers::platform::PlatformError,
+    },
     /// A conditional write lost a race (412).
     #[error("{0}: changed since it was read (412 Precondition Failed)")]
     PreconditionFailed(String),

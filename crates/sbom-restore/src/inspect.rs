@@ -1260,6 +1260,7 @@ pub(crate) mod tests {
                         diff_ids: vec![format!("sha256:{}", layer_hex())],
                     },
                     buildkit: Vec::new(),
+                    index: None,
                 },
             }
         }
