@@ -4,6 +4,7 @@
 #![deny(unsafe_code)]
 
 pub mod closed;
+pub mod platforms;
 pub mod proxy;
 pub mod registry;
 pub mod rss;

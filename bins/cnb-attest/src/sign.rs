@@ -4,10 +4,12 @@ use std::path::PathBuf;
 
 use clap::Args;
 use cnb_attest::keys::KeySource;
-use cnb_attest::sign::{LayersInput, SignInput, SignRequest};
+use cnb_attest::sign::{
+    LayersInput, PlatformSigned, PlatformsSignRequest, SignInput, SignRequest, SignedPlatforms,
+};
 use cnb_attest::{Image, Status};
 use cnb_phase::flags::{
-    password_source, KeylessSignFlags, RegistryFlags, SignFlags, SigstoreTrustFlags,
+    password_source, KeylessSignFlags, PlatformFlags, RegistryFlags, SignFlags, SigstoreTrustFlags,
 };
 use cnb_phase::{exit, Failure};
 
@@ -19,9 +21,19 @@ pub(crate) struct SignArgs {
     image: String,
     #[command(flatten)]
     registry: RegistryFlags,
-    /// The build's layers directory: its SBOMs are discovered and attested.
-    #[arg(long, env = "CNB_LAYERS_DIR", conflicts_with = "config")]
-    layers: Option<PathBuf>,
+    /// The build's layers directory: its SBOMs are discovered and attested. For an image index:
+    /// `<os/arch[/variant]>=<dir>` per platform (repeat), or one directory holding a layers
+    /// directory per platform named `os-arch[-variant]` (`linux-amd64/`, `linux-arm64/`,
+    /// `linux-arm-v7/`).
+    #[arg(
+        long,
+        env = "CNB_LAYERS_DIR",
+        conflicts_with = "config",
+        value_name = "[PLATFORM=]DIR"
+    )]
+    layers: Vec<String>,
+    #[command(flatten)]
+    platform: PlatformFlags,
     /// A signer configuration to use instead of discovering SBOMs.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -70,25 +82,50 @@ pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
         .signing
         .options()
         .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?;
-    let input = match (args.config, args.layers) {
-        (Some(path), _) => SignInput::Config {
+    let layers = LayersInput {
+        dir: PathBuf::new(),
+        group: args.group,
+        subject_name: args.name,
+        include_build: args.include_build_sboms,
+        include_cache: args.include_cache_sboms,
+    };
+    let input = match (args.config, args.layers.is_empty()) {
+        (Some(path), _) => Some(SignInput::Config {
             path,
             allow_roots: args.allow_roots,
-        },
-        (None, Some(dir)) => SignInput::Layers(LayersInput {
-            dir,
-            group: args.group,
-            subject_name: args.name,
-            include_build: args.include_build_sboms,
-            include_cache: args.include_cache_sboms,
         }),
-        (None, None) => {
+        (None, false) => None,
+        (None, true) => {
             return Err(Failure::new(
                 exit::INVALID_ARGS,
                 "nothing to sign: give --layers <dir> or --config <signer.toml>",
             ))
         }
     };
+    // `<os/arch[/variant]>=<dir>`, or a directory (whose name may hold `=`).
+    let layers: Vec<(Option<cnb_attest::PlatformSpec>, LayersInput)> = args
+        .layers
+        .iter()
+        .map(|text| {
+            let (platform, dir) = match text.split_once('=') {
+                Some((p, dir)) if p.contains('/') => (
+                    Some(
+                        cnb_phase::flags::platform(p)
+                            .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?,
+                    ),
+                    dir,
+                ),
+                _ => (None, text.as_str()),
+            };
+            Ok((
+                platform,
+                LayersInput {
+                    dir: PathBuf::from(dir),
+                    ..layers.clone()
+                },
+            ))
+        })
+        .collect::<Result<_, Failure>>()?;
     let keyless = args
         .keyless
         .source(&args.sigstore)
@@ -104,18 +141,58 @@ pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
             requested: args.throwaway_key,
         },
     };
-    let request = SignRequest {
-        input,
-        key,
-        options,
-        progress: true,
-    };
     let open = args.registry.open_options();
-    let (signed, location) = block_on(async {
-        let image = Image::open(&args.image, &open).await?;
-        let signed = cnb_attest::sign::sign(&image, &request).await?;
-        Ok((signed, image.name().to_string()))
-    })?;
+    let signed = match input {
+        Some(input) => {
+            let request = SignRequest {
+                input,
+                key,
+                options,
+                progress: true,
+            };
+            let open = cnb_attest::OpenOptions {
+                platform: match args.platform.platforms.as_slice() {
+                    [one] => Some(one.clone()),
+                    [] => None,
+                    _ => {
+                        return Err(Failure::new(
+                            exit::INVALID_ARGS,
+                            "--config signs one manifest: give at most one --platform",
+                        ))
+                    }
+                },
+                ..open
+            };
+            block_on(async {
+                let image = Image::open(&args.image, &open).await?;
+                let signed = cnb_attest::sign::sign(&image, &request).await?;
+                Ok(SignedPlatforms {
+                    index: None,
+                    index_signature: None,
+                    platforms: vec![PlatformSigned {
+                        image: image.name().to_string(),
+                        platform: image.platform().cloned(),
+                        report: signed.report,
+                    }],
+                    throwaway_key: signed.throwaway_key,
+                })
+            })?
+        }
+        None => {
+            let request = PlatformsSignRequest {
+                layers,
+                platforms: args.platform.platforms.clone(),
+                key,
+                options,
+                progress: true,
+            };
+            block_on(cnb_attest::sign::sign_platforms(
+                &args.image,
+                &open,
+                &request,
+            ))?
+        }
+    };
     match &signed.throwaway_key {
         Some(key) if key.created => eprintln!(
             "note: no --key given; created the throw-away key pair {} / {} (empty password)",
@@ -128,66 +205,95 @@ pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
         ),
         None => {}
     }
-    let report = &signed.report;
     if args.json {
-        print_json(report);
-    } else {
-        println!(
-            "{location}: {} attestation referrer(s) stored, {} already present, {} blob(s) written (key {})",
-            report.pushed,
-            report.already_present,
-            report.blobs_written,
-            &report.key_fingerprint[..16]
-        );
-        for a in &report.attestations {
-            println!(
-                "  {:<15} {:<6} {:<27} {}{}",
-                match a.status {
-                    Status::Pushed => "pushed",
-                    Status::AlreadyPresent => "already present",
-                },
-                a.format,
-                cnb_phase::shown(&a.predicate_type.to_string()),
-                a.buildpack
-                    .as_deref()
-                    .map_or_else(|| "-".into(), cnb_phase::shown),
-                a.layer
-                    .as_deref()
-                    .map(|l| format!(":{}", cnb_phase::shown(l)))
-                    .unwrap_or_default()
-            );
+        if signed.per_platform() {
+            print_json(&signed);
+        } else {
+            print_json(&signed.platforms[0].report);
         }
-        if let Some(requests) = report.requests {
-            println!(
-                "  {requests} registry request(s); referrers {}",
-                if report.referrers_api == Some(true) {
-                    "API".to_string()
-                } else {
-                    format!(
-                        "tag-schema index ({} write(s))",
-                        report.index_writes.unwrap_or(0)
-                    )
-                }
-            );
+    } else {
+        for p in &signed.platforms {
+            if signed.per_platform() {
+                println!(
+                    "== platform {} {} ==",
+                    p.platform
+                        .as_ref()
+                        .map_or_else(|| "(none declared)".to_string(), |p| p.to_string()),
+                    p.report.image_digest
+                );
+            }
+            print_report(&p.image, &p.report);
+        }
+        if let Some(report) = &signed.index_signature {
+            println!("== image index {} ==", report.image_digest);
+            print_report(&report.image, report);
         }
     }
-    if !report.all_discoverable() {
-        let missing = report
-            .attestations
-            .iter()
-            .filter(|a| !a.discoverable)
-            .count();
-        return Err(Failure::new(
-            exit::NOT_DISCOVERABLE,
-            format!(
-                "{location}: {missing} attestation(s) were stored but are not listed where readers look: {}",
-                why_not_listed(report)
-            ),
-        )
-        .hint(NOT_LISTED_HINT)
-        .already_printed(args.json));
+    let names = signed
+        .platforms
+        .iter()
+        .map(|p| p.image.as_str())
+        .chain(signed.index_signature.iter().map(|r| r.image.as_str()));
+    for (location, report) in names.zip(signed.reports()) {
+        if !report.all_discoverable() {
+            let missing = report
+                .attestations
+                .iter()
+                .filter(|a| !a.discoverable)
+                .count();
+            return Err(Failure::new(
+                exit::NOT_DISCOVERABLE,
+                format!(
+                    "{location}: {missing} attestation(s) were stored but are not listed where readers look: {}",
+                    why_not_listed(report)
+                ),
+            )
+            .hint(NOT_LISTED_HINT)
+            .already_printed(args.json));
+        }
     }
     Ok(exit::OK)
+}
+
+fn print_report(location: &str, report: &cnb_attest::SignReport) {
+    println!(
+        "{location}: {} attestation referrer(s) stored, {} already present, {} blob(s) written (key {})",
+        report.pushed,
+        report.already_present,
+        report.blobs_written,
+        &report.key_fingerprint[..16]
+    );
+    for a in &report.attestations {
+        println!(
+            "  {:<15} {:<6} {:<27} {}{}",
+            match a.status {
+                Status::Pushed => "pushed",
+                Status::AlreadyPresent => "already present",
+            },
+            a.format,
+            cnb_phase::shown(&a.predicate_type.to_string()),
+            a.buildpack
+                .as_deref()
+                .map_or_else(|| "-".into(), cnb_phase::shown),
+            a.layer
+                .as_deref()
+                .map(|l| format!(":{}", cnb_phase::shown(l)))
+                .unwrap_or_default()
+        );
+    }
+    if let Some(requests) = report.requests {
+        println!(
+            "  {requests} registry request(s); referrers {}",
+            if report.referrers_api == Some(true) {
+                "API".to_string()
+            } else {
+                format!(
+                    "tag-schema index ({} write(s))",
+                    report.index_writes.unwrap_or(0)
+                )
+            }
+        );
+    }
 }
 
 /// What to do about attestations that were stored but are not listed.

@@ -12,8 +12,10 @@ use cnb_signing::generate::{generate_config, lifecycle_label, GenerateInput};
 use cnb_signing::{LayoutImage, SignOptions, SignReport, Target};
 use serde::Serialize;
 
+use std::collections::BTreeMap;
+
 use crate::keys::{KeySource, ThrowawayKey};
-use crate::{Error, Image};
+use crate::{Error, Image, IndexInfo, OpenOptions, PlatformSpec};
 
 /// What to attest.
 #[derive(Debug, Clone)]
@@ -96,10 +98,35 @@ pub struct Signed {
 /// # Ok::<(), cnb_attest::Error>(())
 /// ```
 pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error> {
+    let (config, roots) = checked_config(image, &request.input, &request.options)?;
+    refuse_unverifiable_key(image, &request.key)?;
+    let run = crate::keys::RunSigner::open(&request.key).await?;
+    let report = store(
+        image,
+        &config,
+        &roots,
+        &run,
+        &request.options,
+        request.progress,
+    )
+    .await?;
+    Ok(Signed {
+        report,
+        throwaway_key: run.throwaway,
+    })
+}
+
+/// The configuration for `input` on `image`, checked against the image (its digest) and the
+/// target (the formats a layout can take), before any key is loaded.
+fn checked_config(
+    image: &Image,
+    input: &SignInput,
+    options: &SignOptions,
+) -> Result<(SignerConfig, AllowedRoots), Error> {
     let manifest = image.with_manifest()?;
-    let (config, roots) = configure(image, &request.input)?;
+    let (config, roots) = configure(image, input)?;
     if matches!(image.source, ImageSource::Layout { .. }) {
-        request.options.check_layout_target()?;
+        options.check_layout_target()?;
     }
     let configured = config.image.digest()?;
     if configured != manifest.descriptor.digest {
@@ -109,10 +136,15 @@ pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error>
             manifest.descriptor.digest
         )));
     }
+    Ok((config, roots))
+}
+
+/// A registry image is never signed with a throw-away key nobody asked for.
+fn refuse_unverifiable_key(image: &Image, key: &KeySource) -> Result<(), Error> {
     #[cfg(feature = "registry")]
     if matches!(image.source, ImageSource::Registry { .. })
         && matches!(
-            request.key,
+            key,
             KeySource::Throwaway {
                 requested: false,
                 ..
@@ -125,20 +157,35 @@ pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error>
             image.name()
         )));
     }
-    let run = crate::keys::RunSigner::open(&request.key).await?;
+    let _ = (image, key);
+    Ok(())
+}
+
+/// Signs `config` with the run's key and stores it on `image`'s manifest.
+async fn store(
+    image: &Image,
+    config: &SignerConfig,
+    roots: &AllowedRoots,
+    run: &crate::keys::RunSigner<'_>,
+    sign_options: &SignOptions,
+    progress: bool,
+) -> Result<SignReport, Error> {
+    #[cfg(not(feature = "registry"))]
+    let _ = progress;
+    let manifest = image.with_manifest()?;
     let key = run.key();
     let options = run
         .options_for(
             &manifest.descriptor,
             image.name(),
-            &config,
-            &roots,
-            &request.options,
+            config,
+            roots,
+            sign_options,
         )
         .await?;
     let report = match &image.source {
         ImageSource::Layout { layout, .. } => {
-            cnb_signing::sign_layout(layout, manifest, &config, &roots, key, &options)?
+            cnb_signing::sign_layout(layout, manifest, config, roots, key, &options)?
         }
         #[cfg(feature = "registry")]
         ImageSource::Registry {
@@ -149,11 +196,11 @@ pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error>
                 reference,
                 &manifest.descriptor,
                 Some(&manifest.config.diff_ids),
-                &config,
-                &roots,
+                config,
+                roots,
                 key,
                 &options,
-                &attach_options(request.progress),
+                &attach_options(progress),
             )
             .await?
         }
@@ -167,10 +214,384 @@ pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error>
         #[allow(unreachable_patterns)]
         _ => return Err(Error::RegistryUnsupported(image.name().to_string())),
     };
-    Ok(Signed {
-        report,
+    Ok(report)
+}
+
+/// A multi-platform signing run ([`sign_platforms`]).
+#[derive(Debug)]
+pub struct PlatformsSignRequest {
+    /// The layers directories: each for the platform it names, or one without a platform: a
+    /// plain layers directory (for a manifest, or an index of one platform), or a directory of
+    /// per-platform layers directories named `os-arch[-variant]` (`linux-amd64/`,
+    /// `linux-arm64/`, `linux-arm-v7/`), told apart by having no `sbom/` of its own.
+    pub layers: Vec<(Option<PlatformSpec>, LayersInput)>,
+    /// Only these platforms; default: every platform a layers directory was given for.
+    pub platforms: Vec<PlatformSpec>,
+    /// The signing key (one for the whole run).
+    pub key: KeySource,
+    /// Formats, statement version, image signature.
+    pub options: SignOptions,
+    /// Show upload progress on a terminal.
+    pub progress: bool,
+}
+
+/// One platform's part of [`sign_platforms`].
+#[derive(Debug, Clone, Serialize)]
+pub struct PlatformSigned {
+    /// The image as named (for messages).
+    #[serde(skip)]
+    pub image: String,
+    /// The platform (`None` for an image not reached through an index, or an entry without one).
+    pub platform: Option<PlatformSpec>,
+    /// What signing its manifest did.
+    pub report: SignReport,
+}
+
+/// What [`sign_platforms`] did.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub struct SignedPlatforms {
+    /// The image index signed, when several platforms were.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexInfo>,
+    /// The index's own image signature (a subject with no SBOMs), when several platforms were
+    /// signed and an image signature is asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index_signature: Option<SignReport>,
+    /// Each platform signed, in the index's order.
+    pub platforms: Vec<PlatformSigned>,
+    /// The throw-away key, when one was used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub throwaway_key: Option<ThrowawayKey>,
+}
+
+impl SignedPlatforms {
+    /// Every report: each platform's, then the index signature's.
+    pub fn reports(&self) -> impl Iterator<Item = &SignReport> {
+        self.platforms
+            .iter()
+            .map(|p| &p.report)
+            .chain(self.index_signature.iter())
+    }
+
+    /// Whether several platforms (and the index) were signed: callers report per platform.
+    pub fn per_platform(&self) -> bool {
+        self.index.is_some()
+    }
+}
+
+/// Signs `target` whether it is a manifest or an image index, in one run with one key: for an
+/// index of several platforms, each platform's manifest is attested with its own layers
+/// directory's SBOMs (one listing update per manifest), then the index digest gets the image
+/// signature ([`SignOptions::image_signature`]; a subject with no SBOMs). Every platform's
+/// SBOMs are discovered and checked before the key is loaded and before anything is stored.
+///
+/// A plain layers directory for an index of several platforms is [`Error::AmbiguousPlatform`]
+/// (listing them); a platform named that the index lacks is [`Error::NoSuchPlatform`]; a platform
+/// chosen without a layers directory is [`Error::InvalidRequest`]. A manifest, or an index of one
+/// platform, is signed as [`sign`] signs it.
+pub async fn sign_platforms(
+    target: &str,
+    open: &OpenOptions,
+    request: &PlatformsSignRequest,
+) -> Result<SignedPlatforms, Error> {
+    let (plain, mut dirs) = platform_dirs(&request.layers)?;
+    let unplatformed = OpenOptions {
+        platform: None,
+        ..open.clone()
+    };
+    let platforms = match Image::open(target, &unplatformed).await {
+        Ok(image) => {
+            // One manifest to sign: a plain directory, or the one for its platform.
+            let input = match (plain, image.platform()) {
+                (Some(input), _) if dirs.is_empty() => input,
+                (None, Some(p)) if dirs.keys().all(|d| d == p) && dirs.len() == 1 => {
+                    dirs.remove(p).expect("one entry")
+                }
+                _ => {
+                    return Err(Error::InvalidRequest(format!(
+                        "{}: one image to sign{}; give one plain layers directory",
+                        image.name(),
+                        image
+                            .platform()
+                            .map(|p| format!(" (platform {p})"))
+                            .unwrap_or_default()
+                    )))
+                }
+            };
+            let input = SignInput::Layers(input);
+            let (config, roots) = checked_config(&image, &input, &request.options)?;
+            refuse_unverifiable_key(&image, &request.key)?;
+            let run = crate::keys::RunSigner::open(&request.key).await?;
+            let report = store(
+                &image,
+                &config,
+                &roots,
+                &run,
+                &request.options,
+                request.progress,
+            )
+            .await?;
+            return Ok(SignedPlatforms {
+                index: None,
+                index_signature: None,
+                platforms: vec![PlatformSigned {
+                    image: image.name().to_string(),
+                    platform: image.platform().cloned(),
+                    report,
+                }],
+                throwaway_key: run.throwaway,
+            });
+        }
+        Err(Error::AmbiguousPlatform { image, platforms }) if plain.is_some() => {
+            return Err(Error::AmbiguousPlatform { image, platforms })
+        }
+        Err(Error::AmbiguousPlatform { platforms, .. }) => platforms,
+        Err(e) => return Err(e),
+    };
+    let chosen: Vec<PlatformSpec> = if request.platforms.is_empty() {
+        dirs.keys().cloned().collect()
+    } else {
+        request.platforms.clone()
+    };
+    if chosen.is_empty() {
+        return Err(Error::InvalidRequest(format!(
+            "{target}: no platform to sign; give --layers <os/arch>=<dir>"
+        )));
+    }
+    // Every platform opened and its SBOMs discovered before the key is loaded.
+    let mut planned = Vec::new();
+    for spec in &chosen {
+        let input = dirs.get(spec).cloned().ok_or_else(|| {
+            Error::InvalidRequest(format!(
+                "{target}: no layers directory for platform {spec} (give --layers {spec}=<dir>)"
+            ))
+        })?;
+        let image = Image::open(
+            target,
+            &OpenOptions {
+                platform: Some(spec.clone()),
+                ..open.clone()
+            },
+        )
+        .await?;
+        let input = SignInput::Layers(input);
+        let (config, roots) = checked_config(&image, &input, &request.options)?;
+        refuse_unverifiable_key(&image, &request.key)?;
+        planned.push((spec.clone(), image, input, config, roots));
+    }
+    // Index order, whatever order the flags came in.
+    planned.sort_by_key(|(_, image, ..)| {
+        platforms
+            .iter()
+            .position(|p| Some(&p.digest) == image.digest())
+    });
+    let info =
+        planned[0].1.index().cloned().ok_or_else(|| {
+            Error::BadImage(format!("{target}: not reached through an image index"))
+        })?;
+    if planned
+        .iter()
+        .any(|(_, image, ..)| image.index().map(|i| &i.descriptor) != Some(&info.descriptor))
+    {
+        return Err(Error::BadImage(format!(
+            "{target} changed while its platforms were opened (another image index)"
+        )));
+    }
+    let run = crate::keys::RunSigner::open(&request.key).await?;
+    let mut signed = Vec::new();
+    for (spec, image, _, config, roots) in &planned {
+        signed.push(PlatformSigned {
+            image: image.name().to_string(),
+            platform: image.platform().cloned().or(Some(spec.clone())),
+            report: store(
+                image,
+                config,
+                roots,
+                &run,
+                &request.options,
+                request.progress,
+            )
+            .await?,
+        });
+    }
+    let index_signature = if request.options.image_signature == cnb_signing::ImageSignature::None {
+        None
+    } else {
+        let (_, first, input, ..) = &planned[0];
+        Some(sign_index(first, &info, input, &run, request).await?)
+    };
+    Ok(SignedPlatforms {
+        index: Some(info),
+        index_signature,
+        platforms: signed,
         throwaway_key: run.throwaway,
     })
+}
+
+/// The layers directories by platform, and the plain one (no platform, not a directory of
+/// per-platform directories) if given.
+fn platform_dirs(
+    layers: &[(Option<PlatformSpec>, LayersInput)],
+) -> Result<(Option<LayersInput>, BTreeMap<PlatformSpec, LayersInput>), Error> {
+    let mut plain = None;
+    let mut dirs = BTreeMap::new();
+    let mut add = |spec: PlatformSpec, input: LayersInput| {
+        if dirs.insert(spec.clone(), input).is_some() {
+            return Err(Error::InvalidRequest(format!(
+                "two layers directories for platform {spec}"
+            )));
+        }
+        Ok(())
+    };
+    for (spec, input) in layers {
+        match spec {
+            Some(spec) => add(spec.clone(), input.clone())?,
+            None if input.dir.join("sbom").is_dir() || !input.dir.is_dir() => {
+                if plain.replace(input.clone()).is_some() {
+                    return Err(Error::InvalidRequest(
+                        "several layers directories without a platform; name each one's platform (<os/arch>=<dir>)".into(),
+                    ));
+                }
+            }
+            None => {
+                // A directory of per-platform layers directories: `os-arch[-variant]`.
+                let entries = std::fs::read_dir(&input.dir).map_err(|source| Error::Io {
+                    path: input.dir.clone(),
+                    source,
+                })?;
+                let mut found = 0;
+                for entry in entries {
+                    let entry = entry.map_err(|source| Error::Io {
+                        path: input.dir.clone(),
+                        source,
+                    })?;
+                    let name = entry.file_name();
+                    let Some(spec) = name.to_str().and_then(platform_of_dir) else {
+                        continue;
+                    };
+                    if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                        continue;
+                    }
+                    found += 1;
+                    add(
+                        spec,
+                        LayersInput {
+                            dir: entry.path(),
+                            // A group.toml given applies to every platform; else each
+                            // directory's own.
+                            group: input.group.clone(),
+                            ..input.clone()
+                        },
+                    )?;
+                }
+                if found == 0 {
+                    return Err(Error::InvalidRequest(format!(
+                        "{}: neither a layers directory (no sbom/) nor a directory of per-platform layers directories (os-arch[-variant], e.g. linux-amd64)",
+                        input.dir.display()
+                    )));
+                }
+            }
+        }
+    }
+    Ok((plain, dirs))
+}
+
+/// `linux-arm-v7` as `linux/arm/v7` ([`PlatformSpec::dir_name`] read back).
+fn platform_of_dir(name: &str) -> Option<PlatformSpec> {
+    let parts: Vec<&str> = name.split('-').collect();
+    if !(2..=3).contains(&parts.len()) {
+        return None;
+    }
+    parts.join("/").parse().ok()
+}
+
+/// The image signature of the index `info` describes (a subject with no SBOMs), stored where
+/// `first` (one of its platforms) is.
+async fn sign_index(
+    first: &Image,
+    info: &IndexInfo,
+    input: &SignInput,
+    run: &crate::keys::RunSigner<'_>,
+    request: &PlatformsSignRequest,
+) -> Result<SignReport, Error> {
+    let digest = &info.descriptor.digest;
+    let (reference, root) = match (&first.source, first.layout(), input) {
+        (ImageSource::Layout { .. }, Some(location), SignInput::Layers(layers)) => {
+            let dir = std::fs::canonicalize(&location.dir).map_err(|source| Error::Io {
+                path: location.dir.clone(),
+                source,
+            })?;
+            (
+                format!("oci:{}@{digest}", dir.display()),
+                layers.dir.clone(),
+            )
+        }
+        #[cfg(feature = "registry")]
+        (ImageSource::Registry { reference, .. }, _, SignInput::Layers(layers)) => (
+            format!("{}@{digest}", reference.repository),
+            layers.dir.clone(),
+        ),
+        _ => {
+            return Err(Error::InvalidRequest(
+                "only images in a registry or an OCI layout can be signed".into(),
+            ))
+        }
+    };
+    let config = SignerConfig {
+        image: cnb_attestation_config::ImageSection { reference },
+        attestations: Vec::new(),
+    };
+    let roots = AllowedRoots::new(std::slice::from_ref(&root))?;
+    let key = run.key();
+    let options = run
+        .options_for(
+            &info.descriptor,
+            first.name(),
+            &config,
+            &roots,
+            &request.options,
+        )
+        .await?;
+    let report = match &first.source {
+        ImageSource::Layout { layout, .. } => cnb_signing::sign_layout_subject(
+            layout,
+            &info.descriptor,
+            None,
+            &config,
+            &roots,
+            key,
+            &options,
+        )?,
+        #[cfg(feature = "registry")]
+        ImageSource::Registry {
+            reference, client, ..
+        } => {
+            let reference = cnb_registry::ImageRef {
+                repository: reference.repository.clone(),
+                tag: None,
+                digest: Some(digest.to_string()),
+            };
+            cnb_signing::sign_registry(
+                client,
+                &reference,
+                &info.descriptor,
+                None,
+                &config,
+                &roots,
+                key,
+                &options,
+                &attach_options(request.progress),
+            )
+            .await?
+        }
+        _ => {
+            return Err(Error::InvalidRequest(
+                "only images in a registry or an OCI layout can be signed".into(),
+            ))
+        }
+    };
+    Ok(report)
 }
 
 #[cfg(feature = "registry")]

@@ -840,17 +840,33 @@ pub fn sign_layout(
     signer: &dyn Signer,
     options: &SignOptions,
 ) -> Result<SignReport, Error> {
-    let location = layout.root().display().to_string();
-    options.check_layout_target()?;
-    let planned = plan(
+    sign_layout_subject(
+        layout,
         &image.descriptor,
         Some(&image.config.diff_ids),
-        &location,
         config,
         roots,
         signer,
         options,
-    )?;
+    )
+}
+
+/// [`sign_layout`] for any subject in `layout`: an image manifest (with `diff_ids`, layer
+/// subjects are checked against them) or an image index (a configuration with no attestations:
+/// only the image signature is stored, about the index digest).
+#[allow(clippy::too_many_arguments)]
+pub fn sign_layout_subject(
+    layout: &OciLayout,
+    subject: &Descriptor,
+    diff_ids: Option<&[String]>,
+    config: &SignerConfig,
+    roots: &AllowedRoots,
+    signer: &dyn Signer,
+    options: &SignOptions,
+) -> Result<SignReport, Error> {
+    let location = layout.root().display().to_string();
+    options.check_layout_target()?;
+    let planned = plan(subject, diff_ids, &location, config, roots, signer, options)?;
     let needed: std::collections::BTreeSet<_> = planned
         .iter()
         .filter_map(|p| p.stored.referrer())
@@ -883,7 +899,7 @@ pub fn sign_layout(
         .collect();
     Ok(report(
         location,
-        image.descriptor.digest.to_string(),
+        subject.digest.to_string(),
         signer,
         attestations,
         blobs_written,
