@@ -206,6 +206,17 @@ fn multi_platform_flow(flow: &Flow) {
         assert!(text(&plain).contains(wanted), "{}", text(&plain));
     }
     assert!(flow.listed(&f.amd64.digest).is_empty() && flow.listed(&f.index).is_empty());
+    // A platform the index does not hold: refused, listing what it holds.
+    let missing = flow.cli(&[
+        "sign",
+        &flow.target,
+        "--layers",
+        &format!("linux/s390x={amd64}"),
+        "--key",
+        &flow.key(),
+    ]);
+    assert_eq!(exit_code(&missing), 2, "{}", text(&missing));
+    assert!(text(&missing).contains("linux/s390x") && text(&missing).contains("linux/arm64"));
 
     // One run: both platforms, each with its own SBOMs, and the index signed too.
     let signed = flow.cli(&[

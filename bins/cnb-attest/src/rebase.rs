@@ -22,7 +22,9 @@ pub(crate) struct RebaseArgs {
 
 fn failure(e: Error) -> Failure {
     let code = match &e {
-        Error::InvalidRequest(_) => exit::INVALID_ARGS,
+        Error::InvalidRequest(_)
+        | Error::AmbiguousPlatform { .. }
+        | Error::NoSuchPlatform { .. } => exit::INVALID_ARGS,
         Error::Rebase(Refusal::NothingVerified { .. }) => exit::VERIFY_FAILED,
         Error::Rebase(_) => exit::NOT_A_REBASE,
         Error::Keyless(_) | Error::KeylessUntrusted(_) => exit::KEYLESS_FAILED,

@@ -48,6 +48,9 @@ fn failure(e: Error) -> Failure {
         Error::BadImage(_)
         | Error::ImageNotFound(_)
         | Error::NotBuildpacksImage(_)
+        // An image index of several platforms: rebasing indexes is not supported.
+        | Error::AmbiguousPlatform { .. }
+        | Error::NoSuchPlatform { .. }
         | Error::Read { .. } => exit::REBASE_BAD_IMAGE,
         _ => exit::REBASE_FAILED,
     };

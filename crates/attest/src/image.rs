@@ -249,6 +249,23 @@ impl Image {
     /// or an index of one platform, opens as [`Image::open`] opens it. `options.platform` is not
     /// used. Each platform is opened by its own resolution of `target` (a tag that moves between
     /// them is caught: every platform must come from the same index).
+    ///
+    /// ```
+    /// # let dir = tempfile::tempdir().unwrap();
+    /// # let layers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/node-express/layers");
+    /// # cnb_fixtures::build_index("latest", &cnb_fixtures::two_platforms(&layers, &layers), dir.path()).unwrap();
+    /// use cnb_attest::{Error, Image, OpenOptions};
+    /// let target = format!("oci:{}:latest", dir.path().display());
+    /// // One image wanted, none named: refused, every platform listed.
+    /// let opened = cnb_attest::block_on(Image::open(&target, &OpenOptions::default()))?;
+    /// assert!(matches!(opened, Err(Error::AmbiguousPlatform { ref platforms, .. }) if platforms.len() == 2));
+    /// // Every platform, and the index itself as a subject.
+    /// let all = cnb_attest::block_on(Image::open_platforms(&target, &OpenOptions::default(), &[]))??;
+    /// assert_eq!(all.images.len(), 2);
+    /// assert_eq!(all.images[1].platform().map(ToString::to_string).as_deref(), Some("linux/arm64"));
+    /// assert!(all.index_image.is_some() && all.per_platform());
+    /// # Ok::<(), Error>(())
+    /// ```
     pub async fn open_platforms(
         target: &str,
         options: &OpenOptions,

@@ -295,22 +295,49 @@ pub async fn sign_platforms(
     open: &OpenOptions,
     request: &PlatformsSignRequest,
 ) -> Result<SignedPlatforms, Error> {
-    let (plain, mut dirs) = platform_dirs(&request.layers)?;
+    let (mut plain, mut dirs) = platform_dirs(&request.layers)?;
+    // One plain directory and one platform named: that platform's directory.
+    if let (Some(input), [one]) = (&plain, request.platforms.as_slice()) {
+        if dirs.is_empty() {
+            dirs.insert(one.clone(), input.clone());
+            plain = None;
+        }
+    }
     let unplatformed = OpenOptions {
         platform: None,
         ..open.clone()
     };
     let platforms = match Image::open(target, &unplatformed).await {
         Ok(image) => {
-            // One manifest to sign: a plain directory, or the one for its platform.
-            let input = match (plain, image.platform()) {
+            // One manifest to sign. A platform named must be its platform.
+            if image.index().is_some() {
+                for spec in &request.platforms {
+                    let named = OpenOptions {
+                        platform: Some(spec.clone()),
+                        ..open.clone()
+                    };
+                    Image::open(target, &named).await?;
+                }
+            }
+            let own = image.platform().and_then(|p| {
+                dirs.keys()
+                    .find(|d| {
+                        d.matches(&cnb_referrers::manifest::Platform {
+                            architecture: p.architecture.clone(),
+                            os: p.os.clone(),
+                            variant: p.variant.clone(),
+                        })
+                    })
+                    .cloned()
+            });
+            let input = match (plain, own) {
                 (Some(input), _) if dirs.is_empty() => input,
-                (None, Some(p)) if dirs.keys().all(|d| d == p) && dirs.len() == 1 => {
-                    dirs.remove(p).expect("one entry")
+                (None, Some(own)) if dirs.len() == 1 || !request.platforms.is_empty() => {
+                    dirs.remove(&own).expect("found above")
                 }
                 _ => {
                     return Err(Error::InvalidRequest(format!(
-                        "{}: one image to sign{}; give one plain layers directory",
+                        "{}: one image to sign{}; give one layers directory for it",
                         image.name(),
                         image
                             .platform()

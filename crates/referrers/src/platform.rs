@@ -27,7 +27,7 @@ pub struct PlatformSpec {
 
 /// A platform text that is not `os/arch[/variant]`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("invalid platform `{text}`: expected os/arch[/variant] (e.g. linux/arm64), each part [a-z0-9._-]")]
+#[error("invalid platform `{text}`: expected os/arch[/variant] (e.g. linux/arm64), each part [a-z0-9][a-z0-9._-]*")]
 pub struct BadPlatform {
     /// The text given (shortened to 80 characters).
     pub text: String,
@@ -41,7 +41,7 @@ impl std::str::FromStr for PlatformSpec {
             text: text.chars().take(80).collect(),
         };
         let part = |p: &str| {
-            !p.is_empty()
+            p.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
                 && p.len() <= 64
                 && p.chars().all(|c| {
                     c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '.' | '_' | '-')
@@ -309,14 +309,8 @@ mod tests {
             "Linux/amd64",
             "linux/../x",
         ] {
-            assert!(
-                bad.parse::<PlatformSpec>().is_err() || bad == "linux/../x",
-                "{bad}"
-            );
+            assert!(bad.parse::<PlatformSpec>().is_err(), "{bad}");
         }
-        assert!("linux/../x"
-            .parse::<PlatformSpec>()
-            .is_ok_and(|p| p.architecture == ".."));
         assert_eq!(
             PlatformSpec::parse_list("linux/amd64, linux/arm64")
                 .unwrap()
