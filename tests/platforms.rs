@@ -476,3 +476,47 @@ fn a_per_platform_directory_signs_every_platform_it_holds() {
         "arm64 was signed by the first run: {report:#}"
     );
 }
+
+#[test]
+fn the_index_signature_is_a_cosign_sign_v1_bundle_about_the_index_that_sigstore_verifies() {
+    let Some(modules) = cnb_attest_tests::node_modules() else {
+        return;
+    };
+    let flow = Flow::new(None).unwrap();
+    let f = &flow.fixture;
+    ok(flow.cli(&[
+        "sign",
+        &flow.target,
+        "--layers",
+        &format!("linux/amd64={}", f.amd64.layers.display()),
+        "--layers",
+        &format!("linux/arm64={}", f.arm64.layers.display()),
+        "--key",
+        &flow.key(),
+    ]));
+    // The one referrer of the index, read from the layout's blobs with serde_json alone.
+    let referrers = layout_referrers(&f.layout, &f.index);
+    assert_eq!(referrers.len(), 1, "{referrers:?}");
+    let blob = |digest: &str| f.layout.join("blobs/sha256").join(&digest[7..]);
+    let manifest: Value =
+        serde_json::from_slice(&std::fs::read(blob(&referrers[0])).unwrap()).unwrap();
+    assert_eq!(manifest["subject"]["digest"], f.index.as_str());
+    let bundle_path = blob(manifest["layers"][0]["digest"].as_str().unwrap());
+    let bundle: Value = serde_json::from_slice(&std::fs::read(&bundle_path).unwrap()).unwrap();
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::STANDARD
+        .decode(bundle["dsseEnvelope"]["payload"].as_str().unwrap())
+        .unwrap();
+    let statement: Value = serde_json::from_slice(&payload).unwrap();
+    assert_eq!(statement["predicateType"], cnb_attest_tests::COSIGN_SIGN_V1);
+    let subjects = statement["subject"].as_array().unwrap();
+    assert_eq!(subjects.len(), 1, "{statement:#}");
+    assert_eq!(subjects[0]["digest"]["sha256"], &f.index[7..]);
+    // @sigstore/verify (independent of this project) verifies the bundle with the public key.
+    let out = ok(run(Command::new("node")
+        .env("NODE_PATH", &modules)
+        .arg(cnb_attest_tests::oracle("verify_bundle.js"))
+        .arg(flow.public())
+        .arg(&bundle_path)));
+    assert!(out.contains("verified "), "{out}");
+}

@@ -31,7 +31,7 @@ enum Command {
     /// Turn a build's SBOMs into signed in-toto attestations attached to the image.
     Sign(Box<sign::SignArgs>),
     /// Verify every attestation of an image with a public key.
-    Verify(inspect::VerifyArgs),
+    Verify(Box<inspect::VerifyArgs>),
     /// List the attestations of an image.
     Ls(inspect::LsArgs),
     /// Write a cosign-compatible key pair (cosign.key, cosign.pub).
@@ -79,7 +79,7 @@ struct KeyPairArgs {
 fn main() -> ExitCode {
     cnb_phase::main(|cli: Cli| match cli.command {
         Command::Sign(args) => sign::run(*args),
-        Command::Verify(args) => inspect::verify(args),
+        Command::Verify(args) => inspect::verify(*args),
         Command::Ls(args) => inspect::ls(args),
         Command::GenerateKeyPair(args) => generate_key_pair(args),
         Command::Doctor(args) => doctor(args),

@@ -204,7 +204,7 @@ fn open_layout(
             cnb_referrers::Error::NoSuchImage { .. } => {
                 Error::ImageNotFound(format!("{name}: {e}"))
             }
-            cnb_referrers::Error::Platform(e) => Error::platform(name, e),
+            cnb_referrers::Error::Platform(e) => Error::platform(name, *e),
             other => Error::BadImage(other.to_string()),
         })?;
     let mut image = layout

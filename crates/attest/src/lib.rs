@@ -171,8 +171,8 @@ pub enum Error {
     NoSuchPlatform {
         /// The image as named.
         image: String,
-        /// The platform asked for.
-        wanted: PlatformSpec,
+        /// The platform asked for (boxed: the error stays small).
+        wanted: Box<PlatformSpec>,
         /// Every platform manifest of the index.
         platforms: Vec<IndexPlatform>,
     },
@@ -205,7 +205,7 @@ impl Error {
                 wanted, platforms, ..
             } => Error::NoSuchPlatform {
                 image: image.to_string(),
-                wanted,
+                wanted: Box::new(wanted),
                 platforms,
             },
         }

@@ -67,7 +67,7 @@ pub(crate) async fn open(
             cnb_registry::Error::Status { status: 404, .. } => {
                 Error::ImageNotFound(format!("{name}: {e}"))
             }
-            cnb_registry::Error::Platform { source, .. } => Error::platform(name, source),
+            cnb_registry::Error::Platform { source, .. } => Error::platform(name, *source),
             e => Error::Registry(e),
         })?;
     Ok(Image::from_source(

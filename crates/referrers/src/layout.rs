@@ -268,7 +268,7 @@ impl OciLayout {
             };
             if let Some(w) = wanted {
                 if !child.platform.as_ref().is_some_and(|p| w.matches(p)) {
-                    return Err(Error::Platform(platform::PlatformError::NoMatch {
+                    return Err(Error::from(platform::PlatformError::NoMatch {
                         wanted: w.clone(),
                         matching: 0,
                         platforms: platform::platforms(&index)

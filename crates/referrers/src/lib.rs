@@ -106,6 +106,12 @@ mod not_listed_tests {
     }
 }
 
+impl From<platform::PlatformError> for Error {
+    fn from(e: platform::PlatformError) -> Self {
+        Error::Platform(Box::new(e))
+    }
+}
+
 /// What can go wrong storing or reading referrers.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -139,7 +145,7 @@ pub enum Error {
     /// No one platform manifest could be chosen from an image index (several and none named, or
     /// none matching the one named); the error lists every platform.
     #[error(transparent)]
-    Platform(#[from] platform::PlatformError),
+    Platform(Box<platform::PlatformError>),
     /// A file is larger than allowed.
     #[error("{}: {size} bytes exceeds the {max}-byte limit", path.display())]
     TooLarge {

@@ -903,7 +903,7 @@ impl Client {
                 let (chosen, buildkit) = cnb_referrers::platform::choose(&index, platform)
                     .map_err(|source| Error::Platform {
                         image: image.to_string(),
-                        source,
+                        source: Box::new(source),
                     })?;
                 let index_descriptor = Descriptor {
                     media_type: fetched.media_type.clone(),

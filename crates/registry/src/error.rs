@@ -177,7 +177,7 @@ pub enum Error {
         image: String,
         /// Why, with the index's platforms.
         #[source]
-        source: cnb_referrers::platform::PlatformError,
+        source: Box<cnb_referrers::platform::PlatformError>,
     },
     /// A conditional write lost a race (412).
     #[error("{0}: changed since it was read (412 Precondition Failed)")]
