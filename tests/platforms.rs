@@ -520,3 +520,70 @@ fn the_index_signature_is_a_cosign_sign_v1_bundle_about_the_index_that_sigstore_
         .arg(&bundle_path)));
     assert!(out.contains("verified "), "{out}");
 }
+
+#[test]
+fn rebase_refuses_an_index_of_several_platforms_and_the_analyzer_treats_a_missing_platform_as_a_first_build(
+) {
+    let flow = Flow::new(None).unwrap();
+    let f = &flow.fixture;
+    // Rebasing indexes is out of scope: refused by the same typed error, the platforms listed.
+    let rebase = flow.cli(&[
+        "rebase",
+        "--previous-image",
+        &flow.target,
+        "--image",
+        &flow.target,
+        "--verify-key",
+        &flow.public(),
+        "--key",
+        &flow.key(),
+    ]);
+    assert_eq!(exit_code(&rebase), 2, "{}", text(&rebase));
+    let mut rebaser = Command::new(bin("rebaser"));
+    let rebaser = run(flow
+        .env(&mut rebaser)
+        .args(["-previous-image", &flow.target, "-image", &flow.target])
+        .args(["-verify-key", &flow.public(), "-key", &flow.key()]));
+    assert_eq!(exit_code(&rebaser), 74, "{}", text(&rebaser));
+    for out in [&rebase, &rebaser] {
+        for wanted in [
+            "linux/amd64",
+            "linux/arm64",
+            &f.amd64.digest,
+            &f.arm64.digest,
+        ] {
+            assert!(text(out).contains(wanted), "{}", text(out));
+        }
+    }
+
+    // The analyzer, for a platform the previous image does not have: nothing to restore (a first
+    // build for that platform), a failure only under -strict. -platform wins over the target env.
+    let layers = flow.tmp.path().join("s390x-layers");
+    std::fs::create_dir_all(&layers).unwrap();
+    let analyzer = |strict: bool| {
+        let mut command = Command::new(bin("analyzer"));
+        flow.env(&mut command)
+            .env("CNB_TARGET_OS", "linux")
+            .env("CNB_TARGET_ARCH", "arm64")
+            .arg("-previous-image")
+            .arg(&flow.target)
+            .arg("-platform")
+            .arg("linux/s390x")
+            .arg("-layers")
+            .arg(&layers)
+            .arg("-key")
+            .arg(flow.public());
+        if strict {
+            command.arg("-strict");
+        }
+        run(&mut command)
+    };
+    let lenient = analyzer(false);
+    assert!(lenient.status.success(), "{}", text(&lenient));
+    assert!(text(&lenient).contains("linux/s390x"), "{}", text(&lenient));
+    assert_eq!(exit_code(&analyzer(true)), 36);
+    assert!(!layers.join("sbom").exists(), "nothing restored");
+    // A bad platform is a usage error.
+    let bad = flow.cli(&["ls", &flow.target, "--platform", "linux"]);
+    assert_eq!(exit_code(&bad), 2, "{}", text(&bad));
+}
