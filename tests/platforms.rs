@@ -246,6 +246,14 @@ fn multi_platform_flow(flow: &Flow) {
             "{}: one attestation per SBOM file",
             platform.name
         );
+        // One listing update for this manifest (Distribution: its `sha256-<hex>` index).
+        if flow
+            .registry
+            .as_ref()
+            .is_some_and(|r| r.kind == Kind::Distribution)
+        {
+            assert_eq!(entry["report"]["index-writes"], 1, "{entry:#}");
+        }
         // Listed where readers look, for this manifest.
         let mut all = sboms.clone();
         all.extend(signatures);

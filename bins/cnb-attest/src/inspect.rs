@@ -273,7 +273,13 @@ pub(crate) fn verify(args: VerifyArgs) -> Result<u8, Failure> {
             exit::VERIFY_FAILED,
             format!(
                 "{location}: platform(s) without a verified SBOM attestation: {}",
-                shown(&all.unverified_platforms.join(", "))
+                shown(
+                    &all.unverified_platforms
+                        .iter()
+                        .map(ToString::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
             ),
         )
         .already_printed(args.json));

@@ -287,8 +287,9 @@ impl SubjectReport {
 pub struct PlatformsReport {
     /// The subjects: the index (when opened whole), then each platform in index order.
     pub subjects: Vec<SubjectReport>,
-    /// The platforms with no verified SBOM attestation (what `--require-all-platforms` fails on).
-    pub unverified_platforms: Vec<String>,
+    /// The platforms with no verified SBOM attestation (what `--require-all-platforms` fails on),
+    /// each with its manifest digest.
+    pub unverified_platforms: Vec<crate::IndexPlatform>,
 }
 
 /// Verifies every image of `platforms` (and the index itself, when it was opened whole) under
@@ -315,9 +316,11 @@ pub async fn verify_platforms(
     let unverified_platforms = subjects
         .iter()
         .filter(|s| !s.index && s.verified_sboms() == 0)
-        .map(|s| match &s.platform {
-            Some(p) => p.to_string(),
-            None => s.digest.clone(),
+        .filter_map(|s| {
+            Some(crate::IndexPlatform {
+                platform: s.platform.clone(),
+                digest: s.digest.parse().ok()?,
+            })
         })
         .collect();
     Ok(PlatformsReport {
