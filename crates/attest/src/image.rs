@@ -259,6 +259,14 @@ impl Image {
     /// // One image wanted, none named: refused, every platform listed.
     /// let opened = cnb_attest::block_on(Image::open(&target, &OpenOptions::default()))?;
     /// assert!(matches!(opened, Err(Error::AmbiguousPlatform { ref platforms, .. }) if platforms.len() == 2));
+    /// // A platform the index lacks.
+    /// let s390x = OpenOptions { platform: Some("linux/s390x".parse().unwrap()), ..OpenOptions::default() };
+    /// let opened = cnb_attest::block_on(Image::open(&target, &s390x))?;
+    /// assert!(matches!(opened, Err(Error::NoSuchPlatform { .. })));
+    /// // One named: that manifest, with the index it was reached through.
+    /// let arm64 = OpenOptions { platform: Some("linux/arm64".parse().unwrap()), ..OpenOptions::default() };
+    /// let image = cnb_attest::block_on(Image::open(&target, &arm64))??;
+    /// assert_eq!(image.index().map(|i| i.platforms.len()), Some(2));
     /// // Every platform, and the index itself as a subject.
     /// let all = cnb_attest::block_on(Image::open_platforms(&target, &OpenOptions::default(), &[]))??;
     /// assert_eq!(all.images.len(), 2);
