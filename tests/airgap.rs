@@ -456,3 +456,95 @@ fn attestations_only_needs_the_image_in_the_destination() {
         8,
     );
 }
+
+/// An image index in an OCI layout (layout → bundle): the index, its child, the child's referrers
+/// (signed through the index) are exported; the bundle verifies offline; the import pushes the
+/// child before the index and keeps the index's digest and tag.
+#[test]
+fn an_image_index_in_a_layout_travels_whole() {
+    let Some(registry) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    let oci_index = "application/vnd.oci.image.index.v1+json";
+    let mut listing: Value =
+        serde_json::from_slice(&fs::read(image.join("index.json")).unwrap()).unwrap();
+    let child = listing["manifests"][0].clone();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci_index,
+        "manifests": [{
+            "mediaType": child["mediaType"],
+            "digest": child["digest"],
+            "size": child["size"],
+            "platform": {"architecture": "amd64", "os": "linux"}
+        }]
+    });
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let index_digest = cnb_attest_tests::sha256(&bytes);
+    fs::write(image.join("blobs/sha256").join(&index_digest[7..]), &bytes).unwrap();
+    listing["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": oci_index,
+            "digest": index_digest,
+            "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"}
+        }));
+    fs::write(
+        image.join("index.json"),
+        serde_json::to_vec(&listing).unwrap(),
+    )
+    .unwrap();
+    let source = format!("oci:{}:multi", image.display());
+    let key = tmp.path().join("k/cosign.key");
+    ok(cli(
+        &[
+            "sign",
+            &source,
+            "--layers",
+            layers.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    let bundle = tmp.path().join("bundle");
+    let report = json(cli(
+        &["export", &source, "-o", bundle.to_str().unwrap(), "--json"],
+        &[],
+    ));
+    assert_eq!(
+        report["image"]["digest"],
+        index_digest.as_str(),
+        "{report:#}"
+    );
+    assert_eq!(report["written"]["index"], 1, "{report:#}");
+    assert_eq!(report["written"]["manifest"], 1, "{report:#}");
+    assert_eq!(report["written"]["referrer"], 8, "{report:#}");
+    let public = tmp.path().join("k/cosign.pub");
+    assert_verified(
+        &verify(&format!("oci:{}:multi", bundle.display()), &public, &[]),
+        8,
+    );
+
+    let destination = format!("{}/multi/app", registry.host);
+    let imported = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&registry],
+    ));
+    assert_eq!(imported["pushed"]["index"], 1, "{imported:#}");
+    assert_eq!(imported["pushed"]["manifest"], 1, "{imported:#}");
+    let (status, body) = registry.curl("/v2/multi/app/manifests/multi", oci_index);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(cnb_attest_tests::sha256(body.as_bytes()), index_digest);
+    let child_digest = child["digest"].as_str().unwrap();
+    assert_eq!(registry.listing("multi/app", child_digest).len(), 8);
+    assert_verified(
+        &verify(&format!("{destination}:multi"), &public, &[&registry]),
+        8,
+    );
+}
