@@ -548,3 +548,143 @@ fn an_image_index_in_a_layout_travels_whole() {
         8,
     );
 }
+
+fn upload_with_curl(registry: &Registry, repo: &str, blob: &[u8]) {
+    let path = tempfile::NamedTempFile::new().unwrap();
+    fs::write(path.path(), blob).unwrap();
+    let mut post = Command::new("curl");
+    post.args(["-s", "-o", "/dev/null", "-D", "-", "-X", "POST"])
+        .arg(format!("http://{}/v2/{repo}/blobs/uploads/", registry.host));
+    if let Some(c) = registry.creds() {
+        post.arg("-u").arg(c);
+    }
+    let headers = ok(run(&mut post));
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut put = Command::new("curl");
+    put.args([
+        "-s",
+        "-f",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+    ])
+    .arg(format!("@{}", path.path().display()))
+    .arg(format!(
+        "{location}&digest={}",
+        cnb_attest_tests::sha256(blob)
+    ));
+    if let Some(c) = registry.creds() {
+        put.arg("-u").arg(c);
+    }
+    ok(run(&mut put));
+}
+
+fn put_manifest_with_curl(registry: &Registry, repo: &str, reference: &str, bytes: &[u8]) {
+    let path = tempfile::NamedTempFile::new().unwrap();
+    fs::write(path.path(), bytes).unwrap();
+    let mut put = Command::new("curl");
+    put.args([
+        "-s",
+        "-f",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+    ])
+    .arg(format!("@{}", path.path().display()))
+    .arg(format!(
+        "http://{}/v2/{repo}/manifests/{reference}",
+        registry.host
+    ));
+    if let Some(c) = registry.creds() {
+        put.arg("-u").arg(c);
+    }
+    ok(run(&mut put));
+}
+
+/// The destination already has another writer's `.att` tag for the image: the bundle's layers are
+/// merged into it (the other writer's layer kept first), never replacing it; a second import
+/// finds nothing missing and pushes nothing.
+#[test]
+fn a_different_att_tag_in_the_destination_is_merged_not_replaced() {
+    let Some(ferro) = Registry::start(Kind::Ferro) else {
+        return;
+    };
+    let Some(distribution) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (reference, digest, _, _) = signed(
+        &ferro,
+        tmp.path(),
+        "air/merge",
+        &["--format", "bundle,cosign-legacy"],
+    );
+    let bundle = tmp.path().join("bundle");
+    ok(cli(
+        &["export", &reference, "-o", bundle.to_str().unwrap()],
+        &[&ferro],
+    ));
+    // Someone else's .att tag in the destination (the empty JSON blob stands in for an envelope).
+    distribution.push_layout(&tmp.path().join("image"), "merge/app", "1.0");
+    let foreign = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    let config =
+        br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
+    for blob in [&b"{}"[..], &config[..]] {
+        upload_with_curl(&distribution, "merge/app", blob);
+    }
+    let att = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cnb_attest_tests::sha256(config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.dsse.envelope.v1+json", "digest": foreign, "size": 2,
+                    "annotations": {"predicateType": "https://example.com/other"}}]
+    });
+    let tag = format!("sha256-{}.att", &digest[7..]);
+    put_manifest_with_curl(
+        &distribution,
+        "merge/app",
+        &tag,
+        &serde_json::to_vec(&att).unwrap(),
+    );
+    let destination = format!("{}/merge/app", distribution.host);
+    let imported = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&distribution],
+    ));
+    assert_eq!(
+        imported["merged-tags"],
+        serde_json::json!([tag]),
+        "{imported:#}"
+    );
+    let (status, body) = distribution.curl(
+        &format!("/v2/merge/app/manifests/{tag}"),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    assert_eq!(status, 200, "{body}");
+    let merged: Value = serde_json::from_str(&body).unwrap();
+    let layers = merged["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 8, "{merged:#}");
+    assert_eq!(
+        layers[0]["digest"], foreign,
+        "the other writer's layer stays first"
+    );
+    let second = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&distribution],
+    ));
+    assert_eq!(second["pushed"], serde_json::json!({}), "{second:#}");
+    assert_eq!(second["merged-tags"], serde_json::json!([]), "{second:#}");
+    assert_eq!(second["already-present"]["cosign-tag"], 1, "{second:#}");
+}

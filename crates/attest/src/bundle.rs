@@ -113,6 +113,29 @@ pub struct ExportReport {
 /// trust files into an OCI layout at `request.output`, then re-reads every blob it wrote and
 /// checks the layout against the inventory it records. The layout is built beside the output
 /// and moved into place whole: nothing half-written is left at `output`.
+///
+/// ```
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let layers = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/node-express/layers");
+/// # cnb_fixtures::build(&cnb_fixtures::node_express(&layers), &dir.path().join("image")).unwrap();
+/// use cnb_attest::bundle::{export, ExportRequest, Kind};
+/// use cnb_attest::{Image, OpenOptions};
+/// let target = format!("oci:{}:latest", dir.path().join("image").display());
+/// let request = ExportRequest {
+///     output: dir.path().join("bundle.tar"),
+///     ..ExportRequest::default()
+/// };
+/// let report = cnb_attest::block_on(async {
+///     export(&Image::open(&target, &OpenOptions::default()).await?, &request).await
+/// })??;
+/// assert!(report.tar && report.written[&Kind::Manifest] == 1 && report.referrers.is_empty());
+/// // Refused the second time: the file exists and `force` is not set.
+/// let again = cnb_attest::block_on(async {
+///     export(&Image::open(&target, &OpenOptions::default()).await?, &request).await
+/// })?;
+/// assert!(matches!(again, Err(cnb_attest::Error::InvalidRequest(_))));
+/// # Ok::<(), cnb_attest::Error>(())
+/// ```
 pub async fn export(image: &Image, request: &ExportRequest) -> Result<ExportReport, Error> {
     let output = &request.output;
     let tar = output.extension().is_some_and(|e| e == "tar");
