@@ -513,10 +513,29 @@ fn an_image_index_in_a_layout_travels_whole() {
         &[],
     ));
     let bundle = tmp.path().join("bundle");
+    let root = tmp.path().join("trusted_root.json");
+    fs::write(
+        &root,
+        br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#,
+    )
+    .unwrap();
     let report = json(cli(
-        &["export", &source, "-o", bundle.to_str().unwrap(), "--json"],
+        &[
+            "export",
+            &source,
+            "-o",
+            bundle.to_str().unwrap(),
+            "--trusted-root",
+            root.to_str().unwrap(),
+            "--json",
+        ],
         &[],
     ));
+    assert_eq!(report["written"]["trusted-root"], 1, "{report:#}");
+    assert_eq!(
+        fs::read(bundle.join(report["trust"][0]["path"].as_str().unwrap())).unwrap(),
+        fs::read(&root).unwrap()
+    );
     assert_eq!(
         report["image"]["digest"],
         index_digest.as_str(),

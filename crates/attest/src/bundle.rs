@@ -724,6 +724,7 @@ impl Exporter<'_> {
                 }
                 self.out.write_blob(&bytes).map_err(layout_error)?;
                 for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                    referrer_blob_within_limit(name, blob)?;
                     source.blob(blob, self.out).await?;
                     self.record(Self::entry(Kind::ReferrerBlob, blob, Some(&listed.digest)));
                 }
@@ -758,6 +759,7 @@ impl Exporter<'_> {
                     .map_err(|e| Error::BadImage(format!("{name}: {tag}: {e}")))?;
                 let (digest, _) = self.out.write_blob(&bytes).map_err(layout_error)?;
                 for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+                    referrer_blob_within_limit(name, blob)?;
                     source.blob(blob, self.out).await?;
                     self.record(Self::entry(Kind::ReferrerBlob, blob, Some(&digest)));
                 }
@@ -817,6 +819,19 @@ impl Exporter<'_> {
 fn read_file(path: &Path, max: u64) -> Result<Vec<u8>, Error> {
     cnb_local_files::read(path, max, cnb_local_files::Links::Follow)
         .map_err(|e| Error::InvalidRequest(format!("{}: {e}", path.display())))
+}
+
+/// A referrer's (or cosign tag's) blob is an attestation, a signature or another small artifact:
+/// one over the largest attestation blob this project reads is refused before it is downloaded.
+fn referrer_blob_within_limit(name: &str, blob: &Descriptor) -> Result<(), Error> {
+    let max = cnb_sbom_restore::inspect::MAX_BLOB;
+    if blob.size > max {
+        return Err(Error::BadImage(format!(
+            "{name}: a referrer names blob {} of {} bytes, over the {max}-byte limit",
+            blob.digest, blob.size
+        )));
+    }
+    Ok(())
 }
 
 /// Writes the layout at `dir` as a deterministic ustar archive at `path`: `oci-layout`,
