@@ -162,6 +162,14 @@ pub async fn export(image: &Image, request: &ExportRequest) -> Result<ExportRepo
         )));
     }
     refuse_overwrite(output, request.force)?;
+    // The trust files are checked before anything is read: a file that is not a key, or a
+    // trusted root that is not JSON, is refused here, not at verify time.
+    crate::keys::read_public_keys(&request.keys)?;
+    if let Some(root) = &request.trusted_root {
+        serde_json::from_slice::<Value>(&read_file(root, MAX_TRUSTED_ROOT)?).map_err(|e| {
+            Error::InvalidRequest(format!("--trusted-root {}: not JSON: {e}", root.display()))
+        })?;
+    }
     let staging = Staging(parent.join(format!(".{name}.export-{}", std::process::id())));
     let _ = std::fs::remove_dir_all(&staging.0);
     let out = OciLayout::create(&staging.0).map_err(layout_error)?;
@@ -176,19 +184,32 @@ pub async fn export(image: &Image, request: &ExportRequest) -> Result<ExportRepo
     let exported = match &image.source {
         ImageSource::Layout { layout, .. } => {
             let selector = image.layout().and_then(|l| l.selector.clone());
-            let source = Source::Layout(layout);
-            exporter.run(&source, image.name(), selector).await?
+            let top = find_in_layout(layout, image.name(), selector.as_deref())?;
+            let tag = selector
+                .filter(|s| !s.starts_with("sha256:"))
+                .or_else(|| top.annotation(REF_NAME).map(str::to_string));
+            exporter
+                .walk(&Source::Layout(layout), image.name(), top, tag)
+                .await?
         }
         ImageSource::Registry {
             client, reference, ..
         } => {
-            let source = Source::Registry(client, &reference.repository);
-            let top = match &reference.digest {
-                Some(d) => d.clone(),
-                None => reference.reference().to_string(),
-            };
+            let repo = &reference.repository;
+            let fetched = client
+                .get_manifest(repo, reference.reference())
+                .await?
+                .ok_or_else(|| Error::ImageNotFound(format!("{}: no such image", image.name())))?;
+            let media_type = media_type_of(&fetched.bytes, &fetched.media_type);
+            let top = Descriptor::for_bytes(&media_type, &fetched.bytes);
+            // A reference by digest keeps no tag (the parser's `latest` is not the image's).
+            let tag = reference
+                .digest
+                .is_none()
+                .then(|| reference.tag.clone())
+                .flatten();
             exporter
-                .run_registry(&source, image.name(), &top, reference.tag.clone())
+                .walk(&Source::Registry(client, repo), image.name(), top, tag)
                 .await?
         }
         ImageSource::Archive { .. } => {
@@ -200,8 +221,6 @@ pub async fn export(image: &Image, request: &ExportRequest) -> Result<ExportRepo
     };
     let mut trust = Vec::new();
     for key in &request.keys {
-        // Read as a key first: a file that is not one is refused here, not at verify time.
-        crate::keys::read_public_keys(std::slice::from_ref(key))?;
         trust.push(exporter.trust_file(
             key,
             Kind::PublicKey,
@@ -216,9 +235,6 @@ pub async fn export(image: &Image, request: &ExportRequest) -> Result<ExportRepo
             MAX_TRUSTED_ROOT,
             TRUSTED_ROOT_MEDIA_TYPE,
         )?;
-        serde_json::from_slice::<Value>(&read_file(root, MAX_TRUSTED_ROOT)?).map_err(|e| {
-            Error::InvalidRequest(format!("--trusted-root {}: not JSON: {e}", root.display()))
-        })?;
         trust.push(file);
     }
     // index.json: the image under its tag, then every referrer and cosign tag in one update.
@@ -395,7 +411,8 @@ impl Source<'_> {
                 descriptor.digest
             )));
         }
-        Ok((bytes.clone(), media_type_of(&bytes, &descriptor.media_type)))
+        let media_type = media_type_of(&bytes, &descriptor.media_type);
+        Ok((bytes, media_type))
     }
 
     /// A manifest by tag (`None`: absent).
@@ -475,6 +492,58 @@ fn media_type_of(bytes: &[u8], listed: &str) -> String {
         .unwrap_or_else(|| listed.to_string())
 }
 
+/// The image `selector` names in a layout's `index.json`: a tag, a digest, or (none) the one
+/// tagged image that is not a cosign tag (else the one untagged non-artifact entry).
+fn find_in_layout(
+    layout: &OciLayout,
+    name: &str,
+    selector: Option<&str>,
+) -> Result<Descriptor, Error> {
+    let index = layout.index().map_err(layout_error)?;
+    let is_cosign_tag = |d: &Descriptor| {
+        d.annotation(REF_NAME)
+            .is_some_and(|n| n.starts_with("sha256-"))
+    };
+    let found: Vec<&Descriptor> = match selector {
+        Some(s) if s.starts_with("sha256:") => index
+            .manifests
+            .iter()
+            .filter(|d| d.digest.as_str() == s)
+            .collect(),
+        Some(tag) => index
+            .manifests
+            .iter()
+            .filter(|d| d.annotation(REF_NAME) == Some(tag))
+            .collect(),
+        None => {
+            let tagged: Vec<&Descriptor> = index
+                .manifests
+                .iter()
+                .filter(|d| d.annotation(REF_NAME).is_some() && !is_cosign_tag(d))
+                .collect();
+            if tagged.is_empty() {
+                index
+                    .manifests
+                    .iter()
+                    .filter(|d| d.artifact_type.is_none() && !is_cosign_tag(d))
+                    .collect()
+            } else {
+                tagged
+            }
+        }
+    };
+    match found.as_slice() {
+        [one] => Ok((*one).clone()),
+        [] => Err(Error::ImageNotFound(format!(
+            "{name}: no such image in the layout"
+        ))),
+        many => Err(Error::InvalidRequest(format!(
+            "{name}: {} images match; name one with :<tag> or @sha256:<digest>",
+            many.len()
+        ))),
+    }
+}
+
 /// A layout blob read again from its file each time it is needed (checked by whoever stores it).
 #[derive(Debug)]
 struct FileBlob {
@@ -542,90 +611,6 @@ impl Exporter<'_> {
             artifact_type: None,
             ref_name: None,
         }
-    }
-
-    /// A layout source: finds the image in `index.json` by `selector` (a tag, a digest, or the
-    /// one tagged image), then exports it.
-    async fn run(
-        &mut self,
-        source: &Source<'_>,
-        name: &str,
-        selector: Option<String>,
-    ) -> Result<ExportedImage, Error> {
-        let Source::Layout(layout) = source else {
-            unreachable!("run is for layouts")
-        };
-        let index = layout.index().map_err(layout_error)?;
-        let is_cosign_tag = |d: &Descriptor| {
-            d.annotation(REF_NAME)
-                .is_some_and(|n| n.starts_with("sha256-"))
-        };
-        let found: Vec<&Descriptor> = match selector.as_deref() {
-            Some(s) if s.starts_with("sha256:") => index
-                .manifests
-                .iter()
-                .filter(|d| d.digest.as_str() == s)
-                .collect(),
-            Some(tag) => index
-                .manifests
-                .iter()
-                .filter(|d| d.annotation(REF_NAME) == Some(tag))
-                .collect(),
-            None => {
-                let tagged: Vec<&Descriptor> = index
-                    .manifests
-                    .iter()
-                    .filter(|d| d.annotation(REF_NAME).is_some() && !is_cosign_tag(d))
-                    .collect();
-                if tagged.is_empty() {
-                    index
-                        .manifests
-                        .iter()
-                        .filter(|d| d.artifact_type.is_none() && !is_cosign_tag(d))
-                        .collect()
-                } else {
-                    tagged
-                }
-            }
-        };
-        let top = match found.as_slice() {
-            [one] => (*one).clone(),
-            [] => {
-                return Err(Error::ImageNotFound(format!(
-                    "{name}: no such image in the layout"
-                )))
-            }
-            many => {
-                return Err(Error::InvalidRequest(format!(
-                    "{name}: {} images match; name one with :<tag> or @sha256:<digest>",
-                    many.len()
-                )))
-            }
-        };
-        let tag = selector
-            .filter(|s| !s.starts_with("sha256:"))
-            .or_else(|| top.annotation(REF_NAME).map(str::to_string));
-        self.walk(source, name, top, tag).await
-    }
-
-    /// A registry source: reads `top` (a tag or digest), then exports it.
-    async fn run_registry(
-        &mut self,
-        source: &Source<'_>,
-        name: &str,
-        top: &str,
-        tag: Option<String>,
-    ) -> Result<ExportedImage, Error> {
-        let Source::Registry(client, repo) = source else {
-            unreachable!("run_registry is for registries")
-        };
-        let fetched = client
-            .get_manifest(repo, top)
-            .await?
-            .ok_or_else(|| Error::ImageNotFound(format!("{name}: no such image")))?;
-        let media_type = media_type_of(&fetched.bytes, &fetched.media_type);
-        let descriptor = Descriptor::for_bytes(&media_type, &fetched.bytes);
-        self.walk(source, name, descriptor, tag).await
     }
 
     /// The image graph (an index, its children, their configs and layers), then every referrer
