@@ -704,6 +704,36 @@ pub fn fetch_layout_selected(
     // silently absent. Deleted blobs of listed ones already fail as unreadable above.
     let mut lost = Vec::new();
     if let Some(inventory) = cnb_referrers::inventory::Inventory::read(layout)? {
+        // A listed referrer the inventory knows, unreadable (its manifest or blob deleted or
+        // changed): the message says so, with its kind and subject.
+        for fetched in referrers.iter_mut().chain(att.iter_mut()) {
+            let Some(entry) = inventory
+                .entries
+                .iter()
+                .find(|e| e.digest == fetched.descriptor.digest)
+            else {
+                continue;
+            };
+            let subject = entry
+                .subject
+                .as_ref()
+                .map(|s| format!(" (subject {s})"))
+                .unwrap_or_default();
+            for unread in [
+                fetched.manifest.as_mut().err(),
+                fetched.layer.as_mut().err(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if unread.kind == UnreadKind::Content {
+                    unread.message = format!(
+                        "damaged in the bundle: the export inventory lists {} {}{subject}: {}",
+                        entry.kind, entry.digest, unread.message
+                    );
+                }
+            }
+        }
         let listed = cnb_referrers::inventory::listed_in_index(layout)?;
         for missing in inventory.unlisted_about(&image.descriptor.digest, &listed) {
             let Some(entry) = inventory
