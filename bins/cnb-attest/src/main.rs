@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use cnb_phase::flags::{password_source, RegistryFlags};
 use cnb_phase::{exit, Failure};
 
+mod bundle;
 mod download;
 mod inspect;
 mod rebase;
@@ -48,6 +49,11 @@ enum Command {
     /// Carry an image's verified attestations over to its rebase: re-issue them for the new
     /// digest, drop those about the old run image, add the platform's, sign the new image.
     Rebase(Box<rebase::RebaseArgs>),
+    /// Write an image, all its referrers and the keys to verify them offline into an OCI layout
+    /// bundle (a directory or a .tar), for an air-gapped registry.
+    Export(Box<bundle::ExportArgs>),
+    /// Push a bundle `export` wrote into a registry, every digest kept.
+    Import(Box<bundle::ImportArgs>),
 }
 
 #[derive(Args)]
@@ -86,6 +92,8 @@ fn main() -> ExitCode {
         Command::Download(args) => download::run(*args),
         Command::StripSbomLayer(args) => strip::run(args),
         Command::Rebase(args) => rebase::run(*args),
+        Command::Export(args) => bundle::export(*args),
+        Command::Import(args) => bundle::import(*args),
     })
 }
 

@@ -47,6 +47,8 @@
 
 use std::path::PathBuf;
 
+#[cfg(feature = "registry")]
+pub mod bundle;
 pub mod export;
 mod image;
 pub mod inspect;
@@ -179,6 +181,24 @@ pub enum Error {
     /// The async runtime could not be started.
     #[error("cannot start the async runtime: {0}")]
     Runtime(std::io::Error),
+    /// An export bundle does not hold everything its inventory lists (a referrer unlisted from
+    /// `index.json`, a blob deleted or changed): `missing` names each (kind, digest, subject).
+    /// Nothing was pushed (import) or moved into place (export).
+    #[error("{bundle}: the bundle is incomplete, {} object(s) its inventory lists are missing: {}", missing.len(), shown_missing(missing))]
+    BundleIncomplete {
+        /// The bundle.
+        bundle: String,
+        /// What is missing.
+        missing: Vec<cnb_referrers::inventory::Missing>,
+    },
+}
+
+fn shown_missing(missing: &[cnb_referrers::inventory::Missing]) -> String {
+    missing
+        .iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 fn list_platforms(platforms: &[IndexPlatform]) -> String {

@@ -290,6 +290,10 @@ pub mod exit {
     /// root); nothing was stored.
     pub const KEYLESS_FAILED: u8 = 7;
 
+    /// `cnb-attest export`, `import`: the bundle does not hold everything its inventory lists
+    /// (each missing object named); nothing was pushed or moved into place.
+    pub const BUNDLE_INCOMPLETE: u8 = 12;
+
     /// A restore (`cnb-attest download`, `analyzer`) interrupted by SIGINT (128 + 2): nothing was
     /// written.
     pub const INTERRUPTED: u8 = 130;

@@ -23,6 +23,7 @@ use std::path::PathBuf;
 
 pub mod blob;
 pub mod format;
+pub mod inventory;
 pub mod layout;
 pub mod manifest;
 pub mod platform;

@@ -25,6 +25,7 @@ pub mod api;
 pub mod attach;
 pub mod auth;
 mod client;
+pub mod copy;
 pub mod cosign_tag;
 pub mod doctor;
 mod error;

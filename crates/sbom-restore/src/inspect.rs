@@ -323,7 +323,9 @@ pub struct Fetched {
     pub layer: Result<Blob, Unread>,
     /// Where it was found: `referrer` (layout index, Referrers API, tag-schema index),
     /// `cosign-att` (a layer of cosign 2's `sha256-<hex>.att` manifest) or `buildkit` (a layer of a
-    /// BuildKit attestation manifest in the image's index: a bare, unsigned statement).
+    /// BuildKit attestation manifest in the image's index: a bare, unsigned statement) or
+    /// `inventory` (listed by an export bundle's inventory but missing from the layout: always a
+    /// failure).
     pub source: &'static str,
 }
 
@@ -644,7 +646,125 @@ pub fn fetch_layout_selected(
             source: "referrer",
         });
     }
-    let all: Vec<Fetched> = referrers.into_iter().chain(buildkit).collect();
+    // cosign 2's tag in a layout: an `index.json` entry named `sha256-<hex>.att` (as `export`
+    // lists it); each DSSE layer is presented as a one-layer manifest, as the registry reader does.
+    let tag = format!("{}.att", image.descriptor.digest.fallback_tag());
+    let mut att = Vec::new();
+    for entry in layout.index()?.manifests {
+        if entry.annotation(cnb_referrers::manifest::REF_NAME) != Some(tag.as_str()) {
+            continue;
+        }
+        let read = if entry.size > cnb_referrers::layout::MAX_MANIFEST_SIZE {
+            Err(format!(
+                "{tag}: manifest of {} bytes is over the limit",
+                entry.size
+            ))
+        } else {
+            layout
+                .read_blob(&entry.digest, cnb_referrers::layout::MAX_MANIFEST_SIZE)
+                .and_then(|b| ImageManifest::from_json(&b))
+                .map_err(|e| format!("{tag}: {e}"))
+        };
+        let tag_manifest = match read {
+            Ok(m) => m,
+            Err(problem) => {
+                att.push(Fetched {
+                    descriptor: entry,
+                    manifest: Err(Unread::content(problem.clone())),
+                    layer: Err(Unread::content(problem)),
+                    source: "cosign-att",
+                });
+                continue;
+            }
+        };
+        for layer in dedupe(tag_manifest.layers) {
+            if layer.media_type != cnb_referrers::format::DSSE_ENVELOPE || !select(&layer) {
+                continue;
+            }
+            let manifest = ImageManifest {
+                schema_version: 2,
+                media_type: None,
+                artifact_type: Some(cnb_referrers::format::DSSE_ENVELOPE.into()),
+                config: Descriptor::empty(),
+                layers: vec![layer.clone()],
+                subject: Some(image.descriptor.clone()),
+                annotations: layer.annotations.clone(),
+            };
+            let blob = read_blob(&layer, &mut budget)?;
+            att.push(Fetched {
+                descriptor: layer,
+                manifest: Ok(manifest),
+                layer: blob,
+                source: "cosign-att",
+            });
+        }
+    }
+    // An export bundle's inventory: a referrer or cosign tag it lists about this image that
+    // `index.json` no longer lists is reported as unreadable (verification fails naming it), never
+    // silently absent. Deleted blobs of listed ones already fail as unreadable above.
+    let mut lost = Vec::new();
+    if let Some(inventory) = cnb_referrers::inventory::Inventory::read(layout)? {
+        // A listed referrer the inventory knows, unreadable (its manifest or blob deleted or
+        // changed): the message says so, with its kind and subject.
+        for fetched in referrers.iter_mut().chain(att.iter_mut()) {
+            let Some(entry) = inventory
+                .entries
+                .iter()
+                .find(|e| e.digest == fetched.descriptor.digest)
+            else {
+                continue;
+            };
+            let subject = entry
+                .subject
+                .as_ref()
+                .map(|s| format!(" (subject {s})"))
+                .unwrap_or_default();
+            for unread in [
+                fetched.manifest.as_mut().err(),
+                fetched.layer.as_mut().err(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                if unread.kind == UnreadKind::Content {
+                    unread.message = format!(
+                        "damaged in the bundle: the export inventory lists {} {}{subject}: {}",
+                        entry.kind, entry.digest, unread.message
+                    );
+                }
+            }
+        }
+        let listed = cnb_referrers::inventory::listed_in_index(layout)?;
+        for missing in inventory.unlisted_about(&image.descriptor.digest, &listed) {
+            let Some(entry) = inventory
+                .entries
+                .iter()
+                .find(|e| e.digest == missing.digest)
+            else {
+                continue;
+            };
+            let problem = format!("missing from the bundle: the export inventory lists {missing}");
+            lost.push(Fetched {
+                descriptor: Descriptor {
+                    media_type: entry.media_type.clone(),
+                    digest: entry.digest.clone(),
+                    size: entry.size,
+                    artifact_type: entry.artifact_type.clone(),
+                    annotations: None,
+                    platform: None,
+                },
+                manifest: Err(Unread::content(problem.clone())),
+                layer: Err(Unread::content(problem)),
+                source: "inventory",
+            });
+        }
+    }
+    let all: Vec<Fetched> = referrers
+        .into_iter()
+        .chain(att)
+        .chain(buildkit)
+        .chain(lost)
+        .collect();
     within_limits(&all)?;
     Ok(all)
 }

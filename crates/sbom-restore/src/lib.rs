@@ -26,6 +26,7 @@ pub mod simple_signing;
 pub mod source;
 pub mod spool;
 pub mod tar;
+pub mod tar_write;
 pub mod trust;
 pub mod write;
 

@@ -273,6 +273,36 @@ impl<R: Read> TarReader<R> {
         Ok(body)
     }
 
+    /// Copies the rest of the current entry's body to `out` through a fixed buffer (never held
+    /// whole), refusing (without reading it) a body of more than `cap` bytes; returns its length.
+    pub fn copy_body(&mut self, out: &mut dyn io::Write, cap: u64) -> Result<u64, Error> {
+        let Some(name) = self.current.clone() else {
+            return Err(malformed("no current entry to read".into()));
+        };
+        if self.remaining > cap {
+            return Err(malformed(format!(
+                "entry `{}` is {} bytes, over the {cap}-byte limit",
+                shown(&name),
+                self.remaining
+            )));
+        }
+        let want = self.remaining;
+        let copied = io::copy(&mut (&mut self.inner).take(want), out).map_err(|e| {
+            self.failed = true;
+            malformed(format!("copying entry `{}`: {e}", shown(&name)))
+        })?;
+        self.position += copied;
+        self.remaining -= copied;
+        if copied < want {
+            self.failed = true;
+            return Err(malformed(format!(
+                "entry `{}` is truncated ({copied} of {want} bytes)",
+                shown(&name)
+            )));
+        }
+        Ok(copied)
+    }
+
     fn advance(&mut self) -> Result<Option<TarEntry>, Error> {
         self.skip_rest()?;
         self.current = None;

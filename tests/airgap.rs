@@ -1,0 +1,709 @@
+//! Air-gapped transfer: `cnb-attest export` writes an image with every referrer into an OCI layout
+//! bundle, `verify oci:<bundle>` works with the registry gone, `cnb-attest import` pushes it into
+//! another registry with every digest kept. Real registries (Distribution: the tag-schema
+//! fallback; ferro-oci-server: the Referrers API); skopeo and curl check what is stored.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use cnb_attest_tests::registry::{Kind, Registry};
+use cnb_attest_tests::{bin, fresh_example, key_pair, ok, run, sbom_files, text};
+use serde_json::Value;
+
+fn with_env<'a>(command: &'a mut Command, registries: &[&Registry]) -> &'a mut Command {
+    let auth: serde_json::Map<String, Value> = registries
+        .iter()
+        .flat_map(|r| {
+            serde_json::from_str::<serde_json::Map<String, Value>>(&r.cnb_registry_auth()).unwrap()
+        })
+        .collect();
+    let insecure: Vec<&str> = registries.iter().map(|r| r.host.as_str()).collect();
+    command
+        .env("CNB_REGISTRY_AUTH", Value::Object(auth).to_string())
+        .env("CNB_INSECURE_REGISTRIES", insecure.join(","))
+        .env("DOCKER_CONFIG", "/nonexistent")
+        .env_remove("CNB_ATTEST_DEBUG")
+}
+
+fn cli(args: &[&str], registries: &[&Registry]) -> Output {
+    run(with_env(
+        Command::new(bin("cnb-attest"))
+            .args(args)
+            .env("COSIGN_PASSWORD", ""),
+        registries,
+    ))
+}
+
+fn json(out: Output) -> Value {
+    let stdout = ok(out);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+/// A signed image on `registry`: `(reference, digest, keys dir, layers dir)`.
+fn signed(
+    registry: &Registry,
+    dir: &Path,
+    repo: &str,
+    extra: &[&str],
+) -> (String, String, std::path::PathBuf, std::path::PathBuf) {
+    let (layers, image) = fresh_example(dir);
+    key_pair(&dir.join("k"), "");
+    let reference = registry.push_layout(&image, repo, "1.0");
+    let digest = registry.digest_of(&reference);
+    let key = dir.join("k/cosign.key");
+    let mut args = vec![
+        "sign",
+        &reference,
+        "--json",
+        "--layers",
+        layers.to_str().unwrap(),
+        "--key",
+        key.to_str().unwrap(),
+    ];
+    args.extend(extra);
+    let report = json(cli(&args, &[registry]));
+    assert!(report["pushed"].as_u64().unwrap() >= 8, "{report:#}");
+    (reference, digest, dir.join("k"), layers)
+}
+
+fn digests(listing: &[Value]) -> BTreeSet<String> {
+    listing
+        .iter()
+        .map(|e| e["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn verify(target: &str, key: &Path, registries: &[&Registry]) -> Output {
+    cli(
+        &["verify", target, "--key", key.to_str().unwrap()],
+        registries,
+    )
+}
+
+fn assert_verified(out: &Output, at_least: usize) {
+    let shown = text(out);
+    assert!(out.status.success(), "{shown}");
+    assert!(
+        shown.matches("verified  sha256:").count() >= at_least,
+        "{shown}"
+    );
+}
+
+fn download_matches(target: &str, key: &Path, layers: &Path, out: &Path, registry: &Registry) {
+    let result = cli(
+        &[
+            "download",
+            target,
+            "--key",
+            key.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[registry],
+    );
+    assert!(result.status.success(), "{}", text(&result));
+    assert_eq!(sbom_files(&out.join("layers")), sbom_files(layers));
+}
+
+fn skopeo_ok() -> bool {
+    Command::new("skopeo").arg("--version").output().is_ok()
+}
+
+/// Distribution (fallback index) → bundle directory → the registry killed → offline verify (with
+/// the key given and with the bundle's copy of it) → ferro (Referrers API): verify and download
+/// pass, every digest unchanged; importing again pushes nothing.
+#[test]
+fn distribution_to_ferro_through_a_directory_with_the_registry_gone() {
+    if !skopeo_ok() {
+        return;
+    }
+    let Some(mut source) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (reference, digest, keys, layers) = signed(&source, tmp.path(), "air/app", &[]);
+    let before = digests(&source.listing("air/app", &digest));
+    assert_eq!(before.len(), 8, "{before:?}");
+    let bundle = tmp.path().join("bundle");
+    let public = keys.join("cosign.pub");
+    let report = json(cli(
+        &[
+            "export",
+            &reference,
+            "-o",
+            bundle.to_str().unwrap(),
+            "--key",
+            public.to_str().unwrap(),
+            "--json",
+        ],
+        &[&source],
+    ));
+    assert_eq!(report["image"]["digest"], digest.as_str(), "{report:#}");
+    assert_eq!(report["written"]["referrer"], 8, "{report:#}");
+    assert!(bundle.join("cnb-attest-export.json").is_file());
+    // -o refuses to overwrite without --force.
+    let again = cli(
+        &["export", &reference, "-o", bundle.to_str().unwrap()],
+        &[&source],
+    );
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(text(&again).contains("--force"), "{}", text(&again));
+
+    source.kill();
+    let target = format!("oci:{}", bundle.display());
+    assert_verified(&verify(&target, &public, &[]), 8);
+    // The key copy in the bundle, once its fingerprint is pinned (compared with the published one).
+    let copy = bundle.join(report["trust"][0]["path"].as_str().unwrap());
+    assert_eq!(
+        cnb_attest_tests::sha256(&fs::read(&public).unwrap()),
+        report["trust"][0]["sha256"].as_str().unwrap()
+    );
+    assert_verified(&verify(&target, &copy, &[]), 8);
+    // Other tools read the bundle too.
+    let inspected = ok(run(Command::new("skopeo")
+        .args(["inspect", "--format", "{{.Digest}}"])
+        .arg(format!("oci:{}:1.0", bundle.display()))));
+    assert_eq!(inspected.trim(), digest);
+    ok(run(Command::new("skopeo")
+        .args(["copy", "-q"])
+        .arg(format!("oci:{}:1.0", bundle.display()))
+        .arg(format!(
+            "dir:{}",
+            tmp.path().join("copied").display()
+        ))));
+
+    let Some(ferro) = Registry::start(Kind::Ferro) else {
+        return;
+    };
+    let destination = format!("{}/air/app", ferro.host);
+    let imported = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&ferro],
+    ));
+    assert_eq!(imported["image"], digest.as_str(), "{imported:#}");
+    assert_eq!(imported["pushed"]["referrer"], 8, "{imported:#}");
+    assert_eq!(imported["index-writes"], 0, "{imported:#}");
+    assert_eq!(imported["referrers-api"], 1, "{imported:#}");
+    let on_ferro = format!("{destination}:1.0");
+    assert_eq!(ferro.digest_of(&on_ferro), digest);
+    assert_eq!(digests(&ferro.listing("air/app", &digest)), before);
+    assert_verified(&verify(&on_ferro, &public, &[&ferro]), 8);
+    download_matches(&on_ferro, &public, &layers, &tmp.path().join("out"), &ferro);
+
+    // Twice: nothing more.
+    let second = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&ferro],
+    ));
+    assert_eq!(second["pushed"], serde_json::json!({}), "{second:#}");
+    assert_eq!(second["tag-moved"], false, "{second:#}");
+    assert_eq!(second["already-present"]["referrer"], 8, "{second:#}");
+    assert_eq!(digests(&ferro.listing("air/app", &digest)), before);
+    let shown = ok(cli(
+        &["import", bundle.to_str().unwrap(), &destination],
+        &[&ferro],
+    ));
+    assert!(shown.contains("nothing to push"), "{shown}");
+}
+
+/// ferro (Referrers API) → bundle tar → Distribution: verify and download pass, and the fallback
+/// index lists every referrer (one write).
+#[test]
+fn ferro_to_distribution_through_a_tar() {
+    let Some(ferro) = Registry::start(Kind::Ferro) else {
+        return;
+    };
+    let Some(distribution) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (reference, digest, keys, layers) = signed(&ferro, tmp.path(), "air/tar", &[]);
+    let before = digests(&ferro.listing("air/tar", &digest));
+    let bundle = tmp.path().join("bundle.tar");
+    let public = keys.join("cosign.pub");
+    let report = json(cli(
+        &[
+            "export",
+            &reference,
+            "-o",
+            bundle.to_str().unwrap(),
+            "--key",
+            public.to_str().unwrap(),
+            "--json",
+        ],
+        &[&ferro],
+    ));
+    assert_eq!(report["tar"], true, "{report:#}");
+    assert!(bundle.is_file());
+    // The same tar every time.
+    let second_tar = tmp.path().join("again.tar");
+    ok(cli(
+        &[
+            "export",
+            &reference,
+            "-o",
+            second_tar.to_str().unwrap(),
+            "--key",
+            public.to_str().unwrap(),
+        ],
+        &[&ferro],
+    ));
+    assert_eq!(fs::read(&bundle).unwrap(), fs::read(&second_tar).unwrap());
+
+    let destination = format!("{}/moved/tar:2.0", distribution.host);
+    let imported = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&distribution],
+    ));
+    assert_eq!(imported["index-writes"], 1, "{imported:#}");
+    assert_eq!(imported["pushed"]["referrer"], before.len(), "{imported:#}");
+    assert_eq!(distribution.digest_of(&destination), digest);
+    assert_eq!(digests(&distribution.listing("moved/tar", &digest)), before);
+    assert_verified(&verify(&destination, &public, &[&distribution]), 8);
+    download_matches(
+        &destination,
+        &public,
+        &layers,
+        &tmp.path().join("out"),
+        &distribution,
+    );
+    let second = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&distribution],
+    ));
+    assert_eq!(second["pushed"], serde_json::json!({}), "{second:#}");
+    assert_eq!(second["index-writes"], 0, "{second:#}");
+    assert_eq!(digests(&distribution.listing("moved/tar", &digest)), before);
+}
+
+/// A bundle that lost a referrer (unlisted from index.json; separately, its blob deleted) fails
+/// `verify oci:<bundle>` and `import`, naming the referrer's digest; the failed import pushes
+/// nothing.
+#[test]
+fn a_bundle_that_lost_a_referrer_fails_by_name() {
+    let Some(registry) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (reference, digest, keys, _) = signed(&registry, tmp.path(), "air/lost", &[]);
+    let bundle = tmp.path().join("bundle");
+    let public = keys.join("cosign.pub");
+    ok(cli(
+        &["export", &reference, "-o", bundle.to_str().unwrap()],
+        &[&registry],
+    ));
+    let index: Value =
+        serde_json::from_slice(&fs::read(bundle.join("index.json")).unwrap()).unwrap();
+    let lost = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["artifactType"].is_string())
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let unlisted = tmp.path().join("unlisted");
+    cnb_attest_tests::copy_dir(&bundle, &unlisted);
+    let mut thinned = index.clone();
+    thinned["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|e| e["digest"] != lost.as_str());
+    fs::write(
+        unlisted.join("index.json"),
+        serde_json::to_vec(&thinned).unwrap(),
+    )
+    .unwrap();
+
+    let deleted = tmp.path().join("deleted");
+    cnb_attest_tests::copy_dir(&bundle, &deleted);
+    fs::remove_file(deleted.join("blobs/sha256").join(&lost[7..])).unwrap();
+
+    let destination = format!("{}/air/elsewhere", registry.host);
+    for broken in [&unlisted, &deleted] {
+        let verified = verify(&format!("oci:{}", broken.display()), &public, &[]);
+        assert_eq!(verified.status.code(), Some(3), "{}", text(&verified));
+        assert!(text(&verified).contains(&lost), "{}", text(&verified));
+        let imported = cli(
+            &["import", broken.to_str().unwrap(), &destination],
+            &[&registry],
+        );
+        assert_eq!(imported.status.code(), Some(12), "{}", text(&imported));
+        assert!(text(&imported).contains(&lost), "{}", text(&imported));
+        assert!(text(&imported).contains(&digest), "{}", text(&imported));
+        // Nothing pushed: the repository does not exist.
+        let (status, body) = registry.curl("/v2/air/elsewhere/tags/list", "application/json");
+        assert_eq!(status, 404, "{body}");
+    }
+    // The complete bundle still verifies.
+    assert_verified(
+        &verify(&format!("oci:{}", bundle.display()), &public, &[]),
+        8,
+    );
+}
+
+/// cosign 2's `.att` tag (written by `sign --format cosign-legacy`, this project's writer) goes
+/// into the bundle under its tag name, verifies there offline, and is pushed as it was.
+#[test]
+fn a_cosign_att_tag_travels_as_it_was() {
+    let Some(distribution) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let Some(ferro) = Registry::start(Kind::Ferro) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (reference, digest, keys, _) = signed(
+        &distribution,
+        tmp.path(),
+        "air/att",
+        &["--format", "bundle,cosign-legacy"],
+    );
+    let tag = format!("sha256-{}.att", &digest[7..]);
+    let manifest = "application/vnd.oci.image.manifest.v1+json";
+    let (status, att) = distribution.curl(&format!("/v2/air/att/manifests/{tag}"), manifest);
+    assert_eq!(status, 200, "{att}");
+    let att_digest = cnb_attest_tests::sha256(att.as_bytes());
+    let bundle = tmp.path().join("bundle");
+    let public = keys.join("cosign.pub");
+    let report = json(cli(
+        &[
+            "export",
+            &reference,
+            "-o",
+            bundle.to_str().unwrap(),
+            "--json",
+        ],
+        &[&distribution],
+    ));
+    assert_eq!(report["written"]["cosign-tag"], 1, "{report:#}");
+    let index = fs::read_to_string(bundle.join("index.json")).unwrap();
+    assert!(index.contains(&tag), "{index}");
+    // Offline: the bundle's `.att` entries are read as the registry's are (7 more verdicts).
+    let verified = verify(&format!("oci:{}:1.0", bundle.display()), &public, &[]);
+    assert_verified(&verified, 15);
+    assert!(
+        text(&verified).matches("cosign-legacy").count() >= 7
+            || text(&verified).matches("dsse").count() >= 7,
+        "{}",
+        text(&verified)
+    );
+
+    let destination = format!("{}/air/att", ferro.host);
+    let imported = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&ferro],
+    ));
+    assert_eq!(imported["pushed"]["cosign-tag"], 1, "{imported:#}");
+    let (status, pushed) = ferro.curl(&format!("/v2/air/att/manifests/{tag}"), manifest);
+    assert_eq!(status, 200, "{pushed}");
+    assert_eq!(cnb_attest_tests::sha256(pushed.as_bytes()), att_digest);
+    assert_verified(
+        &verify(&format!("{destination}:1.0"), &public, &[&ferro]),
+        15,
+    );
+}
+
+/// `--attestations-only`: no layers in the bundle; importing into a registry without the image
+/// fails naming its digest; once the image is there (skopeo), the import passes and verifies.
+#[test]
+fn attestations_only_needs_the_image_in_the_destination() {
+    if !skopeo_ok() {
+        return;
+    }
+    let Some(distribution) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let Some(ferro) = Registry::start(Kind::Ferro) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (reference, digest, keys, _) = signed(&distribution, tmp.path(), "air/only", &[]);
+    let bundle = tmp.path().join("bundle");
+    let public = keys.join("cosign.pub");
+    let report = json(cli(
+        &[
+            "export",
+            &reference,
+            "-o",
+            bundle.to_str().unwrap(),
+            "--attestations-only",
+            "--json",
+        ],
+        &[&distribution],
+    ));
+    assert!(report["written"]["layer"].is_null(), "{report:#}");
+    assert_eq!(report["written"]["config"], 1, "{report:#}");
+    let destination = format!("{}/air/only", ferro.host);
+    let refused = cli(
+        &["import", bundle.to_str().unwrap(), &destination],
+        &[&ferro],
+    );
+    assert!(!refused.status.success(), "{}", text(&refused));
+    assert!(text(&refused).contains(&digest), "{}", text(&refused));
+    ferro.push_layout(&tmp.path().join("image"), "air/only", "1.0");
+    let imported = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&ferro],
+    ));
+    assert_eq!(imported["pushed"]["referrer"], 8, "{imported:#}");
+    assert_verified(
+        &verify(&format!("{destination}:1.0"), &public, &[&ferro]),
+        8,
+    );
+}
+
+/// An image index in an OCI layout (layout → bundle): the index, its child, the child's referrers
+/// (signed through the index) are exported; the bundle verifies offline; the import pushes the
+/// child before the index and keeps the index's digest and tag.
+#[test]
+fn an_image_index_in_a_layout_travels_whole() {
+    let Some(registry) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (layers, image) = fresh_example(tmp.path());
+    key_pair(&tmp.path().join("k"), "");
+    let oci_index = "application/vnd.oci.image.index.v1+json";
+    let mut listing: Value =
+        serde_json::from_slice(&fs::read(image.join("index.json")).unwrap()).unwrap();
+    let child = listing["manifests"][0].clone();
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": oci_index,
+        "manifests": [{
+            "mediaType": child["mediaType"],
+            "digest": child["digest"],
+            "size": child["size"],
+            "platform": {"architecture": "amd64", "os": "linux"}
+        }]
+    });
+    let bytes = serde_json::to_vec(&index).unwrap();
+    let index_digest = cnb_attest_tests::sha256(&bytes);
+    fs::write(image.join("blobs/sha256").join(&index_digest[7..]), &bytes).unwrap();
+    listing["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": oci_index,
+            "digest": index_digest,
+            "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"}
+        }));
+    fs::write(
+        image.join("index.json"),
+        serde_json::to_vec(&listing).unwrap(),
+    )
+    .unwrap();
+    let source = format!("oci:{}:multi", image.display());
+    let key = tmp.path().join("k/cosign.key");
+    ok(cli(
+        &[
+            "sign",
+            &source,
+            "--layers",
+            layers.to_str().unwrap(),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        &[],
+    ));
+    let bundle = tmp.path().join("bundle");
+    let root = tmp.path().join("trusted_root.json");
+    fs::write(
+        &root,
+        br#"{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}"#,
+    )
+    .unwrap();
+    let report = json(cli(
+        &[
+            "export",
+            &source,
+            "-o",
+            bundle.to_str().unwrap(),
+            "--trusted-root",
+            root.to_str().unwrap(),
+            "--json",
+        ],
+        &[],
+    ));
+    assert_eq!(report["written"]["trusted-root"], 1, "{report:#}");
+    assert_eq!(
+        fs::read(bundle.join(report["trust"][0]["path"].as_str().unwrap())).unwrap(),
+        fs::read(&root).unwrap()
+    );
+    assert_eq!(
+        report["image"]["digest"],
+        index_digest.as_str(),
+        "{report:#}"
+    );
+    assert_eq!(report["written"]["index"], 1, "{report:#}");
+    assert_eq!(report["written"]["manifest"], 1, "{report:#}");
+    assert_eq!(report["written"]["referrer"], 8, "{report:#}");
+    let public = tmp.path().join("k/cosign.pub");
+    assert_verified(
+        &verify(&format!("oci:{}:multi", bundle.display()), &public, &[]),
+        8,
+    );
+
+    let destination = format!("{}/multi/app", registry.host);
+    let imported = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&registry],
+    ));
+    assert_eq!(imported["pushed"]["index"], 1, "{imported:#}");
+    assert_eq!(imported["pushed"]["manifest"], 1, "{imported:#}");
+    let (status, body) = registry.curl("/v2/multi/app/manifests/multi", oci_index);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(cnb_attest_tests::sha256(body.as_bytes()), index_digest);
+    let child_digest = child["digest"].as_str().unwrap();
+    assert_eq!(registry.listing("multi/app", child_digest).len(), 8);
+    assert_verified(
+        &verify(&format!("{destination}:multi"), &public, &[&registry]),
+        8,
+    );
+}
+
+fn upload_with_curl(registry: &Registry, repo: &str, blob: &[u8]) {
+    let path = tempfile::NamedTempFile::new().unwrap();
+    fs::write(path.path(), blob).unwrap();
+    let mut post = Command::new("curl");
+    post.args(["-s", "-o", "/dev/null", "-D", "-", "-X", "POST"])
+        .arg(format!("http://{}/v2/{repo}/blobs/uploads/", registry.host));
+    if let Some(c) = registry.creds() {
+        post.arg("-u").arg(c);
+    }
+    let headers = ok(run(&mut post));
+    let location = headers
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("Location: ")
+                .or_else(|| l.strip_prefix("location: "))
+        })
+        .unwrap()
+        .trim()
+        .to_string();
+    let mut put = Command::new("curl");
+    put.args([
+        "-s",
+        "-f",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/octet-stream",
+        "--data-binary",
+    ])
+    .arg(format!("@{}", path.path().display()))
+    .arg(format!(
+        "{location}&digest={}",
+        cnb_attest_tests::sha256(blob)
+    ));
+    if let Some(c) = registry.creds() {
+        put.arg("-u").arg(c);
+    }
+    ok(run(&mut put));
+}
+
+fn put_manifest_with_curl(registry: &Registry, repo: &str, reference: &str, bytes: &[u8]) {
+    let path = tempfile::NamedTempFile::new().unwrap();
+    fs::write(path.path(), bytes).unwrap();
+    let mut put = Command::new("curl");
+    put.args([
+        "-s",
+        "-f",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+    ])
+    .arg(format!("@{}", path.path().display()))
+    .arg(format!(
+        "http://{}/v2/{repo}/manifests/{reference}",
+        registry.host
+    ));
+    if let Some(c) = registry.creds() {
+        put.arg("-u").arg(c);
+    }
+    ok(run(&mut put));
+}
+
+/// The destination already has another writer's `.att` tag for the image: the bundle's layers are
+/// merged into it (the other writer's layer kept first), never replacing it; a second import
+/// finds nothing missing and pushes nothing.
+#[test]
+fn a_different_att_tag_in_the_destination_is_merged_not_replaced() {
+    let Some(ferro) = Registry::start(Kind::Ferro) else {
+        return;
+    };
+    let Some(distribution) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let (reference, digest, _, _) = signed(
+        &ferro,
+        tmp.path(),
+        "air/merge",
+        &["--format", "bundle,cosign-legacy"],
+    );
+    let bundle = tmp.path().join("bundle");
+    ok(cli(
+        &["export", &reference, "-o", bundle.to_str().unwrap()],
+        &[&ferro],
+    ));
+    // Someone else's .att tag in the destination (the empty JSON blob stands in for an envelope).
+    distribution.push_layout(&tmp.path().join("image"), "merge/app", "1.0");
+    let foreign = "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    let config =
+        br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
+    for blob in [&b"{}"[..], &config[..]] {
+        upload_with_curl(&distribution, "merge/app", blob);
+    }
+    let att = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": cnb_attest_tests::sha256(config), "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.dsse.envelope.v1+json", "digest": foreign, "size": 2,
+                    "annotations": {"predicateType": "https://example.com/other"}}]
+    });
+    let tag = format!("sha256-{}.att", &digest[7..]);
+    put_manifest_with_curl(
+        &distribution,
+        "merge/app",
+        &tag,
+        &serde_json::to_vec(&att).unwrap(),
+    );
+    let destination = format!("{}/merge/app", distribution.host);
+    let imported = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&distribution],
+    ));
+    assert_eq!(
+        imported["merged-tags"],
+        serde_json::json!([tag]),
+        "{imported:#}"
+    );
+    let (status, body) = distribution.curl(
+        &format!("/v2/merge/app/manifests/{tag}"),
+        "application/vnd.oci.image.manifest.v1+json",
+    );
+    assert_eq!(status, 200, "{body}");
+    let merged: Value = serde_json::from_str(&body).unwrap();
+    let layers = merged["layers"].as_array().unwrap();
+    assert_eq!(layers.len(), 8, "{merged:#}");
+    assert_eq!(
+        layers[0]["digest"], foreign,
+        "the other writer's layer stays first"
+    );
+    let second = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&distribution],
+    ));
+    assert_eq!(second["pushed"], serde_json::json!({}), "{second:#}");
+    assert_eq!(second["merged-tags"], serde_json::json!([]), "{second:#}");
+    assert_eq!(second["already-present"]["cosign-tag"], 1, "{second:#}");
+}
