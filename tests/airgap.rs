@@ -384,7 +384,8 @@ fn a_cosign_att_tag_travels_as_it_was() {
     let index = fs::read_to_string(bundle.join("index.json")).unwrap();
     assert!(index.contains(&tag), "{index}");
     // Offline: the bundle's `.att` entries are read as the registry's are (7 more verdicts).
-    let verified = verify(&format!("oci:{}:1.0", bundle.display()), &public, &[]);
+    // No tag needed: the `.att` tag entries are attachments, not images to choose from.
+    let verified = verify(&format!("oci:{}", bundle.display()), &public, &[]);
     assert_verified(&verified, 15);
     assert!(
         text(&verified).matches("cosign-legacy").count() >= 7
@@ -706,4 +707,147 @@ fn a_different_att_tag_in_the_destination_is_merged_not_replaced() {
     assert_eq!(second["pushed"], serde_json::json!({}), "{second:#}");
     assert_eq!(second["merged-tags"], serde_json::json!([]), "{second:#}");
     assert_eq!(second["already-present"]["cosign-tag"], 1, "{second:#}");
+}
+
+/// The two features together: a two-platform index signed in one run on Distribution → bundle →
+/// the registry gone → offline verify of every platform (`--require-all-platforms`) and of one
+/// (`--platform linux/arm64`) → ferro: the index, both manifests and every subject's referrers
+/// keep their digests; verify and download per platform pass; a second import adds nothing.
+#[test]
+fn a_signed_multi_platform_index_crosses_the_gap_whole() {
+    if !skopeo_ok() {
+        return;
+    }
+    let Some(mut source) = Registry::start(Kind::Distribution) else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let f = cnb_attest_tests::platforms::two_platforms(tmp.path());
+    let reference =
+        cnb_attest_tests::platforms::push_all(&source, &f.layout, "air/multi", "latest");
+    assert_eq!(source.digest_of(&reference), f.index);
+    key_pair(&tmp.path().join("k"), "");
+    let key = tmp.path().join("k/cosign.key");
+    let public = tmp.path().join("k/cosign.pub");
+    ok(cli(
+        &[
+            "sign",
+            &reference,
+            "--layers",
+            &format!("linux/amd64={}", f.amd64.layers.display()),
+            "--layers",
+            &format!("linux/arm64={}", f.arm64.layers.display()),
+            "--key",
+            key.to_str().unwrap(),
+        ],
+        &[&source],
+    ));
+    let subjects = [&f.index, &f.amd64.digest, &f.arm64.digest];
+    let before: Vec<BTreeSet<String>> = subjects
+        .iter()
+        .map(|d| digests(&source.listing("air/multi", d)))
+        .collect();
+    assert_eq!(before[0].len(), 1, "the index signature: {before:?}");
+    assert_eq!(before[1].len(), sbom_files(&f.amd64.layers).len() + 1);
+    assert_eq!(before[2].len(), sbom_files(&f.arm64.layers).len() + 1);
+
+    let bundle = tmp.path().join("bundle");
+    let report = json(cli(
+        &[
+            "export",
+            &reference,
+            "-o",
+            bundle.to_str().unwrap(),
+            "--key",
+            public.to_str().unwrap(),
+            "--json",
+        ],
+        &[&source],
+    ));
+    assert_eq!(report["image"]["digest"], f.index.as_str(), "{report:#}");
+    let referrers: usize = before.iter().map(BTreeSet::len).sum();
+    assert_eq!(report["written"]["referrer"], referrers, "{report:#}");
+    source.kill();
+
+    // Offline: every platform, then one.
+    let offline = format!("oci:{}:latest", bundle.display());
+    let all = cli(
+        &[
+            "verify",
+            &offline,
+            "--require-all-platforms",
+            "--key",
+            public.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert!(all.status.success(), "{}", text(&all));
+    assert!(
+        text(&all).contains("linux/amd64") && text(&all).contains("linux/arm64"),
+        "{}",
+        text(&all)
+    );
+    let arm = cli(
+        &[
+            "verify",
+            &offline,
+            "--platform",
+            "linux/arm64",
+            "--key",
+            public.to_str().unwrap(),
+        ],
+        &[],
+    );
+    assert_verified(&arm, sbom_files(&f.arm64.layers).len() + 1);
+    assert!(!text(&arm).contains(&f.amd64.digest), "{}", text(&arm));
+
+    let Some(ferro) = Registry::start(Kind::Ferro) else {
+        return;
+    };
+    let destination = format!("{}/air/multi", ferro.host);
+    let imported = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&ferro],
+    ));
+    assert_eq!(imported["image"], f.index.as_str(), "{imported:#}");
+    assert_eq!(imported["pushed"]["referrer"], referrers, "{imported:#}");
+    let on_ferro = format!("{destination}:latest");
+    assert_eq!(ferro.digest_of(&on_ferro), f.index);
+    for (digest, listed) in subjects.iter().zip(&before) {
+        assert_eq!(&digests(&ferro.listing("air/multi", digest)), listed);
+    }
+    let verified = cli(
+        &[
+            "verify",
+            &on_ferro,
+            "--require-all-platforms",
+            "--key",
+            public.to_str().unwrap(),
+        ],
+        &[&ferro],
+    );
+    assert!(verified.status.success(), "{}", text(&verified));
+    let out = tmp.path().join("arm64-out");
+    ok(cli(
+        &[
+            "download",
+            &on_ferro,
+            "--platform",
+            "linux/arm64",
+            "--key",
+            public.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        &[&ferro],
+    ));
+    assert_eq!(sbom_files(&out.join("layers")), sbom_files(&f.arm64.layers));
+    let second = json(cli(
+        &["import", bundle.to_str().unwrap(), &destination, "--json"],
+        &[&ferro],
+    ));
+    assert_eq!(second["pushed"], serde_json::json!({}), "{second:#}");
+    for (digest, listed) in subjects.iter().zip(&before) {
+        assert_eq!(&digests(&ferro.listing("air/multi", digest)), listed);
+    }
 }

@@ -4,7 +4,6 @@ use std::path::PathBuf;
 
 use clap::Args;
 use cnb_attest::bundle::{self, ExportRequest, ImportRequest};
-use cnb_attest::Image;
 use cnb_phase::flags::RegistryFlags;
 use cnb_phase::{exit, shown, Failure};
 
@@ -80,7 +79,7 @@ pub(crate) fn export(args: ExportArgs) -> Result<u8, Failure> {
     };
     let open = args.registry.open_options();
     let report = cnb_attest::block_on(async {
-        let image = Image::open(&args.image, &open).await?;
+        let image = bundle::open_for_export(&args.image, &open).await?;
         bundle::export(&image, &request).await
     })
     .and_then(|r| r)

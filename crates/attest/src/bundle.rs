@@ -108,8 +108,22 @@ pub struct ExportReport {
     pub trust: Vec<TrustFile>,
 }
 
-/// Writes `image`, all its referrers (the Referrers API, the `sha256-<hex>` index, cosign's
-/// `.att` and `.sig` tags; of an index, of every child too; referrers of referrers too) and the
+/// Opens `target` for [`export`]: an image index is exported whole, with every platform, so no
+/// platform is chosen and an index of several platforms is not refused as ambiguous (as
+/// [`Image::open`] refuses it). The image returned is one of the index's platforms, opened by
+/// `target` as named; [`export`] reads the index again through that name.
+pub async fn open_for_export(target: &str, options: &crate::OpenOptions) -> Result<Image, Error> {
+    let mut opened = Image::open_platforms(target, options, &[]).await?;
+    if opened.images.is_empty() {
+        return Err(Error::BadImage(format!("{target}: no image to export")));
+    }
+    Ok(opened.images.swap_remove(0))
+}
+
+/// Writes `image` as it was named (an image reached through an index: the whole index; open a
+/// multi-platform target with [`open_for_export`]), all its referrers (the Referrers API, the
+/// `sha256-<hex>` index, cosign's `.att` and `.sig` tags; of an index, of every child too;
+/// referrers of referrers too) and the
 /// trust files into an OCI layout at `request.output`, then re-reads every blob it wrote and
 /// checks the layout against the inventory it records. The layout is built beside the output
 /// and moved into place whole: nothing half-written is left at `output`.

@@ -69,6 +69,23 @@ pub const BUILDKIT_REFERENCE_TYPE: &str = "vnd.docker.reference.type";
 /// BuildKit's annotation naming the platform manifest an attestation manifest is about.
 pub const BUILDKIT_REFERENCE_DIGEST: &str = "vnd.docker.reference.digest";
 
+/// Whether `tag` names something attached to an image rather than an image: cosign's
+/// `sha256-<hex>.att`, `.sig` and `.sbom` tags and the tag-schema `sha256-<hex>` index.
+pub fn is_attachment_tag(tag: &str) -> bool {
+    let Some(rest) = tag.strip_prefix("sha256-") else {
+        return false;
+    };
+    let hex = match rest.split_once('.') {
+        Some((hex, "att" | "sig" | "sbom")) => hex,
+        Some(_) => return false,
+        None => rest,
+    };
+    hex.len() == 64
+        && hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
+
 /// What storing one referrer did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreOutcome {
@@ -180,10 +197,15 @@ impl OciLayout {
                 .filter(|d| d.annotation(REF_NAME) == Some(tag))
                 .collect(),
             None => {
+                // Tags naming attachments (cosign's `sha256-<hex>.att`/`.sig`/`.sbom`, the
+                // tag-schema `sha256-<hex>`) are not images to pick.
                 let tagged: Vec<&Descriptor> = index
                     .manifests
                     .iter()
-                    .filter(|d| d.annotation(REF_NAME).is_some())
+                    .filter(|d| {
+                        d.annotation(REF_NAME)
+                            .is_some_and(|t| !is_attachment_tag(t))
+                    })
                     .collect();
                 if tagged.is_empty() {
                     index
@@ -650,4 +672,32 @@ pub(crate) fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, Error>
             reason: other.to_string(),
         },
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_attachment_tag;
+
+    #[test]
+    fn attachment_tags_are_told_from_image_tags() {
+        let hex = "a".repeat(64);
+        for tag in [
+            format!("sha256-{hex}"),
+            format!("sha256-{hex}.att"),
+            format!("sha256-{hex}.sig"),
+            format!("sha256-{hex}.sbom"),
+        ] {
+            assert!(is_attachment_tag(&tag), "{tag}");
+        }
+        for tag in [
+            "latest".to_string(),
+            "1.0".to_string(),
+            format!("sha256-{hex}.txt"),
+            format!("sha256-{}", "A".repeat(64)),
+            format!("sha256-{}.att", "a".repeat(63)),
+            "sha256-".to_string(),
+        ] {
+            assert!(!is_attachment_tag(&tag), "{tag}");
+        }
+    }
 }
