@@ -569,70 +569,6 @@ fn an_image_index_in_a_layout_travels_whole() {
     );
 }
 
-fn upload_with_curl(registry: &Registry, repo: &str, blob: &[u8]) {
-    let path = tempfile::NamedTempFile::new().unwrap();
-    fs::write(path.path(), blob).unwrap();
-    let mut post = Command::new("curl");
-    post.args(["-s", "-o", "/dev/null", "-D", "-", "-X", "POST"])
-        .arg(format!("http://{}/v2/{repo}/blobs/uploads/", registry.host));
-    if let Some(c) = registry.creds() {
-        post.arg("-u").arg(c);
-    }
-    let headers = ok(run(&mut post));
-    let location = headers
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Location: ")
-                .or_else(|| l.strip_prefix("location: "))
-        })
-        .unwrap()
-        .trim()
-        .to_string();
-    let mut put = Command::new("curl");
-    put.args([
-        "-s",
-        "-f",
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/octet-stream",
-        "--data-binary",
-    ])
-    .arg(format!("@{}", path.path().display()))
-    .arg(format!(
-        "{location}&digest={}",
-        cnb_attest_tests::sha256(blob)
-    ));
-    if let Some(c) = registry.creds() {
-        put.arg("-u").arg(c);
-    }
-    ok(run(&mut put));
-}
-
-fn put_manifest_with_curl(registry: &Registry, repo: &str, reference: &str, bytes: &[u8]) {
-    let path = tempfile::NamedTempFile::new().unwrap();
-    fs::write(path.path(), bytes).unwrap();
-    let mut put = Command::new("curl");
-    put.args([
-        "-s",
-        "-f",
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/vnd.oci.image.manifest.v1+json",
-        "--data-binary",
-    ])
-    .arg(format!("@{}", path.path().display()))
-    .arg(format!(
-        "http://{}/v2/{repo}/manifests/{reference}",
-        registry.host
-    ));
-    if let Some(c) = registry.creds() {
-        put.arg("-u").arg(c);
-    }
-    ok(run(&mut put));
-}
-
 /// The destination already has another writer's `.att` tag for the image: the bundle's layers are
 /// merged into it (the other writer's layer kept first), never replacing it; a second import
 /// finds nothing missing and pushes nothing.
@@ -662,7 +598,7 @@ fn a_different_att_tag_in_the_destination_is_merged_not_replaced() {
     let config =
         br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
     for blob in [&b"{}"[..], &config[..]] {
-        upload_with_curl(&distribution, "merge/app", blob);
+        distribution.upload_with_curl("merge/app", blob);
     }
     let att = serde_json::json!({
         "schemaVersion": 2,
@@ -672,12 +608,7 @@ fn a_different_att_tag_in_the_destination_is_merged_not_replaced() {
                     "annotations": {"predicateType": "https://example.com/other"}}]
     });
     let tag = format!("sha256-{}.att", &digest[7..]);
-    put_manifest_with_curl(
-        &distribution,
-        "merge/app",
-        &tag,
-        &serde_json::to_vec(&att).unwrap(),
-    );
+    distribution.put_manifest_with_curl("merge/app", &tag, &serde_json::to_vec(&att).unwrap());
     let destination = format!("{}/merge/app", distribution.host);
     let imported = json(cli(
         &["import", bundle.to_str().unwrap(), &destination, "--json"],

@@ -792,7 +792,7 @@ fn cosign_legacy_att_tag_is_appended_without_dropping_others() {
     let config =
         br#"{"architecture":"","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
     for blob in [&b"{}"[..], &config[..]] {
-        upload_with_curl(&registry, "legacy/app", blob);
+        registry.upload_with_curl("legacy/app", blob);
     }
     let att = serde_json::json!({
         "schemaVersion": 2,
@@ -802,12 +802,7 @@ fn cosign_legacy_att_tag_is_appended_without_dropping_others() {
                     "annotations": {"predicateType": "https://example.com/other"}}]
     });
     let tag = format!("sha256-{}.att", &digest[7..]);
-    put_manifest_with_curl(
-        &registry,
-        "legacy/app",
-        &tag,
-        &serde_json::to_vec(&att).unwrap(),
-    );
+    registry.put_manifest_with_curl("legacy/app", &tag, &serde_json::to_vec(&att).unwrap());
 
     let report = sign(
         &registry,
@@ -1057,67 +1052,6 @@ fn image_signature_simple_signing_appends_to_the_sig_tag() {
         sig["failure"], "not signed by a trusted key",
         "{verdicts:#}"
     );
-}
-
-fn upload_with_curl(registry: &Registry, repo: &str, blob: &[u8]) {
-    let path = tempfile::NamedTempFile::new().unwrap();
-    fs::write(path.path(), blob).unwrap();
-    let mut post = Command::new("curl");
-    post.args(["-s", "-o", "/dev/null", "-D", "-", "-X", "POST"])
-        .arg(format!("http://{}/v2/{repo}/blobs/uploads/", registry.host));
-    if let Some(c) = registry.creds() {
-        post.arg("-u").arg(c);
-    }
-    let headers = ok(run(&mut post));
-    let location = headers
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("Location: ")
-                .or_else(|| l.strip_prefix("location: "))
-        })
-        .unwrap()
-        .trim()
-        .to_string();
-    let mut put = Command::new("curl");
-    put.args([
-        "-s",
-        "-f",
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/octet-stream",
-        "--data-binary",
-    ])
-    .arg(format!("@{}", path.path().display()))
-    .arg(format!("{location}&digest={}", sha256(blob)));
-    if let Some(c) = registry.creds() {
-        put.arg("-u").arg(c);
-    }
-    ok(run(&mut put));
-}
-
-fn put_manifest_with_curl(registry: &Registry, repo: &str, reference: &str, bytes: &[u8]) {
-    let path = tempfile::NamedTempFile::new().unwrap();
-    fs::write(path.path(), bytes).unwrap();
-    let mut put = Command::new("curl");
-    put.args([
-        "-s",
-        "-f",
-        "-X",
-        "PUT",
-        "-H",
-        "Content-Type: application/vnd.oci.image.manifest.v1+json",
-        "--data-binary",
-    ])
-    .arg(format!("@{}", path.path().display()))
-    .arg(format!(
-        "http://{}/v2/{repo}/manifests/{reference}",
-        registry.host
-    ));
-    if let Some(c) = registry.creds() {
-        put.arg("-u").arg(c);
-    }
-    ok(run(&mut put));
 }
 
 /// A registry sign without `--key` would push attestations nobody can verify later: it is refused

@@ -211,6 +211,70 @@ impl Registry {
         index["manifests"].as_array().unwrap().clone()
     }
 
+    /// Uploads `blob` to `repo` with curl (an independent writer): `POST` an upload, `PUT` it
+    /// with its digest.
+    pub fn upload_with_curl(&self, repo: &str, blob: &[u8]) {
+        let path = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(path.path(), blob).unwrap();
+        let mut post = Command::new("curl");
+        post.args(["-s", "-o", "/dev/null", "-D", "-", "-X", "POST"])
+            .arg(format!("http://{}/v2/{repo}/blobs/uploads/", self.host));
+        if let Some(c) = self.creds() {
+            post.arg("-u").arg(c);
+        }
+        let headers = crate::ok(crate::run(&mut post));
+        let location = headers
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix("Location: ")
+                    .or_else(|| l.strip_prefix("location: "))
+            })
+            .expect("the upload's Location")
+            .trim()
+            .to_string();
+        let mut put = Command::new("curl");
+        put.args([
+            "-s",
+            "-f",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/octet-stream",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", path.path().display()))
+        .arg(format!("{location}&digest={}", crate::sha256(blob)));
+        if let Some(c) = self.creds() {
+            put.arg("-u").arg(c);
+        }
+        crate::ok(crate::run(&mut put));
+    }
+
+    /// `PUT`s an OCI image manifest as `repo:reference` with curl (an independent writer).
+    pub fn put_manifest_with_curl(&self, repo: &str, reference: &str, bytes: &[u8]) {
+        let path = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(path.path(), bytes).unwrap();
+        let mut put = Command::new("curl");
+        put.args([
+            "-s",
+            "-f",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.manifest.v1+json",
+            "--data-binary",
+        ])
+        .arg(format!("@{}", path.path().display()))
+        .arg(format!(
+            "http://{}/v2/{repo}/manifests/{reference}",
+            self.host
+        ));
+        if let Some(c) = self.creds() {
+            put.arg("-u").arg(c);
+        }
+        crate::ok(crate::run(&mut put));
+    }
+
     /// Stops the server (as a crash would) without removing its storage.
     pub fn kill(&mut self) {
         let _ = self.child.kill();

@@ -506,48 +506,16 @@ fn media_type_of(bytes: &[u8], listed: &str) -> String {
         .unwrap_or_else(|| listed.to_string())
 }
 
-/// The image `selector` names in a layout's `index.json`: a tag, a digest, or (none) the one
-/// tagged image that is not a cosign tag (else the one untagged non-artifact entry).
+/// The image `selector` names in a layout's `index.json` ([`OciLayout::named`]): exactly one.
 fn find_in_layout(
     layout: &OciLayout,
     name: &str,
     selector: Option<&str>,
 ) -> Result<Descriptor, Error> {
     let index = layout.index().map_err(layout_error)?;
-    let is_cosign_tag = |d: &Descriptor| {
-        d.annotation(REF_NAME)
-            .is_some_and(|n| n.starts_with("sha256-"))
-    };
-    let found: Vec<&Descriptor> = match selector {
-        Some(s) if s.starts_with("sha256:") => index
-            .manifests
-            .iter()
-            .filter(|d| d.digest.as_str() == s)
-            .collect(),
-        Some(tag) => index
-            .manifests
-            .iter()
-            .filter(|d| d.annotation(REF_NAME) == Some(tag))
-            .collect(),
-        None => {
-            let tagged: Vec<&Descriptor> = index
-                .manifests
-                .iter()
-                .filter(|d| d.annotation(REF_NAME).is_some() && !is_cosign_tag(d))
-                .collect();
-            if tagged.is_empty() {
-                index
-                    .manifests
-                    .iter()
-                    .filter(|d| d.artifact_type.is_none() && !is_cosign_tag(d))
-                    .collect()
-            } else {
-                tagged
-            }
-        }
-    };
+    let found = layout.named(&index, selector);
     match found.as_slice() {
-        [one] => Ok((*one).clone()),
+        [one] => Ok(one.clone()),
         [] => Err(Error::ImageNotFound(format!(
             "{name}: no such image in the layout"
         ))),

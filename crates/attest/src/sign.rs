@@ -98,18 +98,29 @@ pub struct Signed {
 /// # Ok::<(), cnb_attest::Error>(())
 /// ```
 pub async fn sign(image: &Image, request: &SignRequest) -> Result<Signed, Error> {
-    let (config, roots) = checked_config(image, &request.input, &request.options)?;
-    refuse_unverifiable_key(image, &request.key)?;
-    let run = crate::keys::RunSigner::open(&request.key).await?;
-    let report = store(
+    sign_one(
         image,
-        &config,
-        &roots,
-        &run,
+        &request.input,
+        &request.key,
         &request.options,
         request.progress,
     )
-    .await?;
+    .await
+}
+
+/// [`sign`] with its parts borrowed: the configuration checked against the image before the key
+/// is loaded, then one signer for the run.
+async fn sign_one(
+    image: &Image,
+    input: &SignInput,
+    key: &KeySource,
+    options: &SignOptions,
+    progress: bool,
+) -> Result<Signed, Error> {
+    let (config, roots) = checked_config(image, input, options)?;
+    refuse_unverifiable_key(image, key)?;
+    let run = crate::keys::RunSigner::open(key).await?;
+    let report = store(image, &config, &roots, &run, options, progress).await?;
     Ok(Signed {
         report,
         throwaway_key: run.throwaway,
@@ -346,15 +357,10 @@ pub async fn sign_platforms(
                     )))
                 }
             };
-            let input = SignInput::Layers(input);
-            let (config, roots) = checked_config(&image, &input, &request.options)?;
-            refuse_unverifiable_key(&image, &request.key)?;
-            let run = crate::keys::RunSigner::open(&request.key).await?;
-            let report = store(
+            let signed = sign_one(
                 &image,
-                &config,
-                &roots,
-                &run,
+                &SignInput::Layers(input),
+                &request.key,
                 &request.options,
                 request.progress,
             )
@@ -365,9 +371,9 @@ pub async fn sign_platforms(
                 platforms: vec![PlatformSigned {
                     image: image.name().to_string(),
                     platform: image.platform().cloned(),
-                    report,
+                    report: signed.report,
                 }],
-                throwaway_key: run.throwaway,
+                throwaway_key: signed.throwaway_key,
             });
         }
         Err(Error::AmbiguousPlatform { image, platforms }) if plain.is_some() => {

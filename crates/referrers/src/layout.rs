@@ -158,6 +158,28 @@ impl OciLayout {
         })
     }
 
+    /// The `index.json` entries `selector` names: a tag (`org.opencontainers.image.ref.name`),
+    /// a digest, or (none) every tagged entry that is not an attachment tag
+    /// ([`is_attachment_tag`]), else every untagged entry that is not an artifact.
+    pub fn named(&self, index: &ImageIndex, selector: Option<&str>) -> Vec<Descriptor> {
+        let tag_of = |d: &Descriptor| d.annotation(REF_NAME).map(str::to_string);
+        let found = index.manifests.iter().filter(|d| match selector {
+            Some(s) if s.starts_with("sha256:") => d.digest.as_str() == s,
+            Some(tag) => tag_of(d).as_deref() == Some(tag),
+            None => tag_of(d).is_some_and(|t| !is_attachment_tag(&t)),
+        });
+        let found: Vec<Descriptor> = found.cloned().collect();
+        if selector.is_some() || !found.is_empty() {
+            return found;
+        }
+        index
+            .manifests
+            .iter()
+            .filter(|d| d.artifact_type.is_none() && d.annotation(REF_NAME).is_none())
+            .cloned()
+            .collect()
+    }
+
     /// Finds the image to work on: `selector` is a tag (`org.opencontainers.image.ref.name`) or a
     /// digest; with no selector the layout must hold exactly one tagged image manifest (or exactly
     /// one manifest that is not a referrer). An image index must hold one platform manifest; see
@@ -179,45 +201,12 @@ impl OciLayout {
         let index = self.index()?;
         let is_manifest =
             |d: &&Descriptor| d.media_type == OCI_MANIFEST || d.media_type == DOCKER_MANIFEST;
-        let mut digest_selector = None;
-        let found: Vec<&Descriptor> = match selector {
-            Some(s) if s.starts_with("sha256:") => {
-                let digest: Digest = s.parse()?;
-                let found: Vec<&Descriptor> = index
-                    .manifests
-                    .iter()
-                    .filter(|d| d.digest == digest)
-                    .collect();
-                digest_selector = Some(digest);
-                found
-            }
-            Some(tag) => index
-                .manifests
-                .iter()
-                .filter(|d| d.annotation(REF_NAME) == Some(tag))
-                .collect(),
-            None => {
-                // Tags naming attachments (cosign's `sha256-<hex>.att`/`.sig`/`.sbom`, the
-                // tag-schema `sha256-<hex>`) are not images to pick.
-                let tagged: Vec<&Descriptor> = index
-                    .manifests
-                    .iter()
-                    .filter(|d| {
-                        d.annotation(REF_NAME)
-                            .is_some_and(|t| !is_attachment_tag(t))
-                    })
-                    .collect();
-                if tagged.is_empty() {
-                    index
-                        .manifests
-                        .iter()
-                        .filter(|d| d.artifact_type.is_none())
-                        .collect()
-                } else {
-                    tagged
-                }
-            }
+        let digest_selector = match selector {
+            Some(s) if s.starts_with("sha256:") => Some(s.parse::<Digest>()?),
+            _ => None,
         };
+        let named = self.named(&index, selector);
+        let found: Vec<&Descriptor> = named.iter().collect();
         let what = selector.unwrap_or("(no tag given)");
         match found.as_slice() {
             [one] if is_manifest(one) => Ok(Resolved {

@@ -309,13 +309,27 @@ impl Client {
 
     /// Whether a blob exists (`HEAD`).
     pub async fn blob_exists(&self, repo: &Repository, digest: &Digest) -> Result<bool, Error> {
+        self.exists(repo, digest, "blobs", HeaderMap::new(), "HEAD blob")
+            .await
+    }
+
+    /// Whether `<repo>/<what>/<digest>` exists (`HEAD`: 2xx yes, 404 no, anything else an
+    /// error). `what` is `blobs` or `manifests`.
+    pub(crate) async fn exists(
+        &self,
+        repo: &Repository,
+        digest: &Digest,
+        what: &str,
+        headers: HeaderMap,
+        kind: &'static str,
+    ) -> Result<bool, Error> {
         let response = self
             .send(Request {
                 method: Method::HEAD,
-                url: format!("{}/blobs/{digest}", self.base(repo)),
-                headers: HeaderMap::new(),
+                url: format!("{}/{what}/{digest}", self.base(repo)),
+                headers,
                 body: None,
-                kind: "HEAD blob",
+                kind,
                 repo,
                 push: true,
                 retry: true,
@@ -324,7 +338,7 @@ impl Client {
         match response.status() {
             s if s.is_success() => Ok(true),
             StatusCode::NOT_FOUND => Ok(false),
-            _ => Err(Client::failure(&format!("HEAD blob {repo}@{digest}"), response).await),
+            _ => Err(Client::failure(&format!("{kind} {repo}@{digest}"), response).await),
         }
     }
 

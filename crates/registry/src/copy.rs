@@ -10,10 +10,9 @@ use std::path::Path;
 use cnb_referrers::manifest::Descriptor;
 use cnb_referrers::Digest;
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT};
-use reqwest::{Method, StatusCode};
 
 use crate::api::MANIFEST_ACCEPT;
-use crate::client::{Client, Request};
+use crate::client::Client;
 use crate::{Error, Repository};
 
 /// Whether the manifest `digest` is in `repo` (`HEAD /manifests/<digest>`).
@@ -24,23 +23,9 @@ pub async fn manifest_exists(
 ) -> Result<bool, Error> {
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static(MANIFEST_ACCEPT));
-    let response = client
-        .send(Request {
-            method: Method::HEAD,
-            url: format!("{}/manifests/{digest}", client.base(repo)),
-            headers,
-            body: None,
-            kind: "HEAD manifest",
-            repo,
-            push: true,
-            retry: true,
-        })
-        .await?;
-    match response.status() {
-        s if s.is_success() => Ok(true),
-        StatusCode::NOT_FOUND => Ok(false),
-        _ => Err(Client::failure(&format!("HEAD manifest {repo}@{digest}"), response).await),
-    }
+    client
+        .exists(repo, digest, "manifests", headers, "HEAD manifest")
+        .await
 }
 
 /// Every referrer of `subject` readers find: the Referrers API merged with the `sha256-<hex>`

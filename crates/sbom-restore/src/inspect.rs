@@ -575,6 +575,21 @@ pub fn fetch_layout(layout: &OciLayout, image: &Image) -> Result<Vec<Fetched>, E
     fetch_layout_selected(layout, image, &|_| true)
 }
 
+/// cosign 2's `sha256-<hex>.att` tag holds one DSSE envelope per layer: `layer` presented as a
+/// one-layer referrer manifest about `subject`, so listing and verification treat it like any
+/// referrer (registries and layouts alike); `None` for a layer that is not a DSSE envelope.
+pub(crate) fn cosign_att_layer(layer: &Descriptor, subject: &Descriptor) -> Option<ImageManifest> {
+    (layer.media_type == cnb_referrers::format::DSSE_ENVELOPE).then(|| ImageManifest {
+        schema_version: 2,
+        media_type: None,
+        artifact_type: Some(cnb_referrers::format::DSSE_ENVELOPE.into()),
+        config: Descriptor::empty(),
+        layers: vec![layer.clone()],
+        subject: Some(subject.clone()),
+        annotations: layer.annotations.clone(),
+    })
+}
+
 /// Like [`fetch_layout`], reading the attestation blob only of referrers `select` accepts (from
 /// their listed descriptor: annotations and artifact type, unsigned hints).
 pub fn fetch_layout_selected(
@@ -678,18 +693,12 @@ pub fn fetch_layout_selected(
             }
         };
         for layer in dedupe(tag_manifest.layers) {
-            if layer.media_type != cnb_referrers::format::DSSE_ENVELOPE || !select(&layer) {
+            let Some(manifest) = cosign_att_layer(&layer, &image.descriptor) else {
+                continue;
+            };
+            if !select(&layer) {
                 continue;
             }
-            let manifest = ImageManifest {
-                schema_version: 2,
-                media_type: None,
-                artifact_type: Some(cnb_referrers::format::DSSE_ENVELOPE.into()),
-                config: Descriptor::empty(),
-                layers: vec![layer.clone()],
-                subject: Some(image.descriptor.clone()),
-                annotations: layer.annotations.clone(),
-            };
             let blob = read_blob(&layer, &mut budget)?;
             att.push(Fetched {
                 descriptor: layer,

@@ -260,18 +260,12 @@ pub async fn fetch_registry_selected(
     // manifest so listing and verification treat it like any referrer.
     let att = cnb_registry::cosign_tag::entries(client, repo, subject, "att").await?;
     for layer in dedupe(att) {
-        if layer.media_type != cnb_referrers::format::DSSE_ENVELOPE || !select(&layer) {
+        let Some(manifest) = crate::inspect::cosign_att_layer(&layer, &image.descriptor) else {
+            continue;
+        };
+        if !select(&layer) {
             continue;
         }
-        let manifest = ImageManifest {
-            schema_version: 2,
-            media_type: None,
-            artifact_type: Some(cnb_referrers::format::DSSE_ENVELOPE.into()),
-            config: Descriptor::empty(),
-            layers: vec![layer.clone()],
-            subject: Some(image.descriptor.clone()),
-            annotations: layer.annotations.clone(),
-        };
         let blob = blob(client, repo, &layer, &mut blobs, &mut budget).await?;
         out.push(Fetched {
             descriptor: layer,
