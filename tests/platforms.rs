@@ -595,3 +595,127 @@ fn rebase_refuses_an_index_of_several_platforms_and_the_analyzer_treats_a_missin
     let bad = flow.cli(&["ls", &flow.target, "--platform", "linux"]);
     assert_eq!(exit_code(&bad), 2, "{}", text(&bad));
 }
+
+/// The edges a review found: an image signature alone does not make a platform "verified" for
+/// `--require-all-platforms`; `--platform` on a single manifest must be its config's platform;
+/// two platform names for one manifest never attest it twice; a per-platform directory's entries
+/// that are not layers directories are ignored.
+#[test]
+fn platform_edges_are_refused_or_counted_strictly() {
+    let flow = Flow::new(None).unwrap();
+    let f = &flow.fixture;
+    let amd64 = f.amd64.layers.display().to_string();
+    let arm64 = f.arm64.layers.display().to_string();
+
+    // linux/arm64 and linux/arm64/v8 are one manifest: refused before anything is stored.
+    let twice = flow.cli(&[
+        "sign",
+        &flow.target,
+        "--layers",
+        &format!("linux/arm64={arm64}"),
+        "--layers",
+        &format!("linux/arm64/v8={amd64}"),
+        "--key",
+        &flow.key(),
+    ]);
+    assert_eq!(exit_code(&twice), 2, "{}", text(&twice));
+    assert!(
+        text(&twice).contains("same manifest") && text(&twice).contains(&f.arm64.digest),
+        "{}",
+        text(&twice)
+    );
+    assert!(flow.listed(&f.arm64.digest).is_empty());
+
+    let signed = flow.cli(&[
+        "sign",
+        &flow.target,
+        "--layers",
+        &format!("linux/amd64={amd64}"),
+        "--layers",
+        &format!("linux/arm64={arm64}"),
+        "--key",
+        &flow.key(),
+        "--json",
+    ]);
+    assert!(signed.status.success(), "{}", text(&signed));
+    let report = json(&signed);
+    let (sboms, signatures) = sboms_and_signatures(&report["platforms"][0]["report"]);
+    assert_eq!(report["platforms"][0]["platform"], "linux/amd64");
+    assert!(!sboms.is_empty() && signatures.len() == 1);
+
+    // amd64 keeps its image signature, loses its SBOM attestations.
+    let path = f.layout.join("index.json");
+    let mut index: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    index["manifests"]
+        .as_array_mut()
+        .unwrap()
+        .retain(|d| !sboms.iter().any(|s| d["digest"] == s.as_str()));
+    std::fs::write(&path, serde_json::to_vec(&index).unwrap()).unwrap();
+    assert_eq!(flow.listed(&f.amd64.digest), signatures);
+    let all = flow.cli(&[
+        "verify",
+        &flow.target,
+        "--require-all-platforms",
+        "--key",
+        &flow.public(),
+    ]);
+    assert_eq!(exit_code(&all), 3, "{}", text(&all));
+    assert!(
+        text(&all).contains("without a verified SBOM attestation: linux/amd64"),
+        "{}",
+        text(&all)
+    );
+    assert!(
+        !text(&all).contains("attestation: linux/arm64"),
+        "{}",
+        text(&all)
+    );
+
+    // A single manifest named by digest: --platform must be its own.
+    let child = format!("oci:{}@{}", f.layout.display(), f.amd64.digest);
+    let wrong = flow.cli(&[
+        "verify",
+        &child,
+        "--platform",
+        "linux/arm64",
+        "--key",
+        &flow.public(),
+    ]);
+    assert_eq!(exit_code(&wrong), 2, "{}", text(&wrong));
+    assert!(
+        text(&wrong).contains("linux/arm64") && text(&wrong).contains("linux/amd64"),
+        "{}",
+        text(&wrong)
+    );
+    let right = flow.cli(&[
+        "verify",
+        &child,
+        "--platform",
+        "linux/amd64",
+        "--key",
+        &flow.public(),
+    ]);
+    assert!(right.status.success(), "{}", text(&right));
+
+    // A per-platform directory: an entry named like a platform but holding no sbom/ is not one.
+    let dir = flow.tmp.path().join("per-platform");
+    std::fs::create_dir_all(dir.join("tmp-old")).unwrap();
+    cnb_attest_tests::copy_dir(&f.arm64.layers, &dir.join("linux-arm64"));
+    let only = flow.cli(&[
+        "sign",
+        &flow.target,
+        "--layers",
+        dir.to_str().unwrap(),
+        "--key",
+        &flow.key(),
+        "--json",
+    ]);
+    assert!(only.status.success(), "{}", text(&only));
+    let report = json(&only);
+    assert_eq!(
+        report["platforms"].as_array().unwrap().len(),
+        1,
+        "{report:#}"
+    );
+    assert_eq!(report["platforms"][0]["platform"], "linux/arm64");
+}

@@ -102,13 +102,14 @@ pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
             ))
         }
     };
-    // `<os/arch[/variant]>=<dir>`, or a directory (whose name may hold `=`).
+    // `<os/arch[/variant]>=<dir>`, or a directory (whose name may hold `=`: a prefix that is a
+    // path, `/data/run=3/layers` or `./a=b`, is not taken for a platform).
     let layers: Vec<(Option<cnb_attest::PlatformSpec>, LayersInput)> = args
         .layers
         .iter()
         .map(|text| {
             let (platform, dir) = match text.split_once('=') {
-                Some((p, dir)) if p.contains('/') => (
+                Some((p, dir)) if p.contains('/') && !p.starts_with(['/', '.', '~']) => (
                     Some(
                         cnb_phase::flags::platform(p)
                             .map_err(|e| Failure::new(exit::INVALID_ARGS, e))?,

@@ -185,7 +185,7 @@ pub async fn export(request: &ExportRequest) -> Result<ExportReport, Error> {
             let layout = OciLayout::open(&location.dir).map_err(|e| bad(&e))?;
             let descriptor = layout
                 .resolve_image(location.selector.as_deref())
-                .map_err(|e| bad(&e))?;
+                .map_err(|e| Error::resolving(&location.to_string(), e))?;
             let mut image = layout.read_image(&descriptor).map_err(|e| bad(&e))?;
             if request.omit_sbom {
                 let (outcome, rewritten) = strip_in_layout(location, &layout, &descriptor, &image)?;
@@ -367,7 +367,7 @@ pub async fn strip_sbom_layer(request: &StripRequest) -> Result<StripReport, Err
             let layout = OciLayout::open(&location.dir).map_err(|e| bad(&e))?;
             let descriptor = layout
                 .resolve_image(location.selector.as_deref())
-                .map_err(|e| bad(&e))?;
+                .map_err(|e| Error::resolving(&location.to_string(), e))?;
             let image = layout.read_image(&descriptor).map_err(|e| bad(&e))?;
             let (omitted, _) = strip_in_layout(&location, &layout, &descriptor, &image)?;
             Ok(StripReport {

@@ -57,7 +57,9 @@ impl Image {
     /// ```
     pub async fn open(target: &str, options: &OpenOptions) -> Result<Image, Error> {
         if let Some(path) = &options.archive {
-            return open_archive(target, path, Some(target));
+            let image = open_archive(target, path, Some(target))?;
+            image.check_platform(options.platform.as_ref())?;
+            return Ok(image);
         }
         // `docker-archive:<path>[:<tag or image ID>]`, as skopeo names saved daemon images.
         if let Some(rest) = target.strip_prefix("docker-archive:") {
@@ -65,13 +67,15 @@ impl Image {
                 Some((path, selector)) if !path.is_empty() => (path, Some(selector)),
                 _ => (rest, None),
             };
-            return open_archive(target, Path::new(path), selector);
+            let image = open_archive(target, Path::new(path), selector)?;
+            image.check_platform(options.platform.as_ref())?;
+            return Ok(image);
         }
         let parsed = match &options.layout_dir {
             Some(dir) => Target::Layout(LayoutImage::in_layout_dir(dir, target)?),
             None => Target::parse(target).map_err(|e| Error::InvalidRequest(e.to_string()))?,
         };
-        match parsed {
+        let image = match parsed {
             Target::Layout(location) => open_layout(target, location, options.platform.as_ref()),
             #[cfg(feature = "registry")]
             Target::Registry(reference) => {
@@ -85,7 +89,35 @@ impl Image {
             }
             #[cfg(not(feature = "registry"))]
             Target::Registry(_) => Err(Error::RegistryUnsupported(target.to_string())),
+        }?;
+        image.check_platform(options.platform.as_ref())?;
+        Ok(image)
+    }
+
+    /// A platform named for an image that is one manifest (not reached through an index) must be
+    /// the platform its config declares: `--platform linux/arm64` never reads an amd64 image's
+    /// attestations. A config that declares no platform is taken as named.
+    fn check_platform(&self, wanted: Option<&PlatformSpec>) -> Result<(), Error> {
+        let (Some(wanted), None) = (wanted, self.index()) else {
+            return Ok(());
+        };
+        let Some(declared) = &self.source.config().platform else {
+            return Ok(());
+        };
+        if wanted.matches(declared) {
+            return Ok(());
         }
+        Err(Error::NoSuchPlatform {
+            image: self.name.clone(),
+            wanted: Box::new(wanted.clone()),
+            platforms: vec![cnb_referrers::platform::IndexPlatform {
+                platform: Some(PlatformSpec::of(declared)),
+                digest: self
+                    .digest()
+                    .cloned()
+                    .unwrap_or_else(|| cnb_referrers::Digest::of(&[])),
+            }],
+        })
     }
 
     /// The image as it was named (for messages).
@@ -346,6 +378,7 @@ impl Image {
             config: cnb_referrers::ImageConfig {
                 labels: Default::default(),
                 diff_ids: Vec::new(),
+                platform: None,
             },
             buildkit: Vec::new(),
             index: None,

@@ -270,12 +270,20 @@ pub struct SubjectReport {
 }
 
 impl SubjectReport {
-    /// Verified attestations that are not image signatures (the SBOMs).
+    /// Verified attestations whose predicate is an SBOM (CycloneDX, SPDX, Syft): image
+    /// signatures and other predicates (a provenance signed with the same key) do not count.
     pub fn verified_sboms(&self) -> usize {
         self.report
             .verdicts
             .iter()
-            .filter(|v| v.ok() && v.listed.predicate_type.as_deref() != Some(COSIGN_SIGN_V1))
+            .filter(|v| {
+                v.ok()
+                    && v.listed
+                        .predicate_type
+                        .as_deref()
+                        .and_then(cnb_sbom_discovery::SbomFormat::from_predicate_type)
+                        .is_some()
+            })
             .count()
     }
 }

@@ -214,6 +214,16 @@ fn list_platforms(platforms: &[IndexPlatform]) -> String {
 
 impl Error {
     /// The facade's error for a platform that could not be chosen from `image`'s index.
+    /// A layout's refusal to resolve `image`: a platform choice it cannot make is typed
+    /// ([`Error::AmbiguousPlatform`], [`Error::NoSuchPlatform`]), anything else
+    /// [`Error::BadImage`].
+    pub(crate) fn resolving(image: &str, e: cnb_referrers::Error) -> Self {
+        match e {
+            cnb_referrers::Error::Platform(e) => Error::platform(image, *e),
+            other => Error::BadImage(other.to_string()),
+        }
+    }
+
     pub(crate) fn platform(image: &str, e: cnb_referrers::platform::PlatformError) -> Self {
         use cnb_referrers::platform::PlatformError;
         match e {
@@ -228,6 +238,7 @@ impl Error {
                 wanted: Box::new(wanted),
                 platforms,
             },
+            e @ PlatformError::NoPlatformManifest => Error::BadImage(format!("{image}: {e}")),
         }
     }
 }

@@ -925,6 +925,7 @@ mod tests {
             config: ImageConfig {
                 labels: BTreeMap::new(),
                 diff_ids: Vec::new(),
+                platform: None,
             },
             buildkit: Vec::new(),
             index: None,

@@ -408,6 +408,23 @@ pub async fn sign_platforms(
             },
         )
         .await?;
+        // Two platforms named differently (`linux/arm64`, `linux/arm64/v8`) may be one
+        // manifest: it gets one layers directory, never two.
+        if let Some((other, ..)) =
+            planned
+                .iter()
+                .find(|(_, earlier, ..): &&(PlatformSpec, Image, _, _, _)| {
+                    earlier.digest() == image.digest()
+                })
+        {
+            return Err(Error::InvalidRequest(format!(
+                "{target}: platforms {other} and {spec} are the same manifest ({}); give one layers directory for it",
+                image
+                    .digest()
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            )));
+        }
         let input = SignInput::Layers(input);
         let (config, roots) = checked_config(&image, &input, &request.options)?;
         refuse_unverifiable_key(&image, &request.key)?;
@@ -503,7 +520,11 @@ fn platform_dirs(
                     let Some(spec) = name.to_str().and_then(platform_of_dir) else {
                         continue;
                     };
-                    if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    // Only a directory that is a layers directory itself (it has `sbom/`): a
+                    // name that merely parses as a platform (`tmp-old`) is not one.
+                    if !entry.file_type().is_ok_and(|t| t.is_dir())
+                        || !entry.path().join("sbom").is_dir()
+                    {
                         continue;
                     }
                     found += 1;
@@ -808,7 +829,7 @@ pub async fn sign_configured(request: &ConfiguredSignRequest) -> Result<Vec<Sign
             let layout = OciLayout::open(&location.dir).map_err(bad)?;
             let descriptor = layout
                 .resolve_image(location.selector.as_deref())
-                .map_err(bad)?;
+                .map_err(|e| Error::resolving(&location.to_string(), e))?;
             let image = layout.read_image(&descriptor).map_err(bad)?;
             let options = run
                 .options_for(

@@ -237,6 +237,9 @@ pub struct ImageConfig {
     pub labels: BTreeMap<String, String>,
     /// `rootfs.diff_ids`.
     pub diff_ids: Vec<String>,
+    /// The platform the config declares (`os`, `architecture`, `variant`), when it names both
+    /// `os` and `architecture`.
+    pub platform: Option<Platform>,
 }
 
 impl ImageConfig {
@@ -248,6 +251,12 @@ impl ImageConfig {
             config: Option<RawConfig>,
             #[serde(default)]
             rootfs: Option<RawRootfs>,
+            #[serde(default)]
+            os: Option<String>,
+            #[serde(default)]
+            architecture: Option<String>,
+            #[serde(default)]
+            variant: Option<String>,
         }
         #[derive(Deserialize)]
         struct RawConfig {
@@ -261,9 +270,20 @@ impl ImageConfig {
         }
         let raw: Raw = serde_json::from_slice(bytes)
             .map_err(|e| Error::Malformed(format!("image config: {e}")))?;
+        let platform = match (raw.os, raw.architecture) {
+            (Some(os), Some(architecture)) if !os.is_empty() && !architecture.is_empty() => {
+                Some(Platform {
+                    architecture,
+                    os,
+                    variant: raw.variant.filter(|v| !v.is_empty()),
+                })
+            }
+            _ => None,
+        };
         Ok(ImageConfig {
             labels: raw.config.and_then(|c| c.labels).unwrap_or_default(),
             diff_ids: raw.rootfs.map(|r| r.diff_ids).unwrap_or_default(),
+            platform,
         })
     }
 }

@@ -163,6 +163,10 @@ pub enum PlatformError {
         /// Every platform manifest.
         platforms: Vec<IndexPlatform>,
     },
+    /// The index holds no platform manifest at all (empty, only BuildKit attestation manifests,
+    /// or only nested indexes, which are not followed).
+    #[error("the image index holds no platform manifest (nested indexes are not followed)")]
+    NoPlatformManifest,
     /// No platform manifest matches the platform named (or several do).
     #[error(
         "the image index has {} manifest(s) for platform {wanted}; it holds: {}",
@@ -230,13 +234,18 @@ pub fn buildkit_about(index: &ImageIndex, digest: &Digest) -> Vec<Descriptor> {
 /// Chooses the platform manifest of `index`: the one matching `wanted`, or without `wanted`
 /// the only one there is. Returns it and the BuildKit attestation manifests about it. Never a
 /// silent choice: several without `wanted` is [`PlatformError::Ambiguous`], none or several
-/// matching is [`PlatformError::NoMatch`]; both list every platform.
+/// matching is [`PlatformError::NoMatch`] (both list every platform; of several matching once
+/// variants are normalised, the one declaring exactly `wanted` is taken); an index without any
+/// platform manifest is [`PlatformError::NoPlatformManifest`].
 pub fn choose(
     index: &ImageIndex,
     wanted: Option<&PlatformSpec>,
 ) -> Result<(Descriptor, Vec<Descriptor>), PlatformError> {
     let all = platform_manifests(index);
-    let candidates: Vec<&Descriptor> = match wanted {
+    if all.is_empty() {
+        return Err(PlatformError::NoPlatformManifest);
+    }
+    let mut candidates: Vec<&Descriptor> = match wanted {
         None => all.clone(),
         Some(w) => all
             .iter()
@@ -244,6 +253,18 @@ pub fn choose(
             .filter(|d| d.platform.as_ref().is_some_and(|p| w.matches(p)))
             .collect(),
     };
+    // Several match once variants are normalised (`linux/amd64` and `linux/amd64/v3`): the one
+    // declaring exactly the platform named is meant.
+    if let (Some(w), true) = (wanted, candidates.len() > 1) {
+        let exact: Vec<&Descriptor> = candidates
+            .iter()
+            .copied()
+            .filter(|d| d.platform.as_ref().map(PlatformSpec::of).as_ref() == Some(w))
+            .collect();
+        if exact.len() == 1 {
+            candidates = exact;
+        }
+    }
     let chosen = match (candidates.as_slice(), wanted) {
         ([one], _) => (*one).clone(),
         (_, None) => {
@@ -377,5 +398,35 @@ mod tests {
         // One platform manifest and its attestation manifest: no platform needed.
         let one = index(vec![arm.clone(), att.clone()]);
         assert_eq!(choose(&one, None).unwrap().0, arm);
+    }
+
+    #[test]
+    fn an_index_without_platform_manifests_is_not_ambiguous_but_empty() {
+        assert_eq!(
+            choose(&index(Vec::new()), None).unwrap_err(),
+            PlatformError::NoPlatformManifest
+        );
+        let wanted: PlatformSpec = "linux/amd64".parse().unwrap();
+        assert_eq!(
+            choose(&index(Vec::new()), Some(&wanted)).unwrap_err(),
+            PlatformError::NoPlatformManifest
+        );
+    }
+
+    #[test]
+    fn the_entry_declaring_exactly_the_platform_named_wins_over_other_variants() {
+        let plain = entry(1, "linux", "amd64", None);
+        let v3 = entry(2, "linux", "amd64", Some("v3"));
+        let both = index(vec![plain.clone(), v3.clone()]);
+        let amd64: PlatformSpec = "linux/amd64".parse().unwrap();
+        let amd64_v3: PlatformSpec = "linux/amd64/v3".parse().unwrap();
+        assert_eq!(choose(&both, Some(&amd64)).unwrap().0.digest, plain.digest);
+        assert_eq!(choose(&both, Some(&amd64_v3)).unwrap().0.digest, v3.digest);
+        // Two entries declaring the same platform stay refused, listed.
+        let twice = index(vec![plain.clone(), entry(3, "linux", "amd64", None)]);
+        assert!(matches!(
+            choose(&twice, Some(&amd64)),
+            Err(PlatformError::NoMatch { matching: 2, .. })
+        ));
     }
 }

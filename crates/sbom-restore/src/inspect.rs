@@ -1387,6 +1387,7 @@ pub(crate) mod tests {
                     config: ImageConfig {
                         labels: BTreeMap::new(),
                         diff_ids: vec![format!("sha256:{}", layer_hex())],
+                        platform: None,
                     },
                     buildkit: Vec::new(),
                     index: None,
