@@ -438,6 +438,60 @@ fn a_bundle_that_lost_a_referrer_fails_by_name() {
     }
     let (status, body) = registry.curl("/v2/air/elsewhere/tags/list", "application/json");
     assert_eq!(status, 404, "{body}");
+
+    // A listing edited in the bundle (artifactType, annotations) is not what the destination's
+    // `sha256-<hex>` index lists: the descriptors written come from the manifests' own bytes.
+    let edited = tmp.path().join("edited");
+    cnb_attest_tests::copy_dir(&bundle, &edited);
+    let mut relisted = index.clone();
+    let original = relisted["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["digest"] == lost.as_str())
+        .unwrap()
+        .clone();
+    for entry in relisted["manifests"].as_array_mut().unwrap() {
+        if entry["digest"] == lost.as_str() {
+            entry["artifactType"] = "application/x-edited".into();
+            entry["annotations"] = serde_json::json!({"org.example.edited": "yes"});
+        }
+    }
+    fs::write(
+        edited.join("index.json"),
+        serde_json::to_vec(&relisted).unwrap(),
+    )
+    .unwrap();
+    ok(cli(
+        &[
+            "import",
+            edited.to_str().unwrap(),
+            &format!("{}/air/edited", registry.host),
+        ],
+        &[&registry],
+    ));
+    let (status, body) = registry.curl(
+        &format!("/v2/air/edited/manifests/sha256-{}", &digest[7..]),
+        "application/vnd.oci.image.index.v1+json",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("edited"), "{body}");
+    let fallback: Value = serde_json::from_str(&body).unwrap();
+    let written = fallback["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["digest"] == lost.as_str())
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(written["artifactType"], original["artifactType"], "{body}");
+    assert_eq!(
+        written["size"],
+        fs::metadata(bundle.join("blobs/sha256").join(&lost[7..]))
+            .unwrap()
+            .len(),
+        "{body}"
+    );
+
     for broken in [&unlisted, &deleted] {
         let verified = verify(&format!("oci:{}", broken.display()), &public, &[]);
         assert_eq!(verified.status.code(), Some(3), "{}", text(&verified));
@@ -521,6 +575,29 @@ fn a_cosign_att_tag_travels_as_it_was() {
         &verify(&format!("{destination}:1.0"), &public, &[&ferro]),
         15,
     );
+
+    // A cosign tag renamed (in index.json and the inventory alike) away from its subject's
+    // `sha256-<hex>.att`: refused by name before anything is pushed.
+    let renamed = tmp.path().join("renamed");
+    cnb_attest_tests::copy_dir(&bundle, &renamed);
+    let wrong = format!("sha256-{}.att", "0".repeat(64));
+    for file in ["index.json", "cnb-attest-export.json"] {
+        let path = renamed.join(file);
+        let edited = fs::read_to_string(&path).unwrap().replace(&tag, &wrong);
+        fs::write(&path, edited).unwrap();
+    }
+    let refused = cli(
+        &[
+            "import",
+            renamed.to_str().unwrap(),
+            &format!("{}/air/renamed", ferro.host),
+        ],
+        &[&ferro],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains(&wrong), "{}", text(&refused));
+    let (status, _) = ferro.curl(&format!("/v2/air/renamed/manifests/{digest}"), manifest);
+    assert_eq!(status, 404);
 }
 
 /// `--attestations-only`: no layers in the bundle; importing into a registry without the image

@@ -207,7 +207,7 @@ pub async fn export(image: &Image, request: &ExportRequest) -> Result<ExportRepo
         let shown = output.display().to_string();
         match e {
             Error::BadImage(m) => Error::BadImage(m.replace(&staged, &shown)),
-            Error::Io { source, .. } => Error::Io {
+            Error::Io { path, source } if path.starts_with(&staging) => Error::Io {
                 path: output.clone(),
                 source,
             },
@@ -271,7 +271,8 @@ pub async fn export(image: &Image, request: &ExportRequest) -> Result<ExportRepo
     .await
     .map_err(at_output)?;
     let mut trust = Vec::new();
-    let finished = (|| -> Result<Inventory, Error> {
+    // The trust files, index.json, the inventory and the check, in the staging directory.
+    let inventory = (|| -> Result<Inventory, Error> {
         for key in &request.keys {
             trust.push(exporter.trust_file(
                 key,
@@ -344,7 +345,6 @@ pub async fn export(image: &Image, request: &ExportRequest) -> Result<ExportRepo
         Ok(inventory)
     })()
     .map_err(at_output)?;
-    let inventory = finished;
     if tar {
         // Inside the private directory: removed with it on any error.
         let tmp = work.path().join("bundle.tar");
@@ -1109,6 +1109,9 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
                 .any(|suffix| *name == format!("{}.{suffix}", subject.fallback_tag())),
             _ => false,
         };
+        let bytes = read_manifest(&layout, &entry.digest, &bundle)?;
+        ImageManifest::from_json(&bytes)
+            .map_err(|e| Error::BadImage(format!("{bundle}: cosign tag {}: {e}", entry.digest)))?;
         if !tied {
             return Err(Error::BadImage(format!(
                 "{bundle}: cosign tag {} is listed as `{}` about {}: not that subject's sha256-<hex>.att or .sig tag",
@@ -1169,51 +1172,30 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
         };
         *map.entry(kind).or_insert(0) += 1;
     };
-    let manifests: Vec<&Entry> = inventory
-        .entries
-        .iter()
-        .filter(|e| matches!(e.kind, Kind::Manifest | Kind::Index))
-        .collect();
-    // 1. The image.
-    if inventory.attestations_only {
-        for entry in &manifests {
-            if !cnb_registry::copy::manifest_exists(&client, repo, &entry.digest).await? {
-                return Err(Error::ImageNotFound(format!(
-                    "{repo}: the bundle holds attestations only (exported with --attestations-only) and the destination lacks the image {} {}: push the image first",
-                    entry.kind, entry.digest
-                )));
-            }
-            count(&mut report, entry.kind, false);
-        }
-    } else {
-        for entry in inventory
-            .entries
-            .iter()
-            .filter(|e| matches!(e.kind, Kind::Config | Kind::Layer))
-        {
-            let blob = file_blob(&layout, &entry.digest, entry.size);
-            let pushed =
-                cnb_registry::copy::push_blob(&client, repo, &entry.digest, entry.size, &blob)
-                    .await?;
-            count(&mut report, entry.kind, pushed);
-        }
-        // Children before the index that lists them: the reverse of the order they were met.
-        for entry in manifests.iter().rev() {
-            let bytes = read_manifest(&layout, &entry.digest, &bundle)?;
-            let media_type = media_type_of(&bytes, &entry.media_type);
-            let pushed =
-                cnb_registry::copy::push_manifest(&client, repo, &bytes, &media_type).await?;
-            count(&mut report, entry.kind, pushed);
-        }
-    }
-    // 2. Referrers, per subject, through the one attach path.
+    // The referrers, read and checked before anything is pushed: a referrer the inventory lists
+    // whose manifest is about another subject (or none) refuses the bundle, never skipped.
     let mut by_subject: Vec<(Descriptor, Vec<cnb_referrers::Referrer>)> = Vec::new();
     for entry in inventory.of_kind(Kind::Referrer) {
         let bytes = read_manifest(&layout, &entry.digest, &bundle)?;
         let manifest = ImageManifest::from_json(&bytes)
             .map_err(|e| Error::BadImage(format!("{bundle}: referrer {}: {e}", entry.digest)))?;
-        let Some(subject) = manifest.subject.clone() else {
-            continue;
+        let subject = match &manifest.subject {
+            Some(subject) if entry.subject.as_ref() == Some(&subject.digest) => subject.clone(),
+            other => {
+                return Err(Error::BadImage(format!(
+                    "{bundle}: referrer {} is about {}, the inventory says {}",
+                    entry.digest,
+                    other
+                        .as_ref()
+                        .map(|s| s.digest.as_str())
+                        .unwrap_or("nothing"),
+                    entry
+                        .subject
+                        .as_ref()
+                        .map(Digest::as_str)
+                        .unwrap_or("nothing")
+                )))
+            }
         };
         let mut blobs = Vec::new();
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
@@ -1254,6 +1236,44 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
             None => by_subject.push((subject.bare(), vec![referrer])),
         }
     }
+    let manifests: Vec<&Entry> = inventory
+        .entries
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::Manifest | Kind::Index))
+        .collect();
+    // 1. The image.
+    if inventory.attestations_only {
+        for entry in &manifests {
+            if !cnb_registry::copy::manifest_exists(&client, repo, &entry.digest).await? {
+                return Err(Error::ImageNotFound(format!(
+                    "{repo}: the bundle holds attestations only (exported with --attestations-only) and the destination lacks the image {} {}: push the image first",
+                    entry.kind, entry.digest
+                )));
+            }
+            count(&mut report, entry.kind, false);
+        }
+    } else {
+        for entry in inventory
+            .entries
+            .iter()
+            .filter(|e| matches!(e.kind, Kind::Config | Kind::Layer))
+        {
+            let blob = file_blob(&layout, &entry.digest, entry.size);
+            let pushed =
+                cnb_registry::copy::push_blob(&client, repo, &entry.digest, entry.size, &blob)
+                    .await?;
+            count(&mut report, entry.kind, pushed);
+        }
+        // Children before the index that lists them: the reverse of the order they were met.
+        for entry in manifests.iter().rev() {
+            let bytes = read_manifest(&layout, &entry.digest, &bundle)?;
+            let media_type = media_type_of(&bytes, &entry.media_type);
+            let pushed =
+                cnb_registry::copy::push_manifest(&client, repo, &bytes, &media_type).await?;
+            count(&mut report, entry.kind, pushed);
+        }
+    }
+    // 2. Referrers, per subject, through the one attach path.
     let options = cnb_registry::AttachOptions::default();
     for (subject, referrers) in &by_subject {
         let attached = cnb_registry::attach(&client, repo, subject, referrers, &options).await?;
