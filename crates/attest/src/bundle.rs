@@ -1051,8 +1051,9 @@ impl ImportReport {
 /// It first checks the bundle, and pushes nothing from one that fails: against its inventory
 /// ([`Error::BundleIncomplete`] names what is missing); for referrers and cosign tags `index.json`
 /// lists that the inventory does not ([`Error::BundleUnlisted`] names them: they would be left
-/// behind); for an image entry that is not a manifest or index, and for cosign tag entries whose
-/// name is not `sha256-<hex>.att`/`.sig` of their subject ([`Error::BadImage`]). Then it pushes
+/// behind); for an image entry that is not a manifest or index, for cosign tag entries whose
+/// name is not `sha256-<hex>.att`/`.sig` of their subject, and for referrers whose manifest is
+/// about another subject than the inventory gives ([`Error::BadImage`]). Then it pushes
 /// the image's blobs (those the registry has are skipped) and its manifests (children before the
 /// index); then each subject's referrers through [`cnb_registry::attach()`] (the Referrers API
 /// where the registry answers `OCI-Subject`, else one merged update of the `sha256-<hex>` index
