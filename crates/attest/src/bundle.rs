@@ -995,7 +995,9 @@ fn check_tar(path: &Path, dir: &Path, output: &Path) -> Result<(), Error> {
 pub struct ImportRequest {
     /// The bundle: a layout directory, or a tar of one.
     pub bundle: PathBuf,
-    /// `registry/repository[:tag]`; without a tag, the bundle's.
+    /// `registry/repository[:tag]`. A tag named here is moved to the image; without one, the
+    /// bundle's tag is created but never moved off another manifest (an `attestations_only`
+    /// bundle sets none): see [`import`].
     pub destination: String,
     /// How to reach the registry.
     pub registry: crate::registry::RegistryOptions,
