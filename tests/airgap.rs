@@ -107,8 +107,11 @@ fn download_matches(target: &str, key: &Path, layers: &Path, out: &Path, registr
     assert_eq!(sbom_files(&out.join("layers")), sbom_files(layers));
 }
 
+/// Whether skopeo is here; a missing skopeo fails under CI (`missing` asserts) and skips locally.
 fn skopeo_ok() -> bool {
-    Command::new("skopeo").arg("--version").output().is_ok()
+    cnb_attest_tests::which("skopeo")
+        .or_else(|| cnb_attest_tests::missing("skopeo"))
+        .is_some()
 }
 
 /// Distribution (fallback index) → bundle directory → the registry killed → offline verify (with
@@ -251,6 +254,34 @@ fn ferro_to_distribution_through_a_tar() {
         &[&ferro],
     ));
     assert_eq!(fs::read(&bundle).unwrap(), fs::read(&second_tar).unwrap());
+    // `--force` replaces an earlier bundle tar, not a directory that is not a bundle.
+    ok(cli(
+        &[
+            "export",
+            &reference,
+            "-o",
+            second_tar.to_str().unwrap(),
+            "--key",
+            public.to_str().unwrap(),
+            "--force",
+        ],
+        &[&ferro],
+    ));
+    assert!(fs::read(&bundle).unwrap() == fs::read(&second_tar).unwrap());
+    let src = tmp.path().join("src");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("keep.rs"), "fn main() {}").unwrap();
+    let refused = cli(
+        &["export", &reference, "-o", src.to_str().unwrap(), "--force"],
+        &[&ferro],
+    );
+    assert_eq!(refused.status.code(), Some(2), "{}", text(&refused));
+    assert!(
+        text(&refused).contains("not a bundle"),
+        "{}",
+        text(&refused)
+    );
+    assert_eq!(fs::read(src.join("keep.rs")).unwrap(), b"fn main() {}");
 
     let destination = format!("{}/moved/tar:2.0", distribution.host);
     let imported = json(cli(
@@ -276,6 +307,47 @@ fn ferro_to_distribution_through_a_tar() {
     assert_eq!(second["pushed"], serde_json::json!({}), "{second:#}");
     assert_eq!(second["index-writes"], 0, "{second:#}");
     assert_eq!(digests(&distribution.listing("moved/tar", &digest)), before);
+
+    // The bundle's tag (1.0): created when absent; never moved off another manifest unless the
+    // destination names it.
+    let untagged = format!("{}/moved/tar", distribution.host);
+    let created = json(cli(
+        &["import", bundle.to_str().unwrap(), &untagged, "--json"],
+        &[&distribution],
+    ));
+    assert_eq!(created["tag"], "1.0", "{created:#}");
+    assert_eq!(created["tag-moved"], true, "{created:#}");
+    assert_eq!(distribution.digest_of(&format!("{untagged}:1.0")), digest);
+    let manifest_type = "application/vnd.oci.image.manifest.v1+json";
+    let (status, body) =
+        distribution.curl(&format!("/v2/moved/tar/manifests/{digest}"), manifest_type);
+    assert_eq!(status, 200, "{body}");
+    let mut other: Value = serde_json::from_str(&body).unwrap();
+    other["annotations"] = serde_json::json!({"org.example.other": "yes"});
+    let other = serde_json::to_vec(&other).unwrap();
+    let other_digest = cnb_attest_tests::sha256(&other);
+    distribution.put_manifest_with_curl("moved/tar", "1.0", &other);
+    let left = json(cli(
+        &["import", bundle.to_str().unwrap(), &untagged, "--json"],
+        &[&distribution],
+    ));
+    assert_eq!(left["tag-moved"], false, "{left:#}");
+    assert_eq!(left["tag-left"], other_digest.as_str(), "{left:#}");
+    assert_eq!(
+        distribution.digest_of(&format!("{untagged}:1.0")),
+        other_digest
+    );
+    let named = json(cli(
+        &[
+            "import",
+            bundle.to_str().unwrap(),
+            &format!("{untagged}:1.0"),
+            "--json",
+        ],
+        &[&distribution],
+    ));
+    assert_eq!(named["tag-moved"], true, "{named:#}");
+    assert_eq!(distribution.digest_of(&format!("{untagged}:1.0")), digest);
 }
 
 /// A bundle that lost a referrer (unlisted from index.json; separately, its blob deleted) fails
@@ -287,7 +359,7 @@ fn a_bundle_that_lost_a_referrer_fails_by_name() {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
-    let (reference, digest, keys, _) = signed(&registry, tmp.path(), "air/lost", &[]);
+    let (reference, digest, keys, layers) = signed(&registry, tmp.path(), "air/lost", &[]);
     let bundle = tmp.path().join("bundle");
     let public = keys.join("cosign.pub");
     ok(cli(
@@ -324,6 +396,102 @@ fn a_bundle_that_lost_a_referrer_fails_by_name() {
     fs::remove_file(deleted.join("blobs/sha256").join(&lost[7..])).unwrap();
 
     let destination = format!("{}/air/elsewhere", registry.host);
+    // A referrer added after export (the bundle signed again as a layout): not in the inventory,
+    // so importing would leave it behind; refused by name, nothing pushed.
+    let added = tmp.path().join("added");
+    cnb_attest_tests::copy_dir(&bundle, &added);
+    ok(cli(
+        &[
+            "sign",
+            &format!("oci:{}:1.0", added.display()),
+            "--layers",
+            layers.to_str().unwrap(),
+            "--key",
+            keys.join("cosign.key").to_str().unwrap(),
+        ],
+        &[],
+    ));
+    let after: Value =
+        serde_json::from_slice(&fs::read(added.join("index.json")).unwrap()).unwrap();
+    let listed_before = digests(index["manifests"].as_array().unwrap());
+    let new: Vec<String> = digests(after["manifests"].as_array().unwrap())
+        .difference(&listed_before)
+        .cloned()
+        .collect();
+    assert!(!new.is_empty(), "{after:#}");
+    let imported = cli(
+        &["import", added.to_str().unwrap(), &destination],
+        &[&registry],
+    );
+    assert_eq!(imported.status.code(), Some(12), "{}", text(&imported));
+    assert!(
+        text(&imported).contains("inventory does not list"),
+        "{}",
+        text(&imported)
+    );
+    for digest in &new {
+        assert!(
+            text(&imported).contains(digest.as_str()),
+            "{}",
+            text(&imported)
+        );
+    }
+    let (status, body) = registry.curl("/v2/air/elsewhere/tags/list", "application/json");
+    assert_eq!(status, 404, "{body}");
+
+    // A listing edited in the bundle (artifactType, annotations) is not what the destination's
+    // `sha256-<hex>` index lists: the descriptors written come from the manifests' own bytes.
+    let edited = tmp.path().join("edited");
+    cnb_attest_tests::copy_dir(&bundle, &edited);
+    let mut relisted = index.clone();
+    let original = relisted["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["digest"] == lost.as_str())
+        .unwrap()
+        .clone();
+    for entry in relisted["manifests"].as_array_mut().unwrap() {
+        if entry["digest"] == lost.as_str() {
+            entry["artifactType"] = "application/x-edited".into();
+            entry["annotations"] = serde_json::json!({"org.example.edited": "yes"});
+        }
+    }
+    fs::write(
+        edited.join("index.json"),
+        serde_json::to_vec(&relisted).unwrap(),
+    )
+    .unwrap();
+    ok(cli(
+        &[
+            "import",
+            edited.to_str().unwrap(),
+            &format!("{}/air/edited", registry.host),
+        ],
+        &[&registry],
+    ));
+    let (status, body) = registry.curl(
+        &format!("/v2/air/edited/manifests/sha256-{}", &digest[7..]),
+        "application/vnd.oci.image.index.v1+json",
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(!body.contains("edited"), "{body}");
+    let fallback: Value = serde_json::from_str(&body).unwrap();
+    let written = fallback["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["digest"] == lost.as_str())
+        .unwrap_or_else(|| panic!("{body}"));
+    assert_eq!(written["artifactType"], original["artifactType"], "{body}");
+    assert_eq!(
+        written["size"],
+        fs::metadata(bundle.join("blobs/sha256").join(&lost[7..]))
+            .unwrap()
+            .len(),
+        "{body}"
+    );
+
     for broken in [&unlisted, &deleted] {
         let verified = verify(&format!("oci:{}", broken.display()), &public, &[]);
         assert_eq!(verified.status.code(), Some(3), "{}", text(&verified));
@@ -407,6 +575,29 @@ fn a_cosign_att_tag_travels_as_it_was() {
         &verify(&format!("{destination}:1.0"), &public, &[&ferro]),
         15,
     );
+
+    // A cosign tag renamed (in index.json and the inventory alike) away from its subject's
+    // `sha256-<hex>.att`: refused by name before anything is pushed.
+    let renamed = tmp.path().join("renamed");
+    cnb_attest_tests::copy_dir(&bundle, &renamed);
+    let wrong = format!("sha256-{}.att", "0".repeat(64));
+    for file in ["index.json", "cnb-attest-export.json"] {
+        let path = renamed.join(file);
+        let edited = fs::read_to_string(&path).unwrap().replace(&tag, &wrong);
+        fs::write(&path, edited).unwrap();
+    }
+    let refused = cli(
+        &[
+            "import",
+            renamed.to_str().unwrap(),
+            &format!("{}/air/renamed", ferro.host),
+        ],
+        &[&ferro],
+    );
+    assert_eq!(refused.status.code(), Some(1), "{}", text(&refused));
+    assert!(text(&refused).contains(&wrong), "{}", text(&refused));
+    let (status, _) = ferro.curl(&format!("/v2/air/renamed/manifests/{digest}"), manifest);
+    assert_eq!(status, 404);
 }
 
 /// `--attestations-only`: no layers in the bundle; importing into a registry without the image
@@ -452,6 +643,9 @@ fn attestations_only_needs_the_image_in_the_destination() {
         &[&ferro],
     ));
     assert_eq!(imported["pushed"]["referrer"], 8, "{imported:#}");
+    // An attestations-only bundle sets no tag unless the destination names one.
+    assert!(imported["tag"].is_null(), "{imported:#}");
+    assert_eq!(imported["tag-moved"], false, "{imported:#}");
     assert_verified(
         &verify(&format!("{destination}:1.0"), &public, &[&ferro]),
         8,

@@ -28,7 +28,8 @@ pub(crate) struct ExportArgs {
     /// verification.
     #[arg(long, value_name = "FILE")]
     trusted_root: Option<PathBuf>,
-    /// Replace a non-empty directory or an existing file at --output.
+    /// Replace an earlier bundle at --output (a directory holding oci-layout and
+    /// cnb-attest-export.json, or a regular file ending in .tar); anything else is refused.
     #[arg(long)]
     force: bool,
     #[command(flatten)]
@@ -42,7 +43,9 @@ pub(crate) struct ExportArgs {
 pub(crate) struct ImportArgs {
     /// The bundle `cnb-attest export` wrote: a directory or a `.tar`.
     bundle: PathBuf,
-    /// Where to push: `registry/repository[:tag]` (without a tag, the bundle's).
+    /// Where to push: `registry/repository[:tag]`. A tag named here is moved to the image; without
+    /// one, the bundle's tag is created but never moved off another image (an --attestations-only
+    /// bundle sets no tag).
     destination: String,
     #[command(flatten)]
     registry: RegistryFlags,
@@ -54,7 +57,9 @@ pub(crate) struct ImportArgs {
 /// Exit codes of the bundle errors; the rest as every command maps them.
 fn bundle_failure(e: cnb_attest::Error) -> Failure {
     match e {
-        cnb_attest::Error::BundleIncomplete { .. } => Failure::new(exit::BUNDLE_INCOMPLETE, e),
+        cnb_attest::Error::BundleIncomplete { .. } | cnb_attest::Error::BundleUnlisted { .. } => {
+            Failure::new(exit::BUNDLE_INCOMPLETE, e)
+        }
         other => failure(other),
     }
 }
@@ -154,6 +159,7 @@ pub(crate) fn import(args: ImportArgs) -> Result<u8, Failure> {
         report
             .tag
             .as_deref()
+            .filter(|_| report.tag_left.is_none())
             .map(|t| format!(":{}", shown(t)))
             .unwrap_or_default()
     );
@@ -167,6 +173,12 @@ pub(crate) fn import(args: ImportArgs) -> Result<u8, Failure> {
         counts(&report.already_present),
         report.already_present_total()
     );
+    if let (Some(tag), Some(other)) = (&report.tag, &report.tag_left) {
+        println!(
+            "  tag {} left as it was: it names {other}; name the tag in the destination to move it",
+            shown(tag)
+        );
+    }
     if report.pushed_total() == 0 {
         println!("  nothing to push: the destination already holds the whole bundle");
     }

@@ -53,7 +53,9 @@ pub struct ExportRequest {
     pub keys: Vec<PathBuf>,
     /// A Sigstore trusted root to put in the bundle, for offline keyless verification.
     pub trusted_root: Option<PathBuf>,
-    /// Replace a non-empty directory or an existing file at `output`.
+    /// Replace what is at `output` when it is an earlier bundle (a directory holding both
+    /// `oci-layout` and the inventory), or a regular file whose name ends in `.tar`. An empty
+    /// directory is replaced without it; anything else is refused even with it.
     pub force: bool,
 }
 
@@ -176,6 +178,9 @@ pub async fn export(image: &Image, request: &ExportRequest) -> Result<ExportRepo
         )));
     }
     refuse_overwrite(output, request.force)?;
+    if let ImageSource::Layout { layout, .. } = &image.source {
+        refuse_overlap(output, &parent, &name, layout.root())?;
+    }
     // The trust files are checked before anything is read: a file that is not a key, or a
     // trusted root that is not JSON, is refused here, not at verify time.
     crate::keys::read_public_keys(&request.keys)?;
@@ -184,132 +189,172 @@ pub async fn export(image: &Image, request: &ExportRequest) -> Result<ExportRepo
             Error::InvalidRequest(format!("--trusted-root {}: not JSON: {e}", root.display()))
         })?;
     }
-    let staging = Staging(parent.join(format!(".{name}.export-{}", std::process::id())));
-    let _ = std::fs::remove_dir_all(&staging.0);
-    let out = OciLayout::create(&staging.0).map_err(layout_error)?;
+    // Built in a private directory beside the output (same file system: moved into place by a
+    // rename), removed with everything in it on any error.
+    let work = tempfile::Builder::new()
+        .prefix(&format!(".{name}.export-"))
+        .tempdir_in(&parent)
+        .map_err(|e| {
+            Error::InvalidRequest(format!(
+                "-o {}: cannot create a directory beside it: {e}",
+                output.display()
+            ))
+        })?;
+    let staging = work.path().join("layout");
+    // Errors about the staging directory name `-o`, where the bundle was to go.
+    let at_output = |e: Error| -> Error {
+        let staged = staging.display().to_string();
+        let shown = output.display().to_string();
+        match e {
+            Error::BadImage(m) => Error::BadImage(m.replace(&staged, &shown)),
+            Error::Io { path, source } if path.starts_with(&staging) => Error::Io {
+                path: output.clone(),
+                source,
+            },
+            other => other,
+        }
+    };
+    let out = OciLayout::create(&staging)
+        .map_err(layout_error)
+        .map_err(at_output)?;
     let mut exporter = Exporter {
         out: &out,
         entries: Vec::new(),
         attestations_only: request.attestations_only,
+        tar,
         referrers: Vec::new(),
         listed: Vec::new(),
         bytes: 0,
     };
-    let exported = match &image.source {
-        ImageSource::Layout { layout, .. } => {
-            let selector = image.layout().and_then(|l| l.selector.clone());
-            let top = find_in_layout(layout, image.name(), selector.as_deref())?;
-            let tag = selector
-                .filter(|s| !s.starts_with("sha256:"))
-                .or_else(|| top.annotation(REF_NAME).map(str::to_string));
-            exporter
-                .walk(&Source::Layout(layout), image.name(), top, tag)
-                .await?
-        }
-        ImageSource::Registry {
-            client, reference, ..
-        } => {
-            let repo = &reference.repository;
-            let fetched = client
-                .get_manifest(repo, reference.reference())
-                .await?
-                .ok_or_else(|| Error::ImageNotFound(format!("{}: no such image", image.name())))?;
-            let media_type = media_type_of(&fetched.bytes, &fetched.media_type);
-            let top = Descriptor::for_bytes(&media_type, &fetched.bytes);
-            // A reference by digest keeps no tag (the parser's `latest` is not the image's).
-            let tag = reference
-                .digest
-                .is_none()
-                .then(|| reference.tag.clone())
-                .flatten();
-            exporter
-                .walk(&Source::Registry(client, repo), image.name(), top, tag)
-                .await?
-        }
-        ImageSource::Archive { .. } => {
-            return Err(Error::InvalidRequest(format!(
-                "{} is a saved daemon image: it has no manifest and no referrers to export",
-                image.name()
-            )))
-        }
-    };
+    let exported = async {
+        Ok::<_, Error>(match &image.source {
+            ImageSource::Layout { layout, .. } => {
+                let selector = image.layout().and_then(|l| l.selector.clone());
+                let top = find_in_layout(layout, image.name(), selector.as_deref())?;
+                let tag = selector
+                    .filter(|s| !s.starts_with("sha256:"))
+                    .or_else(|| top.annotation(REF_NAME).map(str::to_string));
+                exporter
+                    .walk(&Source::Layout(layout), image.name(), top, tag)
+                    .await?
+            }
+            ImageSource::Registry {
+                client, reference, ..
+            } => {
+                let repo = &reference.repository;
+                let fetched = client
+                    .get_manifest(repo, reference.reference())
+                    .await?
+                    .ok_or_else(|| {
+                        Error::ImageNotFound(format!("{}: no such image", image.name()))
+                    })?;
+                let media_type = media_type_of(&fetched.bytes, &fetched.media_type);
+                let top = Descriptor::for_bytes(&media_type, &fetched.bytes);
+                // A reference by digest keeps no tag (the parser's `latest` is not the image's).
+                let tag = reference
+                    .digest
+                    .is_none()
+                    .then(|| reference.tag.clone())
+                    .flatten();
+                exporter
+                    .walk(&Source::Registry(client, repo), image.name(), top, tag)
+                    .await?
+            }
+            ImageSource::Archive { .. } => {
+                return Err(Error::InvalidRequest(format!(
+                    "{} is a saved daemon image: it has no manifest and no referrers to export",
+                    image.name()
+                )))
+            }
+        })
+    }
+    .await
+    .map_err(at_output)?;
     let mut trust = Vec::new();
-    for key in &request.keys {
-        trust.push(exporter.trust_file(
-            key,
-            Kind::PublicKey,
-            MAX_KEY_FILE,
-            PUBLIC_KEY_MEDIA_TYPE,
-        )?);
-    }
-    if let Some(root) = &request.trusted_root {
-        let file = exporter.trust_file(
-            root,
-            Kind::TrustedRoot,
-            MAX_TRUSTED_ROOT,
-            TRUSTED_ROOT_MEDIA_TYPE,
-        )?;
-        trust.push(file);
-    }
-    // index.json: the image under its tag, then every referrer and cosign tag in one update.
-    let mut top = Descriptor {
-        media_type: exported.media_type.clone(),
-        digest: exported.digest.clone(),
-        size: exported.size,
-        artifact_type: None,
-        annotations: None,
-        platform: None,
-    };
-    if let Some(tag) = &exported.tag {
-        top.annotations = Some([(REF_NAME.to_string(), tag.clone())].into());
-    }
-    out.add_to_index(std::slice::from_ref(&top))
-        .map_err(layout_error)?;
-    out.add_to_index(&exporter.listed).map_err(layout_error)?;
-    let inventory = Inventory {
-        version: inventory::INVENTORY_VERSION,
-        image: exported.clone(),
-        attestations_only: request.attestations_only,
-        entries: exporter.entries.clone(),
-    };
-    inventory.write(&out).map_err(layout_error)?;
-    // The check: every blob read again (digest and size), every referrer and tag listed.
-    let reopened = OciLayout::open(&staging.0).map_err(layout_error)?;
-    let missing = inventory.check(&reopened).map_err(layout_error)?;
-    if !missing.is_empty() {
-        return Err(Error::BundleIncomplete {
-            bundle: staging.0.display().to_string(),
-            missing,
-        });
-    }
-    // Still readable as this project reads referrers: every listed one.
-    for subject in inventory
-        .of_kind(Kind::Referrer)
-        .filter_map(|e| e.subject.clone())
-    {
-        for (descriptor, manifest) in reopened.listed_referrers(&subject).map_err(layout_error)? {
-            if let Err(problem) = manifest {
-                return Err(Error::BundleIncomplete {
-                    bundle: staging.0.display().to_string(),
-                    missing: vec![Missing {
-                        kind: Kind::Referrer,
-                        digest: descriptor.digest,
-                        subject: Some(subject.clone()),
-                        reason: problem,
-                    }],
-                });
+    // The trust files, index.json, the inventory and the check, in the staging directory.
+    let inventory = (|| -> Result<Inventory, Error> {
+        for key in &request.keys {
+            trust.push(exporter.trust_file(
+                key,
+                Kind::PublicKey,
+                MAX_KEY_FILE,
+                PUBLIC_KEY_MEDIA_TYPE,
+            )?);
+        }
+        if let Some(root) = &request.trusted_root {
+            let file = exporter.trust_file(
+                root,
+                Kind::TrustedRoot,
+                MAX_TRUSTED_ROOT,
+                TRUSTED_ROOT_MEDIA_TYPE,
+            )?;
+            trust.push(file);
+        }
+        // index.json: the image under its tag, then every referrer and cosign tag in one update.
+        let mut top = Descriptor {
+            media_type: exported.media_type.clone(),
+            digest: exported.digest.clone(),
+            size: exported.size,
+            artifact_type: None,
+            annotations: None,
+            platform: None,
+        };
+        if let Some(tag) = &exported.tag {
+            top.annotations = Some([(REF_NAME.to_string(), tag.clone())].into());
+        }
+        out.add_to_index(std::slice::from_ref(&top))
+            .map_err(layout_error)?;
+        out.add_to_index(&exporter.listed).map_err(layout_error)?;
+        let inventory = Inventory {
+            version: inventory::INVENTORY_VERSION,
+            image: exported.clone(),
+            attestations_only: request.attestations_only,
+            entries: exporter.entries.clone(),
+        };
+        inventory.write(&out).map_err(layout_error)?;
+        // The check: every blob read again (digest and size), every referrer and tag listed.
+        let reopened = OciLayout::open(&staging).map_err(layout_error)?;
+        let missing = inventory.check(&reopened).map_err(layout_error)?;
+        if !missing.is_empty() {
+            return Err(Error::BundleIncomplete {
+                bundle: output.display().to_string(),
+                missing,
+            });
+        }
+        // Still readable as this project reads referrers: every listed one.
+        for subject in inventory
+            .of_kind(Kind::Referrer)
+            .filter_map(|e| e.subject.clone())
+        {
+            for (descriptor, manifest) in
+                reopened.listed_referrers(&subject).map_err(layout_error)?
+            {
+                if let Err(problem) = manifest {
+                    return Err(Error::BundleIncomplete {
+                        bundle: output.display().to_string(),
+                        missing: vec![Missing {
+                            kind: Kind::Referrer,
+                            digest: descriptor.digest,
+                            subject: Some(subject.clone()),
+                            reason: problem,
+                        }],
+                    });
+                }
             }
         }
-    }
+        Ok(inventory)
+    })()
+    .map_err(at_output)?;
     if tar {
-        let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
-        write_tar(&staging.0, &tmp).inspect_err(|_| {
-            let _ = std::fs::remove_file(&tmp);
-        })?;
-        replace(output, &tmp)?;
+        // Inside the private directory: removed with it on any error.
+        let tmp = work.path().join("bundle.tar");
+        write_tar(&staging, &tmp, output)?;
+        check_tar(&tmp, &staging, output)?;
+        replace(output, &tmp, &parent)?;
     } else {
-        replace(output, &staging.0)?;
+        replace(output, &staging, &parent)?;
     }
+    drop(work);
     let mut written = BTreeMap::new();
     for entry in &inventory.entries {
         *written.entry(entry.kind).or_insert(0) += 1;
@@ -326,15 +371,6 @@ pub async fn export(image: &Image, request: &ExportRequest) -> Result<ExportRepo
     })
 }
 
-/// A staging directory removed when dropped (after a failure, or after it was moved into place).
-struct Staging(PathBuf);
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn layout_error(e: cnb_referrers::Error) -> Error {
     Error::BadImage(e.to_string())
 }
@@ -346,50 +382,97 @@ fn io_error(path: &Path) -> impl Fn(std::io::Error) -> Error + '_ {
     }
 }
 
-/// Refuses a non-empty directory or an existing file at `output` unless `force`.
+/// Refuses to replace what is at `output`: anything without `force` but an empty directory;
+/// with `force`, anything but an earlier bundle (a directory holding both `oci-layout` and the
+/// inventory) or a regular file whose name ends in `.tar`. A symbolic link is always refused.
 fn refuse_overwrite(output: &Path, force: bool) -> Result<(), Error> {
     let Ok(meta) = std::fs::symlink_metadata(output) else {
         return Ok(());
     };
-    let occupied = if meta.is_dir() {
-        std::fs::read_dir(output)
-            .map_err(io_error(output))?
-            .next()
-            .is_some()
-    } else {
-        true
-    };
-    if occupied && !force {
-        return Err(Error::InvalidRequest(format!(
-            "-o {}: {} already exists; pass --force to replace it",
-            output.display(),
-            if meta.is_dir() {
-                "a non-empty directory"
-            } else {
-                "a file"
-            }
-        )));
-    }
+    let shown = output.display();
     if meta.file_type().is_symlink() {
         return Err(Error::InvalidRequest(format!(
-            "-o {}: is a symbolic link; refusing to replace it",
-            output.display()
+            "-o {shown}: is a symbolic link; refusing to replace it"
+        )));
+    }
+    if meta.is_dir() {
+        let empty = std::fs::read_dir(output)
+            .map_err(io_error(output))?
+            .next()
+            .is_none();
+        if empty {
+            return Ok(());
+        }
+        if !force {
+            return Err(Error::InvalidRequest(format!(
+                "-o {shown}: a non-empty directory already exists; pass --force to replace an earlier bundle"
+            )));
+        }
+        let is_file =
+            |name: &str| std::fs::symlink_metadata(output.join(name)).is_ok_and(|m| m.is_file());
+        if is_file("oci-layout") && is_file(INVENTORY_FILE) {
+            return Ok(());
+        }
+        return Err(Error::InvalidRequest(format!(
+            "-o {shown}: a non-empty directory that is not a bundle (no oci-layout and {INVENTORY_FILE}): refusing to replace it, even with --force"
+        )));
+    }
+    if !force {
+        return Err(Error::InvalidRequest(format!(
+            "-o {shown}: a file already exists; pass --force to replace it"
+        )));
+    }
+    if meta.is_file() && output.extension().is_some_and(|e| e == "tar") {
+        return Ok(());
+    }
+    Err(Error::InvalidRequest(format!(
+        "-o {shown}: exists and is not a regular file ending in .tar: refusing to replace it, even with --force"
+    )))
+}
+
+/// Refuses an output that is the source layout, inside it, or holds it (canonical paths): the
+/// bundle would be written into what is read, or replace it.
+fn refuse_overlap(output: &Path, parent: &Path, name: &str, source: &Path) -> Result<(), Error> {
+    let canonical = |p: &Path| std::fs::canonicalize(p).map_err(io_error(p));
+    let source = canonical(source)?;
+    let out = match std::fs::canonicalize(output) {
+        Ok(p) => p,
+        Err(_) => canonical(parent)?.join(name),
+    };
+    if out == source || out.starts_with(&source) || source.starts_with(&out) {
+        return Err(Error::InvalidRequest(format!(
+            "-o {}: is, holds or lies inside the layout exported ({}): write the bundle elsewhere",
+            output.display(),
+            source.display()
         )));
     }
     Ok(())
 }
 
-/// Moves `built` (a directory or file) to `output`, replacing what `refuse_overwrite` allowed.
-fn replace(output: &Path, built: &Path) -> Result<(), Error> {
-    if let Ok(meta) = std::fs::symlink_metadata(output) {
-        if meta.is_dir() {
-            std::fs::remove_dir_all(output).map_err(io_error(output))?;
-        } else if !built.is_file() {
-            std::fs::remove_file(output).map_err(io_error(output))?;
-        }
+/// Moves `built` (a directory or file) to `output`. What `refuse_overwrite` allowed to be replaced
+/// is first renamed aside (into a private directory beside it), the new bundle renamed in, then
+/// the old one deleted: at no moment is there neither. If the new one cannot be moved in, the old
+/// one is put back.
+fn replace(output: &Path, built: &Path, parent: &Path) -> Result<(), Error> {
+    let io = io_error(output);
+    if std::fs::symlink_metadata(output).is_err() {
+        std::fs::rename(built, output).map_err(&io)?;
+        cnb_local_files::sync_dir(parent);
+        return Ok(());
     }
-    std::fs::rename(built, output).map_err(io_error(output))?;
-    cnb_local_files::sync_dir(output.parent().unwrap_or(Path::new(".")));
+    let aside = tempfile::Builder::new()
+        .prefix(".cnb-attest-replaced-")
+        .tempdir_in(parent)
+        .map_err(&io)?;
+    let old = aside.path().join("old");
+    std::fs::rename(output, &old).map_err(&io)?;
+    if let Err(e) = std::fs::rename(built, output) {
+        let _ = std::fs::rename(&old, output);
+        return Err(io(e));
+    }
+    cnb_local_files::sync_dir(parent);
+    // The old bundle goes with the private directory.
+    drop(aside);
     Ok(())
 }
 
@@ -565,6 +648,8 @@ struct Exporter<'a> {
     out: &'a OciLayout,
     entries: Vec<Entry>,
     attestations_only: bool,
+    /// Written as a tar: every blob must fit a ustar entry.
+    tar: bool,
     referrers: Vec<ExportedReferrer>,
     /// Descriptors to list in `index.json` (referrers, cosign tags).
     listed: Vec<Descriptor>,
@@ -572,6 +657,18 @@ struct Exporter<'a> {
 }
 
 impl Exporter<'_> {
+    /// Refuses, before it is read, a blob too large for a tar entry when writing a tar.
+    fn fits(&self, name: &str, blob: &Descriptor) -> Result<(), Error> {
+        let max = cnb_sbom_restore::tar_write::MAX_ENTRY_SIZE;
+        if self.tar && blob.size > max {
+            return Err(Error::InvalidRequest(format!(
+                "{name}: blob {} is {} bytes, over the {max} bytes a tar entry holds: export to a directory bundle instead (an -o not ending in .tar)",
+                blob.digest, blob.size
+            )));
+        }
+        Ok(())
+    }
+
     fn record(&mut self, entry: Entry) {
         if !self
             .entries
@@ -644,6 +741,7 @@ impl Exporter<'_> {
                 let manifest: ImageManifest = serde_json::from_value(value).map_err(|e| {
                     Error::BadImage(format!("{name}: manifest {}: {e}", descriptor.digest))
                 })?;
+                self.fits(name, &manifest.config)?;
                 source.blob(&manifest.config, self.out).await?;
                 self.record(Self::entry(
                     Kind::Config,
@@ -652,6 +750,7 @@ impl Exporter<'_> {
                 ));
                 if !self.attestations_only || attestation {
                     for layer in &manifest.layers {
+                        self.fits(name, layer)?;
                         source.blob(layer, self.out).await?;
                         self.record(Self::entry(Kind::Layer, layer, Some(&descriptor.digest)));
                     }
@@ -802,24 +901,38 @@ fn referrer_blob_within_limit(name: &str, blob: &Descriptor) -> Result<(), Error
 }
 
 /// Writes the layout at `dir` as a deterministic ustar archive at `path`: `oci-layout`,
-/// `index.json`, the inventory, then `blobs/sha256/` and its blobs in name order.
-fn write_tar(dir: &Path, path: &Path) -> Result<(), Error> {
+/// `index.json`, the inventory, then `blobs/sha256/` and its blobs in name order. Errors name
+/// `output`, where the archive is to go.
+fn write_tar(dir: &Path, path: &Path, output: &Path) -> Result<(), Error> {
     use cnb_sbom_restore::tar_write::TarWriter;
+    let io = io_error(output);
     let file = std::fs::OpenOptions::new()
         .write(true)
         .create_new(true)
         .open(path)
-        .map_err(io_error(path))?;
+        .map_err(&io)?;
     let mut tar = TarWriter::new(std::io::BufWriter::new(file));
-    let io = io_error(path);
     for name in ["oci-layout", "index.json", INVENTORY_FILE] {
-        let source = dir.join(name);
-        let bytes = read_file(&source, inventory::MAX_INVENTORY_SIZE)?;
+        let bytes = read_file(&dir.join(name), inventory::MAX_INVENTORY_SIZE)?;
         tar.file(name, bytes.len() as u64, &mut &bytes[..])
             .map_err(&io)?;
     }
     tar.directory("blobs/").map_err(&io)?;
     tar.directory("blobs/sha256/").map_err(&io)?;
+    for name in blob_names(dir)? {
+        let source = dir.join("blobs").join("sha256").join(&name);
+        let mut file = std::fs::File::open(&source).map_err(&io)?;
+        let size = file.metadata().map_err(&io)?.len();
+        tar.file(&format!("blobs/sha256/{name}"), size, &mut file)
+            .map_err(&io)?;
+    }
+    let file = tar.finish().map_err(&io)?;
+    let file = file.into_inner().map_err(|e| io(e.into_error()))?;
+    file.sync_all().map_err(&io)
+}
+
+/// The blob file names (`<hex>`) of the layout at `dir`, sorted.
+fn blob_names(dir: &Path) -> Result<Vec<String>, Error> {
     let blobs = dir.join("blobs").join("sha256");
     let mut names: Vec<String> = std::fs::read_dir(&blobs)
         .map_err(io_error(&blobs))?
@@ -828,19 +941,53 @@ fn write_tar(dir: &Path, path: &Path) -> Result<(), Error> {
         .filter(|n| Digest::sha256(n).is_ok())
         .collect();
     names.sort();
-    for name in names {
-        let source = blobs.join(&name);
-        let mut file = std::fs::File::open(&source).map_err(io_error(&source))?;
-        let size = file.metadata().map_err(io_error(&source))?.len();
-        tar.file(&format!("blobs/sha256/{name}"), size, &mut file)
-            .map_err(&io)?;
+    Ok(names)
+}
+
+/// Reads the finished archive at `path` back through the project's tar reader: `oci-layout`,
+/// `index.json` and the inventory present, every `blobs/sha256/<hex>` entry hashing to its name,
+/// and exactly the blobs of the layout at `dir`, each once.
+fn check_tar(path: &Path, dir: &Path, output: &Path) -> Result<(), Error> {
+    use cnb_sbom_restore::tar::{EntryKind, TarReader};
+    let bad = |reason: String| {
+        Error::BadImage(format!(
+            "-o {}: the archive written does not read back: {reason}",
+            output.display()
+        ))
+    };
+    let file = std::fs::File::open(path).map_err(io_error(output))?;
+    let mut reader = TarReader::new_seekable(std::io::BufReader::new(file));
+    let mut blobs = Vec::new();
+    let mut files = BTreeSet::new();
+    while let Some(entry) = reader.next_entry().map_err(|e| bad(e.to_string()))? {
+        if entry.kind != EntryKind::File {
+            continue;
+        }
+        if let Some(hex) = entry.path.strip_prefix("blobs/sha256/") {
+            let mut hasher = inventory::Sha256Writer::default();
+            reader
+                .copy_body(&mut hasher, MAX_BUNDLE_BLOB)
+                .map_err(|e| bad(format!("`{}`: {e}", entry.path)))?;
+            let (digest, _) = hasher.finish();
+            if digest.hex() != hex {
+                return Err(bad(format!("`{}` has digest {digest}", entry.path)));
+            }
+            blobs.push(hex.to_string());
+        } else {
+            files.insert(entry.path.clone());
+        }
     }
-    let file = tar.finish().map_err(&io)?;
-    let file = file.into_inner().map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e.into_error(),
-    })?;
-    file.sync_all().map_err(io_error(path))
+    for name in ["oci-layout", "index.json", INVENTORY_FILE] {
+        if !files.contains(name) {
+            return Err(bad(format!("`{name}` is missing")));
+        }
+    }
+    if blobs != blob_names(dir)? {
+        return Err(bad(
+            "its blobs are not the layout's, each once in name order".into(),
+        ));
+    }
+    Ok(())
 }
 
 /// What [`import`] pushes.
@@ -848,7 +995,9 @@ fn write_tar(dir: &Path, path: &Path) -> Result<(), Error> {
 pub struct ImportRequest {
     /// The bundle: a layout directory, or a tar of one.
     pub bundle: PathBuf,
-    /// `registry/repository[:tag]`; without a tag, the bundle's.
+    /// `registry/repository[:tag]`. A tag named here is moved to the image; without one, the
+    /// bundle's tag is created but never moved off another manifest (an `attestations_only`
+    /// bundle sets none): see [`import`].
     pub destination: String,
     /// How to reach the registry.
     pub registry: crate::registry::RegistryOptions,
@@ -862,10 +1011,15 @@ pub struct ImportReport {
     pub destination: String,
     /// The image (its digest, unchanged).
     pub image: Digest,
-    /// The tag the image was given, if any.
+    /// The tag the image was to be given, if any: the destination's tag when it names one, else
+    /// the bundle's (none for a bundle exported with `attestations_only`).
     pub tag: Option<String>,
-    /// Whether the tag was moved or created (false: it named the image already).
+    /// Whether the tag was moved or created (false: it named the image already, or see
+    /// `tag_left`).
     pub tag_moved: bool,
+    /// The manifest the bundle's tag names in the destination, left as it was: a tag that names
+    /// another manifest is moved only when the destination names the tag.
+    pub tag_left: Option<Digest>,
     /// Objects pushed, per kind.
     pub pushed: BTreeMap<Kind, usize>,
     /// Objects the destination had already, per kind.
@@ -894,15 +1048,27 @@ impl ImportReport {
     }
 }
 
-/// Pushes a bundle [`export`] wrote into `request.destination`, keeping every digest: it first
-/// checks the bundle against its inventory (nothing is pushed from an incomplete one:
-/// [`Error::BundleIncomplete`] names what is missing); then the image's blobs (those the registry
-/// has are skipped), its manifests (children before the index) and tag; then each subject's
-/// referrers through [`cnb_registry::attach()`] (the Referrers API where the registry answers
-/// `OCI-Subject`, else one merged update of the `sha256-<hex>` index per subject); then cosign
-/// tags as they were (merged with a different tag already there). Importing again pushes nothing.
-/// A bundle exported with `attestations_only` needs the image in the destination already
-/// ([`Error::ImageNotFound`] names the missing manifest's digest).
+/// Pushes a bundle [`export`] wrote into `request.destination`, keeping every digest.
+///
+/// It first checks the bundle, and pushes nothing from one that fails: against its inventory
+/// ([`Error::BundleIncomplete`] names what is missing); for referrers and cosign tags `index.json`
+/// lists that the inventory does not ([`Error::BundleUnlisted`] names them: they would be left
+/// behind); for an image entry that is not a manifest or index, for cosign tag entries whose
+/// name is not `sha256-<hex>.att`/`.sig` of their subject, and for referrers whose manifest is
+/// about another subject than the inventory gives ([`Error::BadImage`]). Then it pushes
+/// the image's blobs (those the registry has are skipped) and its manifests (children before the
+/// index); then each subject's referrers through [`cnb_registry::attach()`] (the Referrers API
+/// where the registry answers `OCI-Subject`, else one merged update of the `sha256-<hex>` index
+/// per subject; the descriptors written are built from the manifests' checked bytes); then cosign
+/// tags as they were (merged with a different tag already there); the image's tag last, so that a
+/// failed import leaves no tag on an image without its attestations.
+///
+/// The tag: the destination's when it names one (moved whatever it named); else the bundle's,
+/// created or left where it is when it names the image, never moved off another manifest
+/// ([`ImportReport::tag_left`]); none for a bundle exported with `attestations_only` unless the
+/// destination names one. Importing again pushes nothing. A bundle exported with
+/// `attestations_only` needs the image in the destination already ([`Error::ImageNotFound`]
+/// names the missing manifest's digest).
 pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
     let (layout, _extracted) = open_bundle(&request.bundle)?;
     let bundle = request.bundle.display().to_string();
@@ -917,6 +1083,51 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
     if !missing.is_empty() {
         return Err(Error::BundleIncomplete { bundle, missing });
     }
+    let unlisted = inventory.not_in_inventory(&layout).map_err(layout_error)?;
+    if !unlisted.is_empty() {
+        return Err(Error::BundleUnlisted { bundle, unlisted });
+    }
+    // The image: one of the inventory's manifests or indexes, and a manifest or index by its bytes.
+    if !inventory.entries.iter().any(|e| {
+        e.digest == inventory.image.digest && matches!(e.kind, Kind::Manifest | Kind::Index)
+    }) {
+        return Err(Error::BadImage(format!(
+            "{bundle}: the inventory's image {} is not one of its manifests or indexes",
+            inventory.image.digest
+        )));
+    }
+    let image_bytes = read_manifest(&layout, &inventory.image.digest, &bundle)?;
+    let image_media_type = media_type_of(&image_bytes, &inventory.image.media_type);
+    if !image_media_type.contains("manifest") && !image_media_type.contains("index") {
+        return Err(Error::BadImage(format!(
+            "{bundle}: the image {} is a {image_media_type}, not a manifest or index",
+            inventory.image.digest
+        )));
+    }
+    // cosign tags: the name is the subject's `sha256-<hex>.att` or `.sig`, nothing else.
+    for entry in inventory.of_kind(Kind::CosignTag) {
+        let tied = match (&entry.ref_name, &entry.subject) {
+            (Some(name), Some(subject)) => ["att", "sig"]
+                .iter()
+                .any(|suffix| *name == format!("{}.{suffix}", subject.fallback_tag())),
+            _ => false,
+        };
+        let bytes = read_manifest(&layout, &entry.digest, &bundle)?;
+        ImageManifest::from_json(&bytes)
+            .map_err(|e| Error::BadImage(format!("{bundle}: cosign tag {}: {e}", entry.digest)))?;
+        if !tied {
+            return Err(Error::BadImage(format!(
+                "{bundle}: cosign tag {} is listed as `{}` about {}: not that subject's sha256-<hex>.att or .sig tag",
+                entry.digest,
+                entry.ref_name.as_deref().unwrap_or("(no name)"),
+                entry
+                    .subject
+                    .as_ref()
+                    .map(Digest::as_str)
+                    .unwrap_or("(no subject)")
+            )));
+        }
+    }
     let destination = cnb_registry::ImageRef::parse(&request.destination)
         .map_err(|e| Error::InvalidRequest(format!("{}: {e}", request.destination)))?;
     if destination.digest.is_some() {
@@ -926,7 +1137,8 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
         )));
     }
     let repo = &destination.repository;
-    // The parser defaults a missing tag to `latest`; without one here, the bundle's tag is kept.
+    // The parser defaults a missing tag to `latest`; without one here, the bundle's tag is kept
+    // (none for an attestations-only bundle: the destination's tags are its own).
     let explicit_tag = request
         .destination
         .split('@')
@@ -935,6 +1147,8 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
         .is_some_and(|last| last.contains(':'));
     let tag = if explicit_tag {
         destination.tag.clone()
+    } else if inventory.attestations_only {
+        None
     } else {
         inventory.image.tag.clone()
     };
@@ -944,6 +1158,7 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
         image: inventory.image.digest.clone(),
         tag: tag.clone(),
         tag_moved: false,
+        tag_left: None,
         pushed: BTreeMap::new(),
         already_present: BTreeMap::new(),
         referrers_api: 0,
@@ -960,6 +1175,70 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
         };
         *map.entry(kind).or_insert(0) += 1;
     };
+    // The referrers, read and checked before anything is pushed: a referrer the inventory lists
+    // whose manifest is about another subject (or none) refuses the bundle, never skipped.
+    let mut by_subject: Vec<(Descriptor, Vec<cnb_referrers::Referrer>)> = Vec::new();
+    for entry in inventory.of_kind(Kind::Referrer) {
+        let bytes = read_manifest(&layout, &entry.digest, &bundle)?;
+        let manifest = ImageManifest::from_json(&bytes)
+            .map_err(|e| Error::BadImage(format!("{bundle}: referrer {}: {e}", entry.digest)))?;
+        let subject = match &manifest.subject {
+            Some(subject) if entry.subject.as_ref() == Some(&subject.digest) => subject.clone(),
+            other => {
+                return Err(Error::BadImage(format!(
+                    "{bundle}: referrer {} is about {}, the inventory says {}",
+                    entry.digest,
+                    other
+                        .as_ref()
+                        .map(|s| s.digest.as_str())
+                        .unwrap_or("nothing"),
+                    entry
+                        .subject
+                        .as_ref()
+                        .map(Digest::as_str)
+                        .unwrap_or("nothing")
+                )))
+            }
+        };
+        let mut blobs = Vec::new();
+        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
+            let data = if blob.size <= IN_MEMORY_BLOB {
+                Blob::Bytes(
+                    layout
+                        .read_blob(&blob.digest, IN_MEMORY_BLOB)
+                        .map_err(layout_error)?,
+                )
+            } else {
+                file_blob(&layout, &blob.digest, blob.size)
+            };
+            blobs.push((blob.clone(), data));
+        }
+        // The descriptor the destination's `sha256-<hex>` index lists: from the checked bytes,
+        // as export builds it, never from the bundle's index.json.
+        let descriptor = Descriptor {
+            media_type: media_type_of(&bytes, &entry.media_type),
+            digest: entry.digest.clone(),
+            size: bytes.len() as u64,
+            artifact_type: Some(manifest.effective_artifact_type().to_string()),
+            annotations: manifest.annotations.clone(),
+            platform: None,
+        };
+        let referrer = cnb_referrers::Referrer {
+            format: cnb_referrers::StorageFormat::detect(&manifest)
+                .unwrap_or(cnb_referrers::StorageFormat::Bundle),
+            manifest,
+            manifest_bytes: bytes,
+            descriptor,
+            blobs,
+        };
+        match by_subject
+            .iter_mut()
+            .find(|(s, _)| s.digest == subject.digest)
+        {
+            Some((_, referrers)) => referrers.push(referrer),
+            None => by_subject.push((subject.bare(), vec![referrer])),
+        }
+    }
     let manifests: Vec<&Entry> = inventory
         .entries
         .iter()
@@ -990,72 +1269,14 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
         }
         // Children before the index that lists them: the reverse of the order they were met.
         for entry in manifests.iter().rev() {
-            let bytes = layout
-                .read_blob(&entry.digest, MAX_MANIFEST_SIZE)
-                .map_err(layout_error)?;
+            let bytes = read_manifest(&layout, &entry.digest, &bundle)?;
+            let media_type = media_type_of(&bytes, &entry.media_type);
             let pushed =
-                cnb_registry::copy::push_manifest(&client, repo, &bytes, &entry.media_type).await?;
+                cnb_registry::copy::push_manifest(&client, repo, &bytes, &media_type).await?;
             count(&mut report, entry.kind, pushed);
         }
     }
-    if let Some(tag) = &tag {
-        let bytes = layout
-            .read_blob(&inventory.image.digest, MAX_MANIFEST_SIZE)
-            .map_err(layout_error)?;
-        report.tag_moved =
-            cnb_registry::copy::set_tag(&client, repo, tag, &bytes, &inventory.image.media_type)
-                .await?;
-    }
     // 2. Referrers, per subject, through the one attach path.
-    let listed: BTreeMap<Digest, Descriptor> = layout
-        .index()
-        .map_err(layout_error)?
-        .manifests
-        .into_iter()
-        .map(|d| (d.digest.clone(), d))
-        .collect();
-    let mut by_subject: Vec<(Descriptor, Vec<cnb_referrers::Referrer>)> = Vec::new();
-    for entry in inventory.of_kind(Kind::Referrer) {
-        let bytes = layout
-            .read_blob(&entry.digest, MAX_MANIFEST_SIZE)
-            .map_err(layout_error)?;
-        let manifest = ImageManifest::from_json(&bytes)
-            .map_err(|e| Error::BadImage(format!("{bundle}: referrer {}: {e}", entry.digest)))?;
-        let Some(subject) = manifest.subject.clone() else {
-            continue;
-        };
-        let mut blobs = Vec::new();
-        for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
-            let data = if blob.size <= IN_MEMORY_BLOB {
-                Blob::Bytes(
-                    layout
-                        .read_blob(&blob.digest, IN_MEMORY_BLOB)
-                        .map_err(layout_error)?,
-                )
-            } else {
-                file_blob(&layout, &blob.digest, blob.size)
-            };
-            blobs.push((blob.clone(), data));
-        }
-        let descriptor = listed.get(&entry.digest).cloned().ok_or_else(|| {
-            Error::BadImage(format!("{bundle}: referrer {} is not listed", entry.digest))
-        })?;
-        let referrer = cnb_referrers::Referrer {
-            format: cnb_referrers::StorageFormat::detect(&manifest)
-                .unwrap_or(cnb_referrers::StorageFormat::Bundle),
-            manifest,
-            manifest_bytes: bytes,
-            descriptor,
-            blobs,
-        };
-        match by_subject
-            .iter_mut()
-            .find(|(s, _)| s.digest == subject.digest)
-        {
-            Some((_, referrers)) => referrers.push(referrer),
-            None => by_subject.push((subject.bare(), vec![referrer])),
-        }
-    }
     let options = cnb_registry::AttachOptions::default();
     for (subject, referrers) in &by_subject {
         let attached = cnb_registry::attach(&client, repo, subject, referrers, &options).await?;
@@ -1084,9 +1305,8 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
         let (Some(tag), Some(subject)) = (&entry.ref_name, &entry.subject) else {
             continue;
         };
-        let bytes = layout
-            .read_blob(&entry.digest, MAX_MANIFEST_SIZE)
-            .map_err(layout_error)?;
+        let bytes = read_manifest(&layout, &entry.digest, &bundle)?;
+        let media_type = media_type_of(&bytes, &entry.media_type);
         let manifest = ImageManifest::from_json(&bytes)
             .map_err(|e| Error::BadImage(format!("{bundle}: {tag}: {e}")))?;
         for blob in std::iter::once(&manifest.config).chain(&manifest.layers) {
@@ -1096,7 +1316,7 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
                     .await?;
             count(&mut report, Kind::ReferrerBlob, pushed);
         }
-        match cnb_registry::copy::push_tag(&client, repo, tag, &bytes, &entry.media_type).await? {
+        match cnb_registry::copy::push_tag(&client, repo, tag, &bytes, &media_type).await? {
             cnb_registry::copy::TagPush::Pushed => count(&mut report, Kind::CosignTag, true),
             cnb_registry::copy::TagPush::AlreadyPresent => {
                 count(&mut report, Kind::CosignTag, false)
@@ -1122,13 +1342,42 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
             }
         }
     }
+    // 4. The tag, last.
+    if let Some(tag) = &tag {
+        if explicit_tag {
+            report.tag_moved =
+                cnb_registry::copy::set_tag(&client, repo, tag, &image_bytes, &image_media_type)
+                    .await?;
+        } else {
+            match cnb_registry::copy::push_tag(&client, repo, tag, &image_bytes, &image_media_type)
+                .await?
+            {
+                cnb_registry::copy::TagPush::Pushed => report.tag_moved = true,
+                cnb_registry::copy::TagPush::AlreadyPresent => {}
+                cnb_registry::copy::TagPush::Different(other) => report.tag_left = Some(other),
+            }
+        }
+    }
     report.requests = client.stats().total();
     Ok(report)
 }
 
+/// A manifest of the bundle: read bounded, its bytes checked against `digest`.
+fn read_manifest(layout: &OciLayout, digest: &Digest, bundle: &str) -> Result<Vec<u8>, Error> {
+    let bytes = layout
+        .read_blob(digest, MAX_MANIFEST_SIZE)
+        .map_err(layout_error)?;
+    if Digest::of(&bytes) != *digest {
+        return Err(Error::BadImage(format!(
+            "{bundle}: manifest {digest} does not match its digest"
+        )));
+    }
+    Ok(bytes)
+}
+
 /// Opens a bundle: a layout directory, or a tar extracted into a temporary directory (removed
 /// when the returned guard is dropped).
-fn open_bundle(path: &Path) -> Result<(OciLayout, Option<Staging>), Error> {
+fn open_bundle(path: &Path) -> Result<(OciLayout, Option<tempfile::TempDir>), Error> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => {
             Error::ImageNotFound(format!("{}: no such bundle", path.display()))
@@ -1141,15 +1390,22 @@ fn open_bundle(path: &Path) -> Result<(OciLayout, Option<Staging>), Error> {
     if meta.is_dir() {
         return Ok((OciLayout::open(path).map_err(layout_error)?, None));
     }
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or_default();
-    let staging = Staging(
-        std::env::temp_dir().join(format!("cnb-attest-import-{}-{nanos}", std::process::id())),
-    );
-    extract_tar(path, &staging.0)?;
-    let layout = OciLayout::open(&staging.0).map_err(layout_error)?;
+    // A private directory (random name, mode 0700) beside the tar, removed when dropped.
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let staging = tempfile::Builder::new()
+        .prefix(".cnb-attest-import-")
+        .tempdir_in(parent)
+        .map_err(|e| {
+            Error::InvalidRequest(format!(
+                "{}: cannot create a directory beside it to extract it into: {e}",
+                path.display()
+            ))
+        })?;
+    extract_tar(path, staging.path())?;
+    let layout = OciLayout::open(staging.path()).map_err(layout_error)?;
     Ok((layout, Some(staging)))
 }
 
@@ -1190,4 +1446,155 @@ fn extract_tar(path: &Path, dir: &Path) -> Result<(), Error> {
             .map_err(|e| bad(e.to_string()))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::OpenOptions;
+
+    /// The example image as an OCI layout at `<dir>/image`; its `oci:` name.
+    fn image(dir: &Path) -> String {
+        let layers =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/node-express/layers");
+        cnb_fixtures::build(&cnb_fixtures::node_express(&layers), &dir.join("image")).unwrap();
+        format!("oci:{}:latest", dir.join("image").display())
+    }
+
+    fn run(target: &str, output: &Path, force: bool) -> Result<ExportReport, Error> {
+        let request = ExportRequest {
+            output: output.to_path_buf(),
+            force,
+            ..ExportRequest::default()
+        };
+        crate::block_on(async {
+            export(
+                &Image::open(target, &OpenOptions::default()).await?,
+                &request,
+            )
+            .await
+        })
+        .and_then(|r| r)
+    }
+
+    /// Names in `dir` starting with `.` (staging or aside directories left behind).
+    fn hidden(dir: &Path) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .filter_map(|e| e.unwrap().file_name().to_str().map(str::to_string))
+            .filter(|n| n.starts_with('.'))
+            .collect()
+    }
+
+    fn refused(result: Result<ExportReport, Error>, says: &str) {
+        match result {
+            Err(Error::InvalidRequest(message)) => {
+                assert!(message.contains(says), "{message}")
+            }
+            other => panic!("not refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn force_replaces_an_earlier_bundle_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = image(dir.path());
+        // A directory that is not a bundle: refused even with force, left as it was.
+        let src = dir.path().join("src");
+        std::fs::create_dir(&src).unwrap();
+        std::fs::write(src.join("main.rs"), "fn main() {}").unwrap();
+        refused(run(&target, &src, true), "not a bundle");
+        assert_eq!(std::fs::read(src.join("main.rs")).unwrap(), b"fn main() {}");
+        // A file not ending in .tar: refused even with force.
+        let notes = dir.path().join("notes.txt");
+        std::fs::write(&notes, "keep").unwrap();
+        refused(
+            run(&target, &notes, true),
+            "not a regular file ending in .tar",
+        );
+        assert_eq!(std::fs::read(&notes).unwrap(), b"keep");
+
+        // An earlier bundle: refused without force, replaced with it.
+        let bundle = dir.path().join("bundle");
+        run(&target, &bundle, false).unwrap();
+        std::fs::write(bundle.join("stale"), "old").unwrap();
+        refused(run(&target, &bundle, false), "--force");
+        assert!(bundle.join("stale").is_file());
+        let report = run(&target, &bundle, true).unwrap();
+        assert_eq!(report.written[&Kind::Manifest], 1);
+        assert!(!bundle.join("stale").exists(), "the old bundle is gone");
+        assert!(bundle.join(INVENTORY_FILE).is_file());
+        // An earlier tar, the same.
+        let tar = dir.path().join("bundle.tar");
+        run(&target, &tar, false).unwrap();
+        let first = std::fs::read(&tar).unwrap();
+        refused(run(&target, &tar, false), "--force");
+        run(&target, &tar, true).unwrap();
+        assert_eq!(std::fs::read(&tar).unwrap(), first);
+        assert!(hidden(dir.path()).is_empty(), "{:?}", hidden(dir.path()));
+    }
+
+    #[test]
+    fn the_source_layout_is_never_the_output() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = image(dir.path());
+        let bundle = dir.path().join("bundle");
+        run(&target, &bundle, false).unwrap();
+        let from_bundle = format!("oci:{}:latest", bundle.display());
+        let before = std::fs::read(bundle.join("index.json")).unwrap();
+        // The bundle itself (a bundle, so --force alone would allow it), inside it, its parent.
+        refused(run(&from_bundle, &bundle, true), "the layout exported");
+        refused(
+            run(&from_bundle, &bundle.join("inner"), false),
+            "the layout exported",
+        );
+        refused(
+            run(&target, &dir.path().join("image").join("blobs.tar"), false),
+            "the layout exported",
+        );
+        let from_inner = format!("oci:{}:latest", dir.path().join("image").display());
+        std::fs::create_dir(dir.path().join("empty")).unwrap();
+        std::fs::rename(dir.path().join("image"), dir.path().join("empty/image")).unwrap();
+        let moved = from_inner.replace("/image:", "/empty/image:");
+        refused(run(&moved, &dir.path().join("empty"), true), "not a bundle");
+        assert_eq!(std::fs::read(bundle.join("index.json")).unwrap(), before);
+        assert!(dir.path().join("empty/image/index.json").is_file());
+        assert!(hidden(dir.path()).is_empty(), "{:?}", hidden(dir.path()));
+    }
+
+    #[test]
+    fn a_blob_too_large_for_a_tar_entry_is_refused_before_it_is_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::create(&dir.path().join("big")).unwrap();
+        let config =
+            br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#;
+        let (config_digest, _) = layout.write_blob(config).unwrap();
+        let huge = Digest::of(b"never written");
+        let manifest = serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": config_digest,
+                "size": config.len(),
+            },
+            "layers": [{
+                "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+                "digest": huge,
+                "size": cnb_sbom_restore::tar_write::MAX_ENTRY_SIZE + 1,
+            }],
+        });
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        layout.write_blob(&bytes).unwrap();
+        let mut listed =
+            Descriptor::for_bytes("application/vnd.oci.image.manifest.v1+json", &bytes);
+        listed.annotations = Some([(REF_NAME.to_string(), "latest".to_string())].into());
+        layout.add_to_index(&[listed]).unwrap();
+        let target = format!("oci:{}:latest", dir.path().join("big").display());
+        let out = dir.path().join("big.tar");
+        refused(run(&target, &out, false), huge.as_str());
+        refused(run(&target, &out, false), "directory bundle");
+        assert!(!out.exists());
+        assert!(hidden(dir.path()).is_empty(), "{:?}", hidden(dir.path()));
+    }
 }

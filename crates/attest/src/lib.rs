@@ -191,6 +191,16 @@ pub enum Error {
         /// What is missing.
         missing: Vec<cnb_referrers::inventory::Missing>,
     },
+    /// An export bundle lists referrers or cosign tags its inventory does not (added to the layout
+    /// after export, e.g. by signing `oci:<bundle>`): importing would leave them behind without a
+    /// word, so nothing was pushed. `unlisted` names each (kind, digest, subject).
+    #[error("{bundle}: the bundle holds {} referrer(s) its inventory does not list (added after export?): {}; export again", unlisted.len(), shown_missing(unlisted))]
+    BundleUnlisted {
+        /// The bundle.
+        bundle: String,
+        /// What `index.json` lists that the inventory does not.
+        unlisted: Vec<cnb_referrers::inventory::Missing>,
+    },
 }
 
 fn shown_missing(missing: &[cnb_referrers::inventory::Missing]) -> String {

@@ -138,7 +138,9 @@ pub struct Inventory {
     pub entries: Vec<Entry>,
 }
 
-/// Something the inventory lists that the layout does not hold as listed.
+/// Something the inventory and the layout disagree about: an object the inventory lists that the
+/// layout does not hold as listed ([`Inventory::check`]), or a referrer or cosign tag the layout
+/// lists that the inventory does not ([`Inventory::not_in_inventory`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub struct Missing {
@@ -268,6 +270,101 @@ impl Inventory {
     }
 }
 
+impl Inventory {
+    /// The referrers and cosign tags `index.json` lists that the inventory does not (added to the
+    /// layout after export, e.g. by signing `oci:<bundle>`): an entry with an `artifactType`, or
+    /// whose manifest has a `subject`, whose digest the inventory does not hold; an entry under a
+    /// cosign tag name (`sha256-<hex>.att`/`.sig`) that the inventory does not list under that
+    /// name with that digest. Manifests are read bounded ([`crate::layout::MAX_MANIFEST_SIZE`]);
+    /// one that cannot be read is judged by its listing alone.
+    pub fn not_in_inventory(&self, layout: &OciLayout) -> Result<Vec<Missing>, Error> {
+        let known: BTreeSet<&Digest> = self
+            .entries
+            .iter()
+            .map(|e| &e.digest)
+            .chain(std::iter::once(&self.image.digest))
+            .collect();
+        let mut extra = Vec::new();
+        for d in layout.index()?.manifests {
+            let name = d.annotation(REF_NAME);
+            if let Some(subject) = name.and_then(cosign_tag_subject) {
+                let name = name.unwrap_or_default();
+                let listed = self
+                    .of_kind(Kind::CosignTag)
+                    .any(|e| e.digest == d.digest && e.ref_name.as_deref() == Some(name));
+                if !listed {
+                    extra.push(Missing {
+                        kind: Kind::CosignTag,
+                        digest: d.digest.clone(),
+                        subject: Some(subject),
+                        reason: format!(
+                            "listed in index.json under `{name}`, not in the inventory"
+                        ),
+                    });
+                }
+                continue;
+            }
+            if known.contains(&d.digest) {
+                continue;
+            }
+            let subject = layout
+                .read_blob(&d.digest, crate::layout::MAX_MANIFEST_SIZE)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+                .and_then(|v| v["subject"]["digest"].as_str().map(str::to_string))
+                .and_then(|s| s.parse::<Digest>().ok());
+            if subject.is_some() || d.artifact_type.is_some() {
+                extra.push(Missing {
+                    kind: Kind::Referrer,
+                    digest: d.digest.clone(),
+                    subject,
+                    reason: "listed in index.json, not in the inventory".into(),
+                });
+            }
+        }
+        Ok(extra)
+    }
+}
+
+/// The subject a cosign 2 tag name (`sha256-<hex>.att`, `.sig`) is about; `None` for any other
+/// name.
+pub fn cosign_tag_subject(name: &str) -> Option<Digest> {
+    let (stem, suffix) = name.rsplit_once('.')?;
+    if suffix != "att" && suffix != "sig" {
+        return None;
+    }
+    Digest::sha256(stem.strip_prefix("sha256-")?).ok()
+}
+
+/// A writer that hashes what is written to it (SHA-256), for checking a blob streamed from
+/// elsewhere (a tar entry) without holding it.
+#[derive(Default)]
+pub struct Sha256Writer {
+    hasher: Sha256,
+    len: u64,
+}
+
+impl Sha256Writer {
+    /// The digest and length of everything written.
+    pub fn finish(self) -> (Digest, u64) {
+        let hex = hex::encode(self.hasher.finalize());
+        let digest = Digest::sha256(&hex).expect("a SHA-256 is 64 hex digits");
+        (digest, self.len)
+    }
+}
+
+impl std::io::Write for Sha256Writer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.hasher.update(buf);
+        self.len += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The `index.json` listing as a set: every digest, and `<digest>#<ref name>` for tagged entries.
 pub fn listed_in_index(layout: &OciLayout) -> Result<BTreeSet<String>, Error> {
     let mut listed = BTreeSet::new();
@@ -388,5 +485,65 @@ mod tests {
         assert_eq!(missing.len(), 1, "{missing:?}");
         assert_eq!(missing[0].digest, referrer);
         assert!(missing[0].to_string().contains("blob is missing"));
+        assert!(back.not_in_inventory(&layout).unwrap().is_empty());
+    }
+
+    #[test]
+    fn referrers_and_cosign_tags_the_inventory_does_not_list_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = OciLayout::create(dir.path()).unwrap();
+        let (image, _) = layout.write_blob(b"{\"image\":1}").unwrap();
+        let mut tagged = Descriptor::for_bytes("application/x", b"{\"image\":1}");
+        tagged.annotations = Some([(REF_NAME.to_string(), "v1".to_string())].into());
+        // Added after export: a referrer with an artifactType, one known only by its subject,
+        // a cosign tag.
+        let typed = Descriptor {
+            artifact_type: Some("application/x-sbom".into()),
+            ..Descriptor::for_bytes("application/x", b"{\"typed\":1}")
+        };
+        let about = format!("{{\"subject\":{{\"digest\":\"{image}\"}}}}");
+        let (untyped, _) = layout.write_blob(about.as_bytes()).unwrap();
+        let untyped_listed = Descriptor::for_bytes("application/x", about.as_bytes());
+        let mut att = Descriptor::for_bytes("application/x", b"{\"att\":1}");
+        let att_name = format!("{}.att", image.fallback_tag());
+        att.annotations = Some([(REF_NAME.to_string(), att_name)].into());
+        // Another image (no artifactType, no subject) is not a referrer: not named.
+        let (other, _) = layout.write_blob(b"{\"other\":1}").unwrap();
+        let other_listed = Descriptor::for_bytes("application/x", b"{\"other\":1}");
+        layout
+            .add_to_index(&[
+                tagged,
+                typed.clone(),
+                untyped_listed,
+                att.clone(),
+                other_listed,
+            ])
+            .unwrap();
+        let inventory = Inventory {
+            version: INVENTORY_VERSION,
+            image: ExportedImage {
+                source: "x".into(),
+                tag: Some("v1".into()),
+                digest: image.clone(),
+                media_type: "application/x".into(),
+                size: 11,
+            },
+            attestations_only: false,
+            entries: Vec::new(),
+        };
+        let extra = inventory.not_in_inventory(&layout).unwrap();
+        let named: Vec<(&Digest, Kind)> = extra.iter().map(|m| (&m.digest, m.kind)).collect();
+        assert_eq!(
+            named,
+            vec![
+                (&typed.digest, Kind::Referrer),
+                (&untyped, Kind::Referrer),
+                (&att.digest, Kind::CosignTag)
+            ],
+            "{extra:?}"
+        );
+        assert_eq!(extra[1].subject.as_ref(), Some(&image));
+        assert_eq!(extra[2].subject.as_ref(), Some(&image));
+        assert!(!extra.iter().any(|m| m.digest == other));
     }
 }

@@ -157,7 +157,9 @@ pub enum TagPush {
 }
 
 /// Points `tag` at manifest `bytes` (sent as they are) when the tag is absent; never moves a tag
-/// that names another manifest ([`TagPush::Different`]: the caller decides).
+/// that names another manifest ([`TagPush::Different`]: the caller decides). The tag is read back
+/// after the write: a concurrent writer whose write landed after this one's is reported as
+/// [`TagPush::Different`] too (for a cosign tag, the caller merges into it).
 pub async fn push_tag(
     client: &Client,
     repo: &Repository,
@@ -173,7 +175,10 @@ pub async fn push_tag(
             client
                 .put_manifest(repo, tag, bytes, media_type, None)
                 .await?;
-            Ok(TagPush::Pushed)
+            match client.get_manifest(repo, tag).await? {
+                Some(fetched) if fetched.digest != digest => Ok(TagPush::Different(fetched.digest)),
+                _ => Ok(TagPush::Pushed),
+            }
         }
     }
 }

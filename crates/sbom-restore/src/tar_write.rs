@@ -137,6 +137,17 @@ mod tests {
     }
 
     #[test]
+    fn an_entry_over_the_ustar_size_limit_is_refused_before_anything_is_written() {
+        let mut out = Vec::new();
+        let mut tar = TarWriter::new(&mut out);
+        let refused = tar
+            .file("big", MAX_ENTRY_SIZE + 1, &mut &b""[..])
+            .unwrap_err();
+        assert!(refused.to_string().contains("ustar"), "{refused}");
+        assert!(out.is_empty());
+    }
+
+    #[test]
     fn a_body_shorter_or_longer_than_announced_is_an_error() {
         let mut tar = TarWriter::new(Vec::new());
         assert!(tar.file("x", 4, &mut &b"abc"[..]).is_err());
