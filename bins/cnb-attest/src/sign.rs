@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::Args;
 use cnb_attest::keys::KeySource;
 use cnb_attest::sign::{
-    LayersInput, PlatformSigned, PlatformsSignRequest, SignInput, SignRequest, SignedPlatforms,
+    LayersInput, PlatformsSignRequest, SignInput, SignRequest, SignedPlatforms,
 };
 use cnb_attest::{Image, Status};
 use cnb_phase::flags::{
@@ -167,16 +167,7 @@ pub(crate) fn run(args: SignArgs) -> Result<u8, Failure> {
             block_on(async {
                 let image = Image::open(&args.image, &open).await?;
                 let signed = cnb_attest::sign::sign(&image, &request).await?;
-                Ok(SignedPlatforms {
-                    index: None,
-                    index_signature: None,
-                    platforms: vec![PlatformSigned {
-                        image: image.name().to_string(),
-                        platform: image.platform().cloned(),
-                        report: signed.report,
-                    }],
-                    throwaway_key: signed.throwaway_key,
-                })
+                Ok(SignedPlatforms::single(&image, signed))
             })?
         }
         None => {

@@ -350,9 +350,9 @@ pub async fn export(image: &Image, request: &ExportRequest) -> Result<ExportRepo
         let tmp = work.path().join("bundle.tar");
         write_tar(&staging, &tmp, output)?;
         check_tar(&tmp, &staging, output)?;
-        replace(output, &tmp, &parent)?;
+        replace(output, &tmp, &parent, request.force)?;
     } else {
-        replace(output, &staging, &parent)?;
+        replace(output, &staging, &parent, request.force)?;
     }
     drop(work);
     let mut written = BTreeMap::new();
@@ -449,13 +449,17 @@ fn refuse_overlap(output: &Path, parent: &Path, name: &str, source: &Path) -> Re
     Ok(())
 }
 
-/// Moves `built` (a directory or file) to `output`. What `refuse_overwrite` allowed to be replaced
-/// is first renamed aside (into a private directory beside it), the new bundle renamed in, then
-/// the old one deleted: at no moment is there neither. If the new one cannot be moved in, the old
-/// one is put back.
-fn replace(output: &Path, built: &Path, parent: &Path) -> Result<(), Error> {
+/// Moves `built` (a directory or file) to `output`, checking again what is there now (the export
+/// may have taken a while: what appeared since is judged as at the start). A tar file replaces
+/// an earlier one in one rename. An earlier bundle directory is first renamed aside (into a
+/// private directory beside it), the new one renamed in, then the old one deleted; if the new one
+/// cannot be moved in, the old one is put back, and if even that fails it is kept where it was
+/// moved and the error says where.
+fn replace(output: &Path, built: &Path, parent: &Path, force: bool) -> Result<(), Error> {
     let io = io_error(output);
-    if std::fs::symlink_metadata(output).is_err() {
+    refuse_overwrite(output, force)?;
+    let existing = std::fs::symlink_metadata(output).ok();
+    if existing.is_none() || (built.is_file() && existing.is_some_and(|m| m.is_file())) {
         std::fs::rename(built, output).map_err(&io)?;
         cnb_local_files::sync_dir(parent);
         return Ok(());
@@ -467,7 +471,15 @@ fn replace(output: &Path, built: &Path, parent: &Path) -> Result<(), Error> {
     let old = aside.path().join("old");
     std::fs::rename(output, &old).map_err(&io)?;
     if let Err(e) = std::fs::rename(built, output) {
-        let _ = std::fs::rename(&old, output);
+        if std::fs::rename(&old, output).is_err() {
+            let kept = aside.keep();
+            return Err(Error::InvalidRequest(format!(
+                "-o {}: the new bundle could not be moved in ({e}) and the earlier one could not be \
+                 put back: it is at {}",
+                output.display(),
+                kept.join("old").display()
+            )));
+        }
         return Err(io(e));
     }
     cnb_local_files::sync_dir(parent);
@@ -1104,12 +1116,23 @@ pub async fn import(request: &ImportRequest) -> Result<ImportReport, Error> {
             inventory.image.digest
         )));
     }
-    // cosign tags: the name is the subject's `sha256-<hex>.att` or `.sig`, nothing else.
+    // cosign tags: the name is the subject's `sha256-<hex>.att` or `.sig`, nothing else, and the
+    // subject is something the bundle exported (the image, a child, a referrer).
+    let exported: BTreeSet<&Digest> = inventory
+        .entries
+        .iter()
+        .filter(|e| matches!(e.kind, Kind::Manifest | Kind::Index | Kind::Referrer))
+        .map(|e| &e.digest)
+        .chain(std::iter::once(&inventory.image.digest))
+        .collect();
     for entry in inventory.of_kind(Kind::CosignTag) {
         let tied = match (&entry.ref_name, &entry.subject) {
-            (Some(name), Some(subject)) => ["att", "sig"]
-                .iter()
-                .any(|suffix| *name == format!("{}.{suffix}", subject.fallback_tag())),
+            (Some(name), Some(subject)) => {
+                exported.contains(subject)
+                    && ["att", "sig"]
+                        .iter()
+                        .any(|suffix| *name == format!("{}.{suffix}", subject.fallback_tag()))
+            }
             _ => false,
         };
         let bytes = read_manifest(&layout, &entry.digest, &bundle)?;
@@ -1390,17 +1413,14 @@ fn open_bundle(path: &Path) -> Result<(OciLayout, Option<tempfile::TempDir>), Er
     if meta.is_dir() {
         return Ok((OciLayout::open(path).map_err(layout_error)?, None));
     }
-    // A private directory (random name, mode 0700) beside the tar, removed when dropped.
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    // A private directory (random name, mode 0700) in the temporary directory (TMPDIR), removed
+    // when dropped: the tar may be on read-only or full transfer media.
     let staging = tempfile::Builder::new()
-        .prefix(".cnb-attest-import-")
-        .tempdir_in(parent)
+        .prefix("cnb-attest-import-")
+        .tempdir()
         .map_err(|e| {
             Error::InvalidRequest(format!(
-                "{}: cannot create a directory beside it to extract it into: {e}",
+                "{}: cannot create a temporary directory (TMPDIR) to extract it into: {e}",
                 path.display()
             ))
         })?;
@@ -1532,6 +1552,25 @@ mod tests {
         run(&target, &tar, true).unwrap();
         assert_eq!(std::fs::read(&tar).unwrap(), first);
         assert!(hidden(dir.path()).is_empty(), "{:?}", hidden(dir.path()));
+    }
+
+    #[test]
+    fn what_appeared_at_the_output_during_the_export_is_judged_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let parent = dir.path();
+        let built = parent.join("built");
+        std::fs::create_dir(&built).unwrap();
+        std::fs::write(built.join("oci-layout"), "{}").unwrap();
+        // Nothing was at -o when the export started; someone's files are there now.
+        let output = parent.join("out");
+        std::fs::create_dir(&output).unwrap();
+        std::fs::write(output.join("notes"), "mine").unwrap();
+        let refused = replace(&output, &built, parent, false).unwrap_err();
+        assert!(refused.to_string().contains("--force"), "{refused}");
+        let refused = replace(&output, &built, parent, true).unwrap_err();
+        assert!(refused.to_string().contains("not a bundle"), "{refused}");
+        assert_eq!(std::fs::read(output.join("notes")).unwrap(), b"mine");
+        assert!(built.join("oci-layout").is_file());
     }
 
     #[test]

@@ -277,6 +277,20 @@ pub struct SignedPlatforms {
 }
 
 impl SignedPlatforms {
+    /// What [`sign`] did to one image, as a run of one platform (no index signed).
+    pub fn single(image: &Image, signed: Signed) -> Self {
+        SignedPlatforms {
+            index: None,
+            index_signature: None,
+            platforms: vec![PlatformSigned {
+                image: image.name().to_string(),
+                platform: image.platform().cloned(),
+                report: signed.report,
+            }],
+            throwaway_key: signed.throwaway_key,
+        }
+    }
+
     /// Every report: each platform's, then the index signature's.
     pub fn reports(&self) -> impl Iterator<Item = &SignReport> {
         self.platforms
@@ -365,16 +379,7 @@ pub async fn sign_platforms(
                 request.progress,
             )
             .await?;
-            return Ok(SignedPlatforms {
-                index: None,
-                index_signature: None,
-                platforms: vec![PlatformSigned {
-                    image: image.name().to_string(),
-                    platform: image.platform().cloned(),
-                    report: signed.report,
-                }],
-                throwaway_key: signed.throwaway_key,
-            });
+            return Ok(SignedPlatforms::single(&image, signed));
         }
         Err(Error::AmbiguousPlatform { image, platforms }) if plain.is_some() => {
             return Err(Error::AmbiguousPlatform { image, platforms })

@@ -287,6 +287,10 @@ impl Inventory {
         let mut extra = Vec::new();
         for d in layout.index()?.manifests {
             let name = d.annotation(REF_NAME);
+            // The exported image under its own tag, whatever that tag looks like.
+            if d.digest == self.image.digest && name == self.image.tag.as_deref() {
+                continue;
+            }
             if let Some(subject) = name.and_then(cosign_tag_subject) {
                 let name = name.unwrap_or_default();
                 let listed = self

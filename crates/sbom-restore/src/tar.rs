@@ -242,34 +242,8 @@ impl<R: Read> TarReader<R> {
     /// Reads the rest of the current entry's body, refusing (without reading it) a body of more
     /// than `cap` bytes.
     pub fn read_body(&mut self, cap: u64) -> Result<Vec<u8>, Error> {
-        let Some(name) = self.current.clone() else {
-            return Err(malformed("no current entry to read".into()));
-        };
-        if self.remaining > cap {
-            return Err(malformed(format!(
-                "entry `{}` is {} bytes, over the {cap}-byte limit",
-                shown(&name),
-                self.remaining
-            )));
-        }
         let mut body = Vec::new();
-        let want = self.remaining;
-        let read = (&mut self.inner)
-            .take(want)
-            .read_to_end(&mut body)
-            .map_err(|e| {
-                self.failed = true;
-                malformed(format!("reading entry `{}`: {e}", shown(&name)))
-            })? as u64;
-        self.position += read;
-        self.remaining -= read;
-        if read < want {
-            self.failed = true;
-            return Err(malformed(format!(
-                "entry `{}` is truncated ({read} of {want} bytes)",
-                shown(&name)
-            )));
-        }
+        self.copy_body(&mut body, cap)?;
         Ok(body)
     }
 
@@ -289,7 +263,7 @@ impl<R: Read> TarReader<R> {
         let want = self.remaining;
         let copied = io::copy(&mut (&mut self.inner).take(want), out).map_err(|e| {
             self.failed = true;
-            malformed(format!("copying entry `{}`: {e}", shown(&name)))
+            malformed(format!("reading entry `{}`: {e}", shown(&name)))
         })?;
         self.position += copied;
         self.remaining -= copied;
