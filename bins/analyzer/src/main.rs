@@ -279,6 +279,20 @@ fn run(cli: Cli) -> Result<u8, Failure> {
                 shown(&differing.join(", "))
             ),
         )),
+        // With the earlier tree replaced as a rule, this is a tree that appeared at the place
+        // while the restore was being written (another writer, a swap): never mixed with.
+        Some(Refusal::Occupied {
+            path,
+            count,
+            example,
+        }) => Err(Failure::new(
+            exit::ANALYZE_WRITE,
+            format!(
+                "{} changed while the SBOMs of {name} were being restored: it now holds {count} entries (e.g. {}) it did not hold when checked; nothing was written or mixed with them",
+                shown(&path.display().to_string()),
+                shown(&example.display().to_string())
+            ),
+        )),
         Some(other) => Err(Failure::new(exit::FAILED, format!("{name}: {other:?}"))),
         None => {
             let from = match report.origin {
