@@ -214,8 +214,6 @@ impl Registry {
     /// Uploads `blob` to `repo` with curl (an independent writer): `POST` an upload, `PUT` it
     /// with its digest.
     pub fn upload_with_curl(&self, repo: &str, blob: &[u8]) {
-        let path = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(path.path(), blob).unwrap();
         let mut post = Command::new("curl");
         post.args(["-s", "-o", "/dev/null", "-D", "-", "-X", "POST"])
             .arg(format!("http://{}/v2/{repo}/blobs/uploads/", self.host));
@@ -232,43 +230,32 @@ impl Registry {
             .expect("the upload's Location")
             .trim()
             .to_string();
-        let mut put = Command::new("curl");
-        put.args([
-            "-s",
-            "-f",
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/octet-stream",
-            "--data-binary",
-        ])
-        .arg(format!("@{}", path.path().display()))
-        .arg(format!("{location}&digest={}", crate::sha256(blob)));
-        if let Some(c) = self.creds() {
-            put.arg("-u").arg(c);
-        }
-        crate::ok(crate::run(&mut put));
+        self.put_with_curl(
+            &format!("{location}&digest={}", crate::sha256(blob)),
+            "application/octet-stream",
+            blob,
+        );
     }
 
     /// `PUT`s an OCI image manifest as `repo:reference` with curl (an independent writer).
     pub fn put_manifest_with_curl(&self, repo: &str, reference: &str, bytes: &[u8]) {
+        self.put_with_curl(
+            &format!("http://{}/v2/{repo}/manifests/{reference}", self.host),
+            "application/vnd.oci.image.manifest.v1+json",
+            bytes,
+        );
+    }
+
+    /// `PUT` of `bytes` as `content_type` to `url` with curl, with this registry's credentials.
+    fn put_with_curl(&self, url: &str, content_type: &str, bytes: &[u8]) {
         let path = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(path.path(), bytes).unwrap();
         let mut put = Command::new("curl");
-        put.args([
-            "-s",
-            "-f",
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/vnd.oci.image.manifest.v1+json",
-            "--data-binary",
-        ])
-        .arg(format!("@{}", path.path().display()))
-        .arg(format!(
-            "http://{}/v2/{repo}/manifests/{reference}",
-            self.host
-        ));
+        put.args(["-s", "-f", "-X", "PUT", "-H"])
+            .arg(format!("Content-Type: {content_type}"))
+            .arg("--data-binary")
+            .arg(format!("@{}", path.path().display()))
+            .arg(url);
         if let Some(c) = self.creds() {
             put.arg("-u").arg(c);
         }

@@ -115,11 +115,24 @@ pub struct ExportReport {
 /// [`Image::open`] refuses it). The image returned is one of the index's platforms, opened by
 /// `target` as named; [`export`] reads the index again through that name.
 pub async fn open_for_export(target: &str, options: &crate::OpenOptions) -> Result<Image, Error> {
-    let mut opened = Image::open_platforms(target, options, &[]).await?;
-    if opened.images.is_empty() {
-        return Err(Error::BadImage(format!("{target}: no image to export")));
-    }
-    Ok(opened.images.swap_remove(0))
+    // Only the store and the name matter to `export`: one platform is opened, not every one.
+    let platforms = match Image::open(target, options).await {
+        Err(Error::AmbiguousPlatform { platforms, .. }) => platforms,
+        opened => return opened,
+    };
+    let platform = platforms
+        .into_iter()
+        .find_map(|p| p.platform)
+        .ok_or_else(|| {
+            Error::BadImage(format!(
+                "{target}: the image index lists no entry with a platform; name it by digest"
+            ))
+        })?;
+    let with = crate::OpenOptions {
+        platform: Some(platform),
+        ..options.clone()
+    };
+    Image::open(target, &with).await
 }
 
 /// Writes `image` as it was named (an image reached through an index: the whole index; open a

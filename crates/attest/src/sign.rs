@@ -181,13 +181,40 @@ async fn store(
     sign_options: &SignOptions,
     progress: bool,
 ) -> Result<SignReport, Error> {
+    let manifest = image.with_manifest()?;
+    let subject = Subject {
+        descriptor: &manifest.descriptor,
+        diff_ids: Some(&manifest.config.diff_ids),
+        by_digest: false,
+    };
+    store_subject(image, subject, config, roots, run, sign_options, progress).await
+}
+
+/// What [`store_subject`] signs in `image`'s store: its manifest, or the index it was reached
+/// through (no diffIDs; named by digest in a registry).
+struct Subject<'a> {
+    descriptor: &'a cnb_referrers::Descriptor,
+    diff_ids: Option<&'a [String]>,
+    by_digest: bool,
+}
+
+/// Signs `config` about `subject` and stores it where `image` is: the one place a layout or a
+/// registry is chosen for a signing run.
+async fn store_subject(
+    image: &Image,
+    subject: Subject<'_>,
+    config: &SignerConfig,
+    roots: &AllowedRoots,
+    run: &crate::keys::RunSigner<'_>,
+    sign_options: &SignOptions,
+    progress: bool,
+) -> Result<SignReport, Error> {
     #[cfg(not(feature = "registry"))]
     let _ = progress;
-    let manifest = image.with_manifest()?;
     let key = run.key();
     let options = run
         .options_for(
-            &manifest.descriptor,
+            subject.descriptor,
             image.name(),
             config,
             roots,
@@ -195,18 +222,35 @@ async fn store(
         )
         .await?;
     let report = match &image.source {
-        ImageSource::Layout { layout, .. } => {
-            cnb_signing::sign_layout(layout, manifest, config, roots, key, &options)?
-        }
+        ImageSource::Layout { layout, .. } => cnb_signing::sign_layout_subject(
+            layout,
+            subject.descriptor,
+            subject.diff_ids,
+            config,
+            roots,
+            key,
+            &options,
+        )?,
         #[cfg(feature = "registry")]
         ImageSource::Registry {
             reference, client, ..
         } => {
+            let by_digest;
+            let reference = if subject.by_digest {
+                by_digest = cnb_registry::ImageRef {
+                    repository: reference.repository.clone(),
+                    tag: None,
+                    digest: Some(subject.descriptor.digest.to_string()),
+                };
+                &by_digest
+            } else {
+                reference
+            };
             cnb_signing::sign_registry(
                 client,
                 reference,
-                &manifest.descriptor,
-                Some(&manifest.config.diff_ids),
+                subject.descriptor,
+                subject.diff_ids,
                 config,
                 roots,
                 key,
@@ -602,55 +646,21 @@ async fn sign_index(
         attestations: Vec::new(),
     };
     let roots = AllowedRoots::new(std::slice::from_ref(&root))?;
-    let key = run.key();
-    let options = run
-        .options_for(
-            &info.descriptor,
-            first.name(),
-            &config,
-            &roots,
-            &request.options,
-        )
-        .await?;
-    let report = match &first.source {
-        ImageSource::Layout { layout, .. } => cnb_signing::sign_layout_subject(
-            layout,
-            &info.descriptor,
-            None,
-            &config,
-            &roots,
-            key,
-            &options,
-        )?,
-        #[cfg(feature = "registry")]
-        ImageSource::Registry {
-            reference, client, ..
-        } => {
-            let reference = cnb_registry::ImageRef {
-                repository: reference.repository.clone(),
-                tag: None,
-                digest: Some(digest.to_string()),
-            };
-            cnb_signing::sign_registry(
-                client,
-                &reference,
-                &info.descriptor,
-                None,
-                &config,
-                &roots,
-                key,
-                &options,
-                &attach_options(request.progress),
-            )
-            .await?
-        }
-        _ => {
-            return Err(Error::InvalidRequest(
-                "only images in a registry or an OCI layout can be signed".into(),
-            ))
-        }
+    let subject = Subject {
+        descriptor: &info.descriptor,
+        diff_ids: None,
+        by_digest: true,
     };
-    Ok(report)
+    store_subject(
+        first,
+        subject,
+        &config,
+        &roots,
+        run,
+        &request.options,
+        request.progress,
+    )
+    .await
 }
 
 #[cfg(feature = "registry")]
